@@ -1,0 +1,164 @@
+/* fastoptim.h -- the one public C header of fastoptim.
+ *
+ * Every kernel is plain C99 with no Python: other numeric code can call it on raw buffers.
+ * Conventions:
+ *   - Each kernel exists for float32 (_f32) and float64 (_f64), generated from one source.
+ *   - Sizes and strides are int64_t and counted in ELEMENTS, not bytes.
+ *   - Unless a comment says otherwise, array arguments are C-contiguous and do not alias
+ *     (they are declared restrict); "in place" arguments are read and written.
+ *   - Per-step scalars arrive as double (computed in double, as torch does in Python) and are
+ *     cast to the element type inside the kernel.
+ *   - Kernels never allocate and never fail: the caller (the Cython layer) validates shapes,
+ *     dtypes, contiguity and aliasing before calling.
+ * The Cython mirror of this header is fastoptim/_C/kernels.pxd; keep the two in step.
+ */
+#ifndef FASTOPTIM_H
+#define FASTOPTIM_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ======================================================================================
+ * Tensor ops: forward and backward kernels of the autograd (csrc/tensor_*.c)
+ * ====================================================================================== */
+
+/* Binary element-wise operators. */
+enum fo_binary_op { FO_ADD = 0, FO_SUB = 1, FO_MUL = 2, FO_DIV = 3 };
+
+/* Unary element-wise operators (p0, p1 are the optional scalar parameters). */
+enum fo_unary_op {
+    FO_NEG = 0, FO_EXP = 1, FO_LOG = 2, FO_SQRT = 3, FO_ABS = 4, FO_RELU = 5, FO_TANH = 6,
+    FO_SIGMOID = 7,
+    FO_CLAMP = 8,     /* clamp(x, p0, p1); a NaN bound means "no bound" on that side */
+    FO_POW = 9,       /* x ** p0 */
+    FO_ADD_S = 10,    /* x + p0 */
+    FO_MUL_S = 11,    /* x * p0 */
+    FO_RSUB_S = 12,   /* p0 - x */
+    FO_RDIV_S = 13,   /* p0 / x */
+    FO_DIV_S = 14,    /* x / p0 (a true division, as torch) */
+    FO_RPOW_S = 15    /* p0 ** x */
+};
+
+/* out[i] = a[ia] (op) b[ib] over an ndim-dimensional broadcast iteration of `shape`.
+ * sa/sb: strides of a and b in elements, 0 along broadcast dimensions.  out is contiguous
+ * with `shape`.  ndim may be 0 (one element). */
+void fo_binary_f32(int op, int ndim, const int64_t *shape, float *out,
+                   const float *a, const int64_t *sa, const float *b, const int64_t *sb);
+void fo_binary_f64(int op, int ndim, const int64_t *shape, double *out,
+                   const double *a, const int64_t *sa, const double *b, const int64_t *sb);
+
+/* Backward of fo_binary: given g = dL/dout (contiguous, `shape`), ACCUMULATES
+ *   ga[ia] += dout/da * g,  gb[ib] += dout/db * g
+ * where ga/gb are laid out like a/b (same strides sa/sb; broadcast dims have stride 0, so
+ * their contributions are summed in a fixed order).  ga or gb may be NULL (not needed). */
+void fo_binary_backward_f32(int op, int ndim, const int64_t *shape, const float *g,
+                            const float *a, const int64_t *sa, const float *b,
+                            const int64_t *sb, float *ga, float *gb);
+void fo_binary_backward_f64(int op, int ndim, const int64_t *shape, const double *g,
+                            const double *a, const int64_t *sa, const double *b,
+                            const int64_t *sb, double *ga, double *gb);
+
+/* out[i] = op(x[i]; p0, p1) for i < n.  out may equal x (in place). */
+void fo_unary_f32(int op, int64_t n, float *out, const float *x, double p0, double p1);
+void fo_unary_f64(int op, int64_t n, double *out, const double *x, double p0, double p1);
+
+/* gx[i] = g[i] * d op(x; p0, p1)/dx at x[i]; y is the forward output op(x) (used by exp,
+ * sqrt, tanh and sigmoid, whose derivative is cheapest from y).  Writes gx (not accumulate). */
+void fo_unary_backward_f32(int op, int64_t n, const float *g, const float *x, const float *y,
+                           double p0, double p1, float *gx);
+void fo_unary_backward_f64(int op, int64_t n, const double *g, const double *x,
+                           const double *y, double p0, double p1, double *gx);
+
+/* In-place update x[i] (op)= alpha * a[i] for FO_ADD/FO_SUB, x[i] (op)= a[i] for FO_MUL/FO_DIV.
+ * a is either n elements or, when a_n == 1, one element broadcast to all. */
+void fo_inplace_binary_f32(int op, int64_t n, float *x, const float *a, int64_t a_n,
+                           double alpha);
+void fo_inplace_binary_f64(int op, int64_t n, double *x, const double *a, int64_t a_n,
+                           double alpha);
+
+/* In-place ternary updates used by optimizer code written in Python (torch's semantics):
+ *   addcmul: x += value * a * b      addcdiv: x += value * a / b      lerp: x += w * (a - x)
+ * a and b have n elements. */
+void fo_addcmul_f32(int64_t n, float *x, const float *a, const float *b, double value);
+void fo_addcmul_f64(int64_t n, double *x, const double *a, const double *b, double value);
+void fo_addcdiv_f32(int64_t n, float *x, const float *a, const float *b, double value);
+void fo_addcdiv_f64(int64_t n, double *x, const double *a, const double *b, double value);
+void fo_lerp_f32(int64_t n, float *x, const float *a, double w);
+void fo_lerp_f64(int64_t n, double *x, const double *a, double w);
+
+/* Sum of all n elements, accumulated in double in index order (deterministic). */
+double fo_sum_f32(int64_t n, const float *x);
+double fo_sum_f64(int64_t n, const double *x);
+
+/* Reduce the middle axis of an [outer, n, inner] array: out[o, i] = scale * sum_k x[o, k, i]. */
+void fo_sum_axis_f32(int64_t outer, int64_t n, int64_t inner, const float *x, double scale,
+                     float *out);
+void fo_sum_axis_f64(int64_t outer, int64_t n, int64_t inner, const double *x, double scale,
+                     double *out);
+
+/* Backward of fo_sum_axis: out[o, k, i] = scale * g[o, i] (broadcast along the middle axis). */
+void fo_expand_axis_f32(int64_t outer, int64_t n, int64_t inner, const float *g, double scale,
+                        float *out);
+void fo_expand_axis_f64(int64_t outer, int64_t n, int64_t inner, const double *g,
+                        double scale, double *out);
+
+/* Max (want_max=1) or min (0) over n >= 1 elements; NaN if any element is NaN (as torch).
+ * *count receives how many elements equal the result (for the backward). */
+double fo_extreme_f32(int64_t n, const float *x, int want_max, int64_t *count);
+double fo_extreme_f64(int64_t n, const double *x, int want_max, int64_t *count);
+
+/* Backward of fo_extreme: gx[i] = (x[i] == m) ? g / count : 0 (torch distributes the gradient
+ * evenly over ties; a NaN result sends it to the NaN elements). */
+void fo_extreme_backward_f32(int64_t n, const float *x, double m, double g, int64_t count,
+                             float *gx);
+void fo_extreme_backward_f64(int64_t n, const double *x, double m, double g, int64_t count,
+                             double *gx);
+
+/* C[M,N] = op(A) @ op(B) (+ bias[N] broadcast over rows when bias != NULL), where op(A) is
+ * A[M,K] or, when trans_a, A stored as [K,M]; likewise op(B) is B[K,N] or B stored as [N,K].
+ * C is overwritten.  A plain loop: the Cython layer sends large products to BLAS instead. */
+void fo_matmul_f32(int64_t M, int64_t N, int64_t K, const float *A, int trans_a,
+                   const float *B, int trans_b, const float *bias, float *C);
+void fo_matmul_f64(int64_t M, int64_t N, int64_t K, const double *A, int trans_a,
+                   const double *B, int trans_b, const double *bias, double *C);
+
+/* Sum of squared differences sum_i (a[i] - b[i])^2, accumulated in double in index order. */
+double fo_mse_f32(int64_t n, const float *a, const float *b);
+double fo_mse_f64(int64_t n, const double *a, const double *b);
+
+/* Backward of the MSE loss: ga[i] = scale * (a[i] - b[i]) * g_i, with g_i = g[i] when g is
+ * given (reduction='none') or g0 otherwise; gb = -ga.  ga or gb may be NULL. */
+void fo_mse_backward_f32(int64_t n, const float *a, const float *b, const float *g, double g0,
+                         double scale, float *ga, float *gb);
+void fo_mse_backward_f64(int64_t n, const double *a, const double *b, const double *g,
+                         double g0, double scale, double *ga, double *gb);
+
+/* ======================================================================================
+ * Random numbers (csrc/tensor_random.c): xoshiro256** with an explicit state, so that callers
+ * own their generator (fastoptim keeps one, seeded by manual_seed).
+ * ====================================================================================== */
+typedef struct fo_rng { uint64_t s[4]; double spare; int has_spare; } fo_rng;
+
+/* Seed the generator deterministically from one 64-bit value (splitmix64 expansion). */
+void fo_rng_seed(fo_rng *rng, uint64_t seed);
+/* out[i] ~ N(0, 1) (polar Box-Muller in double, then rounded to the element type). */
+void fo_randn_f32(fo_rng *rng, int64_t n, float *out);
+void fo_randn_f64(fo_rng *rng, int64_t n, double *out);
+/* out[i] ~ U[lo, hi) (53 random bits in double, then rounded; a rounded result equal to hi is
+ * replaced by lo so the interval stays half-open). */
+void fo_uniform_f32(fo_rng *rng, int64_t n, float *out, double lo, double hi);
+void fo_uniform_f64(fo_rng *rng, int64_t n, double *out, double lo, double hi);
+
+/* ======================================================================================
+ * Optimizer updates (csrc/optim_*.c): multi-tensor, in place, one pass.
+ * ====================================================================================== */
+/* @@OPTIM-PROTOTYPES@@ (optimizer kernels go below this line) */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FASTOPTIM_H */
