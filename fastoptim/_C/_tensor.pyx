@@ -327,6 +327,23 @@ cdef inline void* _ptr(cnp.ndarray a):
     return cnp.PyArray_DATA(a)
 
 
+cdef inline cnp.ndarray _scalar_array(double v, int typenum):
+    """A new 0-dim array holding v (numpy C API: no Python-level numpy call)."""
+    cdef cnp.ndarray a = cnp.PyArray_EMPTY(0, NULL, typenum, 0)
+    if typenum == cnp.NPY_FLOAT:
+        (<float*>cnp.PyArray_DATA(a))[0] = <float>v
+    else:
+        (<double*>cnp.PyArray_DATA(a))[0] = v
+    return a
+
+
+cdef inline double _first(cnp.ndarray a):
+    """The first element of a float32/float64 array, as a double."""
+    if cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT:
+        return (<float*>cnp.PyArray_DATA(a))[0]
+    return (<double*>cnp.PyArray_DATA(a))[0]
+
+
 cdef inline void* _optr(object a):
     """Data pointer of an optional array (NULL for None)."""
     if a is None:
@@ -1812,7 +1829,7 @@ cdef Tensor _sum(Tensor a, object dim, bint keepdim, bint mean, object dt):
         if mean:
             scale = 1.0 / n if n > 0 else NAN
             total = total / n if n > 0 else NAN
-        out = np.asarray(total, dtype=x.dtype)
+        out = _scalar_array(total, cnp.PyArray_TYPE(x))
         if keepdim:
             out = out.reshape((1,) * nd)
         t = _wrap(out)
@@ -1878,7 +1895,7 @@ cdef Tensor _extreme(Tensor a, bint want_max, tuple args, dict kwargs):
         m = fo_extreme_f32(n, <const float*>_ptr(x), want_max, &count)
     else:
         m = fo_extreme_f64(n, <const double*>_ptr(x), want_max, &count)
-    t = _wrap(np.asarray(m, dtype=x.dtype))
+    t = _wrap(_scalar_array(m, cnp.PyArray_TYPE(x)))
     if _grad_enabled and a._requires_grad:
         _record(t, N_EXTREME, a, None, x)
         t._p0 = m
@@ -2095,7 +2112,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
         total = fo_mse_f64(n, <const double*>_ptr(x), <const double*>_ptr(y))
     if red == 1:
         total = total / n if n > 0 else NAN
-    t = _wrap(np.asarray(total, dtype=x.dtype))
+    t = _wrap(_scalar_array(total, cnp.PyArray_TYPE(x)))
     if _needs_grad(a, b):
         _record(t, N_MSE, a, b, (x, y))
         t._sub = red
@@ -2225,43 +2242,40 @@ cdef void _store_grad(Tensor t, cnp.ndarray g, bint owned) except *:
         fo_inplace_binary_f64(FO_ADD, n, <double*>_ptr(acc), <const double*>_ptr(g), n, 1.0)
 
 
+cdef inline void _push(Tensor c, int gen, list stack, list expanded):
+    if c is not None and c._mark != gen:
+        c._mark = gen
+        stack.append(c)
+        expanded.append(False)
+
+
 cdef list _topo(Tensor root):
-    """Graph nodes reachable from root in post-order (inputs before outputs)."""
+    """Graph nodes reachable from root in post-order (inputs before outputs): an iterative
+    DFS (no recursion limit on long chains) with a generation mark instead of a visited set."""
     global _mark_gen
     _mark_gen += 1
     cdef int gen = _mark_gen
     cdef list order = []
     cdef list stack = [root]
     cdef list expanded = [False]
-    cdef Tensor t, c
-    cdef object e
+    cdef Tensor t
+    cdef Py_ssize_t top
     root._mark = gen
     while stack:
-        t = <Tensor>stack[len(stack) - 1]
-        e = expanded[len(expanded) - 1]
-        if e:
+        top = len(stack) - 1
+        t = <Tensor>stack[top]
+        if expanded[top]:
             stack.pop()
             expanded.pop()
             order.append(t)
             continue
-        expanded[len(expanded) - 1] = True
-        for c in _children(t):
-            if c._mark != gen:
-                c._mark = gen
-                stack.append(c)
-                expanded.append(False)
+        expanded[top] = True
+        _push(t._in0, gen, stack, expanded)
+        _push(t._in1, gen, stack, expanded)
+        if t._op == N_LINEAR and t._saved is not None:
+            # the bias: nodes have two tensor slots, linear's third input rides in _saved
+            _push(<Tensor>t._saved[5], gen, stack, expanded)
     return order
-
-
-cdef tuple _children(Tensor t):
-    cdef object extra
-    if t._op == N_LINEAR and t._saved is not None:
-        extra = t._saved[5]
-        if extra is not None:
-            return tuple(c for c in (t._in0, t._in1, extra) if c is not None)
-    if t._in0 is None:
-        return () if t._in1 is None else (t._in1,)
-    return (t._in0,) if t._in1 is None else (t._in0, t._in1)
 
 
 cdef void _backward(Tensor root, object gradient, bint retain) except *:
@@ -2275,8 +2289,8 @@ cdef void _backward(Tensor root, object gradient, bint retain) except *:
     if gradient is None:
         if cnp.PyArray_SIZE(root._np) != 1:
             raise RuntimeError("grad can be implicitly created only for scalar outputs")
-        g0 = _empty_like(root._np)
-        g0[...] = 1
+        g0 = _scalar_array(1.0, cnp.PyArray_TYPE(root._np)).reshape(_shp(root._np)) \
+            if cnp.PyArray_NDIM(root._np) else _scalar_array(1.0, cnp.PyArray_TYPE(root._np))
     else:
         g0 = np.asarray(_np_of(gradient))
         if _shp(g0) != _shp(root._np):
@@ -2420,36 +2434,36 @@ cdef void _node_backward(Tensor t, cnp.ndarray g, bint gown) except *:
         gx = _empty_like(x)
         n = cnp.PyArray_SIZE(x)
         if _is_f32(x):
-            fo_extreme_backward_f32(n, <const float*>_ptr(x), t._p0, float(g.reshape(-1)[0]),
+            fo_extreme_backward_f32(n, <const float*>_ptr(x), t._p0, _first(g),
                                     <int64_t>t._p1, <float*>_ptr(gx))
         else:
-            fo_extreme_backward_f64(n, <const double*>_ptr(x), t._p0, float(g.reshape(-1)[0]),
+            fo_extreme_backward_f64(n, <const double*>_ptr(x), t._p0, _first(g),
                                     <int64_t>t._p1, <double*>_ptr(gx))
         _accumulate(a, gx, True)
     elif op == N_MATMUL:
         x, y, M, N, K = t._saved
         # dA[M,K] = g[M,N] @ B^T ; dB[K,N] = A^T @ g[M,N]
         if a is not None:
-            ga = np.empty(_shp(x), dtype=g.dtype)
+            ga = _empty_like(x)
             _mm(g, False, y, True, None, ga, M, K, N)
             _accumulate(a, ga, True)
         if b is not None:
-            gb = np.empty(_shp(y), dtype=g.dtype)
+            gb = _empty_like(y)
             _mm(x, True, g, False, None, gb, K, N, M)
             _accumulate(b, gb, True)
     elif op == N_LINEAR:
         x, y, M, N, K, bias_t = t._saved
         # y = x W^T + b:  dx = g @ W ; dW = g^T @ x ; db = column sums of g
         if a is not None:
-            ga = np.empty(_shp(x), dtype=g.dtype)
+            ga = _empty_like(x)
             _mm(g, False, y, False, None, ga, M, K, N)
             _accumulate(a, ga, True)
         if b is not None:
-            gb = np.empty(_shp(y), dtype=g.dtype)
+            gb = _empty_like(y)
             _mm(g, True, x, False, None, gb, N, K, M)
             _accumulate(b, gb, True)
         if bias_t is not None:
-            gx = np.empty((N,), dtype=g.dtype)
+            gx = _empty(1, <cnp.npy_intp*>&N, cnp.PyArray_TYPE(g))
             if _is_f32(g):
                 fo_sum_axis_f32(1, M, N, <const float*>_ptr(g), 1.0, <float*>_ptr(gx))
             else:
@@ -2463,11 +2477,11 @@ cdef void _node_backward(Tensor t, cnp.ndarray g, bint gown) except *:
         scale = 2.0 / n if t._sub == 1 else 2.0
         if _is_f32(x):
             fo_mse_backward_f32(n, <const float*>_ptr(x), <const float*>_ptr(y), NULL,
-                                float(g.reshape(-1)[0]), scale, <float*>_optr(ga),
+                                _first(g), scale, <float*>_optr(ga),
                                 <float*>_optr(gb))
         else:
             fo_mse_backward_f64(n, <const double*>_ptr(x), <const double*>_ptr(y), NULL,
-                                float(g.reshape(-1)[0]), scale, <double*>_optr(ga),
+                                _first(g), scale, <double*>_optr(ga),
                                 <double*>_optr(gb))
         if a is not None:
             _accumulate(a, ga, True)
