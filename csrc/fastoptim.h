@@ -179,9 +179,10 @@ void fo_uniform_f64(fo_rng *rng, int64_t n, double *out, double lo, double hi);
  *       buf = momentum * buf + (1 - dampening) * g        (otherwise)
  *       g = nesterov ? g + momentum * buf : buf
  *   p = p - lr * g
- * Reads grads; writes params and, when momentum != 0, momentum_buffers (which may then hold
- * garbage where buffer_is_new[i] is set).  momentum_buffers and buffer_is_new may be NULL when
- * momentum == 0; buffer_is_new NULL means "no buffer is new".  SGD keeps no step counter. */
+ * Reads grads; writes params and, when momentum != 0, momentum_buffers (a buffer flagged
+ * buffer_is_new[i] need not be initialised: it is overwritten).  momentum_buffers and
+ * buffer_is_new may be NULL when momentum == 0; buffer_is_new NULL means "no buffer is new".
+ * SGD keeps no step counter. */
 void fo_sgd_step_f32(float *const *params, const float *const *grads,
                      float *const *momentum_buffers, const unsigned char *buffer_is_new,
                      const int64_t *numels, int64_t ntensors, double lr, double momentum,
