@@ -44,6 +44,20 @@ typedef void (*fo_segment_fn)(const void *ctx, int64_t i, int64_t off, int64_t l
 /* Elements are split at multiples of this many, so two threads never write one cache line. */
 #define FO_SEGMENT_ALIGN 16
 
+/* Visit the segments of the flat index range [lo, hi). */
+FO_INLINE void fo_multi_tensor_range(const int64_t *numels, int64_t ntensors, float *const *steps,
+                                     fo_segment_fn seg, const void *ctx, int64_t lo, int64_t hi)
+{
+    fo_step_cache cache;
+    cache.valid = 0;
+    int64_t base = 0;
+    for (int64_t i = 0; i < ntensors && base < hi; base += numels[i], ++i) {
+        int64_t s = lo > base ? lo - base : 0;
+        int64_t e = hi - base < numels[i] ? hi - base : numels[i];
+        if (s < e) seg(ctx, i, s, e - s, steps ? *steps[i] + 1.0f : 0.0f, &cache);
+    }
+}
+
 FO_INLINE void fo_multi_tensor_run(const int64_t *numels, int64_t ntensors, float *const *steps,
                                    fo_segment_fn seg, const void *ctx)
 {
@@ -51,25 +65,23 @@ FO_INLINE void fo_multi_tensor_run(const int64_t *numels, int64_t ntensors, floa
     for (int64_t i = 0; i < ntensors; ++i) total += numels[i];
 
 #ifdef FO_HAVE_OPENMP
-#pragma omp parallel if (total >= FO_OMP_MIN_ELEMS)
+    /* Branch rather than `parallel if`: even a one-thread region costs a runtime call. */
+    if (total >= FO_OMP_MIN_ELEMS) {
+#pragma omp parallel
+        {
+            int64_t nth = omp_get_num_threads(), tid = omp_get_thread_num();
+            /* Equal shares of the flat index space, inner boundaries rounded down to a multiple
+             * of FO_SEGMENT_ALIGN (total * tid cannot overflow: total < 2^48, tid < 2^15). */
+            int64_t lo = tid == 0 ? 0 : total * tid / nth / FO_SEGMENT_ALIGN * FO_SEGMENT_ALIGN;
+            int64_t hi = tid == nth - 1
+                             ? total
+                             : total * (tid + 1) / nth / FO_SEGMENT_ALIGN * FO_SEGMENT_ALIGN;
+            fo_multi_tensor_range(numels, ntensors, steps, seg, ctx, lo, hi);
+        }
+    } else
 #endif
     {
-        int64_t lo = 0, hi = total;
-#ifdef FO_HAVE_OPENMP
-        int64_t nth = omp_get_num_threads(), tid = omp_get_thread_num();
-        /* Equal shares of the flat index space, inner boundaries rounded down to a multiple of
-         * FO_SEGMENT_ALIGN (total * tid cannot overflow: total < 2^48, tid < 2^15). */
-        if (tid > 0) lo = total * tid / nth / FO_SEGMENT_ALIGN * FO_SEGMENT_ALIGN;
-        if (tid < nth - 1) hi = total * (tid + 1) / nth / FO_SEGMENT_ALIGN * FO_SEGMENT_ALIGN;
-#endif
-        fo_step_cache cache;
-        cache.valid = 0;
-        int64_t base = 0;
-        for (int64_t i = 0; i < ntensors && base < hi; base += numels[i], ++i) {
-            int64_t s = lo > base ? lo - base : 0;
-            int64_t e = hi - base < numels[i] ? hi - base : numels[i];
-            if (s < e) seg(ctx, i, s, e - s, steps ? *steps[i] + 1.0f : 0.0f, &cache);
-        }
+        fo_multi_tensor_range(numels, ntensors, steps, seg, ctx, 0, total);
     }
     /* torch does step += 1 on a float32 tensor; empty tensors count their steps too. */
     if (steps)
