@@ -6,12 +6,13 @@ shape and are writeable; ``state_steps`` entries are writeable one-element float
 Everything is validated before anything is modified.
 """
 from collections.abc import Sequence
+from typing import TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 
-_Arrays = Sequence[npt.NDArray[np.floating]]
-_Steps = Sequence[npt.NDArray[np.float32]]
+_Arrays: TypeAlias = Sequence[npt.NDArray[np.floating]]
+_Steps: TypeAlias = Sequence[npt.NDArray[np.float32]]
 
 def sgd_step(
     params: _Arrays,
