@@ -274,6 +274,8 @@ cdef int _gather(Work *w, str op, tuple names, list lists, int nlists, object st
     cdef int flags_w = cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED | cnp.NPY_ARRAY_WRITEABLE
     cdef int flags_r = cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED
     cdef int need
+    # one element is contiguous whatever its strides; it must still be aligned and writeable
+    cdef int flags_step = cnp.NPY_ARRAY_ALIGNED | cnp.NPY_ARRAY_WRITEABLE
     for k in range(1, nlists):
         if len(<list>lists[k]) != n:
             _fail_len(op, names[k], len(<list>lists[k]), n, names[0])
@@ -324,8 +326,7 @@ cdef int _gather(Work *w, str op, tuple names, list lists, int nlists, object st
                     or cnp.PyArray_TYPE(<cnp.ndarray>xo) != cnp.NPY_FLOAT32
                     or cnp.PyArray_SIZE(<cnp.ndarray>xo) != 1
                     or not cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>xo)
-                    or (cnp.PyArray_FLAGS(<cnp.ndarray>xo) & (flags_w & ~cnp.NPY_ARRAY_C_CONTIGUOUS))
-                    != (flags_w & ~cnp.NPY_ARRAY_C_CONTIGUOUS)):
+                    or (cnp.PyArray_FLAGS(<cnp.ndarray>xo) & flags_step) != flags_step):
                 _fail_step(op, steps_name, i, xo)
             st = <cnp.ndarray>xo
             b.steps[slot] = <float *>cnp.PyArray_DATA(st)
@@ -564,6 +565,36 @@ cdef void _call_adadelta(Batch *b, bint f32, double lr, double rho, double eps,
         fo_adadelta_step_f64(<double **>b.arr[0], <const double **>b.arr[1],
                              <double **>b.arr[2], <double **>b.arr[3], b.steps, b.numels, b.n,
                              lr, rho, eps, weight_decay, maximize)
+
+
+# ---- helpers for fastoptim.optim.functional -------------------------------------------------
+
+def _unwrap(items, bint writeable, list writebacks):
+    """The numpy arrays behind ``items`` (numpy arrays, or Tensors exposing ``_np``), as a list.
+
+    A non-contiguous array is replaced by a contiguous copy; when ``writeable``, the pair
+    (original, copy) is appended to ``writebacks`` so the caller can copy the update back.
+    Anything else (None, wrong types) passes through for the step functions to report.
+    Done here rather than in Python because it runs for every array of every step.
+    """
+    cdef list out = list(items)
+    cdef Py_ssize_t i, n = len(out)
+    cdef object x, arr
+    for i in range(n):
+        x = out[i]
+        if type(x) is not np.ndarray:
+            if x is None:
+                continue
+            x = getattr(x, "_np", x)
+            out[i] = x
+            if not isinstance(x, cnp.ndarray):
+                continue
+        if not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>x):
+            arr = np.ascontiguousarray(x)
+            out[i] = arr
+            if writeable:
+                writebacks.append((x, arr))
+    return out
 
 
 # ---- threads ---------------------------------------------------------------------------------
