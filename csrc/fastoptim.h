@@ -157,6 +157,117 @@ void fo_uniform_f64(fo_rng *rng, int64_t n, double *out, double lo, double hi);
  * ====================================================================================== */
 /* @@OPTIM-PROTOTYPES@@ (optimizer kernels go below this line) */
 
+/* Common to the five optimizer kernels below:
+ *   - One call updates a whole param group of `ntensors` tensors: params[i], grads[i] and the
+ *     state arrays [i] all hold numels[i] contiguous elements of the kernel's type.  params and
+ *     states are read and written in place; grads are only read.  No two arrays may overlap
+ *     (grads may overlap each other).
+ *   - steps[i] points to tensor i's float32 step counter (torch's 0-dim state['step']).  The
+ *     kernel does *steps[i] += 1 (in float32, as torch) and uses the new value t, converted to
+ *     double, for that tensor's scalars; tensors of one call may be at different steps.
+ *   - Per-step scalars (1 - beta, lr / bc1, bc2 ** 0.5, ...) are computed in double, then cast to
+ *     the element type; element arithmetic is in the element type, in torch 2.13's
+ *     single-tensor order of operations.  "g" below is -grad under maximize, else grad.
+ *   - Above FO_OMP_MIN_ELEMS elements in total the group is split across OpenMP threads as one
+ *     flat index space; each element's update is independent, so results do not depend on the
+ *     thread count. */
+
+/* SGD (torch.optim.SGD).  Per element:
+ *   g = g + weight_decay * p                              (if weight_decay != 0)
+ *   if momentum != 0:
+ *       buf = g                                    (buffer_is_new[i]: first step, no dampening)
+ *       buf = momentum * buf + (1 - dampening) * g        (otherwise)
+ *       g = nesterov ? g + momentum * buf : buf
+ *   p = p - lr * g
+ * Reads grads; writes params and, when momentum != 0, momentum_buffers (a buffer flagged
+ * buffer_is_new[i] need not be initialised: it is overwritten).  momentum_buffers and
+ * buffer_is_new may be NULL when momentum == 0; buffer_is_new NULL means "no buffer is new".
+ * SGD keeps no step counter. */
+void fo_sgd_step_f32(float *const *params, const float *const *grads,
+                     float *const *momentum_buffers, const unsigned char *buffer_is_new,
+                     const int64_t *numels, int64_t ntensors, double lr, double momentum,
+                     double dampening, double weight_decay, int nesterov, int maximize);
+void fo_sgd_step_f64(double *const *params, const double *const *grads,
+                     double *const *momentum_buffers, const unsigned char *buffer_is_new,
+                     const int64_t *numels, int64_t ntensors, double lr, double momentum,
+                     double dampening, double weight_decay, int nesterov, int maximize);
+
+/* Adam (torch.optim.Adam) and, with decoupled_weight_decay, AdamW.  Per tensor, with t the
+ * incremented step: bc1 = 1 - beta1**t, bc2 = 1 - beta2**t, step_size = lr / bc1.  Per element:
+ *   if weight_decay != 0:  p = p * (1 - lr*weight_decay)      (decoupled, before the moments)
+ *                          or g = g + weight_decay * p        (coupled L2)
+ *   m = lerp(m, g, 1 - beta1)                                 (ATen's lerp formula)
+ *   v = beta2 * v + (1 - beta2) * g * g
+ *   vmax = max(vmax, v) and use vmax for v below              (amsgrad; NaN-propagating)
+ *   p = p - step_size * m / (sqrt(v) / bc2**0.5 + eps)
+ * Reads grads; writes params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs (only if amsgrad; may be
+ * NULL otherwise) and steps. */
+void fo_adam_step_f32(float *const *params, const float *const *grads, float *const *exp_avgs,
+                      float *const *exp_avg_sqs, float *const *max_exp_avg_sqs,
+                      float *const *steps, const int64_t *numels, int64_t ntensors, double lr,
+                      double beta1, double beta2, double eps, double weight_decay, int amsgrad,
+                      int maximize, int decoupled_weight_decay);
+void fo_adam_step_f64(double *const *params, const double *const *grads,
+                      double *const *exp_avgs, double *const *exp_avg_sqs,
+                      double *const *max_exp_avg_sqs, float *const *steps,
+                      const int64_t *numels, int64_t ntensors, double lr, double beta1,
+                      double beta2, double eps, double weight_decay, int amsgrad, int maximize,
+                      int decoupled_weight_decay);
+
+/* RMSprop (torch.optim.RMSprop).  Per element:
+ *   g = g + weight_decay * p                              (if weight_decay != 0)
+ *   sq = alpha * sq + (1 - alpha) * g * g
+ *   if centered: ga = lerp(ga, g, 1 - alpha); avg = sqrt(sq - ga * ga) + eps
+ *   else:        avg = sqrt(sq) + eps                     (eps outside the sqrt)
+ *   if momentum > 0: buf = momentum * buf + g / avg; p = p - lr * buf
+ *   else:            p = p - lr * g / avg
+ * Reads grads; writes params, square_avgs, grad_avgs (only if centered; may be NULL otherwise),
+ * momentum_buffers (only if momentum > 0; may be NULL otherwise; start at zero) and steps (a
+ * counter only: t does not enter the math). */
+void fo_rmsprop_step_f32(float *const *params, const float *const *grads,
+                         float *const *square_avgs, float *const *grad_avgs,
+                         float *const *momentum_buffers, float *const *steps,
+                         const int64_t *numels, int64_t ntensors, double lr, double alpha,
+                         double eps, double weight_decay, double momentum, int centered,
+                         int maximize);
+void fo_rmsprop_step_f64(double *const *params, const double *const *grads,
+                         double *const *square_avgs, double *const *grad_avgs,
+                         double *const *momentum_buffers, float *const *steps,
+                         const int64_t *numels, int64_t ntensors, double lr, double alpha,
+                         double eps, double weight_decay, double momentum, int centered,
+                         int maximize);
+
+/* Adagrad (torch.optim.Adagrad, dense grads).  Per tensor, with t the incremented step:
+ * clr = lr / (1 + (t - 1) * lr_decay).  Per element:
+ *   g = g + weight_decay * p                              (if weight_decay != 0)
+ *   sum = sum + g * g
+ *   p = p - clr * g / (sqrt(sum) + eps)
+ * Reads grads; writes params, state_sums and steps. */
+void fo_adagrad_step_f32(float *const *params, const float *const *grads,
+                         float *const *state_sums, float *const *steps, const int64_t *numels,
+                         int64_t ntensors, double lr, double weight_decay, double lr_decay,
+                         double eps, int maximize);
+void fo_adagrad_step_f64(double *const *params, const double *const *grads,
+                         double *const *state_sums, float *const *steps, const int64_t *numels,
+                         int64_t ntensors, double lr, double weight_decay, double lr_decay,
+                         double eps, int maximize);
+
+/* Adadelta (torch.optim.Adadelta).  Per element:
+ *   g = g + weight_decay * p                              (if weight_decay != 0)
+ *   sq = rho * sq + (1 - rho) * g * g
+ *   delta = sqrt(acc + eps) / sqrt(sq + eps) * g          (eps inside both; the old acc)
+ *   acc = rho * acc + (1 - rho) * delta * delta
+ *   p = p - lr * delta
+ * Reads grads; writes params, square_avgs, acc_deltas and steps (a counter only). */
+void fo_adadelta_step_f32(float *const *params, const float *const *grads,
+                          float *const *square_avgs, float *const *acc_deltas,
+                          float *const *steps, const int64_t *numels, int64_t ntensors,
+                          double lr, double rho, double eps, double weight_decay, int maximize);
+void fo_adadelta_step_f64(double *const *params, const double *const *grads,
+                          double *const *square_avgs, double *const *acc_deltas,
+                          float *const *steps, const int64_t *numels, int64_t ntensors,
+                          double lr, double rho, double eps, double weight_decay, int maximize);
+
 #ifdef __cplusplus
 }
 #endif

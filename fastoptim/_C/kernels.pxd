@@ -80,3 +80,53 @@ cdef extern from "fastoptim.h" nogil:
 
     # ---- optimizer updates ------------------------------------------------------------
     # @@OPTIM-PROTOTYPES@@ (optimizer kernels go below this line)
+    void fo_sgd_step_f32(float *const *params, const float *const *grads,
+                         float *const *momentum_buffers, const unsigned char *buffer_is_new,
+                         const int64_t *numels, int64_t ntensors, double lr, double momentum,
+                         double dampening, double weight_decay, int nesterov, int maximize)
+    void fo_sgd_step_f64(double *const *params, const double *const *grads,
+                         double *const *momentum_buffers, const unsigned char *buffer_is_new,
+                         const int64_t *numels, int64_t ntensors, double lr, double momentum,
+                         double dampening, double weight_decay, int nesterov, int maximize)
+    void fo_adam_step_f32(float *const *params, const float *const *grads,
+                          float *const *exp_avgs, float *const *exp_avg_sqs,
+                          float *const *max_exp_avg_sqs, float *const *steps,
+                          const int64_t *numels, int64_t ntensors, double lr, double beta1,
+                          double beta2, double eps, double weight_decay, int amsgrad,
+                          int maximize, int decoupled_weight_decay)
+    void fo_adam_step_f64(double *const *params, const double *const *grads,
+                          double *const *exp_avgs, double *const *exp_avg_sqs,
+                          double *const *max_exp_avg_sqs, float *const *steps,
+                          const int64_t *numels, int64_t ntensors, double lr, double beta1,
+                          double beta2, double eps, double weight_decay, int amsgrad,
+                          int maximize, int decoupled_weight_decay)
+    void fo_rmsprop_step_f32(float *const *params, const float *const *grads,
+                             float *const *square_avgs, float *const *grad_avgs,
+                             float *const *momentum_buffers, float *const *steps,
+                             const int64_t *numels, int64_t ntensors, double lr, double alpha,
+                             double eps, double weight_decay, double momentum, int centered,
+                             int maximize)
+    void fo_rmsprop_step_f64(double *const *params, const double *const *grads,
+                             double *const *square_avgs, double *const *grad_avgs,
+                             double *const *momentum_buffers, float *const *steps,
+                             const int64_t *numels, int64_t ntensors, double lr, double alpha,
+                             double eps, double weight_decay, double momentum, int centered,
+                             int maximize)
+    void fo_adagrad_step_f32(float *const *params, const float *const *grads,
+                             float *const *state_sums, float *const *steps,
+                             const int64_t *numels, int64_t ntensors, double lr,
+                             double weight_decay, double lr_decay, double eps, int maximize)
+    void fo_adagrad_step_f64(double *const *params, const double *const *grads,
+                             double *const *state_sums, float *const *steps,
+                             const int64_t *numels, int64_t ntensors, double lr,
+                             double weight_decay, double lr_decay, double eps, int maximize)
+    void fo_adadelta_step_f32(float *const *params, const float *const *grads,
+                              float *const *square_avgs, float *const *acc_deltas,
+                              float *const *steps, const int64_t *numels, int64_t ntensors,
+                              double lr, double rho, double eps, double weight_decay,
+                              int maximize)
+    void fo_adadelta_step_f64(double *const *params, const double *const *grads,
+                              double *const *square_avgs, double *const *acc_deltas,
+                              float *const *steps, const int64_t *numels, int64_t ntensors,
+                              double lr, double rho, double eps, double weight_decay,
+                              int maximize)

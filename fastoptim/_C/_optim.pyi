@@ -1,0 +1,84 @@
+"""Type stubs for fastoptim._C._optim (hand-written; keep in step with _optim.pyx).
+
+Each ``*_step`` updates one param group in place with one C call per dtype present.  Lists hold
+C-contiguous, aligned float32/float64 numpy arrays; state arrays match their param's dtype and
+shape and are writeable; ``state_steps`` entries are writeable one-element float32 arrays.
+Everything is validated before anything is modified.
+"""
+from collections.abc import Sequence
+from typing import TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+
+_Arrays: TypeAlias = Sequence[npt.NDArray[np.floating]]
+_Steps: TypeAlias = Sequence[npt.NDArray[np.float32]]
+
+def sgd_step(
+    params: _Arrays,
+    grads: _Arrays,
+    momentum_buffers: _Arrays | None,
+    buffer_is_new: Sequence[bool] | None,
+    lr: float,
+    momentum: float,
+    dampening: float,
+    weight_decay: float,
+    nesterov: bool,
+    maximize: bool,
+) -> None: ...
+def adam_step(
+    params: _Arrays,
+    grads: _Arrays,
+    exp_avgs: _Arrays,
+    exp_avg_sqs: _Arrays,
+    max_exp_avg_sqs: _Arrays | None,
+    state_steps: _Steps,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    amsgrad: bool,
+    maximize: bool,
+    decoupled_weight_decay: bool,
+) -> None: ...
+def rmsprop_step(
+    params: _Arrays,
+    grads: _Arrays,
+    square_avgs: _Arrays,
+    grad_avgs: _Arrays | None,
+    momentum_buffers: _Arrays | None,
+    state_steps: _Steps,
+    lr: float,
+    alpha: float,
+    eps: float,
+    weight_decay: float,
+    momentum: float,
+    centered: bool,
+    maximize: bool,
+) -> None: ...
+def adagrad_step(
+    params: _Arrays,
+    grads: _Arrays,
+    state_sums: _Arrays,
+    state_steps: _Steps,
+    lr: float,
+    weight_decay: float,
+    lr_decay: float,
+    eps: float,
+    maximize: bool,
+) -> None: ...
+def adadelta_step(
+    params: _Arrays,
+    grads: _Arrays,
+    square_avgs: _Arrays,
+    acc_deltas: _Arrays,
+    state_steps: _Steps,
+    lr: float,
+    rho: float,
+    eps: float,
+    weight_decay: float,
+    maximize: bool,
+) -> None: ...
+def _set_num_threads(n: int) -> None: ...
+def _get_num_threads() -> int: ...

@@ -1,0 +1,611 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""Python entry points of the multi-tensor optimizer kernels (csrc/optim_*.c).
+
+Why it exists: the C kernels trust their caller completely (no checks, raw pointer arrays).  This
+module is that careful caller.  Each ``*_step`` function takes Python lists of numpy arrays for one
+param group and proves, before touching any memory, that the call is safe:
+list lengths, dtypes (float32/float64), shapes, C-contiguity, writeability, and that no array that
+is written overlaps another array of the call.  It then builds the pointer arrays and makes one C
+call per dtype present (a group may mix float32 and float64 params).  A validation failure raises
+before anything is modified, so an update is never half-applied.
+
+The hot path uses only C-level numpy access (PyArray_DATA, flags, dims): a group of a few tiny
+params costs a fraction of a microsecond here.  Pointer arrays live on the stack for small groups
+and in one heap block otherwise.
+"""
+cimport numpy as cnp
+import numpy as np
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.stdint cimport int64_t, uintptr_t
+from libc.stdlib cimport qsort
+from libc.string cimport memcmp
+
+from fastoptim._C.kernels cimport (
+    fo_adadelta_step_f32, fo_adadelta_step_f64, fo_adagrad_step_f32, fo_adagrad_step_f64,
+    fo_adam_step_f32, fo_adam_step_f64, fo_rmsprop_step_f32, fo_rmsprop_step_f64,
+    fo_sgd_step_f32, fo_sgd_step_f64,
+)
+
+cnp.import_array()
+
+cdef extern from *:
+    """
+    #ifdef FO_HAVE_OPENMP
+    #include <omp.h>
+    static void fo_optim_set_threads(int n) { omp_set_num_threads(n); }
+    static int fo_optim_get_threads(void) { return omp_get_max_threads(); }
+    #else
+    static void fo_optim_set_threads(int n) { (void)n; }
+    static int fo_optim_get_threads(void) { return 1; }
+    #endif
+    """
+    void fo_optim_set_threads(int n) nogil
+    int fo_optim_get_threads() nogil
+
+
+cdef enum:
+    # params, grads and at most three state lists (Adam with amsgrad)
+    MAX_LISTS = 5
+    # groups up to this many tensors keep their pointer arrays on the stack
+    STACK_TENSORS = 16
+    # below this many elements in total the kernel runs in well under a microsecond, less than
+    # dropping and re-taking the GIL costs, so the GIL is kept
+    NOGIL_MIN_ELEMS = 4096
+
+
+cdef struct Batch:
+    # The pointer arrays of the tensors of one dtype, in call order.
+    Py_ssize_t n
+    void **arr[MAX_LISTS]
+    float **steps
+    int64_t *numels
+    unsigned char *is_new
+    int64_t total
+
+
+cdef struct Span:
+    # The byte range of one array, for the overlap check.
+    uintptr_t lo
+    uintptr_t hi
+    int list_id        # index into the names tuple; nlists means the steps list
+    int shareable      # grads may overlap each other (they are only read)
+    Py_ssize_t index
+
+
+cdef struct Work:
+    Batch b32
+    Batch b64
+    Span *spans
+    Py_ssize_t nspans
+    void *heap
+    void *stack_ptrs[2 * (MAX_LISTS + 1) * STACK_TENSORS]
+    int64_t stack_numels[2 * STACK_TENSORS]
+    unsigned char stack_new[2 * STACK_TENSORS]
+    Span stack_spans[(MAX_LISTS + 1) * STACK_TENSORS]
+
+
+cdef int _work_init(Work *w, Py_ssize_t n, int nlists) except -1:
+    cdef char *mem
+    cdef void **ptrs
+    cdef int64_t *numels
+    cdef unsigned char *is_new
+    cdef int k
+    w.heap = NULL
+    w.nspans = 0
+    if n <= STACK_TENSORS:
+        ptrs, numels, is_new, w.spans = w.stack_ptrs, w.stack_numels, w.stack_new, w.stack_spans
+    else:
+        mem = <char *>PyMem_Malloc(
+            2 * (MAX_LISTS + 1) * n * sizeof(void *) + 2 * n * sizeof(int64_t)
+            + (MAX_LISTS + 1) * n * sizeof(Span) + 2 * n)
+        if mem == NULL:
+            raise MemoryError()
+        w.heap = mem
+        ptrs = <void **>mem
+        mem += 2 * (MAX_LISTS + 1) * n * sizeof(void *)
+        numels = <int64_t *>mem
+        mem += 2 * n * sizeof(int64_t)
+        w.spans = <Span *>mem
+        mem += (MAX_LISTS + 1) * n * sizeof(Span)
+        is_new = <unsigned char *>mem
+    for k in range(MAX_LISTS):
+        w.b32.arr[k] = ptrs + k * n
+        w.b64.arr[k] = ptrs + (MAX_LISTS + 1 + k) * n
+    w.b32.steps = <float **>(ptrs + MAX_LISTS * n)
+    w.b64.steps = <float **>(ptrs + (2 * MAX_LISTS + 1) * n)
+    w.b32.numels, w.b64.numels = numels, numels + n
+    w.b32.is_new, w.b64.is_new = is_new, is_new + n
+    w.b32.n = w.b64.n = 0
+    w.b32.total = w.b64.total = 0
+    return 0
+
+
+cdef inline void _work_free(Work *w) noexcept:
+    if w.heap != NULL:
+        PyMem_Free(w.heap)
+        w.heap = NULL
+
+
+# ---- error messages (cold path: built only when something is wrong) ------------------------
+
+cdef object _arg(tuple names, int list_id, Py_ssize_t i):
+    return f"{names[list_id]}[{i}]"
+
+
+cdef str _dtype_str(object x):
+    # A byte-swapped float32 prints as "float32" too; show its byte order then.
+    return str(x.dtype) if x.dtype.isnative else f"{x.dtype} ({x.dtype.str}, byte-swapped)"
+
+
+cdef int _fail_type(str op, tuple names, int list_id, Py_ssize_t i, object x) except -1:
+    raise TypeError(f"{op}: {_arg(names, list_id, i)} must be a numpy.ndarray, got "
+                    f"{type(x).__name__}")
+
+
+cdef int _fail_array(str op, tuple names, int list_id, Py_ssize_t i, object x, object p,
+                     bint need_write) except -1:
+    # Find the first property that is wrong and say what was expected instead.
+    name = _arg(names, list_id, i)
+    if list_id == 0:
+        if x.dtype.type not in (np.float32, np.float64) or not x.dtype.isnative:
+            raise TypeError(f"{op}: {name} has dtype {_dtype_str(x)}; expected float32 or "
+                            "float64")
+    else:
+        if x.dtype != p.dtype or not x.dtype.isnative:
+            raise TypeError(f"{op}: {name} has dtype {_dtype_str(x)}; expected {p.dtype} (the "
+                            f"dtype of {names[0]}[{i}])")
+        if x.shape != p.shape:
+            raise ValueError(f"{op}: {name} has shape {x.shape}; expected {p.shape} "
+                             f"(the shape of {names[0]}[{i}])")
+    if not x.flags.c_contiguous:
+        raise ValueError(f"{op}: {name} is not C-contiguous (shape {x.shape}, strides "
+                         f"{x.strides}); expected a C-contiguous array")
+    if not x.flags.aligned:
+        raise ValueError(f"{op}: {name} is not aligned; expected an aligned array")
+    if need_write and not x.flags.writeable:
+        raise ValueError(f"{op}: {name} is read-only; expected a writeable array (it is updated "
+                         "in place)")
+    raise AssertionError(f"{op}: {name}: unexplained validation failure")
+
+
+cdef int _fail_step(str op, str steps_name, Py_ssize_t i, object x) except -1:
+    if not isinstance(x, cnp.ndarray):
+        raise TypeError(f"{op}: {steps_name}[{i}] must be a numpy.ndarray (a float32 array with "
+                        f"one element: torch's 0-dim step tensor), got {type(x).__name__}")
+    if x.dtype != np.float32 or x.size != 1 or not x.dtype.isnative:
+        raise TypeError(f"{op}: {steps_name}[{i}] has dtype {_dtype_str(x)} and shape {x.shape}; "
+                        "expected a float32 array with one element (torch's 0-dim step tensor)")
+    if not x.flags.writeable:
+        raise ValueError(f"{op}: {steps_name}[{i}] is read-only; expected a writeable array (the "
+                         "step count is incremented in place)")
+    raise ValueError(f"{op}: {steps_name}[{i}] is not aligned; expected an aligned array")
+
+
+cdef int _fail_len(str op, str name, Py_ssize_t got, Py_ssize_t n, str params_name) except -1:
+    raise ValueError(f"{op}: len({name}) is {got}; expected {n} (= len({params_name}))")
+
+
+cdef int _fail_overlap(str op, tuple names, str steps_name, int nlists, Span *a,
+                       Span *b) except -1:
+    na = steps_name if a.list_id == nlists else names[a.list_id]
+    nb = steps_name if b.list_id == nlists else names[b.list_id]
+    raise ValueError(f"{op}: {na}[{a.index}] and {nb}[{b.index}] overlap in memory; every "
+                     "array that is updated in place must have its own storage")
+
+
+# ---- validation and pointer gathering ------------------------------------------------------
+
+cdef int _span_cmp(const void *a, const void *b) noexcept nogil:
+    cdef uintptr_t x = (<const Span *>a).lo, y = (<const Span *>b).lo
+    return -1 if x < y else (1 if x > y else 0)
+
+
+cdef inline void _insertion_sort(Span *s, Py_ssize_t m) noexcept:
+    cdef Py_ssize_t k, j
+    cdef Span tmp
+    for k in range(1, m):
+        tmp = s[k]
+        j = k - 1
+        while j >= 0 and s[j].lo > tmp.lo:
+            s[j + 1] = s[j]
+            j -= 1
+        s[j + 1] = tmp
+
+
+cdef inline list _as_list(object x, str op, str name):
+    if type(x) is list:
+        return <list>x
+    if isinstance(x, (list, tuple)):
+        return list(x)
+    raise TypeError(f"{op}: {name} must be a list of numpy arrays, got {type(x).__name__}")
+
+
+cdef inline void _add_span(Work *w, cnp.ndarray x, int list_id, Py_ssize_t i, int shareable):
+    cdef Span *s
+    cdef uintptr_t lo = <uintptr_t>cnp.PyArray_DATA(x)
+    cdef uintptr_t nbytes = <uintptr_t>cnp.PyArray_NBYTES(x)
+    if nbytes == 0:
+        return
+    s = &w.spans[w.nspans]
+    w.nspans += 1
+    s.lo, s.hi, s.list_id, s.index, s.shareable = lo, lo + nbytes, list_id, i, shareable
+
+
+cdef int _check_overlaps(Work *w, str op, tuple names, str steps_name, int nlists) except -1:
+    # Sorted by start address, an array overlaps an earlier one iff it starts before the furthest
+    # end seen so far.  Grads may overlap grads, so two "furthest ends" are tracked: over all
+    # arrays (a written array must start after it) and over written arrays only (a grad must).
+    cdef Py_ssize_t k, j, m = w.nspans
+    cdef Span *s = w.spans
+    cdef uintptr_t end_all = 0, end_written = 0
+    cdef Py_ssize_t arg_all = -1, arg_written = -1
+    if m < 2:
+        return 0
+    if m <= 32:
+        _insertion_sort(s, m)    # qsort's call overhead dominates for a few tiny params
+    else:
+        qsort(s, m, sizeof(Span), _span_cmp)
+    for k in range(m):
+        if s[k].shareable:
+            if arg_written >= 0 and s[k].lo < end_written:
+                _fail_overlap(op, names, steps_name, nlists, &s[arg_written], &s[k])
+        elif arg_all >= 0 and s[k].lo < end_all:
+            # Report a partner that really overlaps (the furthest-ending one does).
+            j = arg_all
+            _fail_overlap(op, names, steps_name, nlists, &s[j], &s[k])
+        if arg_all < 0 or s[k].hi > end_all:
+            end_all, arg_all = s[k].hi, k
+        if not s[k].shareable and (arg_written < 0 or s[k].hi > end_written):
+            end_written, arg_written = s[k].hi, k
+    return 0
+
+
+cdef int _gather(Work *w, str op, tuple names, list lists, int nlists, object steps,
+                 str steps_name, object is_new) except -1:
+    """Validate lists[k][i] (k = 0 params, 1 grads, 2.. states) and steps[i]; fill w."""
+    cdef list params = lists[0], lst, steps_l = None, new_l = None
+    cdef Py_ssize_t n = len(params), i
+    cdef int k, tnum
+    cdef object xo
+    cdef cnp.ndarray p, x, st
+    cdef Batch *b
+    cdef Py_ssize_t slot
+    cdef int ndim
+    cdef int flags_w = cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED | cnp.NPY_ARRAY_WRITEABLE
+    cdef int flags_r = cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED
+    cdef int need
+    # one element is contiguous whatever its strides; it must still be aligned and writeable
+    cdef int flags_step = cnp.NPY_ARRAY_ALIGNED | cnp.NPY_ARRAY_WRITEABLE
+    for k in range(1, nlists):
+        if len(<list>lists[k]) != n:
+            _fail_len(op, names[k], len(<list>lists[k]), n, names[0])
+    if steps is not None:
+        steps_l = steps
+        if len(steps_l) != n:
+            _fail_len(op, steps_name, len(steps_l), n, names[0])
+    if is_new is not None:
+        new_l = _as_list(is_new, op, "buffer_is_new")
+        if len(new_l) != n:
+            _fail_len(op, "buffer_is_new", len(new_l), n, names[0])
+    _work_init(w, n, nlists)
+    for i in range(n):
+        xo = params[i]
+        if not isinstance(xo, cnp.ndarray):
+            _fail_type(op, names, 0, i, xo)
+        p = <cnp.ndarray>xo
+        tnum = cnp.PyArray_TYPE(p)
+        if ((tnum != cnp.NPY_FLOAT32 and tnum != cnp.NPY_FLOAT64)
+                or not cnp.PyArray_ISNOTSWAPPED(p)
+                or (cnp.PyArray_FLAGS(p) & flags_w) != flags_w):
+            _fail_array(op, names, 0, i, p, p, True)
+        ndim = cnp.PyArray_NDIM(p)
+        b = &w.b32 if tnum == cnp.NPY_FLOAT32 else &w.b64
+        slot = b.n
+        b.arr[0][slot] = cnp.PyArray_DATA(p)
+        b.numels[slot] = cnp.PyArray_SIZE(p)
+        b.total += b.numels[slot]
+        _add_span(w, p, 0, i, 0)
+        for k in range(1, nlists):
+            lst = <list>lists[k]
+            xo = lst[i]
+            if not isinstance(xo, cnp.ndarray):
+                _fail_type(op, names, k, i, xo)
+            x = <cnp.ndarray>xo
+            need = flags_r if k == 1 else flags_w
+            if (cnp.PyArray_TYPE(x) != tnum or not cnp.PyArray_ISNOTSWAPPED(x)
+                    or cnp.PyArray_NDIM(x) != ndim
+                    or (ndim and memcmp(cnp.PyArray_DIMS(x), cnp.PyArray_DIMS(p),
+                                        ndim * sizeof(cnp.npy_intp)) != 0)
+                    or (cnp.PyArray_FLAGS(x) & need) != need):
+                _fail_array(op, names, k, i, x, p, k != 1)
+            b.arr[k][slot] = cnp.PyArray_DATA(x)
+            _add_span(w, x, k, i, k == 1)
+        if steps_l is not None:
+            xo = steps_l[i]
+            if (not isinstance(xo, cnp.ndarray)
+                    or cnp.PyArray_TYPE(<cnp.ndarray>xo) != cnp.NPY_FLOAT32
+                    or cnp.PyArray_SIZE(<cnp.ndarray>xo) != 1
+                    or not cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>xo)
+                    or (cnp.PyArray_FLAGS(<cnp.ndarray>xo) & flags_step) != flags_step):
+                _fail_step(op, steps_name, i, xo)
+            st = <cnp.ndarray>xo
+            b.steps[slot] = <float *>cnp.PyArray_DATA(st)
+            _add_span(w, st, nlists, i, 0)
+        if new_l is not None:
+            b.is_new[slot] = 1 if new_l[i] else 0
+        b.n += 1
+    _check_overlaps(w, op, names, steps_name, nlists)
+    return 0
+
+
+# ---- the public entry points -----------------------------------------------------------------
+# Each one gathers (validating everything), then calls its kernel once per dtype present, without
+# the GIL when there is enough work for another Python thread to gain from it.
+
+def sgd_step(params, grads, momentum_buffers, buffer_is_new, double lr, double momentum,
+             double dampening, double weight_decay, bint nesterov, bint maximize):
+    """One SGD step over a param group, in place (fo_sgd_step in fastoptim.h).
+
+    momentum_buffers is ignored (may be None) when momentum == 0.  buffer_is_new is None or a
+    list of bools: a flagged buffer is overwritten with the (decayed) grad, torch's first step.
+    """
+    cdef Work w
+    cdef Batch *b
+    cdef int which
+    cdef str op = "sgd"
+    cdef bint use_mom = momentum != 0.0
+    cdef bint has_new = use_mom and buffer_is_new is not None
+    cdef list lists = [_as_list(params, op, "params"), _as_list(grads, op, "grads")]
+    if use_mom:
+        lists.append(_as_list(momentum_buffers, op, "momentum_buffers"))
+    try:
+        _gather(&w, op, ("params", "grads", "momentum_buffers"), lists, len(lists), None, None,
+                buffer_is_new if has_new else None)
+        for which in range(2):
+            b = &w.b32 if which == 0 else &w.b64
+            if b.n == 0:
+                continue
+            if b.total >= NOGIL_MIN_ELEMS:
+                with nogil:
+                    _call_sgd(b, which == 0, use_mom, has_new, lr, momentum, dampening,
+                              weight_decay, nesterov, maximize)
+            else:
+                _call_sgd(b, which == 0, use_mom, has_new, lr, momentum, dampening,
+                          weight_decay, nesterov, maximize)
+    finally:
+        _work_free(&w)
+
+
+cdef void _call_sgd(Batch *b, bint f32, bint use_mom, bint has_new, double lr, double momentum,
+                    double dampening, double weight_decay, bint nesterov,
+                    bint maximize) noexcept nogil:
+    cdef unsigned char *is_new = b.is_new if has_new else NULL
+    if f32:
+        fo_sgd_step_f32(<float **>b.arr[0], <const float **>b.arr[1],
+                        <float **>b.arr[2] if use_mom else NULL, is_new, b.numels, b.n, lr,
+                        momentum, dampening, weight_decay, nesterov, maximize)
+    else:
+        fo_sgd_step_f64(<double **>b.arr[0], <const double **>b.arr[1],
+                        <double **>b.arr[2] if use_mom else NULL, is_new, b.numels, b.n, lr,
+                        momentum, dampening, weight_decay, nesterov, maximize)
+
+
+def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, double lr,
+              double beta1, double beta2, double eps, double weight_decay, bint amsgrad,
+              bint maximize, bint decoupled_weight_decay):
+    """One Adam (AdamW when decoupled_weight_decay) step over a param group, in place
+    (fo_adam_step in fastoptim.h).  max_exp_avg_sqs is ignored (may be None) unless amsgrad."""
+    cdef Work w
+    cdef Batch *b
+    cdef int which
+    cdef str op = "adamw" if decoupled_weight_decay else "adam"
+    cdef list lists = [_as_list(params, op, "params"), _as_list(grads, op, "grads"),
+                       _as_list(exp_avgs, op, "exp_avgs"),
+                       _as_list(exp_avg_sqs, op, "exp_avg_sqs")]
+    if amsgrad:
+        lists.append(_as_list(max_exp_avg_sqs, op, "max_exp_avg_sqs"))
+    try:
+        _gather(&w, op, ("params", "grads", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs"),
+                lists, len(lists), _as_list(state_steps, op, "state_steps"), "state_steps",
+                None)
+        for which in range(2):
+            b = &w.b32 if which == 0 else &w.b64
+            if b.n == 0:
+                continue
+            if b.total >= NOGIL_MIN_ELEMS:
+                with nogil:
+                    _call_adam(b, which == 0, lr, beta1, beta2, eps, weight_decay, amsgrad,
+                               maximize, decoupled_weight_decay)
+            else:
+                _call_adam(b, which == 0, lr, beta1, beta2, eps, weight_decay, amsgrad,
+                           maximize, decoupled_weight_decay)
+    finally:
+        _work_free(&w)
+
+
+cdef void _call_adam(Batch *b, bint f32, double lr, double beta1, double beta2, double eps,
+                     double weight_decay, bint amsgrad, bint maximize,
+                     bint decoupled) noexcept nogil:
+    if f32:
+        fo_adam_step_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>b.arr[2],
+                         <float **>b.arr[3], <float **>b.arr[4] if amsgrad else NULL, b.steps,
+                         b.numels, b.n, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize,
+                         decoupled)
+    else:
+        fo_adam_step_f64(<double **>b.arr[0], <const double **>b.arr[1], <double **>b.arr[2],
+                         <double **>b.arr[3], <double **>b.arr[4] if amsgrad else NULL, b.steps,
+                         b.numels, b.n, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize,
+                         decoupled)
+
+
+def rmsprop_step(params, grads, square_avgs, grad_avgs, momentum_buffers, state_steps,
+                 double lr, double alpha, double eps, double weight_decay, double momentum,
+                 bint centered, bint maximize):
+    """One RMSprop step over a param group, in place (fo_rmsprop_step in fastoptim.h).
+    grad_avgs is ignored (may be None) unless centered; momentum_buffers unless momentum > 0."""
+    cdef Work w
+    cdef Batch *b
+    cdef int which, k_ga = 0, k_buf = 0
+    cdef str op = "rmsprop"
+    cdef bint use_mom = momentum > 0.0
+    cdef list lists = [_as_list(params, op, "params"), _as_list(grads, op, "grads"),
+                       _as_list(square_avgs, op, "square_avgs")]
+    cdef list names = ["params", "grads", "square_avgs"]
+    if centered:
+        k_ga = len(lists)
+        lists.append(_as_list(grad_avgs, op, "grad_avgs"))
+        names.append("grad_avgs")
+    if use_mom:
+        k_buf = len(lists)
+        lists.append(_as_list(momentum_buffers, op, "momentum_buffers"))
+        names.append("momentum_buffers")
+    try:
+        _gather(&w, op, tuple(names), lists, len(lists),
+                _as_list(state_steps, op, "state_steps"), "state_steps", None)
+        for which in range(2):
+            b = &w.b32 if which == 0 else &w.b64
+            if b.n == 0:
+                continue
+            if b.total >= NOGIL_MIN_ELEMS:
+                with nogil:
+                    _call_rmsprop(b, which == 0, k_ga, k_buf, lr, alpha, eps, weight_decay,
+                                  momentum, centered, maximize)
+            else:
+                _call_rmsprop(b, which == 0, k_ga, k_buf, lr, alpha, eps, weight_decay,
+                              momentum, centered, maximize)
+    finally:
+        _work_free(&w)
+
+
+cdef void _call_rmsprop(Batch *b, bint f32, int k_ga, int k_buf, double lr, double alpha,
+                        double eps, double weight_decay, double momentum, bint centered,
+                        bint maximize) noexcept nogil:
+    # k_ga / k_buf: which gathered list holds grad_avgs / momentum_buffers (0: not used).
+    if f32:
+        fo_rmsprop_step_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>b.arr[2],
+                            <float **>b.arr[k_ga] if k_ga else NULL,
+                            <float **>b.arr[k_buf] if k_buf else NULL, b.steps, b.numels, b.n,
+                            lr, alpha, eps, weight_decay, momentum, centered, maximize)
+    else:
+        fo_rmsprop_step_f64(<double **>b.arr[0], <const double **>b.arr[1],
+                            <double **>b.arr[2], <double **>b.arr[k_ga] if k_ga else NULL,
+                            <double **>b.arr[k_buf] if k_buf else NULL, b.steps, b.numels, b.n,
+                            lr, alpha, eps, weight_decay, momentum, centered, maximize)
+
+
+def adagrad_step(params, grads, state_sums, state_steps, double lr, double weight_decay,
+                 double lr_decay, double eps, bint maximize):
+    """One Adagrad step over a param group, in place (fo_adagrad_step in fastoptim.h)."""
+    cdef Work w
+    cdef Batch *b
+    cdef int which
+    cdef str op = "adagrad"
+    cdef list lists = [_as_list(params, op, "params"), _as_list(grads, op, "grads"),
+                       _as_list(state_sums, op, "state_sums")]
+    try:
+        _gather(&w, op, ("params", "grads", "state_sums"), lists, 3,
+                _as_list(state_steps, op, "state_steps"), "state_steps", None)
+        for which in range(2):
+            b = &w.b32 if which == 0 else &w.b64
+            if b.n == 0:
+                continue
+            if b.total >= NOGIL_MIN_ELEMS:
+                with nogil:
+                    _call_adagrad(b, which == 0, lr, weight_decay, lr_decay, eps, maximize)
+            else:
+                _call_adagrad(b, which == 0, lr, weight_decay, lr_decay, eps, maximize)
+    finally:
+        _work_free(&w)
+
+
+cdef void _call_adagrad(Batch *b, bint f32, double lr, double weight_decay, double lr_decay,
+                        double eps, bint maximize) noexcept nogil:
+    if f32:
+        fo_adagrad_step_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>b.arr[2],
+                            b.steps, b.numels, b.n, lr, weight_decay, lr_decay, eps, maximize)
+    else:
+        fo_adagrad_step_f64(<double **>b.arr[0], <const double **>b.arr[1],
+                            <double **>b.arr[2], b.steps, b.numels, b.n, lr, weight_decay,
+                            lr_decay, eps, maximize)
+
+
+def adadelta_step(params, grads, square_avgs, acc_deltas, state_steps, double lr, double rho,
+                  double eps, double weight_decay, bint maximize):
+    """One Adadelta step over a param group, in place (fo_adadelta_step in fastoptim.h)."""
+    cdef Work w
+    cdef Batch *b
+    cdef int which
+    cdef str op = "adadelta"
+    cdef list lists = [_as_list(params, op, "params"), _as_list(grads, op, "grads"),
+                       _as_list(square_avgs, op, "square_avgs"),
+                       _as_list(acc_deltas, op, "acc_deltas")]
+    try:
+        _gather(&w, op, ("params", "grads", "square_avgs", "acc_deltas"), lists, 4,
+                _as_list(state_steps, op, "state_steps"), "state_steps", None)
+        for which in range(2):
+            b = &w.b32 if which == 0 else &w.b64
+            if b.n == 0:
+                continue
+            if b.total >= NOGIL_MIN_ELEMS:
+                with nogil:
+                    _call_adadelta(b, which == 0, lr, rho, eps, weight_decay, maximize)
+            else:
+                _call_adadelta(b, which == 0, lr, rho, eps, weight_decay, maximize)
+    finally:
+        _work_free(&w)
+
+
+cdef void _call_adadelta(Batch *b, bint f32, double lr, double rho, double eps,
+                         double weight_decay, bint maximize) noexcept nogil:
+    if f32:
+        fo_adadelta_step_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>b.arr[2],
+                             <float **>b.arr[3], b.steps, b.numels, b.n, lr, rho, eps,
+                             weight_decay, maximize)
+    else:
+        fo_adadelta_step_f64(<double **>b.arr[0], <const double **>b.arr[1],
+                             <double **>b.arr[2], <double **>b.arr[3], b.steps, b.numels, b.n,
+                             lr, rho, eps, weight_decay, maximize)
+
+
+# ---- helpers for fastoptim.optim.functional -------------------------------------------------
+
+def _unwrap(items, bint writeable, list writebacks):
+    """The numpy arrays behind ``items`` (numpy arrays, or Tensors exposing ``_np``), as a list.
+
+    A non-contiguous array is replaced by a contiguous copy; when ``writeable``, the pair
+    (original, copy) is appended to ``writebacks`` so the caller can copy the update back.
+    Anything else (None, wrong types) passes through for the step functions to report.
+    Done here rather than in Python because it runs for every array of every step.
+    """
+    cdef list out = list(items)
+    cdef Py_ssize_t i, n = len(out)
+    cdef object x, arr
+    for i in range(n):
+        x = out[i]
+        if type(x) is not np.ndarray:
+            if x is None:
+                continue
+            x = getattr(x, "_np", x)
+            out[i] = x
+            if not isinstance(x, cnp.ndarray):
+                continue
+        if not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>x):
+            arr = np.ascontiguousarray(x)
+            out[i] = arr
+            if writeable:
+                writebacks.append((x, arr))
+    return out
+
+
+# ---- threads ---------------------------------------------------------------------------------
+
+def _set_num_threads(int n):
+    """Set the OpenMP thread count used by the kernels (no-op in a serial build).  For tests."""
+    if n < 1:
+        raise ValueError(f"_set_num_threads: n must be >= 1, got {n}")
+    fo_optim_set_threads(n)
+
+
+def _get_num_threads():
+    """The OpenMP thread count the kernels will use (1 in a serial build)."""
+    return fo_optim_get_threads()

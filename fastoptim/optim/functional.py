@@ -1,0 +1,204 @@
+"""Public functional optimizer API: torch.optim's functional names and signatures, run in C.
+
+Why this file exists: torch splits each optimizer into a class (param groups, state, hooks) and a
+functional that does the math over lists of tensors.  These are fastoptim's functionals.  The
+optimizer classes call them once per param group, and they are public, so they also work on
+plain numpy arrays.  Each one hands a whole group to one multi-tensor C kernel
+(``fastoptim._C._optim``); the math they compute is written out in
+``fastoptim.optim._reference`` and in ``csrc/fastoptim.h``.
+
+List elements may be numpy arrays or fastoptim Tensors (anything with a ``_np`` attribute: the
+Tensor's zero-copy numpy storage).  Non-contiguous params or state are updated through a
+contiguous copy that is written back; non-contiguous grads are copied.  ``state_steps`` entries
+are one-element float32 arrays/Tensors, incremented in place.  ``lr`` may be a float or a
+one-element array/Tensor.  The ``foreach``, ``fused``, ``capturable``, ``differentiable``,
+``has_complex`` and ``has_sparse_grad`` flags are accepted for signature compatibility and do not
+change the result (there is one CPU implementation); ``grad_scale``/``found_inf`` must be None.
+"""
+
+import numpy as np
+
+from fastoptim._C import _optim
+
+__all__ = ["adadelta", "adagrad", "adam", "adamw", "rmsprop", "sgd"]
+
+
+def _scalar(x, name="lr"):
+    """A float hyperparameter that may arrive as a one-element array or Tensor."""
+    if type(x) is float:
+        return x
+    arr = getattr(x, "_np", x)
+    if isinstance(arr, np.ndarray):
+        if arr.size != 1:
+            raise ValueError(f"Tensor {name} must be 1-element")
+        return float(arr.reshape(-1)[0])
+    return float(arr)
+
+
+def _no_scaling(grad_scale, found_inf):
+    if grad_scale is not None or found_inf is not None:
+        raise NotImplementedError("grad_scale and found_inf are not supported by fastoptim's "
+                                  "CPU optimizers; pass None")
+
+
+class _Arrays:
+    """The numpy arrays behind the lists of one call, with the write-back they need.
+
+    The fast path (every element a C-contiguous numpy array or Tensor) allocates nothing but the
+    lists.  A non-contiguous array that is updated is replaced by a contiguous copy, written
+    back by ``finish()`` once the kernel has run (never after a failed call).
+    """
+
+    __slots__ = ("writebacks",)
+
+    def __init__(self):
+        self.writebacks = []
+
+    def get(self, items, writeable=True):
+        return _optim._unwrap(items, writeable, self.writebacks)
+
+    def finish(self):
+        for arr, tmp in self.writebacks:
+            arr[...] = tmp
+
+
+def sgd(params, d_p_list, momentum_buffer_list, has_sparse_grad=False, foreach=None, fused=None,
+        grad_scale=None, found_inf=None, *, weight_decay, momentum, lr, dampening, nesterov,
+        maximize):
+    r"""SGD over one param group (torch.optim.SGD's math), in place.
+
+    .. math::
+        g \leftarrow \pm\nabla + \lambda\theta,\quad
+        b \leftarrow \mu b + (1-\tau) g \ (b_1 = g),\quad
+        \theta \leftarrow \theta - \gamma\,(\text{nesterov} ? g + \mu b : b)
+
+    ``momentum_buffer_list[i]`` may be None (first step): a new buffer is created, filled with
+    the (decayed) grad by the kernel and stored back into the list (as a Tensor when
+    ``params[i]`` is a Tensor).  With ``momentum == 0`` the list is not touched.
+    """
+    _no_scaling(grad_scale, found_inf)
+    lr = _scalar(lr)
+    arrays = _Arrays()
+    ps = arrays.get(params)
+    gs = arrays.get(d_p_list, writeable=False)
+    bufs = is_new = None
+    if momentum != 0:
+        bufs = arrays.get(momentum_buffer_list)
+        for i, b in enumerate(bufs):
+            if b is None:
+                if is_new is None:
+                    is_new = [False] * len(bufs)
+                is_new[i] = True
+                bufs[i] = np.empty_like(ps[i]) if i < len(ps) else None
+    _optim.sgd_step(ps, gs, bufs, is_new, lr, momentum, dampening, weight_decay, nesterov,
+                    maximize)
+    # New buffers enter the caller's list only once the step has succeeded.
+    if is_new is not None:
+        for i, new in enumerate(is_new):
+            if new:
+                momentum_buffer_list[i] = _like(params[i], bufs[i])
+    arrays.finish()
+
+
+def _like(template, arr):
+    """``arr`` as a Tensor when ``template`` is one (new state must match the param's kind)."""
+    if hasattr(template, "_np"):
+        import fastoptim  # lazily: the Tensor module imports the optimizers, not vice versa
+
+        return fastoptim.from_numpy(arr)
+    return arr
+
+
+def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, foreach=None,
+         capturable=False, differentiable=False, fused=None, grad_scale=None, found_inf=None,
+         has_complex=False, decoupled_weight_decay=False, *, amsgrad, beta1, beta2, lr,
+         weight_decay, eps, maximize):
+    r"""Adam over one param group (torch.optim.Adam's math; AdamW's with
+    ``decoupled_weight_decay=True``), in place.
+
+    .. math::
+        m \leftarrow \beta_1 m + (1-\beta_1) g,\quad v \leftarrow \beta_2 v + (1-\beta_2) g^2,\quad
+        \theta \leftarrow \theta - \frac{\gamma}{1-\beta_1^t}\,
+        \frac{m}{\sqrt{v}/\sqrt{1-\beta_2^t} + \epsilon}
+
+    with ``g = ±grad + weight_decay * θ`` (coupled) or ``θ *= 1 - lr*weight_decay`` first
+    (decoupled), and ``v`` replaced by its running max when ``amsgrad``.
+    """
+    _no_scaling(grad_scale, found_inf)
+    lr = _scalar(lr)
+    arrays = _Arrays()
+    _optim.adam_step(arrays.get(params), arrays.get(grads, writeable=False),
+                     arrays.get(exp_avgs), arrays.get(exp_avg_sqs),
+                     arrays.get(max_exp_avg_sqs) if amsgrad else None, arrays.get(state_steps),
+                     lr, _scalar(beta1, "betas[0]"), _scalar(beta2, "betas[1]"), eps,
+                     weight_decay, amsgrad, maximize, decoupled_weight_decay)
+    arrays.finish()
+
+
+def adamw(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, foreach=None,
+          capturable=False, differentiable=False, fused=None, grad_scale=None, found_inf=None,
+          has_complex=False, *, amsgrad, beta1, beta2, lr, weight_decay, eps, maximize):
+    """AdamW over one param group: :func:`adam` with ``decoupled_weight_decay=True``."""
+    adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps,
+         grad_scale=grad_scale, found_inf=found_inf, decoupled_weight_decay=True,
+         amsgrad=amsgrad, beta1=beta1, beta2=beta2, lr=lr, weight_decay=weight_decay, eps=eps,
+         maximize=maximize)
+
+
+def rmsprop(params, grads, square_avgs, grad_avgs, momentum_buffer_list, state_steps,
+            foreach=None, maximize=False, differentiable=False, capturable=False,
+            has_complex=False, *, lr, alpha, eps, weight_decay, momentum, centered):
+    r"""RMSprop over one param group (torch.optim.RMSprop's math), in place.
+
+    .. math::
+        v \leftarrow \alpha v + (1-\alpha) g^2,\quad
+        \bar g \leftarrow \alpha \bar g + (1-\alpha) g \ (\text{centered}),\quad
+        d = \sqrt{v - \bar g^2} + \epsilon,\quad
+        b \leftarrow \mu b + g/d,\quad \theta \leftarrow \theta - \gamma b
+
+    (``b = g/d`` when momentum is 0; ``\bar g = 0`` when not centered.)  ``grad_avgs`` is used
+    only if centered, ``momentum_buffer_list`` only if momentum > 0 (buffers start at zero).
+    """
+    lr = _scalar(lr)
+    arrays = _Arrays()
+    _optim.rmsprop_step(arrays.get(params), arrays.get(grads, writeable=False),
+                        arrays.get(square_avgs), arrays.get(grad_avgs) if centered else None,
+                        arrays.get(momentum_buffer_list) if momentum > 0 else None,
+                        arrays.get(state_steps), lr, alpha, eps, weight_decay, momentum,
+                        centered, maximize)
+    arrays.finish()
+
+
+def adagrad(params, grads, state_sums, state_steps, fused=None, grad_scale=None, found_inf=None,
+            has_sparse_grad=False, foreach=None, differentiable=False, has_complex=False, *, lr,
+            weight_decay, lr_decay, eps, maximize):
+    r"""Adagrad over one param group (torch.optim.Adagrad's math, dense grads), in place.
+
+    .. math::
+        s \leftarrow s + g^2,\quad
+        \theta \leftarrow \theta - \frac{\gamma}{1 + (t-1)\eta}\,\frac{g}{\sqrt{s} + \epsilon}
+    """
+    _no_scaling(grad_scale, found_inf)
+    lr = _scalar(lr)
+    arrays = _Arrays()
+    _optim.adagrad_step(arrays.get(params), arrays.get(grads, writeable=False),
+                        arrays.get(state_sums), arrays.get(state_steps), lr, weight_decay,
+                        lr_decay, eps, maximize)
+    arrays.finish()
+
+
+def adadelta(params, grads, square_avgs, acc_deltas, state_steps, capturable=False, foreach=None,
+             differentiable=False, has_complex=False, *, lr, rho, eps, weight_decay, maximize):
+    r"""Adadelta over one param group (torch.optim.Adadelta's math), in place.
+
+    .. math::
+        v \leftarrow \rho v + (1-\rho) g^2,\quad
+        \Delta = \frac{\sqrt{u + \epsilon}}{\sqrt{v + \epsilon}}\, g,\quad
+        u \leftarrow \rho u + (1-\rho)\Delta^2,\quad \theta \leftarrow \theta - \gamma\Delta
+    """
+    lr = _scalar(lr)
+    arrays = _Arrays()
+    _optim.adadelta_step(arrays.get(params), arrays.get(grads, writeable=False),
+                         arrays.get(square_avgs), arrays.get(acc_deltas),
+                         arrays.get(state_steps), lr, rho, eps, weight_decay, maximize)
+    arrays.finish()
