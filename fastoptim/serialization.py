@@ -369,7 +369,7 @@ class _Decoder:
             if extra:
                 self.fail(f"unexpected member {extra[0]!r} not named by the manifest")
             self.manifest_entries = manifest["arrays"]
-            self.arrays = [self.read_array(zf, i, e) for i, e in enumerate(manifest["arrays"])]
+            self.arrays = [self.read_member(zf, i, e) for i, e in enumerate(manifest["arrays"])]
         self.objects = [None] * len(self.arrays)  # built lazily so sharing is restored
         obj = self.decode(manifest["root"], "root")
         unused = [i for i, o in enumerate(self.objects) if o is None]
@@ -429,6 +429,15 @@ class _Decoder:
         if type(node) is not dict or set(node) != keys:
             self.fail(f"{where} must be an object with exactly the keys {sorted(keys)}, "
                       f"got {node!r:.200}")
+
+    def read_member(self, zf, index, entry):
+        try:
+            return self.read_array(zf, index, entry)
+        except CheckpointError:
+            raise
+        except Exception as exc:  # name the member in the message
+            raise CheckpointError(f"{self.name}: arrays/{index}.npy is corrupted or truncated "
+                                  f"({type(exc).__name__}: {exc})") from exc
 
     def read_array(self, zf, index, entry):
         member = f"arrays/{index}.npy"
