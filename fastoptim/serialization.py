@@ -310,7 +310,7 @@ def load(f, map_location=None, *, weights_only=True):
         name = os.fsdecode(os.fspath(f))
         with open(name, "rb") as fileobj:
             return _load_from(fileobj, name)
-    if not hasattr(f, "read"):
+    if not hasattr(f, "read") or isinstance(f, io.TextIOBase):
         raise TypeError(f"load() expects a path or a readable binary file object, "
                         f"got {_type_name(f)}")
     name = str(getattr(f, "name", None) or repr(f))
@@ -371,7 +371,7 @@ class _Decoder:
             self.manifest_entries = manifest["arrays"]
             self.arrays = [self.read_member(zf, i, e) for i, e in enumerate(manifest["arrays"])]
         self.objects = [None] * len(self.arrays)  # built lazily so sharing is restored
-        obj = self.decode(manifest["root"], "root")
+        obj = self.decode(manifest["root"], "obj")
         unused = [i for i, o in enumerate(self.objects) if o is None]
         if unused:
             self.fail(f"manifest entry arrays[{unused[0]}] is never referenced")
@@ -509,7 +509,7 @@ class _Decoder:
 
     def decode(self, node, where):
         kind = node.get("type") if type(node) is dict else None
-        if kind in ("none",):
+        if kind == "none":
             self.expect_keys(node, {"type"}, where)
             return None
         if kind in ("bool", "int", "str", "float"):

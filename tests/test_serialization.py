@@ -257,6 +257,12 @@ def test_load_accepts_torch_keywords(tmp_path):
     assert load(tmp_path / "c", "cpu") == [1, 2]
 
 
+def test_text_mode_file_is_a_type_error(tmp_path):
+    save([1], tmp_path / "c")
+    with open(tmp_path / "c", encoding="latin-1") as f, pytest.raises(TypeError, match="binary"):
+        load(f)
+
+
 def test_missing_file_raises_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
         load(tmp_path / "nope")
