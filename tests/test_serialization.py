@@ -658,3 +658,27 @@ def test_flipped_bytes_in_payloads_are_caught_by_crc(tmp_path):
         path.write_bytes(bytes(corrupt))
         with pytest.raises(CheckpointError, match="CRC"):
             load(path)
+
+
+TENSOR_ARCHIVE = _archive(
+    _manifest([{"kind": "tensor", "requires_grad": False}], {"type": "array", "index": 0}),
+    {"arrays/0.npy": _npy_bytes(np.arange(3, dtype=np.uint16))})
+
+
+def test_tensor_entry_without_tensor_support(tmp_path, monkeypatch):
+    monkeypatch.delattr(fastoptim, "from_numpy", raising=False)
+    path = tmp_path / "c"
+    path.write_bytes(TENSOR_ARCHIVE)
+    with pytest.raises(CheckpointError, match="no Tensor type"):
+        load(path)
+
+
+def test_tensor_entry_of_a_dtype_tensor_refuses(tmp_path, monkeypatch):
+    def picky_from_numpy(array):
+        raise TypeError(f"unsupported dtype {array.dtype}")
+
+    monkeypatch.setattr(fastoptim, "from_numpy", picky_from_numpy, raising=False)
+    path = tmp_path / "c"
+    path.write_bytes(TENSOR_ARCHIVE)
+    with pytest.raises(CheckpointError, match=r"obj: cannot make a fastoptim.Tensor.*uint16"):
+        load(path)
