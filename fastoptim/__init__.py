@@ -1,2 +1,63 @@
-"""fastoptim: a compiled, torch-exact drop-in for the core of torch.optim on the CPU."""
+"""fastoptim: a compiled, torch-exact drop-in for the core of torch.optim on the CPU.
+
+``import fastoptim as torch`` gives the tensor, autograd and creation functions; ``fastoptim.nn``
+the modules and losses; ``fastoptim.optim`` the optimizers and LR schedulers.  The arithmetic runs
+in C kernels (csrc/) behind Cython glue (fastoptim/_C/); this package is bookkeeping only.
+"""
+from fastoptim._C._tensor import (  # noqa: F401
+    Size, Tensor, arange, as_tensor, bool_, clamp, dtype, empty, empty_like, enable_grad,
+    float32, float64, from_numpy, full, full_like, get_default_dtype, get_rng_state,
+    initial_seed, int32, int64, is_grad_enabled, is_tensor, linspace, manual_seed, matmul,
+    no_grad, ones, ones_like, rand, rand_like, randn, randn_like, seed, set_default_dtype,
+    set_grad_enabled, set_rng_state, tensor, zeros, zeros_like,
+)
+from fastoptim._config import get_include, show_config  # noqa: F401
+
 __version__ = "0.1.0"
+
+# torch's aliases
+float = float32  # noqa: A001
+double = float64
+long = int64
+bool = bool_  # noqa: A001
+FloatTensor = Tensor
+
+
+def _unary_fn(name):
+    def fn(input, *args, **kwargs):
+        return getattr(input, name)(*args, **kwargs)
+    fn.__name__ = name
+    fn.__doc__ = f"fastoptim.{name}(t) is t.{name}(), as in torch."
+    return fn
+
+
+exp = _unary_fn("exp")
+log = _unary_fn("log")
+sqrt = _unary_fn("sqrt")
+abs = _unary_fn("abs")  # noqa: A001
+relu = _unary_fn("relu")
+tanh = _unary_fn("tanh")
+sigmoid = _unary_fn("sigmoid")
+sum = _unary_fn("sum")  # noqa: A001
+mean = _unary_fn("mean")
+max = _unary_fn("max")  # noqa: A001
+min = _unary_fn("min")  # noqa: A001
+reshape = _unary_fn("reshape")
+flatten = _unary_fn("flatten")
+transpose = _unary_fn("transpose")
+t = _unary_fn("t")
+neg = _unary_fn("neg")
+pow = _unary_fn("pow")  # noqa: A001
+add = _unary_fn("add")
+sub = _unary_fn("sub")
+mul = _unary_fn("mul")
+div = _unary_fn("div")
+squeeze = _unary_fn("squeeze")
+unsqueeze = _unary_fn("unsqueeze")
+clone = _unary_fn("clone")
+allclose = _unary_fn("allclose")
+equal = _unary_fn("equal")
+isnan = _unary_fn("isnan")
+mm = matmul
+dot = matmul
+clip = clamp

@@ -1,0 +1,7 @@
+"""fastoptim.nn: the modules, losses and initialisers the textbook training loop needs."""
+from fastoptim.nn import functional, init  # noqa: F401
+from fastoptim.nn.parameter import Parameter  # noqa: F401
+from fastoptim.nn.modules import (  # noqa: F401
+    Identity, Linear, Module, MSELoss, ReLU, Sequential, Sigmoid, Tanh,
+)
+from fastoptim.nn import utils  # noqa: F401,E402
