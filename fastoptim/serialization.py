@@ -11,8 +11,9 @@ floating or complex dtype, ``None``, ``bool``, ``int``, ``float``, ``str``, and 
 tuple of them). That covers module and optimizer ``state_dict()``s, scheduler state and plain
 training metadata. Everything comes back with the same types (int keys stay int, tuples stay
 tuples, OrderedDicts keep their order, floats are bit-exact including nan/inf/-0.0); a Tensor
-comes back as a ``fastoptim.Tensor`` with its dtype, shape, values and ``requires_grad`` (a
-subclass of Tensor comes back as a plain Tensor; ``.grad`` is not saved, as in torch). When the
+comes back as a ``fastoptim.Tensor`` (a ``fastoptim.nn.Parameter`` as a Parameter; any other
+Tensor subclass as a plain Tensor) with its dtype, shape, values and ``requires_grad``; ``.grad``
+and the autograd graph are not saved, as in torch, so every loaded Tensor is a leaf. When the
 same Tensor or array object appears several times it is stored once and the loaded structure
 shares one object in the same places. Sharing between distinct objects (views of one buffer,
 the same dict reached twice) is not recorded: each is stored and loaded separately. Anything
@@ -25,7 +26,7 @@ On-disk format, version 1. A zip archive (members stored uncompressed) holding e
   - ``"format"``: the string ``"fastoptim.checkpoint"``;
   - ``"version"``: the integer ``1``;
   - ``"arrays"``: a list; entry ``i`` describes member ``arrays/<i>.npy`` as
-    ``{"kind": "tensor", "requires_grad": <bool>}``, ``{"kind": "ndarray"}`` or
+    ``{"kind": "tensor"|"parameter", "requires_grad": <bool>}``, ``{"kind": "ndarray"}`` or
     ``{"kind": "scalar"}`` (a numpy scalar, stored as a 0-d array);
   - ``"root"``: the saved object as a node. Every node is a JSON object with a ``"type"`` key:
     ``{"type": "none"}``; ``{"type": "bool", "value": true}``; ``{"type": "int", "value": 3}``;
@@ -78,11 +79,16 @@ class CheckpointError(ValueError):
     """The file is not a valid fastoptim checkpoint (wrong kind of file, corrupted, malformed)."""
 
 
-def _tensor_class():
+def _tensor_classes():
+    """(Tensor, Parameter), either None when this build does not have it."""
     # Imported lazily: fastoptim/__init__.py imports this module.
     import fastoptim
 
-    return getattr(fastoptim, "Tensor", None)
+    try:
+        from fastoptim.nn.parameter import Parameter
+    except ImportError:
+        Parameter = None
+    return getattr(fastoptim, "Tensor", None), Parameter
 
 
 # --------------------------------------------------------------------------------------------
@@ -93,7 +99,7 @@ class _Encoder:
     """Turns a Python object into a manifest node tree plus a list of arrays to write."""
 
     def __init__(self):
-        self.tensor_cls = _tensor_class()
+        self.tensor_cls, self.parameter_cls = _tensor_classes()
         self.arrays = []  # numpy arrays, in member order
         self.entries = []  # manifest "arrays" entries, parallel to self.arrays
         self.memo = {}  # id(saved object) -> index, so a shared object is stored once
@@ -115,7 +121,8 @@ class _Encoder:
         if self.tensor_cls is not None and isinstance(obj, self.tensor_cls):
             array = obj._np
             _check_dtype(array.dtype, where, "fastoptim.Tensor")
-            entry = {"kind": "tensor", "requires_grad": bool(obj.requires_grad)}
+            tensor_kind = "parameter" if kind is self.parameter_cls else "tensor"
+            entry = {"kind": tensor_kind, "requires_grad": bool(obj.requires_grad)}
             return self._add_array(obj, array, entry)
         if kind is numpy.ndarray:
             _check_dtype(obj.dtype, where, "numpy.ndarray")
@@ -415,7 +422,7 @@ class _Decoder:
         for i, entry in enumerate(manifest["arrays"]):
             where = f"manifest arrays[{i}]"
             kind = entry.get("kind") if type(entry) is dict else None
-            if kind == "tensor":
+            if kind in ("tensor", "parameter"):
                 self.expect_keys(entry, {"kind", "requires_grad"}, where)
                 if type(entry["requires_grad"]) is not bool:
                     self.fail(f"{where}: 'requires_grad' is not a bool")
@@ -484,24 +491,29 @@ class _Decoder:
         elif kind == "scalar":
             obj = array[()]
         else:
-            obj = self.make_tensor(array, self.manifest_entries[index]["requires_grad"], where)
+            entry = self.manifest_entries[index]
+            obj = self.make_tensor(array, entry["requires_grad"], kind == "parameter", where)
         self.objects[index] = obj
         return obj
 
     def entry_kind(self, index):
         return self.manifest_entries[index]["kind"]
 
-    def make_tensor(self, array, requires_grad, where):
+    def make_tensor(self, array, requires_grad, parameter, where):
         import fastoptim
 
-        if not hasattr(fastoptim, "from_numpy"):
-            self.fail(f"{where}: the checkpoint holds a Tensor but this build of fastoptim has "
+        _, parameter_cls = _tensor_classes()
+        if not hasattr(fastoptim, "from_numpy") or (parameter and parameter_cls is None):
+            what = "an nn.Parameter" if parameter else "a Tensor"
+            self.fail(f"{where}: the checkpoint holds {what} but this build of fastoptim has "
                       "no Tensor type")
         try:
             if not array.flags.c_contiguous:  # e.g. a Fortran-ordered member
                 array = numpy.ascontiguousarray(array)
             tensor = fastoptim.from_numpy(array)
-            if requires_grad:
+            if parameter:
+                tensor = parameter_cls(tensor, requires_grad=requires_grad)
+            elif requires_grad:
                 tensor.requires_grad_(True)
         except (TypeError, ValueError, RuntimeError) as exc:
             self.fail(f"{where}: cannot make a fastoptim.Tensor of dtype {array.dtype}: {exc}")

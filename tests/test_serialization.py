@@ -147,6 +147,42 @@ def test_tensor_requires_grad_and_non_contiguous(tmp_path):
     assert_same(got, {"w": w, "b": b})
 
 
+@needs_tensor
+@pytest.mark.parametrize("requires_grad", [True, False])
+def test_parameter_stays_a_parameter(requires_grad, tmp_path):
+    from fastoptim.nn import Parameter
+
+    p = Parameter(tensor([[1.0, 2.0]]), requires_grad=requires_grad)
+    got = roundtrip([p, p], tmp_path)
+    assert type(got[0]) is Parameter and got[0] is got[1]
+    assert got[0].requires_grad is requires_grad
+    assert_same(got, [p, p])
+
+
+@needs_tensor
+def test_module_state_dict_restores_a_module(tmp_path):
+    from fastoptim import nn
+
+    model = nn.Linear(3, 2)
+    state = model.state_dict()
+    got = roundtrip(state, tmp_path)
+    assert_same(got, state)
+    fresh = nn.Linear(3, 2)
+    fresh.load_state_dict(got)
+    assert fastoptim.equal(fresh.weight, model.weight) and fastoptim.equal(fresh.bias, model.bias)
+    params = roundtrip(model.state_dict(keep_vars=True), tmp_path)
+    assert all(type(v) is nn.Parameter and v.requires_grad for v in params.values())
+
+
+@needs_tensor
+def test_view_of_a_tensor_comes_back_as_a_leaf(tmp_path):
+    w = tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    t = w.t()  # non-contiguous, non-leaf
+    got = roundtrip(t, tmp_path)
+    assert got.is_leaf and got.requires_grad and tuple(got.shape) == (3, 2)
+    np.testing.assert_array_equal(got._np, np.arange(6.0).reshape(2, 3).T)
+
+
 def make_array(kind):
     """Array factory: the same checkpoint tests run on numpy arrays and on Tensors."""
     if kind == "tensor":
