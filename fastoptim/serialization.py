@@ -15,8 +15,8 @@ comes back as a ``fastoptim.Tensor`` (a ``fastoptim.nn.Parameter`` as a Paramete
 Tensor subclass as a plain Tensor) with its dtype, shape, values and ``requires_grad``; ``.grad``
 and the autograd graph are not saved, as in torch, so every loaded Tensor is a leaf. When the
 same Tensor or array object appears several times it is stored once and the loaded structure
-shares one object in the same places. Sharing between distinct objects (views of one buffer,
-the same dict reached twice) is not recorded: each is stored and loaded separately. Anything
+shares one object in the same places. Other sharing is not recorded (a dict or list reached
+twice, distinct Tensors viewing one buffer): each occurrence is stored and loaded separately. Anything
 else raises ``TypeError`` naming where it was found, e.g. ``obj['param_groups'][0]['foo']``.
 
 On-disk format, version 1. A zip archive (members stored uncompressed) holding exactly:
