@@ -16,8 +16,9 @@ Tensor subclass as a plain Tensor) with its dtype, shape, values and ``requires_
 and the autograd graph are not saved, as in torch, so every loaded Tensor is a leaf. When the
 same Tensor or array object appears several times it is stored once and the loaded structure
 shares one object in the same places. Other sharing is not recorded (a dict or list reached
-twice, distinct Tensors viewing one buffer): each occurrence is stored and loaded separately. Anything
-else raises ``TypeError`` naming where it was found, e.g. ``obj['param_groups'][0]['foo']``.
+twice, distinct Tensors viewing one buffer): each occurrence is stored and loaded separately.
+Anything else raises ``TypeError`` naming where it was found, e.g.
+``obj['param_groups'][0]['foo']``.
 
 On-disk format, version 1. A zip archive (members stored uncompressed) holding exactly:
 

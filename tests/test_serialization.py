@@ -62,7 +62,8 @@ def roundtrip(obj, tmp_path):
 
 # --- round trips ---------------------------------------------------------------------------
 
-SCALARS = [None, True, False, 0, -1, 2**70, -(2**64), 1.5, -0.0, 0.1, 5e-324, 1.7976931348623157e308,
+SCALARS = [None, True, False, 0, -1, 2**70, -(2**64), 1.5, -0.0, 0.1, 5e-324,
+           1.7976931348623157e308,
            math.nan, math.inf, -math.inf, "", "lr", "ünïcødé ∂ 🚀", "quote\"back\\slash\n",
            "\ud800 lone surrogate"]
 
