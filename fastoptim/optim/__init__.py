@@ -1,0 +1,26 @@
+"""``fastoptim.optim``: torch.optim's core optimizers and schedulers, same API and numbers.
+
+The classes keep torch's bookkeeping in Python; ``functional`` holds the math (one fused C
+kernel call per param group).
+"""
+
+from . import functional, lr_scheduler
+from .adadelta import Adadelta
+from .adagrad import Adagrad
+from .adam import Adam
+from .adamw import AdamW
+from .optimizer import Optimizer
+from .rmsprop import RMSprop
+from .sgd import SGD
+
+__all__ = [
+    "SGD",
+    "Adadelta",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "Optimizer",
+    "RMSprop",
+    "functional",
+    "lr_scheduler",
+]

@@ -1,0 +1,167 @@
+"""``Adagrad``: torch's class over our fused kernel.
+
+Unlike the others its state is created eagerly in ``__init__`` for the initial groups (so
+``state_dict()`` is non-empty before any step); groups added later get state lazily, from
+``defaults['initial_accumulator_value']`` rather than the group's own value, as torch does.
+"""
+
+from __future__ import annotations
+
+from fastoptim import Tensor, enable_grad, full_like
+
+from .functional import adagrad
+from .optimizer import (
+    Optimizer,
+    _device_dtype_check_for_fused,
+    _new_step,
+    _use_grad_for_differentiable,
+)
+
+__all__ = ["Adagrad"]
+
+
+class Adagrad(Optimizer):
+    r"""Adagrad (Duchi et al., 2011) with torch's learning-rate decay.
+
+    For each param with a grad (``g = -grad`` if ``maximize``), ``t`` its step count::
+
+        g = g + weight_decay * p                 (if weight_decay != 0)
+        clr = lr / (1 + (t - 1) * lr_decay)
+        s = s + g * g
+        p = p - clr * g / (sqrt(s) + eps)
+
+    State: ``step`` (0-dim float32 Tensor) and ``sum`` (starts at
+    ``initial_accumulator_value``).
+
+    Args:
+        params: iterable of Tensors, ``(name, Tensor)`` pairs or param-group dicts.
+        lr (float or 1-element Tensor): learning rate (default: 1e-2).
+        lr_decay (float): learning-rate decay (default: 0).
+        weight_decay (float): L2 penalty (default: 0).
+        initial_accumulator_value (float): starting value of ``sum`` (default: 0).
+        eps (float): added to the denominator (default: 1e-10).
+        maximize (bool): maximize the objective (default: False).
+        foreach, fused (bool or None), differentiable (bool): accepted so torch code runs
+            unchanged, with torch's flag-combination errors; fastoptim always runs its fused
+            C kernel.
+
+    Example:
+        >>> optimizer = fastoptim.optim.Adagrad(model.parameters(), lr=0.1)
+    """
+
+    def __init__(
+        self,
+        params,
+        lr: float | Tensor = 1e-2,
+        lr_decay: float = 0,
+        weight_decay: float = 0,
+        initial_accumulator_value: float = 0,
+        eps: float = 1e-10,
+        foreach: bool | None = None,
+        *,
+        maximize: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
+    ) -> None:
+        if isinstance(lr, Tensor) and lr.numel() != 1:
+            raise ValueError("Tensor lr must be 1-element")
+        if not 0.0 <= lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 <= lr_decay:
+            raise ValueError(f"Invalid lr_decay value: {lr_decay}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if not 0.0 <= initial_accumulator_value:
+            raise ValueError(
+                f"Invalid initial_accumulator_value value: {initial_accumulator_value}"
+            )
+        if not 0.0 <= eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+
+        defaults = {
+            "lr": lr,
+            "lr_decay": lr_decay,
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "initial_accumulator_value": initial_accumulator_value,
+            "foreach": foreach,
+            "maximize": maximize,
+            "differentiable": differentiable,
+            "fused": fused,
+        }
+        super().__init__(params, defaults)
+
+        if fused:
+            if differentiable:
+                raise RuntimeError("`fused` does not support `differentiable`")
+            if foreach:
+                raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+            self._need_device_dtype_check_for_fused = True
+
+        # Eager state, from the constructor's value, for the groups given here only.
+        for group in self.param_groups:
+            for p in group["params"]:
+                state = self.state[p]
+                state["step"] = _new_step()
+                state["sum"] = full_like(p, initial_accumulator_value)
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group.setdefault("foreach", None)
+            group.setdefault("maximize", False)
+            group.setdefault("differentiable", False)
+            group.setdefault("fused", None)
+        self._steps_to_tensors()
+
+    def _expected_state_keys(self, group):
+        return ("step", "sum"), ()
+
+    def _init_group(self, group, params_with_grad, grads, state_sums, state_steps):
+        fused = group["fused"]
+        for p in group["params"]:
+            g = p.grad
+            if g is None:
+                continue
+            if fused and getattr(self, "_need_device_dtype_check_for_fused", True):
+                _device_dtype_check_for_fused(p)
+                self._need_device_dtype_check_for_fused = False
+            params_with_grad.append(p)
+            grads.append(g)
+            state = self.state[p]
+            if len(state) == 0:
+                # torch reads the *default*, not the group's value (kept for parity).
+                state["step"] = _new_step()
+                state["sum"] = full_like(p, self.defaults["initial_accumulator_value"])
+            state_sums.append(state["sum"])
+            state_steps.append(state["step"])
+        return False, False
+
+    @_use_grad_for_differentiable
+    def step(self, closure=None):
+        """Perform one optimization step; ``closure`` re-evaluates and returns the loss."""
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+
+        for group in self.param_groups:
+            params_with_grad: list = []
+            grads: list = []
+            state_sums: list = []
+            state_steps: list = []
+            self._init_group(group, params_with_grad, grads, state_sums, state_steps)
+            if not params_with_grad:
+                continue
+            adagrad(
+                params_with_grad,
+                grads,
+                state_sums,
+                state_steps,
+                lr=group["lr"],
+                weight_decay=group["weight_decay"],
+                lr_decay=group["lr_decay"],
+                eps=group["eps"],
+                maximize=group["maximize"],
+            )
+        return loss

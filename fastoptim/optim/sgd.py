@@ -1,0 +1,154 @@
+"""``SGD``: torch's class (validation, defaults, lazy momentum buffer) over our fused kernel.
+
+The class only collects, per group, the params that have a grad and their momentum buffers,
+then makes one call into ``fastoptim.optim.functional.sgd``.
+"""
+
+from __future__ import annotations
+
+from fastoptim import Tensor, enable_grad
+
+from .functional import sgd
+from .optimizer import Optimizer, _device_dtype_check_for_fused, _use_grad_for_differentiable
+
+__all__ = ["SGD"]
+
+
+class SGD(Optimizer):
+    r"""Stochastic gradient descent, optionally with (Nesterov) momentum -- torch's variant.
+
+    For each param with a grad (``g = -grad`` if ``maximize``)::
+
+        g = g + weight_decay * p                       (if weight_decay != 0)
+        b = g                   on the first step      (no dampening then)
+        b = momentum * b + (1 - dampening) * g          afterwards
+        g = g + momentum * b  if nesterov else  b       (if momentum != 0)
+        p = p - lr * g
+
+    This is ``v = mu v + g; p -= lr v`` (torch's form), not Sutskever et al.'s
+    ``v = mu v + lr g``. With ``momentum == 0`` no state is stored at all.
+
+    Args:
+        params: iterable of Tensors, ``(name, Tensor)`` pairs or param-group dicts.
+        lr (float or 1-element Tensor): learning rate (default: 1e-3).
+        momentum (float): momentum factor (default: 0).
+        dampening (float): dampening for momentum (default: 0).
+        weight_decay (float): L2 penalty (default: 0).
+        nesterov (bool): Nesterov momentum (default: False).
+        maximize (bool): maximize the objective instead of minimizing (default: False).
+        foreach, fused (bool or None), differentiable (bool): accepted so torch code runs
+            unchanged, with torch's flag-combination errors. fastoptim always runs its fused
+            C kernel (one call per group), whatever these say; ``differentiable`` only keeps
+            grad mode on during ``step`` (no autograd through the update).
+
+    Example:
+        >>> optimizer = fastoptim.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        >>> optimizer.zero_grad(); loss_fn(model(x), y).backward(); optimizer.step()
+    """
+
+    def __init__(
+        self,
+        params,
+        lr: float | Tensor = 1e-3,
+        momentum: float = 0,
+        dampening: float = 0,
+        weight_decay: float | Tensor = 0,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        differentiable: bool = False,
+        fused: bool | None = None,
+    ) -> None:
+        if isinstance(lr, Tensor) and lr.numel() != 1:
+            raise ValueError("Tensor lr must be 1-element")
+        if lr < 0.0:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if momentum < 0.0:
+            raise ValueError(f"Invalid momentum value: {momentum}")
+        if weight_decay < 0.0:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+
+        defaults = {
+            "lr": lr,
+            "momentum": momentum,
+            "dampening": dampening,
+            "weight_decay": weight_decay,
+            "nesterov": nesterov,
+            "maximize": maximize,
+            "foreach": foreach,
+            "differentiable": differentiable,
+            "fused": fused,
+        }
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        super().__init__(params, defaults)
+
+        if fused:
+            self._need_device_dtype_check_for_fused = True
+            if differentiable:
+                raise RuntimeError("`fused` does not support `differentiable`")
+            if foreach:
+                raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group.setdefault("nesterov", False)
+            group.setdefault("maximize", False)
+            group.setdefault("foreach", None)
+            group.setdefault("differentiable", False)
+            group.setdefault("fused", False)
+
+    def _expected_state_keys(self, group):
+        return (), ("momentum_buffer",)
+
+    def _init_group(self, group, params, grads, momentum_buffer_list):
+        fused = group["fused"]
+        momentum = group["momentum"] != 0
+        state = self.state
+        for p in group["params"]:
+            g = p.grad
+            if g is not None:
+                if fused and getattr(self, "_need_device_dtype_check_for_fused", True):
+                    _device_dtype_check_for_fused(p)
+                    self._need_device_dtype_check_for_fused = False
+                params.append(p)
+                grads.append(g)
+                if momentum:
+                    # None on the first step: the kernel creates the buffer from the grad.
+                    momentum_buffer_list.append(state[p].get("momentum_buffer"))
+        return False
+
+    @_use_grad_for_differentiable
+    def step(self, closure=None):
+        """Perform one optimization step; ``closure`` re-evaluates and returns the loss."""
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+
+        for group in self.param_groups:
+            params: list = []
+            grads: list = []
+            momentum_buffer_list: list = []
+            self._init_group(group, params, grads, momentum_buffer_list)
+            if not params:
+                continue
+            sgd(
+                params,
+                grads,
+                momentum_buffer_list,
+                weight_decay=group["weight_decay"],
+                momentum=group["momentum"],
+                lr=group["lr"],
+                dampening=group["dampening"],
+                nesterov=group["nesterov"],
+                maximize=group["maximize"],
+            )
+            if group["momentum"] != 0:
+                # The kernel filled in the buffers it created on a first step.
+                state = self.state
+                for p, buf in zip(params, momentum_buffer_list):
+                    state[p]["momentum_buffer"] = buf
+        return loss
