@@ -1,0 +1,572 @@
+"""Checkpoints that never execute code on load: ``fastoptim.save`` and ``fastoptim.load``.
+
+Why this file exists: ``torch.save``/``torch.load`` are built on pickle, and unpickling a file
+runs whatever code the file's author chose. A checkpoint is data, so ours is stored as data:
+numpy's ``.npy`` arrays plus a JSON description of the structure around them. Loading parses
+both with strict validators and never unpickles, imports or calls anything named by the file.
+
+What can be saved: fastoptim Tensors, numpy arrays and numpy scalars of boolean, integer,
+floating or complex dtype, ``None``, ``bool``, ``int``, ``float``, ``str``, and ``dict``,
+``OrderedDict``, ``list`` and ``tuple`` nesting them (dict keys: any of the scalar types or a
+tuple of them). That covers module and optimizer ``state_dict()``s, scheduler state and plain
+training metadata. Everything comes back with the same types (int keys stay int, tuples stay
+tuples, OrderedDicts keep their order, floats are bit-exact including nan/inf/-0.0); a Tensor
+comes back as a ``fastoptim.Tensor`` (a ``fastoptim.nn.Parameter`` as a Parameter; any other
+Tensor subclass as a plain Tensor) with its dtype, shape, values and ``requires_grad``; ``.grad``
+and the autograd graph are not saved, as in torch, so every loaded Tensor is a leaf. When the
+same Tensor or array object appears several times it is stored once and the loaded structure
+shares one object in the same places. Other sharing is not recorded (a dict or list reached
+twice, distinct Tensors viewing one buffer): each occurrence is stored and loaded separately.
+Anything else raises ``TypeError`` naming where it was found, e.g.
+``obj['param_groups'][0]['foo']``.
+
+On-disk format, version 1. A zip archive (members stored uncompressed) holding exactly:
+
+- ``manifest.json``: UTF-8 JSON object with exactly the keys
+
+  - ``"format"``: the string ``"fastoptim.checkpoint"``;
+  - ``"version"``: the integer ``1``;
+  - ``"arrays"``: a list; entry ``i`` describes member ``arrays/<i>.npy`` as
+    ``{"kind": "tensor"|"parameter", "requires_grad": <bool>}``, ``{"kind": "ndarray"}`` or
+    ``{"kind": "scalar"}`` (a numpy scalar, stored as a 0-d array);
+  - ``"root"``: the saved object as a node. Every node is a JSON object with a ``"type"`` key:
+    ``{"type": "none"}``; ``{"type": "bool", "value": true}``; ``{"type": "int", "value": 3}``;
+    ``{"type": "float", "value": "0x1.8000000000000p+0"}`` (``float.hex``, so exact, and
+    ``"nan"``/``"inf"``/``"-inf"``); ``{"type": "str", "value": "..."}``;
+    ``{"type": "list"|"tuple", "items": [node, ...]}``;
+    ``{"type": "dict"|"ordereddict", "items": [[key_node, value_node], ...]}`` in insertion
+    order; ``{"type": "array", "index": i}`` referring to entry ``i`` of ``"arrays"``.
+
+- ``arrays/<i>.npy`` for each entry, written by ``numpy.lib.format.write_array`` (format 1.0 or
+  2.0, no pickled objects) and read back with ``allow_pickle=False``.
+
+Loading rejects, with ``CheckpointError`` (a ``ValueError``) naming the file and the problem: a
+pickle file, a ``torch.save`` archive, a file that is not a zip, a truncated or corrupted zip
+(members are CRC-checked), a missing, extra, duplicated or compressed member, a manifest that
+does not match the schema above exactly, an unknown format version, an array entry never
+referenced, and an ``.npy`` member whose dtype is not plain numeric or whose size disagrees with
+its header. A missing file raises ``FileNotFoundError`` as usual.
+
+Saving to a path is atomic: the archive is written to a temporary file in the target's
+directory, flushed and fsynced, then renamed over the target with ``os.replace`` (and the
+directory fsynced where the platform allows), so a crash mid-save leaves the previous checkpoint
+intact; the temporary file is removed on error. The output is deterministic: saving equal data
+twice gives identical bytes. Saving to or loading from a file object is supported as in torch;
+atomicity is then the caller's business.
+"""
+import collections
+import io
+import json
+import os
+import secrets
+import zipfile
+
+import numpy
+from numpy.lib import format as _npy
+
+__all__ = ["CheckpointError", "load", "save"]
+
+FORMAT_NAME = "fastoptim.checkpoint"
+FORMAT_VERSION = 1
+_MANIFEST = "manifest.json"
+# A fixed timestamp (the zip epoch) keeps the bytes of a checkpoint a function of its content.
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+# Only plain numbers: no objects, strings, datetimes, voids or structured records.
+_ARRAY_KINDS = frozenset("biufc")
+_SCALAR_TYPES = (type(None), bool, int, float, str)
+
+
+class CheckpointError(ValueError):
+    """The file is not a valid fastoptim checkpoint (wrong kind of file, corrupted, malformed)."""
+
+
+def _tensor_classes():
+    """(Tensor, Parameter), either None when this build does not have it."""
+    # Imported lazily: fastoptim/__init__.py imports this module.
+    import fastoptim
+
+    try:
+        from fastoptim.nn.parameter import Parameter
+    except ImportError:
+        Parameter = None
+    return getattr(fastoptim, "Tensor", None), Parameter
+
+
+# --------------------------------------------------------------------------------------------
+# save
+
+
+class _Encoder:
+    """Turns a Python object into a manifest node tree plus a list of arrays to write."""
+
+    def __init__(self):
+        self.tensor_cls, self.parameter_cls = _tensor_classes()
+        self.arrays = []  # numpy arrays, in member order
+        self.entries = []  # manifest "arrays" entries, parallel to self.arrays
+        self.memo = {}  # id(saved object) -> index, so a shared object is stored once
+        self.keep = []  # keeps memoized objects alive so their ids stay unique
+        self.active = set()  # ids of containers on the current path, to catch cycles
+
+    def _add_array(self, obj, array, entry):
+        index = self.memo.get(id(obj))
+        if index is None:
+            index = len(self.arrays)
+            self.memo[id(obj)] = index
+            self.keep.append(obj)
+            self.arrays.append(array)
+            self.entries.append(entry)
+        return {"type": "array", "index": index}
+
+    def encode(self, obj, where):
+        kind = type(obj)
+        if self.tensor_cls is not None and isinstance(obj, self.tensor_cls):
+            array = obj._np
+            _check_dtype(array.dtype, where, "fastoptim.Tensor")
+            tensor_kind = "parameter" if kind is self.parameter_cls else "tensor"
+            entry = {"kind": tensor_kind, "requires_grad": bool(obj.requires_grad)}
+            return self._add_array(obj, array, entry)
+        if kind is numpy.ndarray:
+            _check_dtype(obj.dtype, where, "numpy.ndarray")
+            return self._add_array(obj, obj, {"kind": "ndarray"})
+        if isinstance(obj, numpy.generic):
+            _check_dtype(obj.dtype, where, type(obj).__name__)
+            return self._add_array(obj, numpy.asarray(obj), {"kind": "scalar"})
+        if obj is None:
+            return {"type": "none"}
+        if kind is bool:
+            return {"type": "bool", "value": obj}
+        if kind is int:
+            return {"type": "int", "value": obj}
+        if kind is float:
+            return {"type": "float", "value": obj.hex()}
+        if kind is str:
+            return {"type": "str", "value": obj}
+        if kind in (list, tuple, dict, collections.OrderedDict):
+            if id(obj) in self.active:
+                raise ValueError(f"cannot save {where}: the structure contains itself (a cycle)")
+            self.active.add(id(obj))
+            try:
+                if kind is list or kind is tuple:
+                    items = [self.encode(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+                else:
+                    items = [[self.encode_key(k, where), self.encode(v, f"{where}[{k!r}]")]
+                             for k, v in obj.items()]
+            finally:
+                self.active.discard(id(obj))
+            name = "ordereddict" if kind is collections.OrderedDict else kind.__name__
+            return {"type": name, "items": items}
+        raise TypeError(f"cannot save {where}: objects of type {_type_name(obj)} are not "
+                        f"supported{_hint(obj)}")
+
+    def encode_key(self, key, where):
+        if _is_plain_key(key):
+            return self.encode(key, f"{where} key {key!r}")
+        raise TypeError(f"cannot save {where}: dict key {key!r} of type {_type_name(key)} is not "
+                        "supported (keys must be None, bool, int, float, str or tuples of them)")
+
+
+def _is_plain_key(key):
+    if type(key) is tuple:
+        return all(_is_plain_key(k) for k in key)
+    return type(key) in _SCALAR_TYPES
+
+
+def _type_name(obj):
+    kind = type(obj)
+    module = kind.__module__
+    return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
+
+
+def _hint(obj):
+    module = type(obj).__module__ or ""
+    if module.split(".")[0] == "torch":
+        return "; convert torch tensors first, e.g. fastoptim.from_numpy(t.detach().numpy())"
+    if isinstance(obj, (set, frozenset)):
+        return "; store a sorted list instead"
+    if isinstance(obj, tuple):
+        return "; named tuples and other tuple subclasses are not saved, use a plain tuple"
+    if isinstance(obj, dict):
+        return "; use a plain dict or collections.OrderedDict"
+    return (" (supported: fastoptim.Tensor, numpy arrays and scalars, None, bool, int, float, "
+            "str, and dict/OrderedDict/list/tuple of them)")
+
+
+def _check_dtype(dtype, where, what):
+    if dtype.kind not in _ARRAY_KINDS or dtype.fields is not None or dtype.subdtype is not None:
+        raise TypeError(f"cannot save {where}: {what} of dtype {dtype} is not supported "
+                        "(only boolean, integer, floating and complex dtypes)")
+
+
+def _write_archive(fileobj, manifest, arrays):
+    with zipfile.ZipFile(fileobj, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        text = json.dumps(manifest, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+        zf.writestr(_member_info(_MANIFEST), text.encode("ascii"))
+        for index, array in enumerate(arrays):
+            # Large members need zip64 headers up front, since we stream them of unknown size.
+            big = array.nbytes > (1 << 30)
+            with zf.open(_member_info(f"arrays/{index}.npy"), "w", force_zip64=big) as member:
+                _npy.write_array(member, array, allow_pickle=False)
+
+
+def _member_info(name):
+    info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
+    info.compress_type = zipfile.ZIP_STORED
+    info.external_attr = 0o644 << 16
+    return info
+
+
+def save(obj, f):
+    """Save ``obj`` to ``f`` (a path or a writable binary file object) without pickle.
+
+    Args:
+        obj: Tensors, numpy arrays/scalars, None/bool/int/float/str and dict, OrderedDict,
+            list, tuple nesting them (e.g. a module's, optimizer's or scheduler's state_dict).
+        f: a ``str`` or ``os.PathLike`` path, written atomically (temporary file in the same
+            directory, fsync, ``os.replace``; symlinks are followed), or a writable binary file
+            object, written at its current position and flushed but not closed.
+
+    Raises:
+        TypeError: ``obj`` holds an unsupported object; the message says where and its type.
+        ValueError: ``obj`` contains itself.
+
+    Example:
+        >>> fastoptim.save({"epoch": 3, "optimizer": opt.state_dict()}, "ckpt.fo")
+    """
+    encoder = _Encoder()
+    root = encoder.encode(obj, "obj")  # fails before anything touches the disk
+    manifest = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "arrays": encoder.entries,
+                "root": root}
+    if not isinstance(f, (str, bytes, os.PathLike)):
+        if not hasattr(f, "write"):
+            raise TypeError(f"save() expects a path or a writable binary file object, "
+                            f"got {_type_name(f)}")
+        _write_archive(f, manifest, encoder.arrays)
+        if hasattr(f, "flush"):
+            f.flush()
+        return
+    target = os.path.realpath(os.fspath(f))
+    if isinstance(target, bytes):
+        target = os.fsdecode(target)
+    directory, base = os.path.split(target)
+    tmp, fd = _create_temp(directory, base)
+    try:
+        with open(fd, "wb") as out:
+            _write_archive(out, manifest, encoder.arrays)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_directory(directory)
+
+
+def _create_temp(directory, base):
+    # os.open with mode 0o666 lets the umask decide the final permissions, as open() would;
+    # tempfile.mkstemp would leave every checkpoint readable by its owner only.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = os.path.join(directory, f".{base}.{secrets.token_hex(6)}.tmp")
+        try:
+            return tmp, os.open(tmp, flags, 0o666)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a temporary file next to {directory!r}")
+
+
+def _fsync_directory(directory):
+    # Makes the rename itself durable. Not possible on every platform (e.g. Windows): skip there.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------------------------
+# load
+
+
+def load(f, map_location=None, *, weights_only=True):
+    """Load a checkpoint written by :func:`save`. Never unpickles and never executes code.
+
+    Args:
+        f: a ``str`` or ``os.PathLike`` path, or a readable binary file object.
+        map_location: accepted for torch source compatibility and ignored: fastoptim tensors
+            always live in CPU memory.
+        weights_only: accepted for torch source compatibility; loading is always as safe as
+            torch's ``weights_only=True`` (stricter, in fact), whatever the value.
+
+    Returns:
+        The saved object, with the same types and structure.
+
+    Raises:
+        CheckpointError: (a ``ValueError``) the file is not a valid fastoptim checkpoint; the
+            message names the file and what is wrong.
+        FileNotFoundError: and other ``OSError``s from opening the path.
+    """
+    del map_location, weights_only  # see the docstring
+    if isinstance(f, (str, bytes, os.PathLike)):
+        name = os.fsdecode(os.fspath(f))
+        with open(name, "rb") as fileobj:
+            return _load_from(fileobj, name)
+    if not hasattr(f, "read") or isinstance(f, io.TextIOBase):
+        raise TypeError(f"load() expects a path or a readable binary file object, "
+                        f"got {_type_name(f)}")
+    name = str(getattr(f, "name", None) or repr(f))
+    seekable = getattr(f, "seekable", None)
+    if seekable is None or not seekable():
+        f = io.BytesIO(f.read())  # zip needs random access
+    return _load_from(f, name)
+
+
+def _load_from(fileobj, name):
+    try:
+        return _Decoder(fileobj, name).run()
+    except CheckpointError:
+        raise
+    except Exception as exc:  # any parse failure of untrusted bytes means a bad file
+        raise CheckpointError(f"{name}: corrupted or truncated checkpoint "
+                              f"({type(exc).__name__}: {exc})") from exc
+
+
+class _Decoder:
+    """Validates an archive and rebuilds the saved object from it."""
+
+    def __init__(self, fileobj, name):
+        self.fileobj = fileobj
+        self.name = name
+
+    def fail(self, what):
+        raise CheckpointError(f"{self.name}: {what}")
+
+    def run(self):
+        start = self.fileobj.tell()
+        head = self.fileobj.read(64)
+        self.fileobj.seek(start)
+        self.sniff(head)
+        with zipfile.ZipFile(self.fileobj, "r") as zf:
+            infos = zf.infolist()
+            names = [info.filename for info in infos]
+            if _MANIFEST not in names:
+                if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+                    self.fail("this is a torch.save checkpoint (pickle inside a zip); "
+                              "fastoptim.load never unpickles: load it with torch.load in a "
+                              "trusted environment and re-save the tensors with fastoptim.save")
+                self.fail(f"not a fastoptim checkpoint: the zip has no {_MANIFEST}")
+            if len(set(names)) != len(names):
+                self.fail("the zip holds duplicated member names")
+            for info in infos:
+                if info.compress_type != zipfile.ZIP_STORED:
+                    self.fail(f"member {info.filename!r} is compressed; fastoptim "
+                              "checkpoints store members uncompressed")
+            manifest = self.read_manifest(zf.read(_MANIFEST))
+            expected = {_MANIFEST} | {f"arrays/{i}.npy" for i in range(len(manifest["arrays"]))}
+            missing = sorted(expected - set(names))
+            extra = sorted(set(names) - expected)
+            if missing:
+                self.fail(f"member {missing[0]!r} named by the manifest is missing")
+            if extra:
+                self.fail(f"unexpected member {extra[0]!r} not named by the manifest")
+            self.manifest_entries = manifest["arrays"]
+            self.arrays = [self.read_member(zf, i, e) for i, e in enumerate(manifest["arrays"])]
+        self.objects = [None] * len(self.arrays)  # built lazily so sharing is restored
+        obj = self.decode(manifest["root"], "obj")
+        unused = [i for i, o in enumerate(self.objects) if o is None]
+        if unused:
+            self.fail(f"manifest entry arrays[{unused[0]}] is never referenced")
+        return obj
+
+    def sniff(self, head):
+        if not head:
+            self.fail("the file is empty")
+        if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+            self.fail("this is a pickle file (e.g. from pickle.dump or a legacy torch.save); "
+                      "fastoptim.load never unpickles, since unpickling can run arbitrary code")
+        if head[:4] != b"PK\x03\x04":
+            self.fail("not a fastoptim checkpoint (not a zip archive)")
+
+    def read_manifest(self, raw):
+        def no_constants(token):
+            self.fail(f"manifest.json holds the non-standard JSON constant {token}")
+
+        def unique_keys(pairs):
+            keys = [k for k, _ in pairs]
+            if len(set(keys)) != len(keys):
+                self.fail("manifest.json holds an object with duplicated keys")
+            return dict(pairs)
+
+        try:
+            manifest = json.loads(raw.decode("utf-8"), parse_constant=no_constants,
+                                  object_pairs_hook=unique_keys)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            self.fail(f"manifest.json is not valid JSON ({exc})")
+        self.expect_keys(manifest, {"format", "version", "arrays", "root"}, "manifest")
+        if manifest["format"] != FORMAT_NAME:
+            self.fail(f"manifest format is {manifest['format']!r}, expected {FORMAT_NAME!r}")
+        version = manifest["version"]
+        if type(version) is not int:
+            self.fail(f"manifest version {version!r} is not an integer")
+        if version != FORMAT_VERSION:
+            self.fail(f"unknown checkpoint format version {version} (this fastoptim reads "
+                      f"version {FORMAT_VERSION}; a newer fastoptim may read it)")
+        if type(manifest["arrays"]) is not list:
+            self.fail("manifest 'arrays' is not a list")
+        for i, entry in enumerate(manifest["arrays"]):
+            where = f"manifest arrays[{i}]"
+            kind = entry.get("kind") if type(entry) is dict else None
+            if kind in ("tensor", "parameter"):
+                self.expect_keys(entry, {"kind", "requires_grad"}, where)
+                if type(entry["requires_grad"]) is not bool:
+                    self.fail(f"{where}: 'requires_grad' is not a bool")
+            elif kind in ("ndarray", "scalar"):
+                self.expect_keys(entry, {"kind"}, where)
+            else:
+                self.fail(f"{where}: unknown or missing 'kind' in {entry!r}")
+        return manifest
+
+    def expect_keys(self, node, keys, where):
+        if type(node) is not dict or set(node) != keys:
+            self.fail(f"{where} must be an object with exactly the keys {sorted(keys)}, "
+                      f"got {node!r:.200}")
+
+    def read_member(self, zf, index, entry):
+        try:
+            return self.read_array(zf, index, entry)
+        except CheckpointError:
+            raise
+        except Exception as exc:  # name the member in the message
+            raise CheckpointError(f"{self.name}: arrays/{index}.npy is corrupted or truncated "
+                                  f"({type(exc).__name__}: {exc})") from exc
+
+    def read_array(self, zf, index, entry):
+        member = f"arrays/{index}.npy"
+        size = zf.getinfo(member).file_size
+        with zf.open(member) as stream:
+            version = _npy.read_magic(stream)
+            if version == (1, 0):
+                shape, _fortran, dtype = _npy.read_array_header_1_0(stream)
+            elif version == (2, 0):
+                shape, _fortran, dtype = _npy.read_array_header_2_0(stream)
+            else:
+                self.fail(f"{member}: unsupported .npy format version {version}")
+            if dtype.kind not in _ARRAY_KINDS or dtype.fields is not None or dtype.hasobject:
+                self.fail(f"{member}: dtype {dtype} is not allowed (only boolean, integer, "
+                          "floating and complex arrays; object arrays would need pickle)")
+            if any(n < 0 for n in shape):
+                self.fail(f"{member}: negative dimension in shape {shape}")
+            count = 1
+            for n in shape:
+                count *= n
+            # Checked before numpy allocates anything: a forged header cannot ask for more
+            # memory than the member really holds.
+            if stream.tell() + count * dtype.itemsize != size:
+                self.fail(f"{member}: the header's shape {shape} and dtype {dtype} do not match "
+                          f"the member's size of {size} bytes")
+            stream.seek(0)
+            array = _npy.read_array(stream, allow_pickle=False)
+            if stream.read(1):  # also completes the CRC check of the member
+                self.fail(f"{member}: trailing bytes after the array data")
+        if entry["kind"] == "scalar" and array.ndim != 0:
+            self.fail(f"{member}: a numpy scalar must be stored as a 0-d array, got {shape}")
+        return array
+
+    def build_array(self, index, where):
+        if type(index) is not int or not 0 <= index < len(self.arrays):
+            self.fail(f"{where}: array index {index!r} is out of range")
+        obj = self.objects[index]
+        if obj is not None:
+            return obj
+        array = self.arrays[index]
+        kind = self.entry_kind(index)
+        if kind == "ndarray":
+            obj = array
+        elif kind == "scalar":
+            obj = array[()]
+        else:
+            entry = self.manifest_entries[index]
+            obj = self.make_tensor(array, entry["requires_grad"], kind == "parameter", where)
+        self.objects[index] = obj
+        return obj
+
+    def entry_kind(self, index):
+        return self.manifest_entries[index]["kind"]
+
+    def make_tensor(self, array, requires_grad, parameter, where):
+        import fastoptim
+
+        _, parameter_cls = _tensor_classes()
+        if not hasattr(fastoptim, "from_numpy") or (parameter and parameter_cls is None):
+            what = "an nn.Parameter" if parameter else "a Tensor"
+            self.fail(f"{where}: the checkpoint holds {what} but this build of fastoptim has "
+                      "no Tensor type")
+        try:
+            if not array.flags.c_contiguous:  # e.g. a Fortran-ordered member
+                array = numpy.ascontiguousarray(array)
+            tensor = fastoptim.from_numpy(array)
+            if parameter:
+                tensor = parameter_cls(tensor, requires_grad=requires_grad)
+            elif requires_grad:
+                tensor.requires_grad_(True)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            self.fail(f"{where}: cannot make a fastoptim.Tensor of dtype {array.dtype}: {exc}")
+        return tensor
+
+    def decode(self, node, where):
+        kind = node.get("type") if type(node) is dict else None
+        if kind == "none":
+            self.expect_keys(node, {"type"}, where)
+            return None
+        if kind in ("bool", "int", "str", "float"):
+            self.expect_keys(node, {"type", "value"}, where)
+            value = node["value"]
+            if kind == "float":
+                if type(value) is not str:
+                    self.fail(f"{where}: float value {value!r} is not a float.hex string")
+                try:
+                    return float.fromhex(value)
+                except ValueError:
+                    self.fail(f"{where}: float value {value!r} is not a float.hex string")
+            if type(value) is not {"bool": bool, "int": int, "str": str}[kind]:
+                self.fail(f"{where}: value {value!r} is not of type {kind}")
+            return value
+        if kind in ("list", "tuple"):
+            self.expect_keys(node, {"type", "items"}, where)
+            if type(node["items"]) is not list:
+                self.fail(f"{where}: 'items' is not a list")
+            items = [self.decode(v, f"{where}[{i}]") for i, v in enumerate(node["items"])]
+            return items if kind == "list" else tuple(items)
+        if kind in ("dict", "ordereddict"):
+            self.expect_keys(node, {"type", "items"}, where)
+            if type(node["items"]) is not list:
+                self.fail(f"{where}: 'items' is not a list")
+            out = {} if kind == "dict" else collections.OrderedDict()
+            for pair in node["items"]:
+                if type(pair) is not list or len(pair) != 2:
+                    self.fail(f"{where}: a dict item must be a [key, value] pair")
+                key = self.decode_key(pair[0], f"{where} key")
+                if key in out:
+                    self.fail(f"{where}: duplicated dict key {key!r}")
+                out[key] = self.decode(pair[1], f"{where}[{key!r}]")
+            return out
+        if kind == "array":
+            self.expect_keys(node, {"type", "index"}, where)
+            return self.build_array(node["index"], where)
+        self.fail(f"{where}: unknown node {node!r:.200}")
+
+    def decode_key(self, node, where):
+        kind = node.get("type") if type(node) is dict else None
+        if kind not in ("none", "bool", "int", "float", "str", "tuple"):
+            self.fail(f"{where}: a dict key cannot be a node of type {kind!r}")
+        key = self.decode(node, where)
+        if not _is_plain_key(key):
+            self.fail(f"{where}: dict key {key!r:.200} holds something other than scalars")
+        return key
