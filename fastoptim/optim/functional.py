@@ -41,25 +41,16 @@ def _no_scaling(grad_scale, found_inf):
                                   "CPU optimizers; pass None")
 
 
-class _Arrays:
-    """The numpy arrays behind the lists of one call, with the write-back they need.
+# (list, writeable, writebacks) -> the numpy arrays behind a list: Tensors unwrapped, strided arrays
+# replaced by contiguous copies, (original, copy) pairs appended to writebacks when writeable.
+_unwrap = _optim._unwrap
 
-    The fast path (every element a C-contiguous numpy array or Tensor) allocates nothing but the
-    lists.  A non-contiguous array that is updated is replaced by a contiguous copy, written
-    back by ``finish()`` once the kernel has run (never after a failed call).
-    """
 
-    __slots__ = ("writebacks",)
-
-    def __init__(self):
-        self.writebacks = []
-
-    def get(self, items, writeable=True):
-        return _optim._unwrap(items, writeable, self.writebacks)
-
-    def finish(self):
-        for arr, tmp in self.writebacks:
-            arr[...] = tmp
+def _write_back(writebacks):
+    """Copy updates made in contiguous temporaries back into the caller's strided arrays; only
+    called once the kernel has succeeded, so a failed step leaves everything untouched."""
+    for arr, tmp in writebacks:
+        arr[...] = tmp
 
 
 def sgd(params, d_p_list, momentum_buffer_list, has_sparse_grad=False, foreach=None, fused=None,
@@ -78,12 +69,12 @@ def sgd(params, d_p_list, momentum_buffer_list, has_sparse_grad=False, foreach=N
     """
     _no_scaling(grad_scale, found_inf)
     lr = _scalar(lr)
-    arrays = _Arrays()
-    ps = arrays.get(params)
-    gs = arrays.get(d_p_list, writeable=False)
+    wb = []
+    ps = _unwrap(params, True, wb)
+    gs = _unwrap(d_p_list, False, wb)
     bufs = is_new = None
     if momentum != 0:
-        bufs = arrays.get(momentum_buffer_list)
+        bufs = _unwrap(momentum_buffer_list, True, wb)
         for i, b in enumerate(bufs):
             if b is None:
                 if is_new is None:
@@ -97,7 +88,7 @@ def sgd(params, d_p_list, momentum_buffer_list, has_sparse_grad=False, foreach=N
         for i, new in enumerate(is_new):
             if new:
                 momentum_buffer_list[i] = _like(params[i], bufs[i])
-    arrays.finish()
+    _write_back(wb)
 
 
 def _like(template, arr):
@@ -126,13 +117,14 @@ def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, for
     """
     _no_scaling(grad_scale, found_inf)
     lr = _scalar(lr)
-    arrays = _Arrays()
-    _optim.adam_step(arrays.get(params), arrays.get(grads, writeable=False),
-                     arrays.get(exp_avgs), arrays.get(exp_avg_sqs),
-                     arrays.get(max_exp_avg_sqs) if amsgrad else None, arrays.get(state_steps),
-                     lr, _scalar(beta1, "betas[0]"), _scalar(beta2, "betas[1]"), eps,
-                     weight_decay, amsgrad, maximize, decoupled_weight_decay)
-    arrays.finish()
+    wb = []
+    _optim.adam_step(_unwrap(params, True, wb), _unwrap(grads, False, wb),
+                     _unwrap(exp_avgs, True, wb), _unwrap(exp_avg_sqs, True, wb),
+                     _unwrap(max_exp_avg_sqs, True, wb) if amsgrad else None,
+                     _unwrap(state_steps, True, wb), lr, _scalar(beta1, "betas[0]"),
+                     _scalar(beta2, "betas[1]"), eps, weight_decay, amsgrad, maximize,
+                     decoupled_weight_decay)
+    _write_back(wb)
 
 
 def adamw(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, foreach=None,
@@ -160,13 +152,14 @@ def rmsprop(params, grads, square_avgs, grad_avgs, momentum_buffer_list, state_s
     only if centered, ``momentum_buffer_list`` only if momentum > 0 (buffers start at zero).
     """
     lr = _scalar(lr)
-    arrays = _Arrays()
-    _optim.rmsprop_step(arrays.get(params), arrays.get(grads, writeable=False),
-                        arrays.get(square_avgs), arrays.get(grad_avgs) if centered else None,
-                        arrays.get(momentum_buffer_list) if momentum > 0 else None,
-                        arrays.get(state_steps), lr, alpha, eps, weight_decay, momentum,
+    wb = []
+    _optim.rmsprop_step(_unwrap(params, True, wb), _unwrap(grads, False, wb),
+                        _unwrap(square_avgs, True, wb),
+                        _unwrap(grad_avgs, True, wb) if centered else None,
+                        _unwrap(momentum_buffer_list, True, wb) if momentum > 0 else None,
+                        _unwrap(state_steps, True, wb), lr, alpha, eps, weight_decay, momentum,
                         centered, maximize)
-    arrays.finish()
+    _write_back(wb)
 
 
 def adagrad(params, grads, state_sums, state_steps, fused=None, grad_scale=None, found_inf=None,
@@ -180,11 +173,11 @@ def adagrad(params, grads, state_sums, state_steps, fused=None, grad_scale=None,
     """
     _no_scaling(grad_scale, found_inf)
     lr = _scalar(lr)
-    arrays = _Arrays()
-    _optim.adagrad_step(arrays.get(params), arrays.get(grads, writeable=False),
-                        arrays.get(state_sums), arrays.get(state_steps), lr, weight_decay,
-                        lr_decay, eps, maximize)
-    arrays.finish()
+    wb = []
+    _optim.adagrad_step(_unwrap(params, True, wb), _unwrap(grads, False, wb),
+                        _unwrap(state_sums, True, wb), _unwrap(state_steps, True, wb), lr,
+                        weight_decay, lr_decay, eps, maximize)
+    _write_back(wb)
 
 
 def adadelta(params, grads, square_avgs, acc_deltas, state_steps, capturable=False, foreach=None,
@@ -197,8 +190,8 @@ def adadelta(params, grads, square_avgs, acc_deltas, state_steps, capturable=Fal
         u \leftarrow \rho u + (1-\rho)\Delta^2,\quad \theta \leftarrow \theta - \gamma\Delta
     """
     lr = _scalar(lr)
-    arrays = _Arrays()
-    _optim.adadelta_step(arrays.get(params), arrays.get(grads, writeable=False),
-                         arrays.get(square_avgs), arrays.get(acc_deltas),
-                         arrays.get(state_steps), lr, rho, eps, weight_decay, maximize)
-    arrays.finish()
+    wb = []
+    _optim.adadelta_step(_unwrap(params, True, wb), _unwrap(grads, False, wb),
+                         _unwrap(square_avgs, True, wb), _unwrap(acc_deltas, True, wb),
+                         _unwrap(state_steps, True, wb), lr, rho, eps, weight_decay, maximize)
+    _write_back(wb)
