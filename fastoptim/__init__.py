@@ -12,6 +12,7 @@ from fastoptim._C._tensor import (  # noqa: F401
     set_grad_enabled, set_rng_state, tensor, zeros, zeros_like,
 )
 from fastoptim._config import get_include, show_config  # noqa: F401
+from fastoptim.serialization import CheckpointError, load, save  # noqa: F401
 
 __version__ = "0.1.0"
 
@@ -61,3 +62,6 @@ isnan = _unary_fn("isnan")
 mm = matmul
 dot = matmul
 clip = clamp
+
+# Subpackages last: they import the names above.
+from fastoptim import nn, optim  # noqa: E402,F401

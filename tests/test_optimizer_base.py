@@ -25,7 +25,7 @@ def t(values, requires_grad=True):
 
 
 def arr(x):
-    return np.array(x.numpy(), copy=True)
+    return np.array(x.detach().numpy(), copy=True)
 
 
 # ----------------------------------------------------------------------------- construction

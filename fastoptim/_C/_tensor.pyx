@@ -282,7 +282,7 @@ def _next_fn(t):
 # array helpers (numpy C API: no Python-level numpy calls on the hot path)
 # ---------------------------------------------------------------------------------------------
 
-cdef inline tuple _shp(object a):
+cdef inline object _shp(object a):
     """A numpy array's shape as a Python tuple (typed ndarrays expose a C pointer instead)."""
     return (<object>a).shape
 

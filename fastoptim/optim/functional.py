@@ -53,6 +53,32 @@ def _write_back(writebacks):
         arr[...] = tmp
 
 
+def _duplicates_run_in_turn(fn):
+    """torch steps a param that appears twice in a group twice (with a deprecation warning at
+    construction).  The kernels refuse overlapping arrays, so on that refusal, when the cause
+    is a repeated param, run the group one param at a time, in order, as torch's loop does.
+    The common path pays nothing for this."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(params, *lists, **kwargs):
+        try:
+            return fn(params, *lists, **kwargs)
+        except ValueError:
+            if len({id(p) for p in params}) == len(params):
+                raise
+        for i in range(len(params)):
+            subs = [[lst[i]] if isinstance(lst, list) and len(lst) == len(params) else lst
+                    for lst in lists]
+            fn([params[i]], *subs, **kwargs)
+            for lst, sub in zip(lists, subs):
+                if sub is not lst:
+                    lst[i] = sub[0]   # e.g. a momentum buffer created on this step
+        return None
+    return wrapper
+
+
+@_duplicates_run_in_turn
 def sgd(params, d_p_list, momentum_buffer_list, has_sparse_grad=False, foreach=None, fused=None,
         grad_scale=None, found_inf=None, *, weight_decay, momentum, lr, dampening, nesterov,
         maximize):
@@ -100,6 +126,7 @@ def _like(template, arr):
     return arr
 
 
+@_duplicates_run_in_turn
 def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, foreach=None,
          capturable=False, differentiable=False, fused=None, grad_scale=None, found_inf=None,
          has_complex=False, decoupled_weight_decay=False, *, amsgrad, beta1, beta2, lr,
@@ -137,6 +164,7 @@ def adamw(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, fo
          maximize=maximize)
 
 
+@_duplicates_run_in_turn
 def rmsprop(params, grads, square_avgs, grad_avgs, momentum_buffer_list, state_steps,
             foreach=None, maximize=False, differentiable=False, capturable=False,
             has_complex=False, *, lr, alpha, eps, weight_decay, momentum, centered):
@@ -162,6 +190,7 @@ def rmsprop(params, grads, square_avgs, grad_avgs, momentum_buffer_list, state_s
     _write_back(wb)
 
 
+@_duplicates_run_in_turn
 def adagrad(params, grads, state_sums, state_steps, fused=None, grad_scale=None, found_inf=None,
             has_sparse_grad=False, foreach=None, differentiable=False, has_complex=False, *, lr,
             weight_decay, lr_decay, eps, maximize):
@@ -180,6 +209,7 @@ def adagrad(params, grads, state_sums, state_steps, fused=None, grad_scale=None,
     _write_back(wb)
 
 
+@_duplicates_run_in_turn
 def adadelta(params, grads, square_avgs, acc_deltas, state_steps, capturable=False, foreach=None,
              differentiable=False, has_complex=False, *, lr, rho, eps, weight_decay, maximize):
     r"""Adadelta over one param group (torch.optim.Adadelta's math), in place.
