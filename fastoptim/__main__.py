@@ -1,4 +1,4 @@
-"""``python -m fastoptim``: the textbook PyTorch training loop, run on fastoptim.
+"""``fastoptim-demo`` (or ``python -m fastoptim`` outside the source tree): the textbook PyTorch training loop, run on fastoptim.
 
 Trains ``nn.Linear(10, 1)`` with MSE and SGD, exactly the seed's loop, on generated data with a
 learnable target (y = w·x + b + a little noise), prints the loss falling and the time per
@@ -23,7 +23,7 @@ OPTIMIZERS = {
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m fastoptim", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="fastoptim-demo", description=__doc__.split("\n")[0])
     ap.add_argument("--epochs", type=int, default=2000)
     ap.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="sgd")
     ap.add_argument("--seed", type=int, default=0)

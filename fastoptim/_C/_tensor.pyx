@@ -144,6 +144,15 @@ def is_grad_enabled():
     return _grad_enabled
 
 
+def _swap_grad_mode(bint mode):
+    """Set grad mode and return the previous one: the cheapest switch, for hot wrappers such
+    as Optimizer.step (set_grad_enabled builds an object each call)."""
+    global _grad_enabled
+    cdef bint prev = _grad_enabled
+    _grad_enabled = mode
+    return prev
+
+
 cdef class _GradMode:
     """Base of no_grad / enable_grad / set_grad_enabled: a context manager and a decorator."""
     cdef bint _mode

@@ -121,17 +121,15 @@ def _use_grad_for_differentiable(func: Callable) -> Callable:
 
     The update must not be recorded by autograd; the closure re-enables grad itself.
     """
-    is_enabled = fastoptim.is_grad_enabled
-    set_enabled = fastoptim.set_grad_enabled
+    from fastoptim._C._tensor import _swap_grad_mode
 
     @functools.wraps(func)
     def _use_grad(self, *args, **kwargs):
-        prev = is_enabled()
-        set_enabled(self.defaults["differentiable"])
+        prev = _swap_grad_mode(self.defaults["differentiable"])
         try:
             return func(self, *args, **kwargs)
         finally:
-            set_enabled(prev)
+            _swap_grad_mode(prev)
 
     return _use_grad
 
