@@ -1608,11 +1608,6 @@ cdef object _np_binary(int op, cnp.ndarray x, cnp.ndarray y):
     return np.true_divide(x, y).astype(_default_dtype._np_dtype)
 
 
-cdef inline bint _float_scalar_ok(Tensor a, object s):
-    """Scalar ops stay in the tensor's dtype for float tensors (torch's wrapped-number rule)."""
-    return _is_float(a._np)
-
-
 cdef Tensor _add(Tensor a, object other, object alpha):
     if _is_scalar(other):
         if not _is_float(a._np):
