@@ -1,0 +1,288 @@
+"""The slow NumPy twins of the tensor kernels in csrc/fastoptim.h (tensor ops section).
+
+This module is the documentation of what each C kernel computes: one function per kernel, with
+the header's meaning, written for clarity (plain NumPy, no tricks) in torch's order of
+operations.  The tests hold the kernels (through the Tensor ops that call them) against these
+functions over dtypes x sizes x layouts.
+
+Conventions, mirroring the header:
+  * Arrays are numpy arrays of one float dtype (float32 or float64); results keep that dtype.
+  * Scalar parameters (alpha, value, weight, scale, p0, p1) arrive as Python floats and are
+    rounded to the element type before use, as the kernels do (``(T)p0``).
+  * Reductions (sum, mse) accumulate in float64 in index order and return a Python float.
+  * "In place" kernels return the updated array instead (the inputs are not modified).
+Binary ops use numpy broadcasting instead of the kernel's explicit (shape, strides) form; the
+broadcast backward sums each gradient back onto its operand's shape.
+"""
+import numpy as np
+
+# enum fo_binary_op
+ADD, SUB, MUL, DIV = 0, 1, 2, 3
+# enum fo_unary_op
+(NEG, EXP, LOG, SQRT, ABS, RELU, TANH, SIGMOID, CLAMP, POW, ADD_S, MUL_S, RSUB_S, RDIV_S,
+ DIV_S, RPOW_S) = range(16)
+
+
+def _t(x, like):
+    """A scalar rounded to the element type of `like` (the kernel's ``(T)x``)."""
+    return like.dtype.type(x)
+
+
+def _in_double(fn, x):
+    """fn evaluated in double and rounded to x's type: the kernels call C's double exp, log,
+    sqrt and tanh, so float32 results are correctly rounded values of the double result."""
+    return fn(x.astype(np.float64)).astype(x.dtype)
+
+
+def _unbroadcast(g, shape):
+    """Sum g (the broadcast shape) back onto `shape`: the leading extra dims, then every dim
+    where the operand had size 1."""
+    while g.ndim > len(shape):
+        g = g.sum(axis=0)
+    for d, s in enumerate(shape):
+        if s == 1 and g.shape[d] != 1:
+            g = g.sum(axis=d, keepdims=True)
+    return g
+
+
+# ---- binary element-wise (fo_binary, fo_binary_backward) ----------------------------------
+
+def binary(op, a, b):
+    """out = a (op) b with numpy broadcasting; DIV is a true division."""
+    if op == ADD:
+        return a + b
+    if op == SUB:
+        return a - b
+    if op == MUL:
+        return a * b
+    return a / b
+
+
+def binary_backward(op, g, a, b):
+    """(ga, gb): the gradients of a (op) b w.r.t. a and b, summed onto their shapes.
+    torch's formulas: add (g, g); sub (g, -g); mul (g*b, g*a); div (g/b, -g*((a/b)/b))."""
+    if op == ADD:
+        ga, gb = g, g
+    elif op == SUB:
+        ga, gb = g, -g
+    elif op == MUL:
+        ga, gb = g * b, g * a
+    else:
+        ga, gb = g / b, -g * ((a / b) / b)
+    ga = np.broadcast_to(ga, np.broadcast_shapes(a.shape, b.shape))
+    gb = np.broadcast_to(gb, np.broadcast_shapes(a.shape, b.shape))
+    return (_unbroadcast(ga, a.shape).astype(a.dtype), _unbroadcast(gb, b.shape).astype(b.dtype))
+
+
+# ---- unary element-wise (fo_unary, fo_unary_backward) -------------------------------------
+
+def _pow(x, p):
+    """x ** p with torch's exact shortcuts for the common exponents; other exponents are
+    computed in double and rounded."""
+    if p == 2.0:
+        return x * x
+    if p == 1.0:
+        return x.copy()
+    if p == 0.0:
+        return np.ones_like(x)
+    if p == 0.5:
+        return np.sqrt(x)
+    if p == 3.0:
+        return x * x * x
+    if p == -1.0:
+        return _t(1, x) / x
+    return np.power(x.astype(np.float64), p).astype(x.dtype)
+
+
+def unary(op, x, p0=0.0, p1=0.0):
+    """out = op(x; p0, p1).  CLAMP: min(max(x, p0), p1), a NaN bound meaning "no bound";
+    POW: x ** p0; the *_S ops combine x with the scalar p0."""
+    s = _t(p0, x)
+    with np.errstate(all="ignore"):
+        if op == NEG:
+            return -x
+        if op == EXP:
+            return _in_double(np.exp, x)
+        if op == LOG:
+            return _in_double(np.log, x)
+        if op == SQRT:
+            return _in_double(np.sqrt, x)
+        if op == ABS:
+            return np.abs(x)
+        if op == RELU:
+            return np.where(np.isnan(x), x, np.maximum(x, _t(0, x)))
+        if op == TANH:
+            return _in_double(np.tanh, x)
+        if op == SIGMOID:
+            return (_t(1, x) / (_t(1, x) + _in_double(np.exp, -x))).astype(x.dtype)
+        if op == CLAMP:
+            y = x
+            if not np.isnan(p0):
+                y = np.where(y < _t(p0, x), _t(p0, x), y)
+            if not np.isnan(p1):
+                y = np.where(y > _t(p1, x), _t(p1, x), y)
+            return y.astype(x.dtype)
+        if op == POW:
+            return _pow(x, p0)
+        if op == ADD_S:
+            return x + s
+        if op == MUL_S:
+            return x * s
+        if op == RSUB_S:
+            return s - x
+        if op == RDIV_S:
+            return s / x
+        if op == DIV_S:
+            return x / s
+        if op == RPOW_S:
+            return np.power(np.float64(p0), x.astype(np.float64)).astype(x.dtype)
+    raise ValueError(f"unknown unary op {op}")
+
+
+def unary_backward(op, g, x, y, p0=0.0, p1=0.0):
+    """gx = g * d op(x)/dx, with y = op(x) (torch computes exp/sqrt/tanh/sigmoid's derivative
+    from the output).  abs/relu pass 0 at x == 0; clamp passes g where lo <= x <= hi."""
+    s = _t(p0, x)
+    one = _t(1, x)
+    with np.errstate(all="ignore"):
+        if op == NEG:
+            return -g
+        if op == EXP:
+            return g * y
+        if op == LOG:
+            return g / x
+        if op == SQRT:
+            return g / (_t(2, x) * y)
+        if op == ABS:
+            return np.where(np.isnan(x), x, g * np.sign(x)).astype(x.dtype)
+        if op == RELU:
+            return np.where(y > 0, g, _t(0, x))
+        if op == TANH:
+            return g * (one - y * y)
+        if op == SIGMOID:
+            return g * (one - y) * y
+        if op == CLAMP:
+            keep = np.ones(x.shape, dtype=bool)
+            if not np.isnan(p0):
+                keep &= x >= _t(p0, x)
+            if not np.isnan(p1):
+                keep &= x <= _t(p1, x)
+            return np.where(keep, g, _t(0, x))
+        if op == POW:
+            if p0 == 0.0:
+                return np.zeros_like(x)
+            return g * (s * _pow(x, p0 - 1.0))
+        if op == ADD_S:
+            return g.copy()
+        if op == MUL_S:
+            return g * s
+        if op == RSUB_S:
+            return -g
+        if op == RDIV_S:
+            return -g * s / (x * x)
+        if op == DIV_S:
+            return g / s
+        if op == RPOW_S:
+            return g * y * _t(np.log(p0), x)
+    raise ValueError(f"unknown unary op {op}")
+
+
+# ---- in-place updates (fo_inplace_binary, fo_addcmul, fo_addcdiv, fo_lerp) -----------------
+
+def inplace_binary(op, x, a, alpha=1.0):
+    """x + alpha*a, x - alpha*a, x * a or x / a (a: x's shape or one element)."""
+    al = _t(alpha, x)
+    a = np.broadcast_to(a, x.shape)
+    if op == ADD:
+        return x + al * a
+    if op == SUB:
+        return x - al * a
+    if op == MUL:
+        return x * a
+    return x / a
+
+
+def addcmul(x, a, b, value=1.0):
+    """x + value * a * b, evaluated as (value * a) * b (torch's order)."""
+    return x + (_t(value, x) * a) * b
+
+
+def addcdiv(x, a, b, value=1.0):
+    """x + value * a / b, evaluated as (value * a) / b (torch's order)."""
+    return x + (_t(value, x) * a) / b
+
+
+def lerp(x, a, w):
+    """x + w * (a - x), with ATen's two-sided form: for w >= 0.5 it is a - (1 - w) * (a - x),
+    so w == 0 gives x and w == 1 gives a exactly."""
+    if w < 0.5:
+        return x + _t(w, x) * (a - x)
+    return a + _t(w - 1.0, x) * (a - x)
+
+
+# ---- reductions (fo_sum, fo_sum_axis, fo_expand_axis, fo_extreme) --------------------------
+
+def sum(x):
+    """Sum of all elements, accumulated in float64 in index order (a Python float)."""
+    acc = 0.0
+    for v in np.ravel(x).astype(np.float64):
+        acc += v
+    return float(acc)
+
+
+def sum_axis(x3, scale=1.0):
+    """x3 is [outer, n, inner]: out[o, i] = scale * sum_k x3[o, k, i] (shape [outer, inner])."""
+    return (x3.sum(axis=1, dtype=np.float64) * scale).astype(x3.dtype)
+
+
+def expand_axis(g2, n, scale=1.0):
+    """g2 is [outer, inner]: out[o, k, i] = scale * g2[o, i] for k < n (shape [outer, n, inner])."""
+    out = np.repeat(g2[:, None, :], n, axis=1)
+    return out * _t(scale, g2)
+
+
+def extreme(x, want_max=True):
+    """(m, count): the max (or min) of all n >= 1 elements, NaN if any is NaN (as torch), and
+    how many elements equal it (how many are NaN when it is NaN)."""
+    flat = np.ravel(x)
+    if np.isnan(flat).any():
+        return float("nan"), int(np.isnan(flat).sum())
+    m = flat.max() if want_max else flat.min()
+    return float(m), int((flat == m).sum())
+
+
+def extreme_backward(x, m, g, count):
+    """gx = g / count where x equals the extreme m (where x is NaN when m is NaN), else 0:
+    torch spreads the gradient evenly over ties."""
+    share = _t(g / count, x)
+    hit = np.isnan(x) if np.isnan(m) else (x == _t(m, x))
+    return np.where(hit, share, _t(0, x))
+
+
+# ---- matrix product (fo_matmul) -------------------------------------------------------------
+
+def matmul(a, b, trans_a=False, trans_b=False, bias=None):
+    """C = op(a) @ op(b) (+ bias over rows), op transposing the stored 2-D array when asked."""
+    A = a.T if trans_a else a
+    B = b.T if trans_b else b
+    c = A @ B
+    if bias is not None:
+        c = c + bias
+    return c.astype(a.dtype)
+
+
+# ---- MSE loss (fo_mse, fo_mse_backward) ------------------------------------------------------
+
+def mse(a, b):
+    """sum_i (a[i] - b[i])^2: each difference squared in the element type, then accumulated in
+    float64 in index order (a Python float)."""
+    d = (np.ravel(a) - np.ravel(b))
+    return sum(d * d)
+
+
+def mse_backward(a, b, g, scale):
+    """(ga, gb) with ga = scale * (a - b) * g (g an array for reduction='none', else a scalar)
+    and gb = -ga.  torch's norm: scale = 2/n for 'mean', 2 for 'sum'/'none'."""
+    g = np.asarray(g, dtype=a.dtype)
+    ga = _t(scale, a) * (a - b) * g
+    return ga, -ga
