@@ -2248,7 +2248,6 @@ cdef void _store_grad(Tensor t, cnp.ndarray g, bint owned) except *:
 
 cdef inline void _push(Tensor c, int gen, list stack, list expanded):
     if c is not None and c._mark != gen:
-        c._mark = gen
         stack.append(c)
         expanded.append(False)
 
@@ -2264,7 +2263,6 @@ cdef list _topo(Tensor root):
     cdef list expanded = [False]
     cdef Tensor t
     cdef Py_ssize_t top
-    root._mark = gen
     while stack:
         top = len(stack) - 1
         t = <Tensor>stack[top]
@@ -2273,6 +2271,14 @@ cdef list _topo(Tensor root):
             expanded.pop()
             order.append(t)
             continue
+        if t._mark == gen:
+            # reached again through another path after being pushed: already placed
+            stack.pop()
+            expanded.pop()
+            continue
+        # mark when expanded, not when pushed: a node pushed early (a shared input) must
+        # still land in `order` after every node that uses it
+        t._mark = gen
         expanded[top] = True
         _push(t._in0, gen, stack, expanded)
         _push(t._in1, gen, stack, expanded)
