@@ -2336,6 +2336,8 @@ cdef void _backward(Tensor root, object gradient, bint retain) except *:
 
 cdef void _free_saved(Tensor t):
     """Drop what a node saved for its backward (the graph edges stay, as in torch)."""
+    if t._freed:
+        return  # already dropped by an earlier backward (add/sub may backward again)
     if t._op == N_BINARY and (t._sub == FO_ADD or t._sub == FO_SUB):
         t._saved = (t._saved[0].shape, t._saved[1].shape, t._saved[0].dtype)
         t._freed = 2   # shapes kept: add/sub need no values
