@@ -243,9 +243,9 @@ cdef dict _UNARY_NAMES = {
     FO_NEG: "NegBackward0", FO_EXP: "ExpBackward0", FO_LOG: "LogBackward0",
     FO_SQRT: "SqrtBackward0", FO_ABS: "AbsBackward0", FO_RELU: "ReluBackward0",
     FO_TANH: "TanhBackward0", FO_SIGMOID: "SigmoidBackward0", FO_CLAMP: "ClampBackward1",
-    FO_POW: "PowBackward0", FO_ADD_S: "AddBackward1", FO_MUL_S: "MulBackward0",
+    FO_POW: "PowBackward0", FO_ADD_S: "AddBackward0", FO_MUL_S: "MulBackward0",
     FO_RSUB_S: "RsubBackward1", FO_RDIV_S: "MulBackward0", FO_DIV_S: "DivBackward0",
-    FO_RPOW_S: "PowBackward1",
+    FO_RPOW_S: "PowBackward2",
 }
 cdef dict _BINARY_NAMES = {FO_ADD: "AddBackward0", FO_SUB: "SubBackward0",
                            FO_MUL: "MulBackward0", FO_DIV: "DivBackward0"}
