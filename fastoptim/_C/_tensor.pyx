@@ -760,10 +760,10 @@ cdef class Tensor:
         return _view(self, _shape_arg(shape), True)
 
     def view_as(self, other):
-        return _view(self, tuple(_shp(other)), True)
+        return _view(self, tuple(_shp(_np_of(other))), True)
 
     def reshape_as(self, other):
-        return _view(self, tuple(_shp(other)), False)
+        return _view(self, tuple(_shp(_np_of(other))), False)
 
     def flatten(self, start_dim=0, end_dim=-1):
         nd = cnp.PyArray_NDIM(self._np)
@@ -1357,28 +1357,28 @@ cdef object _like_dtype(Tensor t, object dtype):
 
 
 def empty_like(input, *, dtype=None, requires_grad=False, **kw):
-    return empty(_shp(input), dtype=_like_dtype(input, dtype), requires_grad=requires_grad)
+    return empty(_shp(_np_of(input)), dtype=_like_dtype(input, dtype), requires_grad=requires_grad)
 
 
 def zeros_like(input, *, dtype=None, requires_grad=False, memory_format=None, **kw):
-    return zeros(_shp(input), dtype=_like_dtype(input, dtype), requires_grad=requires_grad)
+    return zeros(_shp(_np_of(input)), dtype=_like_dtype(input, dtype), requires_grad=requires_grad)
 
 
 def ones_like(input, *, dtype=None, requires_grad=False, **kw):
-    return ones(_shp(input), dtype=_like_dtype(input, dtype), requires_grad=requires_grad)
+    return ones(_shp(_np_of(input)), dtype=_like_dtype(input, dtype), requires_grad=requires_grad)
 
 
 def full_like(input, fill_value, *, dtype=None, requires_grad=False, **kw):
-    return full(_shp(input), fill_value, dtype=_like_dtype(input, dtype),
+    return full(_shp(_np_of(input)), fill_value, dtype=_like_dtype(input, dtype),
                 requires_grad=requires_grad)
 
 
 def randn_like(input, *, dtype=None, requires_grad=False, **kw):
-    return randn(_shp(input), dtype=_like_dtype(input, dtype), requires_grad=requires_grad)
+    return randn(_shp(_np_of(input)), dtype=_like_dtype(input, dtype), requires_grad=requires_grad)
 
 
 def rand_like(input, *, dtype=None, requires_grad=False, **kw):
-    return rand(_shp(input), dtype=_like_dtype(input, dtype), requires_grad=requires_grad)
+    return rand(_shp(_np_of(input)), dtype=_like_dtype(input, dtype), requires_grad=requires_grad)
 
 
 cdef void _fill_array(Tensor t, int kind, double p0, double p1):
