@@ -435,7 +435,8 @@ cdef class Tensor:
         cdef Tensor src
         if data is None:
             data = []
-        src = tensor(data, dtype=dtype)
+        # torch.Tensor(data) is the legacy constructor: always the default float dtype
+        src = tensor(data, dtype=_default_dtype if dtype is None else dtype)
         self._np = src._np
         if requires_grad:
             self.requires_grad_(True)
