@@ -1222,6 +1222,9 @@ cdef object _infer_array(object data, object dt):
         arr = arr.astype(np.float32)
     elif arr.dtype.kind in "iu" and arr.dtype != np.int64 and arr.dtype != np.int32:
         arr = arr.astype(np.int64)
+    if not arr.dtype.isnative:
+        # the kernels read native-endian values: a copy converts byte order
+        arr = arr.astype(arr.dtype.newbyteorder("="))
     return _ascontig(arr)
 
 
@@ -1250,6 +1253,9 @@ def from_numpy(ndarray):
     if not isinstance(ndarray, np.ndarray):
         raise TypeError(f"expected np.ndarray (got {type(ndarray).__name__})")
     _dtype_of(ndarray)
+    if not ndarray.dtype.isnative:
+        raise ValueError("given numpy array has byte order different from the native byte "
+                         "order. Conversion between byte orders is currently not supported.")
     return _wrap(ndarray)
 
 
@@ -1411,7 +1417,7 @@ cdef Tensor _as_tensor(object x, Tensor like):
     if isinstance(x, Tensor):
         return <Tensor>x
     if isinstance(x, np.ndarray):
-        return _wrap(x)
+        return from_numpy(x) if x.dtype.isnative else tensor(x)
     if isinstance(x, (list, tuple)):
         return tensor(x, dtype=like.dtype if _is_float(like._np) else None)
     raise TypeError(f"unsupported operand type: {type(x).__name__} (expected a Tensor, a number "
@@ -1736,7 +1742,7 @@ cdef void _inplace(Tensor self, int op, object other, object alpha) except *:
                                    f"The size of tensor a ({list(_shp(x))}) must match the "
                                    f"size of tensor b ({list(_shp(o))})")
         if cnp.PyArray_TYPE(o) != cnp.PyArray_TYPE(xc) or not cnp.PyArray_IS_C_CONTIGUOUS(o) \
-                or np.may_share_memory(o, xc):
+                or not o.dtype.isnative or np.may_share_memory(o, xc):
             o = _ascontig(o, dtype=xc.dtype).copy() if np.may_share_memory(o, xc) \
                 else _ascontig(o, dtype=xc.dtype)
         if _is_f32(xc):
