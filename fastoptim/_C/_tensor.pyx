@@ -1189,8 +1189,8 @@ cdef object _infer_array(object data, object dt):
     ints -> int64, bools -> bool; a numpy array keeps its dtype (float16 -> float32)."""
     if isinstance(data, Tensor):
         arr = np.array((<Tensor>data)._np)
-    elif isinstance(data, np.ndarray):
-        arr = np.array(data)
+    elif isinstance(data, (np.ndarray, np.generic)):
+        arr = np.array(data)   # numpy arrays and scalars keep their dtype, as in torch
     else:
         if isinstance(data, (str, bytes)):
             raise TypeError(f"new(): invalid data type '{type(data).__name__}'")
