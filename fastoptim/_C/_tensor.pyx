@@ -1617,8 +1617,9 @@ cdef object _np_binary(int op, cnp.ndarray x, cnp.ndarray y):
 
 cdef Tensor _add(Tensor a, object other, object alpha):
     if _is_scalar(other):
-        if not _is_float(a._np):
-            return _wrap(a._np + other * alpha)
+        if not _is_float(a._np) and not isinstance(other, (float, np.floating)) and \
+                (alpha == 1 or not isinstance(alpha, (float, np.floating))):
+            return _wrap(a._np + (other if alpha == 1 else other * int(alpha)))
         return _unary(a, FO_ADD_S, float(other) * float(alpha), 0.0)
     cdef Tensor b = _as_tensor(other, a)
     if alpha != 1:
@@ -1628,7 +1629,7 @@ cdef Tensor _add(Tensor a, object other, object alpha):
 
 cdef Tensor _sub(Tensor a, object other):
     if _is_scalar(other):
-        if not _is_float(a._np):
+        if not _is_float(a._np) and not isinstance(other, (float, np.floating)):
             return _wrap(a._np - other)
         return _unary(a, FO_ADD_S, -float(other), 0.0)
     return _binary(a, _as_tensor(other, a), FO_SUB)
@@ -1636,7 +1637,7 @@ cdef Tensor _sub(Tensor a, object other):
 
 cdef Tensor _rsub(Tensor a, object other):
     if _is_scalar(other):
-        if not _is_float(a._np):
+        if not _is_float(a._np) and not isinstance(other, (float, np.floating)):
             return _wrap(other - a._np)
         return _unary(a, FO_RSUB_S, float(other), 0.0)
     return _binary(_as_tensor(other, a), a, FO_SUB)
