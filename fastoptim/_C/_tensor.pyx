@@ -2539,13 +2539,17 @@ def _format_tensor(Tensor t):
         sci = finite.size > 0 and (amax >= 1e8 or (amin > 0 and (amin < 1e-4 or
                                                                   amax / amin > 1000.0)))
         if integral and not sci:
-            fmt = {"float_kind": lambda v: f"{v:.0f}." if np.isfinite(v) else str(v)}
+            one = lambda v: f"{v:.0f}." if np.isfinite(v) else str(v)
         elif sci:
-            fmt = {"float_kind": lambda v: f"{v:.4e}" if np.isfinite(v) else str(v)}
+            one = lambda v: f"{v:.4e}" if np.isfinite(v) else str(v)
         else:
-            fmt = {"float_kind": lambda v: f"{v:.4f}" if np.isfinite(v) else str(v)}
+            one = lambda v: f"{v:.4f}" if np.isfinite(v) else str(v)
+        # torch right-aligns every element to the widest finite one ("[ 1.5000, -2.2500]")
+        shown = _printed(arr)
+        width = max([len(one(v)) for v in np.unique(shown[np.isfinite(shown)])] or [1])
+        fmt = {"float_kind": lambda v: one(v).rjust(width)}
         body = np.array2string(arr, separator=", ", prefix="tensor(", formatter=fmt,
-                               threshold=1000, edgeitems=3)
+                               threshold=1000, edgeitems=3).replace(", ..., ", ",  ..., ")
     else:
         body = np.array2string(arr, separator=", ", prefix="tensor(", threshold=1000,
                                edgeitems=3)
@@ -2561,6 +2565,19 @@ def _format_tensor(Tensor t):
     elif t._requires_grad:
         extras.append("requires_grad=True")
     return "tensor(" + body + "".join(", " + e for e in extras) + ")"
+
+
+def _printed(arr):
+    """The elements repr shows: all of them, or the 3 leading and trailing ones per dim when
+    numpy summarises (more than 1000 elements)."""
+    if arr.size <= 1000:
+        return arr.reshape(-1)
+    for ax in range(arr.ndim):
+        if arr.shape[ax] > 6:
+            arr = np.concatenate([arr.take(range(3), axis=ax),
+                                  arr.take(range(arr.shape[ax] - 3, arr.shape[ax]), axis=ax)],
+                                 axis=ax)
+    return arr.reshape(-1)
 
 
 def _make_subclass(cls, data, requires_grad=False):
