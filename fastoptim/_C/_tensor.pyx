@@ -1005,10 +1005,11 @@ cdef class Tensor:
             if len(args) != 1:
                 raise TypeError("add_() takes (other, *, alpha=1) or the deprecated "
                                 "(alpha, other)")
+            # stacklevel=1: compiled code has no frame of its own, 1 is the caller
             warnings.warn(
                 "This overload of add_ is deprecated:\n\tadd_(Number alpha, Tensor other)\n"
                 "Consider using one of the following signatures instead:\n\tadd_(Tensor "
-                "other, *, Number alpha = 1)", UserWarning, stacklevel=2)
+                "other, *, Number alpha = 1)", UserWarning, stacklevel=1)
             alpha, other = other, args[0]
         self._check_inplace()
         _inplace(self, FO_ADD, other, alpha)
@@ -2100,7 +2101,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
         warnings.warn(
             f"Using a target size ({Size(_shp(b._np))}) that is different to the input size "
             f"({Size(_shp(a._np))}). This will likely lead to incorrect results due to "
-            "broadcasting. Please ensure they have the same size.", UserWarning, stacklevel=2)
+            "broadcasting. Please ensure they have the same size.", UserWarning, stacklevel=1)
         diff = _binary(a, b, FO_SUB)   # raises torch's message when not broadcastable
         sq = _unary(diff, FO_POW, 2.0, 0.0)
         if red == 0:
