@@ -1924,8 +1924,9 @@ cdef Tensor _extreme(Tensor a, bint want_max, tuple args, dict kwargs):
 # ---- matrix products -------------------------------------------------------------------------
 
 # Products with at least this many multiply-adds go to BLAS (numpy.matmul); below it the plain C
-# loop wins because dispatch costs more than the arithmetic (measured: benchmarks/bench_matmul.py).
-cdef int64_t _BLAS_MIN_FLOPS = 8192
+# loop wins because dispatch costs more than the arithmetic (measured by
+# benchmarks/bench_matmul_threshold.py).
+cdef int64_t _BLAS_MIN_FLOPS = 2048   # crossover measured between 1024 and 4096
 
 
 cdef void _mm(cnp.ndarray A, bint ta, cnp.ndarray B, bint tb, object bias, cnp.ndarray C,
@@ -1944,6 +1945,28 @@ cdef void _mm(cnp.ndarray A, bint ta, cnp.ndarray B, bint tb, object bias, cnp.n
     else:
         fo_matmul_f64(M, N, K, <const double*>_ptr(A), ta, <const double*>_ptr(B), tb,
                       <const double*>_optr(bias), <double*>_ptr(C))
+
+
+def _matmul_c(cnp.ndarray a, cnp.ndarray b, cnp.ndarray out):
+    """The plain C product out = a @ b for 2-D float32/float64 contiguous arrays (no BLAS,
+    whatever the size): for benchmarks/bench_matmul_threshold.py."""
+    if cnp.PyArray_TYPE(a) != cnp.PyArray_TYPE(out) or cnp.PyArray_TYPE(b) != cnp.PyArray_TYPE(out) \
+            or not _is_float(out) or a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0] \
+            or _shp(out) != (a.shape[0], b.shape[1]) or not (a.flags.c_contiguous and
+                                                           b.flags.c_contiguous and
+                                                           out.flags.c_contiguous):
+        raise ValueError("_matmul_c needs contiguous 2-D arrays of one float dtype with "
+                         "matching shapes")
+    if _is_f32(out):
+        fo_matmul_f32(a.shape[0], b.shape[1], a.shape[1], <const float*>_ptr(a), 0,
+                      <const float*>_ptr(b), 0, NULL, <float*>_ptr(out))
+    else:
+        fo_matmul_f64(a.shape[0], b.shape[1], a.shape[1], <const double*>_ptr(a), 0,
+                      <const double*>_ptr(b), 0, NULL, <double*>_ptr(out))
+
+
+def _blas_min_flops():
+    return _BLAS_MIN_FLOPS
 
 
 def matmul(input, other):
