@@ -53,32 +53,23 @@ def _write_back(writebacks):
         arr[...] = tmp
 
 
-def _duplicates_run_in_turn(fn):
-    """torch steps a param that appears twice in a group twice (with a deprecation warning at
-    construction).  The kernels refuse overlapping arrays, so on that refusal, when the cause
-    is a repeated param, run the group one param at a time, in order, as torch's loop does.
-    The common path pays nothing for this."""
-    import functools
+def _run(kernel, lists, *scalars):
+    """One multi-tensor kernel call over the group's array lists (None for an unused list).
 
-    @functools.wraps(fn)
-    def wrapper(params, *lists, **kwargs):
-        try:
-            return fn(params, *lists, **kwargs)
-        except ValueError:
-            if len({id(p) for p in params}) == len(params):
-                raise
-        for i in range(len(params)):
-            subs = [[lst[i]] if isinstance(lst, list) and len(lst) == len(params) else lst
-                    for lst in lists]
-            fn([params[i]], *subs, **kwargs)
-            for lst, sub in zip(lists, subs):
-                if sub is not lst:
-                    lst[i] = sub[0]   # e.g. a momentum buffer created on this step
-        return None
-    return wrapper
+    torch steps a param that appears twice in a group twice (it warns at construction).  The
+    kernels refuse overlapping arrays, so on that refusal, when the cause is a repeated param,
+    the group runs one param at a time, in order, as torch's loop does; the common path pays
+    nothing for this."""
+    try:
+        kernel(*lists, *scalars)
+    except ValueError:
+        ps = lists[0]
+        if len({id(p) for p in ps}) == len(ps):
+            raise
+        for i in range(len(ps)):
+            kernel(*[None if lst is None else [lst[i]] for lst in lists], *scalars)
 
 
-@_duplicates_run_in_turn
 def sgd(params, d_p_list, momentum_buffer_list, has_sparse_grad=False, foreach=None, fused=None,
         grad_scale=None, found_inf=None, *, weight_decay, momentum, lr, dampening, nesterov,
         maximize):
@@ -107,8 +98,8 @@ def sgd(params, d_p_list, momentum_buffer_list, has_sparse_grad=False, foreach=N
                     is_new = [False] * len(bufs)
                 is_new[i] = True
                 bufs[i] = np.empty_like(ps[i]) if i < len(ps) else None
-    _optim.sgd_step(ps, gs, bufs, is_new, lr, momentum, dampening, weight_decay, nesterov,
-                    maximize)
+    _run(_optim.sgd_step, (ps, gs, bufs, is_new), lr, momentum, dampening, weight_decay,
+         nesterov, maximize)
     # New buffers enter the caller's list only once the step has succeeded.
     if is_new is not None:
         for i, new in enumerate(is_new):
@@ -126,7 +117,6 @@ def _like(template, arr):
     return arr
 
 
-@_duplicates_run_in_turn
 def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, foreach=None,
          capturable=False, differentiable=False, fused=None, grad_scale=None, found_inf=None,
          has_complex=False, decoupled_weight_decay=False, *, amsgrad, beta1, beta2, lr,
@@ -145,12 +135,13 @@ def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, for
     _no_scaling(grad_scale, found_inf)
     lr = _scalar(lr)
     wb = []
-    _optim.adam_step(_unwrap(params, True, wb), _unwrap(grads, False, wb),
-                     _unwrap(exp_avgs, True, wb), _unwrap(exp_avg_sqs, True, wb),
-                     _unwrap(max_exp_avg_sqs, True, wb) if amsgrad else None,
-                     _unwrap(state_steps, True, wb), lr, _scalar(beta1, "betas[0]"),
-                     _scalar(beta2, "betas[1]"), eps, weight_decay, amsgrad, maximize,
-                     decoupled_weight_decay)
+    _run(_optim.adam_step,
+         (_unwrap(params, True, wb), _unwrap(grads, False, wb), _unwrap(exp_avgs, True, wb),
+          _unwrap(exp_avg_sqs, True, wb),
+          _unwrap(max_exp_avg_sqs, True, wb) if amsgrad else None,
+          _unwrap(state_steps, True, wb)),
+         lr, _scalar(beta1, "betas[0]"), _scalar(beta2, "betas[1]"), eps, weight_decay, amsgrad,
+         maximize, decoupled_weight_decay)
     _write_back(wb)
 
 
@@ -164,7 +155,6 @@ def adamw(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, fo
          maximize=maximize)
 
 
-@_duplicates_run_in_turn
 def rmsprop(params, grads, square_avgs, grad_avgs, momentum_buffer_list, state_steps,
             foreach=None, maximize=False, differentiable=False, capturable=False,
             has_complex=False, *, lr, alpha, eps, weight_decay, momentum, centered):
@@ -181,16 +171,15 @@ def rmsprop(params, grads, square_avgs, grad_avgs, momentum_buffer_list, state_s
     """
     lr = _scalar(lr)
     wb = []
-    _optim.rmsprop_step(_unwrap(params, True, wb), _unwrap(grads, False, wb),
-                        _unwrap(square_avgs, True, wb),
-                        _unwrap(grad_avgs, True, wb) if centered else None,
-                        _unwrap(momentum_buffer_list, True, wb) if momentum > 0 else None,
-                        _unwrap(state_steps, True, wb), lr, alpha, eps, weight_decay, momentum,
-                        centered, maximize)
+    _run(_optim.rmsprop_step,
+         (_unwrap(params, True, wb), _unwrap(grads, False, wb), _unwrap(square_avgs, True, wb),
+          _unwrap(grad_avgs, True, wb) if centered else None,
+          _unwrap(momentum_buffer_list, True, wb) if momentum > 0 else None,
+          _unwrap(state_steps, True, wb)),
+         lr, alpha, eps, weight_decay, momentum, centered, maximize)
     _write_back(wb)
 
 
-@_duplicates_run_in_turn
 def adagrad(params, grads, state_sums, state_steps, fused=None, grad_scale=None, found_inf=None,
             has_sparse_grad=False, foreach=None, differentiable=False, has_complex=False, *, lr,
             weight_decay, lr_decay, eps, maximize):
@@ -203,13 +192,13 @@ def adagrad(params, grads, state_sums, state_steps, fused=None, grad_scale=None,
     _no_scaling(grad_scale, found_inf)
     lr = _scalar(lr)
     wb = []
-    _optim.adagrad_step(_unwrap(params, True, wb), _unwrap(grads, False, wb),
-                        _unwrap(state_sums, True, wb), _unwrap(state_steps, True, wb), lr,
-                        weight_decay, lr_decay, eps, maximize)
+    _run(_optim.adagrad_step,
+         (_unwrap(params, True, wb), _unwrap(grads, False, wb), _unwrap(state_sums, True, wb),
+          _unwrap(state_steps, True, wb)),
+         lr, weight_decay, lr_decay, eps, maximize)
     _write_back(wb)
 
 
-@_duplicates_run_in_turn
 def adadelta(params, grads, square_avgs, acc_deltas, state_steps, capturable=False, foreach=None,
              differentiable=False, has_complex=False, *, lr, rho, eps, weight_decay, maximize):
     r"""Adadelta over one param group (torch.optim.Adadelta's math), in place.
@@ -221,7 +210,8 @@ def adadelta(params, grads, square_avgs, acc_deltas, state_steps, capturable=Fal
     """
     lr = _scalar(lr)
     wb = []
-    _optim.adadelta_step(_unwrap(params, True, wb), _unwrap(grads, False, wb),
-                         _unwrap(square_avgs, True, wb), _unwrap(acc_deltas, True, wb),
-                         _unwrap(state_steps, True, wb), lr, rho, eps, weight_decay, maximize)
+    _run(_optim.adadelta_step,
+         (_unwrap(params, True, wb), _unwrap(grads, False, wb), _unwrap(square_avgs, True, wb),
+          _unwrap(acc_deltas, True, wb), _unwrap(state_steps, True, wb)),
+         lr, rho, eps, weight_decay, maximize)
     _write_back(wb)
