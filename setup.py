@@ -46,6 +46,8 @@ def _probe_openmp():
 HAVE_OPENMP = _probe_openmp()
 OMP_FLAGS = ["-fopenmp"] if HAVE_OPENMP else []
 C_SOURCES = sorted(glob.glob(os.path.join("csrc", "*.c")))
+# Headers and .inc template bodies: listed so that editing one rebuilds the extensions.
+C_DEPENDS = sorted(glob.glob(os.path.join("csrc", "*.h")) + glob.glob(os.path.join("csrc", "*.inc")))
 
 
 def _write_build_info():
@@ -70,6 +72,7 @@ def _extensions():
         exts.append(Extension(
             name,
             sources=[pyx] + C_SOURCES,
+            depends=C_DEPENDS + glob.glob(os.path.join("fastoptim", "_C", "*.pxd")),
             include_dirs=["csrc", numpy.get_include()],
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
             + ([("FO_HAVE_OPENMP", "1")] if HAVE_OPENMP else []),

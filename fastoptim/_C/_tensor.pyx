@@ -309,6 +309,16 @@ cdef inline cnp.ndarray _empty(int nd, cnp.npy_intp *dims, int typenum):
     return cnp.PyArray_EMPTY(nd, dims, typenum, 0)
 
 
+cdef cnp.ndarray _empty_shape(tuple shape, int typenum):
+    """An uninitialised C-contiguous array of a shape given as a Python tuple."""
+    cdef cnp.npy_intp dims[64]
+    cdef int nd = len(shape)
+    cdef int i
+    for i in range(nd):
+        dims[i] = shape[i]
+    return cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+
+
 cdef inline cnp.ndarray _empty_like(cnp.ndarray a):
     return cnp.PyArray_EMPTY(cnp.PyArray_NDIM(a), cnp.PyArray_DIMS(a), cnp.PyArray_TYPE(a), 0)
 
@@ -2271,7 +2281,7 @@ cdef void _store_grad(Tensor t, cnp.ndarray g, bint owned) except *:
         return
     acc = old._np
     if not cnp.PyArray_IS_C_CONTIGUOUS(acc) or not cnp.PyArray_ISWRITEABLE(acc) or \
-            cnp.PyArray_TYPE(acc) != cnp.PyArray_TYPE(g) or _shp(acc) != _shp(g):
+            cnp.PyArray_TYPE(acc) != cnp.PyArray_TYPE(g) or not cnp.PyArray_SAMESHAPE(acc, g):
         old._np = acc + g
         return
     n = cnp.PyArray_SIZE(acc)
@@ -2335,8 +2345,11 @@ cdef void _backward(Tensor root, object gradient, bint retain) except *:
     if gradient is None:
         if cnp.PyArray_SIZE(root._np) != 1:
             raise RuntimeError("grad can be implicitly created only for scalar outputs")
-        g0 = _scalar_array(1.0, cnp.PyArray_TYPE(root._np)).reshape(_shp(root._np)) \
-            if cnp.PyArray_NDIM(root._np) else _scalar_array(1.0, cnp.PyArray_TYPE(root._np))
+        g0 = _empty_like(root._np)     # one element: the implicit gradient 1
+        if _is_f32(g0):
+            (<float*>_ptr(g0))[0] = 1.0
+        else:
+            (<double*>_ptr(g0))[0] = 1.0
     else:
         g0 = np.asarray(_np_of(gradient))
         if _shp(g0) != _shp(root._np):
@@ -2417,7 +2430,7 @@ cdef void _node_backward(Tensor t, cnp.ndarray g, bint gown) except *:
             y = np.empty(t._saved[1], dtype=t._saved[2])
         else:
             x, y = t._saved
-        if (t._sub == FO_ADD or t._sub == FO_SUB) and _shp(x) == _shp(y):
+        if (t._sub == FO_ADD or t._sub == FO_SUB) and cnp.PyArray_SAMESHAPE(x, y):
             # identical shapes: the gradient passes through (negated for b in a - b)
             if a is not None:
                 _accumulate(a, g, False)
@@ -2461,7 +2474,7 @@ cdef void _node_backward(Tensor t, cnp.ndarray g, bint gown) except *:
                                   <const double*>_optr(y), t._p0, t._p1, <double*>_ptr(gx))
         _accumulate(a, gx, True)
     elif op == N_SUM:
-        gx = np.empty(t._saved, dtype=g.dtype)
+        gx = _empty_shape(t._saved, cnp.PyArray_TYPE(g))
         n = cnp.PyArray_SIZE(gx)
         if _is_f32(g):
             fo_expand_axis_f32(1, n, 1, <const float*>_ptr(g), t._p0, <float*>_ptr(gx))
@@ -2470,7 +2483,7 @@ cdef void _node_backward(Tensor t, cnp.ndarray g, bint gown) except *:
         _accumulate(a, gx, True)
     elif op == N_SUM_AXIS:
         outer, n, inner, in_shape = t._saved
-        gx = np.empty(in_shape, dtype=g.dtype)
+        gx = _empty_shape(in_shape, cnp.PyArray_TYPE(g))
         if _is_f32(g):
             fo_expand_axis_f32(outer, n, inner, <const float*>_ptr(g), t._p0, <float*>_ptr(gx))
         else:
