@@ -26,6 +26,8 @@ from fastoptim._C.kernels cimport (
     fo_sgd_step_f32, fo_sgd_step_f64,
 )
 
+from fastoptim._C._tensor cimport Tensor
+
 cnp.import_array()
 
 cdef extern from *:
@@ -291,7 +293,10 @@ cdef int _gather(Work *w, str op, tuple names, list lists, int nlists, object st
     for i in range(n):
         xo = params[i]
         if not isinstance(xo, cnp.ndarray):
-            _fail_type(op, names, 0, i, xo)
+            if isinstance(xo, Tensor):   # a fastoptim Tensor: its storage, read at C level
+                xo = (<Tensor>xo)._np
+            else:
+                _fail_type(op, names, 0, i, xo)
         p = <cnp.ndarray>xo
         tnum = cnp.PyArray_TYPE(p)
         if ((tnum != cnp.NPY_FLOAT32 and tnum != cnp.NPY_FLOAT64)
@@ -309,7 +314,10 @@ cdef int _gather(Work *w, str op, tuple names, list lists, int nlists, object st
             lst = <list>lists[k]
             xo = lst[i]
             if not isinstance(xo, cnp.ndarray):
-                _fail_type(op, names, k, i, xo)
+                if isinstance(xo, Tensor):
+                    xo = (<Tensor>xo)._np
+                else:
+                    _fail_type(op, names, k, i, xo)
             x = <cnp.ndarray>xo
             need = flags_r if k == 1 else flags_w
             if (cnp.PyArray_TYPE(x) != tnum or not cnp.PyArray_ISNOTSWAPPED(x)
@@ -322,6 +330,8 @@ cdef int _gather(Work *w, str op, tuple names, list lists, int nlists, object st
             _add_span(w, x, k, i, k == 1)
         if steps_l is not None:
             xo = steps_l[i]
+            if isinstance(xo, Tensor):
+                xo = (<Tensor>xo)._np
             if (not isinstance(xo, cnp.ndarray)
                     or cnp.PyArray_TYPE(<cnp.ndarray>xo) != cnp.NPY_FLOAT32
                     or cnp.PyArray_SIZE(<cnp.ndarray>xo) != 1

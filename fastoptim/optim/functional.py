@@ -70,6 +70,23 @@ def _run(kernel, lists, *scalars):
             kernel(*[None if lst is None else [lst[i]] for lst in lists], *scalars)
 
 
+def _apply(kernel, lists, writeable, *scalars):
+    """Run ``kernel`` over one group's lists.  Fast path: the lists go to the kernel as they
+    are (it reads Tensors' storage at C level).  If the kernel refuses them -- a strided array
+    or a repeated param, say -- nothing has been written, and the slow path retries with
+    contiguous copies (written back after success) and repeated params stepped in turn; a call
+    that is really wrong fails again there with the kernel's message."""
+    try:
+        kernel(*lists, *scalars)
+        return
+    except (ValueError, TypeError):
+        pass
+    wb = []
+    arrays = [None if lst is None else _unwrap(lst, w, wb) for lst, w in zip(lists, writeable)]
+    _run(kernel, arrays, *scalars)
+    _write_back(wb)
+
+
 def sgd(params, d_p_list, momentum_buffer_list, has_sparse_grad=False, foreach=None, fused=None,
         grad_scale=None, found_inf=None, *, weight_decay, momentum, lr, dampening, nesterov,
         maximize):
@@ -86,26 +103,24 @@ def sgd(params, d_p_list, momentum_buffer_list, has_sparse_grad=False, foreach=N
     """
     _no_scaling(grad_scale, found_inf)
     lr = _scalar(lr)
-    wb = []
-    ps = _unwrap(params, True, wb)
-    gs = _unwrap(d_p_list, False, wb)
     bufs = is_new = None
     if momentum != 0:
-        bufs = _unwrap(momentum_buffer_list, True, wb)
+        bufs = list(momentum_buffer_list)
         for i, b in enumerate(bufs):
             if b is None:
                 if is_new is None:
                     is_new = [False] * len(bufs)
                 is_new[i] = True
-                bufs[i] = np.empty_like(ps[i]) if i < len(ps) else None
-    _run(_optim.sgd_step, (ps, gs, bufs, is_new), lr, momentum, dampening, weight_decay,
-         nesterov, maximize)
+                if i < len(params):
+                    p = getattr(params[i], "_np", params[i])
+                    bufs[i] = np.empty(np.shape(p), dtype=getattr(p, "dtype", None))
+    _apply(_optim.sgd_step, (params, d_p_list, bufs, is_new), (True, False, True, False),
+           lr, momentum, dampening, weight_decay, nesterov, maximize)
     # New buffers enter the caller's list only once the step has succeeded.
     if is_new is not None:
         for i, new in enumerate(is_new):
             if new:
                 momentum_buffer_list[i] = _like(params[i], bufs[i])
-    _write_back(wb)
 
 
 def _like(template, arr):
@@ -134,15 +149,12 @@ def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, for
     """
     _no_scaling(grad_scale, found_inf)
     lr = _scalar(lr)
-    wb = []
-    _run(_optim.adam_step,
-         (_unwrap(params, True, wb), _unwrap(grads, False, wb), _unwrap(exp_avgs, True, wb),
-          _unwrap(exp_avg_sqs, True, wb),
-          _unwrap(max_exp_avg_sqs, True, wb) if amsgrad else None,
-          _unwrap(state_steps, True, wb)),
-         lr, _scalar(beta1, "betas[0]"), _scalar(beta2, "betas[1]"), eps, weight_decay, amsgrad,
-         maximize, decoupled_weight_decay)
-    _write_back(wb)
+    _apply(_optim.adam_step,
+           (params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs if amsgrad else None,
+            state_steps),
+           (True, False, True, True, True, True),
+           lr, _scalar(beta1, "betas[0]"), _scalar(beta2, "betas[1]"), eps, weight_decay,
+           amsgrad, maximize, decoupled_weight_decay)
 
 
 def adamw(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, foreach=None,
@@ -170,14 +182,11 @@ def rmsprop(params, grads, square_avgs, grad_avgs, momentum_buffer_list, state_s
     only if centered, ``momentum_buffer_list`` only if momentum > 0 (buffers start at zero).
     """
     lr = _scalar(lr)
-    wb = []
-    _run(_optim.rmsprop_step,
-         (_unwrap(params, True, wb), _unwrap(grads, False, wb), _unwrap(square_avgs, True, wb),
-          _unwrap(grad_avgs, True, wb) if centered else None,
-          _unwrap(momentum_buffer_list, True, wb) if momentum > 0 else None,
-          _unwrap(state_steps, True, wb)),
-         lr, alpha, eps, weight_decay, momentum, centered, maximize)
-    _write_back(wb)
+    _apply(_optim.rmsprop_step,
+           (params, grads, square_avgs, grad_avgs if centered else None,
+            momentum_buffer_list if momentum > 0 else None, state_steps),
+           (True, False, True, True, True, True),
+           lr, alpha, eps, weight_decay, momentum, centered, maximize)
 
 
 def adagrad(params, grads, state_sums, state_steps, fused=None, grad_scale=None, found_inf=None,
@@ -191,12 +200,8 @@ def adagrad(params, grads, state_sums, state_steps, fused=None, grad_scale=None,
     """
     _no_scaling(grad_scale, found_inf)
     lr = _scalar(lr)
-    wb = []
-    _run(_optim.adagrad_step,
-         (_unwrap(params, True, wb), _unwrap(grads, False, wb), _unwrap(state_sums, True, wb),
-          _unwrap(state_steps, True, wb)),
-         lr, weight_decay, lr_decay, eps, maximize)
-    _write_back(wb)
+    _apply(_optim.adagrad_step, (params, grads, state_sums, state_steps),
+           (True, False, True, True), lr, weight_decay, lr_decay, eps, maximize)
 
 
 def adadelta(params, grads, square_avgs, acc_deltas, state_steps, capturable=False, foreach=None,
@@ -209,9 +214,5 @@ def adadelta(params, grads, square_avgs, acc_deltas, state_steps, capturable=Fal
         u \leftarrow \rho u + (1-\rho)\Delta^2,\quad \theta \leftarrow \theta - \gamma\Delta
     """
     lr = _scalar(lr)
-    wb = []
-    _run(_optim.adadelta_step,
-         (_unwrap(params, True, wb), _unwrap(grads, False, wb), _unwrap(square_avgs, True, wb),
-          _unwrap(acc_deltas, True, wb), _unwrap(state_steps, True, wb)),
-         lr, rho, eps, weight_decay, maximize)
-    _write_back(wb)
+    _apply(_optim.adadelta_step, (params, grads, square_avgs, acc_deltas, state_steps),
+           (True, False, True, True, True), lr, rho, eps, weight_decay, maximize)
