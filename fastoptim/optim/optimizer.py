@@ -131,6 +131,8 @@ def _use_grad_for_differentiable(func: Callable) -> Callable:
         finally:
             _swap_grad_mode(prev)
 
+    # profile_hook_step calls the body directly (one Python frame less on every step)
+    _use_grad._fo_step_body = func
     return _use_grad
 
 
@@ -300,6 +302,10 @@ class Optimizer:
         hook registered the wrapper is a straight call: it must cost next to nothing.
         """
 
+        from fastoptim._C._tensor import _swap_grad_mode
+
+        body = getattr(func, "_fo_step_body", None)  # set by _use_grad_for_differentiable
+
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
             self = args[0]
@@ -309,7 +315,14 @@ class Optimizer:
                 or _global_optimizer_pre_hooks
                 or _global_optimizer_post_hooks
             ):
-                return func(*args, **kwargs)
+                if body is None:
+                    return func(*args, **kwargs)
+                # func is body under _use_grad_for_differentiable: do its grad switch inline
+                prev = _swap_grad_mode(self.defaults["differentiable"])
+                try:
+                    return body(*args, **kwargs)
+                finally:
+                    _swap_grad_mode(prev)
             for pre_hook in chain(
                 _global_optimizer_pre_hooks.values(), self._optimizer_step_pre_hooks.values()
             ):
