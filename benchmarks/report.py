@@ -83,10 +83,12 @@ def figures(row):
         if t:
             vals.append(("numpy_time", fo / t, "lower"))
     mem = row.get("memory", {})
-    for key, name in (("fastoptim_traced", "traced_extra"), ("fastoptim_rss", "rss_extra"),
-                      ("torch_rss", "torch_rss_extra")):
+    # torch's own memory is information only (better=None): --compare does not gate on it.
+    for key, name, better in (("fastoptim_traced", "traced_extra", "lower"),
+                              ("fastoptim_rss", "rss_extra", "lower"),
+                              ("torch_rss", "torch_rss_extra", None)):
         if mem.get(key) is not None:
-            vals.append((name, float(mem[key]), "lower"))
+            vals.append((name, float(mem[key]), better))
     out = []
     for name, value, better in vals:
         tgt = _target(r, opt, name)
@@ -192,12 +194,15 @@ def compare(current, baseline, threshold):
     notes = []
     if current.get("machine", {}).get("id") != baseline.get("machine", {}).get("id"):
         notes.append("baseline was measured on another machine; ratios may not carry over")
+    if current.get("config", {}).get("mode") != baseline.get("config", {}).get("mode"):
+        notes.append(f"baseline mode {baseline.get('mode')!r} differs from this run's "
+                     f"{current.get('mode')!r}: sizes and repeats differ")
     old = {f["id"]: f for f in baseline.get("figures", [])}
     regressions = []
     matched = 0
     for f in current["figures"]:
         o = old.get(f["id"])
-        if o is None or o["value"] is None or f["value"] is None:
+        if o is None or o["value"] is None or f["value"] is None or f["better"] is None:
             continue
         matched += 1
         new_v, old_v = f["value"], o["value"]
