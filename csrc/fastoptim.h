@@ -268,6 +268,23 @@ void fo_adadelta_step_f64(double *const *params, const double *const *grads,
                           float *const *steps, const int64_t *numels, int64_t ntensors,
                           double lr, double rho, double eps, double weight_decay, int maximize);
 
+/* ======================================================================================
+ * Benchmark yardsticks (csrc/bench_roofline.c): not used by the library itself; the
+ * benchmark suite (benchmarks/) times them to express speeds as fractions of a limit.
+ * ====================================================================================== */
+
+/* The memory roofline of an in-place update: one pass over n elements that reads the nread
+ * read-only arrays reads[k] and the nwrite arrays writes[k], and sets every writes[k][i] to the
+ * mean of all those values at i, with no other arithmetic.  Given the arrays an optimizer step
+ * only reads and those it updates in place (e.g. Adam: reads g; updates p, m, v) it moves the
+ * same bytes as that step, so the ratio of their times is "% of the memory limit".  No two
+ * arrays may overlap.  Threads as the optimizers (optim_multi.h): equal contiguous shares,
+ * serial below FO_OMP_MIN_ELEMS.  Specialised loops for 1-2 reads and 1-4 writes. */
+void fo_roofline_f32(int nread, const float *const *reads, int nwrite, float *const *writes,
+                     int64_t n);
+void fo_roofline_f64(int nread, const double *const *reads, int nwrite, double *const *writes,
+                     int64_t n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -130,3 +130,9 @@ cdef extern from "fastoptim.h" nogil:
                               float *const *steps, const int64_t *numels, int64_t ntensors,
                               double lr, double rho, double eps, double weight_decay,
                               int maximize)
+
+    # ---- benchmark yardsticks -----------------------------------------------------------
+    void fo_roofline_f32(int nread, const float *const *reads, int nwrite,
+                         float *const *writes, int64_t n)
+    void fo_roofline_f64(int nread, const double *const *reads, int nwrite,
+                         double *const *writes, int64_t n)

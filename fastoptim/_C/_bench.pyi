@@ -1,0 +1,13 @@
+"""Type stubs for fastoptim._C._bench (hand-written; keep in step with _bench.pyx).
+
+The benchmark suite's memory-roofline yardstick; not part of the public API.
+"""
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+def roofline(
+    reads: Sequence[npt.NDArray[np.floating]],
+    writes: Sequence[npt.NDArray[np.floating]],
+) -> None: ...
