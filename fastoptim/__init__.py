@@ -4,7 +4,16 @@
 the modules and losses; ``fastoptim.optim`` the optimizers and LR schedulers.  The arithmetic runs
 in C kernels (csrc/) behind Cython glue (fastoptim/_C/); this package is bookkeeping only.
 """
-from fastoptim._C._tensor import (  # noqa: F401
+import os as _os
+
+# OpenMP threads that spin after a parallel region starve numpy's BLAS threads on a small
+# machine (an MLP training step at 2 threads went from 0.6 ms to 5-50 ms).  Passive waiting
+# costs a few microseconds of wake-up per parallel region, nothing next to the work that makes
+# a region worth opening.  libgomp reads this once, when it loads: so set it before our
+# extension loads it, and only if the user has not chosen a policy.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from fastoptim._C._tensor import (  # noqa: E402,F401
     Size, Tensor, arange, as_tensor, bool_, clamp, dtype, empty, empty_like, enable_grad,
     float32, float64, from_numpy, full, full_like, get_default_dtype, get_rng_state,
     initial_seed, int32, int64, is_grad_enabled, is_tensor, linspace, manual_seed, matmul,

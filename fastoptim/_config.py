@@ -42,6 +42,7 @@ def show_config(file=None):
         f"  c flags:    {' '.join(bi.c_flags) if bi else 'unknown'}",
         f"  openmp:     {'on' if bi and bi.openmp else 'off'}",
         f"  threads:    {threads} (OMP_NUM_THREADS or cpu count)",
+        f"  omp wait:   {os.environ.get('OMP_WAIT_POLICY', 'default')} (OMP_WAIT_POLICY)",
         f"  numpy:      {np.__version__} (built against {bi.numpy_build if bi else '?'})",
         f"  blas:       {_blas_info()} (large matmuls go through numpy)",
         f"  include:    {get_include()}",
