@@ -1333,7 +1333,16 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
 
 def randn(*size, dtype=None, device=None, requires_grad=False, generator=None):
     """Standard normal samples from fastoptim's generator (seed it with manual_seed)."""
-    cdef cnp.ndarray a = _new_array(_size_arg(size, "randn"), dtype)
+    cdef cnp.ndarray a
+    cdef cnp.npy_intp n
+    if dtype is None and len(size) == 1 and type(size[0]) is int and size[0] >= 0 \
+            and not requires_grad:
+        # randn(n): the textbook loop's input, on its own short path
+        n = <cnp.npy_intp>size[0]
+        a = _empty(1, &n, _default_dtype._typenum)
+        _fill_randn(a)
+        return _wrap(a)
+    a = _new_array(_size_arg(size, "randn"), dtype)
     if not _is_float(a):
         raise TypeError(f"randn: expected a floating dtype, got {dtype}")
     _fill_randn(a)
