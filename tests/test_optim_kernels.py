@@ -8,6 +8,7 @@ covering its flags.
 """
 
 import gc
+import re
 import sys
 import tracemalloc
 
@@ -539,3 +540,167 @@ def test_repeated_calls_do_not_leak():
     tracemalloc.stop()
     assert [sys.getrefcount(x) for x in group["params"] + group["grads"]] == refs
     assert after - before < 20_000, after - before
+
+
+# ---- the overlap check on large groups (radix-sorted keys) and its cache -------------------------
+
+def _big_adam_group(n, size=3, dtype=np.float32, pool=None):
+    """n params with amsgrad: 6 * n arrays.  With ``pool`` (a 1-D array), every array is a view
+    of it at a shuffled slot, so neighbours in memory belong to unrelated lists and indices."""
+    lists = ("params", "grads", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs")
+    if pool is None:
+        group = {k: [np.full(size, 0.5, dtype) for _ in range(n)] for k in lists}
+        group["state_steps"] = [np.array(1.0, np.float32) for _ in range(n)]
+        return group
+    slots = np.random.default_rng(n).permutation(len(lists) * n)
+    group = {k: [pool[s * size:(s + 1) * size] for s in slots[j * n:(j + 1) * n]]
+             for j, k in enumerate(lists)}
+    group["state_steps"] = [np.array(1.0, np.float32) for _ in range(n)]
+    return group
+
+
+def _call_adam(group):
+    _optim.adam_step(group["params"], group["grads"], group["exp_avgs"], group["exp_avg_sqs"],
+                     group["max_exp_avg_sqs"], group["state_steps"], 0.1, 0.9, 0.999, 1e-8, 0.0,
+                     True, False, False)
+
+
+def _snapshot(group):
+    return {k: [x.copy() for x in v] for k, v in group.items()}
+
+
+def _assert_unchanged(group, snap):
+    for k, arrays in group.items():
+        for x, y in zip(arrays, snap[k], strict=True):
+            assert np.array_equal(x, y), k
+
+
+def _pooled(n=400, size=3):
+    return _big_adam_group(n, size, pool=np.zeros(5 * n * size, np.float32))
+
+
+def _set(group, key, i, x):
+    group[key][i] = x
+
+
+def _partial(group):
+    """params[7] and exp_avgs[300] become views [2:5] and [0:3] of one buffer."""
+    buf = np.zeros(10, np.float32)
+    group["params"][7], group["exp_avgs"][300] = buf[2:5], buf[:3]
+
+
+BIG_OVERLAPS = [
+    # (id, mutation of a 2400-array group, substrings of the message)
+    ("partial", _partial, ["overlap", "params[7]", "exp_avgs[300]"]),
+    ("identical", lambda g: _set(g, "exp_avg_sqs", 399, g["exp_avg_sqs"][0]),
+     ["overlap", "exp_avg_sqs[0]", "exp_avg_sqs[399]"]),
+    ("state-is-param", lambda g: _set(g, "max_exp_avg_sqs", 123, g["params"][123]),
+     ["overlap", "params[123]", "max_exp_avg_sqs[123]"]),
+    ("state-is-other-param", lambda g: _set(g, "exp_avgs", 5, g["params"][250]),
+     ["overlap", "params[250]", "exp_avgs[5]"]),
+    ("grad-is-param", lambda g: _set(g, "grads", 42, g["params"][17]),
+     ["overlap", "params[17]", "grads[42]"]),
+    ("steps-shared", lambda g: _set(g, "state_steps", 333, g["state_steps"][2]),
+     ["overlap", "state_steps[2]", "state_steps[333]"]),
+    ("step-in-param", lambda g: _set(g, "state_steps", 9, g["params"][200][1:2]),
+     ["overlap", "params[200]", "state_steps[9]"]),
+]
+
+
+@pytest.mark.parametrize("pooled", [False, True], ids=["separate", "pooled"])
+@pytest.mark.parametrize(("mutate", "words"), [b[1:] for b in BIG_OVERLAPS],
+                         ids=[b[0] for b in BIG_OVERLAPS])
+def test_overlap_found_in_large_group(mutate, words, pooled):
+    group = _pooled() if pooled else _big_adam_group(400)
+    _call_adam(group)               # valid as built (and now cached)
+    mutate(group)
+    snap = _snapshot(group)
+    with pytest.raises(ValueError) as info:
+        _call_adam(group)
+    msg = str(info.value)
+    for w in words:
+        assert w in msg, (w, msg)
+    assert msg.endswith("every array that is updated in place must have its own storage")
+    _assert_unchanged(group, snap)
+
+
+def _overlaps_brute(spans):
+    """Reference answer: does some pair overlap where at least one of the two is written?"""
+    lo = np.array([s[0] for s in spans])
+    hi = np.array([s[1] for s in spans])
+    written = np.array([not s[2] for s in spans])
+    both = (lo[:, None] < hi[None, :]) & (lo[None, :] < hi[:, None])
+    np.fill_diagonal(both, False)
+    return bool((both & (written[:, None] | written[None, :])).any())
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_overlap_check_agrees_with_brute_force(seed):
+    """Random views of one buffer (mostly disjoint, a few colliding) against an O(n^2) check;
+    a reported pair must really overlap."""
+    rng = np.random.default_rng(seed)
+    n = 700                                  # 2100 arrays: params, grads, momentum buffers
+    pool = rng.standard_normal(3 * n * 4 + 8)
+    starts = rng.permutation(3 * n) * 4
+    starts[rng.integers(0, 3 * n, size=seed)] += rng.integers(-3, 4, size=seed) * 2
+    starts = np.clip(starts, 0, len(pool) - 4)
+    views = [pool[s:s + 4] for s in starts]
+    params, grads, bufs = views[:n], views[n:2 * n], views[2 * n:]
+    spans = [(s, s + 4, 1 <= j // n < 2) for j, s in enumerate(starts)]
+    before = pool.copy()
+    if _overlaps_brute(spans):
+        with pytest.raises(ValueError, match="overlap in memory") as info:
+            _optim.sgd_step(params, grads, bufs, None, 0.1, 0.9, 0.0, 0.0, False, False)
+        np.testing.assert_array_equal(pool, before)
+        names = {"params": params, "grads": grads, "momentum_buffers": bufs}
+        ka, ia, kb, ib = re.match(r"sgd: (\w+)\[(\d+)\] and (\w+)\[(\d+)\] overlap",
+                                  str(info.value)).groups()
+        assert np.shares_memory(names[ka][int(ia)], names[kb][int(ib)])
+        assert not ka == kb == "grads"
+    else:
+        _optim.sgd_step(params, grads, bufs, None, 0.1, 0.9, 0.0, 0.0, False, False)
+        assert not np.array_equal(pool, before)
+
+
+def test_large_group_may_share_grads():
+    group = _big_adam_group(500)
+    shared = np.full(3, 0.25, np.float32)
+    group["grads"] = [shared] * 500
+    other = _big_adam_group(500)
+    other["grads"] = [shared.copy() for _ in range(500)]
+    _call_adam(group)
+    _call_adam(group)               # and again, through the cache
+    _call_adam(other)
+    _call_adam(other)
+    for x, y in zip(group["params"], other["params"], strict=True):
+        np.testing.assert_array_equal(x, y)
+    np.testing.assert_array_equal(shared, 0.25)
+
+
+def test_overlap_cache_hit_then_changed_array_still_fails():
+    _optim._overlap_cache_clear()
+    group = _big_adam_group(400)
+    _call_adam(group)
+    assert _optim._overlap_cache_info() == (1, 6 * 400)
+    _call_adam(group)                                    # hit: nothing new cached
+    assert _optim._overlap_cache_info() == (1, 6 * 400)
+    # the same number of spans of the same sizes, but a param and a state now share memory
+    base = np.zeros(4, np.float32)
+    group["params"][250], group["exp_avgs"][250] = base[:3], base[1:]
+    snap = _snapshot(group)
+    with pytest.raises(ValueError, match=r"params\[250\] and exp_avgs\[250\] overlap"):
+        _call_adam(group)
+    _assert_unchanged(group, snap)
+    assert _optim._overlap_cache_info() == (1, 6 * 400)   # failures are not cached
+
+
+def test_overlap_cache_memory_is_bounded():
+    _optim._overlap_cache_clear()
+    groups = [_big_adam_group(300, size=1) for _ in range(12)]
+    for group in groups:
+        _call_adam(group)
+        entries, spans = _optim._overlap_cache_info()
+        assert entries <= 8 and spans <= 1 << 18
+    assert _optim._overlap_cache_info() == (8, 8 * 6 * 300)
+    _optim._overlap_cache_clear()
+    assert _optim._overlap_cache_info() == (0, 0)

@@ -16,9 +16,9 @@ and in one heap block otherwise.
 cimport numpy as cnp
 import numpy as np
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
-from libc.stdint cimport int64_t, uintptr_t
+from libc.stdint cimport int64_t, uint32_t, uint64_t, uintptr_t
 from libc.stdlib cimport qsort
-from libc.string cimport memcmp
+from libc.string cimport memcmp, memcpy, memset
 
 from fastoptim._C.kernels cimport (
     fo_adadelta_step_f32, fo_adadelta_step_f64, fo_adagrad_step_f32, fo_adagrad_step_f64,
@@ -53,6 +53,14 @@ cdef enum:
     # below this many elements in total the kernel runs in well under a microsecond, less than
     # dropping and re-taking the GIL costs, so the GIL is kept
     NOGIL_MIN_ELEMS = 4096
+    # up to this many spans an insertion sort beats everything else and nothing is cached
+    SMALL_SPANS = 32
+    # the overlap check's radix sort: digit width and bucket count
+    RADIX_BITS = 11
+    RADIX = 1 << RADIX_BITS
+    # the cache of span sets already proven overlap-free: entries, and total spans kept
+    CACHE_SLOTS = 8
+    CACHE_MAX_SPANS = 1 << 18     # 8 MiB of 32-byte spans across all entries
 
 
 cdef struct Batch:
@@ -77,13 +85,15 @@ cdef struct Span:
 cdef struct Work:
     Batch b32
     Batch b64
-    Span *spans
+    Span *spans        # in call order (the order the cache compares)
+    uint64_t *keys     # 2 * capacity of spans: the radix sort's keys and its scratch
     Py_ssize_t nspans
     void *heap
     void *stack_ptrs[2 * (MAX_LISTS + 1) * STACK_TENSORS]
     int64_t stack_numels[2 * STACK_TENSORS]
     unsigned char stack_new[2 * STACK_TENSORS]
     Span stack_spans[(MAX_LISTS + 1) * STACK_TENSORS]
+    uint64_t stack_keys[2 * (MAX_LISTS + 1) * STACK_TENSORS]
 
 
 cdef int _work_init(Work *w, Py_ssize_t n, int nlists) except -1:
@@ -96,9 +106,11 @@ cdef int _work_init(Work *w, Py_ssize_t n, int nlists) except -1:
     w.nspans = 0
     if n <= STACK_TENSORS:
         ptrs, numels, is_new, w.spans = w.stack_ptrs, w.stack_numels, w.stack_new, w.stack_spans
+        w.keys = w.stack_keys
     else:
         mem = <char *>PyMem_Malloc(
             2 * (MAX_LISTS + 1) * n * sizeof(void *) + 2 * n * sizeof(int64_t)
+            + 2 * (MAX_LISTS + 1) * n * sizeof(uint64_t)
             + (MAX_LISTS + 1) * n * sizeof(Span) + 2 * n)
         if mem == NULL:
             raise MemoryError()
@@ -107,6 +119,8 @@ cdef int _work_init(Work *w, Py_ssize_t n, int nlists) except -1:
         mem += 2 * (MAX_LISTS + 1) * n * sizeof(void *)
         numels = <int64_t *>mem
         mem += 2 * n * sizeof(int64_t)
+        w.keys = <uint64_t *>mem
+        mem += 2 * (MAX_LISTS + 1) * n * sizeof(uint64_t)
         w.spans = <Span *>mem
         mem += (MAX_LISTS + 1) * n * sizeof(Span)
         is_new = <unsigned char *>mem
@@ -222,10 +236,12 @@ cdef inline list _as_list(object x, str op, str name):
     raise TypeError(f"{op}: {name} must be a list of numpy arrays, got {type(x).__name__}")
 
 
-cdef inline void _add_span(Work *w, cnp.ndarray x, int list_id, Py_ssize_t i, int shareable):
+cdef inline void _add_span(Work *w, void *data, uintptr_t nbytes, int list_id, Py_ssize_t i,
+                           int shareable) noexcept:
+    # nbytes comes from the caller: arrays of one index share shape and dtype, so it is computed
+    # once per param (PyArray_NBYTES multiplies the dims through a numpy call each time).
     cdef Span *s
-    cdef uintptr_t lo = <uintptr_t>cnp.PyArray_DATA(x)
-    cdef uintptr_t nbytes = <uintptr_t>cnp.PyArray_NBYTES(x)
+    cdef uintptr_t lo = <uintptr_t>data
     if nbytes == 0:
         return
     s = &w.spans[w.nspans]
@@ -233,32 +249,206 @@ cdef inline void _add_span(Work *w, cnp.ndarray x, int list_id, Py_ssize_t i, in
     s.lo, s.hi, s.list_id, s.index, s.shareable = lo, lo + nbytes, list_id, i, shareable
 
 
+cdef inline bint _same_dims(cnp.npy_intp *a, cnp.npy_intp *b, int ndim) noexcept:
+    # inline: a libc memcmp call per array costs more than comparing one or two dims
+    cdef int d
+    for d in range(ndim):
+        if a[d] != b[d]:
+            return False
+    return True
+
+
+cdef inline int _bit_length(uint64_t x) noexcept nogil:
+    cdef int k = 0
+    while x:
+        x >>= 1
+        k += 1
+    return k
+
+
+cdef uint64_t *_radix_sort(uint64_t *a, uint64_t *tmp, Py_ssize_t m, int shift,
+                           int nbits) noexcept nogil:
+    # LSD radix sort of a[0:m] on bits [shift, shift + nbits), stable, O(m) per digit; the bits
+    # below shift ride along.  A digit that is the same in every key is skipped (addresses of
+    # one heap share their high bits).  Returns whichever of a and tmp holds the result.
+    cdef uint32_t cnt[RADIX]
+    cdef uint32_t total, c
+    cdef uint64_t *t
+    cdef Py_ssize_t k
+    cdef int d, sh = shift
+    while sh < shift + nbits:
+        memset(cnt, 0, sizeof(cnt))
+        for k in range(m):
+            cnt[(a[k] >> sh) & (RADIX - 1)] += 1
+        if cnt[(a[0] >> sh) & (RADIX - 1)] != m:
+            total = 0
+            for d in range(RADIX):
+                c = cnt[d]
+                cnt[d] = total
+                total += c
+            for k in range(m):
+                d = (a[k] >> sh) & (RADIX - 1)
+                tmp[cnt[d]] = a[k]
+                cnt[d] += 1
+            t = a
+            a = tmp
+            tmp = t
+        sh += RADIX_BITS
+    return a
+
+
+cdef uint64_t *_sorted_order(Work *w, uint64_t *mask) noexcept:
+    # The spans' indices in order of start address, as keys whose low bits (under *mask) are the
+    # index: ((lo - min lo) << ibits) | index, radix-sorted on the address bits only.  Spans stay
+    # in call order (the cache compares them so).  When the keys cannot hold an address range
+    # and an index in 64 bits (not seen on 64-bit Linux: user addresses span < 2**47), the spans
+    # are sorted in place instead and the identity order returned, with *mask = all ones.
+    cdef Span *s = w.spans
+    cdef Py_ssize_t k, m = w.nspans
+    cdef uint64_t *keys = w.keys
+    cdef uintptr_t lo_min = s[0].lo, lo_max = s[0].lo
+    cdef int ibits, abits
+    for k in range(1, m):
+        if s[k].lo < lo_min:
+            lo_min = s[k].lo
+        if s[k].lo > lo_max:
+            lo_max = s[k].lo
+    ibits = _bit_length(<uint64_t>(m - 1))
+    abits = _bit_length(<uint64_t>(lo_max - lo_min))
+    if ibits + abits > 64 or m > 0x7fffffff:
+        if m <= SMALL_SPANS:
+            _insertion_sort(s, m)
+        else:
+            qsort(s, m, sizeof(Span), _span_cmp)
+        for k in range(m):
+            keys[k] = <uint64_t>k
+        mask[0] = ~(<uint64_t>0)
+        return keys
+    for k in range(m):
+        keys[k] = ((<uint64_t>(s[k].lo - lo_min)) << ibits) | <uint64_t>k
+    mask[0] = ((<uint64_t>1) << ibits) - 1
+    if m <= SMALL_SPANS:    # a few tiny params: no histograms to clear
+        _insertion_sort_u64(keys, m)
+        return keys
+    return _radix_sort(keys, keys + m, m, ibits, abits)
+
+
+cdef inline void _insertion_sort_u64(uint64_t *a, Py_ssize_t m) noexcept nogil:
+    cdef Py_ssize_t k, j
+    cdef uint64_t tmp
+    for k in range(1, m):
+        tmp = a[k]
+        j = k - 1
+        while j >= 0 and a[j] > tmp:
+            a[j + 1] = a[j]
+            j -= 1
+        a[j + 1] = tmp
+
+
+# A cache of span sets already proven overlap-free.  An optimizer calls with the same arrays
+# every step, so the sort is paid once per param group: a later call whose spans (lo, hi, list,
+# shareable, index, in call order) equal a cached set byte for byte has the same answer, since
+# the check is a function of exactly these fields.  Only successes are cached; a hit is never
+# taken without the full comparison.  Whether the arrays are still alive does not matter: the
+# proof is about the addresses this call will write.  Entries are replaced round-robin and the
+# total is bounded by CACHE_MAX_SPANS.  Callers hold the GIL, which serializes all access.
+cdef struct CacheEntry:
+    Py_ssize_t nspans
+    Span *spans
+
+
+cdef CacheEntry _cache[CACHE_SLOTS]
+cdef int _cache_next = 0
+cdef Py_ssize_t _cache_total = 0
+
+
+cdef inline bint _cache_hit(Span *s, Py_ssize_t m) noexcept:
+    cdef int k
+    for k in range(CACHE_SLOTS):
+        if _cache[k].nspans == m and memcmp(_cache[k].spans, s, m * sizeof(Span)) == 0:
+            return True
+    return False
+
+
+cdef void _cache_evict(int k) noexcept:
+    global _cache_total
+    if _cache[k].spans != NULL:
+        PyMem_Free(_cache[k].spans)
+        _cache_total -= _cache[k].nspans
+    _cache[k].spans = NULL
+    _cache[k].nspans = 0
+
+
+cdef void _cache_store(Span *s, Py_ssize_t m) noexcept:
+    # Best effort: when memory is short the set is simply not cached.
+    global _cache_next, _cache_total
+    cdef int k, tries
+    cdef Span *copy
+    if m > CACHE_MAX_SPANS:
+        return
+    k = _cache_next
+    _cache_evict(k)
+    tries = 1
+    while _cache_total + m > CACHE_MAX_SPANS and tries < CACHE_SLOTS:
+        _cache_evict((k + tries) % CACHE_SLOTS)
+        tries += 1
+    copy = <Span *>PyMem_Malloc(m * sizeof(Span))
+    if copy == NULL:
+        return
+    memcpy(copy, s, m * sizeof(Span))
+    _cache[k].spans, _cache[k].nspans = copy, m
+    _cache_total += m
+    _cache_next = (k + 1) % CACHE_SLOTS
+
+
+def _overlap_cache_clear():
+    """Forget every cached overlap-free span set (for tests and benchmarks)."""
+    cdef int k
+    for k in range(CACHE_SLOTS):
+        _cache_evict(k)
+
+
+def _overlap_cache_info():
+    """(entries, total spans) held by the overlap cache (for tests)."""
+    cdef int k, used = 0
+    for k in range(CACHE_SLOTS):
+        used += _cache[k].nspans != 0
+    return used, _cache_total
+
+
 cdef int _check_overlaps(Work *w, str op, tuple names, str steps_name, int nlists) except -1:
     # Sorted by start address, an array overlaps an earlier one iff it starts before the furthest
     # end seen so far.  Grads may overlap grads, so two "furthest ends" are tracked: over all
     # arrays (a written array must start after it) and over written arrays only (a grad must).
-    cdef Py_ssize_t k, j, m = w.nspans
+    cdef Py_ssize_t k, m = w.nspans
     cdef Span *s = w.spans
-    cdef uintptr_t end_all = 0, end_written = 0
-    cdef Py_ssize_t arg_all = -1, arg_written = -1
+    cdef Span *c
+    cdef Span *far_all = NULL
+    cdef Span *far_written = NULL
+    cdef uint64_t *order
+    cdef uint64_t mask
+    cdef bint cacheable = m > SMALL_SPANS
     if m < 2:
         return 0
-    if m <= 32:
-        _insertion_sort(s, m)    # qsort's call overhead dominates for a few tiny params
-    else:
-        qsort(s, m, sizeof(Span), _span_cmp)
+    if cacheable and _cache_hit(s, m):
+        return 0
+    order = _sorted_order(w, &mask)
+    if mask == ~(<uint64_t>0):
+        cacheable = False    # the spans were sorted in place: no longer in call order
     for k in range(m):
-        if s[k].shareable:
-            if arg_written >= 0 and s[k].lo < end_written:
-                _fail_overlap(op, names, steps_name, nlists, &s[arg_written], &s[k])
-        elif arg_all >= 0 and s[k].lo < end_all:
+        c = &s[order[k] & mask]
+        if c.shareable:
+            if far_written != NULL and c.lo < far_written.hi:
+                _fail_overlap(op, names, steps_name, nlists, far_written, c)
+        elif far_all != NULL and c.lo < far_all.hi:
             # Report a partner that really overlaps (the furthest-ending one does).
-            j = arg_all
-            _fail_overlap(op, names, steps_name, nlists, &s[j], &s[k])
-        if arg_all < 0 or s[k].hi > end_all:
-            end_all, arg_all = s[k].hi, k
-        if not s[k].shareable and (arg_written < 0 or s[k].hi > end_written):
-            end_written, arg_written = s[k].hi, k
+            _fail_overlap(op, names, steps_name, nlists, far_all, c)
+        if far_all == NULL or c.hi > far_all.hi:
+            far_all = c
+        if not c.shareable and (far_written == NULL or c.hi > far_written.hi):
+            far_written = c
+    if cacheable:
+        _cache_store(s, m)
     return 0
 
 
@@ -273,6 +463,9 @@ cdef int _gather(Work *w, str op, tuple names, list lists, int nlists, object st
     cdef Batch *b
     cdef Py_ssize_t slot
     cdef int ndim
+    cdef int64_t numel
+    cdef uintptr_t nbytes
+    cdef cnp.npy_intp *pdims
     cdef int flags_w = cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED | cnp.NPY_ARRAY_WRITEABLE
     cdef int flags_r = cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED
     cdef int need
@@ -304,12 +497,15 @@ cdef int _gather(Work *w, str op, tuple names, list lists, int nlists, object st
                 or (cnp.PyArray_FLAGS(p) & flags_w) != flags_w):
             _fail_array(op, names, 0, i, p, p, True)
         ndim = cnp.PyArray_NDIM(p)
+        pdims = cnp.PyArray_DIMS(p)
+        numel = cnp.PyArray_SIZE(p)
+        nbytes = <uintptr_t>numel * (4 if tnum == cnp.NPY_FLOAT32 else 8)
         b = &w.b32 if tnum == cnp.NPY_FLOAT32 else &w.b64
         slot = b.n
         b.arr[0][slot] = cnp.PyArray_DATA(p)
-        b.numels[slot] = cnp.PyArray_SIZE(p)
-        b.total += b.numels[slot]
-        _add_span(w, p, 0, i, 0)
+        b.numels[slot] = numel
+        b.total += numel
+        _add_span(w, cnp.PyArray_DATA(p), nbytes, 0, i, 0)
         for k in range(1, nlists):
             lst = <list>lists[k]
             xo = lst[i]
@@ -322,12 +518,11 @@ cdef int _gather(Work *w, str op, tuple names, list lists, int nlists, object st
             need = flags_r if k == 1 else flags_w
             if (cnp.PyArray_TYPE(x) != tnum or not cnp.PyArray_ISNOTSWAPPED(x)
                     or cnp.PyArray_NDIM(x) != ndim
-                    or (ndim and memcmp(cnp.PyArray_DIMS(x), cnp.PyArray_DIMS(p),
-                                        ndim * sizeof(cnp.npy_intp)) != 0)
+                    or not _same_dims(cnp.PyArray_DIMS(x), pdims, ndim)
                     or (cnp.PyArray_FLAGS(x) & need) != need):
                 _fail_array(op, names, k, i, x, p, k != 1)
             b.arr[k][slot] = cnp.PyArray_DATA(x)
-            _add_span(w, x, k, i, k == 1)
+            _add_span(w, cnp.PyArray_DATA(x), nbytes, k, i, k == 1)
         if steps_l is not None:
             xo = steps_l[i]
             if isinstance(xo, Tensor):
@@ -340,7 +535,7 @@ cdef int _gather(Work *w, str op, tuple names, list lists, int nlists, object st
                 _fail_step(op, steps_name, i, xo)
             st = <cnp.ndarray>xo
             b.steps[slot] = <float *>cnp.PyArray_DATA(st)
-            _add_span(w, st, nlists, i, 0)
+            _add_span(w, cnp.PyArray_DATA(st), 4, nlists, i, 0)
         if new_l is not None:
             b.is_new[slot] = 1 if new_l[i] else 0
         b.n += 1
