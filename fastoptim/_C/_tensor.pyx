@@ -2143,7 +2143,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     else:
         raise ValueError(f"{reduction} is not a valid value for reduction")
     b = <Tensor>target
-    if _shp(a._np) != _shp(b._np):
+    if not cnp.PyArray_SAMESHAPE(a._np, b._np):
         warnings.warn(
             f"Using a target size ({Size(_shp(b._np))}) that is different to the input size "
             f"({Size(_shp(a._np))}). This will likely lead to incorrect results due to "
@@ -2301,45 +2301,46 @@ cdef void _store_grad(Tensor t, cnp.ndarray g, bint owned) except *:
         fo_inplace_binary_f64(FO_ADD, n, <double*>_ptr(acc), <const double*>_ptr(g), n, 1.0)
 
 
-cdef inline void _push(Tensor c, int gen, list stack, list expanded):
-    if c is not None and c._mark != gen:
-        stack.append(c)
-        expanded.append(False)
+cdef object _POST = object()    # stack marker: "the tensor below me is finished"
 
 
 cdef list _topo(Tensor root):
     """Graph nodes reachable from root in post-order (inputs before outputs): an iterative
-    DFS (no recursion limit on long chains) with a generation mark instead of a visited set."""
+    DFS (no recursion limit on long chains) with a generation mark instead of a visited set.
+
+    A tensor is marked when it is EXPANDED, not when it is queued: a tensor reached by two
+    paths of different lengths must come after everything that feeds it, or the gradient from
+    the longer path would arrive after the tensor had already been processed.  In a DAG a
+    child met already marked is finished (it cannot be an unfinished ancestor)."""
     global _mark_gen
     _mark_gen += 1
     cdef int gen = _mark_gen
     cdef list order = []
     cdef list stack = [root]
-    cdef list expanded = [False]
-    cdef Tensor t
-    cdef Py_ssize_t top
+    cdef object top
+    cdef Tensor t, c
     while stack:
-        top = len(stack) - 1
-        t = <Tensor>stack[top]
-        if expanded[top]:
-            stack.pop()
-            expanded.pop()
-            order.append(t)
+        top = stack.pop()
+        if top is _POST:
+            order.append(stack.pop())
             continue
+        t = <Tensor>top
         if t._mark == gen:
-            # reached again through another path after being pushed: already placed
-            stack.pop()
-            expanded.pop()
             continue
-        # mark when expanded, not when pushed: a node pushed early (a shared input) must
-        # still land in `order` after every node that uses it
         t._mark = gen
-        expanded[top] = True
-        _push(t._in0, gen, stack, expanded)
-        _push(t._in1, gen, stack, expanded)
+        stack.append(t)
+        stack.append(_POST)
+        c = t._in0
+        if c is not None and c._mark != gen:
+            stack.append(c)
+        c = t._in1
+        if c is not None and c._mark != gen:
+            stack.append(c)
         if t._op == N_LINEAR and t._saved is not None:
             # the bias: nodes have two tensor slots, linear's third input rides in _saved
-            _push(<Tensor>t._saved[5], gen, stack, expanded)
+            c = <Tensor>t._saved[5]
+            if c is not None and c._mark != gen:
+                stack.append(c)
     return order
 
 
