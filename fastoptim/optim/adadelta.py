@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 from fastoptim import Tensor, enable_grad, zeros_like
 
-from .functional import adadelta
+from .functional import _adadelta
 from .optimizer import Optimizer, _new_step, _use_grad_for_differentiable
 
 __all__ = ["Adadelta"]
+
+# Everything step reads from a group; groups agreeing on all of it share one kernel call.
+_hyper = itemgetter("lr", "rho", "eps", "weight_decay", "maximize")
 
 
 class Adadelta(Optimizer):
@@ -110,25 +115,18 @@ class Adadelta(Optimizer):
             with enable_grad():
                 loss = closure()
 
-        for group in self.param_groups:
+        groups = self.param_groups
+        if len(groups) > 1:
+            groups = self._batched_groups(_hyper)
+        for group in groups:
+            lr, rho, eps, weight_decay, maximize = _hyper(group)
             params_with_grad: list = []
             grads: list = []
             square_avgs: list = []
             acc_deltas: list = []
             state_steps: list = []
             self._init_group(group, params_with_grad, grads, square_avgs, acc_deltas, state_steps)
-            if not params_with_grad:
-                continue
-            adadelta(
-                params_with_grad,
-                grads,
-                square_avgs,
-                acc_deltas,
-                state_steps,
-                lr=group["lr"],
-                rho=group["rho"],
-                eps=group["eps"],
-                weight_decay=group["weight_decay"],
-                maximize=group["maximize"],
-            )
+            if params_with_grad:
+                _adadelta(params_with_grad, grads, square_avgs, acc_deltas, state_steps, lr, rho,
+                          eps, weight_decay, maximize)
         return loss

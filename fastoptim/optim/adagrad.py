@@ -7,9 +7,11 @@ Unlike the others its state is created eagerly in ``__init__`` for the initial g
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 from fastoptim import Tensor, enable_grad, full_like
 
-from .functional import adagrad
+from .functional import _adagrad
 from .optimizer import (
     Optimizer,
     _device_dtype_check_for_fused,
@@ -18,6 +20,9 @@ from .optimizer import (
 )
 
 __all__ = ["Adagrad"]
+
+# Everything step reads from a group; groups agreeing on all of it share one kernel call.
+_hyper = itemgetter("lr", "weight_decay", "lr_decay", "eps", "maximize", "fused")
 
 
 class Adagrad(Optimizer):
@@ -145,23 +150,17 @@ class Adagrad(Optimizer):
             with enable_grad():
                 loss = closure()
 
-        for group in self.param_groups:
+        groups = self.param_groups
+        if len(groups) > 1:
+            groups = self._batched_groups(_hyper)
+        for group in groups:
+            lr, weight_decay, lr_decay, eps, maximize, _ = _hyper(group)
             params_with_grad: list = []
             grads: list = []
             state_sums: list = []
             state_steps: list = []
             self._init_group(group, params_with_grad, grads, state_sums, state_steps)
-            if not params_with_grad:
-                continue
-            adagrad(
-                params_with_grad,
-                grads,
-                state_sums,
-                state_steps,
-                lr=group["lr"],
-                weight_decay=group["weight_decay"],
-                lr_decay=group["lr_decay"],
-                eps=group["eps"],
-                maximize=group["maximize"],
-            )
+            if params_with_grad:
+                _adagrad(params_with_grad, grads, state_sums, state_steps, lr, weight_decay,
+                         lr_decay, eps, maximize)
         return loss

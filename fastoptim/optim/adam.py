@@ -5,9 +5,11 @@
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 from fastoptim import Tensor, enable_grad, zeros_like
 
-from .functional import adam
+from .functional import _adam
 from .optimizer import (
     Optimizer,
     _device_dtype_check_for_fused,
@@ -17,6 +19,11 @@ from .optimizer import (
 )
 
 __all__ = ["Adam"]
+
+# Everything step reads from a group; groups agreeing on all of it share one kernel call.
+_hyper = itemgetter(
+    "lr", "betas", "eps", "weight_decay", "amsgrad", "maximize", "decoupled_weight_decay", "fused"
+)
 
 
 class Adam(Optimizer):
@@ -175,14 +182,17 @@ class Adam(Optimizer):
             with enable_grad():
                 loss = closure()
 
-        for group in self.param_groups:
+        groups = self.param_groups
+        if len(groups) > 1:
+            groups = self._batched_groups(_hyper)
+        for group in groups:
+            lr, (beta1, beta2), eps, weight_decay, amsgrad, maximize, decoupled, _ = _hyper(group)
             params_with_grad: list = []
             grads: list = []
             exp_avgs: list = []
             exp_avg_sqs: list = []
-            max_exp_avg_sqs: list = []
+            max_exp_avg_sqs = [] if amsgrad else None
             state_steps: list = []
-            beta1, beta2 = group["betas"]
             self._init_group(
                 group,
                 params_with_grad,
@@ -192,22 +202,8 @@ class Adam(Optimizer):
                 max_exp_avg_sqs,
                 state_steps,
             )
-            if not params_with_grad:
-                continue
-            adam(
-                params_with_grad,
-                grads,
-                exp_avgs,
-                exp_avg_sqs,
-                max_exp_avg_sqs,
-                state_steps,
-                amsgrad=group["amsgrad"],
-                beta1=beta1,
-                beta2=beta2,
-                lr=group["lr"],
-                weight_decay=group["weight_decay"],
-                eps=group["eps"],
-                maximize=group["maximize"],
-                decoupled_weight_decay=group["decoupled_weight_decay"],
-            )
+            if params_with_grad:
+                _adam(params_with_grad, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs,
+                      state_steps, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize,
+                      decoupled)
         return loss

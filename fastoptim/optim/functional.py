@@ -73,18 +73,116 @@ def _run(kernel, lists, *scalars):
 def _apply(kernel, lists, writeable, *scalars):
     """Run ``kernel`` over one group's lists.  Fast path: the lists go to the kernel as they
     are (it reads Tensors' storage at C level).  If the kernel refuses them -- a strided array
-    or a repeated param, say -- nothing has been written, and the slow path retries with
-    contiguous copies (written back after success) and repeated params stepped in turn; a call
-    that is really wrong fails again there with the kernel's message."""
+    or a repeated param, say -- nothing has been written, and :func:`_retry` runs the slow
+    path; a call that is really wrong fails again there with the kernel's message."""
     try:
         kernel(*lists, *scalars)
-        return
     except (ValueError, TypeError):
-        pass
+        _retry(kernel, lists, writeable, scalars)
+
+
+def _retry(kernel, lists, writeable, scalars):
+    """The slow path after a refused kernel call: contiguous copies (written back after
+    success) and repeated params stepped in turn."""
     wb = []
     arrays = [None if lst is None else _unwrap(lst, w, wb) for lst, w in zip(lists, writeable)]
     _run(kernel, arrays, *scalars)
     _write_back(wb)
+
+
+# ---- the classes' entry points ---------------------------------------------------------------
+# Positional, no defaults to resolve, no flags to ignore: what ``step`` calls for every batch of
+# param groups.  Each is the public functional's body after argument handling, and tries the
+# kernel inline (one Python frame from the class to C); a refused call takes ``_retry``.
+
+
+def _sgd(params, grads, bufs, lr, momentum, dampening, weight_decay, nesterov, maximize):
+    """:func:`sgd` for the classes: ``params`` are Tensors and ``bufs`` is the caller's own
+    list (None entries are replaced in place by new Tensor buffers, flagged for the kernel).
+    Returns whether any buffer was created (the caller then stores them in its state)."""
+    if type(lr) is not float:
+        lr = _scalar(lr)
+    is_new = None
+    if momentum != 0:
+        for i, b in enumerate(bufs):
+            if b is None:
+                if is_new is None:
+                    is_new = [False] * len(bufs)
+                is_new[i] = True
+                bufs[i] = _empty_like(params[i])
+    else:
+        bufs = None
+    lists = (params, grads, bufs, is_new)
+    try:
+        _optim.sgd_step(*lists, lr, momentum, dampening, weight_decay, nesterov, maximize)
+    except (ValueError, TypeError):
+        _retry(_optim.sgd_step, lists, (True, False, True, False),
+               (lr, momentum, dampening, weight_decay, nesterov, maximize))
+    return is_new is not None
+
+
+def _adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, lr, beta1, beta2,
+          eps, weight_decay, amsgrad, maximize, decoupled_weight_decay):
+    """:func:`adam` for the classes (``max_exp_avg_sqs`` may be None unless amsgrad)."""
+    if type(lr) is not float:
+        lr = _scalar(lr)
+    if type(beta1) is not float:
+        beta1 = _scalar(beta1, "betas[0]")
+    if type(beta2) is not float:
+        beta2 = _scalar(beta2, "betas[1]")
+    if not amsgrad:
+        max_exp_avg_sqs = None
+    try:
+        _optim.adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, lr,
+                         beta1, beta2, eps, weight_decay, amsgrad, maximize,
+                         decoupled_weight_decay)
+    except (ValueError, TypeError):
+        _retry(_optim.adam_step,
+               (params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps),
+               (True, False, True, True, True, True),
+               (lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay))
+
+
+def _rmsprop(params, grads, square_avgs, grad_avgs, momentum_buffer_list, state_steps, lr, alpha,
+             eps, weight_decay, momentum, centered, maximize):
+    """:func:`rmsprop` for the classes."""
+    if type(lr) is not float:
+        lr = _scalar(lr)
+    lists = (params, grads, square_avgs, grad_avgs if centered else None,
+             momentum_buffer_list if momentum > 0 else None, state_steps)
+    try:
+        _optim.rmsprop_step(*lists, lr, alpha, eps, weight_decay, momentum, centered, maximize)
+    except (ValueError, TypeError):
+        _retry(_optim.rmsprop_step, lists, (True, False, True, True, True, True),
+               (lr, alpha, eps, weight_decay, momentum, centered, maximize))
+
+
+def _adagrad(params, grads, state_sums, state_steps, lr, weight_decay, lr_decay, eps, maximize):
+    """:func:`adagrad` for the classes."""
+    if type(lr) is not float:
+        lr = _scalar(lr)
+    try:
+        _optim.adagrad_step(params, grads, state_sums, state_steps, lr, weight_decay, lr_decay,
+                            eps, maximize)
+    except (ValueError, TypeError):
+        _retry(_optim.adagrad_step, (params, grads, state_sums, state_steps),
+               (True, False, True, True), (lr, weight_decay, lr_decay, eps, maximize))
+
+
+def _adadelta(params, grads, square_avgs, acc_deltas, state_steps, lr, rho, eps, weight_decay,
+              maximize):
+    """:func:`adadelta` for the classes."""
+    if type(lr) is not float:
+        lr = _scalar(lr)
+    try:
+        _optim.adadelta_step(params, grads, square_avgs, acc_deltas, state_steps, lr, rho, eps,
+                             weight_decay, maximize)
+    except (ValueError, TypeError):
+        _retry(_optim.adadelta_step, (params, grads, square_avgs, acc_deltas, state_steps),
+               (True, False, True, True, True), (lr, rho, eps, weight_decay, maximize))
+
+
+# ---- the public functionals -------------------------------------------------------------------
 
 
 def sgd(params, d_p_list, momentum_buffer_list, has_sparse_grad=False, foreach=None, fused=None,
@@ -132,6 +230,13 @@ def _like(template, arr):
     return arr
 
 
+def _empty_like(p):
+    """A new, uninitialised Tensor buffer shaped like Tensor ``p`` (SGD's first step)."""
+    import fastoptim  # lazily, as in _like
+
+    return fastoptim.empty_like(p)
+
+
 def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, foreach=None,
          capturable=False, differentiable=False, fused=None, grad_scale=None, found_inf=None,
          has_complex=False, decoupled_weight_decay=False, *, amsgrad, beta1, beta2, lr,
@@ -148,13 +253,8 @@ def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, for
     (decoupled), and ``v`` replaced by its running max when ``amsgrad``.
     """
     _no_scaling(grad_scale, found_inf)
-    lr = _scalar(lr)
-    _apply(_optim.adam_step,
-           (params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs if amsgrad else None,
-            state_steps),
-           (True, False, True, True, True, True),
-           lr, _scalar(beta1, "betas[0]"), _scalar(beta2, "betas[1]"), eps, weight_decay,
-           amsgrad, maximize, decoupled_weight_decay)
+    _adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, lr, beta1, beta2,
+          eps, weight_decay, amsgrad, maximize, decoupled_weight_decay)
 
 
 def adamw(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, foreach=None,
@@ -181,12 +281,8 @@ def rmsprop(params, grads, square_avgs, grad_avgs, momentum_buffer_list, state_s
     (``b = g/d`` when momentum is 0; ``\bar g = 0`` when not centered.)  ``grad_avgs`` is used
     only if centered, ``momentum_buffer_list`` only if momentum > 0 (buffers start at zero).
     """
-    lr = _scalar(lr)
-    _apply(_optim.rmsprop_step,
-           (params, grads, square_avgs, grad_avgs if centered else None,
-            momentum_buffer_list if momentum > 0 else None, state_steps),
-           (True, False, True, True, True, True),
-           lr, alpha, eps, weight_decay, momentum, centered, maximize)
+    _rmsprop(params, grads, square_avgs, grad_avgs, momentum_buffer_list, state_steps, lr, alpha,
+             eps, weight_decay, momentum, centered, maximize)
 
 
 def adagrad(params, grads, state_sums, state_steps, fused=None, grad_scale=None, found_inf=None,
@@ -199,9 +295,7 @@ def adagrad(params, grads, state_sums, state_steps, fused=None, grad_scale=None,
         \theta \leftarrow \theta - \frac{\gamma}{1 + (t-1)\eta}\,\frac{g}{\sqrt{s} + \epsilon}
     """
     _no_scaling(grad_scale, found_inf)
-    lr = _scalar(lr)
-    _apply(_optim.adagrad_step, (params, grads, state_sums, state_steps),
-           (True, False, True, True), lr, weight_decay, lr_decay, eps, maximize)
+    _adagrad(params, grads, state_sums, state_steps, lr, weight_decay, lr_decay, eps, maximize)
 
 
 def adadelta(params, grads, square_avgs, acc_deltas, state_steps, capturable=False, foreach=None,
@@ -213,6 +307,5 @@ def adadelta(params, grads, square_avgs, acc_deltas, state_steps, capturable=Fal
         \Delta = \frac{\sqrt{u + \epsilon}}{\sqrt{v + \epsilon}}\, g,\quad
         u \leftarrow \rho u + (1-\rho)\Delta^2,\quad \theta \leftarrow \theta - \gamma\Delta
     """
-    lr = _scalar(lr)
-    _apply(_optim.adadelta_step, (params, grads, square_avgs, acc_deltas, state_steps),
-           (True, False, True, True, True), lr, rho, eps, weight_decay, maximize)
+    _adadelta(params, grads, square_avgs, acc_deltas, state_steps, lr, rho, eps, weight_decay,
+              maximize)

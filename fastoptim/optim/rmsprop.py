@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 from fastoptim import Tensor, enable_grad, zeros_like
 
-from .functional import rmsprop
+from .functional import _rmsprop
 from .optimizer import Optimizer, _new_step, _use_grad_for_differentiable
 
 __all__ = ["RMSprop"]
+
+# Everything step reads from a group; groups agreeing on all of it share one kernel call.
+_hyper = itemgetter("lr", "alpha", "eps", "weight_decay", "momentum", "centered", "maximize")
 
 
 class RMSprop(Optimizer):
@@ -141,12 +146,16 @@ class RMSprop(Optimizer):
             with enable_grad():
                 loss = closure()
 
-        for group in self.param_groups:
+        groups = self.param_groups
+        if len(groups) > 1:
+            groups = self._batched_groups(_hyper)
+        for group in groups:
+            lr, alpha, eps, weight_decay, momentum, centered, maximize = _hyper(group)
             params_with_grad: list = []
             grads: list = []
             square_avgs: list = []
-            grad_avgs: list = []
-            momentum_buffer_list: list = []
+            grad_avgs = [] if centered else None
+            momentum_buffer_list = [] if momentum > 0 else None
             state_steps: list = []
             self._init_group(
                 group,
@@ -157,21 +166,7 @@ class RMSprop(Optimizer):
                 grad_avgs,
                 state_steps,
             )
-            if not params_with_grad:
-                continue
-            rmsprop(
-                params_with_grad,
-                grads,
-                square_avgs,
-                grad_avgs,
-                momentum_buffer_list,
-                state_steps,
-                lr=group["lr"],
-                alpha=group["alpha"],
-                eps=group["eps"],
-                weight_decay=group["weight_decay"],
-                momentum=group["momentum"],
-                centered=group["centered"],
-                maximize=group["maximize"],
-            )
+            if params_with_grad:
+                _rmsprop(params_with_grad, grads, square_avgs, grad_avgs, momentum_buffer_list,
+                         state_steps, lr, alpha, eps, weight_decay, momentum, centered, maximize)
         return loss

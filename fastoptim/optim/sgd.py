@@ -1,17 +1,23 @@
 """``SGD``: torch's class (validation, defaults, lazy momentum buffer) over our fused kernel.
 
-The class only collects, per group, the params that have a grad and their momentum buffers,
-then makes one call into ``fastoptim.optim.functional.sgd``.
+The class only collects the params that have a grad and their momentum buffers, and makes one
+call into the functional (``fastoptim.optim.functional._sgd``, ``sgd``'s positional core) per
+run of consecutive param groups with equal hyperparameters.
 """
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 from fastoptim import Tensor, enable_grad
 
-from .functional import sgd
+from .functional import _sgd
 from .optimizer import Optimizer, _device_dtype_check_for_fused, _use_grad_for_differentiable
 
 __all__ = ["SGD"]
+
+# Everything step reads from a group; groups agreeing on all of it share one kernel call.
+_hyper = itemgetter("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize", "fused")
 
 
 class SGD(Optimizer):
@@ -128,26 +134,20 @@ class SGD(Optimizer):
             with enable_grad():
                 loss = closure()
 
-        for group in self.param_groups:
+        groups = self.param_groups
+        if len(groups) > 1:
+            groups = self._batched_groups(_hyper)
+        for group in groups:
             params: list = []
             grads: list = []
             momentum_buffer_list: list = []
             self._init_group(group, params, grads, momentum_buffer_list)
             if not params:
                 continue
-            sgd(
-                params,
-                grads,
-                momentum_buffer_list,
-                weight_decay=group["weight_decay"],
-                momentum=group["momentum"],
-                lr=group["lr"],
-                dampening=group["dampening"],
-                nesterov=group["nesterov"],
-                maximize=group["maximize"],
-            )
-            if group["momentum"] != 0:
-                # The kernel filled in the buffers it created on a first step.
+            lr, momentum, dampening, weight_decay, nesterov, maximize, _ = _hyper(group)
+            if _sgd(params, grads, momentum_buffer_list, lr, momentum, dampening, weight_decay,
+                    nesterov, maximize):
+                # First step of some params: keep the buffers the kernel created and filled.
                 state = self.state
                 for p, buf in zip(params, momentum_buffer_list):
                     state[p]["momentum_buffer"] = buf
