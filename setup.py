@@ -29,7 +29,8 @@ def _probe_openmp():
     if os.environ.get("FASTOPTIM_NO_OPENMP"):
         return False
     cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
-    src = "#include <omp.h>\nint main(void){int n=0;\n#pragma omp parallel reduction(+:n)\nn+=1;\nreturn n>0?0:1;}\n"
+    src = ("#include <omp.h>\nint main(void){int n=0;\n"
+           "#pragma omp parallel reduction(+:n)\nn+=1;\nreturn n>0?0:1;}\n")
     with tempfile.TemporaryDirectory() as d:
         c_path, exe = os.path.join(d, "probe.c"), os.path.join(d, "probe")
         with open(c_path, "w") as f:
@@ -47,14 +48,16 @@ HAVE_OPENMP = _probe_openmp()
 OMP_FLAGS = ["-fopenmp"] if HAVE_OPENMP else []
 C_SOURCES = sorted(glob.glob(os.path.join("csrc", "*.c")))
 # Headers and .inc template bodies: listed so that editing one rebuilds the extensions.
-C_DEPENDS = sorted(glob.glob(os.path.join("csrc", "*.h")) + glob.glob(os.path.join("csrc", "*.inc")))
+C_DEPENDS = sorted(glob.glob(os.path.join("csrc", "*.h"))
+                   + glob.glob(os.path.join("csrc", "*.inc")))
 
 
 def _write_build_info():
     info = os.path.join(HERE, "fastoptim", "_build_info.py")
     with open(info, "w") as f:
         f.write('"""Written by setup.py at build time; read by fastoptim.show_config()."""\n')
-        f.write(f"compiler = {(os.environ.get('CC') or sysconfig.get_config_var('CC') or 'cc')!r}\n")
+        cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
+        f.write(f"compiler = {cc!r}\n")
         f.write(f"c_flags = {BASE_FLAGS + OMP_FLAGS!r}\n")
         f.write(f"openmp = {HAVE_OPENMP!r}\n")
         f.write(f"python = {sys.version.split()[0]!r}\n")

@@ -31,8 +31,8 @@ def main():
         a = rng.standard_normal((m, k)).astype(np.float32)
         b = rng.standard_normal((k, n)).astype(np.float32)
         out = np.empty((m, n), np.float32)
-        c_loop = _best(lambda: _tensor._matmul_c(a, b, out))
-        blas = _best(lambda: np.matmul(a, b, out=out))
+        c_loop = _best(lambda a=a, b=b, out=out: _tensor._matmul_c(a, b, out))
+        blas = _best(lambda a=a, b=b, out=out: np.matmul(a, b, out=out))
         macs = m * k * n
         win = "BLAS" if blas < c_loop else "C"
         if win == "BLAS" and crossover is None:

@@ -1,4 +1,5 @@
-"""``fastoptim-demo`` (or ``python -m fastoptim`` outside the source tree): the textbook PyTorch training loop, run on fastoptim.
+"""``fastoptim-demo`` (or ``python -m fastoptim`` outside the source tree): the textbook PyTorch
+training loop, run on fastoptim.
 
 Trains ``nn.Linear(10, 1)`` with MSE and SGD, exactly the seed's loop, on generated data with a
 learnable target (y = w·x + b + a little noise), prints the loss falling and the time per
@@ -55,7 +56,8 @@ def main(argv=None):
         if (epoch + 1) % report_every == 0:
             avg = running / report_every
             first = avg if first is None else first
-            print(f"  iteration {epoch + 1:6d}  mean loss {avg:.6f}  lr {scheduler.get_last_lr()[0]:g}")
+            lr = scheduler.get_last_lr()[0]
+            print(f"  iteration {epoch + 1:6d}  mean loss {avg:.6f}  lr {lr:g}")
             running = 0.0
     dt = time.perf_counter() - t0
     print(f"done: {dt / args.epochs * 1e6:.1f} µs per iteration; loss {first:.4f} -> {avg:.6f}")

@@ -361,10 +361,12 @@ def test_set_grad_enabled():
 
 def test_backward_non_scalar_without_gradient_raises():
     x = fo.tensor([1.0, 2.0], requires_grad=True)
-    with pytest.raises(RuntimeError, match="grad can be implicitly created only for scalar outputs"):
+    with pytest.raises(RuntimeError,
+                       match="grad can be implicitly created only for scalar outputs"):
         (x * 2).backward()
     torch = pytest.importorskip("torch")
-    with pytest.raises(RuntimeError, match="grad can be implicitly created only for scalar outputs"):
+    with pytest.raises(RuntimeError,
+                       match="grad can be implicitly created only for scalar outputs"):
         (torch.tensor([1.0, 2.0], requires_grad=True) * 2).backward()
 
 

@@ -137,7 +137,8 @@ def test_basic_properties():
 def test_item_tolist():
     assert fo.tensor(2.5).item() == 2.5 and isinstance(fo.tensor(2.5).item(), float)
     assert fo.tensor([[3]]).item() == 3 and isinstance(fo.tensor([3]).item(), int)
-    with pytest.raises(RuntimeError, match="a Tensor with 2 elements cannot be converted to Scalar"):
+    with pytest.raises(RuntimeError,
+                       match="a Tensor with 2 elements cannot be converted to Scalar"):
         fo.tensor([1.0, 2.0]).item()
     assert fo.tensor([[1.0, 2.0]]).tolist() == [[1.0, 2.0]]
     assert fo.tensor(1.0).tolist() == 1.0
@@ -257,7 +258,8 @@ REPR_CASES = [
     "tensor([1.0, 2.0])", "tensor([1.5, -2.25])", "tensor(3.0)", "tensor([1, 2, 3])",
     "tensor([[1.0, 2.0], [3.0, 4.0]])", "tensor([1.0, 2.0], dtype=M.float64)",
     "tensor([0.5], requires_grad=True)", "tensor([1e-5, 1.0])", "tensor([1e10, 1.0])",
-    "tensor([True, False])", "zeros(0)", "zeros(2, 0)", "tensor([1.0, 2.0], requires_grad=True) * 2",
+    "tensor([True, False])", "zeros(0)", "zeros(2, 0)",
+    "tensor([1.0, 2.0], requires_grad=True) * 2",
     "tensor([[1.0, 2.0]], requires_grad=True).sum()", "tensor([0.1, 0.25, 123.4567])",
     "tensor(float('nan'))", "tensor([float('inf'), 1.0])", "tensor([float('nan'), -1.5])",
     "tensor([-float('inf'), 1.5])", "tensor([[1.5, -2.25], [100.0, 3.0]])",
@@ -547,7 +549,7 @@ def test_risky_inputs_never_crash_the_interpreter():
     # run in a child so that a segfault shows up as a failed test rather than a dead session
     lines = ["import numpy as np", "import fastoptim as fo", "import fastoptim.nn",
              "import warnings", "warnings.simplefilter('ignore')", "results = []"]
-    for i, snippet in enumerate(RISKY):
+    for snippet in RISKY:
         lines.append(textwrap.dedent(f"""\
             try:
                 {snippet}

@@ -4,7 +4,8 @@
 Why it exists: the benchmark suite (benchmarks/) expresses each large optimizer step as a fraction
 of the memory roofline, measured in the same run by a trivial kernel that touches the same arrays.
 This module is its careful caller: the kernel trusts its pointers, so the lists are checked here
-(dtype, contiguity, sizes, and that no two arrays share memory) before one call without the GIL.  Not part of the public
+(dtype, contiguity, sizes, and that no two arrays share memory) before one call without the
+GIL.  Not part of the public
 API; nothing in the library uses it.
 """
 cimport numpy as cnp

@@ -680,7 +680,7 @@ cdef class Tensor:
 
     def __bool__(self):
         if cnp.PyArray_SIZE(self._np) != 1:
-            raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous")
+            raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
         return bool(self.item())
 
     def __len__(self):
@@ -1847,7 +1847,8 @@ cdef Tensor _sum(Tensor a, object dim, bint keepdim, bint mean, object dt):
     if not _is_float(a._np):
         if mean:
             raise RuntimeError("mean(): could not infer output dtype. Input dtype must be either "
-                               f"a floating point or complex dtype. Got: {_dtype_of(a._np)._legacy[:-6]}")
+                               "a floating point or complex dtype. Got: "
+                               f"{_dtype_of(a._np)._legacy[:-6]}")
         return _wrap(np.asarray(a._np.sum(axis=dim, keepdims=keepdim)))
     x = _contig(a._np)
     nd = cnp.PyArray_NDIM(x)
@@ -1969,11 +1970,11 @@ cdef void _mm(cnp.ndarray A, bint ta, cnp.ndarray B, bint tb, object bias, cnp.n
 def _matmul_c(cnp.ndarray a, cnp.ndarray b, cnp.ndarray out):
     """The plain C product out = a @ b for 2-D float32/float64 contiguous arrays (no BLAS,
     whatever the size): for benchmarks/bench_matmul_threshold.py."""
-    if cnp.PyArray_TYPE(a) != cnp.PyArray_TYPE(out) or cnp.PyArray_TYPE(b) != cnp.PyArray_TYPE(out) \
-            or not _is_float(out) or a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0] \
-            or _shp(out) != (a.shape[0], b.shape[1]) or not (a.flags.c_contiguous and
-                                                           b.flags.c_contiguous and
-                                                           out.flags.c_contiguous):
+    cdef int t = cnp.PyArray_TYPE(out)
+    if (cnp.PyArray_TYPE(a) != t or cnp.PyArray_TYPE(b) != t or not _is_float(out)
+            or a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]
+            or _shp(out) != (a.shape[0], b.shape[1])
+            or not (a.flags.c_contiguous and b.flags.c_contiguous and out.flags.c_contiguous)):
         raise ValueError("_matmul_c needs contiguous 2-D arrays of one float dtype with "
                          "matching shapes")
     if _is_f32(out):
@@ -2587,14 +2588,12 @@ def _format_tensor(Tensor t):
         amax = float(np.abs(finite).max()) if finite.size else 0.0
         nz = np.abs(finite[finite != 0])
         amin = float(nz.min()) if nz.size else 0.0
-        sci = finite.size > 0 and (amax >= 1e8 or (amin > 0 and (amin < 1e-4 or
-                                                                  amax / amin > 1000.0)))
-        if integral and not sci:
-            one = lambda v: f"{v:.0f}." if np.isfinite(v) else str(v)
-        elif sci:
-            one = lambda v: f"{v:.4e}" if np.isfinite(v) else str(v)
-        else:
-            one = lambda v: f"{v:.4f}" if np.isfinite(v) else str(v)
+        sci = finite.size > 0 and (
+            amax >= 1e8 or (amin > 0 and (amin < 1e-4 or amax / amin > 1000.0)))
+        spec = "{:.0f}." if integral and not sci else "{:.4e}" if sci else "{:.4f}"
+
+        def one(v):
+            return spec.format(v) if np.isfinite(v) else str(v)
         # torch right-aligns every element to the widest finite one ("[ 1.5000, -2.2500]")
         shown = _printed(arr)
         width = max([len(one(v)) for v in np.unique(shown[np.isfinite(shown)])] or [1])

@@ -1,7 +1,17 @@
 """fastoptim.nn: the modules, losses and initialisers the textbook training loop needs."""
-from fastoptim.nn import functional, init  # noqa: F401
-from fastoptim.nn.parameter import Parameter  # noqa: F401
-from fastoptim.nn.modules import (  # noqa: F401
-    Identity, Linear, Module, MSELoss, ReLU, Sequential, Sigmoid, Tanh,
+from fastoptim.nn import (  # noqa: F401
+    functional,
+    init,
+    utils,  # noqa: F401,E402
 )
-from fastoptim.nn import utils  # noqa: F401,E402
+from fastoptim.nn.modules import (  # noqa: F401
+    Identity,
+    Linear,
+    Module,
+    MSELoss,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Tanh,
+)
+from fastoptim.nn.parameter import Parameter  # noqa: F401
