@@ -197,6 +197,11 @@ def compare(current, baseline, threshold):
     if current.get("config", {}).get("mode") != baseline.get("config", {}).get("mode"):
         notes.append(f"baseline mode {baseline.get('mode')!r} differs from this run's "
                      f"{current.get('mode')!r}: sizes and repeats differ")
+    iso_new = current.get("config", {}).get("isolate")
+    iso_old = baseline.get("config", {}).get("isolate")
+    if iso_new != iso_old:
+        notes.append(f"baseline isolated regimes {iso_old or 'none'} in their own processes, "
+                     f"this run {iso_new or 'none'}: those rows were timed differently")
     old = {f["id"]: f for f in baseline.get("figures", [])}
     regressions = []
     matched = 0

@@ -8,7 +8,10 @@ How a run is organised: each thread count runs in its own worker process (this s
 ``--_worker``) whose environment sets OMP_NUM_THREADS / OPENBLAS_NUM_THREADS / MKL_NUM_THREADS
 before anything is imported, and which also calls fastoptim's and torch's set-threads functions,
 so every library in a row gets the same count (NumPy's BLAS included, which cannot be changed
-once loaded).  Workers write their rows to a temporary JSON file; this process merges them.
+once loaded).  Workers write their rows to a temporary JSON file; this process merges them.  In
+the regimes named by ``--isolate``, a worker times each contender in rounds of fresh processes
+forked from one zygote per library (``isolated.py``), so no other library's threads exist while
+a contender runs.
 """
 
 import argparse
@@ -22,6 +25,11 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
+# The environment as launched, before importing fastoptim (which sets OMP_WAIT_POLICY when the
+# user has not): workers and the processes of isolated timing start from it, so torch's own
+# processes run with torch's defaults and fastoptim's with fastoptim's.
+LAUNCH_ENV = dict(os.environ)
+
 try:   # prefer an installed fastoptim; fall back to an in-place build in this checkout
     import fastoptim  # noqa: F401
 except ImportError:
@@ -29,6 +37,7 @@ except ImportError:
 
 import report
 from chart import draw
+from contenders import ISOLATE_DEFAULT
 
 
 def _parse(argv):
@@ -39,6 +48,9 @@ def _parse(argv):
                     help="tiny sizes, one repeat: proves the suite runs (tests use it)")
     ap.add_argument("--threads", default="1,2", help="thread counts, one row each (default 1,2)")
     ap.add_argument("--regimes", default="a,b,c,d,e,f", help="subset of a,b,c,d,e,f")
+    ap.add_argument("--isolate", default=None, metavar="REGIMES",
+                    help="timed regimes whose contenders each run in their own processes "
+                    f"(default: {ISOLATE_DEFAULT}; 'none': all interleaved in one process)")
     ap.add_argument("--optimizers", default=None, help="subset of sgd,adam,adamw,rmsprop,"
                     "adagrad,adadelta (default all)")
     ap.add_argument("--json", default=None, help="where to write the results (default "
@@ -57,6 +69,8 @@ def _parse(argv):
     args.mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     args.thread_list = [int(t) for t in args.threads.split(",") if t.strip()]
     args.regime_list = [r.strip() for r in args.regimes.split(",") if r.strip()]
+    iso = ISOLATE_DEFAULT if args.isolate is None else args.isolate
+    args.isolate_list = [] if iso == "none" else [r.strip() for r in iso.split(",") if r.strip()]
     return args
 
 
@@ -82,6 +96,13 @@ def _git_commit():
                                check=False, **kw).stdout.strip()
         return out.stdout.strip() + ("+dirty" if dirty else "") if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _loadavg():
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (OSError, AttributeError):
         return None
 
 
@@ -142,10 +163,13 @@ def worker(args):
     start, total = (int(x) for x in args._progress.split(","))
     bar = Bar(total, start)
     rows = []
-    ctx = regimes.Context(mode, threads)
-    for reg, opt in regimes.tasks(args.regime_list, opts):
-        bar.step(f"({reg}) {opt}, {threads} thread{'s' if threads > 1 else ''}")
-        rows.append(regimes.run_task(reg, opt, ctx))
+    ctx = regimes.Context(mode, threads, tuple(args.isolate_list), LAUNCH_ENV)
+    try:
+        for reg, opt in regimes.tasks(args.regime_list, opts):
+            bar.step(f"({reg}) {opt}, {threads} thread{'s' if threads > 1 else ''}")
+            rows.append(regimes.run_task(reg, opt, ctx))
+    finally:
+        ctx.close()
     bar.close()
     with open(args._worker, "w") as f:
         json.dump({"threads": threads, "thread_check": regimes.thread_check(), "rows": rows}, f)
@@ -157,8 +181,8 @@ def measure(args, argv):
 
     import regimes
     opts = args.optimizers.split(",") if args.optimizers else regimes.OPTIMIZER_NAMES
-    unknown = set(args.regime_list) - set(regimes.RUNNERS) | set(opts) - set(
-        regimes.OPTIMIZER_NAMES)
+    unknown = (set(args.regime_list) - set(regimes.RUNNERS) | set(opts) - set(
+        regimes.OPTIMIZER_NAMES) | set(args.isolate_list) - set(regimes.TIMED))
     if unknown:
         sys.exit(f"unknown regime or optimizer: {', '.join(sorted(unknown))}")
     per_worker = len(regimes.tasks(args.regime_list, opts))
@@ -167,7 +191,7 @@ def measure(args, argv):
     with tempfile.TemporaryDirectory() as tmp:
         for k, th in enumerate(args.thread_list):
             out = os.path.join(tmp, f"t{th}.json")
-            env = dict(os.environ, OMP_NUM_THREADS=str(th), OPENBLAS_NUM_THREADS=str(th),
+            env = dict(LAUNCH_ENV, OMP_NUM_THREADS=str(th), OPENBLAS_NUM_THREADS=str(th),
                        MKL_NUM_THREADS=str(th))
             cmd = [sys.executable, os.path.abspath(__file__), *argv, "--threads", str(th),
                    "--_worker", out, "--_progress", f"{k * per_worker},{total}"]
@@ -195,16 +219,22 @@ def main(argv=None):
         t0 = datetime.datetime.now()
         # Workers get the measuring options only (not --json/--compare/...).
         passthrough = [a for a in ("--quick", "--smoke") if getattr(args, a[2:])]
-        passthrough += ["--regimes", ",".join(args.regime_list)]
+        passthrough += ["--regimes", ",".join(args.regime_list),
+                        "--isolate", ",".join(args.isolate_list) or "none"]
         if args.optimizers:
             passthrough += ["--optimizers", args.optimizers]
+        load_before = _loadavg()
         rows, checks = measure(args, passthrough)
         machine, versions, flags = environment()
+        # Anything else running skews the timings, the 2-thread rows most: on a 2-core machine
+        # one busy neighbour stalls every parallel region (a 0.5 ms MLP step takes 30-40 ms).
+        machine["loadavg"] = {"before": load_before, "after": _loadavg()}
         data = {"schema": 1, "created": t0.isoformat(timespec="seconds"),
                 "seconds": round((datetime.datetime.now() - t0).total_seconds(), 1),
                 "command": [os.path.basename(sys.executable), "benchmarks/run.py", *argv],
                 "mode": args.mode, "machine": machine, "versions": versions, "flags": flags,
                 "config": {"threads": args.thread_list, "regimes": args.regime_list,
+                           "isolate": args.isolate_list,
                            "mode": vars(regimes.MODES[args.mode])},
                 "thread_check": checks, "rows": rows}
         if versions.get("torch") and not versions["torch"].startswith("2.13.0"):

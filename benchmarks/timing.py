@@ -11,7 +11,9 @@ a while after a parallel call.  With as many threads as cores, the pool that jus
 cores the next contender's pool needs, and the next sample pays for its predecessor.  So with
 ``settle_s`` > 0, the timer pauses that long whenever it switches between contenders of
 different pools (torch vs the rest), letting the idle pool go to sleep first.  Slowdowns a
-library inflicts on itself (its own pools fighting) stay in its own samples.
+library inflicts on itself (its own pools fighting) stay in its own samples.  The pause does not
+cure every case (an MLP step swung between 0.6 and 40 ms): the regimes named by ``--isolate``
+time each contender in its own processes instead (``isolated.py``), with the same rules.
 """
 
 import time
@@ -38,7 +40,7 @@ def _median(xs):
     return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
 
 
-def _calibrate(fn, sample_s):
+def calibrate(fn, sample_s):
     """Calls per sample so that one sample lasts about ``sample_s`` seconds."""
     if sample_s <= 0:
         return 1
@@ -57,7 +59,7 @@ def interleaved(contenders, warmup, repeats, sample_s, settle_s=0.0):
     for c in contenders:
         for _ in range(warmup):
             c.fn()
-    number = {c.name: _calibrate(c.fn, sample_s) for c in contenders}
+    number = {c.name: calibrate(c.fn, sample_s) for c in contenders}
     samples = {c.name: [] for c in contenders}
     clock = time.perf_counter_ns
     last_pool = None

@@ -54,6 +54,36 @@ def test_rows_hold_medians_of_every_contender(smoke):
             assert "flat" in times
 
 
+def test_timing_method_per_regime(smoke):
+    """By default every timed regime times each contender in its own processes."""
+    _, data, _ = smoke
+    assert data["config"]["isolate"] == ["a", "b", "c", "d", "e"]
+    for row in data["rows"]:
+        if row["regime"] == "f":
+            continue
+        timing = row["timing"]
+        assert timing["method"] == "isolated"
+        assert timing["processes"] >= len(row["times"])
+        libs = timing["libraries"]
+        assert libs["fastoptim"]["threads"] == 1
+        assert libs["fastoptim"]["wait_policy"] is not None   # fastoptim's own default
+        if any(name.startswith("torch:") for name in row["times"]):
+            assert libs["torch"]["threads"] == 1
+
+
+def test_isolate_option_swaps_the_methods(tmp_path):
+    path = tmp_path / "iso.json"
+    res = _run("--smoke", "--threads", "1", "--regimes", "d,e", "--optimizers", "adam",
+               "--isolate", "d", "--json", str(path), "--png", str(tmp_path / "iso.png"))
+    # e interleaved in the worker: the old way, still there with --isolate
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    rows = json.loads(path.read_text())["rows"]
+    got = {(r["regime"], r["optimizer"]): r["timing"]["method"] for r in rows}
+    assert got == {("d", "adam"): "isolated", ("e", "adam"): "interleaved",
+                   ("e", "fwd+bwd"): "interleaved"}
+    assert all(t["median_ns"] > 0 for r in rows for t in r["times"].values())
+
+
 def test_json_records_provenance_and_figures(smoke):
     _, data, res = smoke
     assert data["mode"] == "smoke"

@@ -1,0 +1,216 @@
+"""Building one timed contender from its description: (regime, optimizer, contender name, mode).
+
+Why it exists: the same contender must be buildable next to the others (in-process timing) or
+alone in a fresh process (``isolated.py``), from a description that fits in a JSON line.  Nothing
+here imports fastoptim or torch at module level: a builder imports the one library its contender
+needs, so a process that times a torch contender never loads fastoptim (nor its OpenMP runtime,
+nor the wait policy fastoptim sets at import), and one that times fastoptim never loads torch.
+
+Contender names: ``fastoptim``; ``torch:fused`` / ``torch:foreach`` / ``torch:forloop`` (every
+CPU implementation torch has; the report takes the fastest) and ``torch:default`` (regime e's
+optimizer-free row); ``numpy`` (the NumPy twin of the kernel); and the yardsticks ``roofline``
+(regime a) and ``flat`` (regimes b, c).
+"""
+
+import importlib
+from dataclasses import dataclass
+
+import numpy as np
+from optimizers import BY_NAME, torch_variants, twin_step
+from timing import Contender
+
+
+@dataclass(frozen=True)
+class Mode:
+    a_numel: int        # (a) elements of the one big param
+    b_count: int        # (b), (c) number of params ...
+    b_numel: int        # ... and elements of each
+    f_numel: int        # (f) elements of the param whose step's memory is measured
+    warmup: int
+    repeats: int
+    sample_s: float     # target duration of one timing sample (fast calls are batched)
+    slow_repeats: int   # samples of the NumPy twin on large arrays
+    settle_s: float     # pause between torch and fastoptim samples when threads > 1 (timing.py)
+    rounds: int         # isolated timing: fresh processes per contender (isolated.py) ...
+    warm_s: float       # ... each warmed up for >= ``warmup`` calls and >= warm_s seconds
+
+
+MODES = {
+    "full": Mode(16 << 20, 1000, 1024, 16 << 20, 2, 11, 0.025, 3, 0.15, 6, 0.05),
+    "quick": Mode(4 << 20, 1000, 1024, 4 << 20, 1, 3, 0.004, 1, 0.15, 3, 0.02),
+    "smoke": Mode(1 << 15, 20, 256, 1 << 15, 1, 1, 0.0, 1, 0.0, 1, 0.0),
+}
+
+TIMED = ("a", "b", "c", "d", "e")   # the timed regimes; (f) measures memory
+ISOLATE_DEFAULT = "a,b,c,d,e"       # timed one process per contender by default
+FWDBWD = "fwd+bwd"                  # the optimizer-free task of regime (e)
+MLP = (784, 256, 10)
+BATCH = 64
+
+
+def spec_of(optimizer):
+    return None if optimizer == FWDBWD else BY_NAME[optimizer]
+
+
+def library(name):
+    """The library whose process times contender ``name``: ``torch`` or ``fastoptim`` (which
+    also runs its C yardsticks and the NumPy twins)."""
+    return "torch" if name.startswith("torch:") else "fastoptim"
+
+
+def names(regime, optimizer, mode, with_torch):
+    """``[(name, max_repeats)]``: the contenders of one timed row, in timing order."""
+    spec = spec_of(optimizer)
+    out = [("fastoptim", None)]
+    if with_torch:
+        variants = torch_variants(spec) if spec is not None else {"default": {}}
+        out += [(f"torch:{v}", None) for v in variants]
+    if regime == "a":
+        out += [("roofline", None), ("numpy", mode.slow_repeats)]
+    elif regime in ("b", "c"):
+        out.append(("flat", None))
+        if regime == "b":
+            out.append(("numpy", max(mode.slow_repeats, mode.repeats // 2)))
+    return out
+
+
+def sizes(regime, mode):
+    if regime == "a":
+        return {"numel": mode.a_numel}
+    if regime in ("b", "c"):
+        return {"params": mode.b_count, "numel": mode.b_numel}
+    if regime == "d":
+        return {"in": 10, "out": 1}
+    return {"layers": list(MLP), "batch": BATCH}
+
+
+# ---- the arrays every contender starts from ------------------------------------------------
+
+_DATA = {}
+
+
+def data(count, numel, seed=0):
+    """``count`` (param, grad) float32 pairs of ``numel`` elements: the values every contender
+    starts from (each gets its own copies).  The last set is kept, so the contenders of one row
+    (and the processes forked from one that already made it) share the generation."""
+    key = (count, numel, seed)
+    if key not in _DATA:
+        _DATA.clear()
+        rng = np.random.default_rng(seed)
+        ps = [rng.standard_normal(numel, dtype=np.float32) for _ in range(count)]
+        gs = [rng.standard_normal(numel, dtype=np.float32) for _ in range(count)]
+        _DATA[key] = (ps, gs)
+    return _DATA[key]
+
+
+def prepare(regime, mode):
+    """Make the row's arrays now (in a process about to fork contender processes)."""
+    if regime == "a":
+        data(1, mode.a_numel)
+    elif regime in ("b", "c"):
+        data(mode.b_count, mode.b_numel)
+
+
+def params(lib, ps, gs):
+    """Parameters of ``lib`` (fastoptim or torch) holding copies of ``ps``, with grads ``gs``."""
+    out = []
+    for p, g in zip(ps, gs):
+        t = lib.nn.Parameter(lib.from_numpy(p.copy()))
+        t.grad = lib.from_numpy(g.copy())
+        out.append(t)
+    return out
+
+
+def _linear_loop(lib, spec, extra):
+    """The seed's loop on ``lib`` (fastoptim or torch): one call = one full iteration."""
+    lib.manual_seed(0)
+    model = lib.nn.Linear(10, 1)
+    criterion = lib.nn.MSELoss()
+    opt = getattr(lib.optim, spec.cls)(model.parameters(), **spec.kwargs, **extra)
+    randn = lib.randn
+
+    def iteration():
+        x = randn(10)
+        target = randn(1)
+        outputs = model(x)
+        loss = criterion(outputs, target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return iteration
+
+
+def mlp_data():
+    rng = np.random.default_rng(1)
+    shapes = [(MLP[1], MLP[0]), (MLP[1],), (MLP[2], MLP[1]), (MLP[2],)]
+    weights = [(rng.standard_normal(s) * 0.05).astype(np.float32) for s in shapes]
+    x = rng.standard_normal((BATCH, MLP[0]), dtype=np.float32)
+    y = rng.standard_normal((BATCH, MLP[2]), dtype=np.float32)
+    return weights, x, y
+
+
+def _mlp_step(lib, spec, extra, weights, x, y):
+    model = lib.nn.Sequential(lib.nn.Linear(MLP[0], MLP[1]), lib.nn.ReLU(),
+                              lib.nn.Linear(MLP[1], MLP[2]))
+    with lib.no_grad():
+        for p, w in zip(model.parameters(), weights):
+            p.copy_(lib.from_numpy(w.copy()))
+    x, y, criterion = lib.from_numpy(x.copy()), lib.from_numpy(y.copy()), lib.nn.MSELoss()
+    if spec is None:       # forward + backward alone
+        def fwdbwd():
+            model.zero_grad()
+            criterion(model(x), y).backward()
+        return fwdbwd
+    opt = getattr(lib.optim, spec.cls)(model.parameters(), **spec.kwargs, **extra)
+
+    def step():
+        opt.zero_grad()
+        criterion(model(x), y).backward()
+        opt.step()
+    return step
+
+
+# ---- one contender -------------------------------------------------------------------------
+
+def build(regime, optimizer, name, mode, max_repeats=None):
+    """The ``Contender`` ``name`` of row (``regime``, ``optimizer``) in ``mode``."""
+    spec = spec_of(optimizer)
+    lib = importlib.import_module(library(name))
+    extra = {}
+    if name.startswith("torch:") and spec is not None:
+        extra = torch_variants(spec)[name[6:]]
+    if regime in ("a", "b", "c"):
+        ps, gs = data(1, mode.a_numel) if regime == "a" else data(mode.b_count, mode.b_numel)
+        if name == "roofline":      # reads what the step reads (g), writes p and each state
+            from fastoptim._C import _bench
+            reads = [gs[0].copy()]
+            writes = [ps[0].copy()] + [np.zeros_like(ps[0]) for _ in spec.state]
+
+            def fn():
+                _bench.roofline(reads, writes)
+        elif name == "numpy":
+            fn = twin_step(spec, [p.copy() for p in ps], [g.copy() for g in gs])
+        else:
+            if name == "flat":      # the whole row end to end in one param: (b), (c) yardstick
+                ps, gs = [np.concatenate(ps)], [np.concatenate(gs)]
+            ts = params(lib, ps, gs)
+            groups = [{"params": [t]} for t in ts] if regime == "c" and name != "flat" else ts
+            fn = getattr(lib.optim, spec.cls)(groups, **spec.kwargs, **extra).step
+    elif regime == "d":
+        fn = _linear_loop(lib, spec, extra)
+    elif regime == "e":
+        fn = _mlp_step(lib, spec, extra, *mlp_data())
+    else:
+        raise KeyError(regime)
+    return Contender(name, fn, max_repeats if max_repeats is not None else 10**9)
+
+
+def set_threads(lib_name, n):
+    """Give one library ``n`` threads; return the count it reports."""
+    if lib_name == "torch":
+        import torch
+        torch.set_num_threads(n)
+        return torch.get_num_threads()
+    from fastoptim._C import _optim
+    _optim._set_num_threads(n)
+    return _optim._get_num_threads()
