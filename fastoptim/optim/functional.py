@@ -1,9 +1,11 @@
 """Public functional optimizer API: torch.optim's functional names and signatures, run in C.
 
 Why this file exists: torch splits each optimizer into a class (param groups, state, hooks) and a
-functional that does the math over lists of tensors.  These are fastoptim's functionals.  The
-optimizer classes call them once per param group, and they are public, so they also work on
-plain numpy arrays.  Each one hands a whole group to one multi-tensor C kernel
+functional that does the math over lists of tensors.  These are fastoptim's functionals: public,
+with torch's signatures, and they also work on plain numpy arrays.  The optimizer classes call
+their positional twins (``_sgd``, ``_adam``, ...: the same code after argument handling) once
+per run of param groups with equal hyperparameters.  Each hands its lists to one multi-tensor C
+kernel
 (``fastoptim._C._optim``); the math they compute is written out in
 ``fastoptim.optim._reference`` and in ``csrc/fastoptim.h``.
 
@@ -70,20 +72,10 @@ def _run(kernel, lists, *scalars):
             kernel(*[None if lst is None else [lst[i]] for lst in lists], *scalars)
 
 
-def _apply(kernel, lists, writeable, *scalars):
-    """Run ``kernel`` over one group's lists.  Fast path: the lists go to the kernel as they
-    are (it reads Tensors' storage at C level).  If the kernel refuses them -- a strided array
-    or a repeated param, say -- nothing has been written, and :func:`_retry` runs the slow
-    path; a call that is really wrong fails again there with the kernel's message."""
-    try:
-        kernel(*lists, *scalars)
-    except (ValueError, TypeError):
-        _retry(kernel, lists, writeable, scalars)
-
-
 def _retry(kernel, lists, writeable, scalars):
-    """The slow path after a refused kernel call: contiguous copies (written back after
-    success) and repeated params stepped in turn."""
+    """The slow path after the kernel refused a call (having written nothing): retry with
+    contiguous copies of strided arrays (written back after success) and repeated params
+    stepped in turn.  A call that is really wrong fails again here with the kernel's message."""
     wb = []
     arrays = [None if lst is None else _unwrap(lst, w, wb) for lst, w in zip(lists, writeable)]
     _run(kernel, arrays, *scalars)
@@ -200,41 +192,23 @@ def sgd(params, d_p_list, momentum_buffer_list, has_sparse_grad=False, foreach=N
     ``params[i]`` is a Tensor).  With ``momentum == 0`` the list is not touched.
     """
     _no_scaling(grad_scale, found_inf)
-    lr = _scalar(lr)
-    bufs = is_new = None
-    if momentum != 0:
-        bufs = list(momentum_buffer_list)
-        for i, b in enumerate(bufs):
+    # The kernel works on a copy of the list: new buffers reach the caller's list only once
+    # the step has succeeded.
+    bufs = list(momentum_buffer_list) if momentum != 0 else None
+    if _sgd(params, d_p_list, bufs, lr, momentum, dampening, weight_decay, nesterov, maximize):
+        for i, b in enumerate(momentum_buffer_list):
             if b is None:
-                if is_new is None:
-                    is_new = [False] * len(bufs)
-                is_new[i] = True
-                if i < len(params):
-                    p = getattr(params[i], "_np", params[i])
-                    bufs[i] = np.empty(np.shape(p), dtype=getattr(p, "dtype", None))
-    _apply(_optim.sgd_step, (params, d_p_list, bufs, is_new), (True, False, True, False),
-           lr, momentum, dampening, weight_decay, nesterov, maximize)
-    # New buffers enter the caller's list only once the step has succeeded.
-    if is_new is not None:
-        for i, new in enumerate(is_new):
-            if new:
-                momentum_buffer_list[i] = _like(params[i], bufs[i])
-
-
-def _like(template, arr):
-    """``arr`` as a Tensor when ``template`` is one (new state must match the param's kind)."""
-    if hasattr(template, "_np"):
-        import fastoptim  # lazily: the Tensor module imports the optimizers, not vice versa
-
-        return fastoptim.from_numpy(arr)
-    return arr
+                momentum_buffer_list[i] = bufs[i]
 
 
 def _empty_like(p):
-    """A new, uninitialised Tensor buffer shaped like Tensor ``p`` (SGD's first step)."""
-    import fastoptim  # lazily, as in _like
+    """A new, uninitialised buffer shaped like param ``p`` (SGD's first step): a Tensor for a
+    Tensor param, a C-contiguous numpy array for an array."""
+    if hasattr(p, "_np"):
+        import fastoptim  # lazily: the Tensor module imports the optimizers, not vice versa
 
-    return fastoptim.empty_like(p)
+        return fastoptim.empty_like(p)
+    return np.empty(np.shape(p), dtype=getattr(p, "dtype", None))
 
 
 def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, foreach=None,
