@@ -202,13 +202,15 @@ def sgd(params, d_p_list, momentum_buffer_list, has_sparse_grad=False, foreach=N
 
 
 def _empty_like(p):
-    """A new, uninitialised buffer shaped like param ``p`` (SGD's first step): a Tensor for a
-    Tensor param, a C-contiguous numpy array for an array."""
+    """A new, uninitialised C-contiguous buffer shaped like param ``p`` (SGD's first step): a
+    Tensor when ``p`` is Tensor-like (has ``_np``), else a numpy array."""
+    arr = getattr(p, "_np", p)
+    buf = np.empty(np.shape(arr), dtype=getattr(arr, "dtype", None))
     if hasattr(p, "_np"):
         import fastoptim  # lazily: the Tensor module imports the optimizers, not vice versa
 
-        return fastoptim.empty_like(p)
-    return np.empty(np.shape(p), dtype=getattr(p, "dtype", None))
+        return fastoptim.from_numpy(buf)
+    return buf
 
 
 def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, foreach=None,
