@@ -15,7 +15,9 @@ and in one heap block otherwise.
 """
 cimport numpy as cnp
 import numpy as np
+from cpython.dict cimport PyDict_GetItem
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.object cimport PyObject
 from libc.stdint cimport int64_t, uint32_t, uint64_t, uintptr_t
 from libc.stdlib cimport qsort
 from libc.string cimport memcmp, memcpy, memset
@@ -800,6 +802,50 @@ def _unwrap(items, bint writeable, list writebacks):
             if writeable:
                 writebacks.append((x, arr))
     return out
+
+
+# ---- the optimizer classes' collection loop ----------------------------------------------------
+
+def _collect(list group_params, object state, Py_ssize_t start, tuple keys, bint create,
+             list params, list grads, tuple outs):
+    """The per-parameter loop of every optimizer's ``_init_group``, at C level.
+
+    For each Tensor in ``group_params[start:]`` whose ``.grad`` is not None: append it to
+    ``params``, its grad to ``grads``, and ``state[p][keys[k]]`` to ``outs[k]``.  When a param's
+    state is missing or empty: with ``create``, stop before it and return its index, so the
+    class creates the state in Python (torch's lazy rules live there) and resumes at that index;
+    without ``create`` (SGD's optional momentum buffer), append None.  Returns -1 when the group
+    is done.  With ``create``, a non-empty state that lacks a key raises KeyError, as torch's
+    lookup does (without it, ``dict.get`` semantics, as torch's SGD).  Never
+    inserts into ``state`` (a defaultdict): reading is all a steady-state step needs.
+    """
+    cdef Py_ssize_t i, k, n = len(group_params), nk = len(keys)
+    cdef object p, g
+    cdef PyObject *st
+    if not isinstance(state, dict):   # the optimizer's defaultdict; read without inserting
+        raise TypeError(f"optimizer state must be a dict, got {type(state).__name__}")
+    for i in range(start, n):
+        p = group_params[i]
+        if isinstance(p, Tensor):
+            g = (<Tensor>p)._grad
+        else:
+            g = p.grad
+        if g is None:
+            continue
+        st = PyDict_GetItem(state, p)
+        if st == NULL or not <dict>st:
+            if create:
+                return i
+            params.append(p)
+            grads.append(g)
+            for k in range(nk):
+                (<list>outs[k]).append(None)
+            continue
+        params.append(p)
+        grads.append(g)
+        for k in range(nk):
+            (<list>outs[k]).append((<dict>st)[keys[k]] if create else (<dict>st).get(keys[k]))
+    return -1
 
 
 # ---- threads ---------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from operator import itemgetter
 
 from fastoptim import Tensor, enable_grad, zeros_like
+from fastoptim._C._optim import _collect
 
 from .functional import _adadelta
 from .optimizer import Optimizer, _new_step, _use_grad_for_differentiable
@@ -91,20 +92,17 @@ class Adadelta(Optimizer):
         return ("step", "square_avg", "acc_delta"), ()
 
     def _init_group(self, group, params_with_grad, grads, square_avgs, acc_deltas, state_steps):
-        for p in group["params"]:
-            g = p.grad
-            if g is None:
-                continue
-            params_with_grad.append(p)
-            grads.append(g)
+        params = group["params"]
+        i = 0
+        # C-level collection; it stops at each param whose state must be created first
+        while (i := _collect(params, self.state, i, ("square_avg", "acc_delta", "step"), True,
+                             params_with_grad, grads, (square_avgs, acc_deltas,
+                                                       state_steps))) >= 0:
+            p = params[i]
             state = self.state[p]
-            if len(state) == 0:
-                state["step"] = _new_step()
-                state["square_avg"] = zeros_like(p)
-                state["acc_delta"] = zeros_like(p)
-            square_avgs.append(state["square_avg"])
-            acc_deltas.append(state["acc_delta"])
-            state_steps.append(state["step"])
+            state["step"] = _new_step()
+            state["square_avg"] = zeros_like(p)
+            state["acc_delta"] = zeros_like(p)
         return False
 
     @_use_grad_for_differentiable

@@ -10,6 +10,7 @@ from __future__ import annotations
 from operator import itemgetter
 
 from fastoptim import Tensor, enable_grad, full_like
+from fastoptim._C._optim import _collect
 
 from .functional import _adagrad
 from .optimizer import (
@@ -123,23 +124,21 @@ class Adagrad(Optimizer):
         return ("step", "sum"), ()
 
     def _init_group(self, group, params_with_grad, grads, state_sums, state_steps):
-        fused = group["fused"]
-        for p in group["params"]:
-            g = p.grad
-            if g is None:
-                continue
-            if fused and getattr(self, "_need_device_dtype_check_for_fused", True):
-                _device_dtype_check_for_fused(p)
-                self._need_device_dtype_check_for_fused = False
-            params_with_grad.append(p)
-            grads.append(g)
+        params = group["params"]
+        if group["fused"] and getattr(self, "_need_device_dtype_check_for_fused", True):
+            for p in params:
+                if p.grad is not None:
+                    _device_dtype_check_for_fused(p)
+            self._need_device_dtype_check_for_fused = False
+        i = 0
+        # C-level collection; it stops at each param whose state must be created first
+        while (i := _collect(params, self.state, i, ("sum", "step"), True, params_with_grad,
+                             grads, (state_sums, state_steps))) >= 0:
+            p = params[i]
             state = self.state[p]
-            if len(state) == 0:
-                # torch reads the *default*, not the group's value (kept for parity).
-                state["step"] = _new_step()
-                state["sum"] = full_like(p, self.defaults["initial_accumulator_value"])
-            state_sums.append(state["sum"])
-            state_steps.append(state["step"])
+            # torch reads the *default*, not the group's value (kept for parity).
+            state["step"] = _new_step()
+            state["sum"] = full_like(p, self.defaults["initial_accumulator_value"])
         return False, False
 
     @_use_grad_for_differentiable

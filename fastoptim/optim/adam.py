@@ -8,6 +8,7 @@ from __future__ import annotations
 from operator import itemgetter
 
 from fastoptim import Tensor, enable_grad, zeros_like
+from fastoptim._C._optim import _collect
 
 from .functional import _adam
 from .optimizer import (
@@ -152,26 +153,26 @@ class Adam(Optimizer):
         self, group, params_with_grad, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps
     ):
         amsgrad = group["amsgrad"]
-        for p in group["params"]:
-            g = p.grad
-            if g is None:
-                continue
-            params_with_grad.append(p)
-            grads.append(g)
+        if amsgrad:
+            keys = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "step")
+            outs = (exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps)
+        else:
+            keys = ("exp_avg", "exp_avg_sq", "step")
+            outs = (exp_avgs, exp_avg_sqs, state_steps)
+        params = group["params"]
+        i = 0
+        # C-level collection; it stops at each param whose state must be created first
+        while (i := _collect(params, self.state, i, keys, True, params_with_grad, grads,
+                             outs)) >= 0:
+            p = params[i]
+            if group["fused"]:
+                _device_dtype_check_for_fused(p)
             state = self.state[p]
-            if len(state) == 0:
-                if group["fused"]:
-                    _device_dtype_check_for_fused(p)
-                state["step"] = _new_step()
-                state["exp_avg"] = zeros_like(p)
-                state["exp_avg_sq"] = zeros_like(p)
-                if amsgrad:
-                    state["max_exp_avg_sq"] = zeros_like(p)
-            exp_avgs.append(state["exp_avg"])
-            exp_avg_sqs.append(state["exp_avg_sq"])
+            state["step"] = _new_step()
+            state["exp_avg"] = zeros_like(p)
+            state["exp_avg_sq"] = zeros_like(p)
             if amsgrad:
-                max_exp_avg_sqs.append(state["max_exp_avg_sq"])
-            state_steps.append(state["step"])
+                state["max_exp_avg_sq"] = zeros_like(p)
         return False
 
     @_use_grad_for_differentiable

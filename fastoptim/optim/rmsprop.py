@@ -5,6 +5,7 @@ from __future__ import annotations
 from operator import itemgetter
 
 from fastoptim import Tensor, enable_grad, zeros_like
+from fastoptim._C._optim import _collect
 
 from .functional import _rmsprop
 from .optimizer import Optimizer, _new_step, _use_grad_for_differentiable
@@ -116,26 +117,27 @@ class RMSprop(Optimizer):
     ):
         momentum = group["momentum"] > 0
         centered = group["centered"]
-        for p in group["params"]:
-            g = p.grad
-            if g is None:
-                continue
-            params_with_grad.append(p)
-            grads.append(g)
+        keys = ("square_avg", "step")
+        outs = (square_avgs, state_steps)
+        if momentum:
+            keys += ("momentum_buffer",)
+            outs += (momentum_buffer_list,)
+        if centered:
+            keys += ("grad_avg",)
+            outs += (grad_avgs,)
+        params = group["params"]
+        i = 0
+        # C-level collection; it stops at each param whose state must be created first
+        while (i := _collect(params, self.state, i, keys, True, params_with_grad, grads,
+                             outs)) >= 0:
+            p = params[i]
             state = self.state[p]
-            if len(state) == 0:
-                state["step"] = _new_step()
-                state["square_avg"] = zeros_like(p)
-                if momentum:
-                    state["momentum_buffer"] = zeros_like(p)
-                if centered:
-                    state["grad_avg"] = zeros_like(p)
-            square_avgs.append(state["square_avg"])
-            state_steps.append(state["step"])
+            state["step"] = _new_step()
+            state["square_avg"] = zeros_like(p)
             if momentum:
-                momentum_buffer_list.append(state["momentum_buffer"])
+                state["momentum_buffer"] = zeros_like(p)
             if centered:
-                grad_avgs.append(state["grad_avg"])
+                state["grad_avg"] = zeros_like(p)
         return False
 
     @_use_grad_for_differentiable

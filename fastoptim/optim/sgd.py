@@ -10,6 +10,7 @@ from __future__ import annotations
 from operator import itemgetter
 
 from fastoptim import Tensor, enable_grad
+from fastoptim._C._optim import _collect
 
 from .functional import _sgd
 from .optimizer import Optimizer, _device_dtype_check_for_fused, _use_grad_for_differentiable
@@ -110,20 +111,15 @@ class SGD(Optimizer):
         return (), ("momentum_buffer",)
 
     def _init_group(self, group, params, grads, momentum_buffer_list):
-        fused = group["fused"]
-        momentum = group["momentum"] != 0
-        state = self.state
-        for p in group["params"]:
-            g = p.grad
-            if g is not None:
-                if fused and getattr(self, "_need_device_dtype_check_for_fused", True):
+        if group["fused"] and getattr(self, "_need_device_dtype_check_for_fused", True):
+            for p in group["params"]:
+                if p.grad is not None:
                     _device_dtype_check_for_fused(p)
-                    self._need_device_dtype_check_for_fused = False
-                params.append(p)
-                grads.append(g)
-                if momentum:
-                    # None on the first step: the kernel creates the buffer from the grad.
-                    momentum_buffer_list.append(state[p].get("momentum_buffer"))
+            self._need_device_dtype_check_for_fused = False
+        # None for a param without a buffer yet: the kernel creates it from the grad.
+        keys = ("momentum_buffer",) if group["momentum"] != 0 else ()
+        _collect(group["params"], self.state, 0, keys, False, params, grads,
+                 (momentum_buffer_list,))
         return False
 
     @_use_grad_for_differentiable
