@@ -352,3 +352,17 @@ def test_user_subclass_state_loads_like_torch():
     dst = Counter([t([1.0])])
     dst.load_state_dict(src.state_dict())
     assert list(dst.state.values()) == [{"n": 1, "note": "kept"}]
+
+
+def test_state_key_missing_after_flag_change_raises_keyerror_as_torch():
+    # amsgrad switched on after the state was created: torch's dict lookup raises KeyError;
+    # the C-level collection must do the same (not create or skip the missing buffer).
+    p = fastoptim.randn(3, requires_grad=True)
+    p.grad = fastoptim.randn(3)
+    opt = fastoptim.optim.Adam([p])
+    opt.step()
+    opt.param_groups[0]["amsgrad"] = True
+    before = p.detach().clone()
+    with pytest.raises(KeyError, match="max_exp_avg_sq"):
+        opt.step()
+    assert p.equal(before)
