@@ -453,7 +453,9 @@ cdef class Tensor:
 
     # ---- identity: tensors hash by identity (== is element-wise, as torch) ------------------
     def __hash__(self):
-        return id(self)
+        # identity hash straight from the address (what object.__hash__ does): optimizer state
+        # is a dict keyed by parameters, looked up for every param at every step
+        return <Py_hash_t>((<size_t><void*>self) >> 4)
 
     # ---- basic properties ------------------------------------------------------------------
     @property
