@@ -420,3 +420,21 @@ def test_parameter_repr_and_module_double():
     m = nn.Linear(2, 2).double()
     assert m.weight.dtype is fo.float64 and isinstance(m.weight, nn.Parameter)
     assert m(fo.ones(1, 2, dtype=fo.float64)).dtype is fo.float64
+
+
+def test_module_call_pickle_deepcopy_and_instance_forward():
+    # Module.__call__ lives in a Cython base class: calling, pickling, deepcopy and a
+    # forward replaced on the instance must behave as with a plain Python __call__.
+    import copy
+    import pickle
+
+    m = nn.Sequential(nn.Linear(3, 2), nn.ReLU())
+    x = fo.randn(3)
+    for clone in (pickle.loads(pickle.dumps(m)), copy.deepcopy(m)):
+        assert clone(x).tolist() == m(x).tolist()
+        assert [p.shape for p in clone.parameters()] == [p.shape for p in m.parameters()]
+    lin = nn.Linear(2, 1)
+    lin.forward = lambda inp, scale=1.0: inp * scale
+    assert lin(fo.ones(2), scale=3.0).tolist() == [3.0, 3.0]
+    with pytest.raises(NotImplementedError, match='missing the required "forward"'):
+        nn.Module()(x)

@@ -26,6 +26,7 @@ import warnings
 
 import numpy as np
 
+cimport cython
 cimport numpy as cnp
 from libc.stdint cimport int64_t, uint64_t
 from libc.math cimport NAN
@@ -2640,3 +2641,12 @@ def _make_subclass(cls, data, requires_grad=False):
     if requires_grad:
         t._set_requires_grad(True)
     return t
+
+
+@cython.auto_pickle(False)   # Modules pickle through their own __getstate__/__setstate__
+cdef class _CallsForward:
+    """Base class of nn.Module: ``module(*args)`` runs ``self.forward(*args)`` with no Python
+    frame of its own (a small model's training step makes several module calls)."""
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)

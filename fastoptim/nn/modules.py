@@ -8,7 +8,7 @@ Parameters and submodules are kept in ordered registries (``_parameters``, ``_mo
 import math
 from collections import OrderedDict, namedtuple
 
-from fastoptim._C._tensor import Tensor, empty, no_grad
+from fastoptim._C._tensor import Tensor, _CallsForward, empty, no_grad
 from fastoptim._C._tensor import linear as _linear
 from fastoptim._C._tensor import mse_loss as _mse_loss
 from fastoptim.nn import functional as F
@@ -18,8 +18,9 @@ from fastoptim.nn.parameter import Parameter
 _IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
 
-class Module:
-    """Base class of all layers: register Parameters and Modules by assigning attributes."""
+class Module(_CallsForward):
+    """Base class of all layers: register Parameters and Modules by assigning attributes.
+    Calling a module runs ``forward`` (``__call__`` comes from a Cython base, for speed)."""
 
     training = True
 
@@ -101,9 +102,6 @@ class Module:
     register_module = add_module
 
     # ---- calling -----------------------------------------------------------------------------
-    def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
-
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required '
                                   '"forward" function')
