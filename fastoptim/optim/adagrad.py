@@ -15,7 +15,7 @@ from fastoptim._C._optim import _collect
 from .functional import _adagrad
 from .optimizer import (
     Optimizer,
-    _device_dtype_check_for_fused,
+    _check_fused_flags,
     _new_step,
     _use_grad_for_differentiable,
 )
@@ -97,11 +97,8 @@ class Adagrad(Optimizer):
         }
         super().__init__(params, defaults)
 
+        _check_fused_flags(fused, foreach, differentiable)
         if fused:
-            if differentiable:
-                raise RuntimeError("`fused` does not support `differentiable`")
-            if foreach:
-                raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
             self._need_device_dtype_check_for_fused = True
 
         # Eager state, from the constructor's value, for the groups given here only.
@@ -125,11 +122,7 @@ class Adagrad(Optimizer):
 
     def _init_group(self, group, params_with_grad, grads, state_sums, state_steps):
         params = group["params"]
-        if group["fused"] and getattr(self, "_need_device_dtype_check_for_fused", True):
-            for p in params:
-                if p.grad is not None:
-                    _device_dtype_check_for_fused(p)
-            self._need_device_dtype_check_for_fused = False
+        self._fused_dtype_check_once(group)
         i = 0
         # C-level collection; it stops at each param whose state must be created first
         while (i := _collect(params, self.state, i, ("sum", "step"), True, params_with_grad,

@@ -13,6 +13,7 @@ from fastoptim._C._optim import _collect
 from .functional import _adam
 from .optimizer import (
     Optimizer,
+    _check_fused_flags,
     _device_dtype_check_for_fused,
     _new_step,
     _to_scalar,
@@ -126,11 +127,7 @@ class Adam(Optimizer):
         }
         super().__init__(params, defaults)
 
-        if fused:
-            if differentiable:
-                raise RuntimeError("`fused` does not support `differentiable`")
-            if foreach:
-                raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+        _check_fused_flags(fused, foreach, differentiable)
 
     def __setstate__(self, state):
         super().__setstate__(state)

@@ -138,6 +138,15 @@ def _use_grad_for_differentiable(func: Callable) -> Callable:
     return _use_grad
 
 
+def _check_fused_flags(fused, foreach, differentiable) -> None:
+    """torch's flag-combination errors, in its order, for the optimizers that take ``fused``."""
+    if fused:
+        if differentiable:
+            raise RuntimeError("`fused` does not support `differentiable`")
+        if foreach:
+            raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+
+
 def _device_dtype_check_for_fused(p: Tensor) -> None:
     # Kept for parity with torch's lazy check; every fastoptim Tensor lives on the CPU.
     if not p.is_floating_point():
@@ -396,6 +405,15 @@ class Optimizer:
             return out
 
         return wrapper
+
+    def _fused_dtype_check_once(self, group: dict[str, Any]) -> None:
+        """torch's lazy ``fused`` check (SGD, Adagrad): once, at the first step, on the params
+        that have a grad."""
+        if group["fused"] and getattr(self, "_need_device_dtype_check_for_fused", True):
+            for p in group["params"]:
+                if p.grad is not None:
+                    _device_dtype_check_for_fused(p)
+            self._need_device_dtype_check_for_fused = False
 
     def _patch_step_function(self) -> None:
         # Wrap the class's step once (not per instance), exactly where torch does.

@@ -13,7 +13,7 @@ from fastoptim import Tensor, enable_grad
 from fastoptim._C._optim import _collect
 
 from .functional import _sgd
-from .optimizer import Optimizer, _device_dtype_check_for_fused, _use_grad_for_differentiable
+from .optimizer import Optimizer, _check_fused_flags, _use_grad_for_differentiable
 
 __all__ = ["SGD"]
 
@@ -93,10 +93,7 @@ class SGD(Optimizer):
 
         if fused:
             self._need_device_dtype_check_for_fused = True
-            if differentiable:
-                raise RuntimeError("`fused` does not support `differentiable`")
-            if foreach:
-                raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+        _check_fused_flags(fused, foreach, differentiable)
 
     def __setstate__(self, state):
         super().__setstate__(state)
@@ -111,11 +108,7 @@ class SGD(Optimizer):
         return (), ("momentum_buffer",)
 
     def _init_group(self, group, params, grads, momentum_buffer_list):
-        if group["fused"] and getattr(self, "_need_device_dtype_check_for_fused", True):
-            for p in group["params"]:
-                if p.grad is not None:
-                    _device_dtype_check_for_fused(p)
-            self._need_device_dtype_check_for_fused = False
+        self._fused_dtype_check_once(group)
         # None for a param without a buffer yet: the kernel creates it from the grad.
         keys = ("momentum_buffer",) if group["momentum"] != 0 else ()
         _collect(group["params"], self.state, 0, keys, False, params, grads,
