@@ -6,7 +6,7 @@ shape and are writeable; ``state_steps`` entries are writeable one-element float
 Everything is validated before anything is modified.
 """
 from collections.abc import Sequence
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -85,5 +85,12 @@ def _unwrap(
     writeable: bool,
     writebacks: list[tuple[npt.NDArray[np.floating], npt.NDArray[np.floating]]],
 ) -> list[object]: ...
+def _collect(
+    group_params: list[Any], state: dict[Any, dict[str, Any]], start: int,
+    keys: tuple[str, ...], create: bool, params: list[Any], grads: list[Any],
+    outs: tuple[list[Any], ...],
+) -> int: ...
+def _overlap_cache_clear() -> None: ...
+def _overlap_cache_info() -> tuple[int, int]: ...
 def _set_num_threads(n: int) -> None: ...
 def _get_num_threads() -> int: ...
