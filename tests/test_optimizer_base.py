@@ -159,16 +159,18 @@ def test_custom_optimizer_verbatim():
 # ----------------------------------------------------------------------------- step, zero_grad
 
 
-def test_closure_runs_with_grad_enabled_and_step_without_grad():
+def test_closure_runs_with_grad_enabled_and_step_without_grad(monkeypatch):
     p = t([1.0])
     seen = {}
+    import fastoptim.optim.sgd as sgd_module
 
-    class Spy(optim.SGD):
-        def _init_group(self, *args):
-            seen["in_step"] = fastoptim.is_grad_enabled()
-            return super()._init_group(*args)
+    def spy(*args):
+        seen["in_step"] = fastoptim.is_grad_enabled()
+        return real(*args)
 
-    opt = Spy([p], lr=0.1)
+    real = sgd_module.sgd_group_step
+    monkeypatch.setattr(sgd_module, "sgd_group_step", spy)
+    opt = optim.SGD([p], lr=0.1)
 
     def closure():
         seen["closure"] = fastoptim.is_grad_enabled()

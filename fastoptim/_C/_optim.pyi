@@ -80,6 +80,31 @@ def adadelta_step(
     weight_decay: float,
     maximize: bool,
 ) -> None: ...
+# The classes' steady-state shortcuts: the same updates taken straight from a param group's
+# params and the optimizer's state.  True when done; False, having written nothing, when the
+# caller must collect lists and call the ``*_step`` above instead.
+_State: TypeAlias = dict[Any, dict[str, Any]]
+
+def sgd_group_step(
+    group_params: list[Any], state: _State, lr: float, momentum: float, dampening: float,
+    weight_decay: float, nesterov: bool, maximize: bool,
+) -> bool: ...
+def adam_group_step(
+    group_params: list[Any], state: _State, lr: float, beta1: float, beta2: float, eps: float,
+    weight_decay: float, amsgrad: bool, maximize: bool, decoupled_weight_decay: bool,
+) -> bool: ...
+def rmsprop_group_step(
+    group_params: list[Any], state: _State, lr: float, alpha: float, eps: float,
+    weight_decay: float, momentum: float, centered: bool, maximize: bool,
+) -> bool: ...
+def adagrad_group_step(
+    group_params: list[Any], state: _State, lr: float, weight_decay: float, lr_decay: float,
+    eps: float, maximize: bool,
+) -> bool: ...
+def adadelta_group_step(
+    group_params: list[Any], state: _State, lr: float, rho: float, eps: float,
+    weight_decay: float, maximize: bool,
+) -> bool: ...
 def _unwrap(
     items: Sequence[object],
     writeable: bool,

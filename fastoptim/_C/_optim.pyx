@@ -418,10 +418,12 @@ def _overlap_cache_info():
     return used, _cache_total
 
 
-cdef int _check_overlaps(Work *w, str op, tuple names, str steps_name, int nlists) except -1:
+cdef int _check_overlaps(Work *w, str op, tuple names, str steps_name, int nlists,
+                         bint report=True) except -1:
     # Sorted by start address, an array overlaps an earlier one iff it starts before the furthest
     # end seen so far.  Grads may overlap grads, so two "furthest ends" are tracked: over all
     # arrays (a written array must start after it) and over written arrays only (a grad must).
+    # Returns 0 when no array overlaps; on an overlap raises, or returns 1 when not report.
     cdef Py_ssize_t k, m = w.nspans
     cdef Span *s = w.spans
     cdef Span *c
@@ -441,8 +443,12 @@ cdef int _check_overlaps(Work *w, str op, tuple names, str steps_name, int nlist
         c = &s[order[k] & mask]
         if c.shareable:
             if far_written != NULL and c.lo < far_written.hi:
+                if not report:
+                    return 1
                 _fail_overlap(op, names, steps_name, nlists, far_written, c)
         elif far_all != NULL and c.lo < far_all.hi:
+            if not report:
+                return 1
             # Report a partner that really overlaps (the furthest-ending one does).
             _fail_overlap(op, names, steps_name, nlists, far_all, c)
         if far_all == NULL or c.hi > far_all.hi:
@@ -473,6 +479,8 @@ cdef int _gather(Work *w, str op, tuple names, list lists, int nlists, object st
     cdef int need
     # one element is contiguous whatever its strides; it must still be aligned and writeable
     cdef int flags_step = cnp.NPY_ARRAY_ALIGNED | cnp.NPY_ARRAY_WRITEABLE
+    # First of all: the caller's `finally` frees w whatever is raised below.
+    _work_init(w, n, nlists)
     for k in range(1, nlists):
         if len(<list>lists[k]) != n:
             _fail_len(op, names[k], len(<list>lists[k]), n, names[0])
@@ -484,7 +492,6 @@ cdef int _gather(Work *w, str op, tuple names, list lists, int nlists, object st
         new_l = _as_list(is_new, op, "buffer_is_new")
         if len(new_l) != n:
             _fail_len(op, "buffer_is_new", len(new_l), n, names[0])
-    _work_init(w, n, nlists)
     for i in range(n):
         xo = params[i]
         if not isinstance(xo, cnp.ndarray):
@@ -545,9 +552,122 @@ cdef int _gather(Work *w, str op, tuple names, list lists, int nlists, object st
     return 0
 
 
+cdef inline cnp.ndarray _storage(object x):
+    # The numpy array behind a fastoptim Tensor (or a numpy array itself); None for anything else.
+    if isinstance(x, Tensor):
+        return (<Tensor>x)._np
+    if isinstance(x, cnp.ndarray):
+        return <cnp.ndarray>x
+    return None
+
+
+cdef int _gather_group(Work *w, list group_params, object state, tuple keys,
+                       object step_key) except -1:
+    """The steady-state twin of _gather: collect and validate straight from a param group and the
+    optimizer's state, without building the per-list Python lists first.
+
+    For each Tensor of ``group_params`` whose ``.grad`` is not None, takes the param, its grad,
+    ``state[p][key]`` for each key (in list order 2, 3, ...) and ``state[p][step_key]`` (unless
+    None), with _gather's checks and the same overlap proof.  Returns 1 when everything is
+    gathered and valid.  Returns 0, having written nothing, whenever the general path must run
+    instead: a state to create (torch's lazy rules live in Python), a missing key, a value that is
+    not a Tensor or array, or any check that fails (the general path then raises the exact
+    message, or copes: strided arrays, a param repeated in the group).
+    """
+    cdef Py_ssize_t n = len(group_params), i
+    cdef int nkeys = len(keys), nlists = 2 + nkeys, k, tnum, ndim
+    cdef object po
+    cdef PyObject *st
+    cdef PyObject *xo
+    cdef cnp.ndarray p, x
+    cdef Batch *b
+    cdef Py_ssize_t slot
+    cdef int64_t numel
+    cdef uintptr_t nbytes
+    cdef cnp.npy_intp *pdims
+    cdef int flags_w = cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED | cnp.NPY_ARRAY_WRITEABLE
+    cdef int flags_r = cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED
+    cdef int flags_step = cnp.NPY_ARRAY_ALIGNED | cnp.NPY_ARRAY_WRITEABLE
+    cdef int need
+    _work_init(w, n, nlists)
+    if not isinstance(state, dict):
+        return 0
+    for i in range(n):
+        po = group_params[i]
+        if not isinstance(po, Tensor):
+            return 0
+        if (<Tensor>po)._grad is None:
+            continue
+        if nkeys or step_key is not None:     # (SGD without momentum keeps no state)
+            st = PyDict_GetItem(state, po)
+            if st == NULL or not isinstance(<object>st, dict):
+                return 0
+        p = (<Tensor>po)._np
+        tnum = cnp.PyArray_TYPE(p)
+        if ((tnum != cnp.NPY_FLOAT32 and tnum != cnp.NPY_FLOAT64)
+                or not cnp.PyArray_ISNOTSWAPPED(p)
+                or (cnp.PyArray_FLAGS(p) & flags_w) != flags_w):
+            return 0
+        ndim = cnp.PyArray_NDIM(p)
+        pdims = cnp.PyArray_DIMS(p)
+        numel = cnp.PyArray_SIZE(p)
+        nbytes = <uintptr_t>numel * (4 if tnum == cnp.NPY_FLOAT32 else 8)
+        b = &w.b32 if tnum == cnp.NPY_FLOAT32 else &w.b64
+        slot = b.n
+        b.arr[0][slot] = cnp.PyArray_DATA(p)
+        b.numels[slot] = numel
+        b.total += numel
+        _add_span(w, cnp.PyArray_DATA(p), nbytes, 0, i, 0)
+        for k in range(1, nlists):
+            if k == 1:
+                x = (<Tensor>po)._grad._np
+            else:
+                xo = PyDict_GetItem(<dict>st, keys[k - 2])
+                if xo == NULL:
+                    return 0
+                x = _storage(<object>xo)
+                if x is None:
+                    return 0
+            need = flags_r if k == 1 else flags_w
+            if (cnp.PyArray_TYPE(x) != tnum or not cnp.PyArray_ISNOTSWAPPED(x)
+                    or cnp.PyArray_NDIM(x) != ndim
+                    or not _same_dims(cnp.PyArray_DIMS(x), pdims, ndim)
+                    or (cnp.PyArray_FLAGS(x) & need) != need):
+                return 0
+            b.arr[k][slot] = cnp.PyArray_DATA(x)
+            _add_span(w, cnp.PyArray_DATA(x), nbytes, k, i, k == 1)
+        if step_key is not None:
+            xo = PyDict_GetItem(<dict>st, step_key)
+            if xo == NULL:
+                return 0
+            x = _storage(<object>xo)
+            if (x is None or cnp.PyArray_TYPE(x) != cnp.NPY_FLOAT32
+                    or cnp.PyArray_SIZE(x) != 1 or not cnp.PyArray_ISNOTSWAPPED(x)
+                    or (cnp.PyArray_FLAGS(x) & flags_step) != flags_step):
+                return 0
+            b.steps[slot] = <float *>cnp.PyArray_DATA(x)
+            _add_span(w, cnp.PyArray_DATA(x), 4, nlists, i, 0)
+        b.n += 1
+    return 0 if _check_overlaps(w, None, None, None, nlists, False) else 1
+
+
 # ---- the public entry points -----------------------------------------------------------------
-# Each one gathers (validating everything), then calls its kernel once per dtype present, without
-# the GIL when there is enough work for another Python thread to gain from it.
+# Each ``*_step`` gathers (validating everything), then ``_run_*`` calls its kernel once per dtype
+# present, without the GIL when there is enough work for another Python thread to gain from it.
+# Each ``*_group_step`` is the classes' steady-state shortcut to the same ``_run_*``: it gathers
+# from the param group and the optimizer state directly (_gather_group) and reports False when
+# the class must take the general path (collect lists in ``_init_group``, then ``*_step``).
+
+# The state keys of each kernel's state lists, in the kernel's order.
+_SGD_KEYS = ("momentum_buffer",)
+_ADAM_KEYS = ("exp_avg", "exp_avg_sq")
+_ADAM_KEYS_AMSGRAD = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+# indexed by 2 * centered + (momentum > 0)
+_RMSPROP_KEYS = (("square_avg",), ("square_avg", "momentum_buffer"),
+                 ("square_avg", "grad_avg"), ("square_avg", "grad_avg", "momentum_buffer"))
+_ADAGRAD_KEYS = ("sum",)
+_ADADELTA_KEYS = ("square_avg", "acc_delta")
+
 
 def sgd_step(params, grads, momentum_buffers, buffer_is_new, double lr, double momentum,
              double dampening, double weight_decay, bint nesterov, bint maximize):
@@ -557,8 +677,6 @@ def sgd_step(params, grads, momentum_buffers, buffer_is_new, double lr, double m
     list of bools: a flagged buffer is overwritten with the (decayed) grad, torch's first step.
     """
     cdef Work w
-    cdef Batch *b
-    cdef int which
     cdef str op = "sgd"
     cdef bint use_mom = momentum != 0.0
     cdef bint has_new = use_mom and buffer_is_new is not None
@@ -568,19 +686,45 @@ def sgd_step(params, grads, momentum_buffers, buffer_is_new, double lr, double m
     try:
         _gather(&w, op, ("params", "grads", "momentum_buffers"), lists, len(lists), None, None,
                 buffer_is_new if has_new else None)
-        for which in range(2):
-            b = &w.b32 if which == 0 else &w.b64
-            if b.n == 0:
-                continue
-            if b.total >= NOGIL_MIN_ELEMS:
-                with nogil:
-                    _call_sgd(b, which == 0, use_mom, has_new, lr, momentum, dampening,
-                              weight_decay, nesterov, maximize)
-            else:
-                _call_sgd(b, which == 0, use_mom, has_new, lr, momentum, dampening,
-                          weight_decay, nesterov, maximize)
+        _run_sgd(&w, use_mom, has_new, lr, momentum, dampening, weight_decay, nesterov,
+                 maximize)
     finally:
         _work_free(&w)
+
+
+def sgd_group_step(list group_params, object state, double lr, double momentum,
+                   double dampening, double weight_decay, bint nesterov, bint maximize):
+    """SGD's steady-state step straight from a param group and the optimizer's state (see
+    _gather_group): True when done, False (nothing written) when the caller must collect and
+    call sgd_step instead (a momentum buffer to create, or anything unusual)."""
+    cdef Work w
+    cdef bint use_mom = momentum != 0.0
+    try:
+        if not _gather_group(&w, group_params, state, _SGD_KEYS if use_mom else (), None):
+            return False
+        _run_sgd(&w, use_mom, False, lr, momentum, dampening, weight_decay, nesterov, maximize)
+    finally:
+        _work_free(&w)
+    return True
+
+
+cdef int _run_sgd(Work *w, bint use_mom, bint has_new, double lr, double momentum,
+                  double dampening, double weight_decay, bint nesterov, bint maximize) except -1:
+    # One kernel call per dtype present; without the GIL when there is enough work to share.
+    cdef Batch *b
+    cdef int which
+    for which in range(2):
+        b = &w.b32 if which == 0 else &w.b64
+        if b.n == 0:
+            continue
+        if b.total >= NOGIL_MIN_ELEMS:
+            with nogil:
+                _call_sgd(b, which == 0, use_mom, has_new, lr, momentum, dampening,
+                          weight_decay, nesterov, maximize)
+        else:
+            _call_sgd(b, which == 0, use_mom, has_new, lr, momentum, dampening, weight_decay,
+                      nesterov, maximize)
+    return 0
 
 
 cdef void _call_sgd(Batch *b, bint f32, bint use_mom, bint has_new, double lr, double momentum,
@@ -603,8 +747,6 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps
     """One Adam (AdamW when decoupled_weight_decay) step over a param group, in place
     (fo_adam_step in fastoptim.h).  max_exp_avg_sqs is ignored (may be None) unless amsgrad."""
     cdef Work w
-    cdef Batch *b
-    cdef int which
     cdef str op = "adamw" if decoupled_weight_decay else "adam"
     cdef list lists = [_as_list(params, op, "params"), _as_list(grads, op, "grads"),
                        _as_list(exp_avgs, op, "exp_avgs"),
@@ -615,19 +757,46 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps
         _gather(&w, op, ("params", "grads", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs"),
                 lists, len(lists), _as_list(state_steps, op, "state_steps"), "state_steps",
                 None)
-        for which in range(2):
-            b = &w.b32 if which == 0 else &w.b64
-            if b.n == 0:
-                continue
-            if b.total >= NOGIL_MIN_ELEMS:
-                with nogil:
-                    _call_adam(b, which == 0, lr, beta1, beta2, eps, weight_decay, amsgrad,
-                               maximize, decoupled_weight_decay)
-            else:
-                _call_adam(b, which == 0, lr, beta1, beta2, eps, weight_decay, amsgrad,
-                           maximize, decoupled_weight_decay)
+        _run_adam(&w, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize,
+                  decoupled_weight_decay)
     finally:
         _work_free(&w)
+
+
+def adam_group_step(list group_params, object state, double lr, double beta1, double beta2,
+                    double eps, double weight_decay, bint amsgrad, bint maximize,
+                    bint decoupled_weight_decay):
+    """Adam's (AdamW's) steady-state step straight from a param group and the optimizer's state
+    (see _gather_group): True when done, False (nothing written) when the caller must collect
+    and call adam_step instead."""
+    cdef Work w
+    try:
+        if not _gather_group(&w, group_params, state,
+                             _ADAM_KEYS_AMSGRAD if amsgrad else _ADAM_KEYS, "step"):
+            return False
+        _run_adam(&w, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize,
+                  decoupled_weight_decay)
+    finally:
+        _work_free(&w)
+    return True
+
+
+cdef int _run_adam(Work *w, double lr, double beta1, double beta2, double eps,
+                   double weight_decay, bint amsgrad, bint maximize, bint decoupled) except -1:
+    cdef Batch *b
+    cdef int which
+    for which in range(2):
+        b = &w.b32 if which == 0 else &w.b64
+        if b.n == 0:
+            continue
+        if b.total >= NOGIL_MIN_ELEMS:
+            with nogil:
+                _call_adam(b, which == 0, lr, beta1, beta2, eps, weight_decay, amsgrad,
+                           maximize, decoupled)
+        else:
+            _call_adam(b, which == 0, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize,
+                       decoupled)
+    return 0
 
 
 cdef void _call_adam(Batch *b, bint f32, double lr, double beta1, double beta2, double eps,
@@ -651,37 +820,60 @@ def rmsprop_step(params, grads, square_avgs, grad_avgs, momentum_buffers, state_
     """One RMSprop step over a param group, in place (fo_rmsprop_step in fastoptim.h).
     grad_avgs is ignored (may be None) unless centered; momentum_buffers unless momentum > 0."""
     cdef Work w
-    cdef Batch *b
-    cdef int which, k_ga = 0, k_buf = 0
     cdef str op = "rmsprop"
     cdef bint use_mom = momentum > 0.0
     cdef list lists = [_as_list(params, op, "params"), _as_list(grads, op, "grads"),
                        _as_list(square_avgs, op, "square_avgs")]
     cdef list names = ["params", "grads", "square_avgs"]
     if centered:
-        k_ga = len(lists)
         lists.append(_as_list(grad_avgs, op, "grad_avgs"))
         names.append("grad_avgs")
     if use_mom:
-        k_buf = len(lists)
         lists.append(_as_list(momentum_buffers, op, "momentum_buffers"))
         names.append("momentum_buffers")
     try:
         _gather(&w, op, tuple(names), lists, len(lists),
                 _as_list(state_steps, op, "state_steps"), "state_steps", None)
-        for which in range(2):
-            b = &w.b32 if which == 0 else &w.b64
-            if b.n == 0:
-                continue
-            if b.total >= NOGIL_MIN_ELEMS:
-                with nogil:
-                    _call_rmsprop(b, which == 0, k_ga, k_buf, lr, alpha, eps, weight_decay,
-                                  momentum, centered, maximize)
-            else:
-                _call_rmsprop(b, which == 0, k_ga, k_buf, lr, alpha, eps, weight_decay,
-                              momentum, centered, maximize)
+        _run_rmsprop(&w, lr, alpha, eps, weight_decay, momentum, centered, maximize)
     finally:
         _work_free(&w)
+
+
+def rmsprop_group_step(list group_params, object state, double lr, double alpha, double eps,
+                       double weight_decay, double momentum, bint centered, bint maximize):
+    """RMSprop's steady-state step straight from a param group and the optimizer's state (see
+    _gather_group): True when done, False (nothing written) when the caller must collect and
+    call rmsprop_step instead."""
+    cdef Work w
+    cdef tuple keys = _RMSPROP_KEYS[(2 if centered else 0) + (1 if momentum > 0.0 else 0)]
+    try:
+        if not _gather_group(&w, group_params, state, keys, "step"):
+            return False
+        _run_rmsprop(&w, lr, alpha, eps, weight_decay, momentum, centered, maximize)
+    finally:
+        _work_free(&w)
+    return True
+
+
+cdef int _run_rmsprop(Work *w, double lr, double alpha, double eps, double weight_decay,
+                      double momentum, bint centered, bint maximize) except -1:
+    # The gathered lists are params, grads, square_avgs, [grad_avgs,] [momentum_buffers].
+    cdef Batch *b
+    cdef int which
+    cdef int k_ga = 3 if centered else 0
+    cdef int k_buf = (4 if centered else 3) if momentum > 0.0 else 0
+    for which in range(2):
+        b = &w.b32 if which == 0 else &w.b64
+        if b.n == 0:
+            continue
+        if b.total >= NOGIL_MIN_ELEMS:
+            with nogil:
+                _call_rmsprop(b, which == 0, k_ga, k_buf, lr, alpha, eps, weight_decay,
+                              momentum, centered, maximize)
+        else:
+            _call_rmsprop(b, which == 0, k_ga, k_buf, lr, alpha, eps, weight_decay, momentum,
+                          centered, maximize)
+    return 0
 
 
 cdef void _call_rmsprop(Batch *b, bint f32, int k_ga, int k_buf, double lr, double alpha,
@@ -704,25 +896,46 @@ def adagrad_step(params, grads, state_sums, state_steps, double lr, double weigh
                  double lr_decay, double eps, bint maximize):
     """One Adagrad step over a param group, in place (fo_adagrad_step in fastoptim.h)."""
     cdef Work w
-    cdef Batch *b
-    cdef int which
     cdef str op = "adagrad"
     cdef list lists = [_as_list(params, op, "params"), _as_list(grads, op, "grads"),
                        _as_list(state_sums, op, "state_sums")]
     try:
         _gather(&w, op, ("params", "grads", "state_sums"), lists, 3,
                 _as_list(state_steps, op, "state_steps"), "state_steps", None)
-        for which in range(2):
-            b = &w.b32 if which == 0 else &w.b64
-            if b.n == 0:
-                continue
-            if b.total >= NOGIL_MIN_ELEMS:
-                with nogil:
-                    _call_adagrad(b, which == 0, lr, weight_decay, lr_decay, eps, maximize)
-            else:
-                _call_adagrad(b, which == 0, lr, weight_decay, lr_decay, eps, maximize)
+        _run_adagrad(&w, lr, weight_decay, lr_decay, eps, maximize)
     finally:
         _work_free(&w)
+
+
+def adagrad_group_step(list group_params, object state, double lr, double weight_decay,
+                       double lr_decay, double eps, bint maximize):
+    """Adagrad's steady-state step straight from a param group and the optimizer's state (see
+    _gather_group): True when done, False (nothing written) when the caller must collect and
+    call adagrad_step instead."""
+    cdef Work w
+    try:
+        if not _gather_group(&w, group_params, state, _ADAGRAD_KEYS, "step"):
+            return False
+        _run_adagrad(&w, lr, weight_decay, lr_decay, eps, maximize)
+    finally:
+        _work_free(&w)
+    return True
+
+
+cdef int _run_adagrad(Work *w, double lr, double weight_decay, double lr_decay, double eps,
+                      bint maximize) except -1:
+    cdef Batch *b
+    cdef int which
+    for which in range(2):
+        b = &w.b32 if which == 0 else &w.b64
+        if b.n == 0:
+            continue
+        if b.total >= NOGIL_MIN_ELEMS:
+            with nogil:
+                _call_adagrad(b, which == 0, lr, weight_decay, lr_decay, eps, maximize)
+        else:
+            _call_adagrad(b, which == 0, lr, weight_decay, lr_decay, eps, maximize)
+    return 0
 
 
 cdef void _call_adagrad(Batch *b, bint f32, double lr, double weight_decay, double lr_decay,
@@ -740,8 +953,6 @@ def adadelta_step(params, grads, square_avgs, acc_deltas, state_steps, double lr
                   double eps, double weight_decay, bint maximize):
     """One Adadelta step over a param group, in place (fo_adadelta_step in fastoptim.h)."""
     cdef Work w
-    cdef Batch *b
-    cdef int which
     cdef str op = "adadelta"
     cdef list lists = [_as_list(params, op, "params"), _as_list(grads, op, "grads"),
                        _as_list(square_avgs, op, "square_avgs"),
@@ -749,17 +960,40 @@ def adadelta_step(params, grads, square_avgs, acc_deltas, state_steps, double lr
     try:
         _gather(&w, op, ("params", "grads", "square_avgs", "acc_deltas"), lists, 4,
                 _as_list(state_steps, op, "state_steps"), "state_steps", None)
-        for which in range(2):
-            b = &w.b32 if which == 0 else &w.b64
-            if b.n == 0:
-                continue
-            if b.total >= NOGIL_MIN_ELEMS:
-                with nogil:
-                    _call_adadelta(b, which == 0, lr, rho, eps, weight_decay, maximize)
-            else:
-                _call_adadelta(b, which == 0, lr, rho, eps, weight_decay, maximize)
+        _run_adadelta(&w, lr, rho, eps, weight_decay, maximize)
     finally:
         _work_free(&w)
+
+
+def adadelta_group_step(list group_params, object state, double lr, double rho, double eps,
+                        double weight_decay, bint maximize):
+    """Adadelta's steady-state step straight from a param group and the optimizer's state (see
+    _gather_group): True when done, False (nothing written) when the caller must collect and
+    call adadelta_step instead."""
+    cdef Work w
+    try:
+        if not _gather_group(&w, group_params, state, _ADADELTA_KEYS, "step"):
+            return False
+        _run_adadelta(&w, lr, rho, eps, weight_decay, maximize)
+    finally:
+        _work_free(&w)
+    return True
+
+
+cdef int _run_adadelta(Work *w, double lr, double rho, double eps, double weight_decay,
+                       bint maximize) except -1:
+    cdef Batch *b
+    cdef int which
+    for which in range(2):
+        b = &w.b32 if which == 0 else &w.b64
+        if b.n == 0:
+            continue
+        if b.total >= NOGIL_MIN_ELEMS:
+            with nogil:
+                _call_adadelta(b, which == 0, lr, rho, eps, weight_decay, maximize)
+        else:
+            _call_adadelta(b, which == 0, lr, rho, eps, weight_decay, maximize)
+    return 0
 
 
 cdef void _call_adadelta(Batch *b, bint f32, double lr, double rho, double eps,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from operator import itemgetter
 
 from fastoptim import Tensor, enable_grad, full_like
-from fastoptim._C._optim import _collect
+from fastoptim._C._optim import _collect, adagrad_group_step
 
 from .functional import _adagrad
 from .optimizer import (
@@ -146,7 +146,13 @@ class Adagrad(Optimizer):
         if len(groups) > 1:
             groups = self._batched_groups(_hyper)
         for group in groups:
-            lr, weight_decay, lr_decay, eps, maximize, _ = _hyper(group)
+            lr, weight_decay, lr_decay, eps, maximize, fused = _hyper(group)
+            if fused:
+                self._fused_dtype_check_once(group)
+            # Steady state: collected, validated and updated in one C call (False: do it here).
+            if type(lr) is float and adagrad_group_step(group["params"], self.state, lr,
+                                                        weight_decay, lr_decay, eps, maximize):
+                continue
             params_with_grad: list = []
             grads: list = []
             state_sums: list = []

@@ -8,7 +8,7 @@ from __future__ import annotations
 from operator import itemgetter
 
 from fastoptim import Tensor, enable_grad, zeros_like
-from fastoptim._C._optim import _collect
+from fastoptim._C._optim import _collect, adam_group_step
 
 from .functional import _adam
 from .optimizer import (
@@ -185,6 +185,11 @@ class Adam(Optimizer):
             groups = self._batched_groups(_hyper)
         for group in groups:
             lr, (beta1, beta2), eps, weight_decay, amsgrad, maximize, decoupled, _ = _hyper(group)
+            # Steady state: collected, validated and updated in one C call (False: do it here).
+            if (type(lr) is float and type(beta1) is float and type(beta2) is float
+                    and adam_group_step(group["params"], self.state, lr, beta1, beta2, eps,
+                                        weight_decay, amsgrad, maximize, decoupled)):
+                continue
             params_with_grad: list = []
             grads: list = []
             exp_avgs: list = []

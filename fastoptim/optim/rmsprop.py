@@ -5,7 +5,7 @@ from __future__ import annotations
 from operator import itemgetter
 
 from fastoptim import Tensor, enable_grad, zeros_like
-from fastoptim._C._optim import _collect
+from fastoptim._C._optim import _collect, rmsprop_group_step
 
 from .functional import _rmsprop
 from .optimizer import Optimizer, _new_step, _use_grad_for_differentiable
@@ -153,6 +153,11 @@ class RMSprop(Optimizer):
             groups = self._batched_groups(_hyper)
         for group in groups:
             lr, alpha, eps, weight_decay, momentum, centered, maximize = _hyper(group)
+            # Steady state: collected, validated and updated in one C call (False: do it here).
+            if type(lr) is float and rmsprop_group_step(group["params"], self.state, lr, alpha,
+                                                        eps, weight_decay, momentum, centered,
+                                                        maximize):
+                continue
             params_with_grad: list = []
             grads: list = []
             square_avgs: list = []

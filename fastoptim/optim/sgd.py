@@ -10,7 +10,7 @@ from __future__ import annotations
 from operator import itemgetter
 
 from fastoptim import Tensor, enable_grad
-from fastoptim._C._optim import _collect
+from fastoptim._C._optim import _collect, sgd_group_step
 
 from .functional import _sgd
 from .optimizer import Optimizer, _check_fused_flags, _use_grad_for_differentiable
@@ -127,13 +127,19 @@ class SGD(Optimizer):
         if len(groups) > 1:
             groups = self._batched_groups(_hyper)
         for group in groups:
+            lr, momentum, dampening, weight_decay, nesterov, maximize, fused = _hyper(group)
+            if fused:
+                self._fused_dtype_check_once(group)
+            # Steady state: collected, validated and updated in one C call (False: do it here).
+            if type(lr) is float and sgd_group_step(group["params"], self.state, lr, momentum,
+                                                    dampening, weight_decay, nesterov, maximize):
+                continue
             params: list = []
             grads: list = []
             momentum_buffer_list: list = []
             self._init_group(group, params, grads, momentum_buffer_list)
             if not params:
                 continue
-            lr, momentum, dampening, weight_decay, nesterov, maximize, _ = _hyper(group)
             if _sgd(params, grads, momentum_buffer_list, lr, momentum, dampening, weight_decay,
                     nesterov, maximize):
                 # First step of some params: keep the buffers the kernel created and filled.
