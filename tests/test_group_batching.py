@@ -134,7 +134,7 @@ def test_batched_groups_match_per_group_one_group_and_torch(case, variant, dtype
 
 
 def _batches(opt):
-    return opt._batched_groups(adam_mod._hyper)
+    return opt._batched_groups(adam_mod._HYPER)
 
 
 def test_runs_of_equal_groups_are_merged_in_order():

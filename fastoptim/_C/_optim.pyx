@@ -15,9 +15,9 @@ and in one heap block otherwise.
 """
 cimport numpy as cnp
 import numpy as np
-from cpython.dict cimport PyDict_GetItem
+from cpython.dict cimport PyDict_GetItem, PyDict_GetItemWithError
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
-from cpython.object cimport PyObject
+from cpython.object cimport Py_EQ, PyObject, PyObject_RichCompareBool
 from libc.stdint cimport int64_t, uint32_t, uint64_t, uintptr_t
 from libc.stdlib cimport qsort
 from libc.string cimport memcmp, memcpy, memset
@@ -577,7 +577,7 @@ cdef int _gather_group(Work *w, list group_params, object state, tuple keys,
     cdef Py_ssize_t n = len(group_params), i
     cdef int nkeys = len(keys), nlists = 2 + nkeys, k, tnum, ndim
     cdef object po
-    cdef PyObject *st
+    cdef PyObject *st = NULL
     cdef PyObject *xo
     cdef cnp.ndarray p, x
     cdef Batch *b
@@ -1055,7 +1055,7 @@ def _collect(list group_params, object state, Py_ssize_t start, tuple keys, bint
     """
     cdef Py_ssize_t i, k, n = len(group_params), nk = len(keys)
     cdef object p, g
-    cdef PyObject *st
+    cdef PyObject *st = NULL
     if not isinstance(state, dict):   # the optimizer's defaultdict; read without inserting
         raise TypeError(f"optimizer state must be a dict, got {type(state).__name__}")
     for i in range(start, n):
@@ -1080,6 +1080,95 @@ def _collect(list group_params, object state, Py_ssize_t start, tuple keys, bint
         for k in range(nk):
             (<list>outs[k]).append((<dict>st)[keys[k]] if create else (<dict>st).get(keys[k]))
     return -1
+
+
+cdef enum:
+    MAX_HYPER = 16    # hyperparameter names a group batching key may have
+
+
+cdef inline bint _plain_scalar(object v) noexcept:
+    cdef type t = type(v)
+    return t is float or t is int or t is bool or v is None
+
+
+cdef bint _plain(object v) noexcept:
+    # A value batching may compare with ==: a plain number, flag or None, or a tuple of those.
+    cdef Py_ssize_t k
+    if _plain_scalar(v):
+        return True
+    if type(v) is not tuple:
+        return False
+    for k in range(len(<tuple>v)):
+        if not _plain_scalar((<tuple>v)[k]):
+            return False
+    return True
+
+
+cdef object _merge(list groups, Py_ssize_t start, Py_ssize_t stop):
+    # One group standing for groups[start:stop]: the first group's settings over all their
+    # params, in order (the group itself when the run has one).
+    cdef dict batch
+    cdef list params
+    cdef Py_ssize_t i
+    if stop - start == 1:
+        return groups[start]
+    batch = dict(<dict>groups[start])
+    params = []
+    for i in range(start, stop):
+        ps = (<dict>groups[i])["params"]
+        if type(ps) is list:
+            params += <list>ps
+        else:
+            params.extend(ps)
+    batch["params"] = params
+    return batch
+
+
+def _batch_groups(list groups, tuple names):
+    """``groups`` with each run of consecutive groups whose values under ``names`` are equal
+    merged into one group (the body of ``Optimizer._batched_groups``; see there).
+
+    Values are compared only when both are plain (float, int, bool, None, or a tuple of those),
+    with ``==``; a group holding anything else under ``names`` is never merged, so no value's
+    own ``==`` ever runs.  A missing name raises KeyError, as the class's lookup would.
+    """
+    cdef Py_ssize_t n = len(groups), nk = len(names), i, k, start = 0
+    cdef PyObject *prev[MAX_HYPER]
+    cdef PyObject *cur[MAX_HYPER]
+    cdef PyObject *v
+    cdef bint prev_plain = False, cur_plain, same
+    cdef object g
+    cdef list out = []
+    if nk > MAX_HYPER:
+        raise ValueError(f"_batch_groups: at most {MAX_HYPER} names, got {nk}")
+    for i in range(n):
+        g = groups[i]
+        if not isinstance(g, dict):
+            raise TypeError(f"param group {i} must be a dict, got {type(g).__name__}")
+        cur_plain = True
+        for k in range(nk):
+            v = PyDict_GetItemWithError(g, names[k])    # (an error in a key's hash propagates)
+            if v == NULL:
+                raise KeyError(names[k])
+            cur[k] = v
+            if cur_plain and not _plain(<object>v):
+                cur_plain = False
+        # Borrowed references: nothing below runs Python code that could change a group (plain
+        # values compare with the builtin ==), and each pointer is used before the next group.
+        same = i > 0 and cur_plain and prev_plain
+        k = 0
+        while same and k < nk:
+            if cur[k] != prev[k]:
+                same = PyObject_RichCompareBool(<object>cur[k], <object>prev[k], Py_EQ) == 1
+            k += 1
+        if i > 0 and not same:
+            out.append(_merge(groups, start, i))
+            start = i
+        memcpy(prev, cur, nk * sizeof(PyObject *))
+        prev_plain = cur_plain
+    if n:
+        out.append(_merge(groups, start, n))
+    return out
 
 
 # ---- threads ---------------------------------------------------------------------------------

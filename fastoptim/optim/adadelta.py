@@ -13,7 +13,9 @@ from .optimizer import Optimizer, _new_step, _use_grad_for_differentiable
 __all__ = ["Adadelta"]
 
 # Everything step reads from a group; groups agreeing on all of it share one kernel call.
-_hyper = itemgetter("lr", "rho", "eps", "weight_decay", "maximize")
+# the settings a step reads: unpacked per group, and compared by group batching
+_HYPER = ("lr", "rho", "eps", "weight_decay", "maximize")
+_hyper = itemgetter(*_HYPER)
 
 
 class Adadelta(Optimizer):
@@ -115,7 +117,7 @@ class Adadelta(Optimizer):
 
         groups = self.param_groups
         if len(groups) > 1:
-            groups = self._batched_groups(_hyper)
+            groups = self._batched_groups(_HYPER)
         for group in groups:
             lr, rho, eps, weight_decay, maximize = _hyper(group)
             # Steady state: collected, validated and updated in one C call (False: do it here).

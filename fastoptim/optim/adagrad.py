@@ -23,7 +23,9 @@ from .optimizer import (
 __all__ = ["Adagrad"]
 
 # Everything step reads from a group; groups agreeing on all of it share one kernel call.
-_hyper = itemgetter("lr", "weight_decay", "lr_decay", "eps", "maximize", "fused")
+# the settings a step reads: unpacked per group, and compared by group batching
+_HYPER = ("lr", "weight_decay", "lr_decay", "eps", "maximize", "fused")
+_hyper = itemgetter(*_HYPER)
 
 
 class Adagrad(Optimizer):
@@ -144,7 +146,7 @@ class Adagrad(Optimizer):
 
         groups = self.param_groups
         if len(groups) > 1:
-            groups = self._batched_groups(_hyper)
+            groups = self._batched_groups(_HYPER)
         for group in groups:
             lr, weight_decay, lr_decay, eps, maximize, fused = _hyper(group)
             if fused:

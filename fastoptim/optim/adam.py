@@ -23,9 +23,12 @@ from .optimizer import (
 __all__ = ["Adam"]
 
 # Everything step reads from a group; groups agreeing on all of it share one kernel call.
-_hyper = itemgetter(
-    "lr", "betas", "eps", "weight_decay", "amsgrad", "maximize", "decoupled_weight_decay", "fused"
+# the settings a step reads: unpacked per group, and compared by group batching
+_HYPER = (
+    "lr", "betas", "eps", "weight_decay", "amsgrad", "maximize", "decoupled_weight_decay",
+    "fused",
 )
+_hyper = itemgetter(*_HYPER)
 
 
 class Adam(Optimizer):
@@ -182,7 +185,7 @@ class Adam(Optimizer):
 
         groups = self.param_groups
         if len(groups) > 1:
-            groups = self._batched_groups(_hyper)
+            groups = self._batched_groups(_HYPER)
         for group in groups:
             lr, (beta1, beta2), eps, weight_decay, amsgrad, maximize, decoupled, _ = _hyper(group)
             # Steady state: collected, validated and updated in one C call (False: do it here).

@@ -22,20 +22,19 @@ per parameter beyond list appends, or enter a profiler context.
 from __future__ import annotations
 
 import functools
-import marshal
-import operator
 import warnings
 import weakref
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
 from copy import deepcopy
-from itertools import chain, islice
+from itertools import chain
 from typing import Any, Callable
 
 import numpy as np
 
 import fastoptim
 from fastoptim import Tensor
+from fastoptim._C._optim import _batch_groups
 
 __all__ = [
     "Optimizer",
@@ -217,56 +216,6 @@ def _cast_value(param: Tensor, value: Any, key: Any = None) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(_cast_value(param, v) for v in value)
     return value  # numbers, None, str (torch would mangle a str; we keep it)
-
-
-# Hyperparameter values that group batching compares with ``==``: plain numbers, flags and None,
-# and tuples of those (Adam's betas). A group holding anything else (a Tensor lr, a numpy scalar)
-# is never merged, so no value is ever compared elementwise.
-_SCALAR_TYPES = frozenset({float, int, bool, type(None)})
-_group_params = operator.itemgetter("params")
-
-
-def _is_plain(key: tuple) -> bool:
-    """Whether every value of one group's hyperparameter tuple is plain (see above)."""
-    for v in key:
-        if type(v) not in _SCALAR_TYPES and not (
-            type(v) is tuple and _SCALAR_TYPES.issuperset(map(type, v))
-        ):
-            return False
-    return True
-
-
-def _all_plain(keys: list[tuple]) -> bool:
-    """``_is_plain`` for every key at once, at C speed.
-
-    First gate: ``marshal`` (format 2: no back-references) serializes only builtin data, so
-    it fails on any Tensor or other object, nested ones included; the one foreign kind it
-    accepts, buffer objects such as numpy scalars, becomes an ``s`` record, so any ``s`` byte
-    sends us on (a float's payload may contain one too: then we only check more slowly).
-    Second: the exact check, column by column.
-    """
-    try:
-        if b"s" not in marshal.dumps(keys, 2):
-            return True
-    except ValueError:
-        return False
-    for column in zip(*keys):
-        types = set(map(type, column))
-        if not types <= _SCALAR_TYPES and (
-            types != {tuple} or not _SCALAR_TYPES.issuperset(map(type, chain(*column)))
-        ):
-            return False
-    return True
-
-
-def _batch_of(groups: list[dict[str, Any]]) -> dict[str, Any]:
-    """One group standing for a run of groups with equal hyperparameters: the first group's
-    settings over all their params, in order (the group itself when the run has one)."""
-    if len(groups) == 1:
-        return groups[0]
-    batch = dict(groups[0])
-    batch["params"] = list(chain.from_iterable(map(_group_params, groups)))
-    return batch
 
 
 class Optimizer:
@@ -631,40 +580,23 @@ class Optimizer:
         """Perform one optimization step; subclasses implement it."""
         raise NotImplementedError
 
-    def _batched_groups(self, hyper: Callable[[dict], tuple]) -> list[dict[str, Any]]:
-        """``param_groups`` with each run of consecutive groups whose ``hyper(group)`` tuples
-        are equal merged into one group (see :func:`_batch_of`), so ``step`` makes one kernel
-        call per run instead of one per group.
+    def _batched_groups(self, names: tuple[str, ...]) -> list[dict[str, Any]]:
+        """``param_groups`` with each run of consecutive groups whose values under ``names``
+        are equal merged into one group: the first group's settings over all the run's params,
+        in order. ``step`` then makes one kernel call per run instead of one per group.
 
-        ``hyper`` (an ``operator.itemgetter``) must fetch every setting the update or
-        ``_init_group`` reads. The kernels update each tensor independently with its own step
-        count, so a merged call computes exactly what the separate calls would; state is still
-        created param by param in group order. Recomputed on every step: edits to a group
-        (an LR scheduler's ``lr``) take effect at once. Groups holding a value that is not
-        plain (see ``_SCALAR_TYPES``) are never merged. Equality is ``==``: ``1``, ``1.0`` and
-        ``True`` reach the kernel as the same double; ``0.0`` and ``-0.0`` also count as equal
-        (they could differ only in the sign of an exactly-zero result).
+        ``names`` must cover every setting the update or ``_init_group`` reads. The kernels
+        update each tensor independently with its own step count, so a merged call computes
+        exactly what the separate calls would; state is still created param by param in group
+        order. Recomputed on every step: edits to a group (an LR scheduler's ``lr``) take
+        effect at once. Values are compared only when plain (numbers, flags, None, and tuples
+        of those, such as ``betas``); a group holding anything else (a Tensor lr, a numpy
+        scalar) is never merged, so no value's own ``==`` runs. Equality is ``==``: ``1``,
+        ``1.0`` and ``True`` reach the kernel as the same double; ``0.0`` and ``-0.0`` also
+        count as equal (they could differ only in the sign of an exactly-zero result). The
+        loop is ``_optim._batch_groups``, at C level: it runs over every group on every step.
         """
-        groups = self.param_groups
-        keys = list(map(hyper, groups))
-        if _all_plain(keys):
-            same = list(map(operator.eq, keys, islice(keys, 1, None)))
-        else:  # rare: some value is a Tensor or another object; only plain groups may merge
-            plain = list(map(_is_plain, keys))
-            same = [
-                plain[i] and plain[i + 1] and keys[i] == keys[i + 1]
-                for i in range(len(keys) - 1)
-            ]
-        if False not in same:
-            return [_batch_of(groups)]
-        batches = []
-        start = 0
-        for i, joined in enumerate(same, 1):
-            if not joined:
-                batches.append(_batch_of(groups[start:i]))
-                start = i
-        batches.append(_batch_of(groups[start:]))
-        return batches
+        return _batch_groups(self.param_groups, names)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a param group (e.g. unfrozen layers while fine-tuning); missing keys default."""

@@ -18,7 +18,9 @@ from .optimizer import Optimizer, _check_fused_flags, _use_grad_for_differentiab
 __all__ = ["SGD"]
 
 # Everything step reads from a group; groups agreeing on all of it share one kernel call.
-_hyper = itemgetter("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize", "fused")
+# the settings a step reads: unpacked per group, and compared by group batching
+_HYPER = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize", "fused")
+_hyper = itemgetter(*_HYPER)
 
 
 class SGD(Optimizer):
@@ -125,7 +127,7 @@ class SGD(Optimizer):
 
         groups = self.param_groups
         if len(groups) > 1:
-            groups = self._batched_groups(_hyper)
+            groups = self._batched_groups(_HYPER)
         for group in groups:
             lr, momentum, dampening, weight_decay, nesterov, maximize, fused = _hyper(group)
             if fused:
