@@ -251,6 +251,15 @@ cdef inline void _add_span(Work *w, void *data, uintptr_t nbytes, int list_id, P
     s.lo, s.hi, s.list_id, s.index, s.shareable = lo, lo + nbytes, list_id, i, shareable
 
 
+cdef inline int64_t _numel(cnp.npy_intp *dims, int ndim) noexcept:
+    # inline: PyArray_SIZE goes through numpy's API table (a call per array)
+    cdef int64_t n = 1
+    cdef int d
+    for d in range(ndim):
+        n *= dims[d]
+    return n
+
+
 cdef inline bint _same_dims(cnp.npy_intp *a, cnp.npy_intp *b, int ndim) noexcept:
     # inline: a libc memcmp call per array costs more than comparing one or two dims
     cdef int d
@@ -507,7 +516,7 @@ cdef int _gather(Work *w, str op, tuple names, list lists, int nlists, object st
             _fail_array(op, names, 0, i, p, p, True)
         ndim = cnp.PyArray_NDIM(p)
         pdims = cnp.PyArray_DIMS(p)
-        numel = cnp.PyArray_SIZE(p)
+        numel = _numel(pdims, ndim)
         nbytes = <uintptr_t>numel * (4 if tnum == cnp.NPY_FLOAT32 else 8)
         b = &w.b32 if tnum == cnp.NPY_FLOAT32 else &w.b64
         slot = b.n
@@ -599,7 +608,7 @@ cdef int _gather_group(Work *w, list group_params, object state, tuple keys,
         if (<Tensor>po)._grad is None:
             continue
         if nkeys or step_key is not None:     # (SGD without momentum keeps no state)
-            st = PyDict_GetItem(state, po)
+            st = PyDict_GetItemWithError(state, po)
             if st == NULL or not isinstance(<object>st, dict):
                 return 0
         p = (<Tensor>po)._np
@@ -610,7 +619,7 @@ cdef int _gather_group(Work *w, list group_params, object state, tuple keys,
             return 0
         ndim = cnp.PyArray_NDIM(p)
         pdims = cnp.PyArray_DIMS(p)
-        numel = cnp.PyArray_SIZE(p)
+        numel = _numel(pdims, ndim)
         nbytes = <uintptr_t>numel * (4 if tnum == cnp.NPY_FLOAT32 else 8)
         b = &w.b32 if tnum == cnp.NPY_FLOAT32 else &w.b64
         slot = b.n
@@ -622,7 +631,7 @@ cdef int _gather_group(Work *w, list group_params, object state, tuple keys,
             if k == 1:
                 x = (<Tensor>po)._grad._np
             else:
-                xo = PyDict_GetItem(<dict>st, keys[k - 2])
+                xo = PyDict_GetItemWithError(<dict>st, keys[k - 2])
                 if xo == NULL:
                     return 0
                 x = _storage(<object>xo)
@@ -637,12 +646,13 @@ cdef int _gather_group(Work *w, list group_params, object state, tuple keys,
             b.arr[k][slot] = cnp.PyArray_DATA(x)
             _add_span(w, cnp.PyArray_DATA(x), nbytes, k, i, k == 1)
         if step_key is not None:
-            xo = PyDict_GetItem(<dict>st, step_key)
+            xo = PyDict_GetItemWithError(<dict>st, step_key)
             if xo == NULL:
                 return 0
             x = _storage(<object>xo)
             if (x is None or cnp.PyArray_TYPE(x) != cnp.NPY_FLOAT32
-                    or cnp.PyArray_SIZE(x) != 1 or not cnp.PyArray_ISNOTSWAPPED(x)
+                    or _numel(cnp.PyArray_DIMS(x), cnp.PyArray_NDIM(x)) != 1
+                    or not cnp.PyArray_ISNOTSWAPPED(x)
                     or (cnp.PyArray_FLAGS(x) & flags_step) != flags_step):
                 return 0
             b.steps[slot] = <float *>cnp.PyArray_DATA(x)
