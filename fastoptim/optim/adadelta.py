@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from operator import itemgetter
 
-from fastoptim import Tensor, enable_grad, zeros_like
+from fastoptim import Tensor, enable_grad
 from fastoptim._C._optim import _collect, adadelta_group_step
 
 from .functional import _adadelta
-from .optimizer import Optimizer, _new_step, _use_grad_for_differentiable
+from .optimizer import Optimizer, _fresh_state, _use_grad_for_differentiable
 
 __all__ = ["Adadelta"]
 
@@ -96,15 +96,14 @@ class Adadelta(Optimizer):
     def _init_group(self, group, params_with_grad, grads, square_avgs, acc_deltas, state_steps):
         params = group["params"]
         i = 0
+        fresh = None
         # C-level collection; it stops at each param whose state must be created first
         while (i := _collect(params, self.state, i, ("square_avg", "acc_delta", "step"), True,
                              params_with_grad, grads, (square_avgs, acc_deltas,
                                                        state_steps))) >= 0:
-            p = params[i]
-            state = self.state[p]
-            state["step"] = _new_step()
-            state["square_avg"] = zeros_like(p)
-            state["acc_delta"] = zeros_like(p)
+            if fresh is None:   # the state of every param still without one, packed
+                fresh = _fresh_state(self.state, params, i, ("square_avg", "acc_delta"))
+            self.state[params[i]].update(fresh[params[i]])
         return False
 
     @_use_grad_for_differentiable

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from operator import itemgetter
 
-from fastoptim import Tensor, enable_grad, full_like
+from fastoptim import Tensor, enable_grad
 from fastoptim._C._optim import _collect, adagrad_group_step
 
 from .functional import _adagrad
 from .optimizer import (
     Optimizer,
     _check_fused_flags,
-    _new_step,
+    _fresh_state,
     _use_grad_for_differentiable,
 )
 
@@ -103,12 +103,13 @@ class Adagrad(Optimizer):
         if fused:
             self._need_device_dtype_check_for_fused = True
 
-        # Eager state, from the constructor's value, for the groups given here only.
+        # Eager state, from the constructor's value, for the groups given here only (packed:
+        # see _fresh_state).
         for group in self.param_groups:
+            fresh = _fresh_state(self.state, group["params"], 0, ("sum",),
+                                 initial_accumulator_value, with_grad_only=False)
             for p in group["params"]:
-                state = self.state[p]
-                state["step"] = _new_step()
-                state["sum"] = full_like(p, initial_accumulator_value)
+                self.state[p].update(fresh[p])
 
     def __setstate__(self, state):
         super().__setstate__(state)
@@ -127,13 +128,14 @@ class Adagrad(Optimizer):
         self._fused_dtype_check_once(group)
         i = 0
         # C-level collection; it stops at each param whose state must be created first
+        fresh = None
         while (i := _collect(params, self.state, i, ("sum", "step"), True, params_with_grad,
                              grads, (state_sums, state_steps))) >= 0:
-            p = params[i]
-            state = self.state[p]
-            # torch reads the *default*, not the group's value (kept for parity).
-            state["step"] = _new_step()
-            state["sum"] = full_like(p, self.defaults["initial_accumulator_value"])
+            if fresh is None:   # the state of every param still without one, packed
+                # torch reads the *default*, not the group's value (kept for parity).
+                fresh = _fresh_state(self.state, params, i, ("sum",),
+                                     self.defaults["initial_accumulator_value"])
+            self.state[params[i]].update(fresh[params[i]])
         return False, False
 
     @_use_grad_for_differentiable

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from operator import itemgetter
 
-from fastoptim import Tensor, enable_grad, zeros_like
+from fastoptim import Tensor, enable_grad
 from fastoptim._C._optim import _collect, adam_group_step
 
 from .functional import _adam
@@ -15,7 +15,7 @@ from .optimizer import (
     Optimizer,
     _check_fused_flags,
     _device_dtype_check_for_fused,
-    _new_step,
+    _fresh_state,
     _to_scalar,
     _use_grad_for_differentiable,
 )
@@ -161,18 +161,16 @@ class Adam(Optimizer):
             outs = (exp_avgs, exp_avg_sqs, state_steps)
         params = group["params"]
         i = 0
+        fresh = None
         # C-level collection; it stops at each param whose state must be created first
         while (i := _collect(params, self.state, i, keys, True, params_with_grad, grads,
                              outs)) >= 0:
             p = params[i]
             if group["fused"]:
                 _device_dtype_check_for_fused(p)
-            state = self.state[p]
-            state["step"] = _new_step()
-            state["exp_avg"] = zeros_like(p)
-            state["exp_avg_sq"] = zeros_like(p)
-            if amsgrad:
-                state["max_exp_avg_sq"] = zeros_like(p)
+            if fresh is None:   # the state of every param still without one, packed
+                fresh = _fresh_state(self.state, params, i, keys[:-1])
+            self.state[p].update(fresh[p])
         return False
 
     @_use_grad_for_differentiable

@@ -27,7 +27,7 @@ import weakref
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
 from copy import deepcopy
-from itertools import chain
+from itertools import chain, islice
 from typing import Any, Callable
 
 import numpy as np
@@ -35,6 +35,8 @@ import numpy as np
 import fastoptim
 from fastoptim import Tensor
 from fastoptim._C._optim import _batch_groups
+
+from .functional import _packed_like
 
 __all__ = [
     "Optimizer",
@@ -165,6 +167,35 @@ def _to_scalar(x: Any) -> Any:
 def _new_step(value: float = 0.0) -> Tensor:
     """A fresh ``state['step']``: a 0-dim float32 Tensor, as torch stores it."""
     return fastoptim.tensor(float(value), dtype=fastoptim.float32)
+
+
+def _fresh_state(
+    state: dict, params: list, start: int, keys: tuple[str, ...], fill: float = 0.0,
+    with_grad_only: bool = True,
+) -> dict[Any, dict[str, Tensor]]:
+    """The lazy first state of every param of ``params[start:]`` that has a grad (any param
+    unless ``with_grad_only``: Adagrad's eager state) and no state yet, made at once:
+    ``{param: {"step": 0, key: tensor filled with fill, ...}}``, in torch's key order
+    (``step``, then ``keys``).
+
+    Made at once so that it is packed (see ``functional._packed_like``): each key's tensors
+    back to back in one buffer, and the step counters in another, instead of one allocation
+    per tensor scattered between the params'. The classes call it when ``_collect`` first
+    stops at a param without state, and take each param's entry when they reach it.
+    """
+    todo = list(dict.fromkeys(
+        p for p in islice(params, start, None)
+        if (p.grad is not None or not with_grad_only) and not state.get(p)
+    ))
+    if not todo:
+        return {}
+    steps = np.zeros(len(todo), np.float32)
+    columns = [_packed_like(todo, fill) for _ in keys]
+    return {
+        p: {"step": fastoptim.from_numpy(steps[j:j + 1].reshape(())),
+            **{key: col[j] for key, col in zip(keys, columns)}}
+        for j, p in enumerate(todo)
+    }
 
 
 def _is_foreign_array(value: Any) -> bool:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from operator import itemgetter
 
-from fastoptim import Tensor, enable_grad, zeros_like
+from fastoptim import Tensor, enable_grad
 from fastoptim._C._optim import _collect, rmsprop_group_step
 
 from .functional import _rmsprop
-from .optimizer import Optimizer, _new_step, _use_grad_for_differentiable
+from .optimizer import Optimizer, _fresh_state, _use_grad_for_differentiable
 
 __all__ = ["RMSprop"]
 
@@ -129,17 +129,14 @@ class RMSprop(Optimizer):
             outs += (grad_avgs,)
         params = group["params"]
         i = 0
+        fresh = None
         # C-level collection; it stops at each param whose state must be created first
         while (i := _collect(params, self.state, i, keys, True, params_with_grad, grads,
                              outs)) >= 0:
-            p = params[i]
-            state = self.state[p]
-            state["step"] = _new_step()
-            state["square_avg"] = zeros_like(p)
-            if momentum:
-                state["momentum_buffer"] = zeros_like(p)
-            if centered:
-                state["grad_avg"] = zeros_like(p)
+            if fresh is None:   # the state of every param still without one, packed
+                fresh = _fresh_state(self.state, params, i,
+                                     tuple(k for k in keys if k != "step"))
+            self.state[params[i]].update(fresh[params[i]])
         return False
 
     @_use_grad_for_differentiable
