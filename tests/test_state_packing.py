@@ -105,3 +105,26 @@ def test_params_gaining_grads_later_get_packed_state_then():
     assert late[0].base is not None
     assert all(a.base is late[0].base for a in late)
     assert late[0].base is not opt.state[params[0]]["exp_avg"].numpy().base
+
+
+def test_large_state_starts_half_a_page_from_its_param():
+    # Arrays of >= 4 KiB start half a page past their param, modulo a page, so that stores to
+    # one never alias loads of the other in the kernels; smaller ones start on a cache line.
+    params = [np.ones(n, np.float32) for n in (1024, 5000, 3, 70000, 1023)]
+    out = _packed_like(params, 0.0)
+    for p, a in zip(params, out):
+        if p.nbytes >= 4096:
+            assert (_addr(a) - _addr(p)) % 4096 == 2048
+        else:
+            assert _addr(a) % 64 == 0
+    spans = sorted((_addr(a), _addr(a) + a.nbytes) for a in out)
+    assert all(end <= nxt for (_, end), (nxt, _) in zip(spans, spans[1:]))
+
+
+def test_adam_state_of_a_large_param_is_half_a_page_away():
+    p = fastoptim.zeros(20000).requires_grad_()
+    opt = optim.Adam([p])
+    p.grad = fastoptim.ones(20000)
+    opt.step()
+    for k in ("exp_avg", "exp_avg_sq"):
+        assert (_addr(opt.state[p][k].numpy()) - _addr(p.detach().numpy())) % 4096 == 2048

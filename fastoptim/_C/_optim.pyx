@@ -12,6 +12,11 @@ before anything is modified, so an update is never half-applied.
 The hot path uses only C-level numpy access (PyArray_DATA, flags, dims): a group of a few tiny
 params costs a fraction of a microsecond here.  Pointer arrays live on the stack for small groups
 and in one heap block otherwise.
+
+The optimizer classes' own helpers live here too, because they run over every param or group on
+every step: the ``*_group_step`` shortcuts (a steady-state step straight from a param group and
+the optimizer state, with the same checks), ``_collect`` (the general path's collection loop)
+and ``_batch_groups`` (merging runs of equal param groups).
 """
 cimport numpy as cnp
 import numpy as np

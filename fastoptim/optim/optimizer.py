@@ -3,7 +3,15 @@
 This file exists so that every optimizer class (and any user subclass written against
 ``torch.optim.Optimizer``) gets torch 2.13's bookkeeping -- construction checks and their exact
 messages, ``state_dict``/``load_state_dict`` layout, hooks, ``repr``, pickling -- while the
-numbers are computed by ``fastoptim.optim.functional`` in one C call per group.
+numbers are computed in one C call per run of equal groups.
+
+How a class's ``step`` reaches C: runs of consecutive groups with equal settings are merged
+(``_batched_groups``). Each run first tries its kernel's steady-state shortcut
+(``_optim.*_group_step``), which reads params, grads and state straight from the group and
+``self.state`` at C level and declines, having written nothing, when there is state to create
+or anything unusual. Then the general path runs, torch's: ``_init_group`` collects the lists
+(creating lazy state, packed by ``_fresh_state``) and ``fastoptim.optim.functional`` calls the
+kernel.
 
 Two places deliberately go beyond torch:
 
