@@ -667,9 +667,9 @@ cdef int _gather_group(Work *w, list group_params, object state, tuple keys,
 
 
 # ---- the public entry points -----------------------------------------------------------------
-# Each ``*_step`` gathers (validating everything), then ``_run_*`` calls its kernel once per dtype
+# Each ``*_step`` gathers (validating everything), then ``_run`` calls its kernel once per dtype
 # present, without the GIL when there is enough work for another Python thread to gain from it.
-# Each ``*_group_step`` is the classes' steady-state shortcut to the same ``_run_*``: it gathers
+# Each ``*_group_step`` is the classes' steady-state shortcut to the same ``_run``: it gathers
 # from the param group and the optimizer state directly (_gather_group) and reports False when
 # the class must take the general path (collect lists in ``_init_group``, then ``*_step``).
 
@@ -684,6 +684,118 @@ _ADAGRAD_KEYS = ("sum",)
 _ADADELTA_KEYS = ("square_avg", "acc_delta")
 
 
+cdef enum Kernel:
+    K_SGD, K_ADAM, K_RMSPROP, K_ADAGRAD, K_ADADELTA
+
+
+cdef struct Call:
+    # One kernel call's settings: the kernel, its scalars and flags in fastoptim.h's order, and
+    # which gathered lists hold its optional arrays (0: not passed).
+    Kernel kernel
+    double s[5]
+    int f[4]
+    int k[2]
+
+
+cdef inline Call _new_call(Kernel kernel) noexcept:
+    cdef Call c
+    memset(&c, 0, sizeof(Call))
+    c.kernel = kernel
+    return c
+
+
+cdef void _call(Batch *b, bint f32, const Call *c) noexcept nogil:
+    # The kernel of c over the tensors of one dtype.  Lists: 0 params, 1 grads, 2.. states.
+    cdef void **a2 = b.arr[2]
+    cdef void **a3 = b.arr[3]
+    cdef void **o1 = b.arr[c.k[0]] if c.k[0] else NULL
+    cdef void **o2 = b.arr[c.k[1]] if c.k[1] else NULL
+    if c.kernel == K_SGD:       # o1: momentum buffers; f[2]: buffer_is_new is meaningful
+        if f32:
+            fo_sgd_step_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>o1,
+                            b.is_new if c.f[2] else NULL, b.numels, b.n, c.s[0], c.s[1],
+                            c.s[2], c.s[3], c.f[0], c.f[1])
+        else:
+            fo_sgd_step_f64(<double **>b.arr[0], <const double **>b.arr[1], <double **>o1,
+                            b.is_new if c.f[2] else NULL, b.numels, b.n, c.s[0], c.s[1],
+                            c.s[2], c.s[3], c.f[0], c.f[1])
+    elif c.kernel == K_ADAM:    # o1: max_exp_avg_sqs
+        if f32:
+            fo_adam_step_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>a2,
+                             <float **>a3, <float **>o1, b.steps, b.numels, b.n, c.s[0],
+                             c.s[1], c.s[2], c.s[3], c.s[4], c.f[0], c.f[1], c.f[2])
+        else:
+            fo_adam_step_f64(<double **>b.arr[0], <const double **>b.arr[1], <double **>a2,
+                             <double **>a3, <double **>o1, b.steps, b.numels, b.n, c.s[0],
+                             c.s[1], c.s[2], c.s[3], c.s[4], c.f[0], c.f[1], c.f[2])
+    elif c.kernel == K_RMSPROP:  # o1: grad_avgs, o2: momentum buffers
+        if f32:
+            fo_rmsprop_step_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>a2,
+                                <float **>o1, <float **>o2, b.steps, b.numels, b.n, c.s[0],
+                                c.s[1], c.s[2], c.s[3], c.s[4], c.f[0], c.f[1])
+        else:
+            fo_rmsprop_step_f64(<double **>b.arr[0], <const double **>b.arr[1], <double **>a2,
+                                <double **>o1, <double **>o2, b.steps, b.numels, b.n, c.s[0],
+                                c.s[1], c.s[2], c.s[3], c.s[4], c.f[0], c.f[1])
+    elif c.kernel == K_ADAGRAD:
+        if f32:
+            fo_adagrad_step_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>a2,
+                                b.steps, b.numels, b.n, c.s[0], c.s[1], c.s[2], c.s[3], c.f[0])
+        else:
+            fo_adagrad_step_f64(<double **>b.arr[0], <const double **>b.arr[1],
+                                <double **>a2, b.steps, b.numels, b.n, c.s[0], c.s[1], c.s[2],
+                                c.s[3], c.f[0])
+    else:
+        if f32:
+            fo_adadelta_step_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>a2,
+                                 <float **>a3, b.steps, b.numels, b.n, c.s[0], c.s[1], c.s[2],
+                                 c.s[3], c.f[0])
+        else:
+            fo_adadelta_step_f64(<double **>b.arr[0], <const double **>b.arr[1],
+                                 <double **>a2, <double **>a3, b.steps, b.numels, b.n, c.s[0],
+                                 c.s[1], c.s[2], c.s[3], c.f[0])
+
+
+cdef int _run(Work *w, const Call *c) except -1:
+    # One kernel call per dtype present; without the GIL when there is enough work to share.
+    cdef Batch *b
+    cdef int which
+    for which in range(2):
+        b = &w.b32 if which == 0 else &w.b64
+        if b.n == 0:
+            continue
+        if b.total >= NOGIL_MIN_ELEMS:
+            with nogil:
+                _call(b, which == 0, c)
+        else:
+            _call(b, which == 0, c)
+    return 0
+
+
+cdef object _group_step(list group_params, object state, tuple keys, object step_key,
+                        const Call *c):
+    # The body of every *_group_step: True when done, False (nothing written) when declined.
+    cdef Work w
+    try:
+        if not _gather_group(&w, group_params, state, keys, step_key):
+            return False
+        _run(&w, c)
+    finally:
+        _work_free(&w)
+    return True
+
+
+# SGD --------------------------------------------------------------------------------------------
+
+cdef Call _sgd_call(double lr, double momentum, double dampening, double weight_decay,
+                    bint nesterov, bint maximize, bint has_new) noexcept:
+    cdef Call c = _new_call(K_SGD)
+    c.s[0], c.s[1], c.s[2], c.s[3] = lr, momentum, dampening, weight_decay
+    c.f[0], c.f[1], c.f[2] = nesterov, maximize, has_new
+    c.k[0], c.k[1] = (2 if momentum != 0.0 else 0), 0
+    return c
+
+
 def sgd_step(params, grads, momentum_buffers, buffer_is_new, double lr, double momentum,
              double dampening, double weight_decay, bint nesterov, bint maximize):
     """One SGD step over a param group, in place (fo_sgd_step in fastoptim.h).
@@ -696,13 +808,13 @@ def sgd_step(params, grads, momentum_buffers, buffer_is_new, double lr, double m
     cdef bint use_mom = momentum != 0.0
     cdef bint has_new = use_mom and buffer_is_new is not None
     cdef list lists = [_as_list(params, op, "params"), _as_list(grads, op, "grads")]
+    cdef Call c = _sgd_call(lr, momentum, dampening, weight_decay, nesterov, maximize, has_new)
     if use_mom:
         lists.append(_as_list(momentum_buffers, op, "momentum_buffers"))
     try:
         _gather(&w, op, ("params", "grads", "momentum_buffers"), lists, len(lists), None, None,
                 buffer_is_new if has_new else None)
-        _run_sgd(&w, use_mom, has_new, lr, momentum, dampening, weight_decay, nesterov,
-                 maximize)
+        _run(&w, &c)
     finally:
         _work_free(&w)
 
@@ -712,48 +824,19 @@ def sgd_group_step(list group_params, object state, double lr, double momentum,
     """SGD's steady-state step straight from a param group and the optimizer's state (see
     _gather_group): True when done, False (nothing written) when the caller must collect and
     call sgd_step instead (a momentum buffer to create, or anything unusual)."""
-    cdef Work w
-    cdef bint use_mom = momentum != 0.0
-    try:
-        if not _gather_group(&w, group_params, state, _SGD_KEYS if use_mom else (), None):
-            return False
-        _run_sgd(&w, use_mom, False, lr, momentum, dampening, weight_decay, nesterov, maximize)
-    finally:
-        _work_free(&w)
-    return True
+    cdef Call c = _sgd_call(lr, momentum, dampening, weight_decay, nesterov, maximize, False)
+    return _group_step(group_params, state, _SGD_KEYS if momentum != 0.0 else (), None, &c)
 
 
-cdef int _run_sgd(Work *w, bint use_mom, bint has_new, double lr, double momentum,
-                  double dampening, double weight_decay, bint nesterov, bint maximize) except -1:
-    # One kernel call per dtype present; without the GIL when there is enough work to share.
-    cdef Batch *b
-    cdef int which
-    for which in range(2):
-        b = &w.b32 if which == 0 else &w.b64
-        if b.n == 0:
-            continue
-        if b.total >= NOGIL_MIN_ELEMS:
-            with nogil:
-                _call_sgd(b, which == 0, use_mom, has_new, lr, momentum, dampening,
-                          weight_decay, nesterov, maximize)
-        else:
-            _call_sgd(b, which == 0, use_mom, has_new, lr, momentum, dampening, weight_decay,
-                      nesterov, maximize)
-    return 0
+# Adam, AdamW ------------------------------------------------------------------------------------
 
-
-cdef void _call_sgd(Batch *b, bint f32, bint use_mom, bint has_new, double lr, double momentum,
-                    double dampening, double weight_decay, bint nesterov,
-                    bint maximize) noexcept nogil:
-    cdef unsigned char *is_new = b.is_new if has_new else NULL
-    if f32:
-        fo_sgd_step_f32(<float **>b.arr[0], <const float **>b.arr[1],
-                        <float **>b.arr[2] if use_mom else NULL, is_new, b.numels, b.n, lr,
-                        momentum, dampening, weight_decay, nesterov, maximize)
-    else:
-        fo_sgd_step_f64(<double **>b.arr[0], <const double **>b.arr[1],
-                        <double **>b.arr[2] if use_mom else NULL, is_new, b.numels, b.n, lr,
-                        momentum, dampening, weight_decay, nesterov, maximize)
+cdef Call _adam_call(double lr, double beta1, double beta2, double eps, double weight_decay,
+                     bint amsgrad, bint maximize, bint decoupled) noexcept:
+    cdef Call c = _new_call(K_ADAM)
+    c.s[0], c.s[1], c.s[2], c.s[3], c.s[4] = lr, beta1, beta2, eps, weight_decay
+    c.f[0], c.f[1], c.f[2] = amsgrad, maximize, decoupled
+    c.k[0], c.k[1] = (4 if amsgrad else 0), 0
+    return c
 
 
 def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, double lr,
@@ -766,14 +849,15 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps
     cdef list lists = [_as_list(params, op, "params"), _as_list(grads, op, "grads"),
                        _as_list(exp_avgs, op, "exp_avgs"),
                        _as_list(exp_avg_sqs, op, "exp_avg_sqs")]
+    cdef Call c = _adam_call(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize,
+                             decoupled_weight_decay)
     if amsgrad:
         lists.append(_as_list(max_exp_avg_sqs, op, "max_exp_avg_sqs"))
     try:
         _gather(&w, op, ("params", "grads", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs"),
                 lists, len(lists), _as_list(state_steps, op, "state_steps"), "state_steps",
                 None)
-        _run_adam(&w, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize,
-                  decoupled_weight_decay)
+        _run(&w, &c)
     finally:
         _work_free(&w)
 
@@ -784,49 +868,23 @@ def adam_group_step(list group_params, object state, double lr, double beta1, do
     """Adam's (AdamW's) steady-state step straight from a param group and the optimizer's state
     (see _gather_group): True when done, False (nothing written) when the caller must collect
     and call adam_step instead."""
-    cdef Work w
-    try:
-        if not _gather_group(&w, group_params, state,
-                             _ADAM_KEYS_AMSGRAD if amsgrad else _ADAM_KEYS, "step"):
-            return False
-        _run_adam(&w, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize,
-                  decoupled_weight_decay)
-    finally:
-        _work_free(&w)
-    return True
+    cdef Call c = _adam_call(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize,
+                             decoupled_weight_decay)
+    return _group_step(group_params, state, _ADAM_KEYS_AMSGRAD if amsgrad else _ADAM_KEYS,
+                       "step", &c)
 
 
-cdef int _run_adam(Work *w, double lr, double beta1, double beta2, double eps,
-                   double weight_decay, bint amsgrad, bint maximize, bint decoupled) except -1:
-    cdef Batch *b
-    cdef int which
-    for which in range(2):
-        b = &w.b32 if which == 0 else &w.b64
-        if b.n == 0:
-            continue
-        if b.total >= NOGIL_MIN_ELEMS:
-            with nogil:
-                _call_adam(b, which == 0, lr, beta1, beta2, eps, weight_decay, amsgrad,
-                           maximize, decoupled)
-        else:
-            _call_adam(b, which == 0, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize,
-                       decoupled)
-    return 0
+# RMSprop ----------------------------------------------------------------------------------------
 
-
-cdef void _call_adam(Batch *b, bint f32, double lr, double beta1, double beta2, double eps,
-                     double weight_decay, bint amsgrad, bint maximize,
-                     bint decoupled) noexcept nogil:
-    if f32:
-        fo_adam_step_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>b.arr[2],
-                         <float **>b.arr[3], <float **>b.arr[4] if amsgrad else NULL, b.steps,
-                         b.numels, b.n, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize,
-                         decoupled)
-    else:
-        fo_adam_step_f64(<double **>b.arr[0], <const double **>b.arr[1], <double **>b.arr[2],
-                         <double **>b.arr[3], <double **>b.arr[4] if amsgrad else NULL, b.steps,
-                         b.numels, b.n, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize,
-                         decoupled)
+cdef Call _rmsprop_call(double lr, double alpha, double eps, double weight_decay,
+                        double momentum, bint centered, bint maximize) noexcept:
+    # The gathered lists are params, grads, square_avgs, [grad_avgs,] [momentum_buffers].
+    cdef Call c = _new_call(K_RMSPROP)
+    c.s[0], c.s[1], c.s[2], c.s[3], c.s[4] = lr, alpha, eps, weight_decay, momentum
+    c.f[0], c.f[1] = centered, maximize
+    c.k[0] = 3 if centered else 0
+    c.k[1] = (4 if centered else 3) if momentum > 0.0 else 0
+    return c
 
 
 def rmsprop_step(params, grads, square_avgs, grad_avgs, momentum_buffers, state_steps,
@@ -836,20 +894,20 @@ def rmsprop_step(params, grads, square_avgs, grad_avgs, momentum_buffers, state_
     grad_avgs is ignored (may be None) unless centered; momentum_buffers unless momentum > 0."""
     cdef Work w
     cdef str op = "rmsprop"
-    cdef bint use_mom = momentum > 0.0
     cdef list lists = [_as_list(params, op, "params"), _as_list(grads, op, "grads"),
                        _as_list(square_avgs, op, "square_avgs")]
     cdef list names = ["params", "grads", "square_avgs"]
+    cdef Call c = _rmsprop_call(lr, alpha, eps, weight_decay, momentum, centered, maximize)
     if centered:
         lists.append(_as_list(grad_avgs, op, "grad_avgs"))
         names.append("grad_avgs")
-    if use_mom:
+    if momentum > 0.0:
         lists.append(_as_list(momentum_buffers, op, "momentum_buffers"))
         names.append("momentum_buffers")
     try:
         _gather(&w, op, tuple(names), lists, len(lists),
                 _as_list(state_steps, op, "state_steps"), "state_steps", None)
-        _run_rmsprop(&w, lr, alpha, eps, weight_decay, momentum, centered, maximize)
+        _run(&w, &c)
     finally:
         _work_free(&w)
 
@@ -859,52 +917,20 @@ def rmsprop_group_step(list group_params, object state, double lr, double alpha,
     """RMSprop's steady-state step straight from a param group and the optimizer's state (see
     _gather_group): True when done, False (nothing written) when the caller must collect and
     call rmsprop_step instead."""
-    cdef Work w
-    cdef tuple keys = _RMSPROP_KEYS[(2 if centered else 0) + (1 if momentum > 0.0 else 0)]
-    try:
-        if not _gather_group(&w, group_params, state, keys, "step"):
-            return False
-        _run_rmsprop(&w, lr, alpha, eps, weight_decay, momentum, centered, maximize)
-    finally:
-        _work_free(&w)
-    return True
+    cdef Call c = _rmsprop_call(lr, alpha, eps, weight_decay, momentum, centered, maximize)
+    return _group_step(group_params, state,
+                       _RMSPROP_KEYS[(2 if centered else 0) + (1 if momentum > 0.0 else 0)],
+                       "step", &c)
 
 
-cdef int _run_rmsprop(Work *w, double lr, double alpha, double eps, double weight_decay,
-                      double momentum, bint centered, bint maximize) except -1:
-    # The gathered lists are params, grads, square_avgs, [grad_avgs,] [momentum_buffers].
-    cdef Batch *b
-    cdef int which
-    cdef int k_ga = 3 if centered else 0
-    cdef int k_buf = (4 if centered else 3) if momentum > 0.0 else 0
-    for which in range(2):
-        b = &w.b32 if which == 0 else &w.b64
-        if b.n == 0:
-            continue
-        if b.total >= NOGIL_MIN_ELEMS:
-            with nogil:
-                _call_rmsprop(b, which == 0, k_ga, k_buf, lr, alpha, eps, weight_decay,
-                              momentum, centered, maximize)
-        else:
-            _call_rmsprop(b, which == 0, k_ga, k_buf, lr, alpha, eps, weight_decay, momentum,
-                          centered, maximize)
-    return 0
+# Adagrad ----------------------------------------------------------------------------------------
 
-
-cdef void _call_rmsprop(Batch *b, bint f32, int k_ga, int k_buf, double lr, double alpha,
-                        double eps, double weight_decay, double momentum, bint centered,
-                        bint maximize) noexcept nogil:
-    # k_ga / k_buf: which gathered list holds grad_avgs / momentum_buffers (0: not used).
-    if f32:
-        fo_rmsprop_step_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>b.arr[2],
-                            <float **>b.arr[k_ga] if k_ga else NULL,
-                            <float **>b.arr[k_buf] if k_buf else NULL, b.steps, b.numels, b.n,
-                            lr, alpha, eps, weight_decay, momentum, centered, maximize)
-    else:
-        fo_rmsprop_step_f64(<double **>b.arr[0], <const double **>b.arr[1],
-                            <double **>b.arr[2], <double **>b.arr[k_ga] if k_ga else NULL,
-                            <double **>b.arr[k_buf] if k_buf else NULL, b.steps, b.numels, b.n,
-                            lr, alpha, eps, weight_decay, momentum, centered, maximize)
+cdef Call _adagrad_call(double lr, double weight_decay, double lr_decay, double eps,
+                        bint maximize) noexcept:
+    cdef Call c = _new_call(K_ADAGRAD)
+    c.s[0], c.s[1], c.s[2], c.s[3] = lr, weight_decay, lr_decay, eps
+    c.f[0] = maximize
+    return c
 
 
 def adagrad_step(params, grads, state_sums, state_steps, double lr, double weight_decay,
@@ -914,10 +940,11 @@ def adagrad_step(params, grads, state_sums, state_steps, double lr, double weigh
     cdef str op = "adagrad"
     cdef list lists = [_as_list(params, op, "params"), _as_list(grads, op, "grads"),
                        _as_list(state_sums, op, "state_sums")]
+    cdef Call c = _adagrad_call(lr, weight_decay, lr_decay, eps, maximize)
     try:
         _gather(&w, op, ("params", "grads", "state_sums"), lists, 3,
                 _as_list(state_steps, op, "state_steps"), "state_steps", None)
-        _run_adagrad(&w, lr, weight_decay, lr_decay, eps, maximize)
+        _run(&w, &c)
     finally:
         _work_free(&w)
 
@@ -927,41 +954,18 @@ def adagrad_group_step(list group_params, object state, double lr, double weight
     """Adagrad's steady-state step straight from a param group and the optimizer's state (see
     _gather_group): True when done, False (nothing written) when the caller must collect and
     call adagrad_step instead."""
-    cdef Work w
-    try:
-        if not _gather_group(&w, group_params, state, _ADAGRAD_KEYS, "step"):
-            return False
-        _run_adagrad(&w, lr, weight_decay, lr_decay, eps, maximize)
-    finally:
-        _work_free(&w)
-    return True
+    cdef Call c = _adagrad_call(lr, weight_decay, lr_decay, eps, maximize)
+    return _group_step(group_params, state, _ADAGRAD_KEYS, "step", &c)
 
 
-cdef int _run_adagrad(Work *w, double lr, double weight_decay, double lr_decay, double eps,
-                      bint maximize) except -1:
-    cdef Batch *b
-    cdef int which
-    for which in range(2):
-        b = &w.b32 if which == 0 else &w.b64
-        if b.n == 0:
-            continue
-        if b.total >= NOGIL_MIN_ELEMS:
-            with nogil:
-                _call_adagrad(b, which == 0, lr, weight_decay, lr_decay, eps, maximize)
-        else:
-            _call_adagrad(b, which == 0, lr, weight_decay, lr_decay, eps, maximize)
-    return 0
+# Adadelta ---------------------------------------------------------------------------------------
 
-
-cdef void _call_adagrad(Batch *b, bint f32, double lr, double weight_decay, double lr_decay,
-                        double eps, bint maximize) noexcept nogil:
-    if f32:
-        fo_adagrad_step_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>b.arr[2],
-                            b.steps, b.numels, b.n, lr, weight_decay, lr_decay, eps, maximize)
-    else:
-        fo_adagrad_step_f64(<double **>b.arr[0], <const double **>b.arr[1],
-                            <double **>b.arr[2], b.steps, b.numels, b.n, lr, weight_decay,
-                            lr_decay, eps, maximize)
+cdef Call _adadelta_call(double lr, double rho, double eps, double weight_decay,
+                         bint maximize) noexcept:
+    cdef Call c = _new_call(K_ADADELTA)
+    c.s[0], c.s[1], c.s[2], c.s[3] = lr, rho, eps, weight_decay
+    c.f[0] = maximize
+    return c
 
 
 def adadelta_step(params, grads, square_avgs, acc_deltas, state_steps, double lr, double rho,
@@ -972,10 +976,11 @@ def adadelta_step(params, grads, square_avgs, acc_deltas, state_steps, double lr
     cdef list lists = [_as_list(params, op, "params"), _as_list(grads, op, "grads"),
                        _as_list(square_avgs, op, "square_avgs"),
                        _as_list(acc_deltas, op, "acc_deltas")]
+    cdef Call c = _adadelta_call(lr, rho, eps, weight_decay, maximize)
     try:
         _gather(&w, op, ("params", "grads", "square_avgs", "acc_deltas"), lists, 4,
                 _as_list(state_steps, op, "state_steps"), "state_steps", None)
-        _run_adadelta(&w, lr, rho, eps, weight_decay, maximize)
+        _run(&w, &c)
     finally:
         _work_free(&w)
 
@@ -985,42 +990,8 @@ def adadelta_group_step(list group_params, object state, double lr, double rho, 
     """Adadelta's steady-state step straight from a param group and the optimizer's state (see
     _gather_group): True when done, False (nothing written) when the caller must collect and
     call adadelta_step instead."""
-    cdef Work w
-    try:
-        if not _gather_group(&w, group_params, state, _ADADELTA_KEYS, "step"):
-            return False
-        _run_adadelta(&w, lr, rho, eps, weight_decay, maximize)
-    finally:
-        _work_free(&w)
-    return True
-
-
-cdef int _run_adadelta(Work *w, double lr, double rho, double eps, double weight_decay,
-                       bint maximize) except -1:
-    cdef Batch *b
-    cdef int which
-    for which in range(2):
-        b = &w.b32 if which == 0 else &w.b64
-        if b.n == 0:
-            continue
-        if b.total >= NOGIL_MIN_ELEMS:
-            with nogil:
-                _call_adadelta(b, which == 0, lr, rho, eps, weight_decay, maximize)
-        else:
-            _call_adadelta(b, which == 0, lr, rho, eps, weight_decay, maximize)
-    return 0
-
-
-cdef void _call_adadelta(Batch *b, bint f32, double lr, double rho, double eps,
-                         double weight_decay, bint maximize) noexcept nogil:
-    if f32:
-        fo_adadelta_step_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>b.arr[2],
-                             <float **>b.arr[3], b.steps, b.numels, b.n, lr, rho, eps,
-                             weight_decay, maximize)
-    else:
-        fo_adadelta_step_f64(<double **>b.arr[0], <const double **>b.arr[1],
-                             <double **>b.arr[2], <double **>b.arr[3], b.steps, b.numels, b.n,
-                             lr, rho, eps, weight_decay, maximize)
+    cdef Call c = _adadelta_call(lr, rho, eps, weight_decay, maximize)
+    return _group_step(group_params, state, _ADADELTA_KEYS, "step", &c)
 
 
 # ---- helpers for fastoptim.optim.functional -------------------------------------------------
