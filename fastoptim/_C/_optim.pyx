@@ -274,6 +274,52 @@ cdef inline bint _same_dims(cnp.npy_intp *a, cnp.npy_intp *b, int ndim) noexcept
     return True
 
 
+cdef enum:
+    FLAGS_READ = cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED
+    FLAGS_WRITE = FLAGS_READ | cnp.NPY_ARRAY_WRITEABLE
+    # one element is contiguous whatever its strides; it must still be aligned and writeable
+    FLAGS_STEP = cnp.NPY_ARRAY_ALIGNED | cnp.NPY_ARRAY_WRITEABLE
+
+
+cdef inline bint _param_ok(cnp.ndarray p) noexcept:
+    # A param: native float32 or float64, C-contiguous, aligned, writeable.
+    cdef int tnum = cnp.PyArray_TYPE(p)
+    return ((tnum == cnp.NPY_FLOAT32 or tnum == cnp.NPY_FLOAT64) and cnp.PyArray_ISNOTSWAPPED(p)
+            and (cnp.PyArray_FLAGS(p) & FLAGS_WRITE) == FLAGS_WRITE)
+
+
+cdef inline bint _matches(cnp.ndarray x, cnp.ndarray p, int need) noexcept:
+    # A grad or state array of param p: p's dtype and shape, and the flags in need.
+    cdef int ndim = cnp.PyArray_NDIM(p)
+    return (cnp.PyArray_TYPE(x) == cnp.PyArray_TYPE(p) and cnp.PyArray_ISNOTSWAPPED(x)
+            and cnp.PyArray_NDIM(x) == ndim
+            and _same_dims(cnp.PyArray_DIMS(x), cnp.PyArray_DIMS(p), ndim)
+            and (cnp.PyArray_FLAGS(x) & need) == need)
+
+
+cdef inline bint _step_ok(cnp.ndarray x) noexcept:
+    # torch's step: one native float32 element, aligned and writeable.
+    return (cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32
+            and _numel(cnp.PyArray_DIMS(x), cnp.PyArray_NDIM(x)) == 1
+            and cnp.PyArray_ISNOTSWAPPED(x)
+            and (cnp.PyArray_FLAGS(x) & FLAGS_STEP) == FLAGS_STEP)
+
+
+cdef inline Batch *_add_param(Work *w, cnp.ndarray p, Py_ssize_t i,
+                              uintptr_t *nbytes) noexcept:
+    # Append a validated param to its dtype's batch (slot b.n, not yet counted); its size in
+    # bytes goes to *nbytes, for the spans of its grad and state.
+    cdef bint f32 = cnp.PyArray_TYPE(p) == cnp.NPY_FLOAT32
+    cdef int64_t numel = _numel(cnp.PyArray_DIMS(p), cnp.PyArray_NDIM(p))
+    cdef Batch *b = &w.b32 if f32 else &w.b64
+    nbytes[0] = <uintptr_t>numel * (4 if f32 else 8)
+    b.arr[0][b.n] = cnp.PyArray_DATA(p)
+    b.numels[b.n] = numel
+    b.total += numel
+    _add_span(w, cnp.PyArray_DATA(p), nbytes[0], 0, i, 0)
+    return b
+
+
 cdef inline int _bit_length(uint64_t x) noexcept nogil:
     cdef int k = 0
     while x:
@@ -477,22 +523,13 @@ cdef int _check_overlaps(Work *w, str op, tuple names, str steps_name, int nlist
 cdef int _gather(Work *w, str op, tuple names, list lists, int nlists, object steps,
                  str steps_name, object is_new) except -1:
     """Validate lists[k][i] (k = 0 params, 1 grads, 2.. states) and steps[i]; fill w."""
-    cdef list params = lists[0], lst, steps_l = None, new_l = None
+    cdef list params = lists[0], steps_l = None, new_l = None
     cdef Py_ssize_t n = len(params), i
-    cdef int k, tnum
+    cdef int k
     cdef object xo
-    cdef cnp.ndarray p, x, st
+    cdef cnp.ndarray p, x
     cdef Batch *b
-    cdef Py_ssize_t slot
-    cdef int ndim
-    cdef int64_t numel
     cdef uintptr_t nbytes
-    cdef cnp.npy_intp *pdims
-    cdef int flags_w = cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED | cnp.NPY_ARRAY_WRITEABLE
-    cdef int flags_r = cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED
-    cdef int need
-    # one element is contiguous whatever its strides; it must still be aligned and writeable
-    cdef int flags_step = cnp.NPY_ARRAY_ALIGNED | cnp.NPY_ARRAY_WRITEABLE
     # First of all: the caller's `finally` frees w whatever is raised below.
     _work_init(w, n, nlists)
     for k in range(1, nlists):
@@ -514,53 +551,31 @@ cdef int _gather(Work *w, str op, tuple names, list lists, int nlists, object st
             else:
                 _fail_type(op, names, 0, i, xo)
         p = <cnp.ndarray>xo
-        tnum = cnp.PyArray_TYPE(p)
-        if ((tnum != cnp.NPY_FLOAT32 and tnum != cnp.NPY_FLOAT64)
-                or not cnp.PyArray_ISNOTSWAPPED(p)
-                or (cnp.PyArray_FLAGS(p) & flags_w) != flags_w):
+        if not _param_ok(p):
             _fail_array(op, names, 0, i, p, p, True)
-        ndim = cnp.PyArray_NDIM(p)
-        pdims = cnp.PyArray_DIMS(p)
-        numel = _numel(pdims, ndim)
-        nbytes = <uintptr_t>numel * (4 if tnum == cnp.NPY_FLOAT32 else 8)
-        b = &w.b32 if tnum == cnp.NPY_FLOAT32 else &w.b64
-        slot = b.n
-        b.arr[0][slot] = cnp.PyArray_DATA(p)
-        b.numels[slot] = numel
-        b.total += numel
-        _add_span(w, cnp.PyArray_DATA(p), nbytes, 0, i, 0)
+        b = _add_param(w, p, i, &nbytes)
         for k in range(1, nlists):
-            lst = <list>lists[k]
-            xo = lst[i]
+            xo = (<list>lists[k])[i]
             if not isinstance(xo, cnp.ndarray):
                 if isinstance(xo, Tensor):
                     xo = (<Tensor>xo)._np
                 else:
                     _fail_type(op, names, k, i, xo)
             x = <cnp.ndarray>xo
-            need = flags_r if k == 1 else flags_w
-            if (cnp.PyArray_TYPE(x) != tnum or not cnp.PyArray_ISNOTSWAPPED(x)
-                    or cnp.PyArray_NDIM(x) != ndim
-                    or not _same_dims(cnp.PyArray_DIMS(x), pdims, ndim)
-                    or (cnp.PyArray_FLAGS(x) & need) != need):
+            if not _matches(x, p, FLAGS_READ if k == 1 else FLAGS_WRITE):
                 _fail_array(op, names, k, i, x, p, k != 1)
-            b.arr[k][slot] = cnp.PyArray_DATA(x)
+            b.arr[k][b.n] = cnp.PyArray_DATA(x)
             _add_span(w, cnp.PyArray_DATA(x), nbytes, k, i, k == 1)
         if steps_l is not None:
             xo = steps_l[i]
             if isinstance(xo, Tensor):
                 xo = (<Tensor>xo)._np
-            if (not isinstance(xo, cnp.ndarray)
-                    or cnp.PyArray_TYPE(<cnp.ndarray>xo) != cnp.NPY_FLOAT32
-                    or cnp.PyArray_SIZE(<cnp.ndarray>xo) != 1
-                    or not cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>xo)
-                    or (cnp.PyArray_FLAGS(<cnp.ndarray>xo) & flags_step) != flags_step):
+            if not isinstance(xo, cnp.ndarray) or not _step_ok(<cnp.ndarray>xo):
                 _fail_step(op, steps_name, i, xo)
-            st = <cnp.ndarray>xo
-            b.steps[slot] = <float *>cnp.PyArray_DATA(st)
-            _add_span(w, cnp.PyArray_DATA(st), 4, nlists, i, 0)
+            b.steps[b.n] = <float *>cnp.PyArray_DATA(<cnp.ndarray>xo)
+            _add_span(w, cnp.PyArray_DATA(<cnp.ndarray>xo), 4, nlists, i, 0)
         if new_l is not None:
-            b.is_new[slot] = 1 if new_l[i] else 0
+            b.is_new[b.n] = 1 if new_l[i] else 0
         b.n += 1
     _check_overlaps(w, op, names, steps_name, nlists)
     return 0
@@ -589,20 +604,13 @@ cdef int _gather_group(Work *w, list group_params, object state, tuple keys,
     message, or copes: strided arrays, a param repeated in the group).
     """
     cdef Py_ssize_t n = len(group_params), i
-    cdef int nkeys = len(keys), nlists = 2 + nkeys, k, tnum, ndim
+    cdef int nkeys = len(keys), nlists = 2 + nkeys, k
     cdef object po
     cdef PyObject *st = NULL
     cdef PyObject *xo
     cdef cnp.ndarray p, x
     cdef Batch *b
-    cdef Py_ssize_t slot
-    cdef int64_t numel
     cdef uintptr_t nbytes
-    cdef cnp.npy_intp *pdims
-    cdef int flags_w = cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED | cnp.NPY_ARRAY_WRITEABLE
-    cdef int flags_r = cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED
-    cdef int flags_step = cnp.NPY_ARRAY_ALIGNED | cnp.NPY_ARRAY_WRITEABLE
-    cdef int need
     _work_init(w, n, nlists)
     if not isinstance(state, dict):
         return 0
@@ -617,21 +625,9 @@ cdef int _gather_group(Work *w, list group_params, object state, tuple keys,
             if st == NULL or not isinstance(<object>st, dict):
                 return 0
         p = (<Tensor>po)._np
-        tnum = cnp.PyArray_TYPE(p)
-        if ((tnum != cnp.NPY_FLOAT32 and tnum != cnp.NPY_FLOAT64)
-                or not cnp.PyArray_ISNOTSWAPPED(p)
-                or (cnp.PyArray_FLAGS(p) & flags_w) != flags_w):
+        if not _param_ok(p):
             return 0
-        ndim = cnp.PyArray_NDIM(p)
-        pdims = cnp.PyArray_DIMS(p)
-        numel = _numel(pdims, ndim)
-        nbytes = <uintptr_t>numel * (4 if tnum == cnp.NPY_FLOAT32 else 8)
-        b = &w.b32 if tnum == cnp.NPY_FLOAT32 else &w.b64
-        slot = b.n
-        b.arr[0][slot] = cnp.PyArray_DATA(p)
-        b.numels[slot] = numel
-        b.total += numel
-        _add_span(w, cnp.PyArray_DATA(p), nbytes, 0, i, 0)
+        b = _add_param(w, p, i, &nbytes)
         for k in range(1, nlists):
             if k == 1:
                 x = (<Tensor>po)._grad._np
@@ -642,25 +638,18 @@ cdef int _gather_group(Work *w, list group_params, object state, tuple keys,
                 x = _storage(<object>xo)
                 if x is None:
                     return 0
-            need = flags_r if k == 1 else flags_w
-            if (cnp.PyArray_TYPE(x) != tnum or not cnp.PyArray_ISNOTSWAPPED(x)
-                    or cnp.PyArray_NDIM(x) != ndim
-                    or not _same_dims(cnp.PyArray_DIMS(x), pdims, ndim)
-                    or (cnp.PyArray_FLAGS(x) & need) != need):
+            if not _matches(x, p, FLAGS_READ if k == 1 else FLAGS_WRITE):
                 return 0
-            b.arr[k][slot] = cnp.PyArray_DATA(x)
+            b.arr[k][b.n] = cnp.PyArray_DATA(x)
             _add_span(w, cnp.PyArray_DATA(x), nbytes, k, i, k == 1)
         if step_key is not None:
             xo = PyDict_GetItemWithError(<dict>st, step_key)
             if xo == NULL:
                 return 0
             x = _storage(<object>xo)
-            if (x is None or cnp.PyArray_TYPE(x) != cnp.NPY_FLOAT32
-                    or _numel(cnp.PyArray_DIMS(x), cnp.PyArray_NDIM(x)) != 1
-                    or not cnp.PyArray_ISNOTSWAPPED(x)
-                    or (cnp.PyArray_FLAGS(x) & flags_step) != flags_step):
+            if x is None or not _step_ok(x):
                 return 0
-            b.steps[slot] = <float *>cnp.PyArray_DATA(x)
+            b.steps[b.n] = <float *>cnp.PyArray_DATA(x)
             _add_span(w, cnp.PyArray_DATA(x), 4, nlists, i, 0)
         b.n += 1
     return 0 if _check_overlaps(w, None, None, None, nlists, False) else 1
