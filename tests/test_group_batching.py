@@ -177,3 +177,22 @@ def test_groups_with_non_plain_values_are_never_merged(odd):
 
 def test_base_class_helper_is_shared():
     assert "_batched_groups" in Optimizer.__dict__
+
+
+def test_a_group_missing_a_setting_raises_keyerror_as_the_lookup_would():
+    ps = [fastoptim.nn.Parameter(fastoptim.zeros(2)) for _ in range(3)]
+    opt = optim.Adam([{"params": [p]} for p in ps], lr=0.1)
+    del opt.param_groups[1]["eps"]
+    with pytest.raises(KeyError, match="eps"):
+        _batches(opt)
+
+
+def test_equal_values_merge_whatever_their_identity_and_plain_type():
+    ps = [fastoptim.nn.Parameter(fastoptim.zeros(2)) for _ in range(4)]
+    opt = optim.Adam([{"params": [p]} for p in ps], lr=0.1)
+    opt.param_groups[1]["lr"] = float("0.1")          # equal, another object
+    opt.param_groups[2]["weight_decay"] = 0.0          # 0 (int default) == 0.0
+    opt.param_groups[3]["betas"] = (0.9, 0.999)
+    assert [len(b["params"]) for b in _batches(opt)] == [4]
+    opt.param_groups[2]["lr"] = float("nan")           # nan != nan: never merged
+    assert [len(b["params"]) for b in _batches(opt)] == [2, 1, 1]

@@ -13,7 +13,6 @@ from .optimizer import Optimizer, _fresh_state, _use_grad_for_differentiable
 __all__ = ["Adadelta"]
 
 # Everything step reads from a group; groups agreeing on all of it share one kernel call.
-# the settings a step reads: unpacked per group, and compared by group batching
 _HYPER = ("lr", "rho", "eps", "weight_decay", "maximize")
 _hyper = itemgetter(*_HYPER)
 

@@ -23,7 +23,6 @@ from .optimizer import (
 __all__ = ["Adagrad"]
 
 # Everything step reads from a group; groups agreeing on all of it share one kernel call.
-# the settings a step reads: unpacked per group, and compared by group batching
 _HYPER = ("lr", "weight_decay", "lr_decay", "eps", "maximize", "fused")
 _hyper = itemgetter(*_HYPER)
 
@@ -127,8 +126,8 @@ class Adagrad(Optimizer):
         params = group["params"]
         self._fused_dtype_check_once(group)
         i = 0
-        # C-level collection; it stops at each param whose state must be created first
         fresh = None
+        # C-level collection; it stops at each param whose state must be created first
         while (i := _collect(params, self.state, i, ("sum", "step"), True, params_with_grad,
                              grads, (state_sums, state_steps))) >= 0:
             if fresh is None:   # the state of every param still without one, packed

@@ -23,7 +23,6 @@ from .optimizer import (
 __all__ = ["Adam"]
 
 # Everything step reads from a group; groups agreeing on all of it share one kernel call.
-# the settings a step reads: unpacked per group, and compared by group batching
 _HYPER = (
     "lr", "betas", "eps", "weight_decay", "amsgrad", "maximize", "decoupled_weight_decay",
     "fused",

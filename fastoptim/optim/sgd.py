@@ -18,7 +18,6 @@ from .optimizer import Optimizer, _check_fused_flags, _use_grad_for_differentiab
 __all__ = ["SGD"]
 
 # Everything step reads from a group; groups agreeing on all of it share one kernel call.
-# the settings a step reads: unpacked per group, and compared by group batching
 _HYPER = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize", "fused")
 _hyper = itemgetter(*_HYPER)
 
