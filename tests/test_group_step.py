@@ -7,6 +7,7 @@ step aside, having written nothing, whenever the general path has something to d
 create, strided or odd arrays, a repeated param, a Tensor lr.
 """
 
+import pathlib
 import subprocess
 import sys
 import textwrap
@@ -206,5 +207,7 @@ def test_length_mismatch_raises_and_never_crashes():
                     raise AssertionError("no error")
         print("ok")
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    root = pathlib.Path(fastoptim.__file__).resolve().parents[1]   # import the same fastoptim
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, cwd=root)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
