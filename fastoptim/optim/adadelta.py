@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from operator import itemgetter
 
-from fastoptim import Tensor, enable_grad
+from fastoptim import Tensor
 from fastoptim._C._optim import _collect, adadelta_group_step
 
 from .functional import _adadelta
@@ -43,6 +43,8 @@ class Adadelta(Optimizer):
     Example:
         >>> optimizer = fastoptim.optim.Adadelta(model.parameters())
     """
+
+    _HYPER = _HYPER
 
     def __init__(
         self,
@@ -108,27 +110,22 @@ class Adadelta(Optimizer):
     @_use_grad_for_differentiable
     def step(self, closure=None):
         """Perform one optimization step; ``closure`` re-evaluates and returns the loss."""
-        loss = None
-        if closure is not None:
-            with enable_grad():
-                loss = closure()
+        return self._step_groups(closure)
 
-        groups = self.param_groups
-        if len(groups) > 1:
-            groups = self._batched_groups(_HYPER)
-        for group in groups:
-            lr, rho, eps, weight_decay, maximize = _hyper(group)
-            # Steady state: collected, validated and updated in one C call (False: do it here).
-            if type(lr) is float and adadelta_group_step(group["params"], self.state, lr, rho, eps,
-                                                         weight_decay, maximize):
-                continue
-            params_with_grad: list = []
-            grads: list = []
-            square_avgs: list = []
-            acc_deltas: list = []
-            state_steps: list = []
-            self._init_group(group, params_with_grad, grads, square_avgs, acc_deltas, state_steps)
-            if params_with_grad:
-                _adadelta(params_with_grad, grads, square_avgs, acc_deltas, state_steps, lr, rho,
-                          eps, weight_decay, maximize)
-        return loss
+    def _update_group(self, group):
+        """Update one run of equal groups: in one C call from the group in the steady state,
+        else through ``_init_group`` and the functional."""
+        lr, rho, eps, weight_decay, maximize = _hyper(group)
+        # Steady state: collected, validated and updated in one C call (False: do it here).
+        if type(lr) is float and adadelta_group_step(group["params"], self.state, lr, rho, eps,
+                                                     weight_decay, maximize):
+            return
+        params_with_grad: list = []
+        grads: list = []
+        square_avgs: list = []
+        acc_deltas: list = []
+        state_steps: list = []
+        self._init_group(group, params_with_grad, grads, square_avgs, acc_deltas, state_steps)
+        if params_with_grad:
+            _adadelta(params_with_grad, grads, square_avgs, acc_deltas, state_steps, lr, rho,
+                      eps, weight_decay, maximize)

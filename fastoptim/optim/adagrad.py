@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from operator import itemgetter
 
-from fastoptim import Tensor, enable_grad
+from fastoptim import Tensor
 from fastoptim._C._optim import _collect, adagrad_group_step
 
 from .functional import _adagrad
@@ -55,6 +55,8 @@ class Adagrad(Optimizer):
     Example:
         >>> optimizer = fastoptim.optim.Adagrad(model.parameters(), lr=0.1)
     """
+
+    _HYPER = _HYPER
 
     def __init__(
         self,
@@ -140,28 +142,23 @@ class Adagrad(Optimizer):
     @_use_grad_for_differentiable
     def step(self, closure=None):
         """Perform one optimization step; ``closure`` re-evaluates and returns the loss."""
-        loss = None
-        if closure is not None:
-            with enable_grad():
-                loss = closure()
+        return self._step_groups(closure)
 
-        groups = self.param_groups
-        if len(groups) > 1:
-            groups = self._batched_groups(_HYPER)
-        for group in groups:
-            lr, weight_decay, lr_decay, eps, maximize, fused = _hyper(group)
-            if fused:
-                self._fused_dtype_check_once(group)
-            # Steady state: collected, validated and updated in one C call (False: do it here).
-            if type(lr) is float and adagrad_group_step(group["params"], self.state, lr,
-                                                        weight_decay, lr_decay, eps, maximize):
-                continue
-            params_with_grad: list = []
-            grads: list = []
-            state_sums: list = []
-            state_steps: list = []
-            self._init_group(group, params_with_grad, grads, state_sums, state_steps)
-            if params_with_grad:
-                _adagrad(params_with_grad, grads, state_sums, state_steps, lr, weight_decay,
-                         lr_decay, eps, maximize)
-        return loss
+    def _update_group(self, group):
+        """Update one run of equal groups: in one C call from the group in the steady state,
+        else through ``_init_group`` and the functional."""
+        lr, weight_decay, lr_decay, eps, maximize, fused = _hyper(group)
+        if fused:
+            self._fused_dtype_check_once(group)
+        # Steady state: collected, validated and updated in one C call (False: do it here).
+        if type(lr) is float and adagrad_group_step(group["params"], self.state, lr,
+                                                    weight_decay, lr_decay, eps, maximize):
+            return
+        params_with_grad: list = []
+        grads: list = []
+        state_sums: list = []
+        state_steps: list = []
+        self._init_group(group, params_with_grad, grads, state_sums, state_steps)
+        if params_with_grad:
+            _adagrad(params_with_grad, grads, state_sums, state_steps, lr, weight_decay,
+                     lr_decay, eps, maximize)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from operator import itemgetter
 
-from fastoptim import Tensor, enable_grad
+from fastoptim import Tensor
 from fastoptim._C._optim import _collect, adam_group_step
 
 from .functional import _adam
@@ -63,6 +63,8 @@ class Adam(Optimizer):
     Example:
         >>> optimizer = fastoptim.optim.Adam(model.parameters(), lr=1e-3)
     """
+
+    _HYPER = _HYPER
 
     def __init__(
         self,
@@ -175,38 +177,26 @@ class Adam(Optimizer):
     @_use_grad_for_differentiable
     def step(self, closure=None):
         """Perform one optimization step; ``closure`` re-evaluates and returns the loss."""
-        loss = None
-        if closure is not None:
-            with enable_grad():
-                loss = closure()
+        return self._step_groups(closure)
 
-        groups = self.param_groups
-        if len(groups) > 1:
-            groups = self._batched_groups(_HYPER)
-        for group in groups:
-            lr, (beta1, beta2), eps, weight_decay, amsgrad, maximize, decoupled, _ = _hyper(group)
-            # Steady state: collected, validated and updated in one C call (False: do it here).
-            if (type(lr) is float and type(beta1) is float and type(beta2) is float
-                    and adam_group_step(group["params"], self.state, lr, beta1, beta2, eps,
-                                        weight_decay, amsgrad, maximize, decoupled)):
-                continue
-            params_with_grad: list = []
-            grads: list = []
-            exp_avgs: list = []
-            exp_avg_sqs: list = []
-            max_exp_avg_sqs = [] if amsgrad else None
-            state_steps: list = []
-            self._init_group(
-                group,
-                params_with_grad,
-                grads,
-                exp_avgs,
-                exp_avg_sqs,
-                max_exp_avg_sqs,
-                state_steps,
-            )
-            if params_with_grad:
-                _adam(params_with_grad, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs,
-                      state_steps, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize,
-                      decoupled)
-        return loss
+    def _update_group(self, group):
+        """Update one run of equal groups: in one C call from the group in the steady state,
+        else through ``_init_group`` and the functional."""
+        lr, (beta1, beta2), eps, weight_decay, amsgrad, maximize, decoupled, _ = _hyper(group)
+        # Steady state: collected, validated and updated in one C call (False: do it here).
+        if (type(lr) is float and type(beta1) is float and type(beta2) is float
+                and adam_group_step(group["params"], self.state, lr, beta1, beta2, eps,
+                                    weight_decay, amsgrad, maximize, decoupled)):
+            return
+        params_with_grad: list = []
+        grads: list = []
+        exp_avgs: list = []
+        exp_avg_sqs: list = []
+        max_exp_avg_sqs = [] if amsgrad else None
+        state_steps: list = []
+        self._init_group(group, params_with_grad, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs,
+                         state_steps)
+        if params_with_grad:
+            _adam(params_with_grad, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs,
+                  state_steps, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize,
+                  decoupled)

@@ -5,8 +5,9 @@ This file exists so that every optimizer class (and any user subclass written ag
 messages, ``state_dict``/``load_state_dict`` layout, hooks, ``repr``, pickling -- while the
 numbers are computed in one C call per run of equal groups.
 
-How a class's ``step`` reaches C: runs of consecutive groups with equal settings are merged
-(``_batched_groups``). Each run first tries its kernel's steady-state shortcut
+How a class's ``step`` reaches C (``_step_groups``, shared by the built-in classes): runs of
+consecutive groups with equal settings are merged (``_batched_groups``), and the class's
+``_update_group`` updates each run. It first tries its kernel's steady-state shortcut
 (``_optim.*_group_step``), which reads params, grads and state straight from the group and
 ``self.state`` at C level and declines, having written nothing, when there is state to create
 or anything unusual. Then the general path runs, torch's: ``_init_group`` collects the lists
@@ -618,6 +619,24 @@ class Optimizer:
     def step(self, closure: Callable | None = None):
         """Perform one optimization step; subclasses implement it."""
         raise NotImplementedError
+
+    # The settings a built-in optimizer's update reads from a group (see _batched_groups).
+    _HYPER: tuple[str, ...] = ()
+
+    def _step_groups(self, closure: Callable[[], Any] | None) -> Any:
+        """The ``step`` of every built-in optimizer, in torch's shape: run ``closure`` (with grad
+        enabled) for the loss, then update each run of equal groups (``_batched_groups`` over
+        the class's ``_HYPER``) with the class's ``_update_group``."""
+        loss = None
+        if closure is not None:
+            with fastoptim.enable_grad():
+                loss = closure()
+        groups = self.param_groups
+        if len(groups) > 1:
+            groups = self._batched_groups(self._HYPER)
+        for group in groups:
+            self._update_group(group)
+        return loss
 
     def _batched_groups(self, names: tuple[str, ...]) -> list[dict[str, Any]]:
         """``param_groups`` with each run of consecutive groups whose values under ``names``

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from operator import itemgetter
 
-from fastoptim import Tensor, enable_grad
+from fastoptim import Tensor
 from fastoptim._C._optim import _collect, rmsprop_group_step
 
 from .functional import _rmsprop
@@ -47,6 +47,8 @@ class RMSprop(Optimizer):
     Example:
         >>> optimizer = fastoptim.optim.RMSprop(model.parameters(), lr=1e-2)
     """
+
+    _HYPER = _HYPER
 
     def __init__(
         self,
@@ -141,37 +143,25 @@ class RMSprop(Optimizer):
     @_use_grad_for_differentiable
     def step(self, closure=None):
         """Perform one optimization step; ``closure`` re-evaluates and returns the loss."""
-        loss = None
-        if closure is not None:
-            with enable_grad():
-                loss = closure()
+        return self._step_groups(closure)
 
-        groups = self.param_groups
-        if len(groups) > 1:
-            groups = self._batched_groups(_HYPER)
-        for group in groups:
-            lr, alpha, eps, weight_decay, momentum, centered, maximize = _hyper(group)
-            # Steady state: collected, validated and updated in one C call (False: do it here).
-            if type(lr) is float and rmsprop_group_step(group["params"], self.state, lr, alpha,
-                                                        eps, weight_decay, momentum, centered,
-                                                        maximize):
-                continue
-            params_with_grad: list = []
-            grads: list = []
-            square_avgs: list = []
-            grad_avgs = [] if centered else None
-            momentum_buffer_list = [] if momentum > 0 else None
-            state_steps: list = []
-            self._init_group(
-                group,
-                params_with_grad,
-                grads,
-                square_avgs,
-                momentum_buffer_list,
-                grad_avgs,
-                state_steps,
-            )
-            if params_with_grad:
-                _rmsprop(params_with_grad, grads, square_avgs, grad_avgs, momentum_buffer_list,
-                         state_steps, lr, alpha, eps, weight_decay, momentum, centered, maximize)
-        return loss
+    def _update_group(self, group):
+        """Update one run of equal groups: in one C call from the group in the steady state,
+        else through ``_init_group`` and the functional."""
+        lr, alpha, eps, weight_decay, momentum, centered, maximize = _hyper(group)
+        # Steady state: collected, validated and updated in one C call (False: do it here).
+        if type(lr) is float and rmsprop_group_step(group["params"], self.state, lr, alpha,
+                                                    eps, weight_decay, momentum, centered,
+                                                    maximize):
+            return
+        params_with_grad: list = []
+        grads: list = []
+        square_avgs: list = []
+        grad_avgs = [] if centered else None
+        momentum_buffer_list = [] if momentum > 0 else None
+        state_steps: list = []
+        self._init_group(group, params_with_grad, grads, square_avgs, momentum_buffer_list,
+                         grad_avgs, state_steps)
+        if params_with_grad:
+            _rmsprop(params_with_grad, grads, square_avgs, grad_avgs, momentum_buffer_list,
+                     state_steps, lr, alpha, eps, weight_decay, momentum, centered, maximize)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from operator import itemgetter
 
-from fastoptim import Tensor, enable_grad
+from fastoptim import Tensor
 from fastoptim._C._optim import _collect, sgd_group_step
 
 from .functional import _sgd
@@ -53,6 +53,8 @@ class SGD(Optimizer):
         >>> optimizer = fastoptim.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
         >>> optimizer.zero_grad(); loss_fn(model(x), y).backward(); optimizer.step()
     """
+
+    _HYPER = _HYPER
 
     def __init__(
         self,
@@ -119,32 +121,27 @@ class SGD(Optimizer):
     @_use_grad_for_differentiable
     def step(self, closure=None):
         """Perform one optimization step; ``closure`` re-evaluates and returns the loss."""
-        loss = None
-        if closure is not None:
-            with enable_grad():
-                loss = closure()
+        return self._step_groups(closure)
 
-        groups = self.param_groups
-        if len(groups) > 1:
-            groups = self._batched_groups(_HYPER)
-        for group in groups:
-            lr, momentum, dampening, weight_decay, nesterov, maximize, fused = _hyper(group)
-            if fused:
-                self._fused_dtype_check_once(group)
-            # Steady state: collected, validated and updated in one C call (False: do it here).
-            if type(lr) is float and sgd_group_step(group["params"], self.state, lr, momentum,
-                                                    dampening, weight_decay, nesterov, maximize):
-                continue
-            params: list = []
-            grads: list = []
-            momentum_buffer_list: list = []
-            self._init_group(group, params, grads, momentum_buffer_list)
-            if not params:
-                continue
-            if _sgd(params, grads, momentum_buffer_list, lr, momentum, dampening, weight_decay,
-                    nesterov, maximize):
-                # First step of some params: keep the buffers the kernel created and filled.
-                state = self.state
-                for p, buf in zip(params, momentum_buffer_list):
-                    state[p]["momentum_buffer"] = buf
-        return loss
+    def _update_group(self, group):
+        """Update one run of equal groups: in one C call from the group in the steady state,
+        else through ``_init_group`` and the functional."""
+        lr, momentum, dampening, weight_decay, nesterov, maximize, fused = _hyper(group)
+        if fused:
+            self._fused_dtype_check_once(group)
+        # Steady state: collected, validated and updated in one C call (False: do it here).
+        if type(lr) is float and sgd_group_step(group["params"], self.state, lr, momentum,
+                                                dampening, weight_decay, nesterov, maximize):
+            return
+        params: list = []
+        grads: list = []
+        momentum_buffer_list: list = []
+        self._init_group(group, params, grads, momentum_buffer_list)
+        if not params:
+            return
+        if _sgd(params, grads, momentum_buffer_list, lr, momentum, dampening, weight_decay,
+                nesterov, maximize):
+            # First step of some params: keep the buffers the kernel created and filled.
+            state = self.state
+            for p, buf in zip(params, momentum_buffer_list):
+                state[p]["momentum_buffer"] = buf
