@@ -8,7 +8,7 @@ from fastoptim import Tensor
 from fastoptim._C._optim import _collect, adadelta_group_step
 
 from .functional import _adadelta
-from .optimizer import Optimizer, _fresh_state, _use_grad_for_differentiable
+from .optimizer import Optimizer, _fresh_state, _grouped_step
 
 __all__ = ["Adadelta"]
 
@@ -107,10 +107,7 @@ class Adadelta(Optimizer):
             self.state[params[i]].update(fresh[params[i]])
         return False
 
-    @_use_grad_for_differentiable
-    def step(self, closure=None):
-        """Perform one optimization step; ``closure`` re-evaluates and returns the loss."""
-        return self._step_groups(closure)
+    step = _grouped_step("Adadelta")
 
     def _update_group(self, group):
         """Update one run of equal groups: in one C call from the group in the steady state,

@@ -17,7 +17,7 @@ from .optimizer import (
     Optimizer,
     _check_fused_flags,
     _fresh_state,
-    _use_grad_for_differentiable,
+    _grouped_step,
 )
 
 __all__ = ["Adagrad"]
@@ -139,10 +139,7 @@ class Adagrad(Optimizer):
             self.state[params[i]].update(fresh[params[i]])
         return False, False
 
-    @_use_grad_for_differentiable
-    def step(self, closure=None):
-        """Perform one optimization step; ``closure`` re-evaluates and returns the loss."""
-        return self._step_groups(closure)
+    step = _grouped_step("Adagrad")
 
     def _update_group(self, group):
         """Update one run of equal groups: in one C call from the group in the steady state,

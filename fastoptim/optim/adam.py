@@ -16,8 +16,8 @@ from .optimizer import (
     _check_fused_flags,
     _device_dtype_check_for_fused,
     _fresh_state,
+    _grouped_step,
     _to_scalar,
-    _use_grad_for_differentiable,
 )
 
 __all__ = ["Adam"]
@@ -174,10 +174,7 @@ class Adam(Optimizer):
             self.state[p].update(fresh[p])
         return False
 
-    @_use_grad_for_differentiable
-    def step(self, closure=None):
-        """Perform one optimization step; ``closure`` re-evaluates and returns the loss."""
-        return self._step_groups(closure)
+    step = _grouped_step("Adam")
 
     def _update_group(self, group):
         """Update one run of equal groups: in one C call from the group in the steady state,

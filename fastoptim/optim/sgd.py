@@ -13,7 +13,7 @@ from fastoptim import Tensor
 from fastoptim._C._optim import _collect, sgd_group_step
 
 from .functional import _sgd
-from .optimizer import Optimizer, _check_fused_flags, _use_grad_for_differentiable
+from .optimizer import Optimizer, _check_fused_flags, _grouped_step
 
 __all__ = ["SGD"]
 
@@ -118,10 +118,7 @@ class SGD(Optimizer):
                  (momentum_buffer_list,))
         return False
 
-    @_use_grad_for_differentiable
-    def step(self, closure=None):
-        """Perform one optimization step; ``closure`` re-evaluates and returns the loss."""
-        return self._step_groups(closure)
+    step = _grouped_step("SGD")
 
     def _update_group(self, group):
         """Update one run of equal groups: in one C call from the group in the steady state,
