@@ -120,6 +120,11 @@ def _strided(p, state):
     state[p]["exp_avg"] = fastoptim.from_numpy(big[::2])
 
 
+def _read_only(a):
+    a.setflags(write=False)
+    return a
+
+
 DECLINES = {
     "no state yet": lambda p, state: state.clear(),
     "empty state": lambda p, state: state[p].clear(),
@@ -134,7 +139,8 @@ DECLINES = {
     "float64 step": lambda p, state: state[p].__setitem__(
         "step", fastoptim.from_numpy(np.array(3.0))),
     "state shares the param": lambda p, state: state[p].__setitem__("exp_avg", p),
-    "read-only state": lambda p, state: state[p]["exp_avg"].numpy().setflags(write=False),
+    "read-only state": lambda p, state: state[p].__setitem__(
+        "exp_avg", fastoptim.from_numpy(_read_only(np.zeros(6, np.float32)))),
 }
 
 

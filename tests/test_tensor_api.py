@@ -50,9 +50,45 @@ def test_from_numpy_is_zero_copy():
     assert t[0, 0].item() == 42.0
     t.add_(1.0)
     assert a[0, 0] == 43.0
-    assert t.numpy() is a or np.shares_memory(t.numpy(), a)
+    assert np.shares_memory(t.numpy(), a)
     with pytest.raises(TypeError, match="expected np.ndarray"):
         fo.from_numpy([1.0, 2.0])
+
+
+def test_numpy_arrays_handed_out_or_taken_in_are_views():
+    # torch keeps its own sizes: reshaping, retyping or re-flagging the numpy array object a
+    # tensor came from or handed out leaves the tensor as it was (and the facts the optimizer
+    # kernels trust, _tensor.pxd, true).
+    a = np.arange(6.0)
+    t = fo.from_numpy(a)
+    a.shape = (2, 3)
+    a.dtype = np.int64
+    a.setflags(write=False)
+    assert t.shape == (6,) and t.dtype is fo.float64
+    t.add_(1.0)                                   # still writeable
+    assert np.shares_memory(t.numpy(), a)
+    n = t.numpy()
+    assert n is not t.numpy()                     # a new array object each time, as torch
+    n.shape = (3, 2)
+    n.setflags(write=False)
+    assert t.shape == (6,)
+    t.mul_(2.0)
+    np.testing.assert_array_equal(t.numpy(), (np.arange(6.0) + 1) * 2)
+    assert fo._C._tensor._facts(t)[:2] == (t.numpy().ctypes.data, 6)
+
+
+def test_numpy_conversion_honours_copy():
+    t = fo.tensor([1.0, 2.0])
+    c = np.array(t)                               # numpy >= 2 asks __array__ for a copy
+    c[0] = 5.0
+    assert t[0].item() == 1.0
+    v = np.asarray(t)
+    v[0] = 7.0
+    assert t[0].item() == 7.0
+    assert np.array(t, copy=False)[0] == 7.0
+    assert np.asarray(t, dtype=np.float64).dtype == np.float64
+    with pytest.raises(ValueError, match="Unable to avoid copy"):
+        np.array(t, dtype=np.float64, copy=False)
 
 
 @pytest.mark.parametrize("fn", ["zeros", "ones", "empty", "randn", "rand"])
@@ -588,3 +624,42 @@ def test_warnings_point_at_the_callers_line():
     with pytest.warns(UserWarning) as rec:
         fo.zeros(2).add_(1.0, fo.ones(2))
     assert rec[0].filename == __file__
+
+
+def _true_facts(t):
+    x = t._np
+    return (x.ctypes.data, x.size, x.dtype.num if x.dtype.isnative else -1, x.flags.num, x.ndim)
+
+
+def test_cached_storage_facts_match_the_array():
+    # The optimizer glue validates tensors from the facts cached next to the object header
+    # (_tensor.pxd); every way a tensor gets or changes its storage must keep them true.
+    import copy
+    import pickle
+
+    import fastoptim.nn as nn
+    import fastoptim.optim as optim
+    fo.manual_seed(0)
+    model = nn.Linear(4, 3)
+    opt = optim.Adam(model.parameters(), lr=0.1)
+    x = fo.randn(5, 4)
+    for _ in range(2):               # the second backward accumulates into the existing grads
+        model(x).pow(2).sum().backward()
+    opt.step()
+    w = model.weight
+    tensors = [
+        fo.zeros(2, 3), fo.randn(7), fo.tensor([1, 2]), fo.tensor(3.5), fo.arange(5.0),
+        fo.from_numpy(np.arange(6.0)), fo.from_numpy(np.zeros((0, 3), np.float32)),
+        w, w.grad, w.detach(), w.data, w.T, w[::2], w.reshape(-1), w.view(3, 4),
+        w + 1, x @ w.T, w.sum(), copy.deepcopy(w), pickle.loads(pickle.dumps(w.detach())),
+        nn.Parameter(fo.ones(3)),
+        *[v for st in opt.state.values() for v in st.values()],
+    ]
+    g = w.grad.T                     # a non-contiguous grad: the next backward rebinds it
+    w.grad = g.contiguous().T
+    model(x).pow(2).sum().backward()
+    t = fo.zeros(3)
+    t.data = fo.ones(2, 2)
+    tensors += [w.grad, t]
+    for t in tensors:
+        assert fo._C._tensor._facts(t) == _true_facts(t)

@@ -274,6 +274,42 @@ cdef inline bint _same_dims(cnp.npy_intp *a, cnp.npy_intp *b, int ndim) noexcept
     return True
 
 
+cdef struct Arr:
+    # What the checks need to know about one array: read from a Tensor's cached facts (one
+    # cache line, _tensor.pxd) or from a numpy array itself.
+    void *data
+    int64_t numel
+    int tnum           # numpy type number; -1 when the byte order is not native
+    int flags
+    int ndim
+    PyObject *np       # the numpy array (borrowed): its dims, compared when ndim > 1
+
+
+cdef inline void _arr_of_tensor(Arr *a, Tensor t) noexcept:
+    a.data, a.numel, a.tnum, a.flags, a.ndim = t._data, t._numel, t._tnum, t._flags, t._ndim
+    a.np = <PyObject *>t._np
+
+
+cdef inline void _arr_of_numpy(Arr *a, cnp.ndarray x) noexcept:
+    a.data = cnp.PyArray_DATA(x)
+    a.ndim = cnp.PyArray_NDIM(x)
+    a.numel = _numel(cnp.PyArray_DIMS(x), a.ndim)
+    a.tnum = cnp.PyArray_TYPE(x) if cnp.PyArray_ISNOTSWAPPED(x) else -1
+    a.flags = cnp.PyArray_FLAGS(x)
+    a.np = <PyObject *>x
+
+
+cdef inline bint _arr_of(Arr *a, object x) noexcept:
+    # A Tensor's facts or a numpy array's; False for anything else.
+    if isinstance(x, Tensor):
+        _arr_of_tensor(a, <Tensor>x)
+        return True
+    if isinstance(x, cnp.ndarray):
+        _arr_of_numpy(a, <cnp.ndarray>x)
+        return True
+    return False
+
+
 cdef enum:
     FLAGS_READ = cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED
     FLAGS_WRITE = FLAGS_READ | cnp.NPY_ARRAY_WRITEABLE
@@ -281,42 +317,37 @@ cdef enum:
     FLAGS_STEP = cnp.NPY_ARRAY_ALIGNED | cnp.NPY_ARRAY_WRITEABLE
 
 
-cdef inline bint _param_ok(cnp.ndarray p) noexcept:
+cdef inline bint _param_ok(const Arr *p) noexcept:
     # A param: native float32 or float64, C-contiguous, aligned, writeable.
-    cdef int tnum = cnp.PyArray_TYPE(p)
-    return ((tnum == cnp.NPY_FLOAT32 or tnum == cnp.NPY_FLOAT64) and cnp.PyArray_ISNOTSWAPPED(p)
-            and (cnp.PyArray_FLAGS(p) & FLAGS_WRITE) == FLAGS_WRITE)
+    return ((p.tnum == cnp.NPY_FLOAT32 or p.tnum == cnp.NPY_FLOAT64)
+            and (p.flags & FLAGS_WRITE) == FLAGS_WRITE)
 
 
-cdef inline bint _matches(cnp.ndarray x, cnp.ndarray p, int need) noexcept:
-    # A grad or state array of param p: p's dtype and shape, and the flags in need.
-    cdef int ndim = cnp.PyArray_NDIM(p)
-    return (cnp.PyArray_TYPE(x) == cnp.PyArray_TYPE(p) and cnp.PyArray_ISNOTSWAPPED(x)
-            and cnp.PyArray_NDIM(x) == ndim
-            and _same_dims(cnp.PyArray_DIMS(x), cnp.PyArray_DIMS(p), ndim)
-            and (cnp.PyArray_FLAGS(x) & need) == need)
+cdef inline bint _matches(const Arr *x, const Arr *p, int need) noexcept:
+    # A grad or state array of param p: p's dtype and shape, and the flags in need.  Equal
+    # numels and ndims are equal shapes up to one dimension; beyond, the dims are compared.
+    return (x.tnum == p.tnum and x.ndim == p.ndim and x.numel == p.numel
+            and (x.flags & need) == need
+            and (p.ndim < 2 or _same_dims(cnp.PyArray_DIMS(<cnp.ndarray>x.np),
+                                          cnp.PyArray_DIMS(<cnp.ndarray>p.np), p.ndim)))
 
 
-cdef inline bint _step_ok(cnp.ndarray x) noexcept:
+cdef inline bint _step_ok(const Arr *x) noexcept:
     # torch's step: one native float32 element, aligned and writeable.
-    return (cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32
-            and _numel(cnp.PyArray_DIMS(x), cnp.PyArray_NDIM(x)) == 1
-            and cnp.PyArray_ISNOTSWAPPED(x)
-            and (cnp.PyArray_FLAGS(x) & FLAGS_STEP) == FLAGS_STEP)
+    return x.tnum == cnp.NPY_FLOAT32 and x.numel == 1 and (x.flags & FLAGS_STEP) == FLAGS_STEP
 
 
-cdef inline Batch *_add_param(Work *w, cnp.ndarray p, Py_ssize_t i,
+cdef inline Batch *_add_param(Work *w, const Arr *p, Py_ssize_t i,
                               uintptr_t *nbytes) noexcept:
     # Append a validated param to its dtype's batch (slot b.n, not yet counted); its size in
     # bytes goes to *nbytes, for the spans of its grad and state.
-    cdef bint f32 = cnp.PyArray_TYPE(p) == cnp.NPY_FLOAT32
-    cdef int64_t numel = _numel(cnp.PyArray_DIMS(p), cnp.PyArray_NDIM(p))
+    cdef bint f32 = p.tnum == cnp.NPY_FLOAT32
     cdef Batch *b = &w.b32 if f32 else &w.b64
-    nbytes[0] = <uintptr_t>numel * (4 if f32 else 8)
-    b.arr[0][b.n] = cnp.PyArray_DATA(p)
-    b.numels[b.n] = numel
-    b.total += numel
-    _add_span(w, cnp.PyArray_DATA(p), nbytes[0], 0, i, 0)
+    nbytes[0] = <uintptr_t>p.numel * (4 if f32 else 8)
+    b.arr[0][b.n] = p.data
+    b.numels[b.n] = p.numel
+    b.total += p.numel
+    _add_span(w, p.data, nbytes[0], 0, i, 0)
     return b
 
 
@@ -526,12 +557,14 @@ cdef int _gather(Work *w, str op, tuple names, list lists, int nlists, object st
     cdef list params = lists[0], steps_l = None, new_l = None
     cdef Py_ssize_t n = len(params), i
     cdef int k
-    cdef object xo
-    cdef cnp.ndarray p, x
+    cdef object po, xo
+    cdef Arr pa, xa
     cdef Batch *b
     cdef uintptr_t nbytes
     # First of all: the caller's `finally` frees w whatever is raised below.
     _work_init(w, n, nlists)
+    memset(&pa, 0, sizeof(Arr))     # (set before any use; this quiets the compiler)
+    memset(&xa, 0, sizeof(Arr))
     for k in range(1, nlists):
         if len(<list>lists[k]) != n:
             _fail_len(op, names[k], len(<list>lists[k]), n, names[0])
@@ -544,50 +577,33 @@ cdef int _gather(Work *w, str op, tuple names, list lists, int nlists, object st
         if len(new_l) != n:
             _fail_len(op, "buffer_is_new", len(new_l), n, names[0])
     for i in range(n):
-        xo = params[i]
-        if not isinstance(xo, cnp.ndarray):
-            if isinstance(xo, Tensor):   # a fastoptim Tensor: its storage, read at C level
-                xo = (<Tensor>xo)._np
-            else:
-                _fail_type(op, names, 0, i, xo)
-        p = <cnp.ndarray>xo
-        if not _param_ok(p):
-            _fail_array(op, names, 0, i, p, p, True)
-        b = _add_param(w, p, i, &nbytes)
+        po = params[i]
+        if not _arr_of(&pa, po):
+            _fail_type(op, names, 0, i, po)
+        if not _param_ok(&pa):
+            _fail_array(op, names, 0, i, <object>pa.np, <object>pa.np, True)
+        b = _add_param(w, &pa, i, &nbytes)
         for k in range(1, nlists):
             xo = (<list>lists[k])[i]
-            if not isinstance(xo, cnp.ndarray):
-                if isinstance(xo, Tensor):
-                    xo = (<Tensor>xo)._np
-                else:
-                    _fail_type(op, names, k, i, xo)
-            x = <cnp.ndarray>xo
-            if not _matches(x, p, FLAGS_READ if k == 1 else FLAGS_WRITE):
-                _fail_array(op, names, k, i, x, p, k != 1)
-            b.arr[k][b.n] = cnp.PyArray_DATA(x)
-            _add_span(w, cnp.PyArray_DATA(x), nbytes, k, i, k == 1)
+            if not _arr_of(&xa, xo):
+                _fail_type(op, names, k, i, xo)
+            if not _matches(&xa, &pa, FLAGS_READ if k == 1 else FLAGS_WRITE):
+                _fail_array(op, names, k, i, <object>xa.np, <object>pa.np, k != 1)
+            b.arr[k][b.n] = xa.data
+            _add_span(w, xa.data, nbytes, k, i, k == 1)
         if steps_l is not None:
             xo = steps_l[i]
-            if isinstance(xo, Tensor):
-                xo = (<Tensor>xo)._np
-            if not isinstance(xo, cnp.ndarray) or not _step_ok(<cnp.ndarray>xo):
+            if not _arr_of(&xa, xo):
                 _fail_step(op, steps_name, i, xo)
-            b.steps[b.n] = <float *>cnp.PyArray_DATA(<cnp.ndarray>xo)
-            _add_span(w, cnp.PyArray_DATA(<cnp.ndarray>xo), 4, nlists, i, 0)
+            if not _step_ok(&xa):
+                _fail_step(op, steps_name, i, <object>xa.np)
+            b.steps[b.n] = <float *>xa.data
+            _add_span(w, xa.data, 4, nlists, i, 0)
         if new_l is not None:
             b.is_new[b.n] = 1 if new_l[i] else 0
         b.n += 1
     _check_overlaps(w, op, names, steps_name, nlists)
     return 0
-
-
-cdef inline cnp.ndarray _storage(object x):
-    # The numpy array behind a fastoptim Tensor (or a numpy array itself); None for anything else.
-    if isinstance(x, Tensor):
-        return (<Tensor>x)._np
-    if isinstance(x, cnp.ndarray):
-        return <cnp.ndarray>x
-    return None
 
 
 cdef int _gather_group(Work *w, list group_params, object state, tuple keys,
@@ -606,9 +622,10 @@ cdef int _gather_group(Work *w, list group_params, object state, tuple keys,
     cdef Py_ssize_t n = len(group_params), i
     cdef int nkeys = len(keys), nlists = 2 + nkeys, k
     cdef object po
+    cdef Tensor g
     cdef PyObject *st = NULL
     cdef PyObject *xo
-    cdef cnp.ndarray p, x
+    cdef Arr pa, xa
     cdef Batch *b
     cdef uintptr_t nbytes
     _work_init(w, n, nlists)
@@ -618,39 +635,34 @@ cdef int _gather_group(Work *w, list group_params, object state, tuple keys,
         po = group_params[i]
         if not isinstance(po, Tensor):
             return 0
-        if (<Tensor>po)._grad is None:
+        g = (<Tensor>po)._grad
+        if g is None:
             continue
         if nkeys or step_key is not None:     # (SGD without momentum keeps no state)
             st = PyDict_GetItemWithError(state, po)
             if st == NULL or not isinstance(<object>st, dict):
                 return 0
-        p = (<Tensor>po)._np
-        if not _param_ok(p):
+        _arr_of_tensor(&pa, <Tensor>po)
+        if not _param_ok(&pa):
             return 0
-        b = _add_param(w, p, i, &nbytes)
-        for k in range(1, nlists):
-            if k == 1:
-                x = (<Tensor>po)._grad._np
-            else:
-                xo = PyDict_GetItemWithError(<dict>st, keys[k - 2])
-                if xo == NULL:
-                    return 0
-                x = _storage(<object>xo)
-                if x is None:
-                    return 0
-            if not _matches(x, p, FLAGS_READ if k == 1 else FLAGS_WRITE):
+        b = _add_param(w, &pa, i, &nbytes)
+        _arr_of_tensor(&xa, g)
+        if not _matches(&xa, &pa, FLAGS_READ):
+            return 0
+        b.arr[1][b.n] = xa.data
+        _add_span(w, xa.data, nbytes, 1, i, 1)
+        for k in range(2, nlists):
+            xo = PyDict_GetItemWithError(<dict>st, keys[k - 2])
+            if xo == NULL or not _arr_of(&xa, <object>xo) or not _matches(&xa, &pa, FLAGS_WRITE):
                 return 0
-            b.arr[k][b.n] = cnp.PyArray_DATA(x)
-            _add_span(w, cnp.PyArray_DATA(x), nbytes, k, i, k == 1)
+            b.arr[k][b.n] = xa.data
+            _add_span(w, xa.data, nbytes, k, i, 0)
         if step_key is not None:
             xo = PyDict_GetItemWithError(<dict>st, step_key)
-            if xo == NULL:
+            if xo == NULL or not _arr_of(&xa, <object>xo) or not _step_ok(&xa):
                 return 0
-            x = _storage(<object>xo)
-            if x is None or not _step_ok(x):
-                return 0
-            b.steps[b.n] = <float *>cnp.PyArray_DATA(x)
-            _add_span(w, cnp.PyArray_DATA(x), 4, nlists, i, 0)
+            b.steps[b.n] = <float *>xa.data
+            _add_span(w, xa.data, 4, nlists, i, 0)
         b.n += 1
     return 0 if _check_overlaps(w, None, None, None, nlists, False) else 1
 

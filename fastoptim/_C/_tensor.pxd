@@ -1,12 +1,28 @@
 # cython: language_level=3
 """C-level layout of fastoptim's Tensor, so that other Cython modules (the optimizer glue,
-user extensions) can read a tensor's array and gradient without Python attribute lookups."""
+user extensions) can read a tensor's array and gradient without Python attribute lookups.
+
+A Tensor's numpy array ``_np`` is private to fastoptim: ``numpy()``, ``__array__`` and
+``from_numpy`` hand out or take in views of it, never the object itself, so nobody outside can
+reshape, retype or re-flag it in place (numpy allows all three on an array object).  That makes
+its facts fixed for as long as it is bound, and ``_data`` ... ``_flags`` keep a copy of them next
+to the object header: the optimizer glue validates a tensor from this one cache line instead of
+chasing the array object and its separately allocated shape (a cold miss each, per tensor, per
+step).  ``_np`` is only ever rebound through ``_tensor._bind``, which refreshes them.
+"""
 cimport numpy as cnp
+from libc.stdint cimport int64_t
 
 
 cdef class Tensor:
     cdef readonly cnp.ndarray _np      # storage (a numpy array; views share it)
     cdef Tensor _grad                  # .grad (a leaf's accumulated gradient) or None
+    # facts about _np, set by _bind (never bound: all zero, which no check accepts)
+    cdef void *_data                   # PyArray_DATA
+    cdef int64_t _numel                # PyArray_SIZE
+    cdef int _tnum                     # PyArray_TYPE, or -1 when the byte order is not native
+    cdef int _flags                    # PyArray_FLAGS
+    cdef int _ndim                     # PyArray_NDIM
     cdef bint _requires_grad
     cdef bint _retains_grad
     # graph node: what made this tensor (N_LEAF for leaves), its inputs and saved values

@@ -28,7 +28,7 @@ import numpy as np
 
 cimport cython
 cimport numpy as cnp
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int64_t, uint64_t, uintptr_t
 from libc.math cimport NAN
 
 from fastoptim._C.kernels cimport *
@@ -448,7 +448,7 @@ cdef class Tensor:
             data = []
         # torch.Tensor(data) is the legacy constructor: always the default float dtype
         src = tensor(data, dtype=_default_dtype if dtype is None else dtype)
-        self._np = src._np
+        _bind(self, src._np)
         if requires_grad:
             self.requires_grad_(True)
 
@@ -636,7 +636,7 @@ cdef class Tensor:
     def data(self, value):
         if not isinstance(value, Tensor):
             raise TypeError(f"data must be a Tensor, got {type(value).__name__}")
-        self._np = (<Tensor>value)._np
+        _bind(self, (<Tensor>value)._np)
 
     def detach(self):
         return _wrap(self._np)
@@ -653,11 +653,17 @@ cdef class Tensor:
         if self._requires_grad and not force:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
                                "tensor.detach().numpy() instead.")
-        return self._np
+        return self._np.view()    # a new array object on the same memory, as torch's
 
     def __array__(self, dtype=None, copy=None):
-        if dtype is None:
-            return self._np
+        # numpy >= 2 passes copy and trusts the answer: np.array(t) asks for a copy
+        if copy:
+            return np.array(self._np, dtype=dtype, copy=True)
+        if dtype is None or np.dtype(dtype) == self._np.dtype:
+            return self._np.view()
+        if copy is False:
+            raise ValueError(f"Unable to avoid copy while creating an array as requested: the "
+                             f"tensor is {self._np.dtype}, {np.dtype(dtype)} was asked for.")
         return self._np.astype(dtype)
 
     def tolist(self):
@@ -709,7 +715,7 @@ cdef class Tensor:
                                "support the deepcopy protocol at the moment.")
         import copy as _copy
         t = type(self).__new__(type(self))
-        t._np = np.array(self._np)
+        _bind(t, np.array(self._np))
         t._requires_grad = self._requires_grad
         memo[id(self)] = t
         if self._grad is not None:
@@ -1145,10 +1151,27 @@ def _rebuild(arr, requires_grad):
 
 
 cdef inline Tensor _wrap(object arr):
-    """A new leaf Tensor over an existing array (no copy)."""
+    """A new leaf Tensor over an existing array (no copy).  The array becomes the tensor's
+    private storage object: pass a view (from_numpy does) when the caller keeps the array."""
     cdef Tensor t = Tensor.__new__(Tensor)
-    t._np = arr
+    _bind(t, arr)
     return t
+
+
+cdef inline void _bind(Tensor t, cnp.ndarray arr):
+    """Make arr t's storage and refresh the facts _tensor.pxd keeps about it.  The only way _np
+    is ever (re)bound."""
+    t._np = arr
+    t._data = cnp.PyArray_DATA(arr)
+    t._numel = cnp.PyArray_SIZE(arr)
+    t._tnum = cnp.PyArray_TYPE(arr) if cnp.PyArray_ISNOTSWAPPED(arr) else -1
+    t._flags = cnp.PyArray_FLAGS(arr)
+    t._ndim = cnp.PyArray_NDIM(arr)
+
+
+def _facts(Tensor t):
+    """(data address, numel, type number, flags, ndim) as cached on t (for tests)."""
+    return <uintptr_t>t._data, t._numel, t._tnum, t._flags, t._ndim
 
 
 cdef inline object _np_of(object x):
@@ -1270,7 +1293,9 @@ def from_numpy(ndarray):
     if not ndarray.dtype.isnative:
         raise ValueError("given numpy array has byte order different from the native byte "
                          "order. Conversion between byte orders is currently not supported.")
-    return _wrap(ndarray)
+    # A view: the caller keeps its array object, which numpy lets it reshape in place; the
+    # tensor keeps its shape, as torch's does.
+    return _wrap(ndarray.view(np.ndarray))
 
 
 def is_tensor(obj):
@@ -2295,7 +2320,7 @@ cdef void _store_grad(Tensor t, cnp.ndarray g, bint owned) except *:
     acc = old._np
     if not cnp.PyArray_IS_C_CONTIGUOUS(acc) or not cnp.PyArray_ISWRITEABLE(acc) or \
             cnp.PyArray_TYPE(acc) != cnp.PyArray_TYPE(g) or not cnp.PyArray_SAMESHAPE(acc, g):
-        old._np = acc + g
+        _bind(old, acc + g)
         return
     n = cnp.PyArray_SIZE(acc)
     g = _contig(g)
@@ -2637,7 +2662,7 @@ def _make_subclass(cls, data, requires_grad=False):
     """A `cls` instance (a Tensor subclass such as nn.Parameter) sharing data's storage."""
     cdef Tensor src = <Tensor>data
     cdef Tensor t = Tensor.__new__(cls)
-    t._np = src._np
+    _bind(t, src._np)
     if requires_grad:
         t._set_requires_grad(True)
     return t
