@@ -65,9 +65,10 @@ cdef enum:
     # the overlap check's radix sort: digit width and bucket count
     RADIX_BITS = 11
     RADIX = 1 << RADIX_BITS
-    # the cache of span sets already proven overlap-free: entries, and total spans kept
+    # the cache of calls already proven overlap-free: entries, and the arrays they cover in all
+    # (a key costs 8 bytes per array plus 8 per tensor: at most 16 MiB in all)
     CACHE_SLOTS = 8
-    CACHE_MAX_SPANS = 1 << 18     # 8 MiB of 32-byte spans across all entries
+    CACHE_MAX_ARRAYS = 1 << 20
 
 
 cdef struct Batch:
@@ -76,6 +77,7 @@ cdef struct Batch:
     void **arr[MAX_LISTS]
     float **steps
     int64_t *numels
+    Py_ssize_t *index  # each tensor's index in the call (for messages)
     unsigned char *is_new
     int64_t total
 
@@ -92,12 +94,15 @@ cdef struct Span:
 cdef struct Work:
     Batch b32
     Batch b64
-    Span *spans        # in call order (the order the cache compares)
+    int nlists         # params, grads, states: the lists of arr[] in use
+    bint has_steps
+    Span *spans        # in call order; built only when the overlap check must run
     uint64_t *keys     # 2 * capacity of spans: the radix sort's keys and its scratch
     Py_ssize_t nspans
     void *heap
     void *stack_ptrs[2 * (MAX_LISTS + 1) * STACK_TENSORS]
     int64_t stack_numels[2 * STACK_TENSORS]
+    Py_ssize_t stack_index[2 * STACK_TENSORS]
     unsigned char stack_new[2 * STACK_TENSORS]
     Span stack_spans[(MAX_LISTS + 1) * STACK_TENSORS]
     uint64_t stack_keys[2 * (MAX_LISTS + 1) * STACK_TENSORS]
@@ -107,17 +112,20 @@ cdef int _work_init(Work *w, Py_ssize_t n, int nlists) except -1:
     cdef char *mem
     cdef void **ptrs
     cdef int64_t *numels
+    cdef Py_ssize_t *index
     cdef unsigned char *is_new
     cdef int k
     w.heap = NULL
     w.nspans = 0
+    w.nlists = nlists
+    w.has_steps = False
     if n <= STACK_TENSORS:
         ptrs, numels, is_new, w.spans = w.stack_ptrs, w.stack_numels, w.stack_new, w.stack_spans
-        w.keys = w.stack_keys
+        w.keys, index = w.stack_keys, w.stack_index
     else:
         mem = <char *>PyMem_Malloc(
             2 * (MAX_LISTS + 1) * n * sizeof(void *) + 2 * n * sizeof(int64_t)
-            + 2 * (MAX_LISTS + 1) * n * sizeof(uint64_t)
+            + 2 * n * sizeof(Py_ssize_t) + 2 * (MAX_LISTS + 1) * n * sizeof(uint64_t)
             + (MAX_LISTS + 1) * n * sizeof(Span) + 2 * n)
         if mem == NULL:
             raise MemoryError()
@@ -126,6 +134,8 @@ cdef int _work_init(Work *w, Py_ssize_t n, int nlists) except -1:
         mem += 2 * (MAX_LISTS + 1) * n * sizeof(void *)
         numels = <int64_t *>mem
         mem += 2 * n * sizeof(int64_t)
+        index = <Py_ssize_t *>mem
+        mem += 2 * n * sizeof(Py_ssize_t)
         w.keys = <uint64_t *>mem
         mem += 2 * (MAX_LISTS + 1) * n * sizeof(uint64_t)
         w.spans = <Span *>mem
@@ -137,6 +147,7 @@ cdef int _work_init(Work *w, Py_ssize_t n, int nlists) except -1:
     w.b32.steps = <float **>(ptrs + MAX_LISTS * n)
     w.b64.steps = <float **>(ptrs + (2 * MAX_LISTS + 1) * n)
     w.b32.numels, w.b64.numels = numels, numels + n
+    w.b32.index, w.b64.index = index, index + n
     w.b32.is_new, w.b64.is_new = is_new, is_new + n
     w.b32.n = w.b64.n = 0
     w.b32.total = w.b64.total = 0
@@ -245,8 +256,6 @@ cdef inline list _as_list(object x, str op, str name):
 
 cdef inline void _add_span(Work *w, void *data, uintptr_t nbytes, int list_id, Py_ssize_t i,
                            int shareable) noexcept:
-    # nbytes comes from the caller: arrays of one index share shape and dtype, so it is computed
-    # once per param (PyArray_NBYTES multiplies the dims through a numpy call each time).
     cdef Span *s
     cdef uintptr_t lo = <uintptr_t>data
     if nbytes == 0:
@@ -337,17 +346,13 @@ cdef inline bint _step_ok(const Arr *x) noexcept:
     return x.tnum == cnp.NPY_FLOAT32 and x.numel == 1 and (x.flags & FLAGS_STEP) == FLAGS_STEP
 
 
-cdef inline Batch *_add_param(Work *w, const Arr *p, Py_ssize_t i,
-                              uintptr_t *nbytes) noexcept:
-    # Append a validated param to its dtype's batch (slot b.n, not yet counted); its size in
-    # bytes goes to *nbytes, for the spans of its grad and state.
-    cdef bint f32 = p.tnum == cnp.NPY_FLOAT32
-    cdef Batch *b = &w.b32 if f32 else &w.b64
-    nbytes[0] = <uintptr_t>p.numel * (4 if f32 else 8)
+cdef inline Batch *_add_param(Work *w, const Arr *p, Py_ssize_t i) noexcept:
+    # Append a validated param to its dtype's batch (slot b.n, not yet counted).
+    cdef Batch *b = &w.b32 if p.tnum == cnp.NPY_FLOAT32 else &w.b64
     b.arr[0][b.n] = p.data
     b.numels[b.n] = p.numel
+    b.index[b.n] = i
     b.total += p.numel
-    _add_span(w, p.data, nbytes[0], 0, i, 0)
     return b
 
 
@@ -438,16 +443,21 @@ cdef inline void _insertion_sort_u64(uint64_t *a, Py_ssize_t m) noexcept nogil:
         a[j + 1] = tmp
 
 
-# A cache of span sets already proven overlap-free.  An optimizer calls with the same arrays
-# every step, so the sort is paid once per param group: a later call whose spans (lo, hi, list,
-# shareable, index, in call order) equal a cached set byte for byte has the same answer, since
-# the check is a function of exactly these fields.  Only successes are cached; a hit is never
-# taken without the full comparison.  Whether the arrays are still alive does not matter: the
-# proof is about the addresses this call will write.  Entries are replaced round-robin and the
-# total is bounded by CACHE_MAX_SPANS.  Callers hold the GIL, which serializes all access.
+# A cache of calls already proven overlap-free.  An optimizer calls with the same arrays every
+# step, so the sort is paid once per param group.  The check is a function of each array's
+# address and size and of its list (which decides whether it is written), and all of that is in
+# the gathered batches: the list count, whether there are step counters, and per dtype the
+# pointer arrays and numels.  A call whose batches equal a cached key word for word has the same
+# answer; the key is compared in full, never hashed, and only successes are cached.  Comparing
+# batches the gather filled anyway (8 bytes per array, 8 per tensor) costs a fraction of
+# building and comparing spans (32 bytes per array).  Whether the arrays are still alive does
+# not matter: the proof is about the addresses this call will write.  Entries are replaced
+# round-robin and their total is bounded by CACHE_MAX_ARRAYS.  Callers hold the GIL, which
+# serializes all access.
 cdef struct CacheEntry:
-    Py_ssize_t nspans
-    Span *spans
+    Py_ssize_t nwords
+    Py_ssize_t narrays
+    uint64_t *key
 
 
 cdef CacheEntry _cache[CACHE_SLOTS]
@@ -455,41 +465,83 @@ cdef int _cache_next = 0
 cdef Py_ssize_t _cache_total = 0
 
 
-cdef inline bint _cache_hit(Span *s, Py_ssize_t m) noexcept:
+cdef inline Py_ssize_t _narrays(const Work *w) noexcept:
+    return (w.b32.n + w.b64.n) * (w.nlists + w.has_steps)
+
+
+cdef inline Py_ssize_t _key_words(const Work *w) noexcept:
+    return 4 + (w.b32.n + w.b64.n) * (w.nlists + w.has_steps + 1)
+
+
+cdef bint _key_walk(const Work *w, uint64_t *key, bint store) noexcept:
+    # Compare w's key with key (store: write it there instead); True when equal (or stored).
+    cdef uint64_t head[4]
+    cdef const Batch *b
+    cdef Py_ssize_t nb, off = 4
+    cdef int which, k
+    cdef void *src
+    head[0], head[1], head[2], head[3] = w.nlists, w.has_steps, w.b32.n, w.b64.n
+    if store:
+        memcpy(key, head, sizeof(head))
+    elif memcmp(key, head, sizeof(head)) != 0:
+        return False
+    for which in range(2):
+        b = &w.b32 if which == 0 else &w.b64
+        nb = b.n * sizeof(uint64_t)
+        if nb == 0:
+            continue
+        for k in range(w.nlists + w.has_steps + 1):
+            if k < w.nlists:
+                src = b.arr[k]
+            elif w.has_steps and k == w.nlists:
+                src = b.steps
+            else:
+                src = b.numels
+            if store:
+                memcpy(key + off, src, nb)
+            elif memcmp(key + off, src, nb) != 0:
+                return False
+            off += b.n
+    return True
+
+
+cdef inline bint _cache_hit(const Work *w) noexcept:
     cdef int k
+    cdef Py_ssize_t m = _key_words(w)
     for k in range(CACHE_SLOTS):
-        if _cache[k].nspans == m and memcmp(_cache[k].spans, s, m * sizeof(Span)) == 0:
+        if _cache[k].nwords == m and _key_walk(w, _cache[k].key, False):
             return True
     return False
 
 
 cdef void _cache_evict(int k) noexcept:
     global _cache_total
-    if _cache[k].spans != NULL:
-        PyMem_Free(_cache[k].spans)
-        _cache_total -= _cache[k].nspans
-    _cache[k].spans = NULL
-    _cache[k].nspans = 0
+    if _cache[k].key != NULL:
+        PyMem_Free(_cache[k].key)
+        _cache_total -= _cache[k].narrays
+    _cache[k].key = NULL
+    _cache[k].nwords = _cache[k].narrays = 0
 
 
-cdef void _cache_store(Span *s, Py_ssize_t m) noexcept:
-    # Best effort: when memory is short the set is simply not cached.
+cdef void _cache_store(const Work *w) noexcept:
+    # Best effort: when memory is short the call is simply not cached.
     global _cache_next, _cache_total
     cdef int k, tries
-    cdef Span *copy
-    if m > CACHE_MAX_SPANS:
+    cdef Py_ssize_t m = _narrays(w), nwords = _key_words(w)
+    cdef uint64_t *key
+    if m > CACHE_MAX_ARRAYS:
         return
     k = _cache_next
     _cache_evict(k)
     tries = 1
-    while _cache_total + m > CACHE_MAX_SPANS and tries < CACHE_SLOTS:
+    while _cache_total + m > CACHE_MAX_ARRAYS and tries < CACHE_SLOTS:
         _cache_evict((k + tries) % CACHE_SLOTS)
         tries += 1
-    copy = <Span *>PyMem_Malloc(m * sizeof(Span))
-    if copy == NULL:
+    key = <uint64_t *>PyMem_Malloc(nwords * sizeof(uint64_t))
+    if key == NULL:
         return
-    memcpy(copy, s, m * sizeof(Span))
-    _cache[k].spans, _cache[k].nspans = copy, m
+    _key_walk(w, key, True)
+    _cache[k].key, _cache[k].nwords, _cache[k].narrays = key, nwords, m
     _cache_total += m
     _cache_next = (k + 1) % CACHE_SLOTS
 
@@ -502,34 +554,60 @@ def _overlap_cache_clear():
 
 
 def _overlap_cache_info():
-    """(entries, total spans) held by the overlap cache (for tests)."""
+    """(entries, total arrays covered) held by the overlap cache (for tests)."""
     cdef int k, used = 0
     for k in range(CACHE_SLOTS):
-        used += _cache[k].nspans != 0
+        used += _cache[k].key != NULL
     return used, _cache_total
 
 
-cdef int _check_overlaps(Work *w, str op, tuple names, str steps_name, int nlists,
+cdef void _build_spans(Work *w) noexcept:
+    # The spans of every array of the call, in call order (the two dtype batches merged by
+    # index); empty arrays have none.
+    cdef Py_ssize_t j32 = 0, j64 = 0, j
+    cdef Batch *b
+    cdef uintptr_t nbytes
+    cdef int k
+    w.nspans = 0
+    while j32 < w.b32.n or j64 < w.b64.n:
+        if j64 >= w.b64.n or (j32 < w.b32.n and w.b32.index[j32] < w.b64.index[j64]):
+            b, j = &w.b32, j32
+            j32 += 1
+            nbytes = <uintptr_t>b.numels[j] * 4
+        else:
+            b, j = &w.b64, j64
+            j64 += 1
+            nbytes = <uintptr_t>b.numels[j] * 8
+        for k in range(w.nlists):
+            _add_span(w, b.arr[k][j], nbytes, k, b.index[j], k == 1)
+        if w.has_steps:
+            _add_span(w, b.steps[j], 4, w.nlists, b.index[j], 0)
+
+
+cdef int _check_overlaps(Work *w, str op, tuple names, str steps_name,
                          bint report=True) except -1:
     # Sorted by start address, an array overlaps an earlier one iff it starts before the furthest
     # end seen so far.  Grads may overlap grads, so two "furthest ends" are tracked: over all
     # arrays (a written array must start after it) and over written arrays only (a grad must).
     # Returns 0 when no array overlaps; on an overlap raises, or returns 1 when not report.
-    cdef Py_ssize_t k, m = w.nspans
+    cdef Py_ssize_t k, m = _narrays(w)
     cdef Span *s = w.spans
     cdef Span *c
     cdef Span *far_all = NULL
     cdef Span *far_written = NULL
     cdef uint64_t *order
     cdef uint64_t mask
+    cdef int nlists = w.nlists
     cdef bint cacheable = m > SMALL_SPANS
     if m < 2:
         return 0
-    if cacheable and _cache_hit(s, m):
+    if cacheable and _cache_hit(w):
+        return 0
+    _build_spans(w)
+    m = w.nspans
+    if m < 2:
         return 0
     order = _sorted_order(w, &mask)
-    if mask == ~(<uint64_t>0):
-        cacheable = False    # the spans were sorted in place: no longer in call order
     for k in range(m):
         c = &s[order[k] & mask]
         if c.shareable:
@@ -547,7 +625,7 @@ cdef int _check_overlaps(Work *w, str op, tuple names, str steps_name, int nlist
         if not c.shareable and (far_written == NULL or c.hi > far_written.hi):
             far_written = c
     if cacheable:
-        _cache_store(s, m)
+        _cache_store(w)
     return 0
 
 
@@ -560,9 +638,9 @@ cdef int _gather(Work *w, str op, tuple names, list lists, int nlists, object st
     cdef object po, xo
     cdef Arr pa, xa
     cdef Batch *b
-    cdef uintptr_t nbytes
     # First of all: the caller's `finally` frees w whatever is raised below.
     _work_init(w, n, nlists)
+    w.has_steps = steps is not None
     memset(&pa, 0, sizeof(Arr))     # (set before any use; this quiets the compiler)
     memset(&xa, 0, sizeof(Arr))
     for k in range(1, nlists):
@@ -582,7 +660,7 @@ cdef int _gather(Work *w, str op, tuple names, list lists, int nlists, object st
             _fail_type(op, names, 0, i, po)
         if not _param_ok(&pa):
             _fail_array(op, names, 0, i, <object>pa.np, <object>pa.np, True)
-        b = _add_param(w, &pa, i, &nbytes)
+        b = _add_param(w, &pa, i)
         for k in range(1, nlists):
             xo = (<list>lists[k])[i]
             if not _arr_of(&xa, xo):
@@ -590,7 +668,6 @@ cdef int _gather(Work *w, str op, tuple names, list lists, int nlists, object st
             if not _matches(&xa, &pa, FLAGS_READ if k == 1 else FLAGS_WRITE):
                 _fail_array(op, names, k, i, <object>xa.np, <object>pa.np, k != 1)
             b.arr[k][b.n] = xa.data
-            _add_span(w, xa.data, nbytes, k, i, k == 1)
         if steps_l is not None:
             xo = steps_l[i]
             if not _arr_of(&xa, xo):
@@ -598,11 +675,10 @@ cdef int _gather(Work *w, str op, tuple names, list lists, int nlists, object st
             if not _step_ok(&xa):
                 _fail_step(op, steps_name, i, <object>xa.np)
             b.steps[b.n] = <float *>xa.data
-            _add_span(w, xa.data, 4, nlists, i, 0)
         if new_l is not None:
             b.is_new[b.n] = 1 if new_l[i] else 0
         b.n += 1
-    _check_overlaps(w, op, names, steps_name, nlists)
+    _check_overlaps(w, op, names, steps_name)
     return 0
 
 
@@ -627,8 +703,8 @@ cdef int _gather_group(Work *w, list group_params, object state, tuple keys,
     cdef PyObject *xo
     cdef Arr pa, xa
     cdef Batch *b
-    cdef uintptr_t nbytes
     _work_init(w, n, nlists)
+    w.has_steps = step_key is not None
     if not isinstance(state, dict):
         return 0
     for i in range(n):
@@ -645,26 +721,23 @@ cdef int _gather_group(Work *w, list group_params, object state, tuple keys,
         _arr_of_tensor(&pa, <Tensor>po)
         if not _param_ok(&pa):
             return 0
-        b = _add_param(w, &pa, i, &nbytes)
+        b = _add_param(w, &pa, i)
         _arr_of_tensor(&xa, g)
         if not _matches(&xa, &pa, FLAGS_READ):
             return 0
         b.arr[1][b.n] = xa.data
-        _add_span(w, xa.data, nbytes, 1, i, 1)
         for k in range(2, nlists):
             xo = PyDict_GetItemWithError(<dict>st, keys[k - 2])
             if xo == NULL or not _arr_of(&xa, <object>xo) or not _matches(&xa, &pa, FLAGS_WRITE):
                 return 0
             b.arr[k][b.n] = xa.data
-            _add_span(w, xa.data, nbytes, k, i, 0)
         if step_key is not None:
             xo = PyDict_GetItemWithError(<dict>st, step_key)
             if xo == NULL or not _arr_of(&xa, <object>xo) or not _step_ok(&xa):
                 return 0
             b.steps[b.n] = <float *>xa.data
-            _add_span(w, xa.data, 4, nlists, i, 0)
         b.n += 1
-    return 0 if _check_overlaps(w, None, None, None, nlists, False) else 1
+    return 0 if _check_overlaps(w, None, None, None, False) else 1
 
 
 # ---- the public entry points -----------------------------------------------------------------
