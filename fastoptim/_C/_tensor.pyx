@@ -1161,12 +1161,17 @@ cdef inline Tensor _wrap(object arr):
 cdef inline void _bind(Tensor t, cnp.ndarray arr):
     """Make arr t's storage and refresh the facts _tensor.pxd keeps about it.  The only way _np
     is ever (re)bound."""
+    cdef int d, nd = cnp.PyArray_NDIM(arr)
+    cdef cnp.npy_intp *dims = cnp.PyArray_DIMS(arr)
+    cdef int64_t numel = 1
+    for d in range(nd):         # inline: PyArray_SIZE is a call through numpy's API table
+        numel *= dims[d]
     t._np = arr
     t._data = cnp.PyArray_DATA(arr)
-    t._numel = cnp.PyArray_SIZE(arr)
+    t._numel = numel
     t._tnum = cnp.PyArray_TYPE(arr) if cnp.PyArray_ISNOTSWAPPED(arr) else -1
     t._flags = cnp.PyArray_FLAGS(arr)
-    t._ndim = cnp.PyArray_NDIM(arr)
+    t._ndim = nd
 
 
 def _facts(Tensor t):
