@@ -694,6 +694,25 @@ def test_overlap_cache_hit_then_changed_array_still_fails():
     assert _optim._overlap_cache_info() == (1, 6 * 400)   # failures are not cached
 
 
+def test_overlap_cache_key_covers_sizes():
+    # The cache keys on pointers and numels: the same addresses one element longer (each array
+    # now reaching into its neighbour) are a new question, not a hit.
+    _optim._overlap_cache_clear()
+    n, size = 100, 3
+    pool = np.zeros(5 * n * size + 1, np.float32)
+    group = _big_adam_group(n, size, pool=pool[:-1])
+    _call_adam(group)
+    _call_adam(group)                                    # cached
+    base = pool.ctypes.data
+    longer = {k: [pool[(x.ctypes.data - base) // 4:][:size + 1] for x in v]
+              for k, v in group.items() if k != "state_steps"}
+    longer["state_steps"] = group["state_steps"]
+    snap = _snapshot(longer)
+    with pytest.raises(ValueError, match="overlap in memory"):
+        _call_adam(longer)
+    _assert_unchanged(longer, snap)
+
+
 def test_overlap_cache_memory_is_bounded():
     _optim._overlap_cache_clear()
     groups = [_big_adam_group(300, size=1) for _ in range(12)]

@@ -10,7 +10,9 @@ Design (in the spirit of micrograd's engine, but in Cython):
 * Storage is a numpy array (``Tensor._np``): zero-copy ``from_numpy``/``numpy()``, views that
   share storage exactly as torch's do (``reshape``, ``t()``, basic indexing, ``.data``), and BLAS
   through ``numpy.matmul`` for products large enough to pay for it.  Arrays are created with the
-  numpy C API, never through Python-level numpy calls on the hot path.
+  numpy C API, never through Python-level numpy calls on the hot path.  The array object is
+  private (``from_numpy``/``numpy()`` wrap and hand out views of the memory), is bound only by
+  ``_bind``, and its facts are cached in the Tensor: see ``_tensor.pxd``.
 * The graph node lives in the output Tensor itself: ``_op`` (what made it), ``_in0``/``_in1``
   (the inputs), ``_saved`` (arrays the backward needs) and two scalar parameters.  There is no
   separate node object; ``grad_fn`` builds a small descriptive one only when asked for.
