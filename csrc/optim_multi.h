@@ -13,6 +13,15 @@
  * update.  The segment callback receives the incremented value t (computed, not stored), and the
  * driver stores it once per tensor after the parallel region, so that a tensor split across
  * threads never sees a half-incremented counter.
+ *
+ * Team mode: fastoptim's own steady-state step (fastoptim/_C/_optim.pyx) opens the parallel
+ * region itself, before it has collected the group's arrays, so that waking the other threads
+ * overlaps that collection.  Every thread of that region then calls the kernel with the same
+ * arguments and updates only its share, the same share the driver's own region would give it,
+ * and leaves the step counters to that caller, which increments them after the region (a
+ * barrier here would cost another wake-up).  fo_team_mode says so; it is thread-private, set
+ * only by that caller around its kernel calls, so a kernel called any other way (by a user, even
+ * from inside a parallel region of their own) behaves as documented in fastoptim.h.
  */
 #ifndef FASTOPTIM_OPTIM_MULTI_H
 #define FASTOPTIM_OPTIM_MULTI_H
@@ -44,6 +53,19 @@ typedef void (*fo_segment_fn)(const void *ctx, int64_t i, int64_t off, int64_t l
 /* Elements are split at multiples of this many, so two threads never write one cache line. */
 #define FO_SEGMENT_ALIGN 16
 
+#ifdef FO_HAVE_OPENMP
+extern int fo_team_mode; /* defined in optim_team.c */
+#pragma omp threadprivate(fo_team_mode)
+#endif
+
+/* Thread tid's share [*lo, *hi) of nth equal shares of [0, total), inner boundaries rounded down
+ * to a multiple of FO_SEGMENT_ALIGN (total * tid cannot overflow: total < 2^48, tid < 2^15). */
+FO_INLINE void fo_share(int64_t total, int64_t nth, int64_t tid, int64_t *lo, int64_t *hi)
+{
+    *lo = tid == 0 ? 0 : total * tid / nth / FO_SEGMENT_ALIGN * FO_SEGMENT_ALIGN;
+    *hi = tid == nth - 1 ? total : total * (tid + 1) / nth / FO_SEGMENT_ALIGN * FO_SEGMENT_ALIGN;
+}
+
 /* Visit the segments of the flat index range [lo, hi). */
 FO_INLINE void fo_multi_tensor_range(const int64_t *numels, int64_t ntensors, float *const *steps,
                                      fo_segment_fn seg, const void *ctx, int64_t lo, int64_t hi)
@@ -65,17 +87,19 @@ FO_INLINE void fo_multi_tensor_run(const int64_t *numels, int64_t ntensors, floa
     for (int64_t i = 0; i < ntensors; ++i) total += numels[i];
 
 #ifdef FO_HAVE_OPENMP
+    if (fo_team_mode) {
+        /* Called by every thread of the caller's region: this thread's share only. */
+        int64_t lo, hi;
+        fo_share(total, omp_get_num_threads(), omp_get_thread_num(), &lo, &hi);
+        fo_multi_tensor_range(numels, ntensors, steps, seg, ctx, lo, hi);
+        return;
+    }
     /* Branch rather than `parallel if`: even a one-thread region costs a runtime call. */
     if (total >= FO_OMP_MIN_ELEMS) {
 #pragma omp parallel
         {
-            int64_t nth = omp_get_num_threads(), tid = omp_get_thread_num();
-            /* Equal shares of the flat index space, inner boundaries rounded down to a multiple
-             * of FO_SEGMENT_ALIGN (total * tid cannot overflow: total < 2^48, tid < 2^15). */
-            int64_t lo = tid == 0 ? 0 : total * tid / nth / FO_SEGMENT_ALIGN * FO_SEGMENT_ALIGN;
-            int64_t hi = tid == nth - 1
-                             ? total
-                             : total * (tid + 1) / nth / FO_SEGMENT_ALIGN * FO_SEGMENT_ALIGN;
+            int64_t lo, hi;
+            fo_share(total, omp_get_num_threads(), omp_get_thread_num(), &lo, &hi);
             fo_multi_tensor_range(numels, ntensors, steps, seg, ctx, lo, hi);
         }
     } else

@@ -30,9 +30,15 @@ MODULES = {
 }
 
 
-def _params(dtype, seed=0):
+SMALL = [(4, 3), (5,), (), (0,), (33,)]
+# Each half (one param group each) holds more than the kernels' threading threshold (65536
+# elements) in more than 64 tensors, so at 2 threads the steady-state step runs in team mode
+# (optim_team.c).
+BIG = [(4, 3), (300, 250), (), *[(7,)] * 64, (0,), (70001,), *[(2, 3)] * 64, (33,)]
+
+
+def _params(dtype, seed=0, shapes=SMALL):
     rng = np.random.default_rng(seed)
-    shapes = [(4, 3), (5,), (), (0,), (33,)]
     return [fastoptim.from_numpy(rng.standard_normal(s).astype(dtype)).requires_grad_()
             for s in shapes]
 
@@ -44,7 +50,7 @@ def _set_grads(params, step, skip=None):
         p.grad = None if i == skip else fastoptim.from_numpy(g)
 
 
-def _trajectory(name, kwargs, dtype, monkeypatch, shortcut):
+def _trajectory(name, kwargs, dtype, monkeypatch, shortcut, shapes=SMALL):
     """Params after 6 steps (a param without grad at step 3), and the shortcut's outcomes."""
     mod_name, fn_name = MODULES[name]
     module = __import__(f"fastoptim.optim.{mod_name}", fromlist=[fn_name])
@@ -56,7 +62,7 @@ def _trajectory(name, kwargs, dtype, monkeypatch, shortcut):
         return outcomes[-1]
 
     monkeypatch.setattr(module, fn_name, spy)
-    params = _params(dtype)
+    params = _params(dtype, shapes=shapes)
     half = len(params) // 2
     opt = getattr(optim, name)(
         [{"params": params[:half]}, {"params": params[half:], "lr": 0.03}], **kwargs)
@@ -82,6 +88,96 @@ def test_shortcut_is_taken_and_matches_the_general_path(name, kwargs, dtype, mon
     for i in fast_sd["state"]:
         for key, value in fast_sd["state"][i].items():
             np.testing.assert_array_equal(value.numpy(), slow_sd["state"][i][key].numpy())
+
+
+@pytest.fixture
+def threads():
+    old = _optim._get_num_threads()
+    yield _optim._set_num_threads
+    _optim._set_num_threads(old)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("name,kwargs", CASES, ids=IDS)
+def test_team_mode_matches_one_thread_and_the_general_path(name, kwargs, dtype, monkeypatch,
+                                                           threads):
+    # At 2 threads a big group's step opens its parallel region before collecting the group and
+    # runs the kernels in team mode; the numbers (and the step counts) must not change.
+    threads(1)
+    one, one_sd, _ = _trajectory(name, kwargs, dtype, monkeypatch, True, BIG)
+    slow, slow_sd, _ = _trajectory(name, kwargs, dtype, monkeypatch, False, BIG)
+    threads(2)
+    before = _optim._team_step_count()
+    team, team_sd, outcomes = _trajectory(name, kwargs, dtype, monkeypatch, True, BIG)
+    if _optim._get_num_threads() > 1:       # (a serial build has no team mode)
+        assert _optim._team_step_count() - before >= 8
+    assert all(outcomes[-4:]), outcomes
+    for sd in (one_sd, slow_sd):
+        assert team_sd["state"].keys() == sd["state"].keys()
+        for i in team_sd["state"]:
+            for key, value in team_sd["state"][i].items():
+                np.testing.assert_array_equal(value.numpy(), sd["state"][i][key].numpy())
+    for a, b, c in zip(team, one, slow):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+
+
+def _big_adam_setup(n=70, numel=1000):
+    ps, state = [], {}
+    for i in range(n):
+        p = fastoptim.from_numpy(np.full(numel, float(i), np.float32)).requires_grad_()
+        p.grad = fastoptim.from_numpy(np.ones(numel, np.float32))
+        state[p] = {"step": fastoptim.from_numpy(np.array(3.0, np.float32)),
+                    "exp_avg": fastoptim.from_numpy(np.full(numel, 0.5, np.float32)),
+                    "exp_avg_sq": fastoptim.from_numpy(np.full(numel, 0.25, np.float32))}
+        ps.append(p)
+    return ps, state
+
+
+def _big_arrays(ps, state):
+    return [p.detach().numpy().copy() for p in ps] + [
+        np.array(v.numpy(), copy=True) for st in state.values() for v in st.values()]
+
+
+def test_team_mode_declines_without_writing(threads):
+    threads(2)
+    ps, state = _big_adam_setup()
+    del state[ps[-1]]["exp_avg_sq"]           # the last param's state is incomplete
+    before = _big_arrays(ps, state)
+    assert _adam(ps, state) is False
+    for a, b in zip(before, _big_arrays(ps, state)):
+        np.testing.assert_array_equal(a, b)
+
+
+class _Collider:
+    """A state key that collides with a param's hash and whose == raises once armed."""
+
+    def __init__(self, p):
+        self.h, self.armed = hash(p), False
+
+    def __hash__(self):
+        return self.h
+
+    def __eq__(self, other):
+        if self.armed:
+            raise RuntimeError("collider compared")
+        return False
+
+
+def test_team_mode_raises_what_the_collection_raised_and_writes_nothing(threads):
+    threads(2)
+    ps, state = _big_adam_setup()
+    collider = _Collider(ps[1])
+    colliding = {collider: None}
+    colliding.update(state)                   # the collider sits in ps[1]'s first probe slot
+    collider.armed = True
+    before = _big_arrays(ps, state)
+    with pytest.raises(RuntimeError, match="collider compared"):
+        _adam(ps, colliding)
+    for a, b in zip(before, _big_arrays(ps, state)):
+        np.testing.assert_array_equal(a, b)
+    assert _adam(ps, state) is True           # and the team still works afterwards
+    assert float(state[ps[0]]["step"].numpy()) == 4.0
 
 
 # ---- the shortcut declines, and writes nothing ------------------------------------------------

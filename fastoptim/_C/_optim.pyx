@@ -9,9 +9,12 @@ is written overlaps another array of the call.  It then builds the pointer array
 call per dtype present (a group may mix float32 and float64 params).  A validation failure raises
 before anything is modified, so an update is never half-applied.
 
-The hot path uses only C-level numpy access (PyArray_DATA, flags, dims): a group of a few tiny
-params costs a fraction of a microsecond here.  Pointer arrays live on the stack for small groups
-and in one heap block otherwise.
+The hot path uses only C-level numpy access (PyArray_DATA, flags, dims), or for a fastoptim
+Tensor the facts it caches about its array (_tensor.pxd): a group of a few tiny params costs a
+fraction of a microsecond here.  Pointer arrays live on the stack for small groups and in one heap
+block otherwise.  A steady-state step over many tensors that will run on several threads opens
+its parallel region before collecting the group (team mode, csrc/optim_team.c), so that the other
+threads wake while this thread collects; nothing is written before the collection succeeds.
 
 The optimizer classes' own helpers live here too, because they run over every param or group on
 every step: the ``*_group_step`` shortcuts (a steady-state step straight from a param group and
@@ -23,6 +26,7 @@ import numpy as np
 from cpython.dict cimport PyDict_GetItem, PyDict_GetItemWithError
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport Py_EQ, PyObject, PyObject_RichCompareBool
+from cpython.ref cimport Py_DECREF, Py_INCREF
 from libc.stdint cimport int64_t, uint32_t, uint64_t, uintptr_t
 from libc.stdlib cimport qsort
 from libc.string cimport memcmp, memcpy, memset
@@ -52,6 +56,23 @@ cdef extern from *:
     int fo_optim_get_threads() nogil
 
 
+cdef extern from "common.h":
+    int FO_OMP_MIN_ELEMS
+
+
+cdef extern from "optim_team.h":
+    int fo_team_run(int (*prepare)(void *) noexcept, void (*run)(void *, int) noexcept nogil,
+                    void *ctx) noexcept
+
+
+cdef extern from "Python.h":
+    ctypedef struct PyThreadState:
+        pass
+    PyThreadState *PyEval_SaveThread() noexcept
+    void PyEval_RestoreThread(PyThreadState *) noexcept
+    PyObject *_list_item "PyList_GET_ITEM"(object list, Py_ssize_t i) noexcept
+
+
 cdef enum:
     # params, grads and at most three state lists (Adam with amsgrad)
     MAX_LISTS = 5
@@ -62,6 +83,10 @@ cdef enum:
     NOGIL_MIN_ELEMS = 4096
     # up to this many spans an insertion sort beats everything else and nothing is cached
     SMALL_SPANS = 32
+    # team mode (fo_team_run) from this many tensors on: waking the other threads during the
+    # collection gains what the collection costs (~50 ns a tensor against a wake-up of tens of
+    # microseconds), and a few tensors gain nothing worth a waiting thread
+    TEAM_MIN_TENSORS = 64
     # the overlap check's radix sort: digit width and bucket count
     RADIX_BITS = 11
     RADIX = 1 << RADIX_BITS
@@ -846,11 +871,105 @@ cdef int _run(Work *w, const Call *c) except -1:
     return 0
 
 
+cdef struct Team:
+    # What fo_team_run's two callbacks share (see _group_step).
+    Work *w
+    PyObject *group_params
+    PyObject *state
+    PyObject *keys
+    PyObject *step_key
+    const Call *c
+    PyObject *exc              # owned: what the collection raised
+    PyThreadState *saved       # the GIL, released for the kernels
+
+
+cdef int _team_collect(void *vt) noexcept:
+    # On the calling thread, which holds the GIL, while the region's other threads wake up.
+    cdef Team *t = <Team *>vt
+    cdef int r
+    try:
+        r = _gather_group(t.w, <list>t.group_params, <object>t.state, <tuple>t.keys,
+                          <object>t.step_key)
+    except BaseException as e:
+        Py_INCREF(e)
+        t.exc = <PyObject *>e
+        return -1
+    if r == 1:
+        t.saved = PyEval_SaveThread()
+    return r
+
+
+cdef void _team_kernels(void *vt, int tid) noexcept nogil:
+    # On every thread of the region, the same calls: each kernel updates this thread's share.
+    cdef Team *t = <Team *>vt
+    if t.w.b32.n:
+        _call(&t.w.b32, True, t.c)
+    if t.w.b64.n:
+        _call(&t.w.b64, False, t.c)
+
+
+cdef inline void _count_steps(Batch *b) noexcept nogil:
+    # torch's step += 1 on each float32 counter (what the kernels do after their own region)
+    cdef Py_ssize_t j
+    for j in range(b.n):
+        b.steps[j][0] = b.steps[j][0] + <float>1.0
+
+
+cdef bint _team_worth(list group_params) noexcept:
+    # Whether to run the group in team mode: the kernels will run on several threads (more than
+    # one thread, and the params with a grad hold FO_OMP_MIN_ELEMS elements or more), and there
+    # are TEAM_MIN_TENSORS of them or more.  Counts until both are reached.
+    cdef Py_ssize_t i, count = 0, n = len(group_params)
+    cdef PyObject *po
+    cdef int64_t total = 0
+    if n < TEAM_MIN_TENSORS or fo_optim_get_threads() < 2:
+        return False
+    for i in range(n):
+        po = _list_item(group_params, i)
+        if isinstance(<object>po, Tensor) and (<Tensor>po)._grad is not None:
+            total += (<Tensor>po)._numel
+            count += 1
+            if total >= FO_OMP_MIN_ELEMS and count >= TEAM_MIN_TENSORS:
+                return True
+    return False
+
+
+cdef Py_ssize_t _team_steps = 0      # steps that took fo_team_run (for tests)
+
+
+def _team_step_count():
+    """How many group steps have run their kernels through fo_team_run (for tests)."""
+    return _team_steps
+
+
 cdef object _group_step(list group_params, object state, tuple keys, object step_key,
                         const Call *c):
     # The body of every *_group_step: True when done, False (nothing written) when declined.
+    # When the kernels will use several threads, their region is opened first and the group is
+    # collected on the calling thread while the others wake (fo_team_run, optim_team.c).
+    global _team_steps
     cdef Work w
+    cdef Team t
+    cdef int r
+    w.heap = NULL
     try:
+        if _team_worth(group_params):
+            _team_steps += 1
+            memset(&t, 0, sizeof(Team))
+            t.w, t.c = &w, c
+            t.group_params, t.state = <PyObject *>group_params, <PyObject *>state
+            t.keys, t.step_key = <PyObject *>keys, <PyObject *>step_key
+            r = fo_team_run(_team_collect, _team_kernels, &t)
+            if r == 1 and w.has_steps:      # team mode leaves the counters to its caller
+                _count_steps(&w.b32)
+                _count_steps(&w.b64)
+            if t.saved != NULL:
+                PyEval_RestoreThread(t.saved)
+            if r < 0:
+                e = <object>t.exc
+                Py_DECREF(e)
+                raise e
+            return r == 1
         if not _gather_group(&w, group_params, state, keys, step_key):
             return False
         _run(&w, c)
