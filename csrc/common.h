@@ -40,11 +40,19 @@
         }                                                                                 \
     } while (0)
 
-/* Below this many elements a parallel region costs more than it gives (measured on the 2-core
- * benchmark machine: a fork/join is a few microseconds, a memory-bound element ~0.3 ns).  Element
- * updates are independent, so results do not depend on whether (or how many) threads run. */
+/* Below this many elements a parallel region costs more than it gives.  Measured on the 2-core
+ * benchmark machine (a VM) with OMP_WAIT_POLICY=PASSIVE, which fastoptim sets on import: waking a
+ * sleeping thread costs 30-70 us there, so one float32 param's step on 1 thread / 2 threads took
+ *     elements   SGD (momentum)    Adam
+ *     65536      12 / 38 us        37 / 41 us
+ *     262144     99 / 107 us      149 / 174 us
+ *     524288    219 / 202 us      312 / 265 us
+ *     1048576   440 / 322 us      609 / 446 us
+ * (with threads that spin instead, 2 threads already win at 65536).  Element updates are
+ * independent, so results do not depend on whether (or how many) threads run.  A build can
+ * override it: CFLAGS=-DFO_OMP_MIN_ELEMS=... */
 #ifndef FO_OMP_MIN_ELEMS
-#define FO_OMP_MIN_ELEMS 65536
+#define FO_OMP_MIN_ELEMS 524288
 #endif
 
 /* Instantiation: a kernel body lives in a .inc file written in terms of

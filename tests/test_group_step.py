@@ -31,10 +31,10 @@ MODULES = {
 
 
 SMALL = [(4, 3), (5,), (), (0,), (33,)]
-# Each half (one param group each) holds more than the kernels' threading threshold (65536
+# Each half (one param group each) holds more than the kernels' threading threshold (524288
 # elements) in more than 64 tensors, so at 2 threads the steady-state step runs in team mode
 # (optim_team.c).
-BIG = [(4, 3), (300, 250), (), *[(7,)] * 64, (0,), (70001,), *[(2, 3)] * 64, (33,)]
+BIG = [(4, 3), (800, 700), (), *[(7,)] * 64, (0,), (530001,), *[(2, 3)] * 64, (33,)]
 
 
 def _params(dtype, seed=0, shapes=SMALL):
@@ -122,7 +122,7 @@ def test_team_mode_matches_one_thread_and_the_general_path(name, kwargs, dtype, 
         np.testing.assert_array_equal(a, c)
 
 
-def _big_adam_setup(n=70, numel=1000):
+def _big_adam_setup(n=70, numel=8000):
     ps, state = [], {}
     for i in range(n):
         p = fastoptim.from_numpy(np.full(numel, float(i), np.float32)).requires_grad_()

@@ -99,9 +99,9 @@ CASES = [(name, k) for name, (_, hps) in OPTIMIZERS.items() for k in range(len(h
 CASE_IDS = [f"{name}-{k}" for name, k in CASES]
 
 # One call updates all tensors of a group: empty, scalar-like, odd and mid sizes, 0-dim; and a
-# group large enough that the OpenMP path runs (FO_OMP_MIN_ELEMS is 65536 in total).
+# group large enough that the OpenMP path runs (FO_OMP_MIN_ELEMS is 524288 in total).
 SMALL_GROUP = [(0,), (1,), (7,), (1000,), ()]
-LARGE_GROUP = [(200_003,), (3,), (70, 13)]
+LARGE_GROUP = [(600_003,), (3,), (70, 13)]
 N_STEPS = 20
 
 TOL_TWIN = {np.float32: {"rtol": 1e-5, "atol": 1e-6}, np.float64: {"rtol": 1e-12, "atol": 1e-13}}

@@ -15,7 +15,7 @@ import fastoptim.nn.functional as F
 from fastoptim import _reference as ref
 
 DTYPES = [np.float32, np.float64]
-SIZES = [0, 1, 7, 33, 100_003]   # 100_003 > FO_OMP_MIN_ELEMS: the parallel loops run
+SIZES = [0, 1, 7, 33, 600_003]   # 600_003 > FO_OMP_MIN_ELEMS: the parallel loops run
 LARGE = 100_003
 
 
