@@ -663,3 +663,5 @@ def test_cached_storage_facts_match_the_array():
     tensors += [w.grad, t]
     for t in tensors:
         assert fo._C._tensor._facts(t) == _true_facts(t)
+    bare = fo.Tensor.__new__(fo.Tensor).detach()      # no storage: facts that no check accepts
+    assert bare._np is None and fo._C._tensor._facts(bare) == (0, 0, 0, 0, 0)

@@ -1163,12 +1163,16 @@ cdef inline Tensor _wrap(object arr):
 cdef inline void _bind(Tensor t, cnp.ndarray arr):
     """Make arr t's storage and refresh the facts _tensor.pxd keeps about it.  The only way _np
     is ever (re)bound."""
-    cdef int d, nd = cnp.PyArray_NDIM(arr)
-    cdef cnp.npy_intp *dims = cnp.PyArray_DIMS(arr)
+    cdef int d, nd
+    cdef cnp.npy_intp *dims
     cdef int64_t numel = 1
+    t._np = arr
+    if arr is None:             # the storage of a tensor made by Tensor.__new__ alone
+        t._data, t._numel, t._tnum, t._flags, t._ndim = NULL, 0, 0, 0, 0
+        return
+    nd, dims = cnp.PyArray_NDIM(arr), cnp.PyArray_DIMS(arr)
     for d in range(nd):         # inline: PyArray_SIZE is a call through numpy's API table
         numel *= dims[d]
-    t._np = arr
     t._data = cnp.PyArray_DATA(arr)
     t._numel = numel
     t._tnum = cnp.PyArray_TYPE(arr) if cnp.PyArray_ISNOTSWAPPED(arr) else -1
