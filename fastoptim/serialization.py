@@ -20,45 +20,74 @@ twice, distinct Tensors viewing one buffer): each occurrence is stored and loade
 Anything else raises ``TypeError`` naming where it was found, e.g.
 ``obj['param_groups'][0]['foo']``.
 
-On-disk format, version 1. A zip archive (members stored uncompressed) holding exactly:
+On-disk format, version 2. A zip archive (members stored uncompressed) holding exactly:
 
-- ``manifest.json``: UTF-8 JSON object with exactly the keys
+- ``arrays/<i>.npy`` for each entry of the manifest's ``"arrays"``: a standard ``.npy`` file
+  (format 1.0, C order, no pickled objects; ``numpy.load`` reads it).
+- ``manifest.json``, written last: UTF-8 JSON (ASCII-escaped) object with exactly the keys, in
+  this order,
 
   - ``"format"``: the string ``"fastoptim.checkpoint"``;
-  - ``"version"``: the integer ``1``;
+  - ``"version"``: the integer ``2``;
   - ``"arrays"``: a list; entry ``i`` describes member ``arrays/<i>.npy`` as
-    ``{"kind": "tensor"|"parameter", "requires_grad": <bool>}``, ``{"kind": "ndarray"}`` or
-    ``{"kind": "scalar"}`` (a numpy scalar, stored as a 0-d array);
+    ``{"kind": "tensor"|"parameter", "requires_grad": <bool>, ...}``, ``{"kind": "ndarray", ...}``
+    or ``{"kind": "scalar", ...}`` (a numpy scalar, stored as a 0-d array), where ``...`` is
+    ``"dtype": <numpy dtype.str, e.g. "<f4">, "shape": [<int>, ...], "sha256": <hex>``, the
+    array digest: SHA-256 of ``b"fastoptim.array\0" + dtype.str + b"\0" + ",".join(shape) +
+    b"\0"`` followed by the array's bytes in C order;
   - ``"root"``: the saved object as a node. Every node is a JSON object with a ``"type"`` key:
     ``{"type": "none"}``; ``{"type": "bool", "value": true}``; ``{"type": "int", "value": 3}``;
     ``{"type": "float", "value": "0x1.8000000000000p+0"}`` (``float.hex``, so exact, and
     ``"nan"``/``"inf"``/``"-inf"``); ``{"type": "str", "value": "..."}``;
     ``{"type": "list"|"tuple", "items": [node, ...]}``;
     ``{"type": "dict"|"ordereddict", "items": [[key_node, value_node], ...]}`` in insertion
-    order; ``{"type": "array", "index": i}`` referring to entry ``i`` of ``"arrays"``.
+    order; ``{"type": "array", "index": i}`` referring to entry ``i`` of ``"arrays"``;
+  - ``"sha256"``: the manifest digest, SHA-256 (hex) of the JSON text of the four keys above as
+    ``json.dumps(..., ensure_ascii=True, allow_nan=False, separators=(",", ":"))`` writes it.
 
-- ``arrays/<i>.npy`` for each entry, written by ``numpy.lib.format.write_array`` (format 1.0 or
-  2.0, no pickled objects) and read back with ``allow_pickle=False``.
+Why the digests: the zip's CRCs catch damaged bytes, but not a well-formed archive whose parts do
+not belong together (a member from another save, two same-shape members swapped, an edited
+manifest, a root pointing at the wrong array); each of those would load silently different data.
+The array digests bind each member to its manifest entry, and the manifest digest binds the
+manifest's own text (structure, values, kinds, indices and the array digests) together. They are
+checksums, not signatures: they catch accidents and careless edits, not an author who recomputes
+them.
 
 Loading rejects, with ``CheckpointError`` (a ``ValueError``) naming the file and the problem: a
 pickle file, a ``torch.save`` archive, a file that is not a zip, a truncated or corrupted zip
 (members are CRC-checked), a missing, extra, duplicated or compressed member, a manifest that
-does not match the schema above exactly, an unknown format version, an array entry never
-referenced, and an ``.npy`` member whose dtype is not plain numeric or whose size disagrees with
-its header. A missing file raises ``FileNotFoundError`` as usual.
+does not match the schema above exactly or its digest, a member whose dtype or shape differ from
+its manifest entry or whose bytes do not match its digest, an unknown format version, an array
+entry never referenced, and an ``.npy`` member whose dtype is not plain numeric or whose size
+disagrees with its header. Version 1 files (written before the digests existed) are refused with
+a message saying so: they cannot be verified, and reading them would keep the silent mix-ups above
+possible. A missing file raises ``FileNotFoundError`` as usual.
 
-Saving to a path is atomic: the archive is written to a temporary file in the target's
-directory, flushed and fsynced, then renamed over the target with ``os.replace`` (and the
-directory fsynced where the platform allows), so a crash mid-save leaves the previous checkpoint
-intact; the temporary file is removed on error. The output is deterministic: saving equal data
-twice gives identical bytes. Saving to or loading from a file object is supported as in torch;
-atomicity is then the caller's business.
+Saving to a path is atomic and leaves nothing behind for long. The archive is written to a
+temporary file in the target's directory, fsynced, then renamed over the target with
+``os.replace`` (and the directory fsynced where the platform allows), so a crash mid-save leaves
+the previous checkpoint intact. Where the platform allows (Linux: ``O_TMPFILE`` and
+``/proc/self/fd``) the temporary file has no name while it is written, so a process killed then
+leaves nothing on disk; it is linked under a temporary name only for the final rename. Elsewhere
+it is named ``.<target name>.<host>-<pid>-<start>-<random>.fotmp`` from the start. Either way,
+every save first removes the temporaries of that naming in its directory whose writer is gone:
+same host and pid namespace (the ``<host>`` token) and a pid that no longer runs, or runs a later
+process (``<start>``, the writer's start time, differs). Temporaries of other hosts are left
+alone. A failed save (full disk, I/O error, unwritable or missing directory, ...) raises an
+``OSError`` of the same errno whose message and ``filename`` name the target, says at which
+stage it failed and that the previous file is unchanged, and removes its temporary file. The
+output is deterministic: saving equal data twice gives identical bytes. Saving to or loading
+from a file object is supported as in torch; atomicity is then the caller's business.
 """
 import collections
+import errno
+import hashlib
 import io
 import json
 import os
+import re
 import secrets
+import socket
 import zipfile
 
 import numpy
@@ -67,8 +96,12 @@ from numpy.lib import format as _npy
 __all__ = ["CheckpointError", "load", "save"]
 
 FORMAT_NAME = "fastoptim.checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _MANIFEST = "manifest.json"
+# Arrays are hashed, CRC'd and written (or read) in pieces of this size, each while it is in cache.
+_CHUNK = 1 << 20
+_ARRAY_DIGEST_TAG = b"fastoptim.array\0"
+_MANIFEST_KEYS = ("format", "version", "arrays", "root")
 # A fixed timestamp (the zip epoch) keeps the bytes of a checkpoint a function of its content.
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 # Only plain numbers: no objects, strings, datetimes, voids or structured records.
@@ -197,15 +230,52 @@ def _check_dtype(dtype, where, what):
                         "(only boolean, integer, floating and complex dtypes)")
 
 
-def _write_archive(fileobj, manifest, arrays):
+def _array_hasher(dtype, shape):
+    """A SHA-256 object fed with the array digest's prefix (the format's "sha256" of an entry)."""
+    h = hashlib.sha256(_ARRAY_DIGEST_TAG)
+    h.update(f"{dtype.str}\0{','.join(map(str, shape))}\0".encode("ascii"))
+    return h
+
+
+def _c_order_pieces(array):
+    """The bytes of ``array`` in C order, as buffers of about _CHUNK bytes (no copy when the
+    array is C-contiguous: slices of one uint8 view)."""
+    if array.flags.c_contiguous:
+        flat = array.reshape(-1).view(numpy.uint8)
+        for start in range(0, flat.size, _CHUNK):
+            yield flat[start:start + _CHUNK]
+        return
+    step = max(_CHUNK // array.itemsize, 1)
+    for piece in numpy.nditer(array, flags=["external_loop", "buffered", "zerosize_ok"],
+                              buffersize=step, order="C"):
+        yield piece.tobytes("C")
+
+
+def _manifest_text(manifest):
+    return json.dumps(manifest, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+
+
+def _write_archive(fileobj, root, entries, arrays):
+    """Write the members, each array hashed as it is written, then the sealed manifest."""
     with zipfile.ZipFile(fileobj, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-        text = json.dumps(manifest, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
-        zf.writestr(_member_info(_MANIFEST), text.encode("ascii"))
-        for index, array in enumerate(arrays):
+        sealed = []
+        for index, (entry, array) in enumerate(zip(entries, arrays)):
+            header = io.BytesIO()
+            _npy.write_array_header_1_0(header, {"descr": _npy.dtype_to_descr(array.dtype),
+                                                 "fortran_order": False, "shape": array.shape})
+            digest = _array_hasher(array.dtype, array.shape)
             # Large members need zip64 headers up front, since we stream them of unknown size.
             big = array.nbytes > (1 << 30)
             with zf.open(_member_info(f"arrays/{index}.npy"), "w", force_zip64=big) as member:
-                _npy.write_array(member, array, allow_pickle=False)
+                member.write(header.getvalue())
+                for piece in _c_order_pieces(array):
+                    digest.update(piece)
+                    member.write(piece)
+            sealed.append(dict(entry, dtype=array.dtype.str, shape=list(array.shape),
+                               sha256=digest.hexdigest()))
+        body = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "arrays": sealed, "root": root}
+        body["sha256"] = hashlib.sha256(_manifest_text(body).encode("ascii")).hexdigest()
+        zf.writestr(_member_info(_MANIFEST), _manifest_text(body).encode("ascii"))
 
 
 def _member_info(name):
@@ -228,19 +298,20 @@ def save(obj, f):
     Raises:
         TypeError: ``obj`` holds an unsupported object; the message says where and its type.
         ValueError: ``obj`` contains itself.
+        OSError: the file cannot be written (e.g. ``ENOSPC``, ``EIO``, a missing or unwritable
+            directory); the message and ``filename`` name the target path, the previous file
+            is left as it was and no temporary file is left behind.
 
     Example:
         >>> fastoptim.save({"epoch": 3, "optimizer": opt.state_dict()}, "ckpt.fo")
     """
     encoder = _Encoder()
     root = encoder.encode(obj, "obj")  # fails before anything touches the disk
-    manifest = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "arrays": encoder.entries,
-                "root": root}
     if not isinstance(f, (str, bytes, os.PathLike)):
         if not hasattr(f, "write"):
             raise TypeError(f"save() expects a path or a writable binary file object, "
                             f"got {_type_name(f)}")
-        _write_archive(f, manifest, encoder.arrays)
+        _write_archive(f, root, encoder.entries, encoder.arrays)
         if hasattr(f, "flush"):
             f.flush()
         return
@@ -248,33 +319,189 @@ def save(obj, f):
     if isinstance(target, bytes):
         target = os.fsdecode(target)
     directory, base = os.path.split(target)
-    tmp, fd = _create_temp(directory, base)
+    _remove_stale_temps(directory)
+    stage = "creating its temporary file"
+    temp = None
     try:
-        with open(fd, "wb") as out:
-            _write_archive(out, manifest, encoder.arrays)
+        temp = _Temp(directory, base)
+        stage = "writing it"
+        with os.fdopen(temp.fd, "wb") as out:
+            temp.fd = None  # closed by `out` from here on
+            _write_archive(out, root, encoder.entries, encoder.arrays)
             out.flush()
+            stage = "flushing it to disk (fsync)"
             os.fsync(out.fileno())
-        os.replace(tmp, target)
+            stage = "linking its temporary file"
+            temp.link(out.fileno())
+        stage = "renaming its temporary file over the target"
+        os.replace(temp.name, target)
+    except OSError as exc:
+        if temp is not None:
+            temp.discard()
+        raise _save_error(exc, target, stage) from exc
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        if temp is not None:
+            temp.discard()
         raise
     _fsync_directory(directory)
 
 
-def _create_temp(directory, base):
-    # os.open with mode 0o666 lets the umask decide the final permissions, as open() would;
-    # tempfile.mkstemp would leave every checkpoint readable by its owner only.
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    for _ in range(100):
-        tmp = os.path.join(directory, f".{base}.{secrets.token_hex(6)}.tmp")
-        try:
-            return tmp, os.open(tmp, flags, 0o666)
-        except FileExistsError:
+def _save_error(exc, target, stage):
+    """``exc`` (raised while saving) restated about ``target``: same errno and class."""
+    state = "the previous file is unchanged" if os.path.lexists(target) else "nothing was written"
+    if exc.errno is None:  # raised without an errno (not by the OS): keep its class if builtin
+        kind = type(exc) if type(exc).__module__ == "builtins" else OSError
+        return kind(f"cannot save checkpoint {target!r} while {stage}: {exc} ({state})")
+    reason = exc.strerror or os.strerror(exc.errno)
+    return OSError(exc.errno, f"cannot save checkpoint (while {stage}: {reason}; {state})",
+                   target)
+
+
+# The temporary files of a save, and what a later save removes. The name carries the writer's
+# identity so that a later save can tell a dead writer's file from a live one's.
+_TEMP_SUFFIX = ".fotmp"
+_TEMP_NAME = re.compile(r"\.(?P<host>[0-9a-f]{8})-(?P<pid>[0-9]+)-(?P<start>[0-9]+)"
+                        r"-[0-9a-f]{12}\.fotmp\Z")
+# Unnamed temporary files (Linux): os.open(directory, O_TMPFILE), later linked by its
+# /proc/self/fd path. False disables them (tests exercise the named path with it).
+_USE_TMPFILE = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
+
+
+def _process_start(pid):
+    """The start time of process ``pid`` in clock ticks since boot (Linux), else 0."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[19])  # field 22 of proc(5); fields[0] is field 3
+
+
+def _host_token():
+    # The host name and the pid namespace: a pid means this process only within both.
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        namespace = ""
+    return hashlib.sha256(f"{socket.gethostname()}\0{namespace}".encode()).hexdigest()[:8]
+
+
+_HOST = _host_token()
+_SELF = (os.getpid(), _process_start(os.getpid()))
+
+
+def _self_identity():
+    # Recomputed after a fork (the child has another pid and start time).
+    global _SELF
+    if _SELF[0] != os.getpid():
+        _SELF = (os.getpid(), _process_start(os.getpid()))
+    return _SELF
+
+
+def _writer_alive(pid, start):
+    """Whether the process that named a temporary file (same host and namespace) may still
+    be writing it."""
+    if (pid, start) == _self_identity():
+        return True  # this process (another thread's save)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, another user's
+    now = _process_start(pid)
+    return start == 0 or now == 0 or now == start  # a different start: the pid was reused
+
+
+def _remove_stale_temps(directory):
+    """Remove the temporary files of dead writers in ``directory`` (best effort)."""
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return  # the save reports the directory's problem itself
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(".") and name.endswith(_TEMP_SUFFIX)):
             continue
-    raise FileExistsError(f"could not create a temporary file next to {directory!r}")
+        match = _TEMP_NAME.search(name)
+        if match is None or match["host"] != _HOST:
+            continue
+        if _writer_alive(int(match["pid"]), int(match["start"])):
+            continue
+        try:
+            os.unlink(os.path.join(directory, name))
+        except FileNotFoundError:
+            pass  # another save removed it first
+        except OSError:
+            pass  # e.g. not ours to remove; never fail a save over someone's leftovers
+
+
+class _Temp:
+    """The temporary file of one save: unnamed while written where the platform allows."""
+
+    def __init__(self, directory, base):
+        pid, start = _self_identity()
+        self.directory = directory
+        self.prefix = f".{base}.{_HOST}-{pid}-{start}-"
+        self.name = None  # its path once it has one
+        self.fd = None
+        # os.open with mode 0o666 lets the umask decide the final permissions, as open() would;
+        # tempfile.mkstemp would leave every checkpoint readable by its owner only.
+        if _USE_TMPFILE:
+            try:
+                self.fd = os.open(directory, os.O_TMPFILE | os.O_WRONLY, 0o666)
+                return
+            except OSError as exc:
+                # The file system (or an old kernel) has no O_TMPFILE: use a named file.
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                    raise
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        for _ in range(100):
+            name = self._new_name()
+            try:
+                self.fd = os.open(name, flags, 0o666)
+            except FileExistsError:
+                continue
+            self.name = name
+            return
+        raise FileExistsError(errno.EEXIST, "could not create a unique temporary file",
+                              directory)
+
+    def _new_name(self):
+        return os.path.join(self.directory,
+                            f"{self.prefix}{secrets.token_hex(6)}{_TEMP_SUFFIX}")
+
+    def link(self, fd):
+        """Give an unnamed file its temporary name (its contents are complete and synced)."""
+        if self.name is not None:
+            return
+        # os.link follows the /proc symlink (linkat with AT_SYMLINK_FOLLOW) only when given a
+        # directory fd; plain link() would try to link the symlink itself.
+        dir_fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for _ in range(100):
+                name = self._new_name()
+                try:
+                    os.link(f"/proc/self/fd/{fd}", os.path.basename(name), dst_dir_fd=dir_fd,
+                            follow_symlinks=True)
+                except FileExistsError:
+                    continue
+                self.name = name
+                return
+        finally:
+            os.close(dir_fd)
+        raise FileExistsError(errno.EEXIST, "could not link a unique temporary file",
+                              self.directory)
+
+    def discard(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        if self.name is not None:
+            try:
+                os.unlink(self.name)
+            except OSError:
+                pass  # already renamed, or the directory went away
 
 
 def _fsync_directory(directory):
@@ -409,28 +636,49 @@ class _Decoder:
                                   object_pairs_hook=unique_keys)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             self.fail(f"manifest.json is not valid JSON ({exc})")
-        self.expect_keys(manifest, {"format", "version", "arrays", "root"}, "manifest")
-        if manifest["format"] != FORMAT_NAME:
-            self.fail(f"manifest format is {manifest['format']!r}, expected {FORMAT_NAME!r}")
-        version = manifest["version"]
+        if type(manifest) is not dict:
+            self.fail(f"manifest must be a JSON object, got {manifest!r:.200}")
+        if manifest.get("format") != FORMAT_NAME:
+            self.fail(f"manifest format is {manifest.get('format')!r}, expected {FORMAT_NAME!r}")
+        version = manifest.get("version")
         if type(version) is not int:
             self.fail(f"manifest version {version!r} is not an integer")
+        if version == 1:
+            self.fail("checkpoint format version 1 is no longer read: its manifest is not bound "
+                      "to its arrays by digests, so a swapped or edited member would load "
+                      "silently; save the training state again with this fastoptim")
         if version != FORMAT_VERSION:
             self.fail(f"unknown checkpoint format version {version} (this fastoptim reads "
                       f"version {FORMAT_VERSION}; a newer fastoptim may read it)")
+        self.expect_keys(manifest, set(_MANIFEST_KEYS) | {"sha256"}, "manifest")
+        body = {key: value for key, value in manifest.items() if key != "sha256"}
+        digest = hashlib.sha256(_manifest_text(body).encode("ascii")).hexdigest()
+        if manifest["sha256"] != digest:
+            self.fail("manifest.json does not match its digest: it was edited after it was "
+                      "saved (its values, kinds, array indices or array digests)")
         if type(manifest["arrays"]) is not list:
             self.fail("manifest 'arrays' is not a list")
         for i, entry in enumerate(manifest["arrays"]):
             where = f"manifest arrays[{i}]"
             kind = entry.get("kind") if type(entry) is dict else None
             if kind in ("tensor", "parameter"):
-                self.expect_keys(entry, {"kind", "requires_grad"}, where)
+                self.expect_keys(entry, {"kind", "requires_grad", "dtype", "shape", "sha256"},
+                                 where)
                 if type(entry["requires_grad"]) is not bool:
                     self.fail(f"{where}: 'requires_grad' is not a bool")
             elif kind in ("ndarray", "scalar"):
-                self.expect_keys(entry, {"kind"}, where)
+                self.expect_keys(entry, {"kind", "dtype", "shape", "sha256"}, where)
             else:
-                self.fail(f"{where}: unknown or missing 'kind' in {entry!r}")
+                self.fail(f"{where}: unknown or missing 'kind' in {entry!r:.200}")
+            shape = entry["shape"]
+            if (type(entry["dtype"]) is not str or type(shape) is not list
+                    or not all(type(n) is int and n >= 0 for n in shape)
+                    or type(entry["sha256"]) is not str):
+                self.fail(f"{where}: 'dtype' must be a string, 'shape' a list of non-negative "
+                          f"integers and 'sha256' a string, got {entry!r:.200}")
+            if kind == "scalar" and shape:
+                self.fail(f"{where}: a numpy scalar must be stored as a 0-d array, got shape "
+                          f"{shape}")
         return manifest
 
     def expect_keys(self, node, keys, where):
@@ -453,9 +701,9 @@ class _Decoder:
         with zf.open(member) as stream:
             version = _npy.read_magic(stream)
             if version == (1, 0):
-                shape, _fortran, dtype = _npy.read_array_header_1_0(stream)
+                shape, fortran, dtype = _npy.read_array_header_1_0(stream)
             elif version == (2, 0):
-                shape, _fortran, dtype = _npy.read_array_header_2_0(stream)
+                shape, fortran, dtype = _npy.read_array_header_2_0(stream)
             else:
                 self.fail(f"{member}: unsupported .npy format version {version}")
             if dtype.kind not in _ARRAY_KINDS or dtype.fields is not None or dtype.hasobject:
@@ -463,21 +711,39 @@ class _Decoder:
                           "floating and complex arrays; object arrays would need pickle)")
             if any(n < 0 for n in shape):
                 self.fail(f"{member}: negative dimension in shape {shape}")
+            if fortran:
+                self.fail(f"{member}: Fortran-ordered data; fastoptim checkpoints store C order")
+            if dtype.str != entry["dtype"] or list(shape) != entry["shape"]:
+                self.fail(f"{member} holds dtype {dtype.str} and shape {list(shape)} but the "
+                          f"manifest records dtype {entry['dtype']} and shape {entry['shape']} "
+                          "(the member was replaced or swapped, or the manifest comes from "
+                          "another save)")
             count = 1
             for n in shape:
                 count *= n
-            # Checked before numpy allocates anything: a forged header cannot ask for more
+            nbytes = count * dtype.itemsize
+            # Checked before anything is allocated: a forged header cannot ask for more
             # memory than the member really holds.
-            if stream.tell() + count * dtype.itemsize != size:
+            if stream.tell() + nbytes != size:
                 self.fail(f"{member}: the header's shape {shape} and dtype {dtype} do not match "
                           f"the member's size of {size} bytes")
-            stream.seek(0)
-            array = _npy.read_array(stream, allow_pickle=False)
+            data = numpy.empty(nbytes, dtype=numpy.uint8)
+            view = memoryview(data)
+            digest = _array_hasher(dtype, shape)
+            done = 0
+            while done < nbytes:
+                got = stream.readinto(view[done:done + _CHUNK])
+                if not got:
+                    self.fail(f"{member}: the array data ends early")
+                digest.update(view[done:done + got])
+                done += got
             if stream.read(1):  # also completes the CRC check of the member
                 self.fail(f"{member}: trailing bytes after the array data")
-        if entry["kind"] == "scalar" and array.ndim != 0:
-            self.fail(f"{member}: a numpy scalar must be stored as a 0-d array, got {shape}")
-        return array
+        if digest.hexdigest() != entry["sha256"]:
+            self.fail(f"{member} does not match its digest in the manifest (the member was "
+                      "edited, replaced or swapped with another, or the manifest comes from "
+                      "another save)")
+        return data.view(dtype).reshape(shape)
 
     def build_array(self, index, where):
         if type(index) is not int or not 0 <= index < len(self.arrays):

@@ -1,5 +1,6 @@
 """fastoptim.save/load: exact round trips, atomic writes, and hostile files that must not load."""
 import collections
+import hashlib
 import io
 import json
 import math
@@ -324,17 +325,49 @@ def test_save_follows_symlink(tmp_path):
 
 # --- atomicity -----------------------------------------------------------------------------
 
-def _fail_on_second_array(monkeypatch):
-    real = npy_format.write_array
-    calls = []
+class _FailingFile(io.RawIOBase):
+    """A writable file that raises ``error`` once ``budget`` bytes have been written."""
 
-    def flaky(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise OSError("disk full (simulated)")
-        return real(*args, **kwargs)
+    def __init__(self, real, budget, error):
+        self.real, self.budget, self.error = real, budget, error
 
-    monkeypatch.setattr(npy_format, "write_array", flaky)
+    def writable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def write(self, b):
+        n = memoryview(b).nbytes
+        if n > self.budget:
+            raise self.error
+        self.budget -= n
+        return self.real.write(b)
+
+    def seek(self, *args):
+        return self.real.seek(*args)
+
+    def tell(self):
+        return self.real.tell()
+
+    def fileno(self):
+        return self.real.fileno()
+
+    def flush(self):
+        if not self.real.closed:
+            self.real.flush()
+
+    def close(self):
+        super().close()
+        self.real.close()
+
+
+def _fail_on_second_array(monkeypatch, budget=200, error=None):
+    """The next save's file fails after ``budget`` bytes (mid-way through its arrays)."""
+    real = os.fdopen
+    error = error or OSError("disk full (simulated)")
+    monkeypatch.setattr(os, "fdopen", lambda fd, *a, **k: _FailingFile(real(fd, *a, **k),
+                                                                        budget, error))
 
 
 def test_failed_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
@@ -488,13 +521,56 @@ def test_torch_zip_checkpoint_is_refused_without_running_it(tmp_path):
     assert not marker.exists()
 
 
+def _member_facts(data):
+    """(dtype.str, shape, sha256) of an .npy member as the format defines the array digest,
+    written from the spec (not from fastoptim's code); a placeholder when it is not readable."""
+    stream = io.BytesIO(data)
+    try:
+        version = npy_format.read_magic(stream)
+        read_header = {(1, 0): npy_format.read_array_header_1_0,
+                       (2, 0): npy_format.read_array_header_2_0}[version]
+        shape, fortran, dtype = read_header(stream)
+    except Exception:  # bytes that are no .npy at all: the loader must say so itself
+        return "<f8", [3], "0" * 64
+    payload = stream.read()
+    if dtype.hasobject or len(payload) != int(np.prod(shape)) * dtype.itemsize:
+        return dtype.str, list(shape), "0" * 64  # never built: may be huge or hold pickles
+    values = np.frombuffer(payload, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+    head = b"fastoptim.array\0" + f"{dtype.str}\0{','.join(map(str, shape))}\0".encode()
+    return dtype.str, list(shape), hashlib.sha256(head + values.tobytes("C")).hexdigest()
+
+
+def _seal(manifest, members):
+    """Fill in what a hand-made manifest leaves out: each entry's dtype, shape and digest
+    (from its member) and the manifest digest, so that a test's one defect is the only one."""
+    manifest = dict(manifest)
+    if type(manifest.get("arrays")) is list:
+        entries = []
+        for i, entry in enumerate(manifest["arrays"]):
+            entry = dict(entry)
+            data = members.get(f"arrays/{i}.npy")
+            if "sha256" not in entry:
+                dtype, shape, digest = _member_facts(data or b"")
+                entry.setdefault("dtype", dtype)
+                entry.setdefault("shape", shape)
+                entry["sha256"] = digest
+            entries.append(entry)
+        manifest["arrays"] = entries
+    if "sha256" not in manifest:
+        text = json.dumps(manifest, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+        manifest["sha256"] = hashlib.sha256(text.encode()).hexdigest()
+    return manifest
+
+
 def _archive(manifest, members=None, raw_manifest=None):
-    """A hand-made checkpoint zip: (manifest dict or raw bytes, {name: bytes})."""
+    """A hand-made checkpoint zip: (manifest dict or raw bytes, {name: bytes}); a dict manifest
+    is sealed (_seal)."""
+    members = members or {}
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("manifest.json", raw_manifest if raw_manifest is not None
-                    else json.dumps(manifest))
-        for name, data in (members or {}).items():
+                    else json.dumps(_seal(manifest, members)))
+        for name, data in members.items():
             zf.writestr(name, data)
     return buf.getvalue()
 
@@ -506,7 +582,7 @@ def _npy_bytes(array, allow_pickle=False):
 
 
 def _manifest(arrays=(), root=None):
-    return {"format": "fastoptim.checkpoint", "version": 1, "arrays": list(arrays),
+    return {"format": "fastoptim.checkpoint", "version": 2, "arrays": list(arrays),
             "root": root if root is not None else {"type": "none"}}
 
 
@@ -540,8 +616,17 @@ BAD_ARCHIVES = {
                      "unexpected member 'notes.txt'"),
     "unreferenced array": (_archive(_manifest([{"kind": "ndarray"}]), {"arrays/0.npy": GOOD_NPY}),
                            "never referenced"),
-    "unknown version": (_archive(dict(ONE_ARRAY, version=2), {"arrays/0.npy": GOOD_NPY}),
-                        "unknown checkpoint format version 2"),
+    "unknown version": (_archive(dict(ONE_ARRAY, version=3), {"arrays/0.npy": GOOD_NPY}),
+                        "unknown checkpoint format version 3"),
+    "version 1 (no digests)": (_archive(dict(ONE_ARRAY, version=1), {"arrays/0.npy": GOOD_NPY}),
+                               "version 1 is no longer read.*digests"),
+    "manifest without digest": (_archive(None, raw_manifest=json.dumps(ONE_ARRAY).encode()),
+                                "exactly the keys"),
+    "fortran-ordered member": (_archive(ONE_ARRAY, {"arrays/0.npy": _npy_bytes(
+        np.asfortranarray(np.ones((2, 3))))}), "Fortran"),
+    "negative shape in manifest": (_archive(_manifest([{"kind": "ndarray", "shape": [-3]}],
+                                                      {"type": "array", "index": 0}),
+                                            {"arrays/0.npy": GOOD_NPY}), "non-negative"),
     "version as string": (_archive(dict(ONE_ARRAY, version="1"), {"arrays/0.npy": GOOD_NPY}),
                           "not an integer"),
     "wrong format name": (_archive(dict(ONE_ARRAY, format="other"), {"arrays/0.npy": GOOD_NPY}),
@@ -549,10 +634,10 @@ BAD_ARCHIVES = {
     "manifest not json": (_archive(None, raw_manifest=b"{nope"), "not valid JSON"),
     "manifest not utf-8": (_archive(None, raw_manifest=b"\xff\xfe"), "not valid JSON"),
     "manifest NaN literal": (_archive(None, raw_manifest=b'{"format": NaN}'), "NaN"),
-    "manifest duplicate keys": (_archive(None, raw_manifest=b'{"version": 1, "version": 1}'),
+    "manifest duplicate keys": (_archive(None, raw_manifest=b'{"version": 2, "version": 2}'),
                                 "duplicated keys"),
     "manifest extra key": (_archive(dict(_manifest(), extra=1)), "exactly the keys"),
-    "manifest is a list": (_archive(None, raw_manifest=b"[]"), "exactly the keys"),
+    "manifest is a list": (_archive(None, raw_manifest=b"[]"), "must be a JSON object"),
     "unknown node": (_archive(_manifest(root={"type": "pickle", "value": "x"})), "unknown node"),
     "node missing field": (_archive(_manifest(root={"type": "int"})), "exactly the keys"),
     "int holding a float": (_archive(_manifest(root={"type": "int", "value": 1.5})),
@@ -640,7 +725,7 @@ def test_forged_npy_shape_cannot_request_huge_memory(tmp_path):
 def test_deeply_nested_manifest_is_refused(tmp_path):
     depth = 100_000
     root = '{"type":"list","items":[' * depth + '{"type":"none"}' + "]}" * depth
-    raw = '{"format":"fastoptim.checkpoint","version":1,"arrays":[],"root":' + root + "}"
+    raw = '{"format":"fastoptim.checkpoint","version":2,"arrays":[],"root":' + root + "}"
     path = tmp_path / "c"
     path.write_bytes(_archive(None, raw_manifest=raw.encode()))
     with pytest.raises(CheckpointError):
@@ -719,3 +804,162 @@ def test_tensor_entry_of_a_dtype_tensor_refuses(tmp_path, monkeypatch):
     path.write_bytes(TENSOR_ARCHIVE)
     with pytest.raises(CheckpointError, match=r"obj: cannot make a fastoptim.Tensor.*uint16"):
         load(path)
+
+
+# --- parts that do not belong together: a manifest bound to its arrays -----------------------
+# Each case rebuilds a good archive with valid CRCs whose parts were mixed up or edited, the way
+# a copy tool, a hand edit or a half-merged directory can. Format version 1 loaded most of them
+# silently (wrong values, kinds or flags); each must raise CheckpointError naming the problem.
+
+def _members(path):
+    with zipfile.ZipFile(path) as zf:
+        return {name: zf.read(name) for name in zf.namelist()}
+
+
+def _rezip(members):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(_plain_info(name), data)
+    return buf.getvalue()
+
+
+def _plain_info(name):
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_STORED
+    return info
+
+
+def _edit_manifest(members, edit):
+    manifest = json.loads(members["manifest.json"])
+    edit(manifest)
+    return dict(members, **{"manifest.json": json.dumps(manifest).encode()})
+
+
+def _array_nodes(node):
+    """The root's array nodes, depth first."""
+    if isinstance(node, dict):
+        if node.get("type") == "array":
+            yield node
+        for value in node.values():
+            yield from _array_nodes(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _array_nodes(value)
+
+
+def _training_state(scale):
+    """A checkpoint whose arrays all have one shape and dtype, so that swaps are well formed."""
+    w = fastoptim.from_numpy(np.arange(4, dtype=np.float32) * scale) if HAVE_TENSOR else \
+        np.arange(4, dtype=np.float32) * scale
+    if HAVE_TENSOR:
+        w.requires_grad_(True)
+    return {"epoch": int(scale), "w": w,
+            "exp_avg": np.full(4, 0.5 * scale, dtype=np.float32),
+            "exp_avg_sq": np.full(4, 0.25 * scale, dtype=np.float32), "lr": 0.1 * scale}
+
+
+def _swap_kind(manifest):
+    entry = manifest["arrays"][0]
+    entry["kind"] = "ndarray"
+    entry.pop("requires_grad", None)
+
+
+def _swap_entries(manifest):
+    manifest["arrays"][1], manifest["arrays"][2] = manifest["arrays"][2], manifest["arrays"][1]
+
+
+def _permute_indices(manifest):
+    nodes = list(_array_nodes(manifest["root"]))
+    nodes[1]["index"], nodes[2]["index"] = nodes[2]["index"], nodes[1]["index"]
+
+
+def _edit_epoch(manifest):
+    for key, value in manifest["root"]["items"]:
+        if key["value"] == "epoch":
+            value["value"] += 1
+
+
+def _flip_requires_grad(manifest):
+    manifest["arrays"][0]["requires_grad"] = not manifest["arrays"][0]["requires_grad"]
+
+
+def _drop_last_array(manifest):
+    manifest["arrays"].pop()
+
+
+DIGEST = "does not match its digest"
+SWAPS = {
+    # name: (how the good archive `a` is mixed with `b`, another save, -> members; message)
+    "another save's manifest, same layout":
+        (lambda a, b: dict(a, **{"manifest.json": b["manifest.json"]}), DIGEST),
+    "one member from another save":
+        (lambda a, b: dict(a, **{"arrays/1.npy": b["arrays/1.npy"]}), DIGEST),
+    "two same-shape members swapped":
+        (lambda a, b: dict(a, **{"arrays/1.npy": a["arrays/2.npy"],
+                                 "arrays/2.npy": a["arrays/1.npy"]}), DIGEST),
+    "permuted array indices in the root":
+        (lambda a, b: _edit_manifest(a, _permute_indices), DIGEST),
+    "array entries and members permuted together":
+        (lambda a, b: _edit_manifest(dict(a, **{"arrays/1.npy": a["arrays/2.npy"],
+                                                "arrays/2.npy": a["arrays/1.npy"]}),
+                                     _swap_entries), DIGEST),
+    "an edited value": (lambda a, b: _edit_manifest(a, _edit_epoch), DIGEST),
+    "kind tensor -> ndarray": (lambda a, b: _edit_manifest(a, _swap_kind), DIGEST),
+    "requires_grad flipped": (lambda a, b: _edit_manifest(a, _flip_requires_grad), DIGEST),
+    "member of another shape":
+        (lambda a, b: dict(a, **{"arrays/1.npy": _npy_bytes(np.zeros(5, np.float32))}),
+         "holds dtype <f4 and shape \\[5\\] but the manifest records dtype <f4 and shape \\[4\\]"),
+    "member of another dtype":
+        (lambda a, b: dict(a, **{"arrays/1.npy": _npy_bytes(np.zeros(4, np.float64))}),
+         "holds dtype <f8"),
+    "another save's manifest, other layout":
+        (lambda a, b: dict(a, **{"manifest.json": b["manifest.json"]}), "missing"),
+    "an array entry dropped": (lambda a, b: _edit_manifest(a, _drop_last_array), DIGEST),
+}
+
+
+@pytest.mark.parametrize("name", SWAPS)
+def test_mixed_up_archive_is_refused(name, tmp_path):
+    save(_training_state(1.0), tmp_path / "a.fo")
+    other = _training_state(2.0)
+    if name.endswith("other layout"):
+        other["extra"] = np.ones(4, np.float32)
+    save(other, tmp_path / "b.fo")
+    mix, pattern = SWAPS[name]
+    path = tmp_path / "mixed.fo"
+    path.write_bytes(_rezip(mix(_members(tmp_path / "a.fo"), _members(tmp_path / "b.fo"))))
+    with pytest.raises(CheckpointError, match=pattern) as info:
+        load(path)
+    assert str(path) in str(info.value)
+
+
+def test_unmixed_rezip_still_loads(tmp_path):
+    # The control for the cases above: rezipping the members unchanged is not a defect.
+    state = _training_state(1.0)
+    save(state, tmp_path / "a.fo")
+    path = tmp_path / "same.fo"
+    path.write_bytes(_rezip(_members(tmp_path / "a.fo")))
+    assert_same(load(path), state)
+
+
+def test_members_are_standard_npy_files(tmp_path):
+    obj = [np.arange(6.0).reshape(2, 3), np.asfortranarray(np.ones((2, 3), np.int32)),
+           np.array([1.5], ">f8"), np.bool_(True)]
+    save(obj, tmp_path / "c")
+    members = _members(tmp_path / "c")
+    for i, want in enumerate(obj):
+        got = np.load(io.BytesIO(members[f"arrays/{i}.npy"]), allow_pickle=False)
+        np.testing.assert_array_equal(got, want)
+        assert got.dtype == np.asarray(want).dtype
+
+
+def test_manifest_digest_is_over_its_canonical_text(tmp_path):
+    save({"a": np.arange(3.0), "b": "x"}, tmp_path / "c")
+    raw = _members(tmp_path / "c")["manifest.json"]
+    manifest = json.loads(raw)
+    digest = manifest.pop("sha256")
+    text = json.dumps(manifest, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+    assert hashlib.sha256(text.encode()).hexdigest() == digest
+    assert raw == (text[:-1] + f',"sha256":"{digest}"}}').encode()
+    assert list(json.loads(raw)) == ["format", "version", "arrays", "root", "sha256"]
