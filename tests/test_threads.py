@@ -7,9 +7,13 @@ the process-wide overlap-proof cache, while a kernel writes. The cache, the grad
 RNG are process-global; this is what shows that disjoint optimizers in threads do not disturb
 each other (README "Reliability" lists what is and is not thread-safe). Every optimizer class,
 float32 and float64, one big tensor (GIL released) and 40 mid-size ones (the overlap proof is
-cached: more than SMALL_SPANS spans). Timing is in benchmarks/bench_threads.py, not here.
+cached: more than SMALL_SPANS spans) and 70 (team mode). That big steps release the GIL at all is
+shown by counting, not timing: another thread observes being run while a step is in progress.
+Timing is in benchmarks/bench_threads.py, not here.
 """
+import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -125,3 +129,48 @@ def test_team_mode_ran():
     opt, params, grads = _make("Adam", {}, LAYOUTS["70 tensors"], np.float32, 0)
     _train(opt, params, grads)
     assert _optim._team_step_count() > before
+
+
+def _steps_seen_by_another_thread(numel, steps=20):
+    """How many of ``steps`` Adam steps over ``numel`` elements another Python thread ran
+    during. With forced GIL switches made very rare (switch interval 100 s), the other thread
+    can run while ``step()`` is in progress only if step itself releases the GIL: this counts
+    observations, not time, so a busy machine delays it but cannot fake it."""
+    opt, params, grads = _make("Adam", {}, [(numel,)], np.float32, 0)
+    params[0].grad = fastoptim.from_numpy(grads[0][0])
+    opt.step()  # state created
+    state = {"in_step": False, "done": False, "seen": set(), "step": 0}
+
+    def watch():
+        while not state["done"]:
+            if state["in_step"]:
+                state["seen"].add(state["step"])
+            time.sleep(0)  # releases the GIL: lets the stepping thread take it back
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(100.0)
+    watcher = threading.Thread(target=watch)
+    try:
+        watcher.start()
+        for k in range(steps):
+            state["step"], state["in_step"] = k, True
+            opt.step()
+            state["in_step"] = False
+            time.sleep(0.0005)  # the watcher runs here, not in a step
+    finally:
+        state["done"] = True
+        watcher.join()
+        sys.setswitchinterval(old)
+    return len(state["seen"])
+
+
+def test_big_step_releases_the_gil():
+    # 4 Mi elements: tens of milliseconds per step, in which the watcher gets the GIL
+    assert _steps_seen_by_another_thread(4 << 20) >= 1
+
+
+def test_small_step_keeps_the_gil():
+    # The control: below NOGIL_MIN_ELEMS (4096) the kernel runs with the GIL held, so the
+    # watcher never runs inside a step: the probe has no false positives. (A step that releases
+    # the GIL for a few microseconds can also show 0: the watcher wakes too late to see it.)
+    assert _steps_seen_by_another_thread(1000) == 0
