@@ -174,3 +174,25 @@ def test_small_step_keeps_the_gil():
     # watcher never runs inside a step: the probe has no false positives. (A step that releases
     # the GIL for a few microseconds can also show 0: the watcher wakes too late to see it.)
     assert _steps_seen_by_another_thread(1000) == 0
+
+
+@pytest.mark.xfail(strict=True, reason="grad mode is process-wide in fastoptim (a global in "
+                   "_tensor.pyx), thread-local in torch: while one thread is inside "
+                   "optimizer.step() or no_grad(), other threads record no graph")
+def test_grad_mode_is_per_thread_as_in_torch():
+    inside, leave = threading.Event(), threading.Event()
+
+    def other():
+        with fastoptim.no_grad():
+            inside.set()
+            leave.wait()
+    t = threading.Thread(target=other)
+    t.start()
+    inside.wait()
+    try:
+        enabled_here = fastoptim.is_grad_enabled()
+        y = nn.Linear(2, 1)(fastoptim.randn(1, 2))
+    finally:
+        leave.set()
+        t.join()
+    assert enabled_here and y.requires_grad
