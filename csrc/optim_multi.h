@@ -56,7 +56,13 @@ typedef void (*fo_segment_fn)(const void *ctx, int64_t i, int64_t off, int64_t l
 #ifdef FO_HAVE_OPENMP
 extern int fo_team_mode; /* defined in optim_team.c */
 #pragma omp threadprivate(fo_team_mode)
+#define FO_IN_TEAM_MODE fo_team_mode
+#else
+#define FO_IN_TEAM_MODE 0
 #endif
+/* A kernel with per-tensor scalar state besides the step counters (NAdam's mu_product, ASGD's
+ * eta and mu) stores it after fo_multi_tensor_run, once per tensor, unless FO_IN_TEAM_MODE: then,
+ * as for the counters, its caller does (see optim_nadam.inc). */
 
 /* Thread tid's share [*lo, *hi) of nth equal shares of [0, total), inner boundaries rounded down
  * to a multiple of FO_SEGMENT_ALIGN (total * tid cannot overflow: total < 2^48, tid < 2^15). */
