@@ -73,7 +73,8 @@ it is named ``.<target name>.<host>-<pid>-<start>-<random>.fotmp`` from the star
 every save first removes the temporaries of that naming in its directory whose writer is gone:
 same host and pid namespace (the ``<host>`` token) and a pid that no longer runs, or runs a later
 process (``<start>``, the writer's start time, differs). Temporaries of other hosts are left
-alone. A failed save (full disk, I/O error, unwritable or missing directory, ...) raises an
+alone, and so is everything on platforms without a way to probe a pid (Windows). A failed save
+(full disk, I/O error, unwritable or missing directory, ...) raises an
 ``OSError`` of the same errno whose message and ``filename`` name the target, says at which
 stage it failed and that the previous file is unchanged, and removes its temporary file. The
 output is deterministic: saving equal data twice gives identical bytes. Saving to or loading
@@ -87,7 +88,6 @@ import json
 import os
 import re
 import secrets
-import socket
 import zipfile
 
 import numpy
@@ -383,7 +383,8 @@ def _host_token():
         namespace = os.readlink("/proc/self/ns/pid")
     except OSError:
         namespace = ""
-    return hashlib.sha256(f"{socket.gethostname()}\0{namespace}".encode()).hexdigest()[:8]
+    host = os.uname().nodename if hasattr(os, "uname") else os.environ.get("COMPUTERNAME", "")
+    return hashlib.sha256(f"{host}\0{namespace}".encode()).hexdigest()[:8]
 
 
 _HOST = _host_token()
@@ -403,6 +404,8 @@ def _writer_alive(pid, start):
     be writing it."""
     if (pid, start) == _self_identity():
         return True  # this process (another thread's save)
+    if os.name != "posix":
+        return True  # no os.kill(pid, 0) probe (on Windows it would send CTRL_C_EVENT)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
