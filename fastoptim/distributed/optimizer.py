@@ -233,11 +233,20 @@ class DistributedOptimizer(Optimizer):
         if not _agree(comm, error, "DistributedOptimizer.step", digest):
             grads = self._reconcile(grads)
         self._allreduce(grads)
+        # a wrapped ZeroRedundancyOptimizer leaves its param all-gather to us, after the
+        # one agreement below (see ZeroRedundancyOptimizer._deferred_sync)
+        deferred = getattr(self.optimizer, "_deferred_sync", None)
         try:
-            self.optimizer.step()
+            if deferred is None:
+                self.optimizer.step()
+            else:
+                with deferred():
+                    self.optimizer.step()
         except Exception as e:  # noqa: BLE001
             error = e
         _agree(comm, error, "DistributedOptimizer.step")
+        if deferred is not None:
+            self.optimizer._sync_params()
         return loss
 
     def _local_grads(self):

@@ -31,6 +31,7 @@ Design, following ``torch.distributed.optim.ZeroRedundancyOptimizer``:
 
 from __future__ import annotations
 
+import contextlib
 from itertools import chain
 from typing import Any, Callable
 
@@ -92,6 +93,7 @@ class ZeroRedundancyOptimizer(Optimizer):
         self._optim_defaults = defaults
         self._optimizer_class = optimizer_class
         self._consolidated: dict | None = None
+        self._defer_sync = False
         self._partition()
         self.optim: Optimizer = optimizer_class(self._partition_cache[self.rank], **defaults)
         _sync_param_groups(self.optim.param_groups, self.param_groups)
@@ -180,12 +182,14 @@ class ZeroRedundancyOptimizer(Optimizer):
     def step(self, closure: Callable | None = None):
         """Collective: step this rank's shard, then all-gather the updated params. The
         closure, if given, goes to the local optimizer's ``step`` (it runs on every rank)."""
+        if self._defer_sync:
+            # inside a DistributedOptimizer's step: it agrees on errors once for both of us
+            # and then calls _sync_params (see _deferred_sync)
+            return self._local_step(closure)
         loss = None
         error = None
         try:
-            _sync_param_groups(self.param_groups, self.optim.param_groups)
-            loss = self.optim.step() if closure is None else self.optim.step(closure)
-            _sync_param_groups(self.optim.param_groups, self.param_groups)
+            loss = self._local_step(closure)
         except Exception as e:  # noqa: BLE001 - agreed on below, then re-raised
             error = e
         if self.world_size > 1:
@@ -194,6 +198,25 @@ class ZeroRedundancyOptimizer(Optimizer):
         elif error is not None:
             raise error
         return loss
+
+    def _local_step(self, closure):
+        _sync_param_groups(self.param_groups, self.optim.param_groups)
+        loss = self.optim.step() if closure is None else self.optim.step(closure)
+        _sync_param_groups(self.optim.param_groups, self.param_groups)
+        return loss
+
+    @contextlib.contextmanager
+    def _deferred_sync(self):
+        """While open, ``step`` only steps the local shard: a DistributedOptimizer wrapping
+        us then runs ONE error agreement after our whole ``step`` (hooks included) and calls
+        ``_sync_params`` itself. Two agreements (ours inside ``step``, its own after) would
+        not pair up across ranks when a rank fails in a step hook, outside our ``step`` body.
+        """
+        self._defer_sync = True
+        try:
+            yield
+        finally:
+            self._defer_sync = False
 
     def _sync_params(self) -> None:
         flat = self._flat

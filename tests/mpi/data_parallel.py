@@ -2,7 +2,6 @@
 
 import numpy as np
 from _common import (
-    COMM,
     RANK,
     SIZE,
     arrays,
