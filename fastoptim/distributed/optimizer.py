@@ -59,7 +59,7 @@ _OPS = ("average", "sum")
 class _Plan:
     """The bucket layout for one (layout, present) pair.
 
-    ``layout`` is ``((shape, dtype.str), ...)`` per param, ``present`` which params take part
+    ``layout`` is ``((shape, numpy dtype), ...)`` per param, ``present`` which params take part
     (have a grad on some rank). ``buckets`` is a list of ``(buffer, pieces)``: ``buffer`` a
     slice of one dtype's flat buffer, ``pieces`` ``(param index, lo, hi, buffer offset)``
     triples meaning ``buffer[off:off+hi-lo] <-> flat grad[lo:hi]``.
@@ -69,11 +69,11 @@ class _Plan:
         self.layout, self.present = layout, present
         self.digest = _digest((layout, present))
         self.buckets: list[tuple[np.ndarray, list[tuple[int, int, int, int]]]] = []
-        by_dtype: dict[str, list[int]] = {}
+        by_dtype: dict[np.dtype, list[int]] = {}
         for i, ((_, dtype), here) in enumerate(zip(layout, present)):
             if here:
                 by_dtype.setdefault(dtype, []).append(i)
-        for dtype in sorted(by_dtype):
+        for dtype in sorted(by_dtype, key=str):
             members = by_dtype[dtype]
             sizes = [int(np.prod(layout[i][0], dtype=np.int64)) for i in members]
             total = sum(sizes)
@@ -216,12 +216,13 @@ class DistributedOptimizer(Optimizer):
         comm = self.comm
         loss = None
         error = None
-        grads = None
+        grads = plan = None
         try:
             if closure is not None:
                 with fastoptim.enable_grad():
                     loss = closure()
             grads = self._local_grads()
+            plan = self._plan_for(grads[0], grads[1])
         except Exception as e:  # noqa: BLE001 - agreed on below, then re-raised
             error = e
         if comm.Get_size() == 1:
@@ -229,10 +230,11 @@ class DistributedOptimizer(Optimizer):
                 raise error
             self.optimizer.step()
             return loss
-        digest = 0 if grads is None else _digest((grads[0], grads[1]))
-        if not _agree(comm, error, "DistributedOptimizer.step", digest):
+        if not _agree(comm, error, "DistributedOptimizer.step", 0 if plan is None else
+                      plan.digest):
             grads = self._reconcile(grads)
-        self._allreduce(grads)
+            plan = self._plan_for(grads[0], grads[1])
+        self._allreduce(plan, grads)
         # a wrapped ZeroRedundancyOptimizer leaves its param all-gather to us, after the
         # one agreement below (see ZeroRedundancyOptimizer._deferred_sync)
         deferred = getattr(self.optimizer, "_deferred_sync", None)
@@ -249,6 +251,12 @@ class DistributedOptimizer(Optimizer):
             self.optimizer._sync_params()
         return loss
 
+    def _plan_for(self, layout: tuple, present: tuple) -> _Plan:
+        plan = self._plan
+        if plan is None or plan.present != present or plan.layout != layout:
+            plan = self.__dict__["_plan"] = _Plan(layout, present, self.bucket_size)
+        return plan
+
     def _local_grads(self):
         """``(layout, present, params, views)`` of this rank: per param (in group order,
         each once) its (shape, dtype), whether it has a grad, and the grad's numpy view."""
@@ -257,7 +265,7 @@ class DistributedOptimizer(Optimizer):
         for p in params:
             g = p.grad
             v = _view(p if g is None else g)
-            layout.append((v.shape, v.dtype.str))
+            layout.append((v.shape, v.dtype))
             present.append(g is not None)
             views.append(None if g is None else v)
         return tuple(layout), tuple(present), params, views
@@ -273,11 +281,8 @@ class DistributedOptimizer(Optimizer):
         union = tuple(any(col) for col in zip(*(pr for _, pr in everyone)))
         return layout, union, params, views
 
-    def _allreduce(self, grads) -> None:
+    def _allreduce(self, plan: _Plan, grads) -> None:
         layout, present, params, views = grads
-        plan = self._plan
-        if plan is None or plan.layout != layout or plan.present != present:
-            plan = self.__dict__["_plan"] = _Plan(layout, present, self.bucket_size)
         # sources (flat, read) and targets (flat, written): the grad itself when it is
         # contiguous; otherwise a new array that becomes the param's grad at the end
         srcs: dict[int, np.ndarray | None] = {}

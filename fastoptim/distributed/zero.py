@@ -11,9 +11,10 @@ Design, following ``torch.distributed.optim.ZeroRedundancyOptimizer``:
   local optimizer is ``optimizer_class(<this rank's groups>, **defaults)``: one group per global
   group (some possibly empty), so hyperparameters line up; the global ``param_groups`` are kept
   in sync with the local ones around every step (LR schedulers act on the global ones).
-* Param sync: the parameters are laid out rank after rank in one flat buffer; each rank packs
-  its shard at its offset, one ``Allgatherv`` (in place) fills the rest, and each rank unpacks
-  the others' shards. (Measured against one ``Bcast`` per owner: benchmarks/bench_distributed.py.)
+* Param sync: the parameters are laid out rank after rank in one flat buffer (a copy of the
+  params on every rank); each rank packs its shard at its offset, one ``Ibcast`` per owner
+  fills the rest, and each rank unpacks the others' shards. (``Allgatherv`` does the same in one
+  call, but measured 10-20x slower with the mpich wheel: benchmarks/bench_distributed.py.)
 * Gradients are NOT reduced here (torch leaves that to DDP): wrap it,
   ``DistributedOptimizer(ZeroRedundancyOptimizer(...))``, so grads are all-reduced first.
 * State dicts: ``consolidate_state_dict(to)`` gathers every shard on rank ``to`` (one pickled
@@ -219,14 +220,18 @@ class ZeroRedundancyOptimizer(Optimizer):
             self._defer_sync = False
 
     def _sync_params(self) -> None:
+        """Collective: every owner's updated shard to every rank, one ``Ibcast`` per owner of
+        its slice of the flat buffer (measured against one ``Allgatherv``, which MPICH ran
+        10-20x slower here: benchmarks/bench_distributed.py)."""
         flat = self._flat
-        mine = self._displs[self.rank]
-        offset = mine
+        offset = self._displs[self.rank]
         for p in self._params_per_rank[self.rank]:
             n = p.numel()
             flat[offset:offset + n].reshape(tuple(p.shape))[...] = _view(p)
             offset += n
-        self.comm.Allgatherv(MPI.IN_PLACE, [flat, (self._counts, self._displs)])
+        requests = [self.comm.Ibcast(flat[lo:lo + n], root=r)
+                    for r, (lo, n) in enumerate(zip(self._displs, self._counts)) if n]
+        MPI.Request.Waitall(requests)
         for r, ps in enumerate(self._params_per_rank):
             if r == self.rank:
                 continue
