@@ -79,8 +79,13 @@ class ZeroRedundancyOptimizer(Optimizer):
         comm (mpi4py.MPI.Comm, optional): default ``MPI.COMM_WORLD``.
         **defaults: passed to ``optimizer_class``.
 
-    ``.optim`` is this rank's optimizer (its state is this rank's shard). ``step`` is
-    collective. All params must have the same dtype (as in torch).
+    ``.optim`` is this rank's optimizer (its state is this rank's shard). The constructor,
+    ``step``, ``consolidate_state_dict``, ``load_state_dict`` and ``load_sharded_state_dict``
+    are collective: call them on every rank. All params must have the same dtype (as torch).
+    Step hooks registered on this object (not on ``.optim``) run outside the error agreement
+    when it is used alone: a hook that raises on one rank only leaves the others waiting
+    (``python -m mpi4py`` then aborts the job); inside a ``DistributedOptimizer`` they are
+    covered.
     """
 
     def __init__(self, params, optimizer_class: type, comm=None, **defaults: Any) -> None:
@@ -96,8 +101,18 @@ class ZeroRedundancyOptimizer(Optimizer):
         self._consolidated: dict | None = None
         self._defer_sync = False
         self._partition()
-        self.optim: Optimizer = optimizer_class(self._partition_cache[self.rank], **defaults)
-        _sync_param_groups(self.optim.param_groups, self.param_groups)
+        # collective: a rank whose local optimizer refuses its shard (bad defaults, an empty
+        # shard its class rejects) must not leave the others waiting in their first step
+        error = None
+        try:
+            self.optim: Optimizer = optimizer_class(self._partition_cache[self.rank], **defaults)
+            _sync_param_groups(self.optim.param_groups, self.param_groups)
+        except Exception as e:  # noqa: BLE001 - agreed on below, then re-raised
+            error = e
+        if self.world_size > 1:
+            _agree(self.comm, error, "ZeroRedundancyOptimizer()")
+        elif error is not None:
+            raise error
         self.initialized = True
 
     # ------------------------------------------------------------ checks (torch's messages)

@@ -100,4 +100,15 @@ expect_raise(lambda: z.consolidate_state_dict(to=SIZE), ValueError, "bad target"
 z.consolidate_state_dict(to=0)
 assert np.isfinite(sum(float(p.sum()) for p in model().parameters()))
 
+# 7. a local optimizer that refuses its shard on one rank: the constructor raises everywhere
+def picky(params, **kwargs):
+    if RANK == BAD:
+        raise Boom("constructor")
+    return fo.optim.SGD(params, **kwargs)
+
+
+e = expect_raise(lambda: ZeroRedundancyOptimizer(model().parameters(), picky, lr=0.1),
+                 Boom if RANK == BAD else DistributedError, "constructor")
+check_message(e, "constructor")
+
 done("errors")
