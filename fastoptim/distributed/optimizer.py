@@ -49,8 +49,9 @@ from ._collectives import _agree, _digest, _raise_disagreement, _view, _world
 
 __all__ = ["DEFAULT_BUCKET_SIZE", "DistributedOptimizer"]
 
-# Bytes per all-reduce bucket. Measured with benchmarks/bench_distributed.py --buckets under
-# mpiexec -n 2 on the 2-core machine: see the README's distributed section.
+# Bytes per all-reduce bucket. benchmarks/bench_distributed.py's sweep (mpiexec -n 2, 2 cores,
+# loaded): 64-256 KiB cost up to 2x, 1-4 MiB were equal within the noise; 1 MiB keeps several
+# buckets in flight for models of a few MiB. See the README's distributed section.
 DEFAULT_BUCKET_SIZE = 1 << 20
 
 _OPS = ("average", "sum")
