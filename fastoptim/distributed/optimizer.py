@@ -62,8 +62,9 @@ class _Plan:
 
     ``layout`` is ``((shape, numpy dtype), ...)`` per param, ``present`` which params take part
     (have a grad on some rank). ``buckets`` is a list of ``(buffer, pieces)``: ``buffer`` a
-    slice of one dtype's flat buffer, ``pieces`` ``(param index, lo, hi, buffer offset)``
-    triples meaning ``buffer[off:off+hi-lo] <-> flat grad[lo:hi]``.
+    slice of one dtype's flat buffer, ``pieces`` ``(param index, lo, hi, part)`` meaning
+    ``part <-> flat grad[lo:hi]``, ``part`` being the piece's view of ``buffer`` (made once
+    here: per step, a whole-grad piece costs one copy call and no slicing).
     """
 
     def __init__(self, layout: tuple, present: tuple, bucket_size: int) -> None:
@@ -83,14 +84,14 @@ class _Plan:
             flat = np.empty(total, dtype=np.dtype(dtype))
             chunk = max(1, bucket_size // flat.itemsize)
             starts = list(range(0, total, chunk))
-            pieces: list[list[tuple[int, int, int, int]]] = [[] for _ in starts]
+            pieces: list[list[tuple[int, int, int, np.ndarray]]] = [[] for _ in starts]
             offset = 0
             for i, n in zip(members, sizes):
                 lo = 0
                 while lo < n:
                     b = (offset + lo) // chunk
                     hi = min(n, (b + 1) * chunk - offset)
-                    pieces[b].append((i, lo, hi, offset + lo - b * chunk))
+                    pieces[b].append((i, lo, hi, flat[offset + lo:offset + hi]))
                     lo = hi
                 offset += n
             for b, start in enumerate(starts):
@@ -303,22 +304,25 @@ class DistributedOptimizer(Optimizer):
         comm = self.comm
         requests = []
         for buf, pieces in plan.buckets:
-            for i, lo, hi, off in pieces:
+            for i, lo, hi, part in pieces:
                 src = srcs[i]
                 if src is None:
-                    buf[off:off + hi - lo] = 0
+                    part.fill(0)
+                elif hi - lo == src.size:
+                    np.copyto(part, src)
                 else:
-                    buf[off:off + hi - lo] = src[lo:hi]
+                    np.copyto(part, src[lo:hi])
             requests.append(comm.Iallreduce(MPI.IN_PLACE, buf, op=MPI.SUM))
             MPI.Request.Testall(requests)  # drive the reductions already in flight
         n = comm.Get_size()
         average = self.op == "average"
-        for (buf, pieces), request in zip(plan.buckets, requests):
+        for (_, pieces), request in zip(plan.buckets, requests):
             request.Wait()
-            for i, lo, hi, off in pieces:
+            for i, lo, hi, part in pieces:
+                dst = dsts[i] if hi - lo == dsts[i].size else dsts[i][lo:hi]
                 if average:
-                    np.divide(buf[off:off + hi - lo], n, out=dsts[i][lo:hi])
+                    np.divide(part, n, out=dst)
                 else:
-                    dsts[i][lo:hi] = buf[off:off + hi - lo]
+                    np.copyto(dst, part)
         for p, new in replace:
             p.grad = fastoptim.from_numpy(new)
