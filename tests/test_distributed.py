@@ -44,7 +44,9 @@ def _launch(script, n):
         [env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env["OMP_NUM_THREADS"] = "1"       # N ranks on a small machine: no thread oversubscription
     env["OPENBLAS_NUM_THREADS"] = "1"
-    cmd = [_mpiexec(), "-n", str(n), sys.executable, "-m", "mpi4py", str(MPI_DIR / script)]
+    cmd = [sys.executable, "-m", "mpi4py", str(MPI_DIR / script)]
+    if n is not None:   # None: one process, no mpiexec (MPI's singleton mode)
+        cmd = [_mpiexec(), "-n", str(n)] + cmd
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=env, cwd=str(MPI_DIR), start_new_session=True)
     try:
@@ -52,7 +54,7 @@ def _launch(script, n):
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)   # mpiexec and every rank: the group we started
         out, _ = proc.communicate()
-        pytest.fail(f"mpiexec -n {n} {script} did not finish in {TIMEOUT} s (deadlock?):\n"
+        pytest.fail(f"{' '.join(cmd)} did not finish in {TIMEOUT} s (deadlock?):\n"
                     + out[-4000:])
     return proc.returncode, out
 
@@ -66,6 +68,13 @@ def test_mpi_script(script, n):
     name = script[:-3]
     ranks = sorted(int(r) for r in re.findall(rf"OK {name} rank (\d+)", out))
     assert ranks == list(range(n)), out[-4000:]
+
+
+@needs_mpi
+def test_one_process_without_mpiexec():
+    rc, out = _launch("single.py", None)
+    assert rc == 0, out[-4000:]
+    assert "OK single rank 0" in out, out[-4000:]
 
 
 @needs_mpi

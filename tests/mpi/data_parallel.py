@@ -28,7 +28,9 @@ OPTIMIZERS = [
                                        "weight_decay": 0.01}),
     ("Adam", fo.optim.Adam, {"lr": 0.01}),
     ("Adam amsgrad", fo.optim.Adam, {"lr": 0.01, "amsgrad": True}),
+    ("AdamW", fo.optim.AdamW, {"lr": 0.01, "weight_decay": 0.1}),
     ("Adagrad", fo.optim.Adagrad, {"lr": 0.1}),
+    ("Adadelta", fo.optim.Adadelta, {"lr": 1.0}),
     ("RMSprop", fo.optim.RMSprop, {"lr": 0.01, "momentum": 0.5}),
 ]
 STEPS = 6
