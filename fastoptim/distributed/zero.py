@@ -43,7 +43,15 @@ from fastoptim import Tensor
 from fastoptim._sharding import partition_parameters
 from fastoptim.optim import Optimizer
 
-from ._collectives import _agree, _check_root, _gather_tree, _view, _world
+from ._collectives import (
+    _agree,
+    _check_root,
+    _digest,
+    _gather_tree,
+    _raise_disagreement,
+    _view,
+    _world,
+)
 
 __all__ = ["ZeroRedundancyOptimizer"]
 
@@ -174,6 +182,9 @@ class ZeroRedundancyOptimizer(Optimizer):
         self._displs = [int(x) for x in np.concatenate([[0], np.cumsum(counts)[:-1]])]
         dtype = _view(self._index_to_param[0]).dtype
         self._flat = np.empty(sum(counts), dtype=dtype)
+        # checked in step's agreement: ranks whose partitions differ (add_param_group on some
+        # ranks only) would otherwise enter mismatched broadcasts
+        self._layout_digest = _digest((counts, [tuple(p.shape) for p in self._index_to_param]))
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group on every rank (call it on all ranks alike); earlier params keep their
@@ -209,7 +220,10 @@ class ZeroRedundancyOptimizer(Optimizer):
         except Exception as e:  # noqa: BLE001 - agreed on below, then re-raised
             error = e
         if self.world_size > 1:
-            _agree(self.comm, error, "ZeroRedundancyOptimizer.step")
+            if not _agree(self.comm, error, "ZeroRedundancyOptimizer.step",
+                          self._layout_digest):
+                _raise_disagreement(self.comm, self._counts, "ZeroRedundancyOptimizer.step",
+                                    "the params (elements per rank)")
             self._sync_params()
         elif error is not None:
             raise error

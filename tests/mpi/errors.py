@@ -111,4 +111,15 @@ e = expect_raise(lambda: ZeroRedundancyOptimizer(model().parameters(), picky, lr
                  Boom if RANK == BAD else DistributedError, "constructor")
 check_message(e, "constructor")
 
+# 8. a param group added on one rank only: the next step raises ValueError everywhere
+for wrapped in (False, True):
+    m = model()
+    z = ZeroRedundancyOptimizer(m.parameters(), fo.optim.SGD, lr=0.1)
+    opt = DistributedOptimizer(z) if wrapped else z
+    if RANK == BAD:
+        opt.add_param_group({"params": [fo.zeros(3, requires_grad=True, dtype=fo.float64)]})
+    e = expect_raise(lambda opt=opt, m=m: train(m, opt, 1, local=True), ValueError,
+                     "add_param_group on one rank")
+    assert "disagree" in str(e), e
+
 done("errors")
