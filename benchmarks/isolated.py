@@ -78,14 +78,16 @@ def time_isolated(zygotes, regime, optimizer, contenders, mode, threads):
     """Time ``contenders`` (``[(name, max_repeats)]``) of one row in rounds of fresh processes.
 
     ``zygotes`` maps a library name to its ``Zygote``.  Returns ``({name: {"median_ns",
-    "samples_ns", "number"}}, facts)``, the same timings as ``timing.interleaved``, plus what
-    the contender processes saw (thread counts, wait policies, process count).
+    "samples_ns", "rounds_ns", "number"}}, facts)``: the timings of ``timing.interleaved`` and
+    each round's median (what a figure's spread is taken over), plus what the contender
+    processes saw (thread counts, wait policies, process count).
     """
     from contenders import library
 
     rounds = max(1, min(mode.rounds, mode.repeats))
     per_round = math.ceil(mode.repeats / rounds)
     samples = {name: [] for name, _ in contenders}
+    per_round_ns = {name: [] for name, _ in contenders}   # one median per round: the spread
     number, seen = {}, {}
     processes = 0
     for r in range(rounds):
@@ -102,9 +104,11 @@ def time_isolated(zygotes, regime, optimizer, contenders, mode, threads):
             out = zygotes[library(name)].run(job)
             processes += 1
             samples[name] += out["samples_ns"]
+            per_round_ns[name].append(_median(out["samples_ns"]))
             number[name] = out["number"]
             seen[library(name)] = {"threads": out["threads"], "wait_policy": out["wait_policy"]}
-    times = {name: {"median_ns": _median(s), "samples_ns": s, "number": number[name]}
+    times = {name: {"median_ns": _median(s), "samples_ns": s, "rounds_ns": per_round_ns[name],
+                    "number": number[name]}
              for name, s in samples.items()}
     return times, {"method": "isolated", "processes": processes, "libraries": seen}
 

@@ -31,9 +31,10 @@ except ImportError:   # the suite runs without torch; the figures against it are
 
 
 REGIMES = {
-    "a": "one large float32 param (16M elements; 4M in --quick)",
-    "b": "1000 params x 1024 elements, one group",
-    "c": "1000 params x 1024 elements, one group per param",
+    # {numel}, {params}: filled with the sizes a run actually used (report.title)
+    "a": "one large float32 param ({numel} elements)",
+    "b": "{params} params x {numel} elements, one group",
+    "c": "{params} params x {numel} elements, one group per param",
     "d": "nn.Linear(10, 1) + MSE, full iteration (randn x2, fwd, loss, zero_grad, bwd, step)",
     "e": "784-256-10 MLP (ReLU, MSE, batch 64), training step; 'fwd+bwd' row: no step",
     "f": "extra memory of one steady-state step (step >= 4): tracemalloc and RSS peaks",
