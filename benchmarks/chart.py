@@ -9,6 +9,8 @@ matplotlib is an optional extra (``pip install fastoptim[bench]``): without it `
 False and the run still writes its JSON.
 """
 
+import textwrap
+
 from report import LEGEND, fmt_bytes, fmt_sizes, title
 
 # (regime, figure, log scale): the order of the panels; other figures are not drawn.
@@ -107,8 +109,9 @@ def draw(data, path, regime_titles=None):
         _panel(ax, sel, threads, log, width)
         sz = _sizes_of(data, regime)
         head = title(regime_titles.get(regime, ""), sz) or fmt_sizes(sz)
-        ax.set_title(f"({regime}) {head}\n{SHORT.get(name, LEGEND.get(name, name))}: "
-                     f"{BETTER[sel[0]['better']]}", fontsize=8)
+        ax.set_title(textwrap.fill(f"({regime}) {head}", 60) + "\n"
+                     f"{SHORT.get(name, LEGEND.get(name, name))}: {BETTER[sel[0]['better']]}",
+                     fontsize=8)
     if mem:
         ax = axes.flat[len(panels)]
         th = _memory_panel(ax, mem)

@@ -359,7 +359,7 @@ def new_run(args, argv, json_path):
             "config": {"threads": args.thread_list, "regimes": args.regime_list,
                        "isolate": args.isolate_list, "repeat": args.repeat,
                        "mode": vars(regimes.MODES[args.mode])},
-            "thread_check": [], "rows": [], "figures": []}
+            "titles": regimes.REGIMES, "thread_check": [], "rows": [], "figures": []}
     run = Run(data, json_path, args.repeat)
     run.t0 = t0
     return run
@@ -377,13 +377,12 @@ def main(argv=None):
     if args._worker:
         worker(args)
         return 0
-    import regimes
-
     baseline = report.read_json(args.compare) if args.compare else None
     if args.load:
         data = report.read_json(args.load)
         json_path = args.json
     else:
+        import regimes
         opts = args.optimizers.split(",") if args.optimizers else regimes.OPTIMIZER_NAMES
         unknown = (set(args.regime_list) - set(regimes.RUNNERS) | set(opts) - set(
             regimes.OPTIMIZER_NAMES) | set(args.isolate_list) - set(regimes.TIMED))
@@ -428,14 +427,18 @@ def main(argv=None):
         for line in comparison.header:          # first, before the table
             print(f"compare: {line}")
     data["figures"] = report.all_figures(data)
-    print(report.table(data, regimes.REGIMES))
+    titles = data.get("titles")
+    if titles is None:      # a run saved before it recorded them (or merged into one)
+        import regimes
+        titles = regimes.REGIMES
+    print(report.table(data, titles))
     if json_path:
         if args.load:
             report.write_json(data, json_path)
         print(f"\nJSON: {json_path}")
     png_path = args.png or (os.path.splitext(json_path)[0] + ".png" if json_path else None)
     if png_path:
-        if draw(data, png_path, regimes.REGIMES):
+        if draw(data, png_path, titles):
             print(f"PNG:  {png_path}")
         else:
             print("PNG:  skipped (matplotlib is not installed: pip install 'fastoptim[bench]')")
