@@ -15,7 +15,9 @@ range of those values.  A verdict is
 
 - ``PASS`` / ``FAIL`` when the figure's distance to its target exceeds the spread's width;
 - ``unsure`` when it does not (or the spread is unknown: a single round), rather than a coin
-  flip called PASS or FAIL;
+  flip called PASS or FAIL; also when the machine was busy while the row was timed (its
+  load average, less the row's own threads, above half the cores): a neighbour's load moves
+  every round alike, which a few rounds' spread cannot show;
 - none (``None``) when the run's sizes are not the target's: a smoke run never gets verdicts, a
   quick run only for the regimes it runs at the full sizes.  Memory figures are single
   deterministic measurements: PASS/FAIL.
@@ -24,7 +26,8 @@ range of those values.  A verdict is
 machines only machine-independent figures (bytes allocated: the code decides them, not the
 hardware), across modes or timing methods only figures measured at the same sizes and the same
 way, and never a figure whose sizes differ.  It says so before anything else; ``compare_all``
-overrides it.  A regression within the two runs' spreads is ``unsure``, listed but not failing.
+overrides it.  A regression within the two runs' spreads, or timed while either machine was
+busy, is ``unsure``: listed, not failing.
 """
 
 import json
@@ -33,6 +36,7 @@ import os
 import tempfile
 
 from contenders import MODES, sizes
+from machine import busy as busy_load
 
 KIB, MIB = 1024, 1024 * 1024
 ALLOC_SLACK = {"traced": 64 * KIB, "rss": 1 * MIB}   # "allocates nothing", allowing bookkeeping
@@ -164,10 +168,28 @@ def verdict(value, spread, target):
     return "PASS" if ok else "FAIL"
 
 
-def figures(row, mode="full", mode_cfg=None):
+def row_busy(row, cores):
+    """The 1-minute load average (highest of the row's start and end) when the machine was busy
+    while the row was timed, beyond the row's own threads (``machine.busy``); else None.  A row
+    of ``--repeat`` runs counts as busy when most of its repeats were."""
+    la = row.get("loadavg")
+    if not la or not cores:
+        return None
+    if isinstance(la, list):                       # one entry per repeat
+        got = [row_busy(dict(row, loadavg=x), cores) for x in la]
+        busy = [g for g in got if g is not None]
+        return max(busy) if len(busy) * 2 > len(got) else None
+    loads = [v[0] for v in (la.get("start"), la.get("end")) if v]
+    worst = max(loads) if loads else None
+    return worst if worst is not None and busy_load(worst, cores, row["threads"]) else None
+
+
+def figures(row, mode="full", mode_cfg=None, cores=None):
     """The figures of one row, as dicts (id, regime, optimizer, threads, name, value, better,
     sizes, spread, target, verdict, passed, no_verdict).  ``mode`` is the run's mode name,
-    ``mode_cfg`` its ``config.mode`` (rounds and repeats, to rebuild rounds of old runs)."""
+    ``mode_cfg`` its ``config.mode`` (rounds and repeats, to rebuild rounds of old runs),
+    ``cores`` the machine's usable cores (a timing figure of a row timed while the machine was
+    busy is ``unsure``: a few rounds' spread does not show what a neighbour's load does)."""
     r, opt, th = row["regime"], row["optimizer"], row["threads"]
     vals = []   # (name, value, better, spread)
     fo = _median(row, "fastoptim")
@@ -205,6 +227,7 @@ def figures(row, mode="full", mode_cfg=None):
               f"{fmt_sizes(target_sizes(r))}"
     else:
         why = None
+    busy = row_busy(row, cores)
     out = []
     for name, value, better, spread in vals:
         tgt = _target(r, opt, name)
@@ -213,6 +236,8 @@ def figures(row, mode="full", mode_cfg=None):
             if is_memory(name):     # one deterministic measurement: no spread to weigh
                 ok = value <= tgt[1] if tgt[0] == "<=" else value >= tgt[1]
                 v = "PASS" if ok else "FAIL"
+            elif busy is not None:
+                v = "unsure"
             else:
                 v = verdict(value, spread, tgt)
         out.append({"id": f"{r}/{opt}/t{th}/{name}", "regime": r, "optimizer": opt,
@@ -220,7 +245,8 @@ def figures(row, mode="full", mode_cfg=None):
                     "sizes": row_sizes, "spread": spread,
                     "target": list(tgt) if tgt else None, "verdict": v,
                     "passed": {"PASS": True, "FAIL": False}.get(v),
-                    "no_verdict": why if tgt is not None and v is None else None})
+                    "no_verdict": why if tgt is not None and v is None else None,
+                    "busy": busy if not is_memory(name) else None})
     return out
 
 
@@ -228,7 +254,9 @@ def all_figures(data):
     """The figures of every row of a run (any schema), by today's rules."""
     mode = data.get("mode", "full")
     cfg = data.get("config", {}).get("mode")
-    return [f for row in data["rows"] for f in figures(row, mode, cfg)]
+    m = data.get("machine") or {}
+    cores = m.get("cpus_usable") or m.get("cpu_count")
+    return [f for row in data["rows"] for f in figures(row, mode, cfg, cores)]
 
 
 # ---- formatting ----------------------------------------------------------------------------
@@ -380,6 +408,10 @@ def verdict_summary(data):
         ids = [f["id"] for f in judged if f["verdict"] == k]
         if ids:
             out.append(f"  {k}: {', '.join(ids)}")
+    busy = [f for f in judged if f.get("busy") is not None]
+    if busy:
+        out.append(f"  {len(busy)} of them timed while the machine was busy (load up to "
+                   f"{max(f['busy'] for f in busy):.2f}): unsure whatever their spread")
     skipped = [f for f in targeted if not f.get("verdict")]
     if skipped:
         regs = sorted({f["regime"] for f in skipped})
@@ -498,7 +530,9 @@ def compare(current, baseline, threshold, compare_all=False):
             continue
         sn, so = f.get("spread"), o.get("spread")
         overlap = sn is not None and so is not None and sn[0] <= so[1] and so[0] <= sn[1]
-        (res.unsure if overlap else res.regressions).append((f["id"], old_v, new_v, change))
+        loaded = f.get("busy") is not None or o.get("busy") is not None
+        (res.unsure if overlap or loaded else res.regressions).append(
+            (f["id"], old_v, new_v, change))
     return res
 
 

@@ -47,7 +47,7 @@ except ImportError:
 import machine
 import report
 from chart import draw
-from contenders import ISOLATE_DEFAULT
+from contenders import ISOLATE_DEFAULT, MODES
 
 PROBE_S = {"full": 1.0, "quick": 1.0, "smoke": 0.25}   # seconds of the bandwidth probe
 
@@ -295,7 +295,8 @@ def measure(args, argv, run):
 
 def check_merge(data, path):
     """Exit 2 (before measuring anything) unless the saved run at ``path`` has the same
-    machine and mode as ``data``: rows of two machines or modes in one run would lie."""
+    machine and mode as ``data`` (``machine``, ``mode`` and ``config.mode`` are enough): rows
+    of two machines or modes in one run would lie."""
     with open(path) as f:
         target = json.load(f)
     problems = []
@@ -382,6 +383,9 @@ def main(argv=None):
         data = report.read_json(args.load)
         json_path = args.json
     else:
+        if args.merge_into:     # refuse before spending anything on measuring
+            check_merge({"machine": machine.facts(probe_s=0), "mode": args.mode,
+                         "config": {"mode": vars(MODES[args.mode])}}, args.merge_into)
         import regimes
         opts = args.optimizers.split(",") if args.optimizers else regimes.OPTIMIZER_NAMES
         unknown = (set(args.regime_list) - set(regimes.RUNNERS) | set(opts) - set(
@@ -390,8 +394,6 @@ def main(argv=None):
             sys.exit(f"unknown regime or optimizer: {', '.join(sorted(unknown))}")
         json_path = args.json or _default_json(args.mode)
         run = new_run(args, argv, json_path)
-        if args.merge_into:
-            check_merge(run.data, args.merge_into)
         if baseline is not None:      # what differs from the baseline: said before anything
             for line in report.comparability(run.data, baseline, args.compare_all)[0]:
                 print(f"compare: {line}", flush=True)
@@ -424,8 +426,9 @@ def main(argv=None):
     comparison = None
     if baseline is not None:
         comparison = report.compare(data, baseline, args.threshold, args.compare_all)
-        for line in comparison.header:          # first, before the table
-            print(f"compare: {line}")
+        if args.load:       # first, before the table (a measured run said it before measuring)
+            for line in comparison.header:
+                print(f"compare: {line}")
     data["figures"] = report.all_figures(data)
     titles = data.get("titles")
     if titles is None:      # a run saved before it recorded them (or merged into one)
