@@ -170,7 +170,12 @@ void fo_uniform_f64(fo_rng *rng, int64_t n, double *out, double lo, double hi);
  *     single-tensor order of operations.  "g" below is -grad under maximize, else grad.
  *   - Above FO_OMP_MIN_ELEMS elements in total the group is split across OpenMP threads as one
  *     flat index space; each element's update is independent, so results do not depend on the
- *     thread count. */
+ *     thread count.
+ *   - Each optimizer's hyperparameters cross BY NAME: a struct fo_<name>_hyper (its scalars, in
+ *     double, then its flags, in the order of fastoptim/optim/_descriptions.py, which a test
+ *     holds against this header) taken by fo_<name>_update_f32/_f64.  fo_<name>_step_f32/_f64
+ *     are the same kernels with the hyperparameters as trailing positional arguments, in the
+ *     struct's order: thin wrappers kept for callers of the original interface. */
 
 /* SGD (torch.optim.SGD).  Per element:
  *   g = g + weight_decay * p                              (if weight_decay != 0)
@@ -183,6 +188,16 @@ void fo_uniform_f64(fo_rng *rng, int64_t n, double *out, double lo, double hi);
  * buffer_is_new[i] need not be initialised: it is overwritten).  momentum_buffers and
  * buffer_is_new may be NULL when momentum == 0; buffer_is_new NULL means "no buffer is new".
  * SGD keeps no step counter. */
+typedef struct fo_sgd_hyper {
+    double lr, momentum, dampening, weight_decay;
+    int nesterov, maximize;
+} fo_sgd_hyper;
+void fo_sgd_update_f32(float *const *params, const float *const *grads,
+                       float *const *momentum_buffers, const unsigned char *buffer_is_new,
+                       const int64_t *numels, int64_t ntensors, const fo_sgd_hyper *hyper);
+void fo_sgd_update_f64(double *const *params, const double *const *grads,
+                       double *const *momentum_buffers, const unsigned char *buffer_is_new,
+                       const int64_t *numels, int64_t ntensors, const fo_sgd_hyper *hyper);
 void fo_sgd_step_f32(float *const *params, const float *const *grads,
                      float *const *momentum_buffers, const unsigned char *buffer_is_new,
                      const int64_t *numels, int64_t ntensors, double lr, double momentum,
@@ -202,6 +217,18 @@ void fo_sgd_step_f64(double *const *params, const double *const *grads,
  *   p = p - step_size * m / (sqrt(v) / bc2**0.5 + eps)
  * Reads grads; writes params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs (only if amsgrad; may be
  * NULL otherwise) and steps. */
+typedef struct fo_adam_hyper {
+    double lr, beta1, beta2, eps, weight_decay;
+    int amsgrad, maximize, decoupled_weight_decay;
+} fo_adam_hyper;
+void fo_adam_update_f32(float *const *params, const float *const *grads,
+                        float *const *exp_avgs, float *const *exp_avg_sqs,
+                        float *const *max_exp_avg_sqs, float *const *steps,
+                        const int64_t *numels, int64_t ntensors, const fo_adam_hyper *hyper);
+void fo_adam_update_f64(double *const *params, const double *const *grads,
+                        double *const *exp_avgs, double *const *exp_avg_sqs,
+                        double *const *max_exp_avg_sqs, float *const *steps,
+                        const int64_t *numels, int64_t ntensors, const fo_adam_hyper *hyper);
 void fo_adam_step_f32(float *const *params, const float *const *grads, float *const *exp_avgs,
                       float *const *exp_avg_sqs, float *const *max_exp_avg_sqs,
                       float *const *steps, const int64_t *numels, int64_t ntensors, double lr,
@@ -224,6 +251,20 @@ void fo_adam_step_f64(double *const *params, const double *const *grads,
  * Reads grads; writes params, square_avgs, grad_avgs (only if centered; may be NULL otherwise),
  * momentum_buffers (only if momentum > 0; may be NULL otherwise; start at zero) and steps (a
  * counter only: t does not enter the math). */
+typedef struct fo_rmsprop_hyper {
+    double lr, alpha, eps, weight_decay, momentum;
+    int centered, maximize;
+} fo_rmsprop_hyper;
+void fo_rmsprop_update_f32(float *const *params, const float *const *grads,
+                           float *const *square_avgs, float *const *grad_avgs,
+                           float *const *momentum_buffers, float *const *steps,
+                           const int64_t *numels, int64_t ntensors,
+                           const fo_rmsprop_hyper *hyper);
+void fo_rmsprop_update_f64(double *const *params, const double *const *grads,
+                           double *const *square_avgs, double *const *grad_avgs,
+                           double *const *momentum_buffers, float *const *steps,
+                           const int64_t *numels, int64_t ntensors,
+                           const fo_rmsprop_hyper *hyper);
 void fo_rmsprop_step_f32(float *const *params, const float *const *grads,
                          float *const *square_avgs, float *const *grad_avgs,
                          float *const *momentum_buffers, float *const *steps,
@@ -243,6 +284,18 @@ void fo_rmsprop_step_f64(double *const *params, const double *const *grads,
  *   sum = sum + g * g
  *   p = p - clr * g / (sqrt(sum) + eps)
  * Reads grads; writes params, state_sums and steps. */
+typedef struct fo_adagrad_hyper {
+    double lr, weight_decay, lr_decay, eps;
+    int maximize;
+} fo_adagrad_hyper;
+void fo_adagrad_update_f32(float *const *params, const float *const *grads,
+                           float *const *state_sums, float *const *steps,
+                           const int64_t *numels, int64_t ntensors,
+                           const fo_adagrad_hyper *hyper);
+void fo_adagrad_update_f64(double *const *params, const double *const *grads,
+                           double *const *state_sums, float *const *steps,
+                           const int64_t *numels, int64_t ntensors,
+                           const fo_adagrad_hyper *hyper);
 void fo_adagrad_step_f32(float *const *params, const float *const *grads,
                          float *const *state_sums, float *const *steps, const int64_t *numels,
                          int64_t ntensors, double lr, double weight_decay, double lr_decay,
@@ -259,6 +312,18 @@ void fo_adagrad_step_f64(double *const *params, const double *const *grads,
  *   acc = rho * acc + (1 - rho) * delta * delta
  *   p = p - lr * delta
  * Reads grads; writes params, square_avgs, acc_deltas and steps (a counter only). */
+typedef struct fo_adadelta_hyper {
+    double lr, rho, eps, weight_decay;
+    int maximize;
+} fo_adadelta_hyper;
+void fo_adadelta_update_f32(float *const *params, const float *const *grads,
+                            float *const *square_avgs, float *const *acc_deltas,
+                            float *const *steps, const int64_t *numels, int64_t ntensors,
+                            const fo_adadelta_hyper *hyper);
+void fo_adadelta_update_f64(double *const *params, const double *const *grads,
+                            double *const *square_avgs, double *const *acc_deltas,
+                            float *const *steps, const int64_t *numels, int64_t ntensors,
+                            const fo_adadelta_hyper *hyper);
 void fo_adadelta_step_f32(float *const *params, const float *const *grads,
                           float *const *square_avgs, float *const *acc_deltas,
                           float *const *steps, const int64_t *numels, int64_t ntensors,

@@ -32,9 +32,10 @@ from libc.stdlib cimport qsort
 from libc.string cimport memcmp, memcpy, memset
 
 from fastoptim._C.kernels cimport (
-    fo_adadelta_step_f32, fo_adadelta_step_f64, fo_adagrad_step_f32, fo_adagrad_step_f64,
-    fo_adam_step_f32, fo_adam_step_f64, fo_rmsprop_step_f32, fo_rmsprop_step_f64,
-    fo_sgd_step_f32, fo_sgd_step_f64,
+    fo_adadelta_hyper, fo_adadelta_update_f32, fo_adadelta_update_f64, fo_adagrad_hyper,
+    fo_adagrad_update_f32, fo_adagrad_update_f64, fo_adam_hyper, fo_adam_update_f32,
+    fo_adam_update_f64, fo_rmsprop_hyper, fo_rmsprop_update_f32, fo_rmsprop_update_f64,
+    fo_sgd_hyper, fo_sgd_update_f32, fo_sgd_update_f64,
 )
 
 from fastoptim._C._tensor cimport Tensor
@@ -787,72 +788,85 @@ cdef enum Kernel:
     K_SGD, K_ADAM, K_RMSPROP, K_ADAGRAD, K_ADADELTA
 
 
+cdef union Hyper:
+    # The kernel's hyperparameters, by name (fastoptim.h's fo_<name>_hyper).
+    fo_sgd_hyper sgd
+    fo_adam_hyper adam
+    fo_rmsprop_hyper rmsprop
+    fo_adagrad_hyper adagrad
+    fo_adadelta_hyper adadelta
+
+
 cdef struct Call:
-    # One kernel call's settings: the kernel, its scalars and flags in fastoptim.h's order, and
-    # which gathered lists hold its optional arrays (0: not passed).
+    # One kernel call: which kernel, its named hyperparameters, and for SGD whether the
+    # batches' is_new flags are meaningful (buffers created for this step).
     Kernel kernel
-    double s[5]
-    int f[4]
-    int k[2]
+    Hyper h
+    bint buffers_new
 
 
-cdef inline Call _new_call(Kernel kernel) noexcept:
-    cdef Call c
-    memset(&c, 0, sizeof(Call))
-    c.kernel = kernel
-    return c
+cdef inline void **_state(Batch *b, int *k, bint present) noexcept nogil:
+    # The next state list of a call: lists 2, 3, ... hold the states present, in kernel order.
+    if not present:
+        return NULL
+    k[0] += 1
+    return b.arr[k[0] - 1]
 
 
 cdef void _call(Batch *b, bint f32, const Call *c) noexcept nogil:
     # The kernel of c over the tensors of one dtype.  Lists: 0 params, 1 grads, 2.. states.
-    cdef void **a2 = b.arr[2]
-    cdef void **a3 = b.arr[3]
-    cdef void **o1 = b.arr[c.k[0]] if c.k[0] else NULL
-    cdef void **o2 = b.arr[c.k[1]] if c.k[1] else NULL
-    if c.kernel == K_SGD:       # o1: momentum buffers; f[2]: buffer_is_new is meaningful
+    cdef void **p = b.arr[0]
+    cdef void **g = b.arr[1]
+    cdef void **s1
+    cdef void **s2
+    cdef void **s3
+    cdef int k = 2
+    if c.kernel == K_SGD:
+        s1 = _state(b, &k, c.h.sgd.momentum != 0.0)              # momentum_buffers
         if f32:
-            fo_sgd_step_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>o1,
-                            b.is_new if c.f[2] else NULL, b.numels, b.n, c.s[0], c.s[1],
-                            c.s[2], c.s[3], c.f[0], c.f[1])
+            fo_sgd_update_f32(<float **>p, <const float **>g, <float **>s1,
+                              b.is_new if c.buffers_new else NULL, b.numels, b.n, &c.h.sgd)
         else:
-            fo_sgd_step_f64(<double **>b.arr[0], <const double **>b.arr[1], <double **>o1,
-                            b.is_new if c.f[2] else NULL, b.numels, b.n, c.s[0], c.s[1],
-                            c.s[2], c.s[3], c.f[0], c.f[1])
-    elif c.kernel == K_ADAM:    # o1: max_exp_avg_sqs
+            fo_sgd_update_f64(<double **>p, <const double **>g, <double **>s1,
+                              b.is_new if c.buffers_new else NULL, b.numels, b.n, &c.h.sgd)
+    elif c.kernel == K_ADAM:
+        s1 = _state(b, &k, True)                                 # exp_avgs
+        s2 = _state(b, &k, True)                                 # exp_avg_sqs
+        s3 = _state(b, &k, c.h.adam.amsgrad)                     # max_exp_avg_sqs
         if f32:
-            fo_adam_step_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>a2,
-                             <float **>a3, <float **>o1, b.steps, b.numels, b.n, c.s[0],
-                             c.s[1], c.s[2], c.s[3], c.s[4], c.f[0], c.f[1], c.f[2])
+            fo_adam_update_f32(<float **>p, <const float **>g, <float **>s1, <float **>s2,
+                               <float **>s3, b.steps, b.numels, b.n, &c.h.adam)
         else:
-            fo_adam_step_f64(<double **>b.arr[0], <const double **>b.arr[1], <double **>a2,
-                             <double **>a3, <double **>o1, b.steps, b.numels, b.n, c.s[0],
-                             c.s[1], c.s[2], c.s[3], c.s[4], c.f[0], c.f[1], c.f[2])
-    elif c.kernel == K_RMSPROP:  # o1: grad_avgs, o2: momentum buffers
+            fo_adam_update_f64(<double **>p, <const double **>g, <double **>s1, <double **>s2,
+                               <double **>s3, b.steps, b.numels, b.n, &c.h.adam)
+    elif c.kernel == K_RMSPROP:
+        s1 = _state(b, &k, True)                                 # square_avgs
+        s2 = _state(b, &k, c.h.rmsprop.centered)                 # grad_avgs
+        s3 = _state(b, &k, c.h.rmsprop.momentum > 0.0)           # momentum_buffers
         if f32:
-            fo_rmsprop_step_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>a2,
-                                <float **>o1, <float **>o2, b.steps, b.numels, b.n, c.s[0],
-                                c.s[1], c.s[2], c.s[3], c.s[4], c.f[0], c.f[1])
+            fo_rmsprop_update_f32(<float **>p, <const float **>g, <float **>s1, <float **>s2,
+                                  <float **>s3, b.steps, b.numels, b.n, &c.h.rmsprop)
         else:
-            fo_rmsprop_step_f64(<double **>b.arr[0], <const double **>b.arr[1], <double **>a2,
-                                <double **>o1, <double **>o2, b.steps, b.numels, b.n, c.s[0],
-                                c.s[1], c.s[2], c.s[3], c.s[4], c.f[0], c.f[1])
+            fo_rmsprop_update_f64(<double **>p, <const double **>g, <double **>s1,
+                                  <double **>s2, <double **>s3, b.steps, b.numels, b.n,
+                                  &c.h.rmsprop)
     elif c.kernel == K_ADAGRAD:
+        s1 = _state(b, &k, True)                                 # state_sums
         if f32:
-            fo_adagrad_step_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>a2,
-                                b.steps, b.numels, b.n, c.s[0], c.s[1], c.s[2], c.s[3], c.f[0])
+            fo_adagrad_update_f32(<float **>p, <const float **>g, <float **>s1, b.steps,
+                                  b.numels, b.n, &c.h.adagrad)
         else:
-            fo_adagrad_step_f64(<double **>b.arr[0], <const double **>b.arr[1],
-                                <double **>a2, b.steps, b.numels, b.n, c.s[0], c.s[1], c.s[2],
-                                c.s[3], c.f[0])
+            fo_adagrad_update_f64(<double **>p, <const double **>g, <double **>s1, b.steps,
+                                  b.numels, b.n, &c.h.adagrad)
     else:
+        s1 = _state(b, &k, True)                                 # square_avgs
+        s2 = _state(b, &k, True)                                 # acc_deltas
         if f32:
-            fo_adadelta_step_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>a2,
-                                 <float **>a3, b.steps, b.numels, b.n, c.s[0], c.s[1], c.s[2],
-                                 c.s[3], c.f[0])
+            fo_adadelta_update_f32(<float **>p, <const float **>g, <float **>s1, <float **>s2,
+                                   b.steps, b.numels, b.n, &c.h.adadelta)
         else:
-            fo_adadelta_step_f64(<double **>b.arr[0], <const double **>b.arr[1],
-                                 <double **>a2, <double **>a3, b.steps, b.numels, b.n, c.s[0],
-                                 c.s[1], c.s[2], c.s[3], c.f[0])
+            fo_adadelta_update_f64(<double **>p, <const double **>g, <double **>s1,
+                                   <double **>s2, b.steps, b.numels, b.n, &c.h.adadelta)
 
 
 cdef int _run(Work *w, const Call *c) except -1:
@@ -981,11 +995,12 @@ cdef object _group_step(list group_params, object state, tuple keys, object step
 # SGD --------------------------------------------------------------------------------------------
 
 cdef Call _sgd_call(double lr, double momentum, double dampening, double weight_decay,
-                    bint nesterov, bint maximize, bint has_new) noexcept:
-    cdef Call c = _new_call(K_SGD)
-    c.s[0], c.s[1], c.s[2], c.s[3] = lr, momentum, dampening, weight_decay
-    c.f[0], c.f[1], c.f[2] = nesterov, maximize, has_new
-    c.k[0], c.k[1] = (2 if momentum != 0.0 else 0), 0
+                    bint nesterov, bint maximize, bint buffers_new) noexcept:
+    cdef Call c
+    c.kernel = K_SGD
+    c.h.sgd.lr, c.h.sgd.momentum, c.h.sgd.dampening = lr, momentum, dampening
+    c.h.sgd.weight_decay, c.h.sgd.nesterov, c.h.sgd.maximize = weight_decay, nesterov, maximize
+    c.buffers_new = buffers_new
     return c
 
 
@@ -1024,11 +1039,13 @@ def sgd_group_step(list group_params, object state, double lr, double momentum,
 # Adam, AdamW ------------------------------------------------------------------------------------
 
 cdef Call _adam_call(double lr, double beta1, double beta2, double eps, double weight_decay,
-                     bint amsgrad, bint maximize, bint decoupled) noexcept:
-    cdef Call c = _new_call(K_ADAM)
-    c.s[0], c.s[1], c.s[2], c.s[3], c.s[4] = lr, beta1, beta2, eps, weight_decay
-    c.f[0], c.f[1], c.f[2] = amsgrad, maximize, decoupled
-    c.k[0], c.k[1] = (4 if amsgrad else 0), 0
+                     bint amsgrad, bint maximize, bint decoupled_weight_decay) noexcept:
+    cdef Call c
+    c.kernel = K_ADAM
+    c.h.adam.lr, c.h.adam.beta1, c.h.adam.beta2, c.h.adam.eps = lr, beta1, beta2, eps
+    c.h.adam.weight_decay, c.h.adam.amsgrad = weight_decay, amsgrad
+    c.h.adam.maximize, c.h.adam.decoupled_weight_decay = maximize, decoupled_weight_decay
+    c.buffers_new = False
     return c
 
 
@@ -1071,12 +1088,12 @@ def adam_group_step(list group_params, object state, double lr, double beta1, do
 
 cdef Call _rmsprop_call(double lr, double alpha, double eps, double weight_decay,
                         double momentum, bint centered, bint maximize) noexcept:
-    # The gathered lists are params, grads, square_avgs, [grad_avgs,] [momentum_buffers].
-    cdef Call c = _new_call(K_RMSPROP)
-    c.s[0], c.s[1], c.s[2], c.s[3], c.s[4] = lr, alpha, eps, weight_decay, momentum
-    c.f[0], c.f[1] = centered, maximize
-    c.k[0] = 3 if centered else 0
-    c.k[1] = (4 if centered else 3) if momentum > 0.0 else 0
+    cdef Call c
+    c.kernel = K_RMSPROP
+    c.h.rmsprop.lr, c.h.rmsprop.alpha, c.h.rmsprop.eps = lr, alpha, eps
+    c.h.rmsprop.weight_decay, c.h.rmsprop.momentum = weight_decay, momentum
+    c.h.rmsprop.centered, c.h.rmsprop.maximize = centered, maximize
+    c.buffers_new = False
     return c
 
 
@@ -1120,9 +1137,11 @@ def rmsprop_group_step(list group_params, object state, double lr, double alpha,
 
 cdef Call _adagrad_call(double lr, double weight_decay, double lr_decay, double eps,
                         bint maximize) noexcept:
-    cdef Call c = _new_call(K_ADAGRAD)
-    c.s[0], c.s[1], c.s[2], c.s[3] = lr, weight_decay, lr_decay, eps
-    c.f[0] = maximize
+    cdef Call c
+    c.kernel = K_ADAGRAD
+    c.h.adagrad.lr, c.h.adagrad.weight_decay, c.h.adagrad.lr_decay = lr, weight_decay, lr_decay
+    c.h.adagrad.eps, c.h.adagrad.maximize = eps, maximize
+    c.buffers_new = False
     return c
 
 
@@ -1155,9 +1174,11 @@ def adagrad_group_step(list group_params, object state, double lr, double weight
 
 cdef Call _adadelta_call(double lr, double rho, double eps, double weight_decay,
                          bint maximize) noexcept:
-    cdef Call c = _new_call(K_ADADELTA)
-    c.s[0], c.s[1], c.s[2], c.s[3] = lr, rho, eps, weight_decay
-    c.f[0] = maximize
+    cdef Call c
+    c.kernel = K_ADADELTA
+    c.h.adadelta.lr, c.h.adadelta.rho, c.h.adadelta.eps = lr, rho, eps
+    c.h.adadelta.weight_decay, c.h.adadelta.maximize = weight_decay, maximize
+    c.buffers_new = False
     return c
 
 

@@ -80,6 +80,15 @@ cdef extern from "fastoptim.h" nogil:
 
     # ---- optimizer updates ------------------------------------------------------------
     # @@OPTIM-PROTOTYPES@@ (optimizer kernels go below this line)
+    ctypedef struct fo_sgd_hyper:
+        double lr, momentum, dampening, weight_decay
+        int nesterov, maximize
+    void fo_sgd_update_f32(float *const *params, const float *const *grads,
+                           float *const *momentum_buffers, const unsigned char *buffer_is_new,
+                           const int64_t *numels, int64_t ntensors, const fo_sgd_hyper *hyper)
+    void fo_sgd_update_f64(double *const *params, const double *const *grads,
+                           double *const *momentum_buffers, const unsigned char *buffer_is_new,
+                           const int64_t *numels, int64_t ntensors, const fo_sgd_hyper *hyper)
     void fo_sgd_step_f32(float *const *params, const float *const *grads,
                          float *const *momentum_buffers, const unsigned char *buffer_is_new,
                          const int64_t *numels, int64_t ntensors, double lr, double momentum,
@@ -88,6 +97,17 @@ cdef extern from "fastoptim.h" nogil:
                          double *const *momentum_buffers, const unsigned char *buffer_is_new,
                          const int64_t *numels, int64_t ntensors, double lr, double momentum,
                          double dampening, double weight_decay, int nesterov, int maximize)
+    ctypedef struct fo_adam_hyper:
+        double lr, beta1, beta2, eps, weight_decay
+        int amsgrad, maximize, decoupled_weight_decay
+    void fo_adam_update_f32(float *const *params, const float *const *grads,
+                            float *const *exp_avgs, float *const *exp_avg_sqs,
+                            float *const *max_exp_avg_sqs, float *const *steps,
+                            const int64_t *numels, int64_t ntensors, const fo_adam_hyper *hyper)
+    void fo_adam_update_f64(double *const *params, const double *const *grads,
+                            double *const *exp_avgs, double *const *exp_avg_sqs,
+                            double *const *max_exp_avg_sqs, float *const *steps,
+                            const int64_t *numels, int64_t ntensors, const fo_adam_hyper *hyper)
     void fo_adam_step_f32(float *const *params, const float *const *grads,
                           float *const *exp_avgs, float *const *exp_avg_sqs,
                           float *const *max_exp_avg_sqs, float *const *steps,
@@ -100,6 +120,19 @@ cdef extern from "fastoptim.h" nogil:
                           const int64_t *numels, int64_t ntensors, double lr, double beta1,
                           double beta2, double eps, double weight_decay, int amsgrad,
                           int maximize, int decoupled_weight_decay)
+    ctypedef struct fo_rmsprop_hyper:
+        double lr, alpha, eps, weight_decay, momentum
+        int centered, maximize
+    void fo_rmsprop_update_f32(float *const *params, const float *const *grads,
+                               float *const *square_avgs, float *const *grad_avgs,
+                               float *const *momentum_buffers, float *const *steps,
+                               const int64_t *numels, int64_t ntensors,
+                               const fo_rmsprop_hyper *hyper)
+    void fo_rmsprop_update_f64(double *const *params, const double *const *grads,
+                               double *const *square_avgs, double *const *grad_avgs,
+                               double *const *momentum_buffers, float *const *steps,
+                               const int64_t *numels, int64_t ntensors,
+                               const fo_rmsprop_hyper *hyper)
     void fo_rmsprop_step_f32(float *const *params, const float *const *grads,
                              float *const *square_avgs, float *const *grad_avgs,
                              float *const *momentum_buffers, float *const *steps,
@@ -112,6 +145,17 @@ cdef extern from "fastoptim.h" nogil:
                              const int64_t *numels, int64_t ntensors, double lr, double alpha,
                              double eps, double weight_decay, double momentum, int centered,
                              int maximize)
+    ctypedef struct fo_adagrad_hyper:
+        double lr, weight_decay, lr_decay, eps
+        int maximize
+    void fo_adagrad_update_f32(float *const *params, const float *const *grads,
+                               float *const *state_sums, float *const *steps,
+                               const int64_t *numels, int64_t ntensors,
+                               const fo_adagrad_hyper *hyper)
+    void fo_adagrad_update_f64(double *const *params, const double *const *grads,
+                               double *const *state_sums, float *const *steps,
+                               const int64_t *numels, int64_t ntensors,
+                               const fo_adagrad_hyper *hyper)
     void fo_adagrad_step_f32(float *const *params, const float *const *grads,
                              float *const *state_sums, float *const *steps,
                              const int64_t *numels, int64_t ntensors, double lr,
@@ -120,6 +164,17 @@ cdef extern from "fastoptim.h" nogil:
                              double *const *state_sums, float *const *steps,
                              const int64_t *numels, int64_t ntensors, double lr,
                              double weight_decay, double lr_decay, double eps, int maximize)
+    ctypedef struct fo_adadelta_hyper:
+        double lr, rho, eps, weight_decay
+        int maximize
+    void fo_adadelta_update_f32(float *const *params, const float *const *grads,
+                                float *const *square_avgs, float *const *acc_deltas,
+                                float *const *steps, const int64_t *numels, int64_t ntensors,
+                                const fo_adadelta_hyper *hyper)
+    void fo_adadelta_update_f64(double *const *params, const double *const *grads,
+                                double *const *square_avgs, double *const *acc_deltas,
+                                float *const *steps, const int64_t *numels, int64_t ntensors,
+                                const fo_adadelta_hyper *hyper)
     void fo_adadelta_step_f32(float *const *params, const float *const *grads,
                               float *const *square_avgs, float *const *acc_deltas,
                               float *const *steps, const int64_t *numels, int64_t ntensors,
