@@ -27,6 +27,7 @@ from cpython.dict cimport PyDict_GetItem, PyDict_GetItemWithError
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport Py_EQ, PyObject, PyObject_RichCompareBool
 from cpython.ref cimport Py_DECREF, Py_INCREF
+from libc.math cimport pow
 from libc.stdint cimport int64_t, uint32_t, uint64_t, uintptr_t
 from libc.stdlib cimport qsort
 from libc.string cimport memcmp, memcpy, memset
@@ -655,115 +656,181 @@ cdef int _check_overlaps(Work *w, str op, tuple names, str steps_name,
     return 0
 
 
-cdef int _gather(Work *w, str op, tuple names, list lists, int nlists, object steps,
-                 str steps_name, object is_new) except -1:
-    """Validate lists[k][i] (k = 0 params, 1 grads, 2.. states) and steps[i]; fill w."""
-    cdef list params = lists[0], steps_l = None, new_l = None
+cdef int _divides_by_zero(Work *w, const Call *c) noexcept:
+    # Whether some tensor's per-step scalar divides by zero: torch computes them in Python
+    # floats and raises ZeroDivisionError (Adam: lr / (1 - beta1**t) with t == 0 or beta1 == 1;
+    # Adagrad: lr / (1 + (t - 1) * lr_decay)).  The kernels would write NaNs instead.  The
+    # scalars depend on t only, so consecutive tensors at one step cost one test.
+    cdef Batch *b
+    cdef Py_ssize_t j
+    cdef int which
+    cdef float t, last = 0.0
+    cdef bint have = False
+    if c.kernel != K_ADAM and c.kernel != K_ADAGRAD:
+        return 0
+    for which in range(2):
+        b = &w.b32 if which == 0 else &w.b64
+        for j in range(b.n):
+            t = b.steps[j][0] + <float>1.0      # the kernel's t: the incremented float32 step
+            if have and (t == last or t != t):
+                continue
+            have, last = True, t
+            if c.kernel == K_ADAM:
+                if 1.0 - pow(c.h.adam.beta1, <double>t) == 0.0:
+                    return 1
+            elif 1.0 + (<double>t - 1.0) * c.h.adagrad.lr_decay == 0.0:
+                return 1
+    return 0
+
+
+cdef struct Source:
+    # Where one call's arrays come from (borrowed references), for _gather:
+    #   lists:  the functionals' lists: lists[k][i] (0 params, 1 grads, 2.. states), steps[i]
+    #           and is_new[i] (either may be NULL);
+    #   group:  a param group's params and the optimizer state: p, p.grad, state[p][keys[k]]
+    #           and state[p][step_key] (NULL: no counter), for the params whose grad is set.
+    PyObject *lists
+    PyObject *steps
+    PyObject *is_new
+    PyObject *group_params
+    PyObject *state
+    PyObject *keys
+    PyObject *step_key
+
+
+cdef int _gather(Work *w, const Call *c, const Source *src, bint report, str op, tuple names,
+                 str steps_name) except -1:
+    """Collect and validate one call into w, from the functionals' lists or from a param group
+    (``src``): every param a native float32/float64, C-contiguous, aligned, writeable array;
+    grads and states of its dtype and shape (states writeable); step counters writeable
+    one-element float32 arrays; no written array overlapping another array of the call; no
+    per-step scalar dividing by zero.  Returns 1 when all of it holds.
+
+    ``report`` decides what a failed check does: raise, naming the argument, the value and what
+    was expected (the functionals), or return 0, having written nothing, so that the caller
+    takes the general path, which reports or copes (the classes' steady state: a state to
+    create, a missing key, a strided or repeated param).  The group source always declines.
+    """
+    cdef bint from_group = src.group_params != NULL
+    cdef list params, lists = None, steps_l = None, new_l = None
+    cdef tuple keys = None
+    if from_group:
+        params, keys = <list>src.group_params, <tuple>src.keys
+    else:
+        lists = <list>src.lists
+        params = <list>lists[0]
+        if src.steps != NULL:
+            steps_l = <list>src.steps
+        if src.is_new != NULL:
+            new_l = <list>src.is_new
     cdef Py_ssize_t n = len(params), i
-    cdef int k
+    cdef int nlists = 2 + len(keys) if from_group else len(lists), k
     cdef object po, xo
+    cdef PyObject *st = NULL
+    cdef PyObject *xp
     cdef Arr pa, xa
     cdef Batch *b
     # First of all: the caller's `finally` frees w whatever is raised below.
     _work_init(w, n, nlists)
-    w.has_steps = steps is not None
+    w.has_steps = (src.step_key != NULL) if from_group else steps_l is not None
     memset(&pa, 0, sizeof(Arr))     # (set before any use; this quiets the compiler)
     memset(&xa, 0, sizeof(Arr))
-    for k in range(1, nlists):
-        if len(<list>lists[k]) != n:
-            _fail_len(op, names[k], len(<list>lists[k]), n, names[0])
-    if steps is not None:
-        steps_l = steps
-        if len(steps_l) != n:
+    if from_group:
+        if not isinstance(<object>src.state, dict):
+            return 0
+    else:
+        for k in range(1, nlists):
+            if len(<list>lists[k]) != n:
+                _fail_len(op, names[k], len(<list>lists[k]), n, names[0])
+        if steps_l is not None and len(steps_l) != n:
             _fail_len(op, steps_name, len(steps_l), n, names[0])
-    if is_new is not None:
-        new_l = _as_list(is_new, op, "buffer_is_new")
-        if len(new_l) != n:
+        if new_l is not None and len(new_l) != n:
             _fail_len(op, "buffer_is_new", len(new_l), n, names[0])
     for i in range(n):
         po = params[i]
-        if not _arr_of(&pa, po):
+        if from_group:
+            if not isinstance(po, Tensor):
+                return 0
+            xo = (<Tensor>po)._grad
+            if xo is None:
+                continue
+            if nlists > 2 or w.has_steps:      # (SGD without momentum keeps no state)
+                st = PyDict_GetItemWithError(<dict>src.state, po)
+                if st == NULL or not isinstance(<object>st, dict):
+                    return 0
+            _arr_of_tensor(&pa, <Tensor>po)
+        elif not _arr_of(&pa, po):
             _fail_type(op, names, 0, i, po)
         if not _param_ok(&pa):
+            if not report:
+                return 0
             _fail_array(op, names, 0, i, <object>pa.np, <object>pa.np, True)
         b = _add_param(w, &pa, i)
         for k in range(1, nlists):
-            xo = (<list>lists[k])[i]
-            if not _arr_of(&xa, xo):
-                _fail_type(op, names, k, i, xo)
+            if from_group:
+                if k == 1:
+                    _arr_of_tensor(&xa, <Tensor>xo)
+                else:
+                    xp = PyDict_GetItemWithError(<dict>st, keys[k - 2])
+                    if xp == NULL or not _arr_of(&xa, <object>xp):
+                        return 0
+            else:
+                xo = (<list>lists[k])[i]
+                if not _arr_of(&xa, xo):
+                    _fail_type(op, names, k, i, xo)
             if not _matches(&xa, &pa, FLAGS_READ if k == 1 else FLAGS_WRITE):
+                if not report:
+                    return 0
                 _fail_array(op, names, k, i, <object>xa.np, <object>pa.np, k != 1)
             b.arr[k][b.n] = xa.data
-        if steps_l is not None:
-            xo = steps_l[i]
-            if not _arr_of(&xa, xo):
-                _fail_step(op, steps_name, i, xo)
-            if not _step_ok(&xa):
-                _fail_step(op, steps_name, i, <object>xa.np)
+        if w.has_steps:
+            if from_group:
+                xp = PyDict_GetItemWithError(<dict>st, <object>src.step_key)
+                if xp == NULL or not _arr_of(&xa, <object>xp) or not _step_ok(&xa):
+                    return 0
+            else:
+                xo = steps_l[i]
+                if not _arr_of(&xa, xo):
+                    _fail_step(op, steps_name, i, xo)
+                if not _step_ok(&xa):
+                    _fail_step(op, steps_name, i, <object>xa.np)
             b.steps[b.n] = <float *>xa.data
         if new_l is not None:
             b.is_new[b.n] = 1 if new_l[i] else 0
         b.n += 1
-    _check_overlaps(w, op, names, steps_name)
-    return 0
-
-
-cdef int _gather_group(Work *w, list group_params, object state, tuple keys,
-                       object step_key) except -1:
-    """The steady-state twin of _gather: collect and validate straight from a param group and the
-    optimizer's state, without building the per-list Python lists first.
-
-    For each Tensor of ``group_params`` whose ``.grad`` is not None, takes the param, its grad,
-    ``state[p][key]`` for each key (in list order 2, 3, ...) and ``state[p][step_key]`` (unless
-    None), with _gather's checks and the same overlap proof.  Returns 1 when everything is
-    gathered and valid.  Returns 0, having written nothing, whenever the general path must run
-    instead: a state to create (torch's lazy rules live in Python), a missing key, a value that is
-    not a Tensor or array, or any check that fails (the general path then raises the exact
-    message, or copes: strided arrays, a param repeated in the group).
-    """
-    cdef Py_ssize_t n = len(group_params), i
-    cdef int nkeys = len(keys), nlists = 2 + nkeys, k
-    cdef object po
-    cdef Tensor g
-    cdef PyObject *st = NULL
-    cdef PyObject *xo
-    cdef Arr pa, xa
-    cdef Batch *b
-    _work_init(w, n, nlists)
-    w.has_steps = step_key is not None
-    if not isinstance(state, dict):
+    if _check_overlaps(w, op, names, steps_name, report):
         return 0
-    for i in range(n):
-        po = group_params[i]
-        if not isinstance(po, Tensor):
+    if w.has_steps and _divides_by_zero(w, c):
+        if not report:
             return 0
-        g = (<Tensor>po)._grad
-        if g is None:
-            continue
-        if nkeys or step_key is not None:     # (SGD without momentum keeps no state)
-            st = PyDict_GetItemWithError(state, po)
-            if st == NULL or not isinstance(<object>st, dict):
-                return 0
-        _arr_of_tensor(&pa, <Tensor>po)
-        if not _param_ok(&pa):
-            return 0
-        b = _add_param(w, &pa, i)
-        _arr_of_tensor(&xa, g)
-        if not _matches(&xa, &pa, FLAGS_READ):
-            return 0
-        b.arr[1][b.n] = xa.data
-        for k in range(2, nlists):
-            xo = PyDict_GetItemWithError(<dict>st, keys[k - 2])
-            if xo == NULL or not _arr_of(&xa, <object>xo) or not _matches(&xa, &pa, FLAGS_WRITE):
-                return 0
-            b.arr[k][b.n] = xa.data
-        if step_key is not None:
-            xo = PyDict_GetItemWithError(<dict>st, step_key)
-            if xo == NULL or not _arr_of(&xa, <object>xo) or not _step_ok(&xa):
-                return 0
-            b.steps[b.n] = <float *>xa.data
-        b.n += 1
-    return 0 if _check_overlaps(w, None, None, None, False) else 1
+        raise ZeroDivisionError("float division by zero")
+    return 1
+
+
+cdef int _gather_lists(Work *w, const Call *c, str op, tuple names, list lists,
+                       list steps, str steps_name, object is_new) except -1:
+    # _gather from the functionals' lists, raising on any failed check.
+    cdef Source src
+    memset(&src, 0, sizeof(Source))
+    src.lists = <PyObject *>lists
+    if steps is not None:
+        src.steps = <PyObject *>steps
+    if is_new is not None:
+        is_new = _as_list(is_new, op, "buffer_is_new")
+        src.is_new = <PyObject *>is_new
+    return _gather(w, c, &src, True, op, names, steps_name)
+
+
+cdef int _gather_group(Work *w, const Call *c, list group_params, object state, tuple keys,
+                       object step_key) except -1:
+    # _gather from a param group and the optimizer state, declining on any failed check.
+    cdef Source src
+    memset(&src, 0, sizeof(Source))
+    src.group_params, src.state, src.keys = <PyObject *>group_params, <PyObject *>state, \
+        <PyObject *>keys
+    if step_key is not None:
+        src.step_key = <PyObject *>step_key
+    return _gather(w, c, &src, False, None, None, None)
 
 
 # ---- the public entry points -----------------------------------------------------------------
@@ -902,7 +969,7 @@ cdef int _team_collect(void *vt) noexcept:
     cdef Team *t = <Team *>vt
     cdef int r
     try:
-        r = _gather_group(t.w, <list>t.group_params, <object>t.state, <tuple>t.keys,
+        r = _gather_group(t.w, t.c, <list>t.group_params, <object>t.state, <tuple>t.keys,
                           <object>t.step_key)
     except BaseException as e:
         Py_INCREF(e)
@@ -984,7 +1051,7 @@ cdef object _group_step(list group_params, object state, tuple keys, object step
                 Py_DECREF(e)
                 raise e
             return r == 1
-        if not _gather_group(&w, group_params, state, keys, step_key):
+        if not _gather_group(&w, c, group_params, state, keys, step_key):
             return False
         _run(&w, c)
     finally:
@@ -1019,9 +1086,10 @@ def sgd_step(params, grads, momentum_buffers, buffer_is_new, double lr, double m
     cdef Call c = _sgd_call(lr, momentum, dampening, weight_decay, nesterov, maximize, has_new)
     if use_mom:
         lists.append(_as_list(momentum_buffers, op, "momentum_buffers"))
+    w.heap = NULL
     try:
-        _gather(&w, op, ("params", "grads", "momentum_buffers"), lists, len(lists), None, None,
-                buffer_is_new if has_new else None)
+        _gather_lists(&w, &c, op, ("params", "grads", "momentum_buffers"), lists, None, None,
+                      buffer_is_new if has_new else None)
         _run(&w, &c)
     finally:
         _work_free(&w)
@@ -1061,12 +1129,13 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps
                        _as_list(exp_avg_sqs, op, "exp_avg_sqs")]
     cdef Call c = _adam_call(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize,
                              decoupled_weight_decay)
+    cdef list steps = _as_list(state_steps, op, "state_steps")
     if amsgrad:
         lists.append(_as_list(max_exp_avg_sqs, op, "max_exp_avg_sqs"))
+    w.heap = NULL
     try:
-        _gather(&w, op, ("params", "grads", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs"),
-                lists, len(lists), _as_list(state_steps, op, "state_steps"), "state_steps",
-                None)
+        _gather_lists(&w, &c, op, ("params", "grads", "exp_avgs", "exp_avg_sqs",
+                                   "max_exp_avg_sqs"), lists, steps, "state_steps", None)
         _run(&w, &c)
     finally:
         _work_free(&w)
@@ -1114,9 +1183,10 @@ def rmsprop_step(params, grads, square_avgs, grad_avgs, momentum_buffers, state_
     if momentum > 0.0:
         lists.append(_as_list(momentum_buffers, op, "momentum_buffers"))
         names.append("momentum_buffers")
+    cdef list steps = _as_list(state_steps, op, "state_steps")
+    w.heap = NULL
     try:
-        _gather(&w, op, tuple(names), lists, len(lists),
-                _as_list(state_steps, op, "state_steps"), "state_steps", None)
+        _gather_lists(&w, &c, op, tuple(names), lists, steps, "state_steps", None)
         _run(&w, &c)
     finally:
         _work_free(&w)
@@ -1153,9 +1223,11 @@ def adagrad_step(params, grads, state_sums, state_steps, double lr, double weigh
     cdef list lists = [_as_list(params, op, "params"), _as_list(grads, op, "grads"),
                        _as_list(state_sums, op, "state_sums")]
     cdef Call c = _adagrad_call(lr, weight_decay, lr_decay, eps, maximize)
+    cdef list steps = _as_list(state_steps, op, "state_steps")
+    w.heap = NULL
     try:
-        _gather(&w, op, ("params", "grads", "state_sums"), lists, 3,
-                _as_list(state_steps, op, "state_steps"), "state_steps", None)
+        _gather_lists(&w, &c, op, ("params", "grads", "state_sums"), lists, steps,
+                      "state_steps", None)
         _run(&w, &c)
     finally:
         _work_free(&w)
@@ -1191,9 +1263,11 @@ def adadelta_step(params, grads, square_avgs, acc_deltas, state_steps, double lr
                        _as_list(square_avgs, op, "square_avgs"),
                        _as_list(acc_deltas, op, "acc_deltas")]
     cdef Call c = _adadelta_call(lr, rho, eps, weight_decay, maximize)
+    cdef list steps = _as_list(state_steps, op, "state_steps")
+    w.heap = NULL
     try:
-        _gather(&w, op, ("params", "grads", "square_avgs", "acc_deltas"), lists, 4,
-                _as_list(state_steps, op, "state_steps"), "state_steps", None)
+        _gather_lists(&w, &c, op, ("params", "grads", "square_avgs", "acc_deltas"), lists,
+                      steps, "state_steps", None)
         _run(&w, &c)
     finally:
         _work_free(&w)
@@ -1267,6 +1341,9 @@ def _collect(list group_params, object state, Py_ssize_t start, tuple keys, bint
         if g is None:
             continue
         st = PyDict_GetItem(state, p)
+        if st != NULL and not isinstance(<object>st, dict):
+            raise TypeError(f"the optimizer state of parameter {i} of its group must be a dict, "
+                            f"got {type(<object>st).__name__}")
         if st == NULL or not <dict>st:
             if create:
                 return i
