@@ -1,4 +1,4 @@
-"""Packed optimizer state (``functional._packed_like``, ``optimizer._fresh_state``).
+"""Packed optimizer state (``fastoptim.optim._state``: ``_packed_like``, ``_fresh_state``).
 
 Why: new state is allocated per group, each key's tensors back to back in one buffer, so the
 kernels stream it faster. Packing must be invisible otherwise: every state tensor has its

@@ -3,7 +3,9 @@
 Each ``*_step`` updates one param group in place with one C call per dtype present.  Lists hold
 C-contiguous, aligned float32/float64 numpy arrays; state arrays match their param's dtype and
 shape and are writeable; ``state_steps`` entries are writeable one-element float32 arrays.
-Everything is validated before anything is modified.
+Everything is validated before anything is modified.  Keyword-only ``run=False`` validates
+without updating; ``overlaps=False`` skips the overlap check (the functionals use both for a
+group that repeats a param: every check over the whole call, then one call per round).
 """
 from collections.abc import Sequence
 from typing import Any, TypeAlias
@@ -25,6 +27,9 @@ def sgd_step(
     weight_decay: float,
     nesterov: bool,
     maximize: bool,
+    *,
+    run: bool = ...,
+    overlaps: bool = ...
 ) -> None: ...
 def adam_step(
     params: _Arrays,
@@ -41,6 +46,9 @@ def adam_step(
     amsgrad: bool,
     maximize: bool,
     decoupled_weight_decay: bool,
+    *,
+    run: bool = ...,
+    overlaps: bool = ...
 ) -> None: ...
 def rmsprop_step(
     params: _Arrays,
@@ -56,6 +64,9 @@ def rmsprop_step(
     momentum: float,
     centered: bool,
     maximize: bool,
+    *,
+    run: bool = ...,
+    overlaps: bool = ...
 ) -> None: ...
 def adagrad_step(
     params: _Arrays,
@@ -67,6 +78,9 @@ def adagrad_step(
     lr_decay: float,
     eps: float,
     maximize: bool,
+    *,
+    run: bool = ...,
+    overlaps: bool = ...
 ) -> None: ...
 def adadelta_step(
     params: _Arrays,
@@ -79,6 +93,9 @@ def adadelta_step(
     eps: float,
     weight_decay: float,
     maximize: bool,
+    *,
+    run: bool = ...,
+    overlaps: bool = ...
 ) -> None: ...
 # The classes' steady-state shortcuts: the same updates taken straight from a param group's
 # params and the optimizer's state.  True when done; False, having written nothing, when the
@@ -110,6 +127,7 @@ def _unwrap(
     writeable: bool,
     writebacks: list[tuple[npt.NDArray[np.floating], npt.NDArray[np.floating]]],
 ) -> list[object]: ...
+def _needs_copy(lists: Sequence[Sequence[object] | None]) -> bool: ...
 def _collect(
     group_params: list[Any], state: dict[Any, dict[str, Any]], start: int,
     keys: tuple[str, ...], create: bool, params: list[Any], grads: list[Any],

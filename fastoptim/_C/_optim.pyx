@@ -698,8 +698,8 @@ cdef struct Source:
     PyObject *step_key
 
 
-cdef int _gather(Work *w, const Call *c, const Source *src, bint report, str op, tuple names,
-                 str steps_name) except -1:
+cdef int _gather(Work *w, const Call *c, const Source *src, bint report, bint overlaps, str op,
+                 tuple names, str steps_name) except -1:
     """Collect and validate one call into w, from the functionals' lists or from a param group
     (``src``): every param a native float32/float64, C-contiguous, aligned, writeable array;
     grads and states of its dtype and shape (states writeable); step counters writeable
@@ -798,7 +798,7 @@ cdef int _gather(Work *w, const Call *c, const Source *src, bint report, str op,
         if new_l is not None:
             b.is_new[b.n] = 1 if new_l[i] else 0
         b.n += 1
-    if _check_overlaps(w, op, names, steps_name, report):
+    if overlaps and _check_overlaps(w, op, names, steps_name, report):
         return 0
     if w.has_steps and _divides_by_zero(w, c):
         if not report:
@@ -807,9 +807,10 @@ cdef int _gather(Work *w, const Call *c, const Source *src, bint report, str op,
     return 1
 
 
-cdef int _gather_lists(Work *w, const Call *c, str op, tuple names, list lists,
+cdef int _gather_lists(Work *w, const Call *c, bint overlaps, str op, tuple names, list lists,
                        list steps, str steps_name, object is_new) except -1:
-    # _gather from the functionals' lists, raising on any failed check.
+    # _gather from the functionals' lists, raising on any failed check (the overlap check only
+    # with `overlaps`).
     cdef Source src
     memset(&src, 0, sizeof(Source))
     src.lists = <PyObject *>lists
@@ -818,7 +819,7 @@ cdef int _gather_lists(Work *w, const Call *c, str op, tuple names, list lists,
     if is_new is not None:
         is_new = _as_list(is_new, op, "buffer_is_new")
         src.is_new = <PyObject *>is_new
-    return _gather(w, c, &src, True, op, names, steps_name)
+    return _gather(w, c, &src, True, overlaps, op, names, steps_name)
 
 
 cdef int _gather_group(Work *w, const Call *c, list group_params, object state, tuple keys,
@@ -830,7 +831,7 @@ cdef int _gather_group(Work *w, const Call *c, list group_params, object state, 
         <PyObject *>keys
     if step_key is not None:
         src.step_key = <PyObject *>step_key
-    return _gather(w, c, &src, False, None, None, None)
+    return _gather(w, c, &src, False, True, None, None, None)
 
 
 # ---- the public entry points -----------------------------------------------------------------
@@ -1072,7 +1073,8 @@ cdef Call _sgd_call(double lr, double momentum, double dampening, double weight_
 
 
 def sgd_step(params, grads, momentum_buffers, buffer_is_new, double lr, double momentum,
-             double dampening, double weight_decay, bint nesterov, bint maximize):
+             double dampening, double weight_decay, bint nesterov, bint maximize, *,
+             bint run=True, bint overlaps=True):
     """One SGD step over a param group, in place (fo_sgd_step in fastoptim.h).
 
     momentum_buffers is ignored (may be None) when momentum == 0.  buffer_is_new is None or a
@@ -1088,9 +1090,10 @@ def sgd_step(params, grads, momentum_buffers, buffer_is_new, double lr, double m
         lists.append(_as_list(momentum_buffers, op, "momentum_buffers"))
     w.heap = NULL
     try:
-        _gather_lists(&w, &c, op, ("params", "grads", "momentum_buffers"), lists, None, None,
-                      buffer_is_new if has_new else None)
-        _run(&w, &c)
+        _gather_lists(&w, &c, overlaps, op, ("params", "grads", "momentum_buffers"), lists, None,
+                      None, buffer_is_new if has_new else None)
+        if run:
+            _run(&w, &c)
     finally:
         _work_free(&w)
 
@@ -1119,7 +1122,8 @@ cdef Call _adam_call(double lr, double beta1, double beta2, double eps, double w
 
 def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, double lr,
               double beta1, double beta2, double eps, double weight_decay, bint amsgrad,
-              bint maximize, bint decoupled_weight_decay):
+              bint maximize, bint decoupled_weight_decay, *, bint run=True,
+              bint overlaps=True):
     """One Adam (AdamW when decoupled_weight_decay) step over a param group, in place
     (fo_adam_step in fastoptim.h).  max_exp_avg_sqs is ignored (may be None) unless amsgrad."""
     cdef Work w
@@ -1134,9 +1138,10 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps
         lists.append(_as_list(max_exp_avg_sqs, op, "max_exp_avg_sqs"))
     w.heap = NULL
     try:
-        _gather_lists(&w, &c, op, ("params", "grads", "exp_avgs", "exp_avg_sqs",
+        _gather_lists(&w, &c, overlaps, op, ("params", "grads", "exp_avgs", "exp_avg_sqs",
                                    "max_exp_avg_sqs"), lists, steps, "state_steps", None)
-        _run(&w, &c)
+        if run:
+            _run(&w, &c)
     finally:
         _work_free(&w)
 
@@ -1168,7 +1173,7 @@ cdef Call _rmsprop_call(double lr, double alpha, double eps, double weight_decay
 
 def rmsprop_step(params, grads, square_avgs, grad_avgs, momentum_buffers, state_steps,
                  double lr, double alpha, double eps, double weight_decay, double momentum,
-                 bint centered, bint maximize):
+                 bint centered, bint maximize, *, bint run=True, bint overlaps=True):
     """One RMSprop step over a param group, in place (fo_rmsprop_step in fastoptim.h).
     grad_avgs is ignored (may be None) unless centered; momentum_buffers unless momentum > 0."""
     cdef Work w
@@ -1186,8 +1191,9 @@ def rmsprop_step(params, grads, square_avgs, grad_avgs, momentum_buffers, state_
     cdef list steps = _as_list(state_steps, op, "state_steps")
     w.heap = NULL
     try:
-        _gather_lists(&w, &c, op, tuple(names), lists, steps, "state_steps", None)
-        _run(&w, &c)
+        _gather_lists(&w, &c, overlaps, op, tuple(names), lists, steps, "state_steps", None)
+        if run:
+            _run(&w, &c)
     finally:
         _work_free(&w)
 
@@ -1216,7 +1222,8 @@ cdef Call _adagrad_call(double lr, double weight_decay, double lr_decay, double 
 
 
 def adagrad_step(params, grads, state_sums, state_steps, double lr, double weight_decay,
-                 double lr_decay, double eps, bint maximize):
+                 double lr_decay, double eps, bint maximize, *, bint run=True,
+                 bint overlaps=True):
     """One Adagrad step over a param group, in place (fo_adagrad_step in fastoptim.h)."""
     cdef Work w
     cdef str op = "adagrad"
@@ -1226,9 +1233,10 @@ def adagrad_step(params, grads, state_sums, state_steps, double lr, double weigh
     cdef list steps = _as_list(state_steps, op, "state_steps")
     w.heap = NULL
     try:
-        _gather_lists(&w, &c, op, ("params", "grads", "state_sums"), lists, steps,
+        _gather_lists(&w, &c, overlaps, op, ("params", "grads", "state_sums"), lists, steps,
                       "state_steps", None)
-        _run(&w, &c)
+        if run:
+            _run(&w, &c)
     finally:
         _work_free(&w)
 
@@ -1255,7 +1263,8 @@ cdef Call _adadelta_call(double lr, double rho, double eps, double weight_decay,
 
 
 def adadelta_step(params, grads, square_avgs, acc_deltas, state_steps, double lr, double rho,
-                  double eps, double weight_decay, bint maximize):
+                  double eps, double weight_decay, bint maximize, *, bint run=True,
+                  bint overlaps=True):
     """One Adadelta step over a param group, in place (fo_adadelta_step in fastoptim.h)."""
     cdef Work w
     cdef str op = "adadelta"
@@ -1266,9 +1275,10 @@ def adadelta_step(params, grads, square_avgs, acc_deltas, state_steps, double lr
     cdef list steps = _as_list(state_steps, op, "state_steps")
     w.heap = NULL
     try:
-        _gather_lists(&w, &c, op, ("params", "grads", "square_avgs", "acc_deltas"), lists,
+        _gather_lists(&w, &c, overlaps, op, ("params", "grads", "square_avgs", "acc_deltas"), lists,
                       steps, "state_steps", None)
-        _run(&w, &c)
+        if run:
+            _run(&w, &c)
     finally:
         _work_free(&w)
 
@@ -1310,6 +1320,30 @@ def _unwrap(items, bint writeable, list writebacks):
             if writeable:
                 writebacks.append((x, arr))
     return out
+
+
+def _needs_copy(lists):
+    """Whether some element of the non-None lists in ``lists`` is neither a C-contiguous numpy
+    array nor a Tensor over one (None entries and other types count as needing ``_unwrap``,
+    which passes them through for the step functions to report).  The functionals' test for
+    their slow path, at C level because it runs over every array of every call."""
+    cdef object lst, x
+    cdef Py_ssize_t i
+    for lst in lists:
+        if lst is None:
+            continue
+        if type(lst) is not list:
+            if not isinstance(lst, tuple):
+                continue        # not a list at all: the step function says so
+            lst = list(lst)
+        for i in range(len(<list>lst)):
+            x = (<list>lst)[i]
+            if isinstance(x, Tensor):
+                if not ((<Tensor>x)._flags & cnp.NPY_ARRAY_C_CONTIGUOUS):
+                    return True
+            elif type(x) is not np.ndarray or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>x):
+                return True
+    return False
 
 
 # ---- the optimizer classes' collection loop ----------------------------------------------------

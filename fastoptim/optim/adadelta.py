@@ -5,15 +5,19 @@ from __future__ import annotations
 from operator import itemgetter
 
 from fastoptim import Tensor
-from fastoptim._C._optim import _collect, adadelta_group_step
+from fastoptim._C._optim import adadelta_group_step
 
+from ._descriptions import BY_NAME
+from ._state import _fresh_state
 from .functional import _adadelta
-from .optimizer import Optimizer, _fresh_state, _grouped_step
+from .optimizer import Optimizer, _grouped_step
 
 __all__ = ["Adadelta"]
 
-# Everything step reads from a group; groups agreeing on all of it share one kernel call.
-_HYPER = ("lr", "rho", "eps", "weight_decay", "maximize")
+# Everything step reads from a group (the description's group keys, in the order unpacked in
+# _update_group); groups agreeing on all of it share one kernel call.
+_DESCRIPTION = BY_NAME["adadelta"]
+_HYPER = _DESCRIPTION.group_keys
 _hyper = itemgetter(*_HYPER)
 
 
@@ -44,6 +48,7 @@ class Adadelta(Optimizer):
         >>> optimizer = fastoptim.optim.Adadelta(model.parameters())
     """
 
+    _DESCRIPTION = _DESCRIPTION
     _HYPER = _HYPER
 
     def __init__(
@@ -91,21 +96,12 @@ class Adadelta(Optimizer):
             group.setdefault("capturable", False)
         self._steps_to_tensors()
 
-    def _expected_state_keys(self, group):
-        return ("step", "square_avg", "acc_delta"), ()
-
     def _init_group(self, group, params_with_grad, grads, square_avgs, acc_deltas, state_steps):
         params = group["params"]
-        i = 0
-        fresh = None
-        # C-level collection; it stops at each param whose state must be created first
-        while (i := _collect(params, self.state, i, ("square_avg", "acc_delta", "step"), True,
-                             params_with_grad, grads, (square_avgs, acc_deltas,
-                                                       state_steps))) >= 0:
-            if fresh is None:   # the state of every param still without one, packed
-                fresh = _fresh_state(self.state, params, i, ("square_avg", "acc_delta"))
-            self.state[params[i]].update(fresh[params[i]])
-        return False
+        return self._collect_lazy(
+            params, ("square_avg", "acc_delta", "step"), (square_avgs, acc_deltas, state_steps),
+            params_with_grad, grads,
+            lambda i: _fresh_state(self.state, params, i, ("square_avg", "acc_delta")))
 
     step = _grouped_step("Adadelta")
 
@@ -122,7 +118,9 @@ class Adadelta(Optimizer):
         square_avgs: list = []
         acc_deltas: list = []
         state_steps: list = []
-        self._init_group(group, params_with_grad, grads, square_avgs, acc_deltas, state_steps)
+        fresh = self._init_group(group, params_with_grad, grads, square_avgs, acc_deltas,
+                                 state_steps)
         if params_with_grad:
             _adadelta(params_with_grad, grads, square_avgs, acc_deltas, state_steps, lr, rho,
                       eps, weight_decay, maximize)
+        self._install(fresh)

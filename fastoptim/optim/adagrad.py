@@ -10,20 +10,23 @@ from __future__ import annotations
 from operator import itemgetter
 
 from fastoptim import Tensor
-from fastoptim._C._optim import _collect, adagrad_group_step
+from fastoptim._C._optim import adagrad_group_step
 
+from ._descriptions import BY_NAME
+from ._state import _fresh_state
 from .functional import _adagrad
 from .optimizer import (
     Optimizer,
     _check_fused_flags,
-    _fresh_state,
     _grouped_step,
 )
 
 __all__ = ["Adagrad"]
 
-# Everything step reads from a group; groups agreeing on all of it share one kernel call.
-_HYPER = ("lr", "weight_decay", "lr_decay", "eps", "maximize", "fused")
+# Everything step reads from a group (the description's group keys, in the order unpacked in
+# _update_group); groups agreeing on all of it share one kernel call.
+_DESCRIPTION = BY_NAME["adagrad"]
+_HYPER = _DESCRIPTION.group_keys
 _hyper = itemgetter(*_HYPER)
 
 
@@ -56,6 +59,7 @@ class Adagrad(Optimizer):
         >>> optimizer = fastoptim.optim.Adagrad(model.parameters(), lr=0.1)
     """
 
+    _DESCRIPTION = _DESCRIPTION
     _HYPER = _HYPER
 
     def __init__(
@@ -121,23 +125,14 @@ class Adagrad(Optimizer):
             group.setdefault("fused", None)
         self._steps_to_tensors()
 
-    def _expected_state_keys(self, group):
-        return ("step", "sum"), ()
-
     def _init_group(self, group, params_with_grad, grads, state_sums, state_steps):
         params = group["params"]
         self._fused_dtype_check_once(group)
-        i = 0
-        fresh = None
-        # C-level collection; it stops at each param whose state must be created first
-        while (i := _collect(params, self.state, i, ("sum", "step"), True, params_with_grad,
-                             grads, (state_sums, state_steps))) >= 0:
-            if fresh is None:   # the state of every param still without one, packed
-                # torch reads the *default*, not the group's value (kept for parity).
-                fresh = _fresh_state(self.state, params, i, ("sum",),
-                                     self.defaults["initial_accumulator_value"])
-            self.state[params[i]].update(fresh[params[i]])
-        return False, False
+        # torch reads the *default*, not the group's value (kept for parity).
+        return self._collect_lazy(
+            params, ("sum", "step"), (state_sums, state_steps), params_with_grad, grads,
+            lambda i: _fresh_state(self.state, params, i, ("sum",),
+                                   self.defaults["initial_accumulator_value"]))
 
     step = _grouped_step("Adagrad")
 
@@ -155,7 +150,8 @@ class Adagrad(Optimizer):
         grads: list = []
         state_sums: list = []
         state_steps: list = []
-        self._init_group(group, params_with_grad, grads, state_sums, state_steps)
+        fresh = self._init_group(group, params_with_grad, grads, state_sums, state_steps)
         if params_with_grad:
             _adagrad(params_with_grad, grads, state_sums, state_steps, lr, weight_decay,
                      lr_decay, eps, maximize)
+        self._install(fresh)

@@ -8,25 +8,25 @@ from __future__ import annotations
 from operator import itemgetter
 
 from fastoptim import Tensor
-from fastoptim._C._optim import _collect, adam_group_step
+from fastoptim._C._optim import adam_group_step
 
+from ._descriptions import BY_NAME
+from ._state import _fresh_state
 from .functional import _adam
 from .optimizer import (
     Optimizer,
     _check_fused_flags,
     _device_dtype_check_for_fused,
-    _fresh_state,
     _grouped_step,
     _to_scalar,
 )
 
 __all__ = ["Adam"]
 
-# Everything step reads from a group; groups agreeing on all of it share one kernel call.
-_HYPER = (
-    "lr", "betas", "eps", "weight_decay", "amsgrad", "maximize", "decoupled_weight_decay",
-    "fused",
-)
+# Everything step reads from a group (the description's group keys, in the order unpacked in
+# _update_group); groups agreeing on all of it share one kernel call.
+_DESCRIPTION = BY_NAME["adam"]
+_HYPER = _DESCRIPTION.group_keys
 _hyper = itemgetter(*_HYPER)
 
 
@@ -64,6 +64,7 @@ class Adam(Optimizer):
         >>> optimizer = fastoptim.optim.Adam(model.parameters(), lr=1e-3)
     """
 
+    _DESCRIPTION = _DESCRIPTION
     _HYPER = _HYPER
 
     def __init__(
@@ -145,11 +146,6 @@ class Adam(Optimizer):
             group.setdefault("fused", None)
         self._steps_to_tensors()
 
-    def _expected_state_keys(self, group):
-        if group.get("amsgrad", False):
-            return ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"), ()
-        return ("step", "exp_avg", "exp_avg_sq"), ("max_exp_avg_sq",)
-
     def _init_group(
         self, group, params_with_grad, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps
     ):
@@ -161,18 +157,15 @@ class Adam(Optimizer):
             keys = ("exp_avg", "exp_avg_sq", "step")
             outs = (exp_avgs, exp_avg_sqs, state_steps)
         params = group["params"]
-        i = 0
-        fresh = None
-        # C-level collection; it stops at each param whose state must be created first
-        while (i := _collect(params, self.state, i, keys, True, params_with_grad, grads,
-                             outs)) >= 0:
-            p = params[i]
+
+        def make(i):   # the state of every param still without one, packed
             if group["fused"]:
-                _device_dtype_check_for_fused(p)
-            if fresh is None:   # the state of every param still without one, packed
-                fresh = _fresh_state(self.state, params, i, keys[:-1])
-            self.state[p].update(fresh[p])
-        return False
+                for p in params[i:]:
+                    if p.grad is not None and not self.state.get(p):
+                        _device_dtype_check_for_fused(p)
+            return _fresh_state(self.state, params, i, keys[:-1])
+
+        return self._collect_lazy(params, keys, outs, params_with_grad, grads, make)
 
     step = _grouped_step("Adam")
 
@@ -191,9 +184,10 @@ class Adam(Optimizer):
         exp_avg_sqs: list = []
         max_exp_avg_sqs = [] if amsgrad else None
         state_steps: list = []
-        self._init_group(group, params_with_grad, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs,
-                         state_steps)
+        fresh = self._init_group(group, params_with_grad, grads, exp_avgs, exp_avg_sqs,
+                                 max_exp_avg_sqs, state_steps)
         if params_with_grad:
             _adam(params_with_grad, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs,
                   state_steps, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize,
                   decoupled)
+        self._install(fresh)

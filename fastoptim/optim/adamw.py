@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from fastoptim import Tensor
 
+from ._descriptions import BY_NAME
 from .adam import Adam
 
 __all__ = ["AdamW"]
@@ -29,6 +30,8 @@ class AdamW(Adam):
     Example:
         >>> optimizer = fastoptim.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
     """
+
+    _DESCRIPTION = BY_NAME["adamw"]
 
     def __init__(
         self,

@@ -22,6 +22,8 @@ import numpy as np
 
 from fastoptim._C import _optim
 
+from ._state import _packed_like
+
 __all__ = ["adadelta", "adagrad", "adam", "adamw", "rmsprop", "sgd"]
 
 
@@ -43,6 +45,87 @@ def _no_scaling(grad_scale, found_inf):
                                   "CPU optimizers; pass None")
 
 
+def _overlap_error(op, a, i, b, j):
+    return ValueError(f"{op}: {a}[{i}] and {b}[{j}] overlap in memory; every array that is "
+                      "updated in place must have its own storage")
+
+
+def _check_copied(op, names, lists, writeable, writebacks):
+    """The checks a contiguous copy would hide, on the caller's own arrays: a written array must
+    be writeable (its copy always is) and must not share memory with any other array of the
+    call (two copies never do).  Only the strided (copied) arrays need it: the kernel's own
+    check covers every pair of contiguous ones."""
+    copied = {id(orig) for orig, _ in writebacks}
+    originals = [(k, i, getattr(x, "_np", x)) for k, lst in enumerate(lists) if lst is not None
+                 for i, x in enumerate(lst)]
+    originals = [(k, i, x) for k, i, x in originals if isinstance(x, np.ndarray)]
+    for k, i, x in originals:
+        if not writeable[k] or id(x) not in copied:
+            continue
+        if not x.flags.writeable:
+            raise ValueError(f"{op}: {names[k]}[{i}] is read-only; expected a writeable array "
+                             "(it is updated in place)")
+        for k2, i2, y in originals:
+            # the same array at the same position of another entry is a repeated param
+            if (k2, i2) != (k, i) and not (y is x and k2 == k) and np.shares_memory(x, y):
+                first, second = sorted([(k, i), (k2, i2)], key=lambda t: (t[1], t[0]))
+                raise _overlap_error(op, names[first[0]], first[1], names[second[0]], second[1])
+
+
+def _rounds(params):
+    """``params``' indices split into rounds: the first occurrence of every param, then the
+    second, ...; one round (None) when no param repeats.  torch steps a repeated param once per
+    occurrence, in order; elements of different params are independent, so running the rounds
+    in turn is torch's loop."""
+    seen = {}
+    rounds = []
+    for i, p in enumerate(params):
+        r = seen.get(id(p), 0)
+        seen[id(p)] = r + 1
+        if r == len(rounds):
+            rounds.append([])
+        rounds[r].append(i)
+    return rounds
+
+
+def _call(op, step, lists, writeable, names, scalars, extra=()):
+    """One multi-tensor kernel call (``step``, an ``_optim.*_step``) over a group's lists (None
+    for an unused list; ``extra``: lists that hold no arrays, SGD's buffer_is_new).
+
+    The direct call is the common case.  Two cases are decided here, by explicit tests, before
+    anything is written: strided arrays (updated through contiguous copies, written back once
+    the kernel has succeeded; ``_check_copied`` first), and params repeated in the group
+    (``_rounds``: every check runs over the whole call, each round's overlap check too, then
+    the rounds run).  A call that is wrong raises the kernel's message, once.
+    """
+    params = lists[0]
+    copy = _optim._needs_copy(lists)
+    rounds = None
+    if isinstance(params, (list, tuple)) and len(set(map(id, params))) != len(params):
+        rounds = _rounds(params)
+    if not copy and rounds is None:
+        step(*lists, *extra, *scalars)
+        return
+    writebacks = []
+    if copy:
+        arrays = [None if lst is None else _unwrap(lst, w, writebacks)
+                  for lst, w in zip(lists, writeable)]
+        _check_copied(op, names, lists, writeable, writebacks)
+    else:
+        arrays = list(lists)
+    if rounds is None:
+        step(*arrays, *extra, *scalars)
+    else:
+        step(*arrays, *extra, *scalars, run=False, overlaps=False)
+        calls = [[None if lst is None else [lst[i] for i in r] for lst in (*arrays, *extra)]
+                 for r in rounds]
+        for sub in calls:
+            step(*sub, *scalars, run=False)
+        for sub in calls:
+            step(*sub, *scalars)
+    _write_back(writebacks)
+
+
 # (list, writeable, writebacks) -> the numpy arrays behind a list: Tensors unwrapped, strided arrays
 # replaced by contiguous copies, (original, copy) pairs appended to writebacks when writeable.
 _unwrap = _optim._unwrap
@@ -55,37 +138,9 @@ def _write_back(writebacks):
         arr[...] = tmp
 
 
-def _run(kernel, lists, *scalars):
-    """One multi-tensor kernel call over the group's array lists (None for an unused list).
-
-    torch steps a param that appears twice in a group twice (it warns at construction).  The
-    kernels refuse overlapping arrays, so on that refusal, when the cause is a repeated param,
-    the group runs one param at a time, in order, as torch's loop does; the common path pays
-    nothing for this."""
-    try:
-        kernel(*lists, *scalars)
-    except ValueError:
-        ps = lists[0]
-        if len({id(p) for p in ps}) == len(ps):
-            raise
-        for i in range(len(ps)):
-            kernel(*[None if lst is None else [lst[i]] for lst in lists], *scalars)
-
-
-def _retry(kernel, lists, writeable, scalars):
-    """The slow path after the kernel refused a call (having written nothing): retry with
-    contiguous copies of strided arrays (written back after success) and repeated params
-    stepped in turn.  A call that is really wrong fails again here with the kernel's message."""
-    wb = []
-    arrays = [None if lst is None else _unwrap(lst, w, wb) for lst, w in zip(lists, writeable)]
-    _run(kernel, arrays, *scalars)
-    _write_back(wb)
-
-
 # ---- the classes' entry points ---------------------------------------------------------------
 # Positional, no defaults to resolve, no flags to ignore: what ``step`` calls for every batch of
-# param groups.  Each is the public functional's body after argument handling, and tries the
-# kernel inline (one Python frame from the class to C); a refused call takes ``_retry``.
+# param groups.  Each is the public functional's body after argument handling.
 
 
 def _sgd(params, grads, bufs, lr, momentum, dampening, weight_decay, nesterov, maximize):
@@ -104,12 +159,9 @@ def _sgd(params, grads, bufs, lr, momentum, dampening, weight_decay, nesterov, m
                 bufs[i] = buf
     else:
         bufs = None
-    lists = (params, grads, bufs, is_new)
-    try:
-        _optim.sgd_step(*lists, lr, momentum, dampening, weight_decay, nesterov, maximize)
-    except (ValueError, TypeError):
-        _retry(_optim.sgd_step, lists, (True, False, True, False),
-               (lr, momentum, dampening, weight_decay, nesterov, maximize))
+    _call("sgd", _optim.sgd_step, (params, grads, bufs), (True, False, True),
+          ("params", "grads", "momentum_buffers"),
+          (lr, momentum, dampening, weight_decay, nesterov, maximize), (is_new,))
     return is_new is not None
 
 
@@ -124,15 +176,11 @@ def _adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, lr
         beta2 = _scalar(beta2, "betas[1]")
     if not amsgrad:
         max_exp_avg_sqs = None
-    try:
-        _optim.adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, lr,
-                         beta1, beta2, eps, weight_decay, amsgrad, maximize,
-                         decoupled_weight_decay)
-    except (ValueError, TypeError):
-        _retry(_optim.adam_step,
-               (params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps),
-               (True, False, True, True, True, True),
-               (lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay))
+    _call("adamw" if decoupled_weight_decay else "adam", _optim.adam_step,
+          (params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps),
+          (True, False, True, True, True, True),
+          ("params", "grads", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs", "state_steps"),
+          (lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay))
 
 
 def _rmsprop(params, grads, square_avgs, grad_avgs, momentum_buffer_list, state_steps, lr, alpha,
@@ -140,25 +188,21 @@ def _rmsprop(params, grads, square_avgs, grad_avgs, momentum_buffer_list, state_
     """:func:`rmsprop` for the classes."""
     if type(lr) is not float:
         lr = _scalar(lr)
-    lists = (params, grads, square_avgs, grad_avgs if centered else None,
-             momentum_buffer_list if momentum > 0 else None, state_steps)
-    try:
-        _optim.rmsprop_step(*lists, lr, alpha, eps, weight_decay, momentum, centered, maximize)
-    except (ValueError, TypeError):
-        _retry(_optim.rmsprop_step, lists, (True, False, True, True, True, True),
-               (lr, alpha, eps, weight_decay, momentum, centered, maximize))
+    _call("rmsprop", _optim.rmsprop_step,
+          (params, grads, square_avgs, grad_avgs if centered else None,
+           momentum_buffer_list if momentum > 0 else None, state_steps),
+          (True, False, True, True, True, True),
+          ("params", "grads", "square_avgs", "grad_avgs", "momentum_buffers", "state_steps"),
+          (lr, alpha, eps, weight_decay, momentum, centered, maximize))
 
 
 def _adagrad(params, grads, state_sums, state_steps, lr, weight_decay, lr_decay, eps, maximize):
     """:func:`adagrad` for the classes."""
     if type(lr) is not float:
         lr = _scalar(lr)
-    try:
-        _optim.adagrad_step(params, grads, state_sums, state_steps, lr, weight_decay, lr_decay,
-                            eps, maximize)
-    except (ValueError, TypeError):
-        _retry(_optim.adagrad_step, (params, grads, state_sums, state_steps),
-               (True, False, True, True), (lr, weight_decay, lr_decay, eps, maximize))
+    _call("adagrad", _optim.adagrad_step, (params, grads, state_sums, state_steps),
+          (True, False, True, True), ("params", "grads", "state_sums", "state_steps"),
+          (lr, weight_decay, lr_decay, eps, maximize))
 
 
 def _adadelta(params, grads, square_avgs, acc_deltas, state_steps, lr, rho, eps, weight_decay,
@@ -166,12 +210,10 @@ def _adadelta(params, grads, square_avgs, acc_deltas, state_steps, lr, rho, eps,
     """:func:`adadelta` for the classes."""
     if type(lr) is not float:
         lr = _scalar(lr)
-    try:
-        _optim.adadelta_step(params, grads, square_avgs, acc_deltas, state_steps, lr, rho, eps,
-                             weight_decay, maximize)
-    except (ValueError, TypeError):
-        _retry(_optim.adadelta_step, (params, grads, square_avgs, acc_deltas, state_steps),
-               (True, False, True, True, True), (lr, rho, eps, weight_decay, maximize))
+    _call("adadelta", _optim.adadelta_step,
+          (params, grads, square_avgs, acc_deltas, state_steps), (True, False, True, True, True),
+          ("params", "grads", "square_avgs", "acc_deltas", "state_steps"),
+          (lr, rho, eps, weight_decay, maximize))
 
 
 # ---- the public functionals -------------------------------------------------------------------
@@ -199,62 +241,6 @@ def sgd(params, d_p_list, momentum_buffer_list, has_sparse_grad=False, foreach=N
         for i, b in enumerate(momentum_buffer_list):
             if b is None:
                 momentum_buffer_list[i] = bufs[i]
-
-
-# Packed state layout (see _packed_like).  Measured on a 16M-element param, 1 thread: RMSprop ran
-# 15-20% slower with its state array 48 or 64 bytes past the param modulo 4 KiB than half a page
-# away (loads of p then falsely depend on stores to the state at the same address bits, "4K
-# aliasing"), and half a page was also ~10% faster than the same offset; Adam with both state
-# arrays half a page from the param was as fast as any spread tried, and 7% faster than one
-# third and two thirds of a page.
-_PAGE = 4096
-_STAGGER = _PAGE // 2   # a large view starts this far past its param, modulo a page
-_STAGGER_MIN = 4096     # arrays at least this big (bytes) are placed by page offset
-_LINE = 64              # smaller ones start on their own cache line
-
-
-def _packed_like(like, fill=0.0):
-    """New C-contiguous state arrays shaped and typed like each of ``like`` (params), filled
-    with ``fill`` (left uninitialised when None): Tensors for Tensor-likes (with ``_np``), numpy
-    arrays otherwise.
-
-    Why packed: the arrays of one dtype are views laid out in order in one buffer. A kernel step
-    streams each param's p, g and state; state that follows itself in memory streams faster
-    than arrays scattered between other allocations (Adam, 1000 params of 1024 elements: about
-    5% of the step). Where each view starts matters too: one of at least ``_STAGGER_MIN`` bytes
-    starts half a page past its param's address, modulo a page (see the measurements above); a
-    smaller one starts on a cache line. The padding costs less than a page per view. Each view
-    is an ordinary C-contiguous array; the buffer lives as long as any of its views.
-    """
-    arrays = [np.asarray(getattr(p, "_np", p)) for p in like]
-    out = [None] * len(arrays)
-    by_dtype = {}
-    for i, arr in enumerate(arrays):
-        by_dtype.setdefault(np.dtype(arr.dtype), []).append(i)
-    for dtype, idx in by_dtype.items():
-        size = dtype.itemsize
-        # (where, modulo what) each view must start: at most `modulo` bytes of padding before it
-        places = [(arrays[i].__array_interface__["data"][0] + _STAGGER, _PAGE)
-                  if arrays[i].nbytes >= _STAGGER_MIN else (0, _LINE) for i in idx]
-        bound = sum(arrays[i].nbytes + modulo for i, (_, modulo) in zip(idx, places))
-        raw = np.empty(-(-bound // size), dtype)
-        base = raw.__array_interface__["data"][0]
-        offsets, cur = [], 0
-        for i, (want, modulo) in zip(idx, places):
-            arr = arrays[i]
-            # the next position at or after cur that is congruent to want, in whole elements
-            cur += (want - (base + cur)) % modulo // size * size
-            offsets.append(cur // size)
-            cur += arr.nbytes
-        if fill is not None:
-            raw.fill(fill)
-        for i, off in zip(idx, offsets):
-            out[i] = raw[off:off + arrays[i].size].reshape(arrays[i].shape)
-    if any(hasattr(p, "_np") for p in like):
-        import fastoptim  # lazily: the Tensor module imports the optimizers, not vice versa
-
-        out = [fastoptim.from_numpy(a) if hasattr(p, "_np") else a for p, a in zip(like, out)]
-    return out
 
 
 def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, foreach=None,

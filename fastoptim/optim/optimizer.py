@@ -36,16 +36,16 @@ import weakref
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
 from copy import deepcopy
-from itertools import chain, islice
+from itertools import chain
 from typing import Any, Callable
 
 import numpy as np
 
 import fastoptim
 from fastoptim import Tensor
-from fastoptim._C._optim import _batch_groups
+from fastoptim._C._optim import _batch_groups, _collect
 
-from .functional import _packed_like
+from ._state import _as_numpy, _cast_array, _cast_step, _cast_value, _new_step
 
 __all__ = [
     "Optimizer",
@@ -194,91 +194,6 @@ def _to_scalar(x: Any) -> Any:
     if isinstance(x, Tensor) and x.dim() != 0:
         return fastoptim.from_numpy(np.array(x._np.reshape(()), copy=True))
     return x
-
-
-def _new_step(value: float = 0.0) -> Tensor:
-    """A fresh ``state['step']``: a 0-dim float32 Tensor, as torch stores it."""
-    return fastoptim.tensor(float(value), dtype=fastoptim.float32)
-
-
-def _fresh_state(
-    state: dict, params: list, start: int, keys: tuple[str, ...], fill: float = 0.0,
-    with_grad_only: bool = True,
-) -> dict[Any, dict[str, Tensor]]:
-    """The lazy first state of every param of ``params[start:]`` that has a grad (any param
-    unless ``with_grad_only``: Adagrad's eager state) and no state yet, made at once:
-    ``{param: {"step": 0, key: tensor filled with fill, ...}}``, in torch's key order
-    (``step``, then ``keys``).
-
-    Made at once so that it is packed (see ``functional._packed_like``): each key's tensors
-    back to back in one buffer, and the step counters in another, instead of one allocation
-    per tensor scattered between the params'. The classes call it when ``_collect`` first
-    stops at a param without state, and take each param's entry when they reach it.
-    """
-    todo = list(dict.fromkeys(
-        p for p in islice(params, start, None)
-        if (p.grad is not None or not with_grad_only) and not state.get(p)
-    ))
-    if not todo:
-        return {}
-    steps = np.zeros(len(todo), np.float32)
-    columns = [_packed_like(todo, fill) for _ in keys]
-    return {
-        p: {"step": fastoptim.from_numpy(steps[j:j + 1].reshape(())),
-            **{key: col[j] for key, col in zip(keys, columns)}}
-        for j, p in enumerate(todo)
-    }
-
-
-def _is_foreign_array(value: Any) -> bool:
-    # A torch tensor (recognised without importing torch) or a numpy array/scalar.
-    return isinstance(value, (np.ndarray, np.generic)) or (
-        hasattr(value, "detach") and hasattr(value, "cpu") and hasattr(value, "numpy")
-    )
-
-
-def _as_numpy(value: Any) -> np.ndarray:
-    """Any array-like (fastoptim Tensor, torch tensor, numpy, number) as a numpy array."""
-    if isinstance(value, Tensor):
-        return value._np
-    if hasattr(value, "detach") and hasattr(value, "cpu"):
-        return value.detach().cpu().numpy()
-    return np.asarray(value)
-
-
-def _cast_step(value: Any) -> Any:
-    """Loaded ``step`` -> 0-dim float32 Tensor (torch converts numbers in ``__setstate__``)."""
-    if isinstance(value, Tensor) and value.dim() == 0 and value.dtype is fastoptim.float32:
-        return value  # torch's .to() is a no-op here too: the loaded state aliases the caller's
-    arr = _as_numpy(value)
-    if arr.size != 1:
-        raise ValueError(f"state 'step' must hold one number, but has shape {tuple(arr.shape)}")
-    return _new_step(float(arr.reshape(())))
-
-
-def _cast_array(param: Tensor, value: Any) -> Tensor:
-    """A loaded state array as a fastoptim Tensor with the param's dtype (if floating)."""
-    if isinstance(value, Tensor):
-        if param.is_floating_point() and value.dtype is not param.dtype:
-            return value.to(param.dtype)
-        return value  # same dtype: aliased, exactly like torch's no-op .to()
-    arr = _as_numpy(value)
-    dtype = param._np.dtype if param.is_floating_point() else arr.dtype
-    # Foreign memory is copied: our kernels write in place and need owned, contiguous arrays.
-    return fastoptim.from_numpy(np.array(arr, dtype=dtype, order="C", copy=True))
-
-
-def _cast_value(param: Tensor, value: Any, key: Any = None) -> Any:
-    """torch's recursive ``_cast`` for state of unknown layout (user subclasses)."""
-    if key == "step" and (isinstance(value, Tensor) or _is_foreign_array(value)):
-        return _cast_step(value)
-    if isinstance(value, Tensor) or _is_foreign_array(value):
-        return _cast_array(param, value)
-    if isinstance(value, dict):
-        return {k: _cast_value(param, v, k) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_cast_value(param, v) for v in value)
-    return value  # numbers, None, str (torch would mangle a str; we keep it)
 
 
 class Optimizer:
@@ -505,23 +420,32 @@ class Optimizer:
                 state_dict = hook_result
         return state_dict
 
+    # A built-in optimizer's row in ``_descriptions`` (None for user subclasses).
+    _DESCRIPTION = None
+
     def _expected_state_keys(self, group: dict[str, Any]):
         """``(required, optional)`` per-param state keys for ``group``, or None if unknown.
 
-        Built-in optimizers override this; with None (user subclasses) loading checks neither
-        keys nor shapes, as torch does.
+        Built-in optimizers read their description; with None (user subclasses) loading checks
+        neither keys nor shapes, as torch does.
         """
-        return
+        d = self._DESCRIPTION
+        return None if d is None else d.expected_state_keys(group)
 
     def _check_and_cast_state(self, param, value, gi: int, pos: int, key_id, group) -> Any:
         """Validate one param's loaded state against the optimizer kind and convert it."""
         spec = self._expected_state_keys(group)
-        if spec is None or not isinstance(value, dict):
+        if spec is None:
             return _cast_value(param, value)
+        where = f"parameter {pos} of parameter group {gi} (state dict index {key_id!r})"
+        if not isinstance(value, dict):
+            raise ValueError(  # noqa: TRY004 (a bad value in the dict, as the errors below)
+                f"loaded state dict has state of type {type(value).__name__} for {where}; "
+                f"{self.__class__.__name__} expects a dict of state tensors"
+            )
         if len(value) == 0:
             return {}  # no state yet: created lazily at the next step with a grad
         required_keys, optional_keys = spec
-        where = f"parameter {pos} of parameter group {gi} (state dict index {key_id!r})"
         allowed = tuple(required_keys) + tuple(optional_keys)
         for k in value:
             if k not in allowed:
@@ -642,6 +566,35 @@ class Optimizer:
     def step(self, closure: Callable | None = None):
         """Perform one optimization step; subclasses implement it."""
         raise NotImplementedError
+
+    def _collect_lazy(self, params, keys, outs, params_with_grad, grads, make):
+        """``_collect`` over a whole group, with the lazy first state of the params that have
+        none: ``make(i)`` makes it (packed, ``_state._fresh_state``) for every such param from
+        index ``i`` on, the first time one is met, and its arrays join the lists. The new state
+        is returned, NOT installed: the caller installs it (``_install``) once the step has
+        succeeded, so that a step that fails leaves no state behind (torch's would)."""
+        i = 0
+        fresh = None
+        # C-level collection; it stops at each param whose state must be created first
+        while (i := _collect(params, self.state, i, keys, True, params_with_grad, grads,
+                             outs)) >= 0:
+            p = params[i]
+            if fresh is None:
+                fresh = make(i)
+            st = fresh[p]
+            params_with_grad.append(p)
+            grads.append(p.grad)
+            for out, key in zip(outs, keys):
+                out.append(st[key])
+            i += 1
+        return fresh
+
+    def _install(self, fresh) -> None:
+        """Install the first state ``_collect_lazy`` made, after a successful step."""
+        if fresh:
+            state = self.state
+            for p, st in fresh.items():
+                state[p].update(st)
 
     # The settings a built-in optimizer's update reads from a group (see _batched_groups).
     _HYPER: tuple[str, ...] = ()

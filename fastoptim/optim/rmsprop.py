@@ -5,15 +5,19 @@ from __future__ import annotations
 from operator import itemgetter
 
 from fastoptim import Tensor
-from fastoptim._C._optim import _collect, rmsprop_group_step
+from fastoptim._C._optim import rmsprop_group_step
 
+from ._descriptions import BY_NAME
+from ._state import _fresh_state
 from .functional import _rmsprop
-from .optimizer import Optimizer, _fresh_state, _grouped_step
+from .optimizer import Optimizer, _grouped_step
 
 __all__ = ["RMSprop"]
 
-# Everything step reads from a group; groups agreeing on all of it share one kernel call.
-_HYPER = ("lr", "alpha", "eps", "weight_decay", "momentum", "centered", "maximize")
+# Everything step reads from a group (the description's group keys, in the order unpacked in
+# _update_group); groups agreeing on all of it share one kernel call.
+_DESCRIPTION = BY_NAME["rmsprop"]
+_HYPER = _DESCRIPTION.group_keys
 _hyper = itemgetter(*_HYPER)
 
 
@@ -48,6 +52,7 @@ class RMSprop(Optimizer):
         >>> optimizer = fastoptim.optim.RMSprop(model.parameters(), lr=1e-2)
     """
 
+    _DESCRIPTION = _DESCRIPTION
     _HYPER = _HYPER
 
     def __init__(
@@ -102,12 +107,6 @@ class RMSprop(Optimizer):
             group.setdefault("capturable", False)
         self._steps_to_tensors()
 
-    def _expected_state_keys(self, group):
-        required, optional = ["step", "square_avg"], []
-        (required if group.get("momentum", 0) > 0 else optional).append("momentum_buffer")
-        (required if group.get("centered", False) else optional).append("grad_avg")
-        return tuple(required), tuple(optional)
-
     def _init_group(
         self,
         group,
@@ -129,16 +128,9 @@ class RMSprop(Optimizer):
             keys += ("grad_avg",)
             outs += (grad_avgs,)
         params = group["params"]
-        i = 0
-        fresh = None
-        # C-level collection; it stops at each param whose state must be created first
-        while (i := _collect(params, self.state, i, keys, True, params_with_grad, grads,
-                             outs)) >= 0:
-            if fresh is None:   # the state of every param still without one, packed
-                fresh = _fresh_state(self.state, params, i,
-                                     tuple(k for k in keys if k != "step"))
-            self.state[params[i]].update(fresh[params[i]])
-        return False
+        return self._collect_lazy(
+            params, keys, outs, params_with_grad, grads,
+            lambda i: _fresh_state(self.state, params, i, tuple(k for k in keys if k != "step")))
 
     step = _grouped_step("RMSprop")
 
@@ -157,8 +149,9 @@ class RMSprop(Optimizer):
         grad_avgs = [] if centered else None
         momentum_buffer_list = [] if momentum > 0 else None
         state_steps: list = []
-        self._init_group(group, params_with_grad, grads, square_avgs, momentum_buffer_list,
-                         grad_avgs, state_steps)
+        fresh = self._init_group(group, params_with_grad, grads, square_avgs,
+                                 momentum_buffer_list, grad_avgs, state_steps)
         if params_with_grad:
             _rmsprop(params_with_grad, grads, square_avgs, grad_avgs, momentum_buffer_list,
                      state_steps, lr, alpha, eps, weight_decay, momentum, centered, maximize)
+        self._install(fresh)

@@ -12,13 +12,16 @@ from operator import itemgetter
 from fastoptim import Tensor
 from fastoptim._C._optim import _collect, sgd_group_step
 
+from ._descriptions import BY_NAME
 from .functional import _sgd
 from .optimizer import Optimizer, _check_fused_flags, _grouped_step
 
 __all__ = ["SGD"]
 
-# Everything step reads from a group; groups agreeing on all of it share one kernel call.
-_HYPER = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize", "fused")
+# Everything step reads from a group (the description's group keys, in the order unpacked in
+# _update_group); groups agreeing on all of it share one kernel call.
+_DESCRIPTION = BY_NAME["sgd"]
+_HYPER = _DESCRIPTION.group_keys
 _hyper = itemgetter(*_HYPER)
 
 
@@ -54,6 +57,7 @@ class SGD(Optimizer):
         >>> optimizer.zero_grad(); loss_fn(model(x), y).backward(); optimizer.step()
     """
 
+    _DESCRIPTION = _DESCRIPTION
     _HYPER = _HYPER
 
     def __init__(
@@ -106,9 +110,6 @@ class SGD(Optimizer):
             group.setdefault("foreach", None)
             group.setdefault("differentiable", False)
             group.setdefault("fused", False)
-
-    def _expected_state_keys(self, group):
-        return (), ("momentum_buffer",)
 
     def _init_group(self, group, params, grads, momentum_buffer_list):
         self._fused_dtype_check_once(group)

@@ -1,0 +1,185 @@
+"""Each built-in optimizer described once: the row that the classes, the functionals, the tests
+and the benchmarks read, and that a test holds against the C header, the Cython mirror and the
+stubs.
+
+Why it exists: an optimizer used to be restated by position in a dozen places (the header's
+prototype, ``kernels.pxd``, the Cython glue, the ``.pyi``, the functional, the class's settings
+tuple, four test tables, the benchmark table).  Now its facts live in one :class:`Description`:
+
+* ``name``: the public functional (``fastoptim.optim.functional.<name>``) and the Cython entry
+  points ``_optim.<name>_step`` / ``<name>_group_step``; ``cls``: the class in
+  ``fastoptim.optim``; ``kernel``: the C kernel family (``fo_<kernel>_update_f32``, its struct
+  ``fo_<kernel>_hyper``), shared by Adam and AdamW.
+* ``scalars`` then ``flags``: the fields of ``fo_<kernel>_hyper``, by name and in the struct's
+  order (doubles, then ints).  Each says where a param group keeps it (``betas[0]`` for
+  ``beta1``).  AdamW fixes ``decoupled_weight_decay`` to True.
+* ``state``: the per-param state arrays, in the kernel's order, with torch's state key, the
+  functional's list name, and which setting creates it (``when``: a group key whose value must
+  be truthy, or ``momentum>0`` style comparisons, or None for always).
+* ``step``: whether ``state['step']`` (a 0-dim float32 counter) exists; ``first_step``: how the
+  state of a param's first step is made -- ``"zeros"`` (lazy zeros, torch's rule for most),
+  ``"from_grad"`` (SGD: the momentum buffer is the first decayed grad, filled by the kernel),
+  ``"eager"`` (Adagrad: made in the constructor, filled with ``initial_accumulator_value``).
+* ``also_reads``: the other group settings a step reads (``fused`` checks), so that batching
+  equal groups (``Optimizer._batched_groups``) compares everything the update depends on.
+
+How to add an optimizer (say ``adamax``), touching only its own pieces:
+
+1. its kernel: ``csrc/optim_adamax.inc`` + ``.c`` (a ctx struct holding the arrays and a
+   ``fo_adamax_hyper h``; a segment function; ``fo_multi_tensor_run``) defining
+   ``fo_adamax_update_f32/_f64`` and the positional wrappers ``fo_adamax_step_f32/_f64``;
+2. its header entry: ``fo_adamax_hyper`` and the four prototypes in ``csrc/fastoptim.h``, mirrored
+   in ``fastoptim/_C/kernels.pxd``;
+3. its glue rows in ``fastoptim/_C/_optim.pyx``: a ``K_ADAMAX`` kernel id, a ``Hyper`` union
+   member, a branch of ``_call``, its ``_adamax_call`` (fills the struct by name), and
+   ``adamax_step`` / ``adamax_group_step``; stubs in ``_optim.pyi``;
+4. its row in ``DESCRIPTIONS`` below, its class file (torch's constructor checks, defaults,
+   ``__setstate__``, docstring), its functional in ``functional.py``;
+5. its NumPy twin in ``fastoptim/optim/_reference.py``;
+6. its test rows: hyperparameter sets in ``tests/optim_table.py``.
+``tests/test_descriptions.py`` then checks that 1-3 agree with the row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["BY_CLASS", "BY_NAME", "DESCRIPTIONS", "Description", "Hyper", "StateArray"]
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """One field of a kernel's ``fo_<kernel>_hyper`` struct and where a group keeps it."""
+
+    name: str                  # the struct field (and the functional's keyword)
+    group_key: str             # the param group's key
+    index: int | None = None   # position inside a tuple setting (``betas``), else None
+
+    def read(self, group: dict[str, Any]) -> Any:
+        value = group[self.group_key]
+        return value if self.index is None else value[self.index]
+
+
+@dataclass(frozen=True)
+class StateArray:
+    """One per-param state array, in the kernel's order."""
+
+    key: str                   # torch's state key: ``state[p][key]``
+    list_name: str             # the kernel's list argument (C prototype, _optim.*_step)
+    when: str | None = None    # None: always; "centered": that setting truthy; "momentum!=0",
+                               # "momentum>0": that comparison with zero
+
+    def present(self, group: dict[str, Any]) -> bool:
+        """Whether a group with these settings has this state (``group.get``: loaded dicts may
+        lack a setting, torch's ``__setstate__`` defaults it to falsy)."""
+        if self.when is None:
+            return True
+        for op in ("!=", ">"):
+            if op in self.when:
+                key, _ = self.when.split(op)
+                value = group.get(key, 0)
+                return value != 0 if op == "!=" else value > 0
+        return bool(group.get(self.when, False))
+
+
+@dataclass(frozen=True)
+class Description:
+    name: str
+    cls: str
+    kernel: str
+    scalars: tuple[Hyper, ...]
+    flags: tuple[Hyper, ...]
+    state: tuple[StateArray, ...]
+    step: bool
+    first_step: str
+    also_reads: tuple[str, ...] = ()
+    fixed: tuple[tuple[str, Any], ...] = ()   # flags this class fixes (AdamW's decoupling)
+    torch_order: tuple[str, ...] = ()         # torch's state key order, where not the kernel's
+
+    @property
+    def hyper(self) -> tuple[Hyper, ...]:
+        """Every field of ``fo_<kernel>_hyper``, in the struct's order."""
+        return self.scalars + self.flags
+
+    @property
+    def group_keys(self) -> tuple[str, ...]:
+        """Every group setting a step reads (the batching key), each once, in order."""
+        keys = dict.fromkeys(h.group_key for h in self.hyper)
+        keys.update(dict.fromkeys(self.also_reads))
+        return tuple(keys)
+
+    def state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
+        """The state arrays a group with these settings keeps, in the kernel's order."""
+        return tuple(s.key for s in self.state if s.present(group))
+
+    def expected_state_keys(self, group: dict[str, Any]) -> tuple[tuple[str, ...],
+                                                                   tuple[str, ...]]:
+        """``(required, optional)`` state keys for loading: the step counter and the arrays
+        these settings create are required; the arrays other settings would create may be
+        present (torch keeps a buffer when a setting is turned off)."""
+        order = {k: n for n, k in enumerate(("step", *self.torch_order))}
+        every = sorted((s.key for s in self.state), key=lambda k: order.get(k, len(order)))
+        if self.first_step == "from_grad":   # SGD: a buffer may be absent (None) or missing
+            return (), tuple(every)
+        present = self.state_keys(group)
+        required = (("step",) if self.step else ()) + tuple(k for k in every if k in present)
+        return required, tuple(k for k in every if k not in present)
+
+
+_LR = Hyper("lr", "lr")
+_WD = Hyper("weight_decay", "weight_decay")
+_EPS = Hyper("eps", "eps")
+_MAXIMIZE = Hyper("maximize", "maximize")
+
+_ADAM_STATE = (
+    StateArray("exp_avg", "exp_avgs"),
+    StateArray("exp_avg_sq", "exp_avg_sqs"),
+    StateArray("max_exp_avg_sq", "max_exp_avg_sqs", "amsgrad"),
+)
+_ADAM_SCALARS = (_LR, Hyper("beta1", "betas", 0), Hyper("beta2", "betas", 1), _EPS, _WD)
+_ADAM_FLAGS = (Hyper("amsgrad", "amsgrad"), _MAXIMIZE,
+               Hyper("decoupled_weight_decay", "decoupled_weight_decay"))
+
+DESCRIPTIONS: tuple[Description, ...] = (
+    Description(
+        name="sgd", cls="SGD", kernel="sgd",
+        scalars=(_LR, Hyper("momentum", "momentum"), Hyper("dampening", "dampening"), _WD),
+        flags=(Hyper("nesterov", "nesterov"), _MAXIMIZE),
+        state=(StateArray("momentum_buffer", "momentum_buffers", "momentum!=0"),),
+        step=False, first_step="from_grad", also_reads=("fused",),
+    ),
+    Description(
+        name="adam", cls="Adam", kernel="adam", scalars=_ADAM_SCALARS, flags=_ADAM_FLAGS,
+        state=_ADAM_STATE, step=True, first_step="zeros", also_reads=("fused",),
+    ),
+    Description(
+        name="adamw", cls="AdamW", kernel="adam", scalars=_ADAM_SCALARS, flags=_ADAM_FLAGS,
+        state=_ADAM_STATE, step=True, first_step="zeros", also_reads=("fused",),
+        fixed=(("decoupled_weight_decay", True),),
+    ),
+    Description(
+        name="rmsprop", cls="RMSprop", kernel="rmsprop",
+        scalars=(_LR, Hyper("alpha", "alpha"), _EPS, _WD, Hyper("momentum", "momentum")),
+        flags=(Hyper("centered", "centered"), _MAXIMIZE),
+        state=(StateArray("square_avg", "square_avgs"),
+               StateArray("grad_avg", "grad_avgs", "centered"),
+               StateArray("momentum_buffer", "momentum_buffers", "momentum>0")),
+        step=True, first_step="zeros", torch_order=("square_avg", "momentum_buffer", "grad_avg"),
+    ),
+    Description(
+        name="adagrad", cls="Adagrad", kernel="adagrad",
+        scalars=(_LR, _WD, Hyper("lr_decay", "lr_decay"), _EPS), flags=(_MAXIMIZE,),
+        state=(StateArray("sum", "state_sums"),),
+        step=True, first_step="eager", also_reads=("fused",),
+    ),
+    Description(
+        name="adadelta", cls="Adadelta", kernel="adadelta",
+        scalars=(_LR, Hyper("rho", "rho"), _EPS, _WD), flags=(_MAXIMIZE,),
+        state=(StateArray("square_avg", "square_avgs"), StateArray("acc_delta", "acc_deltas")),
+        step=True, first_step="zeros",
+    ),
+)
+
+BY_NAME: dict[str, Description] = {d.name: d for d in DESCRIPTIONS}
+BY_CLASS: dict[str, Description] = {d.cls: d for d in DESCRIPTIONS}
