@@ -6,10 +6,12 @@ import zlib
 
 import numpy as np
 import pytest
+from optim_table import TABLE
 
 import fastoptim
 import fastoptim.optim.adam as adam_mod
 from fastoptim import optim
+from fastoptim.optim._descriptions import BY_NAME
 from fastoptim.optim.optimizer import Optimizer
 
 torch = pytest.importorskip("torch")
@@ -17,17 +19,9 @@ torch = pytest.importorskip("torch")
 STEPS = 12
 N_GROUPS = 50
 
-CASES = {
-    "sgd": ("SGD", {"lr": 0.05, "momentum": 0.9}, "lr"),
-    "sgd_nesterov": ("SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True}, "weight_decay"),
-    "sgd_plain": ("SGD", {"lr": 0.05}, "lr"),
-    "adam": ("Adam", {"lr": 0.01}, "lr"),
-    "adam_amsgrad": ("Adam", {"lr": 0.01, "amsgrad": True, "weight_decay": 0.1}, "weight_decay"),
-    "adamw": ("AdamW", {"lr": 0.01}, "weight_decay"),
-    "rmsprop": ("RMSprop", {"lr": 0.01, "momentum": 0.5, "centered": True}, "lr"),
-    "adagrad": ("Adagrad", {"lr": 0.05, "lr_decay": 0.01}, "weight_decay"),
-    "adadelta": ("Adadelta", {"lr": 0.5}, "lr"),
-}
+# case -> (class, kwargs, the setting varied between groups): tests/optim_table.py's "batching"
+CASES = {case: (BY_NAME[name].cls, kwargs, vary) for name, row in TABLE.items()
+         for case, (kwargs, vary) in row["batching"].items()}
 
 
 def _sizes(rng):

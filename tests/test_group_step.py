@@ -19,15 +19,12 @@ from test_optimizers import CASES, IDS
 import fastoptim
 from fastoptim import optim
 from fastoptim._C import _optim
+from fastoptim.optim._descriptions import DESCRIPTIONS
 
-MODULES = {
-    "SGD": ("sgd", "sgd_group_step"),
-    "Adam": ("adam", "adam_group_step"),
-    "AdamW": ("adam", "adam_group_step"),
-    "RMSprop": ("rmsprop", "rmsprop_group_step"),
-    "Adagrad": ("adagrad", "adagrad_group_step"),
-    "Adadelta": ("adadelta", "adadelta_group_step"),
-}
+# class -> (the module whose _update_group calls the shortcut, the shortcut): from the
+# descriptions (AdamW runs Adam's update and kernel)
+MODULES = {d.cls: (getattr(optim, d.cls)._update_group.__module__.rsplit(".", 1)[1],
+                   f"{d.kernel}_group_step") for d in DESCRIPTIONS}
 
 
 SMALL = [(4, 3), (5,), (), (0,), (33,)]

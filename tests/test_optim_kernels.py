@@ -3,8 +3,8 @@
 values of the reference notes; plus thread-count independence, validation errors (raised before
 anything is written), no mutation of inputs, and no leaks.
 
-One table (OPTIMIZERS) drives the numeric tests: each optimizer with several hyperparameter sets
-covering its flags.
+One table (OPTIMIZERS: tests/optim_table.py's rows and the descriptions) drives the numeric
+tests: each optimizer with several hyperparameter sets covering its flags.
 """
 
 import gc
@@ -14,6 +14,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from optim_table import TABLE, state_kinds
 
 import fastoptim
 from fastoptim._C import _optim
@@ -21,79 +22,14 @@ from fastoptim.optim import _reference as ref
 from fastoptim.optim import functional as fun
 
 # ---- the table ---------------------------------------------------------------------------------
-# name -> (state lists after params/grads as (kind, init), hyperparameter sets).  Init kinds:
-# "zeros", "none" (SGD's lazily created buffers), "iav" (Adagrad's initial accumulator), "step".
-# A hyperparameter set may carry "initial_accumulator_value" (Adagrad's constructor argument,
-# used to fill the state, not passed to the functional) and "init_steps" (start the step
-# counters at different values per tensor).
+# name -> (how each state list after params/grads is made, hyperparameter sets): the sets are
+# tests/optim_table.py's "functional" rows; the state kinds come from the descriptions
+# (optim_table.state_kinds): "zeros", "none" (SGD's lazily created buffers), "iav" (Adagrad's
+# initial accumulator), "step".  A hyperparameter set may carry "initial_accumulator_value"
+# (Adagrad's constructor argument, used to fill the state, not passed to the functional) and
+# "init_steps" (start the step counters at different values per tensor).
 
-OPTIMIZERS = {
-    "sgd": (
-        ["none"],
-        [
-            {"lr": 0.1, "momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0, "nesterov": False,
-             "maximize": False},
-            {"lr": 0.05, "momentum": 0.9, "dampening": 0.1, "weight_decay": 0.01, "nesterov": False,
-             "maximize": False},
-            {"lr": 0.05, "momentum": 0.9, "dampening": 0.0, "weight_decay": 0.1, "nesterov": True,
-             "maximize": True},
-            {"lr": 0.1, "momentum": 0.0, "dampening": 0.0, "weight_decay": 0.2, "nesterov": False,
-             "maximize": True},
-        ],
-    ),
-    "adam": (
-        ["zeros", "zeros", "zeros", "step"],
-        [
-            {"lr": 1e-2, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0,
-             "amsgrad": False, "maximize": False},
-            {"lr": 1e-2, "beta1": 0.8, "beta2": 0.99, "eps": 1e-6, "weight_decay": 0.1,
-             "amsgrad": True, "maximize": True},
-            # beta1 >= 0.5 means a lerp weight < 0.5; beta1 = 0.3 takes ATen's other branch
-            {"lr": 1e-3, "beta1": 0.3, "beta2": 0.9, "eps": 1e-8, "weight_decay": 0.05,
-             "amsgrad": False, "maximize": False, "init_steps": (0, 3, 10, 0, 7)},
-            {"lr": 1e-2, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.1,
-             "amsgrad": True, "maximize": False, "decoupled_weight_decay": True},
-        ],
-    ),
-    "adamw": (
-        ["zeros", "zeros", "zeros", "step"],
-        [
-            {"lr": 1e-2, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 1e-2,
-             "amsgrad": False, "maximize": False},
-            {"lr": 1e-2, "beta1": 0.9, "beta2": 0.99, "eps": 1e-8, "weight_decay": 0.5,
-             "amsgrad": True, "maximize": True},
-        ],
-    ),
-    "rmsprop": (
-        ["zeros", "zeros", "zeros", "step"],
-        [
-            {"lr": 1e-2, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0, "momentum": 0.0,
-             "centered": False, "maximize": False},
-            {"lr": 1e-2, "alpha": 0.9, "eps": 1e-6, "weight_decay": 0.1, "momentum": 0.9,
-             "centered": True, "maximize": True},
-            # alpha < 0.5: the centered grad average takes ATen's other lerp branch
-            {"lr": 1e-3, "alpha": 0.3, "eps": 1e-8, "weight_decay": 0.0, "momentum": 0.5,
-             "centered": True, "maximize": False},
-        ],
-    ),
-    "adagrad": (
-        ["iav", "step"],
-        [
-            {"lr": 1e-2, "weight_decay": 0.0, "lr_decay": 0.0, "eps": 1e-10, "maximize": False},
-            {"lr": 0.1, "weight_decay": 0.1, "lr_decay": 0.5, "eps": 1e-10, "maximize": True,
-             "initial_accumulator_value": 0.1},
-            {"lr": 0.1, "weight_decay": 0.0, "lr_decay": 0.01, "eps": 1e-6, "maximize": False,
-             "init_steps": (2, 0, 5, 1, 0)},
-        ],
-    ),
-    "adadelta": (
-        ["zeros", "zeros", "step"],
-        [
-            {"lr": 1.0, "rho": 0.9, "eps": 1e-6, "weight_decay": 0.0, "maximize": False},
-            {"lr": 0.5, "rho": 0.5, "eps": 1e-6, "weight_decay": 0.1, "maximize": True},
-        ],
-    ),
-}
+OPTIMIZERS = {name: (state_kinds(name), row["functional"]) for name, row in TABLE.items()}
 
 CASES = [(name, k) for name, (_, hps) in OPTIMIZERS.items() for k in range(len(hps))]
 CASE_IDS = [f"{name}-{k}" for name, k in CASES]

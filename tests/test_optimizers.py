@@ -12,6 +12,7 @@ import pickle
 
 import numpy as np
 import pytest
+from optim_table import class_cases
 
 import fastoptim
 from fastoptim import optim
@@ -23,32 +24,9 @@ except ImportError:  # pragma: no cover - CI installs torch
 
 needs_torch = pytest.mark.skipif(torch is None, reason="torch (the oracle) is not installed")
 
-# (class name, kwargs): torch's upstream CPU configs, plus the flags our classes must accept.
-CASES = [
-    ("SGD", {"lr": 0.1}),
-    ("SGD", {"lr": 0.05, "weight_decay": 0.5}),
-    ("SGD", {"lr": 0.05, "momentum": 0.9}),
-    ("SGD", {"lr": 0.05, "momentum": 0.9, "dampening": 0.5}),
-    ("SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.1}),
-    ("SGD", {"lr": 0.05, "weight_decay": 0.1, "maximize": True}),
-    ("Adam", {}),
-    ("Adam", {"lr": 0.01, "weight_decay": 0.1}),
-    ("Adam", {"lr": 0.01, "weight_decay": 0.1, "maximize": True}),
-    ("Adam", {"lr": 0.01, "weight_decay": 0.1, "amsgrad": True, "fused": True}),
-    ("AdamW", {}),
-    ("AdamW", {"lr": 0.01, "weight_decay": 0.1, "amsgrad": True}),
-    ("AdamW", {"lr": 0.01, "weight_decay": 0.5, "maximize": True}),
-    ("RMSprop", {}),
-    ("RMSprop", {"lr": 1e-3, "weight_decay": 0.1, "centered": True}),
-    ("RMSprop", {"lr": 1e-3, "weight_decay": 0.1, "centered": True, "momentum": 0.1}),
-    ("RMSprop", {"lr": 1e-3, "momentum": 0.5, "maximize": True}),
-    ("Adagrad", {}),
-    ("Adagrad", {"lr": 0.1, "initial_accumulator_value": 0.1, "weight_decay": 0.1}),
-    ("Adagrad", {"lr": 0.1, "lr_decay": 0.5, "weight_decay": 0.1, "maximize": True}),
-    ("Adadelta", {}),
-    ("Adadelta", {"lr": 0.01, "weight_decay": 0.1, "maximize": True}),
-    ("Adadelta", {"rho": 0.95, "weight_decay": 0.9}),
-]
+# (class name, kwargs): tests/optim_table.py's "class" rows (torch's upstream CPU configs, plus
+# the flags our classes must accept).
+CASES = class_cases()
 IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in kw.items()) or 'default'}" for n, kw in CASES]
 SHAPES = [(10, 5), (10,), ()]
 DTYPES = {np.float32: (1.3e-6, 1e-5), np.float64: (1e-10, 1e-10)}

@@ -11,6 +11,7 @@ import pytest
 
 import fastoptim
 from fastoptim import optim
+from fastoptim.optim._descriptions import BY_CLASS
 from fastoptim.optim.functional import _packed_like
 
 SHAPES = [(3, 5), (1,), (), (0,), (17,), (2, 0, 3), (64,)]
@@ -50,14 +51,25 @@ def test_packed_like_keeps_types_and_splits_dtypes():
     np.testing.assert_array_equal(out[2].numpy(), np.full(4, 1.5))
 
 
-STATE_KEYS = {
-    "SGD": (("momentum_buffer",), {"lr": 0.1, "momentum": 0.9}),
-    "Adam": (("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"), {"amsgrad": True}),
-    "RMSprop": (("step", "square_avg", "momentum_buffer", "grad_avg"),
-                {"momentum": 0.5, "centered": True}),
-    "Adagrad": (("step", "sum"), {"initial_accumulator_value": 0.5}),
-    "Adadelta": (("step", "square_avg", "acc_delta"), {}),
+# class -> (its state keys in torch's order, settings under which it keeps all of them): the keys
+# come from the descriptions
+_ALL_STATE = {
+    "SGD": {"lr": 0.1, "momentum": 0.9},
+    "Adam": {"amsgrad": True},
+    "RMSprop": {"momentum": 0.5, "centered": True},
+    "Adagrad": {"initial_accumulator_value": 0.5},
+    "Adadelta": {},
 }
+
+
+def _state_keys(cls, kwargs):
+    p = fastoptim.zeros(1).requires_grad_()
+    group = getattr(optim, cls)([p], **kwargs).param_groups[0]
+    required, optional = BY_CLASS[cls].expected_state_keys(group)
+    return required or optional    # (SGD's buffer is optional: a None buffer loads)
+
+
+STATE_KEYS = {cls: (_state_keys(cls, kw), kw) for cls, kw in _ALL_STATE.items()}
 
 
 @pytest.mark.parametrize("name", list(STATE_KEYS))

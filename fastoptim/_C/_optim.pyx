@@ -20,6 +20,13 @@ The optimizer classes' own helpers live here too, because they run over every pa
 every step: the ``*_group_step`` shortcuts (a steady-state step straight from a param group and
 the optimizer state, with the same checks), ``_collect`` (the general path's collection loop)
 and ``_batch_groups`` (merging runs of equal param groups).
+
+One routine, ``_gather``, collects and validates every call, from the functionals' lists
+(raising the exact error) or from a param group (declining, so that the class takes the general
+path).  Hyperparameters reach C by name: ``Call`` holds the kernel's ``fo_<name>_hyper`` struct
+(fastoptim.h), filled field by field in ``_<name>_call``; which gathered lists hold a kernel's
+optional state follows its flags, in the order of fastoptim/optim/_descriptions.py (a test holds
+the header, the mirror and the stubs against those rows).
 """
 cimport numpy as cnp
 import numpy as np
@@ -698,6 +705,80 @@ cdef struct Source:
     PyObject *step_key
 
 
+cdef inline int _take_from_lists(Work *w, Py_ssize_t i, list lists, int nlists, list steps_l,
+                                 list new_l, str op, tuple names, str steps_name) except -1:
+    # _gather's element i from the functionals' lists: validated, or an exact error raised.
+    cdef object po = (<list>lists[0])[i], xo
+    cdef Arr pa, xa
+    cdef Batch *b
+    cdef int k
+    memset(&pa, 0, sizeof(Arr))     # (the _fail_* calls always raise; this quiets the compiler)
+    memset(&xa, 0, sizeof(Arr))
+    if not _arr_of(&pa, po):
+        _fail_type(op, names, 0, i, po)
+    if not _param_ok(&pa):
+        _fail_array(op, names, 0, i, <object>pa.np, <object>pa.np, True)
+    b = _add_param(w, &pa, i)
+    for k in range(1, nlists):
+        xo = (<list>lists[k])[i]
+        if not _arr_of(&xa, xo):
+            _fail_type(op, names, k, i, xo)
+        if not _matches(&xa, &pa, FLAGS_READ if k == 1 else FLAGS_WRITE):
+            _fail_array(op, names, k, i, <object>xa.np, <object>pa.np, k != 1)
+        b.arr[k][b.n] = xa.data
+    if steps_l is not None:
+        xo = steps_l[i]
+        if not _arr_of(&xa, xo):
+            _fail_step(op, steps_name, i, xo)
+        if not _step_ok(&xa):
+            _fail_step(op, steps_name, i, <object>xa.np)
+        b.steps[b.n] = <float *>xa.data
+    if new_l is not None:
+        b.is_new[b.n] = 1 if new_l[i] else 0
+    b.n += 1
+    return 1
+
+
+cdef inline int _take_from_group(Work *w, Py_ssize_t i, object po, dict state, tuple keys,
+                                 int nlists, object step_key) except -1:
+    # _gather's element i from a param group: 1 when taken (or skipped: no grad), 0 to decline.
+    cdef object g
+    cdef PyObject *st = NULL
+    cdef PyObject *xo
+    cdef Arr pa, xa
+    cdef Batch *b
+    cdef int k
+    if not isinstance(po, Tensor):
+        return 0
+    g = (<Tensor>po)._grad
+    if g is None:
+        return 1
+    if nlists > 2 or step_key is not None:     # (SGD without momentum keeps no state)
+        st = PyDict_GetItemWithError(state, po)
+        if st == NULL or not isinstance(<object>st, dict):
+            return 0
+    _arr_of_tensor(&pa, <Tensor>po)
+    if not _param_ok(&pa):
+        return 0
+    b = _add_param(w, &pa, i)
+    _arr_of_tensor(&xa, <Tensor>g)
+    if not _matches(&xa, &pa, FLAGS_READ):
+        return 0
+    b.arr[1][b.n] = xa.data
+    for k in range(2, nlists):
+        xo = PyDict_GetItemWithError(<dict>st, keys[k - 2])
+        if xo == NULL or not _arr_of(&xa, <object>xo) or not _matches(&xa, &pa, FLAGS_WRITE):
+            return 0
+        b.arr[k][b.n] = xa.data
+    if step_key is not None:
+        xo = PyDict_GetItemWithError(<dict>st, step_key)
+        if xo == NULL or not _arr_of(&xa, <object>xo) or not _step_ok(&xa):
+            return 0
+        b.steps[b.n] = <float *>xa.data
+    b.n += 1
+    return 1
+
+
 cdef int _gather(Work *w, const Call *c, const Source *src, bint report, bint overlaps, str op,
                  tuple names, str steps_name) except -1:
     """Collect and validate one call into w, from the functionals' lists or from a param group
@@ -725,16 +806,11 @@ cdef int _gather(Work *w, const Call *c, const Source *src, bint report, bint ov
             new_l = <list>src.is_new
     cdef Py_ssize_t n = len(params), i
     cdef int nlists = 2 + len(keys) if from_group else len(lists), k
-    cdef object po, xo
-    cdef PyObject *st = NULL
-    cdef PyObject *xp
-    cdef Arr pa, xa
-    cdef Batch *b
+    cdef dict state
+    cdef object step_key
     # First of all: the caller's `finally` frees w whatever is raised below.
     _work_init(w, n, nlists)
     w.has_steps = (src.step_key != NULL) if from_group else steps_l is not None
-    memset(&pa, 0, sizeof(Arr))     # (set before any use; this quiets the compiler)
-    memset(&xa, 0, sizeof(Arr))
     if from_group:
         if not isinstance(<object>src.state, dict):
             return 0
@@ -746,58 +822,16 @@ cdef int _gather(Work *w, const Call *c, const Source *src, bint report, bint ov
             _fail_len(op, steps_name, len(steps_l), n, names[0])
         if new_l is not None and len(new_l) != n:
             _fail_len(op, "buffer_is_new", len(new_l), n, names[0])
-    for i in range(n):
-        po = params[i]
-        if from_group:
-            if not isinstance(po, Tensor):
+    if from_group:
+        state = <dict>src.state
+        step_key = <object>src.step_key if w.has_steps else None
+        for i in range(n):
+            if not _take_from_group(w, i, <object>_list_item(params, i), state, keys, nlists,
+                                    step_key):
                 return 0
-            xo = (<Tensor>po)._grad
-            if xo is None:
-                continue
-            if nlists > 2 or w.has_steps:      # (SGD without momentum keeps no state)
-                st = PyDict_GetItemWithError(<dict>src.state, po)
-                if st == NULL or not isinstance(<object>st, dict):
-                    return 0
-            _arr_of_tensor(&pa, <Tensor>po)
-        elif not _arr_of(&pa, po):
-            _fail_type(op, names, 0, i, po)
-        if not _param_ok(&pa):
-            if not report:
-                return 0
-            _fail_array(op, names, 0, i, <object>pa.np, <object>pa.np, True)
-        b = _add_param(w, &pa, i)
-        for k in range(1, nlists):
-            if from_group:
-                if k == 1:
-                    _arr_of_tensor(&xa, <Tensor>xo)
-                else:
-                    xp = PyDict_GetItemWithError(<dict>st, keys[k - 2])
-                    if xp == NULL or not _arr_of(&xa, <object>xp):
-                        return 0
-            else:
-                xo = (<list>lists[k])[i]
-                if not _arr_of(&xa, xo):
-                    _fail_type(op, names, k, i, xo)
-            if not _matches(&xa, &pa, FLAGS_READ if k == 1 else FLAGS_WRITE):
-                if not report:
-                    return 0
-                _fail_array(op, names, k, i, <object>xa.np, <object>pa.np, k != 1)
-            b.arr[k][b.n] = xa.data
-        if w.has_steps:
-            if from_group:
-                xp = PyDict_GetItemWithError(<dict>st, <object>src.step_key)
-                if xp == NULL or not _arr_of(&xa, <object>xp) or not _step_ok(&xa):
-                    return 0
-            else:
-                xo = steps_l[i]
-                if not _arr_of(&xa, xo):
-                    _fail_step(op, steps_name, i, xo)
-                if not _step_ok(&xa):
-                    _fail_step(op, steps_name, i, <object>xa.np)
-            b.steps[b.n] = <float *>xa.data
-        if new_l is not None:
-            b.is_new[b.n] = 1 if new_l[i] else 0
-        b.n += 1
+    else:
+        for i in range(n):
+            _take_from_lists(w, i, lists, nlists, steps_l, new_l, op, names, steps_name)
     if overlaps and _check_overlaps(w, op, names, steps_name, report):
         return 0
     if w.has_steps and _divides_by_zero(w, c):

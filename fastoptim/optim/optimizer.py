@@ -11,8 +11,9 @@ consecutive groups with equal settings are merged (``_batched_groups``), and the
 (``_optim.*_group_step``), which reads params, grads and state straight from the group and
 ``self.state`` at C level and declines, having written nothing, when there is state to create
 or anything unusual. Then the general path runs, torch's: ``_init_group`` collects the lists
-(creating lazy state, packed by ``_fresh_state``) and ``fastoptim.optim.functional`` calls the
-kernel.
+(making the lazy state of new params, packed by ``_state._fresh_state``, installed only once the
+kernel has succeeded) and ``fastoptim.optim.functional`` calls the kernel. What each built-in
+optimizer is (its settings, state keys, first-step rule) is its row in ``_descriptions``.
 
 Two places deliberately go beyond torch:
 

@@ -1,0 +1,149 @@
+"""The one optimizer table of the tests: per described optimizer (fastoptim/optim/_descriptions.py),
+the settings the tests run it with.  What each optimizer IS (its kernel arguments, state keys,
+first-step rule) comes from its description, never from here.
+
+* ``"class"``: constructor kwargs (torch's upstream CPU configs, plus the flags our classes must
+  accept), for the class-level tests (trajectories against torch, state dicts, repr, loading,
+  the steady-state shortcut).
+* ``"functional"``: every hyperparameter of the functional, by name, covering each flag, for the
+  kernel tests (C against the NumPy twin and torch).  Two entries are not kernel arguments:
+  ``initial_accumulator_value`` (Adagrad's state fill) and ``init_steps`` (per-tensor starting
+  step counts).
+* ``"batching"``: (constructor kwargs, the setting varied between param groups) for the group
+  batching tests, keyed by case name.
+"""
+
+from fastoptim.optim._descriptions import BY_NAME
+
+TABLE = {
+    "sgd": {
+        "class": [
+            {"lr": 0.1},
+            {"lr": 0.05, "weight_decay": 0.5},
+            {"lr": 0.05, "momentum": 0.9},
+            {"lr": 0.05, "momentum": 0.9, "dampening": 0.5},
+            {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.1},
+            {"lr": 0.05, "weight_decay": 0.1, "maximize": True},
+        ],
+        "functional": [
+            {"lr": 0.1, "momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0, "nesterov": False,
+             "maximize": False},
+            {"lr": 0.05, "momentum": 0.9, "dampening": 0.1, "weight_decay": 0.01,
+             "nesterov": False, "maximize": False},
+            {"lr": 0.05, "momentum": 0.9, "dampening": 0.0, "weight_decay": 0.1, "nesterov": True,
+             "maximize": True},
+            {"lr": 0.1, "momentum": 0.0, "dampening": 0.0, "weight_decay": 0.2, "nesterov": False,
+             "maximize": True},
+        ],
+        "batching": {
+            "sgd": ({"lr": 0.05, "momentum": 0.9}, "lr"),
+            "sgd_nesterov": ({"lr": 0.05, "momentum": 0.9, "nesterov": True}, "weight_decay"),
+            "sgd_plain": ({"lr": 0.05}, "lr"),
+        },
+    },
+    "adam": {
+        "class": [
+            {},
+            {"lr": 0.01, "weight_decay": 0.1},
+            {"lr": 0.01, "weight_decay": 0.1, "maximize": True},
+            {"lr": 0.01, "weight_decay": 0.1, "amsgrad": True, "fused": True},
+        ],
+        "functional": [
+            {"lr": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-08, "weight_decay": 0.0,
+             "amsgrad": False, "maximize": False},
+            {"lr": 0.01, "beta1": 0.8, "beta2": 0.99, "eps": 1e-06, "weight_decay": 0.1,
+             "amsgrad": True, "maximize": True},
+            # beta1 >= 0.5 means a lerp weight < 0.5; beta1 = 0.3 takes ATen's other branch
+            {"lr": 0.001, "beta1": 0.3, "beta2": 0.9, "eps": 1e-08, "weight_decay": 0.05,
+             "amsgrad": False, "maximize": False, "init_steps": (0, 3, 10, 0, 7)},
+            {"lr": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-08, "weight_decay": 0.1,
+             "amsgrad": True, "maximize": False, "decoupled_weight_decay": True},
+        ],
+        "batching": {
+            "adam": ({"lr": 0.01}, "lr"),
+            "adam_amsgrad": ({"lr": 0.01, "amsgrad": True, "weight_decay": 0.1}, "weight_decay"),
+        },
+    },
+    "adamw": {
+        "class": [
+            {},
+            {"lr": 0.01, "weight_decay": 0.1, "amsgrad": True},
+            {"lr": 0.01, "weight_decay": 0.5, "maximize": True},
+        ],
+        "functional": [
+            {"lr": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-08, "weight_decay": 0.01,
+             "amsgrad": False, "maximize": False},
+            {"lr": 0.01, "beta1": 0.9, "beta2": 0.99, "eps": 1e-08, "weight_decay": 0.5,
+             "amsgrad": True, "maximize": True},
+        ],
+        "batching": {
+            "adamw": ({"lr": 0.01}, "weight_decay"),
+        },
+    },
+    "rmsprop": {
+        "class": [
+            {},
+            {"lr": 0.001, "weight_decay": 0.1, "centered": True},
+            {"lr": 0.001, "weight_decay": 0.1, "centered": True, "momentum": 0.1},
+            {"lr": 0.001, "momentum": 0.5, "maximize": True},
+        ],
+        "functional": [
+            {"lr": 0.01, "alpha": 0.99, "eps": 1e-08, "weight_decay": 0.0, "momentum": 0.0,
+             "centered": False, "maximize": False},
+            {"lr": 0.01, "alpha": 0.9, "eps": 1e-06, "weight_decay": 0.1, "momentum": 0.9,
+             "centered": True, "maximize": True},
+            # alpha < 0.5: the centered grad average takes ATen's other lerp branch
+            {"lr": 0.001, "alpha": 0.3, "eps": 1e-08, "weight_decay": 0.0, "momentum": 0.5,
+             "centered": True, "maximize": False},
+        ],
+        "batching": {
+            "rmsprop": ({"lr": 0.01, "momentum": 0.5, "centered": True}, "lr"),
+        },
+    },
+    "adagrad": {
+        "class": [
+            {},
+            {"lr": 0.1, "initial_accumulator_value": 0.1, "weight_decay": 0.1},
+            {"lr": 0.1, "lr_decay": 0.5, "weight_decay": 0.1, "maximize": True},
+        ],
+        "functional": [
+            {"lr": 0.01, "weight_decay": 0.0, "lr_decay": 0.0, "eps": 1e-10, "maximize": False},
+            {"lr": 0.1, "weight_decay": 0.1, "lr_decay": 0.5, "eps": 1e-10, "maximize": True,
+             "initial_accumulator_value": 0.1},
+            {"lr": 0.1, "weight_decay": 0.0, "lr_decay": 0.01, "eps": 1e-06, "maximize": False,
+             "init_steps": (2, 0, 5, 1, 0)},
+        ],
+        "batching": {
+            "adagrad": ({"lr": 0.05, "lr_decay": 0.01}, "weight_decay"),
+        },
+    },
+    "adadelta": {
+        "class": [
+            {},
+            {"lr": 0.01, "weight_decay": 0.1, "maximize": True},
+            {"rho": 0.95, "weight_decay": 0.9},
+        ],
+        "functional": [
+            {"lr": 1.0, "rho": 0.9, "eps": 1e-06, "weight_decay": 0.0, "maximize": False},
+            {"lr": 0.5, "rho": 0.5, "eps": 1e-06, "weight_decay": 0.1, "maximize": True},
+        ],
+        "batching": {
+            "adadelta": ({"lr": 0.5}, "lr"),
+        },
+    },
+}
+
+
+
+def class_cases():
+    """(class name, kwargs) for every class-level case, in table order."""
+    return [(BY_NAME[n].cls, kw) for n, row in TABLE.items() for kw in row["class"]]
+
+
+def state_kinds(name):
+    """How the kernel tests make each state list of a functional, from its description: None
+    entries (SGD's buffers, made from the first grad), Adagrad's ``initial_accumulator_value``
+    fill, zeros; then the step counters."""
+    d = BY_NAME[name]
+    kind = {"from_grad": "none", "eager": "iav"}.get(d.first_step, "zeros")
+    return [kind] * len(d.state) + (["step"] if d.step else [])
