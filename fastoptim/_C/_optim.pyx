@@ -34,7 +34,7 @@ from cpython.dict cimport PyDict_GetItem, PyDict_GetItemWithError
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport Py_EQ, PyObject, PyObject_RichCompareBool
 from cpython.ref cimport Py_DECREF, Py_INCREF
-from libc.math cimport pow
+from libc.math cimport fabs, pow
 from libc.stdint cimport int64_t, uint32_t, uint64_t, uintptr_t
 from libc.stdlib cimport qsort
 from libc.string cimport memcmp, memcpy, memset
@@ -683,7 +683,9 @@ cdef int _divides_by_zero(Work *w, const Call *c) noexcept:
                 continue
             have, last = True, t
             if c.kernel == K_ADAM:
-                if 1.0 - pow(c.h.adam.beta1, <double>t) == 0.0:
+                # |beta1|**t <= |beta1| < 1 for t >= 1: no pow() needed (the usual case)
+                if (not (t >= 1.0 and fabs(c.h.adam.beta1) < 1.0)
+                        and 1.0 - pow(c.h.adam.beta1, <double>t) == 0.0):
                     return 1
             elif 1.0 + (<double>t - 1.0) * c.h.adagrad.lr_decay == 0.0:
                 return 1
