@@ -574,20 +574,18 @@ class Optimizer:
         index ``i`` on, the first time one is met, and its arrays join the lists. The new state
         is returned, NOT installed: the caller installs it (``_install``) once the step has
         succeeded, so that a step that fails leaves no state behind (torch's would)."""
+        state = self.state
+        fresh = {}
+        # C-level collection; it stops at a param whose state must be made first, and resumes
+        # there over the state as it will be (the new state not yet installed)
         i = 0
-        fresh = None
-        # C-level collection; it stops at each param whose state must be created first
-        while (i := _collect(params, self.state, i, keys, True, params_with_grad, grads,
+        while (i := _collect(params, state, i, keys, True, params_with_grad, grads,
                              outs)) >= 0:
-            p = params[i]
-            if fresh is None:
-                fresh = make(i)
-            st = fresh[p]
-            params_with_grad.append(p)
-            grads.append(p.grad)
-            for out, key in zip(outs, keys):
-                out.append(st[key])
-            i += 1
+            new = make(i)
+            if params[i] not in new:
+                raise AssertionError(f"no first state was made for parameter {i}")
+            fresh.update(new)
+            state = {**self.state, **fresh}
         return fresh
 
     def _install(self, fresh) -> None:
