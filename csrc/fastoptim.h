@@ -153,6 +153,47 @@ void fo_uniform_f32(fo_rng *rng, int64_t n, float *out, double lo, double hi);
 void fo_uniform_f64(fo_rng *rng, int64_t n, double *out, double lo, double hi);
 
 /* ======================================================================================
+ * The tensor kernels by dtype (csrc/tensor_dispatch.c): one table per element type, with the
+ * same kernels as above taking untyped buffers, so that a caller holding a dtype picks a table
+ * once instead of writing an f32 and an f64 call at every site.  Each entry is the kernel of
+ * the same name above (fo_<name>_f32 / _f64), with every T * turned into void *.
+ * ====================================================================================== */
+typedef struct fo_tensor_kernels {
+    int itemsize;   /* sizeof the element type: 4 or 8 */
+    void (*binary)(int op, int ndim, const int64_t *shape, void *out, const void *a,
+                   const int64_t *sa, const void *b, const int64_t *sb);
+    void (*binary_backward)(int op, int ndim, const int64_t *shape, const void *g,
+                            const void *a, const int64_t *sa, const void *b, const int64_t *sb,
+                            void *ga, void *gb);
+    void (*unary)(int op, int64_t n, void *out, const void *x, double p0, double p1);
+    void (*unary_backward)(int op, int64_t n, const void *g, const void *x, const void *y,
+                           double p0, double p1, void *gx);
+    void (*inplace_binary)(int op, int64_t n, void *x, const void *a, int64_t a_n,
+                           double alpha);
+    void (*addcmul)(int64_t n, void *x, const void *a, const void *b, double value);
+    void (*addcdiv)(int64_t n, void *x, const void *a, const void *b, double value);
+    void (*lerp)(int64_t n, void *x, const void *a, double w);
+    double (*sum)(int64_t n, const void *x);
+    void (*sum_axis)(int64_t outer, int64_t n, int64_t inner, const void *x, double scale,
+                     void *out);
+    void (*expand_axis)(int64_t outer, int64_t n, int64_t inner, const void *g, double scale,
+                        void *out);
+    double (*extreme)(int64_t n, const void *x, int want_max, int64_t *count);
+    void (*extreme_backward)(int64_t n, const void *x, double m, double g, int64_t count,
+                             void *gx);
+    void (*matmul)(int64_t M, int64_t N, int64_t K, const void *A, int trans_a, const void *B,
+                   int trans_b, const void *bias, void *C);
+    double (*mse)(int64_t n, const void *a, const void *b);
+    void (*mse_backward)(int64_t n, const void *a, const void *b, const void *g, double g0,
+                         double scale, void *ga, void *gb);
+    void (*randn)(fo_rng *rng, int64_t n, void *out);
+    void (*uniform)(fo_rng *rng, int64_t n, void *out, double lo, double hi);
+} fo_tensor_kernels;
+
+extern const fo_tensor_kernels fo_tensor_kernels_f32;
+extern const fo_tensor_kernels fo_tensor_kernels_f64;
+
+/* ======================================================================================
  * Optimizer updates (csrc/optim_*.c): multi-tensor, in place, one pass.
  * ====================================================================================== */
 /* @@OPTIM-PROTOTYPES@@ (optimizer kernels go below this line) */
