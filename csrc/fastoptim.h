@@ -80,7 +80,9 @@ void fo_inplace_binary_f64(int op, int64_t n, double *x, const double *a, int64_
                            double alpha);
 
 /* In-place ternary updates used by optimizer code written in Python (torch's semantics):
- *   addcmul: x += value * a * b      addcdiv: x += value * a / b      lerp: x += w * (a - x)
+ *   addcmul: x += value * a * b      addcdiv: x += value * a / b
+ *   lerp:    x = x + w * (a - x) for w < 0.5, else a + (w - 1) * (a - x) (ATen's two-sided
+ *            formula, exact at both ends)
  * a and b have n elements. */
 void fo_addcmul_f32(int64_t n, float *x, const float *a, const float *b, double value);
 void fo_addcmul_f64(int64_t n, double *x, const double *a, const double *b, double value);

@@ -29,66 +29,83 @@ cdef class Tensor:
     # ---- basic properties ------------------------------------------------------------------
     @property
     def shape(self):
+        """The size of each dimension, as a fastoptim.Size (a tuple)."""
         return Size(_shp(self._np))
 
     def size(self, dim=None):
+        """size() -> Size of every dimension; size(dim) -> the size of one dimension."""
         if dim is None:
             return Size(_shp(self._np))
         return _shp(self._np)[_norm_dim(dim, self._np.ndim)]
 
     @property
     def dtype(self):
+        """The element type (fastoptim.float32, float64, int64, int32 or bool)."""
         return _dtype_of(self._np)
 
     @property
     def ndim(self):
+        """The number of dimensions."""
         return cnp.PyArray_NDIM(self._np)
 
     def dim(self):
+        """The number of dimensions (as torch.Tensor.dim)."""
         return cnp.PyArray_NDIM(self._np)
 
     def ndimension(self):
+        """Alias of dim()."""
         return cnp.PyArray_NDIM(self._np)
 
     def numel(self):
+        """The number of elements."""
         return cnp.PyArray_SIZE(self._np)
 
     def nelement(self):
+        """Alias of numel()."""
         return cnp.PyArray_SIZE(self._np)
 
     def element_size(self):
+        """The size of one element in bytes."""
         return cnp.PyArray_ITEMSIZE(self._np)
 
     @property
     def device(self):
+        """The device the tensor lives on: always fastoptim.device('cpu')."""
         return "cpu"
 
     @property
     def is_cuda(self):
+        """False: fastoptim runs on the CPU only."""
         return False
 
     def is_floating_point(self):
+        """True for float32 and float64 tensors."""
         return _is_float(self._np)
 
     def is_contiguous(self):
+        """True when the elements are stored in C (row-major) order without gaps."""
         return bool(cnp.PyArray_IS_C_CONTIGUOUS(self._np))
 
     def type(self, dtype=None):
+        """type() -> the legacy type name ('fastoptim.FloatTensor' ...); type(t) -> a cast."""
         if dtype is None:
             return "fastoptim." + _dtype_of(self._np)._legacy
         return self.to(dtype)
 
     def stride(self, dim=None):
+        """The step in elements between neighbours along each dimension (or one dim)."""
         cdef int isz = cnp.PyArray_ITEMSIZE(self._np)
         st = tuple(s // isz for s in (<object>self._np).strides)
         return st if dim is None else st[_norm_dim(dim, self._np.ndim)]
 
     def data_ptr(self):
+        """The address of the first element."""
         return <size_t>_ptr(self._np)
 
     # ---- autograd attributes -------------------------------------------------------------
     @property
     def requires_grad(self):
+        """Whether autograd records operations on this tensor (settable on leaves)."""
         return self._requires_grad
 
     @requires_grad.setter
@@ -96,6 +113,7 @@ cdef class Tensor:
         self._set_requires_grad(value)
 
     def requires_grad_(self, requires_grad=True):
+        """Set requires_grad in place (leaves only) and return self."""
         self._set_requires_grad(requires_grad)
         return self
 
@@ -115,19 +133,23 @@ cdef class Tensor:
 
     @property
     def is_leaf(self):
+        """True for tensors not made by a recorded op (user-created, or requires_grad=False)."""
         return self._op == N_LEAF
 
     @property
     def grad_fn(self):
+        """The node that made this tensor (its backward's name and inputs), or None."""
         if self._op == N_LEAF:
             return None
         return Node(self._node_name(), self)
 
     @property
     def retains_grad(self):
+        """Whether this non-leaf keeps its .grad after backward (see retain_grad)."""
         return self._retains_grad
 
     def retain_grad(self):
+        """Keep this non-leaf tensor's gradient in .grad after backward()."""
         if not self._requires_grad:
             raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
         if self._op != N_LEAF:
@@ -135,6 +157,7 @@ cdef class Tensor:
 
     @property
     def grad(self):
+        """The gradient accumulated by backward() (leaves), or None."""
         return self._grad
 
     @grad.setter
@@ -173,6 +196,7 @@ cdef class Tensor:
     # ---- data access -----------------------------------------------------------------------
     @property
     def data(self):
+        """The same storage as a tensor outside the graph (assigning rebinds the storage)."""
         return _wrap(self._np)
 
     @data.setter
@@ -182,9 +206,11 @@ cdef class Tensor:
         _bind(self, (<Tensor>value)._np)
 
     def detach(self):
+        """A new tensor sharing this storage, outside the autograd graph."""
         return _wrap(self._np)
 
     def detach_(self):
+        """Detach this tensor from the graph in place (it becomes a leaf that needs no grad)."""
         if self._op != N_LEAF:
             self._op = N_LEAF
             self._ins = None
@@ -193,6 +219,7 @@ cdef class Tensor:
         return self
 
     def numpy(self, *, force=False):
+        """A numpy array sharing this tensor's memory (refused on tensors requiring grad)."""
         if self._requires_grad and not force:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
                                "tensor.detach().numpy() instead.")
@@ -210,9 +237,11 @@ cdef class Tensor:
         return self._np.astype(dtype)
 
     def tolist(self):
+        """The elements as (nested) Python lists of numbers; a 0-d tensor gives a number."""
         return self._np.tolist()
 
     def item(self):
+        """The value of a one-element tensor as a Python number."""
         if cnp.PyArray_SIZE(self._np) != 1:
             raise RuntimeError(f"a Tensor with {cnp.PyArray_SIZE(self._np)} elements cannot be "
                                "converted to Scalar")
@@ -288,26 +317,33 @@ cdef class Tensor:
         return _cast(self, _to_dtype(d))
 
     def float(self):
+        """A float32 copy (self when already float32); differentiable."""
         return _cast(self, float32)
 
     def double(self):
+        """A float64 copy (self when already float64); differentiable."""
         return _cast(self, float64)
 
     def long(self):
+        """An int64 copy (self when already int64)."""
         return _cast(self, int64)
 
     def bool(self):
+        """A bool copy (self when already bool)."""
         return _cast(self, bool_)
 
     def cpu(self):
+        """Self: fastoptim tensors always live on the CPU."""
         return self
 
     def contiguous(self):
+        """Self when C-contiguous, else a contiguous copy (differentiable)."""
         if cnp.PyArray_IS_C_CONTIGUOUS(self._np):
             return self
         return self.clone()
 
     def clone(self):
+        """A contiguous copy with its own storage (differentiable)."""
         cdef Tensor out = _wrap(np.array(self._np, order="C"))
         if _grad_enabled and self._requires_grad:
             _record1(out, N_CLONE, self, None)
@@ -315,20 +351,25 @@ cdef class Tensor:
 
     # ---- shape ops (views share storage) -----------------------------------------------------
     def reshape(self, *shape):
+        """A tensor of the given shape with the same elements: a view when possible."""
         return _view(self, _shape_arg(shape), False)
 
     def view(self, *shape):
+        """view(*shape): a view of the given shape (never copies); view(dtype) casts."""
         if len(shape) == 1 and not isinstance(shape[0], (int, tuple, list, Size)):
             return self.to(shape[0])
         return _view(self, _shape_arg(shape), True)
 
     def view_as(self, other):
+        """view(other.shape)."""
         return _view(self, tuple(_shp(_np_of(other))), True)
 
     def reshape_as(self, other):
+        """reshape(other.shape)."""
         return _view(self, tuple(_shp(_np_of(other))), False)
 
     def flatten(self, start_dim=0, end_dim=-1):
+        """Merge dims start_dim..end_dim into one (a view when possible)."""
         nd = cnp.PyArray_NDIM(self._np)
         if nd == 0:
             return _view(self, (1,), False)
@@ -341,6 +382,7 @@ cdef class Tensor:
         return _view(self, shp[:s] + (n,) + shp[e + 1:], False)
 
     def squeeze(self, dim=None):
+        """Drop dims of size 1 (all, or only `dim`)."""
         shp = _shp(self._np)
         if dim is None:
             new = tuple(s for s in shp if s != 1)
@@ -350,14 +392,17 @@ cdef class Tensor:
         return _view(self, new, False)
 
     def unsqueeze(self, dim):
+        """Insert a dim of size 1 at `dim`."""
         shp = _shp(self._np)
         d = _norm_dim(dim, len(shp) + 1)
         return _view(self, shp[:d] + (1,) + shp[d:], False)
 
     def transpose(self, dim0, dim1):
+        """Swap two dims (a view)."""
         return _transpose(self, dim0, dim1)
 
     def t(self):
+        """Transpose a tensor of at most 2 dims (a view)."""
         nd = cnp.PyArray_NDIM(self._np)
         if nd > 2:
             raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {nd}D")
@@ -367,6 +412,7 @@ cdef class Tensor:
 
     @property
     def T(self):
+        """The transpose of a tensor of at most 2 dims."""
         nd = cnp.PyArray_NDIM(self._np)
         if nd > 2:
             raise RuntimeError("T is only supported on tensors with <= 2 dimensions here; use "
@@ -423,6 +469,20 @@ cdef class Tensor:
     def __rmatmul__(self, other):
         return matmul(_as_tensor(other, self), self)
 
+    # in place, as torch: the tensor object and its storage are updated (views see it); there is
+    # no __imatmul__, as in torch: ``a @= b`` rebinds a to a @ b
+    def __iadd__(self, other):
+        return _iop(self, FO_ADD, other, 1)
+
+    def __isub__(self, other):
+        return _iop(self, FO_SUB, other, 1)
+
+    def __imul__(self, other):
+        return _iop(self, FO_MUL, other, 1)
+
+    def __itruediv__(self, other):
+        return _iop(self, FO_DIV, other, 1)
+
     def __neg__(self):
         return _unary(self, FO_NEG, 0.0, 0.0)
 
@@ -433,73 +493,95 @@ cdef class Tensor:
         return _unary(self, FO_ABS, 0.0, 0.0)
 
     def add(self, other, *, alpha=1):
+        """self + alpha * other, broadcasting (differentiable)."""
         return _add(self, other, alpha)
 
     def sub(self, other, *, alpha=1):
+        """self - alpha * other, broadcasting (differentiable)."""
         if alpha != 1:
             return _add(self, other, -alpha)
         return _sub(self, other)
 
     def mul(self, other):
+        """self * other, broadcasting (differentiable)."""
         return _mul(self, other)
 
     def div(self, other):
+        """self / other (true division), broadcasting (differentiable)."""
         return _div(self, other)
 
     def pow(self, exponent):
+        """self ** exponent (differentiable)."""
         return _pow(self, exponent)
 
     def neg(self):
+        """-self (differentiable)."""
         return _unary(self, FO_NEG, 0.0, 0.0)
 
     def exp(self):
+        """e ** self, element-wise (differentiable)."""
         return _unary(self, FO_EXP, 0.0, 0.0)
 
     def log(self):
+        """The natural logarithm, element-wise (differentiable)."""
         return _unary(self, FO_LOG, 0.0, 0.0)
 
     def sqrt(self):
+        """The square root, element-wise (differentiable)."""
         return _unary(self, FO_SQRT, 0.0, 0.0)
 
     def abs(self):
+        """The absolute value, element-wise (differentiable)."""
         return _unary(self, FO_ABS, 0.0, 0.0)
 
     def relu(self):
+        """max(self, 0), element-wise (differentiable)."""
         return _unary(self, FO_RELU, 0.0, 0.0)
 
     def tanh(self):
+        """The hyperbolic tangent, element-wise (differentiable)."""
         return _unary(self, FO_TANH, 0.0, 0.0)
 
     def sigmoid(self):
+        """1 / (1 + exp(-self)), element-wise (differentiable)."""
         return _unary(self, FO_SIGMOID, 0.0, 0.0)
 
     def clamp(self, min=None, max=None):
+        """Clamp every element into [min, max]; a None bound is not applied."""
         return clamp(self, min, max)
 
     clip = clamp
 
     def matmul(self, other):
+        """Matrix product (as fastoptim.matmul)."""
         return matmul(self, other)
 
     def mm(self, other):
+        """Matrix product of two 2-D tensors."""
         return matmul(self, other)
 
     def dot(self, other):
+        """Dot product of two 1-D tensors."""
         return matmul(self, other)
 
     def sum(self, dim=None, keepdim=False, *, dtype=None):
+        """Sum of all elements, or over `dim` (keepdim keeps it as size 1); differentiable."""
         return _sum(self, dim, keepdim, False, dtype)
 
     def mean(self, dim=None, keepdim=False, *, dtype=None):
+        """Mean of all elements, or over `dim` (floating tensors); differentiable."""
         return _sum(self, dim, keepdim, True, dtype)
 
     def max(self, *args, **kwargs):
+        """max() -> the largest element; max(other) -> element-wise maximum."""
         return _extreme(self, True, args, kwargs)
 
     def min(self, *args, **kwargs):
+        """min() -> the smallest element; min(other) -> element-wise minimum."""
         return _extreme(self, False, args, kwargs)
 
     def norm(self, p=2):
+        """The 2-norm (p=2, 'fro') or 1-norm (p=1) of all elements."""
         if p == 2 or p == "fro":
             return (self * self).sum().sqrt()
         if p == 1:
@@ -526,25 +608,32 @@ cdef class Tensor:
         return _compare(self, other, 5)
 
     def eq(self, other):
+        """Element-wise self == other, as a bool tensor."""
         return _compare(self, other, 2)
 
     def equal(self, other):
+        """True when both tensors have the same shape and elements."""
         return bool(_shp(self._np) == _shp(other._np) and np.array_equal(self._np, other._np))
 
     def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        """True when |self - other| <= atol + rtol * |other| everywhere."""
         return bool(np.allclose(self._np, _np_of(other), rtol=rtol, atol=atol,
                                 equal_nan=equal_nan))
 
     def all(self):
+        """True (a bool tensor) when every element is non-zero."""
         return _wrap(np.asarray(self._np.all()))
 
     def any(self):
+        """True (a bool tensor) when some element is non-zero."""
         return _wrap(np.asarray(self._np.any()))
 
     def isnan(self):
+        """A bool tensor: which elements are NaN."""
         return _wrap(np.isnan(self._np))
 
     def isfinite(self):
+        """A bool tensor: which elements are neither inf nor NaN."""
         return _wrap(np.isfinite(self._np))
 
     # ---- in-place ops (no graph) ---------------------------------------------------------------
@@ -562,6 +651,7 @@ cdef class Tensor:
                              f"operations on it are not allowed (shape {list(_shp(self._np))})")
 
     def add_(self, other, *args, alpha=1):
+        """self += alpha * other, in place (broadcasting other to self's shape)."""
         if args:
             # legacy overload add_(Number alpha, Tensor other), deprecated in torch
             if len(args) != 1:
@@ -573,36 +663,34 @@ cdef class Tensor:
                 "Consider using one of the following signatures instead:\n\tadd_(Tensor "
                 "other, *, Number alpha = 1)", UserWarning, stacklevel=1)
             alpha, other = other, args[0]
-        self._check_inplace()
-        _inplace(self, FO_ADD, other, alpha)
-        return self
+        return _iop(self, FO_ADD, other, alpha)
 
     def sub_(self, other, *, alpha=1):
-        self._check_inplace()
-        _inplace(self, FO_SUB, other, alpha)
-        return self
+        """self -= alpha * other, in place."""
+        return _iop(self, FO_SUB, other, alpha)
 
     def mul_(self, other):
-        self._check_inplace()
-        _inplace(self, FO_MUL, other, 1.0)
-        return self
+        """self *= other, in place."""
+        return _iop(self, FO_MUL, other, 1)
 
     def div_(self, other):
-        self._check_inplace()
-        _inplace(self, FO_DIV, other, 1.0)
-        return self
+        """self /= other, in place."""
+        return _iop(self, FO_DIV, other, 1)
 
     def addcmul_(self, tensor1, tensor2, *, value=1):
+        """self += value * tensor1 * tensor2, in place."""
         self._check_inplace()
         _ternary_inplace(self, 0, tensor1, tensor2, value)
         return self
 
     def addcdiv_(self, tensor1, tensor2, *, value=1):
+        """self += value * tensor1 / tensor2, in place."""
         self._check_inplace()
         _ternary_inplace(self, 1, tensor1, tensor2, value)
         return self
 
     def lerp_(self, end, weight):
+        """self += weight * (end - self), in place (ATen's two-sided formula)."""
         self._check_inplace()
         if isinstance(weight, Tensor):
             weight = (<Tensor>weight).item()
@@ -610,26 +698,31 @@ cdef class Tensor:
         return self
 
     def sqrt_(self):
+        """self = sqrt(self), in place."""
         self._check_inplace()
         _unary_inplace(self, FO_SQRT, 0.0, 0.0)
         return self
 
     def exp_(self):
+        """self = exp(self), in place."""
         self._check_inplace()
         _unary_inplace(self, FO_EXP, 0.0, 0.0)
         return self
 
     def neg_(self):
+        """self = -self, in place."""
         self._check_inplace()
         _unary_inplace(self, FO_NEG, 0.0, 0.0)
         return self
 
     def abs_(self):
+        """self = |self|, in place."""
         self._check_inplace()
         _unary_inplace(self, FO_ABS, 0.0, 0.0)
         return self
 
     def clamp_(self, min=None, max=None):
+        """Clamp self into [min, max] in place."""
         self._check_inplace()
         if min is None and max is None:
             raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
@@ -640,11 +733,13 @@ cdef class Tensor:
     clip_ = clamp_
 
     def zero_(self):
+        """Fill with zeros, in place."""
         self._check_inplace()
         self._np[...] = 0
         return self
 
     def fill_(self, value):
+        """Fill with a value, in place."""
         self._check_inplace()
         if isinstance(value, Tensor):
             value = (<Tensor>value).item()
@@ -652,6 +747,7 @@ cdef class Tensor:
         return self
 
     def copy_(self, src, non_blocking=False):
+        """Copy src's elements into self (broadcast and cast to self's dtype), in place."""
         self._check_inplace()
         arr = _np_of(src)
         try:
@@ -662,17 +758,20 @@ cdef class Tensor:
         return self
 
     def uniform_(self, a=0.0, b=1.0):
+        """Fill with samples from U[a, b), in place."""
         self._check_inplace()
         _fill_array(self, 1, a, b)
         return self
 
     def normal_(self, mean=0.0, std=1.0):
+        """Fill with samples from N(mean, std**2), in place."""
         self._check_inplace()
         _fill_array(self, 0, mean, std)
         return self
 
     # ---- autograd entry point --------------------------------------------------------------------
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        """Compute the gradient of this tensor w.r.t. the graph leaves into their .grad."""
         if create_graph:
             raise NotImplementedError("create_graph=True (higher-order gradients) is not "
                                       "supported by fastoptim")
