@@ -401,6 +401,48 @@ cdef Tensor _compare(Tensor a, object other, int kind):
     return _wrap(np.asarray(r))
 
 
+cdef Tensor _iop(Tensor self, int op, object other, object alpha):
+    """self (op)= alpha * other (FO_ADD/FO_SUB) or other (FO_MUL/FO_DIV): the operators += -=
+    *= /= and add_/sub_/mul_/div_.  Updates self's storage in place.  In grad mode:
+    * self a leaf that requires grad: torch's error (under no_grad the update just runs: the
+      hand-written SGD step ``p -= lr * p.grad``);
+    * self needs no grad but other does: recorded, as torch does, so self becomes the op's node
+      (``acc = zeros(()); acc += loss``);
+    * self already part of a graph: refused (fastoptim keeps no version counters, so it could
+      not tell whether a node saved self's old values)."""
+    cdef Tensor o, r, old
+    cdef bint other_rg = isinstance(other, Tensor) and (<Tensor>other)._requires_grad
+    if not (_grad_enabled and (self._requires_grad or other_rg)):
+        self._check_inplace()
+        _inplace(self, op, other, alpha)
+        return self
+    self._check_inplace()           # raises for self requiring grad (leaf or not)
+    # other requires grad, self does not: check everything before touching self
+    o = <Tensor>other
+    if not _is_float(self._np):
+        raise RuntimeError("result type Float can't be cast to the desired output type "
+                           f"{_dtype_of(self._np)._legacy[:-6]}")
+    if _broadcast_shape(self._np, o._np) != _shp(self._np):
+        raise RuntimeError(f"output with shape {list(_shp(self._np))} doesn't match the "
+                           f"broadcast shape {list(_broadcast_shape(self._np, o._np))}")
+    old = _wrap(np.array(self._np, order="C"))   # the node may save self's old values
+    if op == FO_ADD:
+        r = _add(old, o, alpha)
+    elif op == FO_SUB:
+        r = _add(old, o, -alpha) if alpha != 1 else _sub(old, o)
+    elif op == FO_MUL:
+        r = _mul(old, o)
+    else:
+        r = _div(old, o)
+    r = _cast(r, _dtype_of(self._np))
+    self._np[...] = r._np
+    # self becomes r's node
+    self._op, self._sub, self._ins, self._saved = r._op, r._sub, r._ins, r._saved
+    self._p0, self._p1, self._freed = r._p0, r._p1, r._freed
+    self._requires_grad = True
+    return self
+
+
 cdef void _inplace(Tensor self, int op, object other, object alpha) except *:
     """self (op)= alpha*other / other, in place, broadcasting other to self's shape."""
     cdef cnp.ndarray x = self._np
@@ -409,15 +451,17 @@ cdef void _inplace(Tensor self, int op, object other, object alpha) except *:
     cdef int64_t n
     if not _is_float(x):
         y = _np_of(other)
+        if isinstance(y, (float, np.floating)) or \
+                (isinstance(y, np.ndarray) and (<cnp.ndarray>y).dtype.kind == "f") or \
+                op == FO_DIV:
+            raise RuntimeError("result type Float can't be cast to the desired output type "
+                               f"{_dtype_of(x)._legacy[:-6]}")
         if op == FO_ADD:
             x += y * alpha
         elif op == FO_SUB:
             x -= y * alpha
-        elif op == FO_MUL:
-            x *= y
         else:
-            raise RuntimeError("result type Float can't be cast to the desired output type "
-                               f"{_dtype_of(x)._legacy[:-6]}")
+            x *= y
         return
     xc = _contig(x)
     n = cnp.PyArray_SIZE(xc)
