@@ -20,6 +20,7 @@ from fastoptim._C._tensor import (  # noqa: E402,F401
     as_tensor,
     bool_,
     clamp,
+    device,
     dtype,
     empty,
     empty_like,
@@ -29,6 +30,7 @@ from fastoptim._C._tensor import (  # noqa: E402,F401
     from_numpy,
     full,
     full_like,
+    get_default_device,
     get_default_dtype,
     get_rng_state,
     initial_seed,
@@ -47,6 +49,7 @@ from fastoptim._C._tensor import (  # noqa: E402,F401
     randn,
     randn_like,
     seed,
+    set_default_device,
     set_default_dtype,
     set_grad_enabled,
     set_rng_state,
@@ -107,4 +110,4 @@ dot = matmul
 clip = clamp
 
 # Subpackages last: they import the names above.
-from fastoptim import nn, optim  # noqa: E402,F401
+from fastoptim import cuda, nn, optim  # noqa: E402,F401

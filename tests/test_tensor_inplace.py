@@ -165,7 +165,7 @@ def test_int_tensors():
     msgs = []
     for M in (fo, torch):
         for bad in (lambda x: x.__itruediv__(2), lambda x: x.__iadd__(1.5),
-                    lambda x: x.__imul__(M.tensor([1.5, 1.5, 1.5]))):
+                    lambda x, M=M: x.__imul__(M.tensor([1.5, 1.5, 1.5]))):
             x = M.arange(3)
             with pytest.raises(RuntimeError) as e:
                 bad(x)

@@ -71,7 +71,7 @@ cdef class Tensor:
     @property
     def device(self):
         """The device the tensor lives on: always fastoptim.device('cpu')."""
-        return "cpu"
+        return _CPU
 
     @property
     def is_cuda(self):
@@ -299,21 +299,32 @@ cdef class Tensor:
 
     # ---- conversions -----------------------------------------------------------------------
     def to(self, *args, **kwargs):
-        """to(dtype) / to(device) / to(other): only the CPU exists, so devices are accepted and
-        ignored ('cpu'); a dtype change is differentiable."""
-        d = kwargs.get("dtype")
+        """to(dtype) / to(device[, dtype]) / to(other), with non_blocking= and copy= as torch's.
+        Only the CPU exists, so a device must name it; a dtype change is differentiable;
+        copy=True always returns a new tensor."""
+        d = kwargs.pop("dtype", None)
+        dev = kwargs.pop("device", None)
+        copy = bool(kwargs.pop("copy", False))
+        kwargs.pop("non_blocking", None)
+        kwargs.pop("memory_format", None)
+        if kwargs:
+            raise TypeError(f"to() got an unexpected keyword argument '{next(iter(kwargs))}'")
+        flags = []
         for a in args:
             if isinstance(a, Tensor):
                 d = (<Tensor>a).dtype
-            elif isinstance(a, str):
-                _check_device(a)
-            elif a is not None and not isinstance(a, bool):
+            elif isinstance(a, (str, device)) or (isinstance(a, int) and
+                                                  not isinstance(a, bool)):
+                dev = a
+            elif isinstance(a, bool):
+                flags.append(a)     # positional non_blocking, copy
+            elif a is not None:
                 d = a
-        dev = kwargs.get("device")
-        if dev is not None:
-            _check_device(dev)
-        if d is None:
-            return self
+        if len(flags) > 1:
+            copy = copy or flags[1]
+        _check_device(dev)
+        if d is None or _to_dtype(d)._typenum == cnp.PyArray_TYPE(self._np):
+            return self.clone() if copy else self
         return _cast(self, _to_dtype(d))
 
     def float(self):
@@ -332,9 +343,15 @@ cdef class Tensor:
         """A bool copy (self when already bool)."""
         return _cast(self, bool_)
 
-    def cpu(self):
+    def cpu(self, memory_format=None):
         """Self: fastoptim tensors always live on the CPU."""
         return self
+
+    def cuda(self, device=None, non_blocking=False, memory_format=None):
+        """Refused: fastoptim runs on the CPU only (check fastoptim.cuda.is_available())."""
+        raise RuntimeError("Tensor.cuda() is not supported: fastoptim runs on the CPU only "
+                           "(fastoptim.cuda.is_available() is False; see README.md, 'Known "
+                           "differences')")
 
     def contiguous(self):
         """Self when C-contiguous, else a contiguous copy (differentiable)."""
@@ -779,11 +796,6 @@ cdef class Tensor:
 
     # ---- C-level fields ----------------------------------------------------------------------
     # (declared in _tensor.pxd)
-
-
-def _check_device(dev):
-    if str(dev) not in ("cpu", "cpu:0"):
-        raise RuntimeError(f"fastoptim runs on the CPU only; got device {dev!r}")
 
 
 def _rebuild(arr, requires_grad):

@@ -6,28 +6,39 @@
 # ---------------------------------------------------------------------------------------------
 
 cdef fo_rng _rng
-cdef uint64_t _seed = 0x5EED
-fo_rng_seed(&_rng, _seed)
+cdef uint64_t _seed = 0
+
+
+def _fresh_seed():
+    """A non-deterministic 64-bit seed (torch seeds each process's generator this way)."""
+    import os as _os
+    return int.from_bytes(_os.urandom(8), "little")
 
 
 def manual_seed(seed):
-    """Seed the global generator: the same seed gives the same randn/rand/init draws."""
+    """Seed the global generator: the same seed gives the same randn/rand/init draws.  As
+    torch, seed is an int in [-2**63, 2**64); a negative one is taken modulo 2**64."""
     global _seed
     seed = int(seed)
+    if seed < -0x8000000000000000 or seed > 0xFFFFFFFFFFFFFFFF:
+        raise ValueError("Overflow when unpacking long long")
     _seed = <uint64_t>(seed & 0xFFFFFFFFFFFFFFFF)
     fo_rng_seed(&_rng, _seed)
 
 
 def initial_seed():
+    """The seed the generator was last seeded with (a fresh one per process, as torch's)."""
     return int(_seed)
 
 
 def seed():
-    """Seed the generator non-deterministically and return the seed used."""
-    import os as _os
-    s = int.from_bytes(_os.urandom(8), "little") & 0x7FFFFFFFFFFFFFFF
+    """Seed the generator non-deterministically and return the 64-bit seed used."""
+    s = _fresh_seed()
     manual_seed(s)
     return s
+
+
+manual_seed(_fresh_seed())
 
 
 def get_rng_state():
@@ -104,8 +115,7 @@ cdef object _infer_array(object data, object dt):
 
 def tensor(data, dtype=None, device=None, requires_grad=False, pin_memory=False):
     """Copy `data` (numbers, nested lists, numpy arrays, tensors) into a new leaf tensor."""
-    if device is not None:
-        _check_device(device)
+    _check_device(device)
     cdef Tensor t = _wrap(_infer_array(data, dtype))
     if requires_grad:
         t._set_requires_grad(True)
@@ -171,22 +181,26 @@ cdef Tensor _finish(cnp.ndarray arr, bint requires_grad):
 
 
 def empty(*size, dtype=None, device=None, requires_grad=False):
+    _check_device(device)
     return _finish(_new_array(_size_arg(size, "empty"), dtype), requires_grad)
 
 
 def zeros(*size, dtype=None, device=None, requires_grad=False):
+    _check_device(device)
     cdef cnp.ndarray a = _new_array(_size_arg(size, "zeros"), dtype)
     a[...] = 0
     return _finish(a, requires_grad)
 
 
 def ones(*size, dtype=None, device=None, requires_grad=False):
+    _check_device(device)
     cdef cnp.ndarray a = _new_array(_size_arg(size, "ones"), dtype)
     a[...] = 1
     return _finish(a, requires_grad)
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False):
+    _check_device(device)
     if dtype is None and isinstance(fill_value, bool):
         dtype = bool_
     elif dtype is None and isinstance(fill_value, int):
@@ -200,6 +214,8 @@ def randn(*size, dtype=None, device=None, requires_grad=False, generator=None):
     """Standard normal samples from fastoptim's generator (seed it with manual_seed)."""
     cdef cnp.ndarray a
     cdef cnp.npy_intp n
+    if device is not None:
+        _check_device(device)
     if dtype is None and len(size) == 1 and type(size[0]) is int and size[0] >= 0 \
             and not requires_grad:
         # randn(n): the textbook loop's input, on its own short path
@@ -216,6 +232,7 @@ def randn(*size, dtype=None, device=None, requires_grad=False, generator=None):
 
 def rand(*size, dtype=None, device=None, requires_grad=False, generator=None):
     """Uniform samples on [0, 1) from fastoptim's generator."""
+    _check_device(device)
     cdef cnp.ndarray a = _new_array(_size_arg(size, "rand"), dtype)
     if not _is_float(a):
         raise TypeError(f"rand: expected a floating dtype, got {dtype}")
@@ -224,6 +241,7 @@ def rand(*size, dtype=None, device=None, requires_grad=False, generator=None):
 
 
 def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=False):
+    _check_device(device)
     if end is None:
         start, end = 0, start
     vals = [_np_of(v) for v in (start, end, step)]
@@ -239,7 +257,8 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=Fa
     return _finish(arr, requires_grad)
 
 
-def linspace(start, end, steps, *, dtype=None, requires_grad=False):
+def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False):
+    _check_device(device)
     d = _default_dtype if dtype is None else _to_dtype(dtype)
     return _finish(np.linspace(start, end, steps).astype(d._np_dtype), requires_grad)
 
@@ -248,28 +267,46 @@ cdef object _like_dtype(Tensor t, object dtype):
     return t.dtype if dtype is None else dtype
 
 
-def empty_like(input, *, dtype=None, requires_grad=False, **kw):
+def empty_like(input, *, dtype=None, layout=None, device=None, requires_grad=False,
+               memory_format=None):
+    """An uninitialised tensor of input's shape (and dtype, unless given)."""
+    _check_device(device)
     return empty(_shp(_np_of(input)), dtype=_like_dtype(input, dtype), requires_grad=requires_grad)
 
 
-def zeros_like(input, *, dtype=None, requires_grad=False, memory_format=None, **kw):
+def zeros_like(input, *, dtype=None, layout=None, device=None, requires_grad=False,
+               memory_format=None):
+    """Zeros of input's shape (and dtype, unless given)."""
+    _check_device(device)
     return zeros(_shp(_np_of(input)), dtype=_like_dtype(input, dtype), requires_grad=requires_grad)
 
 
-def ones_like(input, *, dtype=None, requires_grad=False, **kw):
+def ones_like(input, *, dtype=None, layout=None, device=None, requires_grad=False,
+              memory_format=None):
+    """Ones of input's shape (and dtype, unless given)."""
+    _check_device(device)
     return ones(_shp(_np_of(input)), dtype=_like_dtype(input, dtype), requires_grad=requires_grad)
 
 
-def full_like(input, fill_value, *, dtype=None, requires_grad=False, **kw):
+def full_like(input, fill_value, *, dtype=None, layout=None, device=None, requires_grad=False,
+              memory_format=None):
+    """fill_value everywhere, in input's shape (and dtype, unless given)."""
+    _check_device(device)
     return full(_shp(_np_of(input)), fill_value, dtype=_like_dtype(input, dtype),
                 requires_grad=requires_grad)
 
 
-def randn_like(input, *, dtype=None, requires_grad=False, **kw):
+def randn_like(input, *, dtype=None, layout=None, device=None, requires_grad=False,
+               memory_format=None):
+    """Standard normal samples in input's shape (and dtype, unless given)."""
+    _check_device(device)
     return randn(_shp(_np_of(input)), dtype=_like_dtype(input, dtype), requires_grad=requires_grad)
 
 
-def rand_like(input, *, dtype=None, requires_grad=False, **kw):
+def rand_like(input, *, dtype=None, layout=None, device=None, requires_grad=False,
+              memory_format=None):
+    """U[0, 1) samples in input's shape (and dtype, unless given)."""
+    _check_device(device)
     return rand(_shp(_np_of(input)), dtype=_like_dtype(input, dtype), requires_grad=requires_grad)
 
 

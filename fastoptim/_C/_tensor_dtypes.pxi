@@ -58,7 +58,7 @@ def set_default_dtype(d):
     global _default_dtype
     d = _to_dtype(d)
     if d is not float32 and d is not float64:
-        raise TypeError(f"only floating-point types are supported as the default type, got {d}")
+        raise TypeError("only floating-point types are supported as the default type")
     _default_dtype = d
 
 
@@ -85,6 +85,95 @@ cdef inline dtype _dtype_of(cnp.ndarray arr):
         raise TypeError(f"unsupported numpy dtype {arr.dtype}: fastoptim supports float32, "
                         "float64, int64, int32 and bool")
     return <dtype>r
+
+
+# torch's device type names: any of them builds a device, only 'cpu' holds tensors here
+_DEVICE_TYPES = ("cpu", "cuda", "ipu", "xpu", "mkldnn", "opengl", "opencl", "ideep", "hip", "ve",
+                 "fpga", "maia", "xla", "lazy", "vulkan", "mps", "meta", "hpu", "mtia",
+                 "privateuseone")
+
+
+class device:
+    """Where a tensor lives, as torch.device: ``device('cpu')``, ``device('cpu:0')``,
+    ``device('cpu', 0)``.  Other device types can be named (torch.device('cuda') builds too),
+    but fastoptim holds tensors on the CPU only: using one raises."""
+    __slots__ = ("type", "index")
+
+    def __init__(self, type, index=None):
+        if isinstance(type, device):
+            if index is not None:
+                raise RuntimeError("device(): when a device is given, no index may be given")
+            self.type, self.index = type.type, type.index
+            return
+        if not isinstance(type, str):
+            raise TypeError(f"device() received an invalid combination of arguments - got "
+                            f"({type.__class__.__name__}), but expected a device string such "
+                            "as 'cpu' (fastoptim has no accelerator to number)")
+        name, sep, idx = type.partition(":")
+        if name not in _DEVICE_TYPES:
+            raise RuntimeError(f"Expected one of {', '.join(_DEVICE_TYPES)} device type at "
+                               f"start of device string: {type}")
+        if sep:
+            if index is not None:
+                raise RuntimeError(f"type (string) must not include an index because index was "
+                                   f"passed explicitly: {type}")
+            if not idx.isdigit():
+                raise RuntimeError(f"Invalid device string: '{type}'")
+            index = int(idx)
+        if index is not None:
+            index = int(index)
+            if index < 0:
+                raise RuntimeError("Device index must not be negative")
+        self.type, self.index = name, index
+
+    def __repr__(self):
+        if self.index is None:
+            return f"device(type='{self.type}')"
+        return f"device(type='{self.type}', index={self.index})"
+
+    def __str__(self):
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    def __eq__(self, other):
+        if not isinstance(other, device):
+            return NotImplemented
+        return self.type == other.type and self.index == other.index
+
+    def __hash__(self):
+        return hash((self.type, self.index))
+
+    def __reduce__(self):
+        return (device, (self.type, self.index))
+
+
+_CPU = device("cpu")
+
+
+def _check_device(dev):
+    """Accept what names the CPU (None, 'cpu', 'cpu:0', device('cpu')); refuse anything else,
+    naming it."""
+    if dev is None or dev is _CPU:
+        return
+    if isinstance(dev, str) or isinstance(dev, device):
+        d = device(dev)
+        if d.type == "cpu" and (d.index is None or d.index == 0):
+            return
+        raise RuntimeError(f"fastoptim runs on the CPU only; device '{d}' is not supported (see "
+                           "README.md, 'Known differences')")
+    if isinstance(dev, int) and not isinstance(dev, bool):
+        raise RuntimeError(f"fastoptim runs on the CPU only; device {dev} (an accelerator index) "
+                           "is not supported (see README.md, 'Known differences')")
+    raise TypeError(f"device must be a string such as 'cpu' or a fastoptim.device, got "
+                    f"{type(dev).__name__}")
+
+
+def set_default_device(dev):
+    """As torch.set_default_device: only the CPU (or None) can be the default here."""
+    _check_device(dev)
+
+
+def get_default_device():
+    return _CPU
 
 
 class Size(tuple):
