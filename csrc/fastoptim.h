@@ -25,8 +25,11 @@ extern "C" {
  * Tensor ops: forward and backward kernels of the autograd (csrc/tensor_*.c)
  * ====================================================================================== */
 
-/* Binary element-wise operators. */
-enum fo_binary_op { FO_ADD = 0, FO_SUB = 1, FO_MUL = 2, FO_DIV = 3 };
+/* Binary element-wise operators.  FO_MAXIMUM/FO_MINIMUM propagate NaN; their backward splits
+ * the gradient evenly on ties, and FO_POW's follows torch (0 where the exponent is 0, and
+ * for the exponent where the base is 0 and the exponent >= 0), as torch does. */
+enum fo_binary_op { FO_ADD = 0, FO_SUB = 1, FO_MUL = 2, FO_DIV = 3, FO_POW_T = 4,
+                    FO_MAXIMUM = 5, FO_MINIMUM = 6 };
 
 /* Unary element-wise operators (p0, p1 are the optional scalar parameters). */
 enum fo_unary_op {
@@ -39,7 +42,15 @@ enum fo_unary_op {
     FO_RSUB_S = 12,   /* p0 - x */
     FO_RDIV_S = 13,   /* p0 / x */
     FO_DIV_S = 14,    /* x / p0 (a true division, as torch) */
-    FO_RPOW_S = 15    /* p0 ** x */
+    FO_RPOW_S = 15,   /* p0 ** x */
+    FO_SIN = 16, FO_COS = 17, FO_TAN = 18, FO_ASIN = 19, FO_ACOS = 20, FO_ATAN = 21,
+    FO_SINH = 22, FO_COSH = 23, FO_EXP2 = 24, FO_EXPM1 = 25, FO_LOG1P = 26, FO_LOG2 = 27,
+    FO_LOG10 = 28,
+    FO_SIGN = 29,     /* -1, 0 or 1; 0 for NaN (as torch) */
+    FO_FLOOR = 30, FO_CEIL = 31,
+    FO_ROUND = 32,    /* to the nearest integer, ties to even (as torch) */
+    FO_TRUNC = 33, FO_RECIPROCAL = 34, FO_RSQRT = 35, FO_SQUARE = 36, FO_ERF = 37,
+    FO_SOFTPLUS = 38  /* log1p(exp(p0 * x)) / p0, or x where p0 * x > p1 (beta, threshold) */
 };
 
 /* out[i] = a[ia] (op) b[ib] over an ndim-dimensional broadcast iteration of `shape`.

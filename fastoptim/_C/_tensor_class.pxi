@@ -501,13 +501,13 @@ cdef class Tensor:
         return _iop(self, FO_DIV, other, 1)
 
     def __neg__(self):
-        return _unary(self, FO_NEG, 0.0, 0.0)
+        return _unary_op(self, FO_NEG)
 
     def __pos__(self):
         return self
 
     def __abs__(self):
-        return _unary(self, FO_ABS, 0.0, 0.0)
+        return _unary_op(self, FO_ABS)
 
     def add(self, other, *, alpha=1):
         """self + alpha * other, broadcasting (differentiable)."""
@@ -533,7 +533,7 @@ cdef class Tensor:
 
     def neg(self):
         """-self (differentiable)."""
-        return _unary(self, FO_NEG, 0.0, 0.0)
+        return _unary_op(self, FO_NEG)
 
     def exp(self):
         """e ** self, element-wise (differentiable)."""
@@ -549,11 +549,11 @@ cdef class Tensor:
 
     def abs(self):
         """The absolute value, element-wise (differentiable)."""
-        return _unary(self, FO_ABS, 0.0, 0.0)
+        return _unary_op(self, FO_ABS)
 
     def relu(self):
         """max(self, 0), element-wise (differentiable)."""
-        return _unary(self, FO_RELU, 0.0, 0.0)
+        return _unary_op(self, FO_RELU)
 
     def tanh(self):
         """The hyperbolic tangent, element-wise (differentiable)."""
@@ -562,6 +562,105 @@ cdef class Tensor:
     def sigmoid(self):
         """1 / (1 + exp(-self)), element-wise (differentiable)."""
         return _unary(self, FO_SIGMOID, 0.0, 0.0)
+
+    def sin(self):
+        """The sine, element-wise (differentiable)."""
+        return _unary_op(self, FO_SIN)
+
+    def cos(self):
+        """The cosine, element-wise (differentiable)."""
+        return _unary_op(self, FO_COS)
+
+    def tan(self):
+        """The tangent, element-wise (differentiable)."""
+        return _unary_op(self, FO_TAN)
+
+    def asin(self):
+        """The arcsine, element-wise (differentiable)."""
+        return _unary_op(self, FO_ASIN)
+
+    def acos(self):
+        """The arccosine, element-wise (differentiable)."""
+        return _unary_op(self, FO_ACOS)
+
+    def atan(self):
+        """The arctangent, element-wise (differentiable)."""
+        return _unary_op(self, FO_ATAN)
+
+    def sinh(self):
+        """The hyperbolic sine, element-wise (differentiable)."""
+        return _unary_op(self, FO_SINH)
+
+    def cosh(self):
+        """The hyperbolic cosine, element-wise (differentiable)."""
+        return _unary_op(self, FO_COSH)
+
+    def exp2(self):
+        """2 ** self, element-wise (differentiable)."""
+        return _unary_op(self, FO_EXP2)
+
+    def expm1(self):
+        """Exp(self) - 1, accurate near 0, element-wise (differentiable)."""
+        return _unary_op(self, FO_EXPM1)
+
+    def log1p(self):
+        """Log(1 + self), accurate near 0, element-wise (differentiable)."""
+        return _unary_op(self, FO_LOG1P)
+
+    def log2(self):
+        """The base-2 logarithm, element-wise (differentiable)."""
+        return _unary_op(self, FO_LOG2)
+
+    def log10(self):
+        """The base-10 logarithm, element-wise (differentiable)."""
+        return _unary_op(self, FO_LOG10)
+
+    def sign(self):
+        """-1, 0 or 1 by sign (0 for NaN), element-wise (differentiable)."""
+        return _unary_op(self, FO_SIGN)
+
+    def floor(self):
+        """The largest integer <= self, element-wise (differentiable)."""
+        return _unary_op(self, FO_FLOOR)
+
+    def ceil(self):
+        """The smallest integer >= self, element-wise (differentiable)."""
+        return _unary_op(self, FO_CEIL)
+
+    def trunc(self):
+        """Self rounded toward zero, element-wise (differentiable)."""
+        return _unary_op(self, FO_TRUNC)
+
+    def reciprocal(self):
+        """1 / self, element-wise (differentiable)."""
+        return _unary_op(self, FO_RECIPROCAL)
+
+    def rsqrt(self):
+        """1 / sqrt(self), element-wise (differentiable)."""
+        return _unary_op(self, FO_RSQRT)
+
+    def square(self):
+        """Self * self, element-wise (differentiable)."""
+        return _unary_op(self, FO_SQUARE)
+
+    def erf(self):
+        """The error function, element-wise (differentiable)."""
+        return _unary_op(self, FO_ERF)
+
+    def round(self, *, decimals=0):
+        """Round to the nearest integer, ties to even, element-wise (as torch.round)."""
+        if decimals != 0:
+            raise NotImplementedError("round(decimals=...) is not supported by fastoptim; only "
+                                      "decimals=0 (see README.md, 'Known differences')")
+        return _unary_op(self, FO_ROUND)
+
+    def maximum(self, other):
+        """The element-wise maximum with other, broadcasting (differentiable)."""
+        return maximum(self, other)
+
+    def minimum(self, other):
+        """The element-wise minimum with other, broadcasting (differentiable)."""
+        return minimum(self, other)
 
     def clamp(self, min=None, max=None):
         """Clamp every element into [min, max]; a None bound is not applied."""

@@ -46,8 +46,40 @@ cdef dict _UNARY_NAMES = {
     FO_TANH: "TanhBackward0", FO_SIGMOID: "SigmoidBackward0", FO_CLAMP: "ClampBackward1",
     FO_POW: "PowBackward0", FO_ADD_S: "AddBackward0", FO_MUL_S: "MulBackward0",
     FO_RSUB_S: "RsubBackward1", FO_RDIV_S: "MulBackward0", FO_DIV_S: "DivBackward0",
-    FO_RPOW_S: "PowBackward2",
+    FO_RPOW_S: "PowBackward2", FO_SIN: "SinBackward0", FO_COS: "CosBackward0",
+    FO_TAN: "TanBackward0", FO_ASIN: "AsinBackward0", FO_ACOS: "AcosBackward0",
+    FO_ATAN: "AtanBackward0", FO_SINH: "SinhBackward0", FO_COSH: "CoshBackward0",
+    FO_EXP2: "Exp2Backward0", FO_EXPM1: "Expm1Backward0", FO_LOG1P: "Log1PBackward0",
+    FO_LOG2: "Log2Backward0", FO_LOG10: "Log10Backward0", FO_SIGN: "SignBackward0",
+    FO_FLOOR: "FloorBackward0", FO_CEIL: "CeilBackward0", FO_ROUND: "RoundBackward0",
+    FO_TRUNC: "TruncBackward0", FO_RECIPROCAL: "ReciprocalBackward0",
+    FO_RSQRT: "RsqrtBackward0", FO_SQUARE: "PowBackward0", FO_ERF: "ErfBackward0",
+    FO_SOFTPLUS: "SoftplusBackward0",
 }
+
+# ops that keep an integer tensor's dtype (torch computes them in the integer type); every
+# other unary op computes an integer tensor in the default float dtype
+cdef dict _INT_KEEPING = {FO_SIGN: np.sign, FO_FLOOR: None, FO_CEIL: None, FO_ROUND: None,
+                          FO_TRUNC: None, FO_SQUARE: np.square, FO_NEG: np.negative,
+                          FO_ABS: np.abs, FO_RELU: lambda x: np.maximum(x, 0)}
+
+
+cdef Tensor _unary_op(Tensor a, int op):
+    """A parameterless unary op (sin, floor, ...) as torch types it: floor/ceil/round/trunc
+    of an integer tensor is the tensor's values, sign/square/neg/abs stay integer."""
+    if not _is_float(a._np) and op in _INT_KEEPING:
+        f = _INT_KEEPING[op]
+        return _wrap(np.array(a._np) if f is None else np.asarray(f(a._np)))
+    return _unary(a, op, 0.0, 0.0)
+
+
+def softplus(input, beta=1.0, threshold=20.0):
+    """log(1 + exp(beta * x)) / beta, reverting to x where beta * x > threshold (as torch's
+    nn.functional.softplus)."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"softplus(): argument 'input' (position 1) must be Tensor, not "
+                        f"{type(input).__name__}")
+    return _unary(<Tensor>input, FO_SOFTPLUS, float(beta), float(threshold))
 
 
 cdef object _unary_name(Tensor t):
@@ -100,6 +132,9 @@ def clamp(input, min=None, max=None):
         min = (<Tensor>min).item()
     if isinstance(max, Tensor):
         max = (<Tensor>max).item()
+    if not _is_float((<Tensor>input)._np) and not isinstance(min, float) and \
+            not isinstance(max, float):
+        return _wrap(np.asarray(np.clip((<Tensor>input)._np, min, max)))   # stays integer
     return _unary(<Tensor>input, FO_CLAMP, NAN if min is None else float(min),
                   NAN if max is None else float(max))
 
@@ -249,7 +284,9 @@ cdef Tensor _binary(Tensor a, Tensor b, int op):
 
 
 cdef dict _BINARY_NAMES = {FO_ADD: "AddBackward0", FO_SUB: "SubBackward0",
-                           FO_MUL: "MulBackward0", FO_DIV: "DivBackward0"}
+                           FO_MUL: "MulBackward0", FO_DIV: "DivBackward0",
+                           FO_POW_T: "PowBackward1", FO_MAXIMUM: "MaximumBackward0",
+                           FO_MINIMUM: "MinimumBackward0"}
 
 
 cdef object _binary_name(Tensor t):
@@ -315,6 +352,18 @@ cdef object _np_binary(int op, cnp.ndarray x, cnp.ndarray y):
         return x - y
     if op == FO_MUL:
         return x * y
+    if op == FO_POW_T:
+        # torch's integer pow: a negative exponent truncates 1 / x**|y| (0 unless |x| == 1)
+        r = np.power(x, np.abs(y))
+        if np.any(y < 0):
+            odd = (np.abs(y) % 2) == 1
+            r = np.where(y < 0, np.where(x == 1, 1, np.where(x == -1, np.where(odd, -1, 1), 0)),
+                         r).astype(r.dtype)
+        return r
+    if op == FO_MAXIMUM:
+        return np.maximum(x, y)
+    if op == FO_MINIMUM:
+        return np.minimum(x, y)
     return np.true_divide(x, y).astype(_default_dtype._np_dtype)
 
 
@@ -373,14 +422,39 @@ cdef Tensor _pow(Tensor a, object exponent):
             and not (<Tensor>exponent)._requires_grad:
         exponent = (<Tensor>exponent).item()
     if not _is_scalar(exponent):
-        raise NotImplementedError("pow with a tensor exponent is not supported; use a number")
+        return _binary(a, _as_tensor(exponent, a), FO_POW_T)
+    if not _is_float(a._np) and isinstance(exponent, (int, np.integer)):
+        # an integer tensor to an integer power stays integer, as torch
+        if exponent < 0:
+            raise RuntimeError("Integers to negative integer powers are not allowed.")
+        return _wrap(np.asarray(np.power(a._np, exponent)))
     return _unary(a, FO_POW, float(exponent), 0.0)
 
 
 cdef Tensor _rpow(Tensor a, object base):
     if not _is_scalar(base):
-        raise NotImplementedError("pow with a tensor base and tensor exponent is not supported")
+        return _binary(_as_tensor(base, a), a, FO_POW_T)
+    if not _is_float(a._np) and isinstance(base, (int, np.integer)):
+        return _binary(tensor(base), a, FO_POW_T)     # integer, as torch
     return _unary(a, FO_RPOW_S, float(base), 0.0)
+
+
+def maximum(input, other):
+    """The element-wise maximum of two tensors, broadcasting; NaN propagates (as torch)."""
+    cdef Tensor a = <Tensor>input if isinstance(input, Tensor) else tensor(input)
+    if not isinstance(other, Tensor):
+        raise TypeError(f"maximum(): argument 'other' (position 2) must be Tensor, not "
+                        f"{type(other).__name__}")
+    return _binary(a, <Tensor>other, FO_MAXIMUM)
+
+
+def minimum(input, other):
+    """The element-wise minimum of two tensors, broadcasting; NaN propagates (as torch)."""
+    cdef Tensor a = <Tensor>input if isinstance(input, Tensor) else tensor(input)
+    if not isinstance(other, Tensor):
+        raise TypeError(f"minimum(): argument 'other' (position 2) must be Tensor, not "
+                        f"{type(other).__name__}")
+    return _binary(a, <Tensor>other, FO_MINIMUM)
 
 
 cdef Tensor _compare(Tensor a, object other, int kind):

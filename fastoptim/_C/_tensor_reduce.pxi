@@ -101,12 +101,7 @@ cdef Tensor _extreme(Tensor a, bint want_max, tuple args, dict kwargs):
     name = "max" if want_max else "min"
     if args and isinstance(args[0], Tensor):
         # element-wise maximum/minimum of two tensors
-        other = args[0]
-        if _needs_grad(a, <Tensor>other):
-            # there is no backward for it: refuse rather than silently cut the graph
-            raise NotImplementedError(f"{name}(other) is not differentiable in fastoptim; use "
-                                      "it under no_grad() or on detached tensors")
-        return _wrap(np.maximum(a._np, other._np) if want_max else np.minimum(a._np, other._np))
+        return _binary(a, <Tensor>args[0], FO_MAXIMUM if want_max else FO_MINIMUM)
     if args or kwargs:
         raise NotImplementedError(f"{name}(dim) is not supported by fastoptim; {name}() over "
                                   "all elements is")

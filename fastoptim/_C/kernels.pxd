@@ -9,10 +9,13 @@ from libc.stdint cimport int64_t, uint64_t
 cdef extern from "fastoptim.h" nogil:
     # ---- tensor ops -------------------------------------------------------------------
     enum:
-        FO_ADD, FO_SUB, FO_MUL, FO_DIV
+        FO_ADD, FO_SUB, FO_MUL, FO_DIV, FO_POW_T, FO_MAXIMUM, FO_MINIMUM
     enum:
         FO_NEG, FO_EXP, FO_LOG, FO_SQRT, FO_ABS, FO_RELU, FO_TANH, FO_SIGMOID, FO_CLAMP, FO_POW
         FO_ADD_S, FO_MUL_S, FO_RSUB_S, FO_RDIV_S, FO_DIV_S, FO_RPOW_S
+        FO_SIN, FO_COS, FO_TAN, FO_ASIN, FO_ACOS, FO_ATAN, FO_SINH, FO_COSH, FO_EXP2, FO_EXPM1
+        FO_LOG1P, FO_LOG2, FO_LOG10, FO_SIGN, FO_FLOOR, FO_CEIL, FO_ROUND, FO_TRUNC
+        FO_RECIPROCAL, FO_RSQRT, FO_SQUARE, FO_ERF, FO_SOFTPLUS
 
     void fo_binary_f32(int op, int ndim, const int64_t *shape, float *out,
                        const float *a, const int64_t *sa, const float *b, const int64_t *sb)
