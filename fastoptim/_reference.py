@@ -431,7 +431,8 @@ def cross_entropy(x, target, weight=None, ignore_index=-100, smoothing=0.0,
     if reduction == "none":
         return loss
     total = loss.sum(dtype=np.float64)
-    return total / denom if reduction == "mean" else total
+    with np.errstate(invalid="ignore", divide="ignore"):   # 0/0: nan, as torch
+        return total / denom if reduction == "mean" else total
 
 
 def pointwise_loss(kind, x, y, p=1.0, weight=None, pos_weight=None):

@@ -4,7 +4,8 @@
 #   N_NLL        nll_loss, and cross_entropy with class indices (log_softmax fused in)
 #                saved (lp, target, weight, ignore_index, outer, C, inner, through_log_softmax)
 #   N_SOFT_CE    cross_entropy with class probabilities   saved (lp, target, weight, ...)
-#   N_POINTWISE  l1 / smooth_l1 / huber / bce / bce_with_logits   saved (x, y, w, pw, kind)
+#   N_POINTWISE  l1 / smooth_l1 / huber / bce / bce_with_logits   saved (x, y, w, pw);
+#                _sub = reduction | (fo_loss_kind << 2), _p0 = beta / delta
 # For the reduced forms _sub is the reduction (0 none, 1 mean, 2 sum) and _p1 the scale the
 # scalar gradient is multiplied by (1/denominator for 'mean', 1 for 'sum').
 
@@ -386,8 +387,8 @@ cdef Tensor _pointwise_loss(str fn, int kind, object input, object target, objec
             total = total / n if n > 0 else NAN
         t = _wrap(_scalar_array(total, cnp.PyArray_TYPE(x)))
     if _needs_grad(a, b):
-        _record2(t, N_POINTWISE, a, b, (x, y, w, pw, kind))
-        t._sub = red
+        _record2(t, N_POINTWISE, a, b, (x, y, w, pw))
+        t._sub = red | (kind << 2)
         t._p0 = p
         t._p1 = (1.0 / n if n > 0 else NAN) if red == 1 else 1.0
     return t
@@ -403,16 +404,16 @@ cdef void _pointwise_backward(Tensor t, cnp.ndarray g, bint gown) except *:
     cdef Tensor a = _input(t, 0)
     cdef Tensor b = _input(t, 1)
     cdef cnp.ndarray x, y, w, pw, gx = None, gy = None
-    cdef int kind
-    x, y, w, pw, kind = t._saved
+    cdef int kind = t._sub >> 2, red = t._sub & 3
+    x, y, w, pw = t._saved
     if a is not None:
         gx = _empty_like(x)
     if b is not None:
         gy = _empty_like(y)
     g = _contig(g)
     _lkern(x).pointwise_backward(kind, cnp.PyArray_SIZE(x), _ptr(x), _ptr(y), _optr(w),
-                                 _optr(pw), t._p0, _ptr(g) if t._sub == 0 else NULL,
-                                 _first(g) * t._p1 if t._sub != 0 else 0.0, _optr(gx),
+                                 _optr(pw), t._p0, _ptr(g) if red == 0 else NULL,
+                                 _first(g) * t._p1 if red != 0 else 0.0, _optr(gx),
                                  _optr(gy))
     if a is not None:
         _accumulate(a, gx, True)
@@ -421,10 +422,10 @@ cdef void _pointwise_backward(Tensor t, cnp.ndarray g, bint gown) except *:
 
 
 cdef object _pointwise_name(Tensor t):
-    cdef int kind = t._saved[4] if t._saved is not None else -1
-    if kind == FO_LOSS_L1 and t._sub != 1:
-        return "SumBackward0" if t._sub == 2 else "AbsBackward0"
-    return _POINTWISE_NAMES.get(kind, "LossBackward0")
+    cdef int kind = t._sub >> 2, red = t._sub & 3
+    if kind == FO_LOSS_L1 and red != 1:
+        return "SumBackward0" if red == 2 else "AbsBackward0"
+    return _POINTWISE_NAMES[kind]
 
 
 _register(N_POINTWISE, NULL, _pointwise_name, _pointwise_backward, _release_all)
