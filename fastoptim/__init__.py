@@ -90,6 +90,7 @@ relu = _unary_fn("relu")
 tanh = _unary_fn("tanh")
 sigmoid = _unary_fn("sigmoid")
 from fastoptim._C._tensor import log_softmax, softmax  # noqa: E402,F401
+
 sum = _unary_fn("sum")  # noqa: A001
 mean = _unary_fn("mean")
 max = _unary_fn("max")  # noqa: A001

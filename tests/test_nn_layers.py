@@ -176,8 +176,8 @@ def test_batch_norm_train_eval_running_stats(momentum, shape):
     bn.eval()
     tb.eval()
     x = rng.standard_normal(shape).astype(np.float32)
-    np.testing.assert_allclose(bn(fo.tensor(x)).detach().numpy(), tb(torch.tensor(x)).detach().numpy(),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(bn(fo.tensor(x)).detach().numpy(),
+                               tb(torch.tensor(x)).detach().numpy(), rtol=1e-5, atol=1e-5)
     assert list(bn.state_dict()) == list(tb.state_dict())
     assert repr(bn) == repr(tb)
     with pytest.raises(ValueError, match="Expected more than 1 value per channel when training"):

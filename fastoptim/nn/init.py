@@ -165,7 +165,6 @@ def orthogonal_(tensor, gain=1, generator=None):
 
 def sparse_(tensor, sparsity, std=0.01, generator=None):
     """Each column of a 2-D tensor: Normal(0, std) with ceil(sparsity * rows) rows zeroed."""
-    import numpy as np
     if tensor.ndimension() != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")
     from fastoptim._C._tensor import randperm
