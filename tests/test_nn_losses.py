@@ -360,3 +360,25 @@ def test_second_backward_raises():
     loss.backward()
     with pytest.raises(RuntimeError, match="Trying to backward through the graph a second"):
         loss.backward()
+
+
+def test_softmax_exp_over_the_whole_float32_range():
+    """The float32 rows take their exps from a vectorized polynomial (csrc/tensor_loss.inc):
+    it must hold float32 accuracy from 0 down to underflow, give 0 at -inf and keep NaN."""
+    torch = _torch()
+    z = np.linspace(-120.0, 0.0, 100001).astype(np.float32)
+    x = np.stack([np.zeros_like(z), z], 1)               # softmax([0, z])[1] = e^z / (1 + e^z)
+    got = F.softmax(_fo(x), 1).numpy()
+    want = torch.softmax(torch.tensor(x), 1).numpy()
+    np.testing.assert_allclose(got, want, rtol=3e-7, atol=1e-37)
+    masked = np.array([[0.0, -np.inf, 1.0], [-np.inf, -np.inf, -np.inf], [np.nan, 0.0, 1.0]],
+                      np.float32)
+    got = F.softmax(_fo(masked), 1).numpy()
+    want = torch.softmax(torch.tensor(masked), 1).numpy()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got[0], want[0], rtol=3e-7)
+    a = _fo(masked[:1], True)
+    F.log_softmax(a, 1).sum().backward()
+    b = torch.tensor(masked[:1], requires_grad=True)
+    torch.log_softmax(b, 1).sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-6)
