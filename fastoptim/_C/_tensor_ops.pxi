@@ -50,7 +50,12 @@ cdef enum:
     N_INDEX = 11      # saved key
     N_CAST = 12       # dtype conversion: grad cast back
     N_CLONE = 13      # clone / contiguous: identity
-    N_OPS = 14
+    N_SOFTMAX = 14    # _tensor_loss.pxi: softmax/log_softmax along a dim
+    N_NLL = 15        # _tensor_loss.pxi: nll_loss, cross_entropy with class indices
+    N_SOFT_CE = 16    # _tensor_loss.pxi: cross_entropy with class probabilities
+    N_POINTWISE = 17  # _tensor_loss.pxi: l1/smooth_l1/huber/bce/bce_with_logits
+    N_ACT = 18        # _tensor_nnops.pxi: leaky_relu/elu/gelu/silu
+    N_OPS = 19
 
 ctypedef void (*backward_fn)(Tensor t, cnp.ndarray g, bint gown) except *
 ctypedef object (*name_fn)(Tensor t)
