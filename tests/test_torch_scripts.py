@@ -82,8 +82,7 @@ SCRIPTS = [polynomial_fit_of_sin, linear_regression_sgd, two_layer_net_raw_tenso
 
 @pytest.fixture(autouse=True)
 def _grad_mode_on():
-    # a script starts in grad mode, as a fresh process does; grad mode is process-wide here and
-    # tests that step optimizers from several threads at once can leave it off
+    # a script starts in grad mode, as a fresh process does
     with fo.enable_grad():
         yield
 
