@@ -7,6 +7,13 @@ against ``fastoptim.get_include()``.  Keep this file in step with the header, se
 from libc.stdint cimport int64_t, uint64_t
 
 cdef extern from "fastoptim.h" nogil:
+    # ---- versions ---------------------------------------------------------------------
+    enum:
+        FASTOPTIM_VERSION_MAJOR, FASTOPTIM_VERSION_MINOR, FASTOPTIM_VERSION_PATCH
+        FASTOPTIM_ABI_VERSION
+    int fo_abi_version()
+    const char *fo_version()
+
     # ---- tensor ops -------------------------------------------------------------------
     enum:
         FO_ADD, FO_SUB, FO_MUL, FO_DIV
@@ -131,8 +138,3 @@ cdef extern from "fastoptim.h" nogil:
                               double lr, double rho, double eps, double weight_decay,
                               int maximize)
 
-    # ---- benchmark yardsticks -----------------------------------------------------------
-    void fo_roofline_f32(int nread, const float *const *reads, int nwrite,
-                         float *const *writes, int64_t n)
-    void fo_roofline_f64(int nread, const double *const *reads, int nwrite,
-                         double *const *writes, int64_t n)
