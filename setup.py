@@ -127,7 +127,10 @@ class BuildExt(build_ext):
         self.macros = macros
         self._check_config()
 
-        pkg = os.path.dirname(os.path.dirname(self.get_ext_fullpath("fastoptim._C._x")))
+        # Where the package's built files go: the build's copy of it, or for an in-place or
+        # editable build the source tree (where the extensions end up, next to lib/).
+        in_tree = self.inplace or getattr(self, "editable_mode", False)
+        pkg = "fastoptim" if in_tree else os.path.join(self.build_lib, "fastoptim")
         self.gen_dir = os.path.join(self.build_temp, "fastoptim-gen")
         os.makedirs(self.gen_dir, exist_ok=True)
         self._write_version_header()
@@ -148,20 +151,33 @@ class BuildExt(build_ext):
             ext.extra_objects = list(ext.extra_objects) + [lib] + (
                 bench_objs if ext.name == "fastoptim._C._bench" else [])
             ext.depends = list(ext.depends) + depends + [lib] + bench_objs
-        self._progress(f"cythonize {len(self.extensions)} modules ({self.parallel} processes)")
-        generated = cythonize(
-            self.extensions, nthreads=self.parallel if self.parallel > 1 else 0,
-            build_dir=self.build_temp, force=self.force, quiet=False,
-            compiler_directives=CYTHON_DIRECTIVES)
-        # Keep setuptools' own Extension objects (finalize_options annotated them): only their
-        # sources change, from the .pyx to the generated .c in the build directory.
-        by_name = {e.name: e for e in generated}
+        # Cythonize what changed.  Up to date means newer than the .pyx and all of our .pxd:
+        # not Cython's own test, which also follows numpy's .pxd, new files in every isolated
+        # build environment (pip), so it would regenerate and recompile everything each time;
+        # numpy's and Cython's versions are in the build configuration instead.
+        ours = glob.glob(os.path.join("fastoptim", "**", "*.pxd"), recursive=True)
+        todo = []
         for ext in self.extensions:
-            ext.sources = by_name[ext.name].sources
+            c_file = os.path.join(self.build_temp, ext.sources[0][:-4] + ".c")
+            if self.force or _newer(ext.sources + ours, c_file):
+                todo.append(ext)
+            else:
+                ext.sources = [c_file]
+        if todo:
+            self._progress(f"cythonize {len(todo)} modules ({self.parallel} processes)")
+            generated = cythonize(
+                todo, nthreads=self.parallel if self.parallel > 1 else 0,
+                build_dir=self.build_temp, force=True, quiet=False,
+                compiler_directives=CYTHON_DIRECTIVES)
+            # Keep setuptools' own Extension objects (finalize_options annotated them): only
+            # their sources change, from the .pyx to the generated .c in the build directory.
+            by_name = {e.name: e for e in generated}
+            for ext in todo:
+                ext.sources = by_name[ext.name].sources
         self._progress(f"compile and link {len(self.extensions)} extension modules "
                        f"({self.parallel} at a time)")
         super().run()
-        self._write_outputs(pkg)
+        self._write_outputs(pkg, in_tree)
         self._progress("done")
 
     def build_extension(self, ext):
@@ -254,14 +270,14 @@ class BuildExt(build_ext):
             self._cc.link_shared_object(objs, lib, extra_postargs=self.lib_link)
         return lib
 
-    def _write_outputs(self, pkg):
+    def _write_outputs(self, pkg, in_tree):
         inc = os.path.join(pkg, "include")
         os.makedirs(inc, exist_ok=True)
         # include/ holds the public headers only, even in a build tree an older build filled.
         for old in os.listdir(inc):
             if old not in PUBLIC_HEADERS + ["fastoptim_version.h"]:
                 os.remove(os.path.join(inc, old))
-        if not self.inplace:
+        if not in_tree:
             # Nor does the build's copy of the package keep generated C from an older layout
             # (Cython's output now lives in build_temp), which would end up in the wheel.
             for old in glob.glob(os.path.join(pkg, "**", "*.c"), recursive=True):
