@@ -10,7 +10,7 @@
  *     cast to the element type inside the kernel.
  *   - Kernels never allocate and never fail: the caller (the Cython layer) validates shapes,
  *     dtypes, contiguity and aliasing before calling.
- * The Cython mirror of this header is fastoptim/_C/kernels.pxd; keep the two in step.
+ * The Cython mirror of this header is fastoptim/kernels.pxd (public); keep the two in step.
  *
  * Linking: the kernels live in one shared library inside the installed Python package
  * (fastoptim/lib/libfastoptim.so.<ABI>); `fastoptim-config --cflags --libs` prints the flags

@@ -1,0 +1,143 @@
+# cython: language_level=3
+"""Cython mirror of csrc/fastoptim.h -- the only place the C prototypes are declared for Cython.
+
+Public: other Cython code embeds the kernels with ``from fastoptim.kernels cimport
+fo_adam_step_f32`` and builds against the installed package with ``fastoptim-config --cflags``
+(compile) and ``--libs`` (link: libfastoptim, with an rpath); see examples/cython/.  fastoptim's
+own glue cimports it too (through fastoptim/_C/kernels.pxd).  Keep this file in step with the
+header, section by section.
+"""
+from libc.stdint cimport int64_t, uint64_t
+
+cdef extern from "fastoptim.h" nogil:
+    # ---- versions ---------------------------------------------------------------------
+    enum:
+        FASTOPTIM_VERSION_MAJOR, FASTOPTIM_VERSION_MINOR, FASTOPTIM_VERSION_PATCH
+        FASTOPTIM_ABI_VERSION
+    int fo_abi_version()
+    const char *fo_version()
+
+    # ---- tensor ops -------------------------------------------------------------------
+    enum:
+        FO_ADD, FO_SUB, FO_MUL, FO_DIV
+    enum:
+        FO_NEG, FO_EXP, FO_LOG, FO_SQRT, FO_ABS, FO_RELU, FO_TANH, FO_SIGMOID, FO_CLAMP, FO_POW
+        FO_ADD_S, FO_MUL_S, FO_RSUB_S, FO_RDIV_S, FO_DIV_S, FO_RPOW_S
+
+    void fo_binary_f32(int op, int ndim, const int64_t *shape, float *out,
+                       const float *a, const int64_t *sa, const float *b, const int64_t *sb)
+    void fo_binary_f64(int op, int ndim, const int64_t *shape, double *out,
+                       const double *a, const int64_t *sa, const double *b, const int64_t *sb)
+    void fo_binary_backward_f32(int op, int ndim, const int64_t *shape, const float *g,
+                                const float *a, const int64_t *sa, const float *b,
+                                const int64_t *sb, float *ga, float *gb)
+    void fo_binary_backward_f64(int op, int ndim, const int64_t *shape, const double *g,
+                                const double *a, const int64_t *sa, const double *b,
+                                const int64_t *sb, double *ga, double *gb)
+    void fo_unary_f32(int op, int64_t n, float *out, const float *x, double p0, double p1)
+    void fo_unary_f64(int op, int64_t n, double *out, const double *x, double p0, double p1)
+    void fo_unary_backward_f32(int op, int64_t n, const float *g, const float *x,
+                               const float *y, double p0, double p1, float *gx)
+    void fo_unary_backward_f64(int op, int64_t n, const double *g, const double *x,
+                               const double *y, double p0, double p1, double *gx)
+    void fo_inplace_binary_f32(int op, int64_t n, float *x, const float *a, int64_t a_n,
+                               double alpha)
+    void fo_inplace_binary_f64(int op, int64_t n, double *x, const double *a, int64_t a_n,
+                               double alpha)
+    void fo_addcmul_f32(int64_t n, float *x, const float *a, const float *b, double value)
+    void fo_addcmul_f64(int64_t n, double *x, const double *a, const double *b, double value)
+    void fo_addcdiv_f32(int64_t n, float *x, const float *a, const float *b, double value)
+    void fo_addcdiv_f64(int64_t n, double *x, const double *a, const double *b, double value)
+    void fo_lerp_f32(int64_t n, float *x, const float *a, double w)
+    void fo_lerp_f64(int64_t n, double *x, const double *a, double w)
+    double fo_sum_f32(int64_t n, const float *x)
+    double fo_sum_f64(int64_t n, const double *x)
+    void fo_sum_axis_f32(int64_t outer, int64_t n, int64_t inner, const float *x,
+                         double scale, float *out)
+    void fo_sum_axis_f64(int64_t outer, int64_t n, int64_t inner, const double *x,
+                         double scale, double *out)
+    void fo_expand_axis_f32(int64_t outer, int64_t n, int64_t inner, const float *g,
+                            double scale, float *out)
+    void fo_expand_axis_f64(int64_t outer, int64_t n, int64_t inner, const double *g,
+                            double scale, double *out)
+    double fo_extreme_f32(int64_t n, const float *x, int want_max, int64_t *count)
+    double fo_extreme_f64(int64_t n, const double *x, int want_max, int64_t *count)
+    void fo_extreme_backward_f32(int64_t n, const float *x, double m, double g, int64_t count,
+                                 float *gx)
+    void fo_extreme_backward_f64(int64_t n, const double *x, double m, double g, int64_t count,
+                                 double *gx)
+    void fo_matmul_f32(int64_t M, int64_t N, int64_t K, const float *A, int trans_a,
+                       const float *B, int trans_b, const float *bias, float *C)
+    void fo_matmul_f64(int64_t M, int64_t N, int64_t K, const double *A, int trans_a,
+                       const double *B, int trans_b, const double *bias, double *C)
+    double fo_mse_f32(int64_t n, const float *a, const float *b)
+    double fo_mse_f64(int64_t n, const double *a, const double *b)
+    void fo_mse_backward_f32(int64_t n, const float *a, const float *b, const float *g,
+                             double g0, double scale, float *ga, float *gb)
+    void fo_mse_backward_f64(int64_t n, const double *a, const double *b, const double *g,
+                             double g0, double scale, double *ga, double *gb)
+
+    # ---- random numbers ---------------------------------------------------------------
+    ctypedef struct fo_rng:
+        uint64_t s[4]
+        double spare
+        int has_spare
+    void fo_rng_seed(fo_rng *rng, uint64_t seed)
+    void fo_randn_f32(fo_rng *rng, int64_t n, float *out)
+    void fo_randn_f64(fo_rng *rng, int64_t n, double *out)
+    void fo_uniform_f32(fo_rng *rng, int64_t n, float *out, double lo, double hi)
+    void fo_uniform_f64(fo_rng *rng, int64_t n, double *out, double lo, double hi)
+
+    # ---- optimizer updates ------------------------------------------------------------
+    # @@OPTIM-PROTOTYPES@@ (optimizer kernels go below this line)
+    void fo_sgd_step_f32(float *const *params, const float *const *grads,
+                         float *const *momentum_buffers, const unsigned char *buffer_is_new,
+                         const int64_t *numels, int64_t ntensors, double lr, double momentum,
+                         double dampening, double weight_decay, int nesterov, int maximize)
+    void fo_sgd_step_f64(double *const *params, const double *const *grads,
+                         double *const *momentum_buffers, const unsigned char *buffer_is_new,
+                         const int64_t *numels, int64_t ntensors, double lr, double momentum,
+                         double dampening, double weight_decay, int nesterov, int maximize)
+    void fo_adam_step_f32(float *const *params, const float *const *grads,
+                          float *const *exp_avgs, float *const *exp_avg_sqs,
+                          float *const *max_exp_avg_sqs, float *const *steps,
+                          const int64_t *numels, int64_t ntensors, double lr, double beta1,
+                          double beta2, double eps, double weight_decay, int amsgrad,
+                          int maximize, int decoupled_weight_decay)
+    void fo_adam_step_f64(double *const *params, const double *const *grads,
+                          double *const *exp_avgs, double *const *exp_avg_sqs,
+                          double *const *max_exp_avg_sqs, float *const *steps,
+                          const int64_t *numels, int64_t ntensors, double lr, double beta1,
+                          double beta2, double eps, double weight_decay, int amsgrad,
+                          int maximize, int decoupled_weight_decay)
+    void fo_rmsprop_step_f32(float *const *params, const float *const *grads,
+                             float *const *square_avgs, float *const *grad_avgs,
+                             float *const *momentum_buffers, float *const *steps,
+                             const int64_t *numels, int64_t ntensors, double lr, double alpha,
+                             double eps, double weight_decay, double momentum, int centered,
+                             int maximize)
+    void fo_rmsprop_step_f64(double *const *params, const double *const *grads,
+                             double *const *square_avgs, double *const *grad_avgs,
+                             double *const *momentum_buffers, float *const *steps,
+                             const int64_t *numels, int64_t ntensors, double lr, double alpha,
+                             double eps, double weight_decay, double momentum, int centered,
+                             int maximize)
+    void fo_adagrad_step_f32(float *const *params, const float *const *grads,
+                             float *const *state_sums, float *const *steps,
+                             const int64_t *numels, int64_t ntensors, double lr,
+                             double weight_decay, double lr_decay, double eps, int maximize)
+    void fo_adagrad_step_f64(double *const *params, const double *const *grads,
+                             double *const *state_sums, float *const *steps,
+                             const int64_t *numels, int64_t ntensors, double lr,
+                             double weight_decay, double lr_decay, double eps, int maximize)
+    void fo_adadelta_step_f32(float *const *params, const float *const *grads,
+                              float *const *square_avgs, float *const *acc_deltas,
+                              float *const *steps, const int64_t *numels, int64_t ntensors,
+                              double lr, double rho, double eps, double weight_decay,
+                              int maximize)
+    void fo_adadelta_step_f64(double *const *params, const double *const *grads,
+                              double *const *square_avgs, double *const *acc_deltas,
+                              float *const *steps, const int64_t *numels, int64_t ntensors,
+                              double lr, double rho, double eps, double weight_decay,
+                              int maximize)
+
