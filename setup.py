@@ -150,7 +150,9 @@ class BuildExt(build_ext):
             ext.extra_link_args = list(ext.extra_link_args) + self.glue_link
             ext.extra_objects = list(ext.extra_objects) + [lib] + (
                 bench_objs if ext.name == "fastoptim._C._bench" else [])
-            ext.depends = list(ext.depends) + depends + [lib] + bench_objs
+            # Not the library itself: relinking it (a kernel changed) leaves the extensions valid.
+            ext.depends = list(ext.depends) + depends + (
+                bench_objs if ext.name == "fastoptim._C._bench" else [])
         # Cythonize what changed.  Up to date means newer than the .pyx and all of our .pxd:
         # not Cython's own test, which also follows numpy's .pxd, new files in every isolated
         # build environment (pip), so it would regenerate and recompile everything each time;
