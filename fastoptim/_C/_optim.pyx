@@ -1530,3 +1530,136 @@ def _set_num_threads(int n):
 def _get_num_threads():
     """The OpenMP thread count the kernels will use (1 in a serial build)."""
     return fo_optim_get_threads()
+
+
+# ==== model averaging (swa_utils.AveragedModel) =================================================
+# [w12: one self-contained block, appended at the end of the file to ease merges]
+# The careful caller of fo_average (csrc/optim_average.c): proves the call safe, then makes one
+# C call per dtype present for all of a model's tensors.
+
+from fastoptim._C.kernels cimport (
+    FO_AVERAGE_LERP, FO_AVERAGE_MEAN, fo_average_f32, fo_average_f64,
+)
+
+
+cdef struct AvgSpan:
+    uintptr_t lo
+    uintptr_t hi
+    int written        # an averaged array (must overlap nothing)
+    Py_ssize_t index
+
+
+cdef int _avg_span_cmp(const void *a, const void *b) noexcept nogil:
+    cdef uintptr_t x = (<const AvgSpan *>a).lo, y = (<const AvgSpan *>b).lo
+    return -1 if x < y else (1 if x > y else 0)
+
+
+cdef cnp.ndarray _avg_array(str op, str name, Py_ssize_t i, object x):
+    # The storage of a fastoptim Tensor, or a numpy array itself.
+    if isinstance(x, Tensor):
+        return (<Tensor>x)._np
+    if isinstance(x, cnp.ndarray):
+        return <cnp.ndarray>x
+    raise TypeError(f"{op}: {name}[{i}] must be a fastoptim Tensor or a numpy.ndarray, got "
+                    f"{type(x).__name__}")
+
+
+def _average(list averaged, list model, int mode, double weight):
+    """Average ``model`` into ``averaged`` in place, all tensors in one C call per dtype:
+    ``mode`` 0 is ATen's lerp ``averaged += weight * (model - averaged)`` (EMA, SWA), 1 the
+    running mean ``averaged += (model - averaged) / weight`` (see fastoptim.h, fo_average).
+
+    Both lists hold fastoptim Tensors or numpy arrays; ``averaged[i]`` and ``model[i]`` must
+    have the same shape and dtype (float32 or float64, native byte order, C-contiguous),
+    ``averaged[i]`` must be writeable and overlap no other array of the call (the model's may
+    overlap each other).  Everything is checked before anything is written."""
+    cdef str op = "_average"
+    cdef Py_ssize_t n = len(averaged), i, k, n32 = 0, n64 = 0, nspans = 0, j
+    cdef cnp.ndarray a, m
+    cdef int ta
+    cdef void **ptrs = NULL
+    cdef int64_t *numels = NULL
+    cdef AvgSpan *spans = NULL
+    cdef uintptr_t max_any = 0, max_written = 0
+    cdef int64_t total = 0
+    cdef PyThreadState *ts
+    cdef Py_ssize_t w_any = -1, w_written = -1
+    if mode != FO_AVERAGE_LERP and mode != FO_AVERAGE_MEAN:
+        raise ValueError(f"{op}: mode must be 0 (lerp) or 1 (running mean), got {mode}")
+    if len(model) != n:
+        raise ValueError(f"{op}: averaged and model must have the same length, got {n} and "
+                         f"{len(model)}")
+    if n == 0:
+        return
+    mem = PyMem_Malloc(4 * n * sizeof(void *) + 2 * n * sizeof(int64_t) + 2 * n * sizeof(AvgSpan))
+    if mem == NULL:
+        raise MemoryError()
+    ptrs = <void **>mem
+    numels = <int64_t *>(ptrs + 4 * n)
+    spans = <AvgSpan *>(numels + 2 * n)
+    try:
+        # pass 1: check every pair; float32 pointers fill from the front, float64 from n on
+        for i in range(n):
+            a = _avg_array(op, "averaged", i, averaged[i])
+            m = _avg_array(op, "model", i, model[i])
+            ta = cnp.PyArray_TYPE(a)
+            if not cnp.PyArray_ISNOTSWAPPED(a) or (ta != cnp.NPY_FLOAT32
+                                                   and ta != cnp.NPY_FLOAT64):
+                raise TypeError(f"{op}: averaged[{i}] must be float32 or float64 (native byte "
+                                f"order), got {a.dtype}")
+            if cnp.PyArray_TYPE(m) != ta or not cnp.PyArray_ISNOTSWAPPED(m):
+                raise TypeError(f"{op}: model[{i}] must have averaged[{i}]'s dtype {a.dtype}, "
+                                f"got {m.dtype}")
+            if (a.ndim != m.ndim
+                    or memcmp(cnp.PyArray_DIMS(a), cnp.PyArray_DIMS(m),
+                              a.ndim * sizeof(cnp.npy_intp)) != 0):
+                raise ValueError(f"{op}: model[{i}] must have averaged[{i}]'s shape "
+                                 f"{(<object>a).shape}, got {(<object>m).shape}")
+            if not cnp.PyArray_IS_C_CONTIGUOUS(a) or not cnp.PyArray_IS_C_CONTIGUOUS(m):
+                raise ValueError(f"{op}: averaged[{i}] and model[{i}] must be C-contiguous")
+            if not cnp.PyArray_ISWRITEABLE(a):
+                raise ValueError(f"{op}: averaged[{i}] must be writeable")
+            k = n32 if ta == cnp.NPY_FLOAT32 else n + n64
+            ptrs[k] = cnp.PyArray_DATA(a)
+            ptrs[2 * n + k] = cnp.PyArray_DATA(m)
+            numels[k] = cnp.PyArray_SIZE(a)
+            if ta == cnp.NPY_FLOAT32:
+                n32 += 1
+            else:
+                n64 += 1
+            if numels[k] > 0:
+                spans[nspans].lo = <uintptr_t>cnp.PyArray_DATA(a)
+                spans[nspans].hi = spans[nspans].lo + <uintptr_t>cnp.PyArray_NBYTES(a)
+                spans[nspans].written = 1
+                spans[nspans].index = i
+                spans[nspans + 1].lo = <uintptr_t>cnp.PyArray_DATA(m)
+                spans[nspans + 1].hi = spans[nspans + 1].lo + <uintptr_t>cnp.PyArray_NBYTES(m)
+                spans[nspans + 1].written = 0
+                spans[nspans + 1].index = i
+                nspans += 2
+                total += numels[k]
+        # pass 2: no averaged array overlaps another array (a sweep over the sorted spans)
+        qsort(spans, nspans, sizeof(AvgSpan), _avg_span_cmp)
+        for j in range(nspans):
+            if spans[j].written and spans[j].lo < max_any:
+                raise ValueError(f"{op}: averaged[{spans[j].index}] overlaps another array of "
+                                 f"the call (model[{w_any}] or averaged[{w_any}])")
+            if not spans[j].written and spans[j].lo < max_written:
+                raise ValueError(f"{op}: model[{spans[j].index}] overlaps "
+                                 f"averaged[{w_written}]")
+            if spans[j].hi > max_any:
+                max_any, w_any = spans[j].hi, spans[j].index
+            if spans[j].written and spans[j].hi > max_written:
+                max_written, w_written = spans[j].hi, spans[j].index
+        # the update: one C call per dtype, without the GIL when it is worth dropping
+        ts = PyEval_SaveThread() if total >= NOGIL_MIN_ELEMS else NULL
+        if n32:
+            fo_average_f32(<float **>ptrs, <const float **>(ptrs + 2 * n), numels, n32, mode,
+                           weight)
+        if n64:
+            fo_average_f64(<double **>(ptrs + n), <const double **>(ptrs + 3 * n), numels + n,
+                           n64, mode, weight)
+        if ts != NULL:
+            PyEval_RestoreThread(ts)
+    finally:
+        PyMem_Free(mem)

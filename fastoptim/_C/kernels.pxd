@@ -191,3 +191,12 @@ cdef extern from "fastoptim.h" nogil:
                          float *const *writes, int64_t n)
     void fo_roofline_f64(int nread, const double *const *reads, int nwrite,
                          double *const *writes, int64_t n)
+
+    # ---- model averaging (swa_utils.AveragedModel) -----------------------------------------
+    # [w12: appended at the end to ease merges]
+    enum:
+        FO_AVERAGE_LERP, FO_AVERAGE_MEAN
+    void fo_average_f32(float *const *averaged, const float *const *model,
+                        const int64_t *numels, int64_t ntensors, int mode, double weight)
+    void fo_average_f64(double *const *averaged, const double *const *model,
+                        const int64_t *numels, int64_t ntensors, int mode, double weight)
