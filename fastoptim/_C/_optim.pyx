@@ -1663,3 +1663,110 @@ def _average(list averaged, list model, int mode, double weight):
             PyEval_RestoreThread(ts)
     finally:
         PyMem_Free(mem)
+
+
+# ==== learning-rate schedulers ===================================================================
+# [w12: one self-contained block, appended at the end of the file to ease merges]
+
+def _uniform_lr_step(object sched):
+    """The steady-state ``step()`` of a scheduler whose rule scales every group's lr by one
+    factor (``fastoptim.optim.lr_scheduler._UniformLR``), at C level: what
+    ``LRScheduler.step()`` does (``_step_count``, ``last_epoch``, ``group['lr'] = lr * factor``
+    for each group, ``_last_lr``), with the factor from ``sched._chain_factor()`` (None: the
+    lrs stay as they are).
+
+    Returns False, having changed nothing, when anything is unusual: the class does not allow
+    it (``_fast_step``), the first step after construction (which may warn), a group count that
+    changed, or an lr that is not a Python float (a Tensor lr); the caller then runs the
+    general path.
+    """
+    cdef dict d, g
+    cdef list groups, last
+    cdef object opt, factor, lr, step_count, v
+    cdef Py_ssize_t n, i
+    if not type(sched)._fast_step:
+        return False
+    d = sched.__dict__
+    step_count = d.get("_step_count")
+    if type(step_count) is not int or step_count == 1:
+        return False
+    opt = d["optimizer"]
+    v = opt.param_groups
+    if type(v) is not list:
+        return False
+    groups = <list>v
+    n = len(groups)
+    v = d.get("base_lrs")
+    if type(v) is not list or len(<list>v) != n:
+        return False
+    for i in range(n):
+        v = groups[i]
+        if type(v) is not dict:
+            return False
+        if type((<dict>v).get("lr")) is not float:
+            return False
+    d["_step_count"] = step_count + 1
+    d["_get_lr_called_within_step"] = True
+    try:
+        d["last_epoch"] = d["last_epoch"] + 1
+        factor = sched._chain_factor()
+    finally:
+        d["_get_lr_called_within_step"] = False
+    last = [None] * n
+    for i in range(n):
+        g = <dict>groups[i]
+        lr = g["lr"]
+        if factor is not None:
+            lr = lr * factor
+            g["lr"] = lr
+        last[i] = lr
+    d["_last_lr"] = last
+    return True
+
+
+def _write_float_lrs(list groups, list values):
+    """``group['lr'] = value`` for each group, returning the new lrs as a list (the scheduler's
+    ``_last_lr``), when every current lr and every value is a Python float; otherwise None,
+    having written nothing (the caller's general path handles Tensor lrs)."""
+    cdef Py_ssize_t n = len(groups), i
+    cdef object g
+    if len(values) != n:
+        return None
+    for i in range(n):
+        g = groups[i]
+        if (type(g) is not dict or type((<dict>g).get("lr")) is not float
+                or type(values[i]) is not float):
+            return None
+    for i in range(n):
+        (<dict>groups[i])["lr"] = values[i]
+    return list(values)
+
+
+def _anneal_groups(list groups, object start_key, object end_key, bint cos, object c):
+    """OneCycleLR's annealing of every group at once, in Python arithmetic (so exactly
+    torch's): with ``start = group[start_key]``, ``end = group[end_key]``,
+    ``end + (start - end) / 2.0 * c`` for ``cos`` (c = cos(pi * pct) + 1), else
+    ``(end - start) * c + start`` (c = pct)."""
+    cdef list out = []
+    cdef object g, s, e
+    for g in groups:
+        s = g[start_key]
+        e = g[end_key]
+        if cos:
+            out.append(e + (s - e) / 2.0 * c)
+        else:
+            out.append((e - s) * c + s)
+    return out
+
+
+def _set_momenta(list groups, list momenta, bint use_beta1):
+    """``group['betas'] = (m, *betas[1:])`` (``use_beta1``) or ``group['momentum'] = m``."""
+    cdef Py_ssize_t i
+    cdef object g, b
+    for i in range(len(groups)):
+        g = groups[i]
+        if use_beta1:
+            b = g["betas"]
+            g["betas"] = (momenta[i],) + tuple(b[1:])
+        else:
+            g["momentum"] = momenta[i]

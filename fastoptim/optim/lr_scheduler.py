@@ -38,6 +38,13 @@ import numpy as np
 
 from fastoptim import Tensor
 
+from fastoptim._C._optim import (
+    _anneal_groups,
+    _set_momenta,
+    _uniform_lr_step,
+    _write_float_lrs,
+)
+
 from .optimizer import Optimizer, _to_scalar
 
 __all__ = [
@@ -304,6 +311,9 @@ class LRScheduler:
 
 def _write_lrs(groups: list, values: list) -> list:
     """Set each group's lr (a Tensor lr in place) and return copies of the new lrs."""
+    last = _write_float_lrs(groups, values)   # all floats: at C level
+    if last is not None:
+        return last
     last = []
     for group, lr in zip(groups, values, strict=True):
         current = group["lr"]
@@ -318,6 +328,40 @@ def _write_lrs(groups: list, values: list) -> list:
 
 class _LRScheduler(LRScheduler):
     """Backward-compatible alias kept by torch."""
+
+
+class _UniformLR(LRScheduler):
+    """A scheduler whose chainable rule scales every group's lr by one factor,
+    ``_chain_factor()`` (None: unchanged), as torch's ``group['lr'] * factor``.
+
+    That shape lets the steady-state ``step()`` run at C level
+    (``_optim._uniform_lr_step``: a step costs about as much for 100 groups as for one); it
+    declines, and the general path runs, for anything unusual (Tensor lrs, the first step, a
+    subclass that overrides ``get_lr``, ``step`` or ``_update_lr``).
+    """
+
+    _fast_step = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._fast_step = (cls.get_lr is _UniformLR.get_lr and cls.step is _UniformLR.step
+                          and cls._update_lr is LRScheduler._update_lr)
+
+    def _chain_factor(self) -> Any:
+        raise NotImplementedError
+
+    def get_lr(self) -> list:
+        """``group['lr'] * _chain_factor()`` for each group (copies when the factor is None)."""
+        self._warn_if_not_in_step()
+        factor = self._chain_factor()
+        if factor is None:
+            return _group_values(self.optimizer, "lr")
+        return [group["lr"] * factor for group in self.optimizer.param_groups]
+
+    def step(self, epoch: int | None = None) -> None:
+        """Advance one epoch. Call it after ``optimizer.step()``."""
+        if epoch is not None or not _uniform_lr_step(self):
+            LRScheduler.step(self, epoch)
 
 
 def _callables_state(lr_lambdas: list) -> list:
@@ -414,7 +458,7 @@ class MultiplicativeLR(_LambdaScheduler):
         return _group_values(self.optimizer, "lr")
 
 
-class StepLR(LRScheduler):
+class StepLR(_UniformLR):
     """Multiply each group's lr by ``gamma`` every ``step_size`` epochs.
 
     Args:
@@ -436,12 +480,11 @@ class StepLR(LRScheduler):
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> list:
-        """Scale the current lr by ``gamma`` at every non-zero multiple of ``step_size``."""
-        self._warn_if_not_in_step()
+    def _chain_factor(self) -> Any:
+        """``gamma`` at every non-zero multiple of ``step_size``."""
         if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
-            return _group_values(self.optimizer, "lr")
-        return [group["lr"] * self.gamma for group in self.optimizer.param_groups]
+            return None
+        return self.gamma
 
     def _get_closed_form_lr(self) -> list:
         return [
@@ -449,7 +492,7 @@ class StepLR(LRScheduler):
         ]
 
 
-class MultiStepLR(LRScheduler):
+class MultiStepLR(_UniformLR):
     """Multiply each group's lr by ``gamma`` at each milestone (by ``gamma**k`` at a milestone
     listed k times).
 
@@ -471,15 +514,11 @@ class MultiStepLR(LRScheduler):
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> list:
-        """Scale the current lr by ``gamma ** count`` when the epoch is a milestone."""
-        self._warn_if_not_in_step()
+    def _chain_factor(self) -> Any:
+        """``gamma ** count`` when the epoch is a milestone (listed count times)."""
         if self.last_epoch not in self.milestones:
-            return _group_values(self.optimizer, "lr")
-        return [
-            group["lr"] * self.gamma ** self.milestones[self.last_epoch]
-            for group in self.optimizer.param_groups
-        ]
+            return None
+        return self.gamma ** self.milestones[self.last_epoch]
 
     def _get_closed_form_lr(self) -> list:
         milestones = sorted(self.milestones.elements())
@@ -489,7 +528,7 @@ class MultiStepLR(LRScheduler):
         ]
 
 
-class ConstantLR(LRScheduler):
+class ConstantLR(_UniformLR):
     """Multiply each group's lr by ``factor`` until epoch ``total_iters``.
 
     Args:
@@ -512,14 +551,13 @@ class ConstantLR(LRScheduler):
         self.total_iters = total_iters
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> list:
-        """Scale by ``factor`` at epoch 0 and by ``1 / factor`` at ``total_iters``."""
-        self._warn_if_not_in_step()
+    def _chain_factor(self) -> Any:
+        """``factor`` at epoch 0 and ``1 / factor`` at ``total_iters``."""
         if self.last_epoch == 0:
-            return [group["lr"] * self.factor for group in self.optimizer.param_groups]
+            return self.factor
         if self.last_epoch != self.total_iters:
-            return _group_values(self.optimizer, "lr")
-        return [group["lr"] * (1.0 / self.factor) for group in self.optimizer.param_groups]
+            return None
+        return 1.0 / self.factor
 
     def _get_closed_form_lr(self) -> list:
         return [
@@ -528,7 +566,7 @@ class ConstantLR(LRScheduler):
         ]
 
 
-class LinearLR(LRScheduler):
+class LinearLR(_UniformLR):
     """Scale each group's lr by a factor moving linearly from ``start_factor`` to
     ``end_factor`` over ``total_iters`` epochs.
 
@@ -560,16 +598,14 @@ class LinearLR(LRScheduler):
         self.total_iters = total_iters
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> list:
-        """The ratio of consecutive factors applied to the current lr."""
-        self._warn_if_not_in_step()
+    def _chain_factor(self) -> Any:
+        """The ratio of consecutive factors (``start_factor`` at epoch 0)."""
         if self.last_epoch == 0:
-            return [group["lr"] * self.start_factor for group in self.optimizer.param_groups]
+            return self.start_factor
         if self._is_initial or self.last_epoch > self.total_iters:
-            return _group_values(self.optimizer, "lr")
+            return None
         delta = self.end_factor - self.start_factor
-        ratio = 1.0 + delta / (self.total_iters * self.start_factor + (self.last_epoch - 1) * delta)
-        return [group["lr"] * ratio for group in self.optimizer.param_groups]
+        return 1.0 + delta / (self.total_iters * self.start_factor + (self.last_epoch - 1) * delta)
 
     def _get_closed_form_lr(self) -> list:
         return [
@@ -584,7 +620,7 @@ class LinearLR(LRScheduler):
         ]
 
 
-class ExponentialLR(LRScheduler):
+class ExponentialLR(_UniformLR):
     """Multiply each group's lr by ``gamma`` every epoch.
 
     Args:
@@ -597,13 +633,12 @@ class ExponentialLR(LRScheduler):
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> list:
-        """Scale the current lr by ``gamma`` (except in the constructor's initial step)."""
-        self._warn_if_not_in_step()
+    def _chain_factor(self) -> Any:
+        """``gamma`` (None in the constructor's initial step)."""
         # When resuming, the constructor's step must not move the lr one epoch ahead.
         if self._is_initial:
-            return _group_values(self.optimizer, "lr")
-        return [group["lr"] * self.gamma for group in self.optimizer.param_groups]
+            return None
+        return self.gamma
 
     def _get_closed_form_lr(self) -> list:
         return [base_lr * self.gamma**self.last_epoch for base_lr in self.base_lrs]
@@ -714,7 +749,7 @@ class SequentialLR(_ComposedState, LRScheduler):
         self._last_lr = scheduler.get_last_lr()
 
 
-class PolynomialLR(LRScheduler):
+class PolynomialLR(_UniformLR):
     """Decay each group's lr as ``base_lr * (1 - epoch / total_iters) ** power``.
 
     Args:
@@ -731,16 +766,14 @@ class PolynomialLR(LRScheduler):
         self.power = power
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> list:
-        """The ratio of consecutive decay factors applied to the current lr."""
-        self._warn_if_not_in_step()
+    def _chain_factor(self) -> Any:
+        """The ratio of consecutive decay factors."""
         if self._is_initial or self.last_epoch > self.total_iters:
-            return _group_values(self.optimizer, "lr")
-        decay_factor = (
+            return None
+        return (
             (1.0 - self.last_epoch / self.total_iters)
             / (1.0 - (self.last_epoch - 1) / self.total_iters)
         ) ** self.power
-        return [group["lr"] * decay_factor for group in self.optimizer.param_groups]
 
     def _get_closed_form_lr(self) -> list:
         return [
@@ -1345,6 +1378,13 @@ class OneCycleLR(LRScheduler):
 
         super().__init__(optimizer, last_epoch)
 
+    _custom_anneal = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._custom_anneal = (cls._annealing_cos is not OneCycleLR._annealing_cos
+                              or cls._annealing_linear is not OneCycleLR._annealing_linear)
+
     def _follow_new_groups(self) -> None:
         # A new group's lr is its initial lr; its peak, floor and momenta follow group 0's
         # ratios and values (they live in the groups, not in the scheduler).
@@ -1385,31 +1425,39 @@ class OneCycleLR(LRScheduler):
     def get_lr(self) -> list:
         """The lr (and momentum, written into the groups) at step ``last_epoch``."""
         self._warn_if_not_in_step()
-        lrs = []
         step_num = self.last_epoch
         if step_num > self.total_steps:
             raise ValueError(
                 f"Tried to step {step_num} times. The specified number of total steps is "
                 f"{self.total_steps}"
             )
+        # The phase and its progress are the same for every group: found once.
         phases = self._schedule_phases
         last = len(phases) - 1
-        for group in self.optimizer.param_groups:
-            start_step = 0.0
-            for i, phase in enumerate(phases):
-                end_step = phase["end_step"]
-                if step_num <= end_step or i == last:
-                    pct = (step_num - start_step) / (end_step - start_step)
-                    computed_lr = self._anneal_func(
-                        group[phase["start_lr"]], group[phase["end_lr"]], pct
-                    )
-                    if self.cycle_momentum:
-                        computed_momentum = self._anneal_func(
-                            group[phase["start_momentum"]], group[phase["end_momentum"]], pct
-                        )
-                    break
-                start_step = phase["end_step"]
-            lrs.append(computed_lr)
+        start_step = 0.0
+        for i, phase in enumerate(phases):
+            end_step = phase["end_step"]
+            if step_num <= end_step or i == last:
+                pct = (step_num - start_step) / (end_step - start_step)
+                break
+            start_step = phase["end_step"]
+        start_lr, end_lr = phase["start_lr"], phase["end_lr"]
+        start_m, end_m = phase["start_momentum"], phase["end_momentum"]
+        groups = self.optimizer.param_groups
+        if type(self)._anneal_func is OneCycleLR._anneal_func and getattr(
+            self, "_anneal_func_type", None
+        ) in ("cos", "linear") and not type(self)._custom_anneal:
+            # torch's _annealing_cos/_linear over all groups at C level, their Python
+            # arithmetic unchanged (cos_out, the same for every group, computed once)
+            cos = self._anneal_func_type == "cos"
+            c = math.cos(math.pi * pct) + 1 if cos else pct
+            lrs = _anneal_groups(groups, start_lr, end_lr, cos, c)
             if self.cycle_momentum:
-                _set_momentum(group, self.use_beta1, computed_momentum)
+                moms = _anneal_groups(groups, start_m, end_m, cos, c)
+        else:
+            lrs = [self._anneal_func(g[start_lr], g[end_lr], pct) for g in groups]
+            if self.cycle_momentum:
+                moms = [self._anneal_func(g[start_m], g[end_m], pct) for g in groups]
+        if self.cycle_momentum:
+            _set_momenta(groups, moms, self.use_beta1)
         return lrs
