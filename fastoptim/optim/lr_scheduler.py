@@ -37,7 +37,6 @@ from weakref import ref
 import numpy as np
 
 from fastoptim import Tensor
-
 from fastoptim._C._optim import (
     _anneal_groups,
     _set_momenta,
