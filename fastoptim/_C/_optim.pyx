@@ -1668,7 +1668,32 @@ def _average(list averaged, list model, int mode, double weight):
 # ==== learning-rate schedulers ===================================================================
 # [w12: one self-contained block, appended at the end of the file to ease merges]
 
+cdef object _general_lr_step = None
+
+
+def _set_general_lr_step(object step):
+    """Register ``LRScheduler.step``, the general path of ``_uniform_step`` (set once, by
+    fastoptim.optim.lr_scheduler at import: this module cannot import it)."""
+    global _general_lr_step
+    _general_lr_step = step
+
+
+def _uniform_step(self, epoch=None):
+    """Advance one epoch. Call it after ``optimizer.step()``.
+
+    (The ``step`` of the uniform-factor schedulers: the steady state at C level, see
+    ``_uniform_lr_step``; anything else through ``LRScheduler.step``.)"""
+    if epoch is not None or not _uniform_lr_step_c(self):
+        _general_lr_step(self, epoch)
+
+
 def _uniform_lr_step(object sched):
+    """``_uniform_step``'s steady state alone: True when it stepped, False (nothing changed)
+    when it declined."""
+    return _uniform_lr_step_c(sched)
+
+
+cdef bint _uniform_lr_step_c(object sched) except -1:
     """The steady-state ``step()`` of a scheduler whose rule scales every group's lr by one
     factor (``fastoptim.optim.lr_scheduler._UniformLR``), at C level: what
     ``LRScheduler.step()`` does (``_step_count``, ``last_epoch``, ``group['lr'] = lr * factor``

@@ -39,8 +39,9 @@ import numpy as np
 from fastoptim import Tensor
 from fastoptim._C._optim import (
     _anneal_groups,
+    _set_general_lr_step,
     _set_momenta,
-    _uniform_lr_step,
+    _uniform_step,
     _write_float_lrs,
 )
 
@@ -325,6 +326,9 @@ def _write_lrs(groups: list, values: list) -> list:
     return last
 
 
+_set_general_lr_step(LRScheduler.step)
+
+
 class _LRScheduler(LRScheduler):
     """Backward-compatible alias kept by torch."""
 
@@ -357,10 +361,9 @@ class _UniformLR(LRScheduler):
             return _group_values(self.optimizer, "lr")
         return [group["lr"] * factor for group in self.optimizer.param_groups]
 
-    def step(self, epoch: int | None = None) -> None:
-        """Advance one epoch. Call it after ``optimizer.step()``."""
-        if epoch is not None or not _uniform_lr_step(self):
-            LRScheduler.step(self, epoch)
+    # Advance one epoch (call it after ``optimizer.step()``): a C function, whose general path
+    # is LRScheduler.step.
+    step = _uniform_step
 
 
 def _callables_state(lr_lambdas: list) -> list:
