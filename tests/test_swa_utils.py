@@ -330,3 +330,13 @@ def test_update_bn_runs_a_batch_norm_like_module():
     swa_utils.update_bn([(fastoptim.ones(1), 0), (fastoptim.ones(1), 1)], model)
     assert bn.running_mean == 0.0 and bn.seen == [(None, True), (None, True)]
     assert bn.momentum == 0.1 and model.training is False
+
+
+def test_param_and_buffer_collection_equals_module_traversal():
+    shared = nn.Linear(3, 3)
+    model = nn.Sequential(shared, nn.ReLU(), shared, nn.Linear(3, 2))
+    model.register_buffer("stat", fastoptim.zeros(2))
+    model[3].register_buffer("count", fastoptim.tensor(0))
+    assert [id(p) for p in swa_utils._params(model)] == [id(p) for p in model.parameters()]
+    assert [id(b) for b in swa_utils._buffers(model)] == [id(b) for b in model.buffers()]
+    assert len(swa_utils._params(model)) == 4   # the shared layer once

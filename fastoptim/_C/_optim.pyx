@@ -1795,3 +1795,35 @@ def _set_momenta(list groups, list momenta, bint use_beta1):
             g["betas"] = (momenta[i],) + tuple(b[1:])
         else:
             g["momentum"] = momenta[i]
+
+
+def _all_floating(list tensors):
+    """Whether every item is a fastoptim Tensor of float32 or float64 (so that a list can go
+    to ``_average`` in one call without being grouped by dtype first)."""
+    cdef object t
+    cdef int tnum
+    for t in tensors:
+        if not isinstance(t, Tensor):
+            return False
+        tnum = (<Tensor>t)._tnum
+        if tnum != cnp.NPY_FLOAT32 and tnum != cnp.NPY_FLOAT64:
+            return False
+    return True
+
+
+def _unique_values(list registries):
+    """The non-None values of the dicts ``registries`` (a module tree's ``_parameters`` or
+    ``_buffers``, in ``modules()`` order), each object once, in order: what
+    ``Module.parameters()`` / ``buffers()`` yield, collected at C level."""
+    cdef list out = []
+    cdef set seen = set()
+    cdef object reg, v, key
+    for reg in registries:
+        for v in (<dict>reg).values():
+            if v is None:
+                continue
+            key = <Py_ssize_t><PyObject *>v   # identity, as torch's memo (no __eq__ runs)
+            if key not in seen:
+                seen.add(key)
+                out.append(v)
+    return out

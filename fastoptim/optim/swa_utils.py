@@ -19,7 +19,6 @@ returns at once, which is what torch does for a model without batch norm.
 
 from __future__ import annotations
 
-import itertools
 import math
 import warnings
 from copy import deepcopy
@@ -29,7 +28,7 @@ import numpy as np
 
 import fastoptim
 from fastoptim import Tensor
-from fastoptim._C._optim import _average
+from fastoptim._C._optim import _all_floating, _average, _unique_values
 from fastoptim.nn import Module
 
 from ._reference import AVERAGE_LERP, AVERAGE_MEAN
@@ -134,6 +133,17 @@ def get_swa_avg_fn() -> Callable:
     return swa_update
 
 
+def _params(module: Module) -> list:
+    """``list(module.parameters())`` (the same tensors, in the same order, shared ones once)
+    without building every parameter's name."""
+    return _unique_values([m._parameters for m in module.modules()])
+
+
+def _buffers(module: Module) -> list:
+    """``list(module.buffers())``, the same way."""
+    return _unique_values([m._buffers for m in module.modules()])
+
+
 def _by_dtype(averaged: list, model: list) -> list:
     """torch's ``_group_tensors_by_device_and_dtype`` on the CPU: (averaged, model) lists per
     dtype, in order of first appearance."""
@@ -192,11 +202,11 @@ class AveragedModel(Module):
     def update_parameters(self, model: Module) -> None:
         """Average ``model``'s current parameters into this model (the first call copies)."""
         if self.use_buffers:
-            self_param = list(itertools.chain(self.module.parameters(), self.module.buffers()))
-            model_param = list(itertools.chain(model.parameters(), model.buffers()))
+            self_param = _params(self.module) + _buffers(self.module)
+            model_param = _params(model) + _buffers(model)
         else:
-            self_param = list(self.parameters())
-            model_param = list(model.parameters())
+            self_param = _params(self)
+            model_param = _params(model)
         # torch zips without strict here: the shorter list decides
         n_pairs = min(len(self_param), len(model_param))
         del self_param[n_pairs:], model_param[n_pairs:]
@@ -218,11 +228,17 @@ class AveragedModel(Module):
         self.n_averaged.fill_(n + 1)
 
     def _average_all(self, self_param: list, model_param: list, n: int) -> None:
-        groups = _by_dtype(self_param, model_param)
         fn = self.multi_avg_fn
+        ours = fn is None or getattr(fn, "__module__", None) == __name__
+        if ours and _all_floating(self_param):
+            # Our averaging functions round their weight per dtype inside the C call, so all
+            # dtypes go in one call; torch's per-dtype grouping only matters to other functions.
+            groups = [(self_param, model_param)]
+        else:
+            groups = _by_dtype(self_param, model_param)
         for averaged, current in groups:
             if fn is not None:
-                if getattr(fn, "__module__", None) == __name__:
+                if ours:
                     fn(averaged, current, self.n_averaged)  # ours: no detached copies needed
                 else:
                     fn([a.detach() for a in averaged], [m.detach() for m in current],
