@@ -2,8 +2,8 @@
 ``torch.optim.lr_scheduler``.
 
 Schedulers only rewrite ``group['lr']`` (and, for the cyclic ones, ``group['momentum']`` or
-``group['betas']``) between steps, so they are pure Python bookkeeping, written in torch's order
-of operations so that the float64 sequences are torch's to the last bit.  What users rely on, and
+``group['betas']``) between steps, so they are bookkeeping, written in torch's order of
+operations so that the float64 sequences are torch's to the last bit.  What users rely on, and
 is kept exactly: the chainable form (the new lr is computed from the current ``group['lr']``, so
 schedulers compose) and the closed form (``step(epoch)``, with torch's deprecation warning),
 ``initial_lr``/``base_lrs`` and the resume rules of ``last_epoch=N``, ``_step_count``,
@@ -21,6 +21,11 @@ groups (one lambda, one ``max_lr``, ...) extend to it.  ``ReduceLROnPlateau.step
 fastoptim or torch 0-dim tensor or a numpy scalar as the metric.
 
 The hot path (``step``) is one pass over the groups: compute, write back, record ``_last_lr``.
+A training loop may step a scheduler every iteration, so the per-group loops run at C level
+(``fastoptim/_C/_optim.pyx``): the schedulers whose rule is ``group['lr'] * factor`` (StepLR,
+MultiStepLR, ConstantLR, LinearLR, ExponentialLR, PolynomialLR; ``_UniformLR``) state only
+the factor, and their steady-state ``step`` is a C function that declines to the general path
+for anything unusual; OneCycleLR anneals all groups in one C loop, in Python arithmetic.
 """
 
 from __future__ import annotations
