@@ -44,12 +44,22 @@ MODES = {
 TIMED = ("a", "b", "c", "d", "e")   # the timed regimes; (f) measures memory
 ISOLATE_DEFAULT = "a,b,c,d,e"       # timed one process per contender by default
 FWDBWD = "fwd+bwd"                  # the optimizer-free task of regime (e)
+# regime (d) with an LR scheduler stepping every iteration: row name -> (optimizer, class, kwargs)
+SCHEDULED = {
+    "sgd+StepLR": ("sgd", "StepLR", {"step_size": 30, "gamma": 0.999}),
+    "sgd+OneCycleLR": ("sgd", "OneCycleLR", {"max_lr": 0.01, "total_steps": 10**9}),
+}
+EMA = "ema"   # regime (b)'s params averaged by AveragedModel(get_ema_multi_avg_fn()), no step
 MLP = (784, 256, 10)
 BATCH = 64
 
 
 def spec_of(optimizer):
-    return None if optimizer == FWDBWD else BY_NAME[optimizer]
+    if optimizer in (FWDBWD, EMA):
+        return None
+    if optimizer in SCHEDULED:
+        return BY_NAME[SCHEDULED[optimizer][0]]
+    return BY_NAME[optimizer]
 
 
 def library(name):
@@ -67,7 +77,7 @@ def names(regime, optimizer, mode, with_torch):
         out += [(f"torch:{v}", None) for v in variants]
     if regime == "a":
         out += [("roofline", None), ("numpy", mode.slow_repeats)]
-    elif regime in ("b", "c"):
+    elif regime in ("b", "c") and optimizer != EMA:
         out.append(("flat", None))
         if regime == "b":
             out.append(("numpy", max(mode.slow_repeats, mode.repeats // 2)))
@@ -121,13 +131,27 @@ def params(lib, ps, gs):
     return out
 
 
-def _linear_loop(lib, spec, extra):
-    """The seed's loop on ``lib`` (fastoptim or torch): one call = one full iteration."""
+def _linear_loop(lib, spec, extra, scheduler=None):
+    """The seed's loop on ``lib`` (fastoptim or torch): one call = one full iteration, ending
+    with ``scheduler.step()`` when a ``(class name, kwargs)`` is given."""
     lib.manual_seed(0)
     model = lib.nn.Linear(10, 1)
     criterion = lib.nn.MSELoss()
     opt = getattr(lib.optim, spec.cls)(model.parameters(), **spec.kwargs, **extra)
     randn = lib.randn
+    if scheduler is not None:
+        sched = getattr(lib.optim.lr_scheduler, scheduler[0])(opt, **scheduler[1])
+
+        def scheduled_iteration():
+            x = randn(10)
+            target = randn(1)
+            outputs = model(x)
+            loss = criterion(outputs, target)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+        return scheduled_iteration
 
     def iteration():
         x = randn(10)
@@ -138,6 +162,19 @@ def _linear_loop(lib, spec, extra):
         loss.backward()
         opt.step()
     return iteration
+
+
+def _ema_update(lib, ps, gs):
+    """``AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn())`` over a model holding
+    copies of ``ps``: one call = one ``update_parameters(model)`` (after the first, which
+    copies)."""
+    model = lib.nn.Module()
+    for i, p in enumerate(params(lib, ps, gs)):
+        model.register_parameter(f"p{i}", p)
+    swa = lib.optim.swa_utils
+    averaged = swa.AveragedModel(model, multi_avg_fn=swa.get_ema_multi_avg_fn())
+    averaged.update_parameters(model)
+    return lambda: averaged.update_parameters(model)
 
 
 def mlp_data():
@@ -179,7 +216,9 @@ def build(regime, optimizer, name, mode, max_repeats=None):
     extra = {}
     if name.startswith("torch:") and spec is not None:
         extra = torch_variants(spec)[name[6:]]
-    if regime in ("a", "b", "c"):
+    if regime == "b" and optimizer == EMA:
+        fn = _ema_update(lib, *data(mode.b_count, mode.b_numel))
+    elif regime in ("a", "b", "c"):
         ps, gs = data(1, mode.a_numel) if regime == "a" else data(mode.b_count, mode.b_numel)
         if name == "roofline":      # reads what the step reads (g), writes p and each state
             from fastoptim._C import _bench
@@ -201,7 +240,8 @@ def build(regime, optimizer, name, mode, max_repeats=None):
             groups = [{"params": [t]} for t in ts] if regime == "c" and name != "flat" else ts
             fn = getattr(lib.optim, spec.cls)(groups, **spec.kwargs, **extra).step
     elif regime == "d":
-        fn = _linear_loop(lib, spec, extra)
+        sched = SCHEDULED.get(optimizer)
+        fn = _linear_loop(lib, spec, extra, sched[1:] if sched else None)
     elif regime == "e":
         fn = _mlp_step(lib, spec, extra, *mlp_data())
     else:

@@ -17,9 +17,9 @@ import tracemalloc
 from dataclasses import dataclass, field
 
 import contenders as cn
-from contenders import FWDBWD, MODES, TIMED, Mode, params  # noqa: F401 - MODES: run.py's
+from contenders import EMA, FWDBWD, MODES, SCHEDULED, TIMED, Mode, params  # noqa: F401 - MODES: run.py's
 from isolated import Zygote, time_isolated
-from optimizers import BY_NAME, SPECS
+from optimizers import SPECS
 from timing import interleaved
 
 import fastoptim as fo
@@ -67,6 +67,10 @@ def tasks(regimes, optimizers):
         out += [(r, o) for o in optimizers]
         if r == "e":
             out.append((r, FWDBWD))
+        if r == "d":   # the loop with a scheduler stepping every iteration, for its optimizer
+            out += [(r, name) for name, (o, _, _) in SCHEDULED.items() if o in optimizers]
+        if r == "b":
+            out.append((r, EMA))
     return out
 
 
@@ -171,7 +175,7 @@ RUNNERS = {**{r: regime_timed for r in TIMED}, "f": regime_f}
 
 def run_task(regime, optimizer, ctx):
     """One row of results."""
-    spec = None if optimizer == FWDBWD else BY_NAME[optimizer]
+    spec = cn.spec_of(optimizer)
     gc.collect()
     row = {"regime": regime, "optimizer": optimizer, "threads": ctx.threads}
     row.update(regime_f(spec, ctx) if regime == "f" else

@@ -4,7 +4,7 @@ The classes keep torch's bookkeeping in Python; ``functional`` holds the math (o
 kernel call per param group).
 """
 
-from . import functional, lr_scheduler
+from . import functional, lr_scheduler, swa_utils
 from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam
@@ -23,4 +23,5 @@ __all__ = [
     "RMSprop",
     "functional",
     "lr_scheduler",
+    "swa_utils",
 ]
