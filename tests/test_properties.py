@@ -689,6 +689,10 @@ def test_constructor_bounds_and_first_steps_match_torch(call, seed):
     if isinstance(theirs, tuple) or isinstance(mine, tuple):
         assert mine == theirs
         return
+    if cls == "RMSprop" and kwargs.get("centered") and kwargs.get("alpha") == 0.0:
+        # v - g_avg**2 is exactly 0 here: its sign, so NaN or not from the sqrt, is rounding
+        # (torch's fused multiply-adds against our order), not a property of the algorithm
+        return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for _ in range(3):
