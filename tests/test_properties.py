@@ -714,15 +714,18 @@ def test_constructor_bounds_and_first_steps_match_torch(call, seed):
 
 # ---- the risky cases, each in a child process ----------------------------------------------------
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+# The child runs from the directory that holds the fastoptim imported here (`python -m` puts its
+# cwd first on sys.path: from the source root it would import an unbuilt tree in CI, where the
+# package is installed) and names this file by its absolute path.
+IMPORT_ROOT = pathlib.Path(fastoptim.__file__).resolve().parents[1]
 
 
 def _run_child(node):
     env = dict(os.environ, FASTOPTIM_PROPERTIES_CHILD="1")
     out = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x",
-         f"tests/test_properties.py::{node}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+         f"{pathlib.Path(__file__).resolve()}::{node}"],
+        cwd=IMPORT_ROOT, env=env, capture_output=True, text=True, timeout=1800)
     tail = (out.stdout + out.stderr)[-6000:]
     assert out.returncode == 0, f"child exited with {out.returncode} (negative: a signal)\n{tail}"
     assert " passed" in out.stdout, tail
