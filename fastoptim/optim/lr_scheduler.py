@@ -31,6 +31,7 @@ for anything unusual; OneCycleLR anneals all groups in one C loop, in Python ari
 from __future__ import annotations
 
 import math
+import numbers
 import types
 import warnings
 from bisect import bisect_right
@@ -150,6 +151,19 @@ def _same_value(a: Any, b: Any) -> bool:
         return False
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool)) or isinstance(
+        value, Tensor)
+
+
+def _is_lr_list(value: Any) -> bool:
+    return isinstance(value, list) and all(map(_is_number, value))
+
+
 class LRScheduler:
     r"""Base class of the learning-rate schedulers.
 
@@ -228,8 +242,37 @@ class LRScheduler:
         """Every attribute except the optimizer (whose own state dict carries the lr)."""
         return {key: value for key, value in self.__dict__.items() if key != "optimizer"}
 
+    # What a loaded state dict may hold under the keys this class's state_dict writes (other
+    # keys, such as a subclass's own attributes, are restored as they are).
+    _STATE_CHECKS: dict[str, tuple[str, Any]] = {
+        "last_epoch": ("an int", lambda v: _is_int(v)),
+        "_step_count": ("an int >= 0", lambda v: _is_int(v) and v >= 0),
+        "base_lrs": ("a list of numbers or Tensors", lambda v: _is_lr_list(v)),
+        "_last_lr": ("a list of numbers or Tensors", lambda v: _is_lr_list(v)),
+        "_is_initial": ("a bool", lambda v: isinstance(v, bool)),
+        "_get_lr_called_within_step": ("a bool", lambda v: isinstance(v, bool)),
+    }
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore the attributes; the optimizer's lr is left as it is until the next step."""
+        """Restore the attributes; the optimizer's lr is left as it is until the next step.
+
+        Checked first, then applied at once (stricter than torch, which updates attribute by
+        attribute): a dict whose known entries have the wrong type, or that names the
+        optimizer, raises and leaves the scheduler as it was."""
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"{type(self).__name__}.load_state_dict expects a dict (from "
+                            f"state_dict()), but got {type(state_dict).__name__}")
+        for key, value in state_dict.items():
+            if not isinstance(key, str):
+                raise TypeError(f"scheduler state dict keys are attribute names, but got "
+                                f"{key!r}")
+            if key == "optimizer":
+                raise ValueError("scheduler state dict must not hold 'optimizer' (state_dict() "
+                                 "leaves it out; the scheduler keeps its own optimizer)")
+            check = self._STATE_CHECKS.get(key)
+            if check is not None and not check[1](value):
+                raise TypeError(f"scheduler state dict entry {key!r} must be {check[0]}, but "
+                                f"got {value!r}")
         self.__dict__.update(state_dict)
 
     def get_last_lr(self) -> list:
@@ -480,6 +523,10 @@ class StepLR(_UniformLR):
         ...     train(...); scheduler.step()
     """
 
+    _STATE_CHECKS = {**LRScheduler._STATE_CHECKS,
+                     "step_size": ("an int > 0", lambda v: _is_int(v) and v > 0),
+                     "gamma": ("a number", _is_number)}
+
     def __init__(
         self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1
     ) -> None:
@@ -635,6 +682,8 @@ class ExponentialLR(_UniformLR):
         gamma (float): multiplicative factor.
         last_epoch (int): index of the last epoch (default: -1).
     """
+
+    _STATE_CHECKS = {**LRScheduler._STATE_CHECKS, "gamma": ("a number", _is_number)}
 
     def __init__(self, optimizer: Optimizer, gamma: float, last_epoch: int = -1) -> None:
         self.gamma = gamma

@@ -197,6 +197,28 @@ def _to_scalar(x: Any) -> Any:
     return x
 
 
+def _check_layout(state_dict: Any) -> None:
+    """The shape of an optimizer state dict, checked before anything reads it: a dict with
+    ``'state'`` (a dict) and ``'param_groups'`` (a list of dicts, each with a ``'params'``
+    list). A missing key raises torch's KeyError; a wrong type a TypeError naming it."""
+    if not isinstance(state_dict, dict):
+        raise TypeError("state_dict must be a dict with 'state' and 'param_groups', "
+                        f"but got {type(state_dict).__name__}")
+    state, groups = state_dict["state"], state_dict["param_groups"]
+    if not isinstance(state, dict):
+        raise TypeError("loaded state dict's 'state' must be a dict of per-parameter state, "
+                        f"but got {type(state).__name__}")
+    if not isinstance(groups, (list, tuple)):
+        raise TypeError("loaded state dict's 'param_groups' must be a list of dicts, "
+                        f"but got {type(groups).__name__}")
+    for i, g in enumerate(groups):
+        if not isinstance(g, dict) or not isinstance(g.get("params"), (list, tuple)):
+            raise TypeError(f"loaded state dict's param_groups[{i}] must be a dict with a "
+                            f"'params' list, but got {type(g).__name__}"
+                            + (f" with params {g.get('params')!r}" if isinstance(g, dict)
+                               else ""))
+
+
 class Optimizer:
     r"""Base class for all optimizers, with torch 2.13's API and behaviour.
 
@@ -486,11 +508,13 @@ class Optimizer:
 
         Create an LR scheduler *before* calling this: constructing one rewrites ``lr``.
         """
+        _check_layout(state_dict)
         state_dict = state_dict.copy()
         for pre_hook in self._optimizer_load_state_dict_pre_hooks.values():
             hook_result = pre_hook(self, state_dict)
             if hook_result is not None:
                 state_dict = hook_result
+                _check_layout(state_dict)
 
         groups = self.param_groups
         saved_groups = deepcopy(state_dict["param_groups"])
@@ -621,9 +645,11 @@ class Optimizer:
         if not isinstance(param_group, dict):
             raise TypeError(f"param_group must be a dict, but got {type(param_group)}")
 
+        # Everything is checked on local values first: a refused group leaves the optimizer
+        # and the caller's dict as they were (torch's edits the dict before its checks).
         params = param_group["params"]
         if isinstance(params, Tensor):
-            param_group["params"] = [params]
+            params = [params]
         elif isinstance(params, set):
             raise TypeError(
                 "optimizer parameters need to be organized in ordered collections, but "
@@ -631,24 +657,22 @@ class Optimizer:
                 "Please use a list instead."
             )
         else:
-            param_group["params"] = list(params)
+            params = list(params)
 
         tensors = []
         names = []
-        for param in param_group["params"]:
+        for param in params:
             if isinstance(param, tuple):
                 names.append(param[0])
                 tensors.append(param[1])
             else:
                 tensors.append(param)
-        param_group["params"] = tensors
-        if names:
-            if len(names) != len(tensors):
-                raise ValueError(
-                    "all optimizer params should be with/without names. "
-                    "Some param names are missing"
-                )
-            param_group["param_names"] = names
+        if names and len(names) != len(tensors):
+            raise ValueError(
+                "all optimizer params should be with/without names. "
+                "Some param names are missing"
+            )
+        has_names = bool(names) or "param_names" in param_group
 
         differentiable = self.defaults.get("differentiable", None)
         for param in tensors:
@@ -660,13 +684,15 @@ class Optimizer:
             if not differentiable and not (param.is_leaf or param.retains_grad):
                 raise ValueError("can't optimize a non-leaf Tensor")
 
+        missing = {}
         for name, default in self.defaults.items():
-            if default is required and name not in param_group:
-                raise ValueError(
-                    "parameter group didn't specify a value of required optimization "
-                    f"parameter {name}"
-                )
-            param_group.setdefault(name, default)
+            if name not in param_group:
+                if default is required:
+                    raise ValueError(
+                        "parameter group didn't specify a value of required optimization "
+                        f"parameter {name}"
+                    )
+                missing[name] = default
 
         # Tensors hash by identity, so sets here compare objects, never values.
         if len(tensors) != len(set(tensors)):
@@ -680,8 +706,8 @@ class Optimizer:
         param_set: set = set()
         for group in self.param_groups:
             param_set.update(group["params"])
-            if ("param_names" in param_group) != ("param_names" in group):
-                current = "with names" if "param_names" in param_group else "without names"
+            if has_names != ("param_names" in group):
+                current = "with names" if has_names else "without names"
                 raise ValueError(
                     "all optimizer param groups should be with/without names. "
                     f"cannot add param group {current} to the optimizer"
@@ -689,4 +715,8 @@ class Optimizer:
         if not param_set.isdisjoint(tensors):
             raise ValueError("some parameters appear in more than one parameter group")
 
+        param_group["params"] = tensors
+        if names:
+            param_group["param_names"] = names
+        param_group.update(missing)
         self.param_groups.append(param_group)
