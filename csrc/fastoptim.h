@@ -548,6 +548,13 @@ void fo_roofline_f32(int nread, const float *const *reads, int nwrite, float *co
 void fo_roofline_f64(int nread, const double *const *reads, int nwrite, double *const *writes,
                      int64_t n);
 
+/* --------------------------------------------------------------------------------------------
+ * L-BFGS's flat-vector axpy (csrc/optim_lbfgs.c): y[i] = fma(x[i], alpha, y[i]) over n
+ * elements (alpha cast to float for f32), torch's add_(x, alpha=alpha). x and y must not
+ * overlap. */
+void fo_lbfgs_axpy_f32(int64_t n, double alpha, const float *x, float *y);
+void fo_lbfgs_axpy_f64(int64_t n, double alpha, const double *x, double *y);
+
 #ifdef __cplusplus
 }
 #endif

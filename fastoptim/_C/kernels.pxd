@@ -269,3 +269,7 @@ cdef extern from "fastoptim.h" nogil:
                          float *const *writes, int64_t n)
     void fo_roofline_f64(int nread, const double *const *reads, int nwrite,
                          double *const *writes, int64_t n)
+
+    # ---- L-BFGS's flat-vector axpy ------------------------------------------------------
+    void fo_lbfgs_axpy_f32(int64_t n, double alpha, const float *x, float *y)
+    void fo_lbfgs_axpy_f64(int64_t n, double alpha, const double *x, double *y)

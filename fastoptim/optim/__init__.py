@@ -9,6 +9,7 @@ from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam
 from .adamw import AdamW
+from .lbfgs import LBFGS
 from .optimizer import Optimizer
 from .rmsprop import RMSprop
 from .sgd import SGD
@@ -19,6 +20,7 @@ __all__ = [
     "Adagrad",
     "Adam",
     "AdamW",
+    "LBFGS",
     "Optimizer",
     "RMSprop",
     "functional",
