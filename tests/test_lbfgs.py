@@ -10,6 +10,7 @@ import fastoptim
 from fastoptim._C._lbfgs import axpy
 from fastoptim.optim import LBFGS
 from fastoptim.optim import _reference_lbfgs as ref
+from fastoptim.optim._descriptions import WHOLE_STEP
 from fastoptim.optim.lbfgs import _two_loop
 
 try:
@@ -156,7 +157,8 @@ def test_state_dict_layout_matches_torch():
     assert sf["param_groups"] == st["param_groups"]
     assert list(sf["state"]) == list(st["state"]) == [0]
     a, b = sf["state"][0], st["state"][0]
-    assert set(a) == set(b)
+    described = {w.cls: w for w in WHOLE_STEP}["LBFGS"].state
+    assert list(a) == list(b) == list(described)
     for k in ("d", "prev_flat_grad", "H_diag"):
         np.testing.assert_allclose(a[k].numpy(), b[k].numpy(), rtol=1e-10, atol=1e-12)
     for k in ("old_dirs", "old_stps", "ro"):
