@@ -45,8 +45,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["BY_CLASS", "BY_NAME", "DESCRIPTIONS", "WHOLE_STEP", "Description", "Hyper", "StateArray",
-           "WholeStepDescription"]
+__all__ = ["BY_CLASS", "BY_NAME", "DESCRIPTIONS", "WHOLE_STEP", "Description", "Hyper",
+           "StateArray", "WholeStepDescription"]
 
 
 @dataclass(frozen=True)
