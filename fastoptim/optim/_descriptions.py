@@ -209,4 +209,5 @@ WHOLE_STEP: tuple[WholeStepDescription, ...] = (
         state=("func_evals", "n_iter", "al", "d", "t", "old_dirs", "old_stps", "ro", "H_diag",
                "prev_flat_grad", "prev_loss"),
     ),
+    WholeStepDescription(cls="Muon", kind="matrix", state=("momentum_buffer",)),
 )
