@@ -30,8 +30,8 @@ def axpy(double alpha, x, y):
         raise ValueError("axpy: x and y must be C-contiguous")
     if not y.flags.writeable:
         raise ValueError("axpy: y is read-only")
-    if np.shares_memory(x, y):
-        raise ValueError("axpy: x and y share memory")
+    if np.may_share_memory(x, y):
+        raise ValueError("axpy: x and y may share memory")
     cdef const float[::1] xf
     cdef float[::1] yf
     cdef const double[::1] xd
