@@ -573,6 +573,13 @@ void fo_average_f32(float *const *averaged, const float *const *model, const int
 void fo_average_f64(double *const *averaged, const double *const *model,
                     const int64_t *numels, int64_t ntensors, int mode, double weight);
 
+/* --------------------------------------------------------------------------------------------
+ * L-BFGS's flat-vector axpy (csrc/optim_lbfgs.c): y[i] = fma(x[i], alpha, y[i]) over n
+ * elements (alpha cast to float for f32), torch's add_(x, alpha=alpha). x and y must not
+ * overlap. */
+void fo_lbfgs_axpy_f32(int64_t n, double alpha, const float *x, float *y);
+void fo_lbfgs_axpy_f64(int64_t n, double alpha, const double *x, double *y);
+
 #if defined(__GNUC__) && !defined(_WIN32)
 #pragma GCC visibility pop
 #endif
