@@ -25,8 +25,11 @@ extern "C" {
  * Tensor ops: forward and backward kernels of the autograd (csrc/tensor_*.c)
  * ====================================================================================== */
 
-/* Binary element-wise operators. */
-enum fo_binary_op { FO_ADD = 0, FO_SUB = 1, FO_MUL = 2, FO_DIV = 3 };
+/* Binary element-wise operators.  FO_MAXIMUM/FO_MINIMUM propagate NaN; their backward splits
+ * the gradient evenly on ties, and FO_POW's follows torch (0 where the exponent is 0, and
+ * for the exponent where the base is 0 and the exponent >= 0), as torch does. */
+enum fo_binary_op { FO_ADD = 0, FO_SUB = 1, FO_MUL = 2, FO_DIV = 3, FO_POW_T = 4,
+                    FO_MAXIMUM = 5, FO_MINIMUM = 6 };
 
 /* Unary element-wise operators (p0, p1 are the optional scalar parameters). */
 enum fo_unary_op {
@@ -39,7 +42,15 @@ enum fo_unary_op {
     FO_RSUB_S = 12,   /* p0 - x */
     FO_RDIV_S = 13,   /* p0 / x */
     FO_DIV_S = 14,    /* x / p0 (a true division, as torch) */
-    FO_RPOW_S = 15    /* p0 ** x */
+    FO_RPOW_S = 15,   /* p0 ** x */
+    FO_SIN = 16, FO_COS = 17, FO_TAN = 18, FO_ASIN = 19, FO_ACOS = 20, FO_ATAN = 21,
+    FO_SINH = 22, FO_COSH = 23, FO_EXP2 = 24, FO_EXPM1 = 25, FO_LOG1P = 26, FO_LOG2 = 27,
+    FO_LOG10 = 28,
+    FO_SIGN = 29,     /* -1, 0 or 1; 0 for NaN (as torch) */
+    FO_FLOOR = 30, FO_CEIL = 31,
+    FO_ROUND = 32,    /* to the nearest integer, ties to even (as torch) */
+    FO_TRUNC = 33, FO_RECIPROCAL = 34, FO_RSQRT = 35, FO_SQUARE = 36, FO_ERF = 37,
+    FO_SOFTPLUS = 38  /* log1p(exp(p0 * x)) / p0, or x where p0 * x > p1 (beta, threshold) */
 };
 
 /* out[i] = a[ia] (op) b[ib] over an ndim-dimensional broadcast iteration of `shape`.
@@ -80,7 +91,9 @@ void fo_inplace_binary_f64(int op, int64_t n, double *x, const double *a, int64_
                            double alpha);
 
 /* In-place ternary updates used by optimizer code written in Python (torch's semantics):
- *   addcmul: x += value * a * b      addcdiv: x += value * a / b      lerp: x += w * (a - x)
+ *   addcmul: x += value * a * b      addcdiv: x += value * a / b
+ *   lerp:    x = x + w * (a - x) for w < 0.5, else a + (w - 1) * (a - x) (ATen's two-sided
+ *            formula, exact at both ends)
  * a and b have n elements. */
 void fo_addcmul_f32(int64_t n, float *x, const float *a, const float *b, double value);
 void fo_addcmul_f64(int64_t n, double *x, const double *a, const double *b, double value);
@@ -151,6 +164,47 @@ void fo_randn_f64(fo_rng *rng, int64_t n, double *out);
  * replaced by lo so the interval stays half-open). */
 void fo_uniform_f32(fo_rng *rng, int64_t n, float *out, double lo, double hi);
 void fo_uniform_f64(fo_rng *rng, int64_t n, double *out, double lo, double hi);
+
+/* ======================================================================================
+ * The tensor kernels by dtype (csrc/tensor_dispatch.c): one table per element type, with the
+ * same kernels as above taking untyped buffers, so that a caller holding a dtype picks a table
+ * once instead of writing an f32 and an f64 call at every site.  Each entry is the kernel of
+ * the same name above (fo_<name>_f32 / _f64), with every T * turned into void *.
+ * ====================================================================================== */
+typedef struct fo_tensor_kernels {
+    int itemsize;   /* sizeof the element type: 4 or 8 */
+    void (*binary)(int op, int ndim, const int64_t *shape, void *out, const void *a,
+                   const int64_t *sa, const void *b, const int64_t *sb);
+    void (*binary_backward)(int op, int ndim, const int64_t *shape, const void *g,
+                            const void *a, const int64_t *sa, const void *b, const int64_t *sb,
+                            void *ga, void *gb);
+    void (*unary)(int op, int64_t n, void *out, const void *x, double p0, double p1);
+    void (*unary_backward)(int op, int64_t n, const void *g, const void *x, const void *y,
+                           double p0, double p1, void *gx);
+    void (*inplace_binary)(int op, int64_t n, void *x, const void *a, int64_t a_n,
+                           double alpha);
+    void (*addcmul)(int64_t n, void *x, const void *a, const void *b, double value);
+    void (*addcdiv)(int64_t n, void *x, const void *a, const void *b, double value);
+    void (*lerp)(int64_t n, void *x, const void *a, double w);
+    double (*sum)(int64_t n, const void *x);
+    void (*sum_axis)(int64_t outer, int64_t n, int64_t inner, const void *x, double scale,
+                     void *out);
+    void (*expand_axis)(int64_t outer, int64_t n, int64_t inner, const void *g, double scale,
+                        void *out);
+    double (*extreme)(int64_t n, const void *x, int want_max, int64_t *count);
+    void (*extreme_backward)(int64_t n, const void *x, double m, double g, int64_t count,
+                             void *gx);
+    void (*matmul)(int64_t M, int64_t N, int64_t K, const void *A, int trans_a, const void *B,
+                   int trans_b, const void *bias, void *C);
+    double (*mse)(int64_t n, const void *a, const void *b);
+    void (*mse_backward)(int64_t n, const void *a, const void *b, const void *g, double g0,
+                         double scale, void *ga, void *gb);
+    void (*randn)(fo_rng *rng, int64_t n, void *out);
+    void (*uniform)(fo_rng *rng, int64_t n, void *out, double lo, double hi);
+} fo_tensor_kernels;
+
+extern const fo_tensor_kernels fo_tensor_kernels_f32;
+extern const fo_tensor_kernels fo_tensor_kernels_f64;
 
 /* ======================================================================================
  * Optimizer updates (csrc/optim_*.c): multi-tensor, in place, one pass.

@@ -20,6 +20,7 @@ from fastoptim._C._tensor import (  # noqa: E402,F401
     as_tensor,
     bool_,
     clamp,
+    device,
     dtype,
     empty,
     empty_like,
@@ -29,6 +30,7 @@ from fastoptim._C._tensor import (  # noqa: E402,F401
     from_numpy,
     full,
     full_like,
+    get_default_device,
     get_default_dtype,
     get_rng_state,
     initial_seed,
@@ -39,6 +41,8 @@ from fastoptim._C._tensor import (  # noqa: E402,F401
     linspace,
     manual_seed,
     matmul,
+    maximum,
+    minimum,
     no_grad,
     ones,
     ones_like,
@@ -47,6 +51,7 @@ from fastoptim._C._tensor import (  # noqa: E402,F401
     randn,
     randn_like,
     seed,
+    set_default_device,
     set_default_dtype,
     set_grad_enabled,
     set_rng_state,
@@ -91,7 +96,6 @@ flatten = _unary_fn("flatten")
 transpose = _unary_fn("transpose")
 t = _unary_fn("t")
 neg = _unary_fn("neg")
-pow = _unary_fn("pow")  # noqa: A001
 add = _unary_fn("add")
 sub = _unary_fn("sub")
 mul = _unary_fn("mul")
@@ -102,9 +106,43 @@ clone = _unary_fn("clone")
 allclose = _unary_fn("allclose")
 equal = _unary_fn("equal")
 isnan = _unary_fn("isnan")
+sin = _unary_fn("sin")
+cos = _unary_fn("cos")
+tan = _unary_fn("tan")
+asin = _unary_fn("asin")
+acos = _unary_fn("acos")
+atan = _unary_fn("atan")
+sinh = _unary_fn("sinh")
+cosh = _unary_fn("cosh")
+exp2 = _unary_fn("exp2")
+expm1 = _unary_fn("expm1")
+log1p = _unary_fn("log1p")
+log2 = _unary_fn("log2")
+log10 = _unary_fn("log10")
+sign = _unary_fn("sign")
+floor = _unary_fn("floor")
+ceil = _unary_fn("ceil")
+round = _unary_fn("round")  # noqa: A001
+trunc = _unary_fn("trunc")
+reciprocal = _unary_fn("reciprocal")
+rsqrt = _unary_fn("rsqrt")
+square = _unary_fn("square")
+erf = _unary_fn("erf")
+
+
+def pow(input, exponent):  # noqa: A001
+    """input ** exponent, element-wise and broadcasting; input or exponent may be a number."""
+    if isinstance(input, Tensor):
+        return input.pow(exponent)
+    if isinstance(exponent, Tensor):
+        return exponent.__rpow__(input)
+    raise TypeError(f"pow(): expected a Tensor as input or exponent, got "
+                    f"{type(input).__name__} and {type(exponent).__name__}")
+
+
 mm = matmul
 dot = matmul
 clip = clamp
 
 # Subpackages last: they import the names above.
-from fastoptim import nn, optim  # noqa: E402,F401
+from fastoptim import cuda, nn, optim  # noqa: E402,F401

@@ -17,10 +17,24 @@ broadcast backward sums each gradient back onto its operand's shape.
 import numpy as np
 
 # enum fo_binary_op
-ADD, SUB, MUL, DIV = 0, 1, 2, 3
+ADD, SUB, MUL, DIV, POW_T, MAXIMUM, MINIMUM = range(7)
 # enum fo_unary_op
 (NEG, EXP, LOG, SQRT, ABS, RELU, TANH, SIGMOID, CLAMP, POW, ADD_S, MUL_S, RSUB_S, RDIV_S,
- DIV_S, RPOW_S) = range(16)
+ DIV_S, RPOW_S, SIN, COS, TAN, ASIN, ACOS, ATAN, SINH, COSH, EXP2, EXPM1, LOG1P, LOG2, LOG10,
+ SIGN, FLOOR, CEIL, ROUND, TRUNC, RECIPROCAL, RSQRT, SQUARE, ERF, SOFTPLUS) = range(39)
+
+# the unary ops the kernels compute with C's double functions, rounded to the element type
+_DOUBLE_FNS = {SIN: np.sin, COS: np.cos, TAN: np.tan, ASIN: np.arcsin, ACOS: np.arccos,
+               ATAN: np.arctan, SINH: np.sinh, COSH: np.cosh, EXP2: np.exp2, EXPM1: np.expm1,
+               LOG1P: np.log1p, LOG2: np.log2, LOG10: np.log10, FLOOR: np.floor, CEIL: np.ceil,
+               ROUND: np.rint, TRUNC: np.trunc}
+LN2, LN10, TWO_OVER_SQRT_PI = np.log(2.0), np.log(10.0), 2.0 / np.sqrt(np.pi)
+
+
+def _erf(x):
+    """The error function in double (math.erf, element by element: numpy has none)."""
+    import math
+    return np.vectorize(math.erf, otypes=[np.float64])(x)
 
 
 def _t(x, like):
@@ -55,6 +69,12 @@ def binary(op, a, b):
         return a - b
     if op == MUL:
         return a * b
+    if op == POW_T:
+        with np.errstate(all="ignore"):
+            return np.power(a.astype(np.float64), b.astype(np.float64)).astype(a.dtype)
+    if op in (MAXIMUM, MINIMUM):
+        pick = np.maximum if op == MAXIMUM else np.minimum   # both propagate NaN
+        return pick(a, b)
     return a / b
 
 
@@ -67,6 +87,22 @@ def binary_backward(op, g, a, b):
         ga, gb = g, -g
     elif op == MUL:
         ga, gb = g * b, g * a
+    elif op == POW_T:
+        # torch: 0 where the exponent is 0; the exponent's 0 where base == 0 and exponent >= 0
+        with np.errstate(all="ignore"):
+            a64, b64 = np.broadcast_arrays(a.astype(np.float64), b.astype(np.float64))
+            da = np.where(b64 == 0, 0.0, b64 * np.power(a64, b64 - 1.0)).astype(a.dtype)
+            db = np.where((a64 == 0) & (b64 >= 0), 0.0,
+                          np.power(a64, b64).astype(a.dtype) * np.log(a64).astype(a.dtype))
+            ga, gb = g * da, g * db.astype(a.dtype)
+    elif op in (MAXIMUM, MINIMUM):
+        # the larger (smaller) operand takes g; ties split it in halves
+        a_wins = a > b if op == MAXIMUM else a < b
+        b_wins = b > a if op == MAXIMUM else b < a
+        tie = a == b
+        half = g / _t(2, g)
+        ga = np.where(a_wins, g, np.where(tie, half, _t(0, g)))
+        gb = np.where(b_wins, g, np.where(tie, half, _t(0, g)))
     else:
         ga, gb = g / b, -g * ((a / b) / b)
     ga = np.broadcast_to(ga, np.broadcast_shapes(a.shape, b.shape))
@@ -136,6 +172,22 @@ def unary(op, x, p0=0.0, p1=0.0):
             return x / s
         if op == RPOW_S:
             return np.power(np.float64(p0), x.astype(np.float64)).astype(x.dtype)
+        if op in _DOUBLE_FNS:
+            return _in_double(_DOUBLE_FNS[op], x)
+        if op == SIGN:
+            return np.where(x > 0, _t(1, x), np.where(x < 0, _t(-1, x), _t(0, x)))
+        if op == RECIPROCAL:
+            return _t(1, x) / x
+        if op == RSQRT:
+            return _t(1, x) / _in_double(np.sqrt, x)
+        if op == SQUARE:
+            return x * x
+        if op == ERF:
+            return _erf(x.astype(np.float64)).astype(x.dtype)
+        if op == SOFTPLUS:
+            beta, thr = _t(p0, x), _t(p1, x)
+            soft = (np.log1p(np.exp((x * beta).astype(np.float64))) / np.float64(beta))
+            return np.where(x * beta > thr, x, soft.astype(x.dtype))
     raise ValueError(f"unknown unary op {op}")
 
 
@@ -184,6 +236,46 @@ def unary_backward(op, g, x, y, p0=0.0, p1=0.0):
             return g / s
         if op == RPOW_S:
             return g * y * _t(np.log(p0), x)
+        if op == SIN:
+            return g * _in_double(np.cos, x)
+        if op == COS:
+            return g * -_in_double(np.sin, x)
+        if op == TAN:
+            return g * (one + y * y)
+        if op == ASIN:
+            return g * (one / _in_double(np.sqrt, one - x * x))
+        if op == ACOS:
+            return g * (-one / _in_double(np.sqrt, one - x * x))
+        if op == ATAN:
+            return g / (x * x + one)
+        if op == SINH:
+            return g * _in_double(np.cosh, x)
+        if op == COSH:
+            return g * _in_double(np.sinh, x)
+        if op == EXP2:
+            return g * y * _t(LN2, x)
+        if op == EXPM1:
+            return g * (y + one)
+        if op == LOG1P:
+            return g / (x + one)
+        if op == LOG2:
+            return g / (x * _t(LN2, x))
+        if op == LOG10:
+            return g / (x * _t(LN10, x))
+        if op in (SIGN, FLOOR, CEIL, ROUND, TRUNC):
+            return np.zeros_like(x)
+        if op == RECIPROCAL:
+            return g * -(y * y)
+        if op == RSQRT:
+            return g * (_t(-0.5, x) * y * y * y)
+        if op == SQUARE:
+            return g * (_t(2, x) * x)
+        if op == ERF:
+            return g * (_t(TWO_OVER_SQRT_PI, x) * _in_double(np.exp, -(x * x)))
+        if op == SOFTPLUS:
+            beta, thr = _t(p0, x), _t(p1, x)
+            z = _in_double(np.exp, x * beta)
+            return np.where(x * beta > thr, g, g * (z / (z + one)))
     raise ValueError(f"unknown unary op {op}")
 
 

@@ -568,13 +568,12 @@ def test_shared_input_reached_by_paths_of_different_length(make, expected):
     np.testing.assert_allclose(x.grad.numpy(), want)
 
 
-def test_elementwise_max_min_refuse_to_drop_the_graph():
+def test_elementwise_max_min_are_differentiable():
+    # max(other)/min(other) once refused grad mode (no backward); they are maximum/minimum now
     a = fo.tensor([1.0, 5.0], requires_grad=True)
     b = fo.tensor([3.0, 0.0])
-    with pytest.raises(NotImplementedError, match="not differentiable"):
-        a.max(b)
-    with pytest.raises(NotImplementedError, match="not differentiable"):
-        b.min(a)
+    (a.max(b) + b.min(a)).sum().backward()
+    assert a.grad.tolist() == [1.0, 1.0]
     with fo.no_grad():
         assert a.max(b).tolist() == [3.0, 5.0]
     assert a.detach().min(b).tolist() == [1.0, 0.0]

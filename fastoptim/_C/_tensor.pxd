@@ -25,11 +25,11 @@ cdef class Tensor:
     cdef int _ndim                     # PyArray_NDIM
     cdef bint _requires_grad
     cdef bint _retains_grad
-    # graph node: what made this tensor (N_LEAF for leaves), its inputs and saved values
+    # graph node (_tensor_ops.pxi): what made this tensor (its row of the op table, N_LEAF for
+    # leaves), its inputs and saved values
     cdef int _op
     cdef int _sub                      # op variant (binary/unary operator, reduction, ...)
-    cdef Tensor _in0
-    cdef Tensor _in1
+    cdef tuple _ins                    # the op's inputs in order; None: needs no gradient
     cdef object _saved
     cdef double _p0
     cdef double _p1

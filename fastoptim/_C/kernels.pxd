@@ -9,10 +9,13 @@ from libc.stdint cimport int64_t, uint64_t
 cdef extern from "fastoptim.h" nogil:
     # ---- tensor ops -------------------------------------------------------------------
     enum:
-        FO_ADD, FO_SUB, FO_MUL, FO_DIV
+        FO_ADD, FO_SUB, FO_MUL, FO_DIV, FO_POW_T, FO_MAXIMUM, FO_MINIMUM
     enum:
         FO_NEG, FO_EXP, FO_LOG, FO_SQRT, FO_ABS, FO_RELU, FO_TANH, FO_SIGMOID, FO_CLAMP, FO_POW
         FO_ADD_S, FO_MUL_S, FO_RSUB_S, FO_RDIV_S, FO_DIV_S, FO_RPOW_S
+        FO_SIN, FO_COS, FO_TAN, FO_ASIN, FO_ACOS, FO_ATAN, FO_SINH, FO_COSH, FO_EXP2, FO_EXPM1
+        FO_LOG1P, FO_LOG2, FO_LOG10, FO_SIGN, FO_FLOOR, FO_CEIL, FO_ROUND, FO_TRUNC
+        FO_RECIPROCAL, FO_RSQRT, FO_SQUARE, FO_ERF, FO_SOFTPLUS
 
     void fo_binary_f32(int op, int ndim, const int64_t *shape, float *out,
                        const float *a, const int64_t *sa, const float *b, const int64_t *sb)
@@ -77,6 +80,40 @@ cdef extern from "fastoptim.h" nogil:
     void fo_randn_f64(fo_rng *rng, int64_t n, double *out)
     void fo_uniform_f32(fo_rng *rng, int64_t n, float *out, double lo, double hi)
     void fo_uniform_f64(fo_rng *rng, int64_t n, double *out, double lo, double hi)
+
+    # ---- the tensor kernels by dtype (one table per element type) --------------------
+    ctypedef struct fo_tensor_kernels:
+        int itemsize
+        void (*binary)(int op, int ndim, const int64_t *shape, void *out, const void *a,
+                       const int64_t *sa, const void *b, const int64_t *sb)
+        void (*binary_backward)(int op, int ndim, const int64_t *shape, const void *g,
+                                const void *a, const int64_t *sa, const void *b,
+                                const int64_t *sb, void *ga, void *gb)
+        void (*unary)(int op, int64_t n, void *out, const void *x, double p0, double p1)
+        void (*unary_backward)(int op, int64_t n, const void *g, const void *x, const void *y,
+                               double p0, double p1, void *gx)
+        void (*inplace_binary)(int op, int64_t n, void *x, const void *a, int64_t a_n,
+                               double alpha)
+        void (*addcmul)(int64_t n, void *x, const void *a, const void *b, double value)
+        void (*addcdiv)(int64_t n, void *x, const void *a, const void *b, double value)
+        void (*lerp)(int64_t n, void *x, const void *a, double w)
+        double (*sum)(int64_t n, const void *x)
+        void (*sum_axis)(int64_t outer, int64_t n, int64_t inner, const void *x, double scale,
+                         void *out)
+        void (*expand_axis)(int64_t outer, int64_t n, int64_t inner, const void *g,
+                            double scale, void *out)
+        double (*extreme)(int64_t n, const void *x, int want_max, int64_t *count)
+        void (*extreme_backward)(int64_t n, const void *x, double m, double g, int64_t count,
+                                 void *gx)
+        void (*matmul)(int64_t M, int64_t N, int64_t K, const void *A, int trans_a,
+                       const void *B, int trans_b, const void *bias, void *C)
+        double (*mse)(int64_t n, const void *a, const void *b)
+        void (*mse_backward)(int64_t n, const void *a, const void *b, const void *g, double g0,
+                             double scale, void *ga, void *gb)
+        void (*randn)(fo_rng *rng, int64_t n, void *out)
+        void (*uniform)(fo_rng *rng, int64_t n, void *out, double lo, double hi)
+    const fo_tensor_kernels fo_tensor_kernels_f32
+    const fo_tensor_kernels fo_tensor_kernels_f64
 
     # ---- optimizer updates ------------------------------------------------------------
     # @@OPTIM-PROTOTYPES@@ (optimizer kernels go below this line)

@@ -1,6 +1,6 @@
 """fastoptim.nn.functional: stateless ops (torch.nn.functional's names), each one fused C node
 where torch has one (linear = addmm, mse_loss = MseLoss)."""
-from fastoptim._C._tensor import Tensor, linear, mse_loss  # noqa: F401
+from fastoptim._C._tensor import Tensor, linear, mse_loss, softplus  # noqa: F401
 
 
 def relu(input, inplace=False):
@@ -28,4 +28,4 @@ def l1_loss(input, target, reduction="mean"):
     raise ValueError(f"{reduction} is not a valid value for reduction")
 
 
-__all__ = ["linear", "mse_loss", "relu", "tanh", "sigmoid", "l1_loss", "Tensor"]
+__all__ = ["linear", "mse_loss", "softplus", "relu", "tanh", "sigmoid", "l1_loss", "Tensor"]

@@ -1,0 +1,261 @@
+# The autograd engine: grad mode, the grad_fn objects, and backward().
+#
+# The engine knows no op: a node's inputs are ``t._ins`` and its backward is
+# ``_OPS[t._op].backward`` (the op table, _tensor_ops.pxi).  ``backward()`` sorts the graph once
+# (iterative DFS, a generation mark per tensor instead of a visited set) and walks it in
+# reverse.  Pending gradients sit in ``_gacc``; a gradient passed through unchanged is not
+# copied until something must accumulate into it (``_gown``).  Saved values are dropped
+# afterwards (each op's ``release``) unless ``retain_graph``: a second backward then raises
+# torch's error.
+
+# ---------------------------------------------------------------------------------------------
+# grad mode
+# ---------------------------------------------------------------------------------------------
+
+cdef bint _grad_enabled = True
+
+
+def is_grad_enabled():
+    return _grad_enabled
+
+
+def _swap_grad_mode(bint mode):
+    """Set grad mode and return the previous one: the cheapest switch, for hot wrappers such
+    as Optimizer.step (set_grad_enabled builds an object each call)."""
+    global _grad_enabled
+    cdef bint prev = _grad_enabled
+    _grad_enabled = mode
+    return prev
+
+
+cdef class _GradMode:
+    """Base of no_grad / enable_grad / set_grad_enabled: a context manager and a decorator."""
+    cdef bint _mode
+    cdef list _prev
+
+    def __init__(self):
+        self._prev = []
+
+    def __enter__(self):
+        global _grad_enabled
+        self._prev.append(_grad_enabled)
+        _grad_enabled = self._mode
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self._prev.pop()
+        return False
+
+    def __call__(self, func):
+        import functools
+        mode_cls = type(self)
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            with mode_cls():
+                return func(*args, **kwargs)
+        return wrapper
+
+    def clone(self):
+        return type(self)()
+
+
+cdef class no_grad(_GradMode):
+    """Context manager / decorator that disables graph recording (as torch.no_grad)."""
+
+    def __init__(self):
+        self._prev = []
+        self._mode = False
+
+
+cdef class enable_grad(_GradMode):
+    """Context manager / decorator that enables graph recording (as torch.enable_grad)."""
+
+    def __init__(self):
+        self._prev = []
+        self._mode = True
+
+
+cdef class set_grad_enabled(_GradMode):
+    """Set grad mode now (as a function) or for a block (as a context manager)."""
+
+    def __init__(self, bint mode):
+        global _grad_enabled
+        self._prev = [_grad_enabled]
+        self._mode = mode
+        _grad_enabled = mode
+
+    def __enter__(self):
+        pass
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self._prev[0]
+        return False
+
+
+
+# ---------------------------------------------------------------------------------------------
+# grad_fn
+# ---------------------------------------------------------------------------------------------
+
+class Node:
+    """What ``tensor.grad_fn`` returns: the name of the backward and its inputs' nodes."""
+    __slots__ = ("_name", "_tensor")
+
+    def __init__(self, name, tensor):
+        self._name = name
+        self._tensor = tensor
+
+    def name(self):
+        return self._name
+
+    @property
+    def next_functions(self):
+        return tuple((_next_fn(t), 0) for t in self._tensor._inputs())
+
+    def __repr__(self):
+        return f"<{self._name} object at {id(self):#x}>"
+
+
+def _next_fn(t):
+    if t is None:
+        return None
+    if t.grad_fn is not None:
+        return t.grad_fn
+    if t.requires_grad:
+        return Node("AccumulateGrad", t)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# backward
+# ---------------------------------------------------------------------------------------------
+
+cdef void _accumulate(Tensor t, cnp.ndarray g, bint owned) except *:
+    """Add gradient g into t's pending gradient (t._gacc)."""
+    cdef cnp.ndarray acc
+    cdef int64_t n
+    if t._gacc is None:
+        t._gacc = g
+        t._gown = owned
+        return
+    if not t._gown:
+        t._gacc = np.array(t._gacc, order="C")
+        t._gown = True
+    acc = t._gacc
+    n = cnp.PyArray_SIZE(acc)
+    g = _contig(g)
+    _kern(acc).inplace_binary(FO_ADD, n, _ptr(acc), _ptr(g), n, 1.0)
+
+
+cdef void _store_grad(Tensor t, cnp.ndarray g, bint owned) except *:
+    """AccumulateGrad: a leaf's .grad is created or summed into in place."""
+    cdef Tensor old = t._grad
+    cdef cnp.ndarray acc
+    cdef int64_t n
+    if old is None:
+        t._grad = _wrap(g if owned else np.array(g, order="C"))
+        return
+    acc = old._np
+    if not cnp.PyArray_IS_C_CONTIGUOUS(acc) or not cnp.PyArray_ISWRITEABLE(acc) or \
+            cnp.PyArray_TYPE(acc) != cnp.PyArray_TYPE(g) or not cnp.PyArray_SAMESHAPE(acc, g):
+        _bind(old, acc + g)
+        return
+    n = cnp.PyArray_SIZE(acc)
+    g = _contig(g)
+    _kern(acc).inplace_binary(FO_ADD, n, _ptr(acc), _ptr(g), n, 1.0)
+
+
+cdef object _POST = object()    # stack marker: "the tensor below me is finished"
+
+
+cdef list _topo(Tensor root):
+    """Graph nodes reachable from root in post-order (inputs before outputs): an iterative
+    DFS (no recursion limit on long chains) with a generation mark instead of a visited set.
+
+    A tensor is marked when it is EXPANDED, not when it is queued: a tensor reached by two
+    paths of different lengths must come after everything that feeds it, or the gradient from
+    the longer path would arrive after the tensor had already been processed.  In a DAG a
+    child met already marked is finished (it cannot be an unfinished ancestor)."""
+    global _mark_gen
+    _mark_gen += 1
+    cdef int gen = _mark_gen
+    cdef list order = []
+    cdef list stack = [root]
+    cdef object top
+    cdef tuple ins
+    cdef Py_ssize_t k
+    cdef Tensor t, c
+    while stack:
+        top = stack.pop()
+        if top is _POST:
+            order.append(stack.pop())
+            continue
+        t = <Tensor>top
+        if t._mark == gen:
+            continue
+        t._mark = gen
+        stack.append(t)
+        stack.append(_POST)
+        ins = t._ins
+        if ins is not None:
+            for k in range(PyTuple_GET_SIZE(ins)):
+                c = <Tensor><object>PyTuple_GET_ITEM(ins, k)
+                if c is not None and c._mark != gen:
+                    stack.append(c)
+    return order
+
+
+cdef void _backward(Tensor root, object gradient, bint retain) except *:
+    cdef cnp.ndarray g0
+    cdef list order
+    cdef Tensor t
+    cdef Py_ssize_t i
+    if not root._requires_grad:
+        raise RuntimeError("element 0 of tensors does not require grad and does not have a "
+                           "grad_fn")
+    if gradient is None:
+        if cnp.PyArray_SIZE(root._np) != 1:
+            raise RuntimeError("grad can be implicitly created only for scalar outputs")
+        g0 = _empty_like(root._np)     # one element: the implicit gradient 1
+        if _is_f32(g0):
+            (<float*>_ptr(g0))[0] = 1.0
+        else:
+            (<double*>_ptr(g0))[0] = 1.0
+    else:
+        g0 = np.asarray(_np_of(gradient))
+        if _shp(g0) != _shp(root._np):
+            raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of "
+                               f"{Size(_shp(g0))} and output[0] has a shape of "
+                               f"{Size(_shp(root._np))}.")
+        g0 = _ascontig(g0, dtype=root._np.dtype)
+    if root._op == N_LEAF:
+        _store_grad(root, g0, gradient is None)
+        return
+    order = _topo(root)
+    root._gacc = g0
+    root._gown = gradient is None
+    try:
+        for i in range(len(order) - 1, -1, -1):
+            t = <Tensor>order[i]
+            if t._gacc is None:
+                continue
+            if t._op == N_LEAF:
+                _store_grad(t, t._gacc, t._gown)
+            else:
+                if t._retains_grad:
+                    _store_grad(t, t._gacc, False)
+                if t._freed == 1:
+                    raise RuntimeError(_FREED_MSG)
+                _OPS[t._op].backward(t, t._gacc, t._gown)
+            t._gacc = None
+    finally:
+        for i in range(len(order)):
+            t = <Tensor>order[i]
+            t._gacc = None
+            if not retain and t._op != N_LEAF and t._freed != 1 and \
+                    _OPS[t._op].release != NULL:
+                _OPS[t._op].release(t)
+
+

@@ -1,0 +1,328 @@
+# Creation: the random generator (a C xoshiro256** behind randn/rand/nn.init, seeded by
+# manual_seed) and the functions that make new leaf tensors (tensor, zeros, randn, ...).
+
+# ---------------------------------------------------------------------------------------------
+# the random generator behind randn/rand/nn.init
+# ---------------------------------------------------------------------------------------------
+
+cdef fo_rng _rng
+cdef uint64_t _seed = 0
+
+
+def _fresh_seed():
+    """A non-deterministic 64-bit seed (torch seeds each process's generator this way)."""
+    import os as _os
+    return int.from_bytes(_os.urandom(8), "little")
+
+
+def manual_seed(seed):
+    """Seed the global generator: the same seed gives the same randn/rand/init draws.  As
+    torch, seed is an int in [-2**63, 2**64); a negative one is taken modulo 2**64."""
+    global _seed
+    seed = int(seed)
+    if seed < -0x8000000000000000 or seed > 0xFFFFFFFFFFFFFFFF:
+        raise ValueError("Overflow when unpacking long long")
+    _seed = <uint64_t>(seed & 0xFFFFFFFFFFFFFFFF)
+    fo_rng_seed(&_rng, _seed)
+
+
+def initial_seed():
+    """The seed the generator was last seeded with (a fresh one per process, as torch's)."""
+    return int(_seed)
+
+
+def seed():
+    """Seed the generator non-deterministically and return the 64-bit seed used."""
+    s = _fresh_seed()
+    manual_seed(s)
+    return s
+
+
+manual_seed(_fresh_seed())
+
+
+def get_rng_state():
+    """The generator state as a uint64 numpy array (restore it with set_rng_state)."""
+    return np.array([_rng.s[0], _rng.s[1], _rng.s[2], _rng.s[3], _rng.has_spare],
+                    dtype=np.uint64), float(_rng.spare)
+
+
+def set_rng_state(state):
+    s, spare = state
+    s = np.asarray(s, dtype=np.uint64)
+    for i in range(4):
+        _rng.s[i] = s[i]
+    _rng.has_spare = int(s[4])
+    _rng.spare = spare
+
+
+cdef void _fill_randn(cnp.ndarray a):
+    _kern(a).randn(&_rng, cnp.PyArray_SIZE(a), _ptr(a))
+
+
+cdef void _fill_uniform(cnp.ndarray a, double lo, double hi):
+    _kern(a).uniform(&_rng, cnp.PyArray_SIZE(a), _ptr(a), lo, hi)
+
+
+
+# ---------------------------------------------------------------------------------------------
+# creation
+# ---------------------------------------------------------------------------------------------
+
+cdef object _infer_array(object data, object dt):
+    """numpy array for `data` with torch's dtype inference: Python floats -> default dtype,
+    ints -> int64, bools -> bool; a numpy array keeps its dtype (float16 -> float32)."""
+    if isinstance(data, Tensor):
+        arr = np.array((<Tensor>data)._np)
+    elif isinstance(data, (np.ndarray, np.generic)):
+        arr = np.array(data)   # numpy arrays and scalars keep their dtype, as in torch
+    else:
+        if isinstance(data, (str, bytes)):
+            raise TypeError(f"new(): invalid data type '{type(data).__name__}'")
+        try:
+            arr = np.array(data)
+        except ValueError as e:
+            raise ValueError(f"could not build a tensor from {type(data).__name__}: {e}")
+        if arr.dtype.kind == "f":
+            arr = arr.astype(_default_dtype._np_dtype)
+        elif arr.dtype.kind == "O" and arr.size and hasattr(data, "__len__"):
+            # e.g. a list of 0-dim Tensors / numpy scalars
+            try:
+                arr = np.array([np.asarray(_np_of(x)) for x in data])
+            except ValueError as e:
+                raise ValueError(f"could not build a tensor from {type(data).__name__}: {e}")
+            if arr.dtype.kind == "f" and arr.dtype.itemsize < 4:
+                arr = arr.astype(np.float32)
+    if arr.dtype.kind in "US":
+        raise TypeError(f"new(): invalid data type '{arr.dtype.type.__name__}'")
+    if arr.dtype.kind in "OV":
+        raise TypeError("could not infer a numeric dtype from data of type "
+                        f"{type(data).__name__}: expected numbers, nested sequences of numbers "
+                        "or an array")
+    if arr.dtype.kind == "c":
+        raise TypeError("complex tensors are not supported by fastoptim")
+    if dt is not None:
+        arr = arr.astype(_to_dtype(dt)._np_dtype)
+    elif arr.dtype.kind == "f" and arr.dtype.itemsize == 2:
+        arr = arr.astype(np.float32)
+    elif arr.dtype.kind in "iu" and arr.dtype != np.int64 and arr.dtype != np.int32:
+        arr = arr.astype(np.int64)
+    if not arr.dtype.isnative:
+        # the kernels read native-endian values: a copy converts byte order
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    return _ascontig(arr)
+
+
+def tensor(data, dtype=None, device=None, requires_grad=False, pin_memory=False):
+    """Copy `data` (numbers, nested lists, numpy arrays, tensors) into a new leaf tensor."""
+    _check_device(device)
+    cdef Tensor t = _wrap(_infer_array(data, dtype))
+    if requires_grad:
+        t._set_requires_grad(True)
+    return t
+
+
+def as_tensor(data, dtype=None, device=None):
+    """Like tensor(), but shares memory with a numpy array or tensor of the right dtype."""
+    if isinstance(data, Tensor) and (dtype is None or _to_dtype(dtype) is (<Tensor>data).dtype):
+        return data
+    if isinstance(data, np.ndarray) and (dtype is None or
+                                         _to_dtype(dtype)._np_dtype == data.dtype):
+        return from_numpy(data)
+    return tensor(data, dtype=dtype, device=device)
+
+
+def from_numpy(ndarray):
+    """A tensor sharing memory with `ndarray` (no copy), keeping its dtype."""
+    if not isinstance(ndarray, np.ndarray):
+        raise TypeError(f"expected np.ndarray (got {type(ndarray).__name__})")
+    _dtype_of(ndarray)
+    if not ndarray.dtype.isnative:
+        raise ValueError("given numpy array has byte order different from the native byte "
+                         "order. Conversion between byte orders is currently not supported.")
+    # A view: the caller keeps its array object, which numpy lets it reshape in place; the
+    # tensor keeps its shape, as torch's does.
+    return _wrap(ndarray.view(np.ndarray))
+
+
+def is_tensor(obj):
+    return isinstance(obj, Tensor)
+
+
+cdef tuple _size_arg(tuple size, str fn):
+    if len(size) == 1 and isinstance(size[0], (tuple, list, Size)):
+        size = tuple(size[0])
+    for s in size:
+        if not isinstance(s, (int, np.integer)) or isinstance(s, bool):
+            raise TypeError(f"{fn}(): argument 'size' must be a tuple of ints, but found element "
+                            f"of type {type(s).__name__}")
+        if s < 0:
+            raise RuntimeError(f"{fn}(): Trying to create tensor with negative dimension {s}: "
+                               f"{list(size)}")
+    return size
+
+
+cdef cnp.ndarray _new_array(tuple size, object dt):
+    cdef dtype d = _default_dtype if dt is None else _to_dtype(dt)
+    cdef cnp.npy_intp dims[64]
+    cdef int nd = len(size)
+    if nd > 64:
+        raise ValueError(f"too many dimensions ({nd}); at most 64 are supported")
+    for i in range(nd):
+        dims[i] = size[i]
+    return _empty(nd, dims, d._typenum)
+
+
+cdef Tensor _finish(cnp.ndarray arr, bint requires_grad):
+    cdef Tensor t = _wrap(arr)
+    if requires_grad:
+        t._set_requires_grad(True)
+    return t
+
+
+def empty(*size, dtype=None, device=None, requires_grad=False):
+    _check_device(device)
+    return _finish(_new_array(_size_arg(size, "empty"), dtype), requires_grad)
+
+
+def zeros(*size, dtype=None, device=None, requires_grad=False):
+    _check_device(device)
+    cdef cnp.ndarray a = _new_array(_size_arg(size, "zeros"), dtype)
+    a[...] = 0
+    return _finish(a, requires_grad)
+
+
+def ones(*size, dtype=None, device=None, requires_grad=False):
+    _check_device(device)
+    cdef cnp.ndarray a = _new_array(_size_arg(size, "ones"), dtype)
+    a[...] = 1
+    return _finish(a, requires_grad)
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad=False):
+    _check_device(device)
+    if dtype is None and isinstance(fill_value, bool):
+        dtype = bool_
+    elif dtype is None and isinstance(fill_value, int):
+        dtype = int64
+    cdef cnp.ndarray a = _new_array(_size_arg((size,), "full"), dtype)
+    a[...] = fill_value
+    return _finish(a, requires_grad)
+
+
+def randn(*size, dtype=None, device=None, requires_grad=False, generator=None):
+    """Standard normal samples from fastoptim's generator (seed it with manual_seed)."""
+    cdef cnp.ndarray a
+    cdef cnp.npy_intp n
+    if device is not None:
+        _check_device(device)
+    if dtype is None and len(size) == 1 and type(size[0]) is int and size[0] >= 0 \
+            and not requires_grad:
+        # randn(n): the textbook loop's input, on its own short path
+        n = <cnp.npy_intp>size[0]
+        a = _empty(1, &n, _default_dtype._typenum)
+        _fill_randn(a)
+        return _wrap(a)
+    a = _new_array(_size_arg(size, "randn"), dtype)
+    if not _is_float(a):
+        raise TypeError(f"randn: expected a floating dtype, got {dtype}")
+    _fill_randn(a)
+    return _finish(a, requires_grad)
+
+
+def rand(*size, dtype=None, device=None, requires_grad=False, generator=None):
+    """Uniform samples on [0, 1) from fastoptim's generator."""
+    _check_device(device)
+    cdef cnp.ndarray a = _new_array(_size_arg(size, "rand"), dtype)
+    if not _is_float(a):
+        raise TypeError(f"rand: expected a floating dtype, got {dtype}")
+    _fill_uniform(a, 0.0, 1.0)
+    return _finish(a, requires_grad)
+
+
+def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=False):
+    _check_device(device)
+    if end is None:
+        start, end = 0, start
+    vals = [_np_of(v) for v in (start, end, step)]
+    if step == 0:
+        raise RuntimeError("step must be nonzero")
+    if dtype is None:
+        if any(isinstance(v, float) or (isinstance(v, np.ndarray) and v.dtype.kind == "f")
+               for v in vals):
+            dtype = _default_dtype
+        else:
+            dtype = int64
+    arr = np.arange(vals[0], vals[1], vals[2], dtype=_to_dtype(dtype)._np_dtype)
+    return _finish(arr, requires_grad)
+
+
+def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False):
+    _check_device(device)
+    d = _default_dtype if dtype is None else _to_dtype(dtype)
+    return _finish(np.linspace(start, end, steps).astype(d._np_dtype), requires_grad)
+
+
+cdef object _like_dtype(Tensor t, object dtype):
+    return t.dtype if dtype is None else dtype
+
+
+def empty_like(input, *, dtype=None, layout=None, device=None, requires_grad=False,
+               memory_format=None):
+    """An uninitialised tensor of input's shape (and dtype, unless given)."""
+    _check_device(device)
+    return empty(_shp(_np_of(input)), dtype=_like_dtype(input, dtype), requires_grad=requires_grad)
+
+
+def zeros_like(input, *, dtype=None, layout=None, device=None, requires_grad=False,
+               memory_format=None):
+    """Zeros of input's shape (and dtype, unless given)."""
+    _check_device(device)
+    return zeros(_shp(_np_of(input)), dtype=_like_dtype(input, dtype), requires_grad=requires_grad)
+
+
+def ones_like(input, *, dtype=None, layout=None, device=None, requires_grad=False,
+              memory_format=None):
+    """Ones of input's shape (and dtype, unless given)."""
+    _check_device(device)
+    return ones(_shp(_np_of(input)), dtype=_like_dtype(input, dtype), requires_grad=requires_grad)
+
+
+def full_like(input, fill_value, *, dtype=None, layout=None, device=None, requires_grad=False,
+              memory_format=None):
+    """fill_value everywhere, in input's shape (and dtype, unless given)."""
+    _check_device(device)
+    return full(_shp(_np_of(input)), fill_value, dtype=_like_dtype(input, dtype),
+                requires_grad=requires_grad)
+
+
+def randn_like(input, *, dtype=None, layout=None, device=None, requires_grad=False,
+               memory_format=None):
+    """Standard normal samples in input's shape (and dtype, unless given)."""
+    _check_device(device)
+    return randn(_shp(_np_of(input)), dtype=_like_dtype(input, dtype), requires_grad=requires_grad)
+
+
+def rand_like(input, *, dtype=None, layout=None, device=None, requires_grad=False,
+              memory_format=None):
+    """U[0, 1) samples in input's shape (and dtype, unless given)."""
+    _check_device(device)
+    return rand(_shp(_np_of(input)), dtype=_like_dtype(input, dtype), requires_grad=requires_grad)
+
+
+cdef void _fill_array(Tensor t, int kind, double p0, double p1):
+    """In-place random fill used by nn.init: kind 0 normal(p0, p1), 1 uniform[p0, p1)."""
+    cdef cnp.ndarray a = _contig(t._np)
+    if not _is_float(a):
+        raise TypeError("random fills need a floating tensor")
+    if kind == 0:
+        _fill_randn(a)
+        if p1 != 1.0:
+            _unary_arr(a, a, FO_MUL_S, p1, 0.0)
+        if p0 != 0.0:
+            _unary_arr(a, a, FO_ADD_S, p0, 0.0)
+    else:
+        _fill_uniform(a, p0, p1)
+    if a is not t._np:
+        t._np[...] = a
+

@@ -1,0 +1,282 @@
+# dtypes (fastoptim.float32 ...), Size, and the numpy C-API helpers every area uses, including
+# ``_kern``: the one place the float32/float64 dispatch is written.
+
+# ---------------------------------------------------------------------------------------------
+# dtypes
+# ---------------------------------------------------------------------------------------------
+
+cdef class dtype:
+    """A tensor element type (``fastoptim.float32`` ...); compare with ``is`` or ``==``."""
+    cdef readonly str name
+    cdef readonly object _np_dtype
+    cdef readonly int _typenum
+    cdef readonly bint is_floating_point
+    cdef readonly int itemsize
+    cdef readonly str _legacy
+
+    def __repr__(self):
+        return "fastoptim." + self.name
+
+    def __reduce__(self):
+        return (_dtype_by_name, (self.name,))
+
+
+cdef dtype _make_dtype(str name, object npd, str legacy):
+    cdef dtype d = dtype.__new__(dtype)
+    d.name = name
+    d._np_dtype = np.dtype(npd)
+    d._typenum = d._np_dtype.num
+    d.is_floating_point = d._np_dtype.kind == "f"
+    d.itemsize = d._np_dtype.itemsize
+    d._legacy = legacy
+    return d
+
+
+float32 = _make_dtype("float32", np.float32, "FloatTensor")
+float64 = _make_dtype("float64", np.float64, "DoubleTensor")
+int64 = _make_dtype("int64", np.int64, "LongTensor")
+int32 = _make_dtype("int32", np.int32, "IntTensor")
+bool_ = _make_dtype("bool", np.bool_, "BoolTensor")
+_DTYPES = {d.name: d for d in (float32, float64, int64, int32, bool_)}
+_BY_TYPENUM = {d._typenum: d for d in (float32, float64, int64, int32, bool_)}
+
+
+def _dtype_by_name(name):
+    return _DTYPES[name]
+
+
+cdef dtype _default_dtype = float32
+
+
+def get_default_dtype():
+    """The dtype of tensors made from Python floats (float32 unless changed)."""
+    return _default_dtype
+
+
+def set_default_dtype(d):
+    """Set the default floating dtype (float32 or float64), as torch.set_default_dtype."""
+    global _default_dtype
+    d = _to_dtype(d)
+    if d is not float32 and d is not float64:
+        raise TypeError("only floating-point types are supported as the default type")
+    _default_dtype = d
+
+
+cdef dtype _to_dtype(object d):
+    """Accept a fastoptim dtype, a numpy dtype/type or a dtype name."""
+    if isinstance(d, dtype):
+        return <dtype>d
+    try:
+        npd = np.dtype(d)
+    except TypeError:
+        raise TypeError(f"dtype must be a fastoptim dtype such as fastoptim.float32, got {d!r}")
+    r = _BY_TYPENUM.get(npd.num)
+    if r is None:
+        if npd.kind == "i" or npd.kind == "u":
+            return int64
+        raise TypeError(f"unsupported dtype {d!r}: fastoptim supports float32, float64, int64, "
+                        "int32 and bool")
+    return <dtype>r
+
+
+cdef inline dtype _dtype_of(cnp.ndarray arr):
+    r = _BY_TYPENUM.get(cnp.PyArray_TYPE(arr))
+    if r is None:
+        raise TypeError(f"unsupported numpy dtype {arr.dtype}: fastoptim supports float32, "
+                        "float64, int64, int32 and bool")
+    return <dtype>r
+
+
+# torch's device type names: any of them builds a device, only 'cpu' holds tensors here
+_DEVICE_TYPES = ("cpu", "cuda", "ipu", "xpu", "mkldnn", "opengl", "opencl", "ideep", "hip", "ve",
+                 "fpga", "maia", "xla", "lazy", "vulkan", "mps", "meta", "hpu", "mtia",
+                 "privateuseone")
+
+
+class device:
+    """Where a tensor lives, as torch.device: ``device('cpu')``, ``device('cpu:0')``,
+    ``device('cpu', 0)``.  Other device types can be named (torch.device('cuda') builds too),
+    but fastoptim holds tensors on the CPU only: using one raises."""
+    __slots__ = ("type", "index")
+
+    def __init__(self, type, index=None):
+        if isinstance(type, device):
+            if index is not None:
+                raise RuntimeError("device(): when a device is given, no index may be given")
+            self.type, self.index = type.type, type.index
+            return
+        if not isinstance(type, str):
+            raise TypeError(f"device() received an invalid combination of arguments - got "
+                            f"({type.__class__.__name__}), but expected a device string such "
+                            "as 'cpu' (fastoptim has no accelerator to number)")
+        name, sep, idx = type.partition(":")
+        if name not in _DEVICE_TYPES:
+            raise RuntimeError(f"Expected one of {', '.join(_DEVICE_TYPES)} device type at "
+                               f"start of device string: {type}")
+        if sep:
+            if index is not None:
+                raise RuntimeError(f"type (string) must not include an index because index was "
+                                   f"passed explicitly: {type}")
+            if not idx.isdigit():
+                raise RuntimeError(f"Invalid device string: '{type}'")
+            index = int(idx)
+        if index is not None:
+            index = int(index)
+            if index < 0:
+                raise RuntimeError("Device index must not be negative")
+        self.type, self.index = name, index
+
+    def __repr__(self):
+        if self.index is None:
+            return f"device(type='{self.type}')"
+        return f"device(type='{self.type}', index={self.index})"
+
+    def __str__(self):
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    def __eq__(self, other):
+        if not isinstance(other, device):
+            return NotImplemented
+        return self.type == other.type and self.index == other.index
+
+    def __hash__(self):
+        return hash((self.type, self.index))
+
+    def __reduce__(self):
+        return (device, (self.type, self.index))
+
+
+_CPU = device("cpu")
+
+
+def _check_device(dev):
+    """Accept what names the CPU (None, 'cpu', 'cpu:0', device('cpu')); refuse anything else,
+    naming it."""
+    if dev is None or dev is _CPU:
+        return
+    if isinstance(dev, str) or isinstance(dev, device):
+        d = device(dev)
+        if d.type == "cpu" and (d.index is None or d.index == 0):
+            return
+        raise RuntimeError(f"fastoptim runs on the CPU only; device '{d}' is not supported (see "
+                           "README.md, 'Known differences')")
+    if isinstance(dev, int) and not isinstance(dev, bool):
+        raise RuntimeError(f"fastoptim runs on the CPU only; device {dev} (an accelerator index) "
+                           "is not supported (see README.md, 'Known differences')")
+    raise TypeError(f"device must be a string such as 'cpu' or a fastoptim.device, got "
+                    f"{type(dev).__name__}")
+
+
+def set_default_device(dev):
+    """As torch.set_default_device: only the CPU (or None) can be the default here."""
+    _check_device(dev)
+
+
+def get_default_device():
+    return _CPU
+
+
+class Size(tuple):
+    """The shape of a tensor: a tuple, printed as torch prints its Size."""
+
+    def __repr__(self):
+        return f"fastoptim.Size({list(self)})"
+
+    def numel(self):
+        n = 1
+        for s in self:
+            n *= s
+        return n
+
+
+
+# ---------------------------------------------------------------------------------------------
+# array helpers (numpy C API: no Python-level numpy calls on the hot path)
+# ---------------------------------------------------------------------------------------------
+
+cdef inline object _shp(object a):
+    """A numpy array's shape as a Python tuple (typed ndarrays expose a C pointer instead)."""
+    return (<object>a).shape
+
+
+def _ascontig(x, dtype=None):
+    """C-contiguous array of x (np.ascontiguousarray would turn a 0-d array into 1-d)."""
+    return np.asarray(x, dtype=dtype, order="C")
+
+
+def _set_shape(y, shape):
+    y.shape = shape
+
+
+cdef inline cnp.ndarray _empty(int nd, cnp.npy_intp *dims, int typenum):
+    return cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+
+
+cdef cnp.ndarray _empty_shape(tuple shape, int typenum):
+    """An uninitialised C-contiguous array of a shape given as a Python tuple."""
+    cdef cnp.npy_intp dims[64]
+    cdef int nd = len(shape)
+    cdef int i
+    for i in range(nd):
+        dims[i] = shape[i]
+    return cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+
+
+cdef inline cnp.ndarray _empty_like(cnp.ndarray a):
+    return cnp.PyArray_EMPTY(cnp.PyArray_NDIM(a), cnp.PyArray_DIMS(a), cnp.PyArray_TYPE(a), 0)
+
+
+cdef inline cnp.ndarray _zeros_like(cnp.ndarray a):
+    return cnp.PyArray_ZEROS(cnp.PyArray_NDIM(a), cnp.PyArray_DIMS(a), cnp.PyArray_TYPE(a), 0)
+
+
+cdef inline cnp.ndarray _contig(cnp.ndarray a):
+    if cnp.PyArray_IS_C_CONTIGUOUS(a):
+        return a
+    return cnp.PyArray_GETCONTIGUOUS(a)
+
+
+cdef inline bint _is_f32(cnp.ndarray a):
+    return cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT
+
+
+cdef inline const fo_tensor_kernels *_kern(cnp.ndarray a) noexcept:
+    """The dtype dispatch, written once: the kernel table of a float32/float64 array (the
+    caller has checked _is_float).  Call a kernel as ``_kern(x).unary(op, n, out, x, ...)``."""
+    if cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT:
+        return &fo_tensor_kernels_f32
+    return &fo_tensor_kernels_f64
+
+
+cdef inline bint _is_float(cnp.ndarray a):
+    cdef int t = cnp.PyArray_TYPE(a)
+    return t == cnp.NPY_FLOAT or t == cnp.NPY_DOUBLE
+
+
+cdef inline void* _ptr(cnp.ndarray a):
+    return cnp.PyArray_DATA(a)
+
+
+cdef inline cnp.ndarray _scalar_array(double v, int typenum):
+    """A new 0-dim array holding v (numpy C API: no Python-level numpy call)."""
+    cdef cnp.ndarray a = cnp.PyArray_EMPTY(0, NULL, typenum, 0)
+    if typenum == cnp.NPY_FLOAT:
+        (<float*>cnp.PyArray_DATA(a))[0] = <float>v
+    else:
+        (<double*>cnp.PyArray_DATA(a))[0] = v
+    return a
+
+
+cdef inline double _first(cnp.ndarray a):
+    """The first element of a float32/float64 array, as a double."""
+    if cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT:
+        return (<float*>cnp.PyArray_DATA(a))[0]
+    return (<double*>cnp.PyArray_DATA(a))[0]
+
+
+cdef inline void* _optr(object a):
+    """Data pointer of an optional array (NULL for None)."""
+    if a is None:
+        return NULL
+    return cnp.PyArray_DATA(<cnp.ndarray>a)
+
