@@ -20,6 +20,7 @@ imports and calls.  So the code is split by area into ``include``d files, one ex
 ``_tensor_views.pxi``             reshape/view/transpose/indexing
 ``_tensor_nn.pxi``                the fused MSE loss, Parameter construction, nn.Module's base
 ``_tensor_print.pxi``             repr
+``_tensor_dlpack.pxi``            DLPack export/import, foreign (torch) tensors in and out
 ================================  ===========================================================
 
 Design (in the spirit of micrograd's engine, but in Cython):
@@ -58,6 +59,7 @@ imports and calls.  So the code is split by area into ``include``d files, one ex
 ``_tensor_views.pxi``             reshape/view/transpose/indexing
 ``_tensor_nn.pxi``                the fused MSE loss, Parameter construction, nn.Module's base
 ``_tensor_print.pxi``             repr
+``_tensor_dlpack.pxi``            DLPack export/import, foreign (torch) tensors in and out
 ================================  ===========================================================
 
 Design (in the spirit of micrograd's engine, but in Cython):
@@ -94,6 +96,7 @@ include "_tensor_dtypes.pxi"
 include "_tensor_ops.pxi"
 include "_tensor_autograd.pxi"
 include "_tensor_class.pxi"
+include "_tensor_dlpack.pxi"
 include "_tensor_creation.pxi"
 include "_tensor_elementwise.pxi"
 include "_tensor_reduce.pxi"
