@@ -207,6 +207,150 @@ extern const fo_tensor_kernels fo_tensor_kernels_f32;
 extern const fo_tensor_kernels fo_tensor_kernels_f64;
 
 /* ======================================================================================
+ * nn losses and softmax (csrc/tensor_loss.c) and activations (csrc/tensor_nnops.c)
+ * ====================================================================================== */
+
+/* softmax (log_ = 0) or log_softmax (log_ = 1) along the middle axis of an [outer, n, inner]
+ * array: with m the row's max (NaN if it holds a NaN) and s = sum_k exp(x_k - m) in double,
+ * out_k = exp(x_k - m) / s, or x_k - m - log(s).  Backward from the output y and g = dL/dy:
+ * gx = y * (g - sum(g * y)) (softmax) or g - exp(y) * sum(g) (log_softmax).  Writes out / gx. */
+void fo_softmax_f32(int64_t outer, int64_t n, int64_t inner, const float *x, int log_,
+                    float *out);
+void fo_softmax_f64(int64_t outer, int64_t n, int64_t inner, const double *x, int log_,
+                    double *out);
+void fo_softmax_backward_f32(int64_t outer, int64_t n, int64_t inner, const float *y,
+                             const float *g, int log_, float *gx);
+void fo_softmax_backward_f64(int64_t outer, int64_t n, int64_t inner, const double *y,
+                             const double *g, int log_, double *gx);
+
+/* Negative log-likelihood over log-probabilities lp [outer, C, inner] and class indices
+ * target [outer, inner] (each in [0, C) or == ignore_index: the caller checked, see
+ * fo_first_bad_target), with optional class weights weight[C] and label smoothing s:
+ *   loss_p = (1 - s) * (-w[t] lp[t]) + (s / C) * sum_c (-w[c] lp[c])   (0 where ignored)
+ * Writes loss_p to out[outer * inner] when out != NULL; returns sum_p loss_p and stores
+ * sum_p w[t] over the positions not ignored in *wsum (torch's 'mean' divides by it).  Both
+ * in double, in index order.  This is nn.NLLLoss (s = 0) and, on lp = log_softmax(logits),
+ * nn.CrossEntropyLoss with class indices. */
+double fo_nll_f32(int64_t outer, int64_t C, int64_t inner, const float *lp,
+                  const int64_t *target, const float *weight, int64_t ignore_index,
+                  double smoothing, float *out, double *wsum);
+double fo_nll_f64(int64_t outer, int64_t C, int64_t inner, const double *lp,
+                  const int64_t *target, const double *weight, int64_t ignore_index,
+                  double smoothing, double *out, double *wsum);
+/* Backward of fo_nll: with g_p = g[p] (g != NULL, reduction 'none') or g0 (the scaled scalar
+ * gradient), writes gx = dloss/dlp * g_p, or, when through_log_softmax, the gradient with
+ * respect to the logits: gx_c = dlp_c - exp(lp_c) * sum_c' dlp_c'.  Ignored positions get 0. */
+void fo_nll_backward_f32(int64_t outer, int64_t C, int64_t inner, const float *lp,
+                         const int64_t *target, const float *weight, int64_t ignore_index,
+                         double smoothing, const float *g, double g0, int through_log_softmax,
+                         float *gx);
+void fo_nll_backward_f64(int64_t outer, int64_t C, int64_t inner, const double *lp,
+                         const int64_t *target, const double *weight, int64_t ignore_index,
+                         double smoothing, const double *g, double g0,
+                         int through_log_softmax, double *gx);
+
+/* Cross-entropy with class probabilities target [outer, C, inner] over lp = log_softmax:
+ *   loss_p = -sum_c w[c] lp[c] t'_c,  t' = t (1 - s) + s / C   (t' = t when s == 0)
+ * out and the return value as fo_nll.  Backward: gx (w.r.t. the logits, through the
+ * log_softmax) and gt_c = -w[c] lp[c] (1 - s) g_p; either may be NULL. */
+double fo_soft_ce_f32(int64_t outer, int64_t C, int64_t inner, const float *lp,
+                      const float *target, const float *weight, double smoothing, float *out);
+double fo_soft_ce_f64(int64_t outer, int64_t C, int64_t inner, const double *lp,
+                      const double *target, const double *weight, double smoothing,
+                      double *out);
+void fo_soft_ce_backward_f32(int64_t outer, int64_t C, int64_t inner, const float *lp,
+                             const float *target, const float *weight, double smoothing,
+                             const float *g, double g0, float *gx, float *gt);
+void fo_soft_ce_backward_f64(int64_t outer, int64_t C, int64_t inner, const double *lp,
+                             const double *target, const double *weight, double smoothing,
+                             const double *g, double g0, double *gx, double *gt);
+
+/* Point-wise losses of input x and target y (n elements each), torch's formulas:
+ *   FO_LOSS_L1          |x - y|
+ *   FO_LOSS_SMOOTH_L1   z = |x - y|; z < p ? 0.5 z^2 / p : z - 0.5 p        (p = beta > 0)
+ *   FO_LOSS_HUBER       z < p ? 0.5 z^2 : p (z - 0.5 p)                       (p = delta)
+ *   FO_LOSS_BCE         (y - 1) max(log1p(-x), -100) - y max(log x, -100)
+ *   FO_LOSS_BCE_LOGITS  (1 - y) x - (1 + (pw - 1) y) log_sigmoid(x)           (pw = 1 if NULL)
+ * each times w[i] when w != NULL (w, pw: n elements, already broadcast).  Writes out[i] when
+ * out != NULL; returns the sum in double, in index order.  The backward writes
+ * gx = dloss/dx * g_i and gy = dloss/dy * g_i (g_i = g[i], or g0 when g is NULL; gx or gy may
+ * be NULL); BCE's dx is (x - y) / max(x (1 - x), 1e-12), as torch's. */
+enum fo_loss_kind {
+    FO_LOSS_L1 = 0, FO_LOSS_SMOOTH_L1 = 1, FO_LOSS_HUBER = 2, FO_LOSS_BCE = 3,
+    FO_LOSS_BCE_LOGITS = 4
+};
+double fo_pointwise_loss_f32(int kind, int64_t n, const float *x, const float *y,
+                             const float *w, const float *pw, double p, float *out);
+double fo_pointwise_loss_f64(int kind, int64_t n, const double *x, const double *y,
+                             const double *w, const double *pw, double p, double *out);
+void fo_pointwise_loss_backward_f32(int kind, int64_t n, const float *x, const float *y,
+                                    const float *w, const float *pw, double p, const float *g,
+                                    double g0, float *gx, float *gy);
+void fo_pointwise_loss_backward_f64(int kind, int64_t n, const double *x, const double *y,
+                                    const double *w, const double *pw, double p,
+                                    const double *g, double g0, double *gx, double *gy);
+
+/* The index of the first target that is neither ignore_index nor in [0, n_classes), or -1. */
+int64_t fo_first_bad_target(int64_t n, const int64_t *target, int64_t n_classes,
+                            int64_t ignore_index);
+/* out = a uniformly random permutation of 0 .. n-1 (Fisher-Yates on rng's 53-bit uniforms). */
+void fo_randperm(fo_rng *rng, int64_t n, int64_t *out);
+
+/* Activations (out = f(x; p0), gx = g * f'(x; p0), n elements, computed in T):
+ *   FO_ACT_LEAKY_RELU  x > 0 ? x : p0 x              (p0 = negative_slope)
+ *   FO_ACT_ELU         x > 0 ? x : p0 expm1(x)       (p0 = alpha)
+ *   FO_ACT_GELU        x Phi(x) = 0.5 x (1 + erf(x / sqrt 2))
+ *   FO_ACT_GELU_TANH   0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+ *   FO_ACT_SILU        x sigmoid(x) */
+enum fo_act_op {
+    FO_ACT_LEAKY_RELU = 0, FO_ACT_ELU = 1, FO_ACT_GELU = 2, FO_ACT_GELU_TANH = 3,
+    FO_ACT_SILU = 4
+};
+void fo_activation_f32(int op, int64_t n, const float *x, double p0, float *out);
+void fo_activation_f64(int op, int64_t n, const double *x, double p0, double *out);
+void fo_activation_backward_f32(int op, int64_t n, const float *g, const float *x, double p0,
+                                float *gx);
+void fo_activation_backward_f64(int op, int64_t n, const double *g, const double *x,
+                                double p0, double *gx);
+
+/* The loss and activation kernels by dtype (as fo_tensor_kernels: each entry is the kernel
+ * of the same name above with every T * turned into void *). */
+typedef struct fo_loss_kernels {
+    void (*softmax)(int64_t outer, int64_t n, int64_t inner, const void *x, int log_, void *out);
+    void (*softmax_backward)(int64_t outer, int64_t n, int64_t inner, const void *y,
+                             const void *g, int log_, void *gx);
+    double (*nll)(int64_t outer, int64_t C, int64_t inner, const void *lp,
+                  const int64_t *target, const void *weight, int64_t ignore_index,
+                  double smoothing, void *out, double *wsum);
+    void (*nll_backward)(int64_t outer, int64_t C, int64_t inner, const void *lp,
+                         const int64_t *target, const void *weight, int64_t ignore_index,
+                         double smoothing, const void *g, double g0, int through_log_softmax,
+                         void *gx);
+    double (*soft_ce)(int64_t outer, int64_t C, int64_t inner, const void *lp,
+                      const void *target, const void *weight, double smoothing, void *out);
+    void (*soft_ce_backward)(int64_t outer, int64_t C, int64_t inner, const void *lp,
+                             const void *target, const void *weight, double smoothing,
+                             const void *g, double g0, void *gx, void *gt);
+    double (*pointwise)(int kind, int64_t n, const void *x, const void *y, const void *w,
+                        const void *pw, double p, void *out);
+    void (*pointwise_backward)(int kind, int64_t n, const void *x, const void *y,
+                               const void *w, const void *pw, double p, const void *g,
+                               double g0, void *gx, void *gy);
+    /* the index of the first of n elements outside [lo, hi] (or NaN), or -1 */
+    int64_t (*first_outside)(int64_t n, const void *x, double lo, double hi);
+} fo_loss_kernels;
+extern const fo_loss_kernels fo_loss_kernels_f32;
+extern const fo_loss_kernels fo_loss_kernels_f64;
+
+typedef struct fo_act_kernels {
+    void (*activation)(int op, int64_t n, const void *x, double p0, void *out);
+    void (*activation_backward)(int op, int64_t n, const void *g, const void *x, double p0,
+                                void *gx);
+} fo_act_kernels;
+extern const fo_act_kernels fo_act_kernels_f32;
+extern const fo_act_kernels fo_act_kernels_f64;
+
+/* ======================================================================================
  * Optimizer updates (csrc/optim_*.c): multi-tensor, in place, one pass.
  * ====================================================================================== */
 /* @@OPTIM-PROTOTYPES@@ (optimizer kernels go below this line) */

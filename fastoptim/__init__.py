@@ -14,6 +14,7 @@ import os as _os
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from fastoptim._C._tensor import (  # noqa: E402,F401
+    Generator,
     Size,
     Tensor,
     arange,
@@ -51,6 +52,7 @@ from fastoptim._C._tensor import (  # noqa: E402,F401
     rand_like,
     randn,
     randn_like,
+    randperm,
     seed,
     set_default_device,
     set_default_dtype,
@@ -88,6 +90,8 @@ abs = _unary_fn("abs")  # noqa: A001
 relu = _unary_fn("relu")
 tanh = _unary_fn("tanh")
 sigmoid = _unary_fn("sigmoid")
+from fastoptim._C._tensor import log_softmax, softmax  # noqa: E402,F401
+
 sum = _unary_fn("sum")  # noqa: A001
 mean = _unary_fn("mean")
 max = _unary_fn("max")  # noqa: A001
@@ -146,4 +150,4 @@ dot = matmul
 clip = clamp
 
 # Subpackages last: they import the names above.
-from fastoptim import cuda, nn, optim  # noqa: E402,F401
+from fastoptim import cuda, nn, optim, utils  # noqa: E402,F401

@@ -378,3 +378,126 @@ def mse_backward(a, b, g, scale):
     g = np.asarray(g, dtype=a.dtype)
     ga = _t(scale, a) * (a - b) * g
     return ga, -ga
+
+
+# ---------------------------------------------------------------------------------------------
+# nn losses, softmax and activations (csrc/tensor_loss.c, csrc/tensor_nnops.c): the obvious
+# NumPy forms, in torch's formulas, over [outer, n, inner] layouts as the kernels see them.
+# ---------------------------------------------------------------------------------------------
+
+def softmax(x, axis, log=False):
+    """softmax / log_softmax along `axis` by log-sum-exp."""
+    m = np.max(x, axis=axis, keepdims=True)
+    z = x - m
+    lse = np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
+    return z - lse if log else np.exp(z - lse)
+
+
+def softmax_backward(y, g, axis, log=False):
+    if log:
+        return g - np.exp(y) * g.sum(axis=axis, keepdims=True)
+    return y * (g - (g * y).sum(axis=axis, keepdims=True))
+
+
+def nll(lp, target, weight=None, ignore_index=-100, smoothing=0.0):
+    """Per-position loss (class axis 1 of lp [N, C, ...]) and sum_p w[t] over kept positions:
+    (1 - s) (-w[t] lp[t]) + s/C sum_c (-w[c] lp[c]), 0 where target == ignore_index."""
+    C = lp.shape[1]
+    w = np.ones(C, lp.dtype) if weight is None else weight
+    keep = target != ignore_index
+    t = np.where(keep, target, 0)
+    picked = np.take_along_axis(lp, t[:, None], axis=1)[:, 0]
+    wt = w[t]
+    wshape = (1, C) + (1,) * (lp.ndim - 2)
+    loss = (1 - smoothing) * (-wt * picked)
+    if smoothing > 0:
+        loss = loss + smoothing / C * -(lp * w.reshape(wshape)).sum(axis=1)
+    loss = np.where(keep, loss, 0)
+    return loss, np.where(keep, wt, 0).sum()
+
+
+def cross_entropy(x, target, weight=None, ignore_index=-100, smoothing=0.0,
+                  reduction="mean"):
+    """cross_entropy of logits x [N, C, ...] against class indices or probabilities."""
+    lp = softmax(x, 1, log=True)
+    C = x.shape[1]
+    if np.issubdtype(target.dtype, np.floating):
+        w = np.ones(C, x.dtype) if weight is None else weight
+        tt = target * (1 - smoothing) + smoothing / C if smoothing > 0 else target
+        loss = -(lp * tt * w.reshape((1, C) + (1,) * (x.ndim - 2))).sum(axis=1)
+        denom = loss.size
+    else:
+        loss, denom = nll(lp, target, weight, ignore_index, smoothing)
+    if reduction == "none":
+        return loss
+    total = loss.sum(dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):   # 0/0: nan, as torch
+        return total / denom if reduction == "mean" else total
+
+
+def pointwise_loss(kind, x, y, p=1.0, weight=None, pos_weight=None):
+    """Element losses: 'l1', 'smooth_l1' (p = beta), 'huber' (p = delta), 'bce',
+    'bce_logits' (pos_weight), times weight when given."""
+    z = np.abs(x - y)
+    if kind == "l1":
+        out = z
+    elif kind == "smooth_l1":
+        out = np.where(z < p, 0.5 * z * z / p, z - 0.5 * p)
+    elif kind == "huber":
+        out = np.where(z < p, 0.5 * z * z, p * (z - 0.5 * p))
+    elif kind == "bce":
+        with np.errstate(divide="ignore"):
+            out = (y - 1) * np.maximum(np.log1p(-x), -100) - y * np.maximum(np.log(x), -100)
+    elif kind == "bce_logits":
+        log_sig = np.minimum(x, 0) - np.log1p(np.exp(-np.abs(x)))
+        lw = 1 if pos_weight is None else (pos_weight - 1) * y + 1
+        out = (1 - y) * x - lw * log_sig
+    else:
+        raise ValueError(kind)
+    return out if weight is None else out * weight
+
+
+def activation(kind, x, p=0.0):
+    """'leaky_relu' (p = slope), 'elu' (p = alpha), 'gelu', 'gelu_tanh', 'silu'."""
+    if kind == "leaky_relu":
+        return np.where(x > 0, x, x * p)
+    if kind == "elu":
+        return np.where(x > 0, x, p * np.expm1(x))
+    if kind == "gelu":
+        return x * 0.5 * (1 + erf(x / np.sqrt(2.0)))
+    if kind == "gelu_tanh":
+        return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
+    if kind == "silu":
+        return x / (1 + np.exp(-x))
+    raise ValueError(kind)
+
+
+def erf(x):
+    """math.erf over an array (numpy has no erf)."""
+    import math
+    return np.vectorize(math.erf, otypes=[np.float64])(x).astype(np.asarray(x).dtype)
+
+
+def erfinv(u):
+    """The inverse error function by Newton's method on math.erf (for nn.init.trunc_normal_)."""
+    import math
+    u = np.asarray(u, dtype=np.float64)
+    x = np.zeros_like(u)
+    # Giles' single-precision approximation as a start, then two Newton steps in double
+    w = -np.log((1.0 - u) * (1.0 + u))
+    small = w < 5.0
+    ws = w - 2.5
+    wl = np.sqrt(np.maximum(w, 0)) - 3.0
+    ps = 2.81022636e-08
+    for c in (3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087, -0.00125372503,
+              -0.00417768164, 0.246640727, 1.50140941):
+        ps = c + ps * ws
+    pl = -0.000200214257
+    for c in (0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773, -0.0076224613,
+              0.00943887047, 1.00167406, 2.83297682):
+        pl = c + pl * wl
+    x = np.where(small, ps, pl) * u
+    erf_v = np.vectorize(math.erf, otypes=[np.float64])
+    for _ in range(2):
+        x = x - (erf_v(x) - u) / (2 / np.sqrt(np.pi) * np.exp(-x * x))
+    return x

@@ -80,6 +80,13 @@ def two_layer_net_raw_tensors(M, steps=200):
 SCRIPTS = [polynomial_fit_of_sin, linear_regression_sgd, two_layer_net_raw_tensors]
 
 
+@pytest.fixture(autouse=True)
+def _grad_mode_on():
+    # a script starts in grad mode, as a fresh process does
+    with fo.enable_grad():
+        yield
+
+
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda f: f.__name__)
 def test_script_trains(script):
     first = script(fo, steps=1)

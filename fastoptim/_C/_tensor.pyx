@@ -19,6 +19,8 @@ imports and calls.  So the code is split by area into ``include``d files, one ex
 ``_tensor_linalg.pxi``            matmul and the fused linear layer
 ``_tensor_views.pxi``             reshape/view/transpose/indexing
 ``_tensor_nn.pxi``                the fused MSE loss, Parameter construction, nn.Module's base
+``_tensor_loss.pxi``              the fused losses (cross-entropy, NLL, BCE, L1, ...), softmax
+``_tensor_nnops.pxi``             activations (GELU, ELU, ...), Generator, randperm
 ``_tensor_print.pxi``             repr
 ``_tensor_dlpack.pxi``            DLPack export/import, foreign (torch) tensors in and out
 ================================  ===========================================================
@@ -58,6 +60,8 @@ imports and calls.  So the code is split by area into ``include``d files, one ex
 ``_tensor_linalg.pxi``            matmul and the fused linear layer
 ``_tensor_views.pxi``             reshape/view/transpose/indexing
 ``_tensor_nn.pxi``                the fused MSE loss, Parameter construction, nn.Module's base
+``_tensor_loss.pxi``              the fused losses (cross-entropy, NLL, BCE, L1, ...), softmax
+``_tensor_nnops.pxi``             activations (GELU, ELU, ...), Generator, randperm
 ``_tensor_print.pxi``             repr
 ``_tensor_dlpack.pxi``            DLPack export/import, foreign (torch) tensors in and out
 ================================  ===========================================================
@@ -103,4 +107,6 @@ include "_tensor_reduce.pxi"
 include "_tensor_linalg.pxi"
 include "_tensor_views.pxi"
 include "_tensor_nn.pxi"
+include "_tensor_loss.pxi"
+include "_tensor_nnops.pxi"
 include "_tensor_print.pxi"

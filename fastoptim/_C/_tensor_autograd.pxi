@@ -12,7 +12,19 @@
 # grad mode
 # ---------------------------------------------------------------------------------------------
 
-cdef bint _grad_enabled = True
+# Grad mode is per thread, as in torch: one thread's no_grad() (an optimizer step, say) must not
+# switch recording off in another, and two threads entering and leaving no_grad() must not
+# leave it off for everyone.  A C thread-local, initial-exec so that reading it on every op
+# costs what a global read costs (one %fs-relative load); a new thread starts with it on.
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    static __thread int fo_grad_enabled __attribute__((tls_model("initial-exec"))) = 1;
+    #else
+    static _Thread_local int fo_grad_enabled = 1;
+    #endif
+    """
+    bint _grad_enabled "fo_grad_enabled"
 
 
 def is_grad_enabled():

@@ -20,6 +20,9 @@
 #        cdef void _<op>_backward(Tensor t, cnp.ndarray g, bint gown) except *
 #    which reads ``_input(t, i)``/``t._saved`` and calls ``_accumulate(input, grad, owned)`` once
 #    per input that is not None (``owned``: the array is fresh and may be summed into in place).
+#    A new C kernel: its prototype in csrc/fastoptim.h (f32 and f64, from one .inc body), a slot
+#    in ``fo_tensor_kernels`` (the header, csrc/tensor_dispatch.inc, kernels.pxd); a new variant
+#    of fo_unary/fo_binary needs only its enum value and its cases in both switches.
 # 3. In the forward, when ``_grad_enabled`` and an input requires grad:
 #        _record2(out, N_<OP>, a, b, saved)     # _record1/2/3, or _record(out, op, ins, saved)
 #    then set out._sub / _p0 / _p1 if the op has variants or scalar parameters.
@@ -34,7 +37,7 @@
 
 cdef enum:
     N_LEAF = 0
-    N_BINARY = 1      # _sub: FO_ADD/SUB/MUL/DIV, broadcasting; saved (a, b) arrays
+    N_BINARY = 1      # _sub: fo_binary_op (add ... maximum), broadcasting; saved (a, b)
     N_UNARY = 2       # _sub: fo_unary_op; saved (x, y) arrays; params _p0, _p1
     N_SUM = 3         # all elements; saved the input shape; _p0 = scale (1 or 1/n)
     N_SUM_AXIS = 4    # saved (outer, n, inner, in_shape); _p0 = scale
@@ -47,7 +50,12 @@ cdef enum:
     N_INDEX = 11      # saved key
     N_CAST = 12       # dtype conversion: grad cast back
     N_CLONE = 13      # clone / contiguous: identity
-    N_OPS = 14
+    N_SOFTMAX = 14    # _tensor_loss.pxi: softmax/log_softmax along a dim
+    N_NLL = 15        # _tensor_loss.pxi: nll_loss, cross_entropy with class indices
+    N_SOFT_CE = 16    # _tensor_loss.pxi: cross_entropy with class probabilities
+    N_POINTWISE = 17  # _tensor_loss.pxi: l1/smooth_l1/huber/bce/bce_with_logits
+    N_ACT = 18        # _tensor_nnops.pxi: leaky_relu/elu/gelu/silu
+    N_OPS = 19
 
 ctypedef void (*backward_fn)(Tensor t, cnp.ndarray g, bint gown) except *
 ctypedef object (*name_fn)(Tensor t)

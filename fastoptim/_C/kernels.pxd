@@ -115,6 +115,47 @@ cdef extern from "fastoptim.h" nogil:
     const fo_tensor_kernels fo_tensor_kernels_f32
     const fo_tensor_kernels fo_tensor_kernels_f64
 
+    # ---- nn losses, softmax and activations (csrc/tensor_loss.c, tensor_nnops.c) --------
+    enum:
+        FO_LOSS_L1, FO_LOSS_SMOOTH_L1, FO_LOSS_HUBER, FO_LOSS_BCE, FO_LOSS_BCE_LOGITS
+    enum:
+        FO_ACT_LEAKY_RELU, FO_ACT_ELU, FO_ACT_GELU, FO_ACT_GELU_TANH, FO_ACT_SILU
+    int64_t fo_first_bad_target(int64_t n, const int64_t *target, int64_t n_classes,
+                                int64_t ignore_index)
+    void fo_randperm(fo_rng *rng, int64_t n, int64_t *out)
+    ctypedef struct fo_loss_kernels:
+        void (*softmax)(int64_t outer, int64_t n, int64_t inner, const void *x, int log_,
+                        void *out)
+        void (*softmax_backward)(int64_t outer, int64_t n, int64_t inner, const void *y,
+                                 const void *g, int log_, void *gx)
+        double (*nll)(int64_t outer, int64_t C, int64_t inner, const void *lp,
+                      const int64_t *target, const void *weight, int64_t ignore_index,
+                      double smoothing, void *out, double *wsum)
+        void (*nll_backward)(int64_t outer, int64_t C, int64_t inner, const void *lp,
+                             const int64_t *target, const void *weight, int64_t ignore_index,
+                             double smoothing, const void *g, double g0,
+                             int through_log_softmax, void *gx)
+        double (*soft_ce)(int64_t outer, int64_t C, int64_t inner, const void *lp,
+                          const void *target, const void *weight, double smoothing,
+                          void *out)
+        void (*soft_ce_backward)(int64_t outer, int64_t C, int64_t inner, const void *lp,
+                                 const void *target, const void *weight, double smoothing,
+                                 const void *g, double g0, void *gx, void *gt)
+        double (*pointwise)(int kind, int64_t n, const void *x, const void *y, const void *w,
+                            const void *pw, double p, void *out)
+        void (*pointwise_backward)(int kind, int64_t n, const void *x, const void *y,
+                                   const void *w, const void *pw, double p, const void *g,
+                                   double g0, void *gx, void *gy)
+        int64_t (*first_outside)(int64_t n, const void *x, double lo, double hi)
+    const fo_loss_kernels fo_loss_kernels_f32
+    const fo_loss_kernels fo_loss_kernels_f64
+    ctypedef struct fo_act_kernels:
+        void (*activation)(int op, int64_t n, const void *x, double p0, void *out)
+        void (*activation_backward)(int op, int64_t n, const void *g, const void *x,
+                                    double p0, void *gx)
+    const fo_act_kernels fo_act_kernels_f32
+    const fo_act_kernels fo_act_kernels_f64
+
     # ---- optimizer updates ------------------------------------------------------------
     # @@OPTIM-PROTOTYPES@@ (optimizer kernels go below this line)
     ctypedef struct fo_sgd_hyper:

@@ -4,6 +4,32 @@ from fastoptim.nn import (  # noqa: F401
     init,
     utils,  # noqa: F401,E402
 )
+from fastoptim.nn.layers import (  # noqa: F401
+    ELU,
+    GELU,
+    BatchNorm1d,
+    Dropout,
+    Embedding,
+    Flatten,
+    LayerNorm,
+    LeakyReLU,
+    LogSoftmax,
+    ModuleDict,
+    ModuleList,
+    ParameterList,
+    SiLU,
+    Softmax,
+    Unflatten,
+)
+from fastoptim.nn.loss import (  # noqa: F401
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    L1Loss,
+    NLLLoss,
+    SmoothL1Loss,
+)
 from fastoptim.nn.modules import (  # noqa: F401
     Identity,
     Linear,

@@ -106,3 +106,73 @@ def xavier_normal_(tensor, gain=1.0, generator=None):
     std = gain * math.sqrt(2.0 / float(fan_in + fan_out))
     with no_grad():
         return tensor.normal_(0.0, std)
+
+
+def _no_grad_zero_row(tensor, row):
+    with no_grad():
+        tensor[row] = 0.0
+    return tensor
+
+
+def eye_(tensor):
+    """The identity in a 2-D tensor (ones on the diagonal, as torch.eye)."""
+    import numpy as np
+    if tensor.dim() != 2:
+        raise ValueError("Only tensors with 2 dimensions are supported")
+    with no_grad():
+        return tensor.copy_(np.eye(*tensor.shape))
+
+
+def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
+    """Normal(mean, std) samples truncated to [a, b], by torch's inverse-CDF method: uniform
+    draws mapped through erfinv (numpy-free scalar math per element is avoided: the inverse
+    error function is evaluated on the whole array by NumPy)."""
+    import numpy as np
+
+    def norm_cdf(x):
+        return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
+    lo = norm_cdf((a - mean) / std)
+    hi = norm_cdf((b - mean) / std)
+    with no_grad():
+        tensor.uniform_(2 * lo - 1, 2 * hi - 1)
+        u = tensor.numpy().astype(np.float64)
+        from fastoptim._reference import erfinv
+        v = np.clip(erfinv(u) * std * math.sqrt(2.0) + mean, a, b)
+        return tensor.copy_(v)
+
+
+def orthogonal_(tensor, gain=1, generator=None):
+    """A (semi-)orthogonal matrix from the QR decomposition of a normal draw, sign-corrected
+    as torch does (the draw comes from fastoptim's generator)."""
+    import numpy as np
+    if tensor.ndimension() < 2:
+        raise ValueError("Only tensors with 2 or more dimensions are supported")
+    if tensor.numel() == 0:
+        return tensor
+    rows = tensor.size(0)
+    cols = tensor.numel() // rows
+    from fastoptim._C._tensor import randn
+    flat = randn(rows, cols).numpy().astype(np.float64)
+    if rows < cols:
+        flat = flat.T
+    q, r = np.linalg.qr(flat)
+    q = q * np.sign(np.diag(r))
+    if rows < cols:
+        q = q.T
+    with no_grad():
+        return tensor.copy_((q * gain).reshape(tuple(tensor.shape)))
+
+
+def sparse_(tensor, sparsity, std=0.01, generator=None):
+    """Each column of a 2-D tensor: Normal(0, std) with ceil(sparsity * rows) rows zeroed."""
+    if tensor.ndimension() != 2:
+        raise ValueError("Only tensors with 2 dimensions are supported")
+    from fastoptim._C._tensor import randperm
+    rows, cols = tensor.shape
+    num_zeros = int(math.ceil(sparsity * rows))
+    with no_grad():
+        tensor.normal_(0, std)
+        arr = tensor.numpy()
+        for col in range(cols):
+            arr[randperm(rows).numpy()[:num_zeros], col] = 0
+    return tensor

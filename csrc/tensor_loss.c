@@ -1,0 +1,34 @@
+/* tensor_loss.c -- the fused loss kernels of fastoptim.nn (softmax / log_softmax over one
+ * axis, the class losses NLL and cross-entropy, the point-wise losses L1, smooth L1, Huber,
+ * BCE and BCE-with-logits), their backward passes, and the dtype table that dispatches them.
+ * Bodies in tensor_loss.inc.
+ *
+ * Why fused: torch runs each of these losses as one autograd node with its own backward
+ * kernel; built from primitive ops, a cross-entropy would be ~6 nodes and 6 temporaries, and
+ * on a 64 x 10 batch the per-node overhead is the whole cost. */
+#define FO_TEMPLATE "tensor_loss.inc"
+#include "fo_instantiate.h"
+
+/* randperm by Fisher-Yates (Durstenfeld) from 53-bit uniforms of the caller's generator:
+ * for i = n-1 .. 1, swap out[i] with out[floor(u * (i + 1))]. */
+void fo_randperm(fo_rng *rng, int64_t n, int64_t *out)
+{
+    for (int64_t i = 0; i < n; i++) out[i] = i;
+    for (int64_t i = n - 1; i > 0; i--) {
+        double u;
+        fo_uniform_f64(rng, 1, &u, 0.0, 1.0);
+        int64_t j = (int64_t)(u * (double)(i + 1));
+        if (j > i) j = i;
+        const int64_t t = out[i]; out[i] = out[j]; out[j] = t;
+    }
+}
+
+int64_t fo_first_bad_target(int64_t n, const int64_t *target, int64_t n_classes,
+                            int64_t ignore_index)
+{
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t t = target[i];
+        if (t != ignore_index && (t < 0 || t >= n_classes)) return i;
+    }
+    return -1;
+}

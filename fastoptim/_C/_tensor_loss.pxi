@@ -1,0 +1,475 @@
+# nn's fused losses and softmax: one autograd node each, forward and backward in C
+# (csrc/tensor_loss.c), as torch's own kernels are:
+#   N_SOFTMAX    softmax / log_softmax along a dim    saved (y, outer, n, inner); _sub 1 = log
+#   N_NLL        nll_loss, and cross_entropy with class indices (log_softmax fused in)
+#                saved (lp, target, weight, ignore_index, outer, C, inner, through_log_softmax)
+#   N_SOFT_CE    cross_entropy with class probabilities   saved (lp, target, weight, ...)
+#   N_POINTWISE  l1 / smooth_l1 / huber / bce / bce_with_logits   saved (x, y, w, pw);
+#                _sub = reduction | (fo_loss_kind << 2), _p0 = beta / delta
+# For the reduced forms _sub is the reduction (0 none, 1 mean, 2 sum) and _p1 the scale the
+# scalar gradient is multiplied by (1/denominator for 'mean', 1 for 'sum').
+
+cdef inline const fo_loss_kernels *_lkern(cnp.ndarray a) noexcept:
+    """The loss kernels' dtype table of a float32/float64 array (as _kern)."""
+    if cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT:
+        return &fo_loss_kernels_f32
+    return &fo_loss_kernels_f64
+
+
+cdef int _loss_reduction(object reduction) except -1:
+    if reduction == "mean":
+        return 1
+    if reduction == "sum":
+        return 2
+    if reduction == "none":
+        return 0
+    raise ValueError(f"{reduction} is not a valid value for reduction")
+
+
+cdef int _loss_reduction_arg(object size_average, object reduce, object reduction) except -1:
+    if size_average is not None or reduce is not None:
+        reduction = _legacy_reduction(size_average, reduce)
+    return _loss_reduction(reduction)
+
+
+cdef Tensor _loss_tensor_arg(object x, str fn, str name):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{fn}(): argument '{name}' (position {1 if name == 'input' else 2}) "
+                        f"must be Tensor, not {type(x).__name__}")
+    return <Tensor>x
+
+
+cdef Tensor _loss_float_input(Tensor a, str fn):
+    if not _is_float(a._np):
+        raise RuntimeError(f"{fn}(): expected a floating-point input (float32 or float64), got "
+                           f"{_dtype_of(a._np)}")
+    return a
+
+
+cdef cnp.ndarray _loss_opt_array(object w, cnp.ndarray like, object shape, str name):
+    """An optional weight as a contiguous array of like's dtype, broadcast to `shape`."""
+    if w is None:
+        return None
+    if not isinstance(w, Tensor):
+        raise TypeError(f"argument '{name}' must be Tensor, not {type(w).__name__}")
+    arr = (<Tensor>w)._np.astype(like.dtype, copy=False)
+    if shape is not None and _shp(arr) != shape:
+        arr = np.ascontiguousarray(np.broadcast_to(arr, shape))
+    return _contig(arr)
+
+
+cdef tuple _sm_split(tuple shape, int dim):
+    cdef int64_t outer = 1, inner = 1
+    cdef int i
+    for i in range(dim):
+        outer *= shape[i]
+    for i in range(dim + 1, len(shape)):
+        inner *= shape[i]
+    return outer, (shape[dim] if len(shape) else 1), inner
+
+
+cdef int _sm_dim(object dim, int ndim) except? -9:
+    cdef int lo = -ndim if ndim > 0 else -1
+    cdef int hi = ndim - 1 if ndim > 0 else 0
+    if isinstance(dim, bool) or not isinstance(dim, int):
+        raise TypeError(f"dim must be an int, got {type(dim).__name__}")
+    if dim < lo or dim > hi:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{lo}, {hi}], but "
+                         f"got {dim})")
+    return dim + ndim if dim < 0 and ndim > 0 else (0 if dim < 0 else dim)
+
+
+# ---------------------------------------------------------------------------------------------
+# softmax / log_softmax
+# ---------------------------------------------------------------------------------------------
+
+cdef Tensor _softmax(object input, object dim, object dt, bint log_, str fn):
+    cdef Tensor a = _loss_tensor_arg(input, fn, "input")
+    cdef cnp.ndarray x, y
+    cdef int d
+    cdef int64_t outer, n, inner
+    cdef Tensor t
+    if dim is None:
+        warnings.warn(f"Implicit dimension choice for {fn} has been deprecated. Change the call "
+                      "to include dim=X as an argument.", UserWarning, stacklevel=3)
+        nd = a._np.ndim
+        dim = 0 if nd in (0, 1, 3) else 1
+    if dt is not None:
+        a = _cast(a, _to_dtype(dt))
+    if not _is_float(a._np):
+        raise RuntimeError(f'"{fn}_lastdim_kernel_impl" not implemented for '
+                           f"'{_dtype_of(a._np).name.capitalize()}'")
+    d = _sm_dim(dim, cnp.PyArray_NDIM(a._np))
+    x = _contig(a._np)
+    outer, n, inner = _sm_split(_shp(x), d)
+    y = _empty_like(x)
+    _lkern(x).softmax(outer, n, inner, _ptr(x), log_, _ptr(y))
+    t = _wrap(y)
+    if _grad_enabled and a._requires_grad:
+        _record1(t, N_SOFTMAX, a, (y, outer, n, inner))
+        t._sub = log_
+    return t
+
+
+def softmax(input, dim=None, _stacklevel=3, dtype=None):
+    """softmax along `dim`: exp(x - max) / sum(exp(x - max)), one fused node (as torch)."""
+    return _softmax(input, dim, dtype, False, "softmax")
+
+
+def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
+    """log_softmax along `dim`: x - max - log(sum(exp(x - max))) (log-sum-exp, stable)."""
+    return _softmax(input, dim, dtype, True, "log_softmax")
+
+
+cdef object _softmax_name(Tensor t):
+    return "LogSoftmaxBackward0" if t._sub else "SoftmaxBackward0"
+
+
+cdef void _softmax_backward(Tensor t, cnp.ndarray g, bint gown) except *:
+    """gx = y (g - sum(g y)) for softmax, g - exp(y) sum(g) for log_softmax, along the dim."""
+    cdef cnp.ndarray y, gx
+    cdef int64_t outer, n, inner
+    y, outer, n, inner = t._saved
+    gx = _empty_like(y)
+    _lkern(y).softmax_backward(outer, n, inner, _ptr(y), _ptr(_contig(g)), t._sub, _ptr(gx))
+    _accumulate(_input(t, 0), gx, True)
+
+
+_register(N_SOFTMAX, NULL, _softmax_name, _softmax_backward, _release_all)
+
+
+# ---------------------------------------------------------------------------------------------
+# nll_loss / cross_entropy
+# ---------------------------------------------------------------------------------------------
+
+cdef tuple _class_layout(Tensor a, Tensor target, bint probs):
+    """(outer, C, inner) of an input [C], [N, C] or [N, C, d1, ...], with the target's shape
+    checked as torch checks it."""
+    cdef tuple s = _shp(a._np)
+    cdef tuple ts = _shp(target._np)
+    cdef int nd = len(s)
+    if nd == 0:
+        raise IndexError("Dimension out of range (expected to be in range of [-1, 0], but got 1)")
+    if probs:
+        if ts != s:
+            raise RuntimeError(f"Expected target size {list(s)}, got {list(ts)}")
+    elif nd == 1:
+        if len(ts) != 0:
+            raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
+    else:
+        if len(ts) == 0 or ts[0] != s[0]:
+            raise ValueError(f"Expected input batch_size ({s[0]}) to match target batch_size "
+                             f"({ts[0] if len(ts) else 0}).")
+        if nd == 2 and len(ts) != 1:
+            raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
+        if nd > 2 and ts != s[:1] + s[2:]:
+            raise RuntimeError(f"Expected target size {list(s[:1] + s[2:])}, got {list(ts)}")
+    if nd == 1:
+        return 1, s[0], 1
+    return _sm_split(s, 1)
+
+
+cdef Tensor _class_loss(Tensor a, Tensor target, object weight, int64_t ignore_index, int red,
+                        double smoothing, bint fused):
+    """nll_loss (fused = False: `a` holds log-probabilities) or cross_entropy with class
+    indices (fused: log_softmax of the logits `a` inside the same node)."""
+    cdef int64_t outer, C, inner, bad
+    cdef cnp.ndarray x, lp, tgt, w, out = None
+    cdef double total, wsum = 0.0
+    cdef Tensor t
+    cdef int ttype = cnp.PyArray_TYPE(target._np)
+    cdef str kind
+    if ttype != cnp.NPY_INT64 and ttype != cnp.NPY_UINT8:
+        kind = "Float" if _is_float(target._np) else _dtype_of(target._np).name.capitalize()
+        if kind == "Int32":
+            kind = "Int"
+        elif kind == "Float" and cnp.PyArray_TYPE(target._np) == cnp.NPY_DOUBLE:
+            kind = "Double"
+        raise RuntimeError(f"expected target dtype to be Long or Byte, but got {kind}")
+    outer, C, inner = _class_layout(a, target, False)
+    x = _contig(a._np)
+    tgt = _contig(target._np.astype(np.int64, copy=False))
+    w = _loss_opt_array(weight, x, None, "weight")
+    if w is not None and cnp.PyArray_SIZE(w) != C:
+        raise RuntimeError(f"weight tensor should be defined either for all {C} classes or no "
+                           f"classes but got weight tensor of shape: {list(_shp(w))}")
+    bad = fo_first_bad_target(outer * inner, <int64_t*>_ptr(tgt), C, ignore_index)
+    if bad >= 0:
+        raise IndexError(f"Target {tgt.reshape(-1)[bad]} is out of bounds.")
+    if fused:
+        lp = _empty_like(x)
+        _lkern(x).softmax(outer, C, inner, _ptr(x), 1, _ptr(lp))
+    else:
+        lp = x
+    if red == 0:
+        out = _empty_shape(_shp(tgt), cnp.PyArray_TYPE(x))
+    total = _lkern(x).nll(outer, C, inner, _ptr(lp), <int64_t*>_ptr(tgt), _optr(w),
+                          ignore_index, smoothing, _optr(out), &wsum)
+    if red == 0:
+        t = _wrap(out)
+    else:
+        if red == 1:
+            total = total / wsum if wsum != 0 else NAN
+        t = _wrap(_scalar_array(total, cnp.PyArray_TYPE(x)))
+    if _grad_enabled and a._requires_grad:
+        _record1(t, N_NLL, a, (lp, tgt, w, ignore_index, outer, C, inner, fused))
+        t._sub = red
+        t._p0 = smoothing
+        t._p1 = (1.0 / wsum if wsum != 0 else NAN) if red == 1 else 1.0
+    return t
+
+
+cdef void _nll_backward(Tensor t, cnp.ndarray g, bint gown) except *:
+    cdef cnp.ndarray lp, tgt, w, gx
+    cdef int64_t ignore_index, outer, C, inner
+    cdef bint fused
+    lp, tgt, w, ignore_index, outer, C, inner, fused = t._saved
+    gx = _empty_like(lp)
+    g = _contig(g)
+    _lkern(lp).nll_backward(outer, C, inner, _ptr(lp), <int64_t*>_ptr(tgt), _optr(w),
+                            ignore_index, t._p0, _ptr(g) if t._sub == 0 else NULL,
+                            _first(g) * t._p1 if t._sub != 0 else 0.0, fused, _ptr(gx))
+    _accumulate(_input(t, 0), gx, True)
+
+
+cdef object _nll_name(Tensor t):
+    return "AddBackward0" if t._p0 > 0 else "NllLossBackward0"
+
+
+_register(N_NLL, NULL, _nll_name, _nll_backward, _release_all)
+
+
+cdef Tensor _soft_ce(Tensor a, Tensor target, object weight, int red, double smoothing):
+    cdef int64_t outer, C, inner
+    cdef cnp.ndarray x, lp, tg, w, out = None
+    cdef double total
+    cdef Tensor t
+    outer, C, inner = _class_layout(a, target, True)
+    if cnp.PyArray_TYPE(target._np) != cnp.PyArray_TYPE(a._np):
+        raise RuntimeError(f"expected scalar type {_dtype_of(a._np).name.capitalize()} but "
+                           f"found {_dtype_of(target._np).name.capitalize()}")
+    x = _contig(a._np)
+    tg = _contig(target._np)
+    w = _loss_opt_array(weight, x, None, "weight")
+    if w is not None and cnp.PyArray_SIZE(w) != C:
+        raise RuntimeError(f"weight tensor should be defined either for all {C} classes or no "
+                           f"classes but got weight tensor of shape: {list(_shp(w))}")
+    lp = _empty_like(x)
+    _lkern(x).softmax(outer, C, inner, _ptr(x), 1, _ptr(lp))
+    if red == 0:
+        out = _empty_shape(_shp(x)[:1] + _shp(x)[2:] if cnp.PyArray_NDIM(x) > 1 else (),
+                           cnp.PyArray_TYPE(x))
+    total = _lkern(x).soft_ce(outer, C, inner, _ptr(lp), _ptr(tg), _optr(w), smoothing,
+                              _optr(out))
+    if red == 0:
+        t = _wrap(out)
+    else:
+        if red == 1:
+            total = total / (outer * inner) if outer * inner else NAN
+        t = _wrap(_scalar_array(total, cnp.PyArray_TYPE(x)))
+    if _needs_grad(a, target):
+        _record2(t, N_SOFT_CE, a, target, (lp, tg, w, outer, C, inner))
+        t._sub = red
+        t._p0 = smoothing
+        t._p1 = (1.0 / (outer * inner) if outer * inner else NAN) if red == 1 else 1.0
+    return t
+
+
+cdef void _soft_ce_backward(Tensor t, cnp.ndarray g, bint gown) except *:
+    cdef Tensor a = _input(t, 0)
+    cdef Tensor b = _input(t, 1)
+    cdef cnp.ndarray lp, tg, w, gx = None, gt = None
+    cdef int64_t outer, C, inner
+    lp, tg, w, outer, C, inner = t._saved
+    if a is not None:
+        gx = _empty_like(lp)
+    if b is not None:
+        gt = _empty_like(lp)
+    g = _contig(g)
+    _lkern(lp).soft_ce_backward(outer, C, inner, _ptr(lp), _ptr(tg), _optr(w), t._p0,
+                                _ptr(g) if t._sub == 0 else NULL,
+                                _first(g) * t._p1 if t._sub != 0 else 0.0, _optr(gx),
+                                _optr(gt))
+    if a is not None:
+        _accumulate(a, gx, True)
+    if b is not None:
+        _accumulate(b, gt, True)
+
+
+cdef object _soft_ce_name(Tensor t):
+    return ("NegBackward0", "DivBackward1", "NegBackward0")[t._sub]
+
+
+_register(N_SOFT_CE, NULL, _soft_ce_name, _soft_ce_backward, _release_all)
+
+
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+             reduction="mean"):
+    """Negative log-likelihood of log-probabilities `input` at class indices `target`."""
+    cdef Tensor a = _loss_float_input(_loss_tensor_arg(input, "nll_loss", "input"), "nll_loss")
+    cdef Tensor b = _loss_tensor_arg(target, "nll_loss", "target")
+    cdef int red = _loss_reduction_arg(size_average, reduce, reduction)
+    return _class_loss(a, b, weight, ignore_index, red, 0.0, False)
+
+
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100,
+                  reduce=None, reduction="mean", label_smoothing=0.0):
+    """Cross-entropy of logits `input` against class indices (int64 target) or class
+    probabilities (a float target of input's shape): log_softmax and the loss in one node."""
+    cdef Tensor a = _loss_float_input(_loss_tensor_arg(input, "cross_entropy", "input"), "cross_entropy")
+    cdef Tensor b = _loss_tensor_arg(target, "cross_entropy", "target")
+    cdef int red = _loss_reduction_arg(size_average, reduce, reduction)
+    cdef double ls = label_smoothing
+    if not (0.0 <= ls <= 1.0):
+        raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {ls:g}")
+    if _is_float(b._np):
+        return _soft_ce(a, b, weight, red, ls)
+    return _class_loss(a, b, weight, ignore_index, red, ls, True)
+
+
+# ---------------------------------------------------------------------------------------------
+# point-wise losses
+# ---------------------------------------------------------------------------------------------
+
+cdef dict _POINTWISE_NAMES = {
+    FO_LOSS_L1: "MeanBackward0", FO_LOSS_SMOOTH_L1: "SmoothL1LossBackward0",
+    FO_LOSS_HUBER: "HuberLossBackward0", FO_LOSS_BCE: "BinaryCrossEntropyBackward0",
+    FO_LOSS_BCE_LOGITS: "BinaryCrossEntropyWithLogitsBackward0",
+}
+
+
+cdef Tensor _pointwise_loss(str fn, int kind, object input, object target, object weight,
+                            object pos_weight, double p, int red):
+    cdef Tensor a = _loss_float_input(_loss_tensor_arg(input, fn, "input"), fn)
+    cdef Tensor b = _loss_tensor_arg(target, fn, "target")
+    cdef cnp.ndarray x, y, w, pw, out = None
+    cdef int64_t n
+    cdef double total
+    cdef Tensor t
+    if not cnp.PyArray_SAMESHAPE(a._np, b._np):
+        if kind == FO_LOSS_BCE:
+            raise ValueError(f"Using a target size ({Size(_shp(b._np))}) that is different to "
+                             f"the input size ({Size(_shp(a._np))}) is deprecated. Please "
+                             "ensure they have the same size.")
+        if kind == FO_LOSS_BCE_LOGITS:
+            raise ValueError(f"Target size ({Size(_shp(b._np))}) must be the same as input size "
+                             f"({Size(_shp(a._np))})")
+        warnings.warn(
+            f"Using a target size ({Size(_shp(b._np))}) that is different to the input size "
+            f"({Size(_shp(a._np))}). This will likely lead to incorrect results due to "
+            "broadcasting. Please ensure they have the same size.", UserWarning, stacklevel=3)
+        # broadcast both through a differentiable add, so each gradient sums back to its shape
+        shape = _broadcast_shape(a._np, b._np)
+        zero = _wrap(np.zeros(shape, dtype=a._np.dtype))
+        a = _binary(a, zero, FO_ADD)
+        b = _binary(_as_float_like(b, a), zero, FO_ADD)
+    if cnp.PyArray_TYPE(a._np) != cnp.PyArray_TYPE(b._np):
+        d = _promote(a, b)
+        a = _cast(a, d)
+        b = _cast(b, d)
+    x = _contig(a._np)
+    y = _contig(b._np)
+    n = cnp.PyArray_SIZE(x)
+    if kind == FO_LOSS_BCE:
+        if _lkern(x).first_outside(n, _ptr(x), 0.0, 1.0) >= 0:
+            raise RuntimeError("all elements of input should be between 0 and 1")
+        if _lkern(y).first_outside(n, _ptr(y), 0.0, 1.0) >= 0:
+            raise RuntimeError("all elements of target should be between 0 and 1")
+    w = _loss_opt_array(weight, x, _shp(x), "weight")
+    pw = _loss_opt_array(pos_weight, x, _shp(x), "pos_weight")
+    if red == 0:
+        out = _empty_like(x)
+    total = _lkern(x).pointwise(kind, n, _ptr(x), _ptr(y), _optr(w), _optr(pw), p, _optr(out))
+    if red == 0:
+        t = _wrap(out)
+    else:
+        if red == 1:
+            total = total / n if n > 0 else NAN
+        t = _wrap(_scalar_array(total, cnp.PyArray_TYPE(x)))
+    if _needs_grad(a, b):
+        _record2(t, N_POINTWISE, a, b, (x, y, w, pw))
+        t._sub = red | (kind << 2)
+        t._p0 = p
+        t._p1 = (1.0 / n if n > 0 else NAN) if red == 1 else 1.0
+    return t
+
+
+cdef Tensor _as_float_like(Tensor b, Tensor a):
+    if _is_float(b._np):
+        return b
+    return _cast(b, _dtype_of(a._np))
+
+
+cdef void _pointwise_backward(Tensor t, cnp.ndarray g, bint gown) except *:
+    cdef Tensor a = _input(t, 0)
+    cdef Tensor b = _input(t, 1)
+    cdef cnp.ndarray x, y, w, pw, gx = None, gy = None
+    cdef int kind = t._sub >> 2, red = t._sub & 3
+    x, y, w, pw = t._saved
+    if a is not None:
+        gx = _empty_like(x)
+    if b is not None:
+        gy = _empty_like(y)
+    g = _contig(g)
+    _lkern(x).pointwise_backward(kind, cnp.PyArray_SIZE(x), _ptr(x), _ptr(y), _optr(w),
+                                 _optr(pw), t._p0, _ptr(g) if red == 0 else NULL,
+                                 _first(g) * t._p1 if red != 0 else 0.0, _optr(gx),
+                                 _optr(gy))
+    if a is not None:
+        _accumulate(a, gx, True)
+    if b is not None:
+        _accumulate(b, gy, True)
+
+
+cdef object _pointwise_name(Tensor t):
+    cdef int kind = t._sub >> 2, red = t._sub & 3
+    if kind == FO_LOSS_L1 and red != 1:
+        return "SumBackward0" if red == 2 else "AbsBackward0"
+    return _POINTWISE_NAMES[kind]
+
+
+_register(N_POINTWISE, NULL, _pointwise_name, _pointwise_backward, _release_all)
+
+
+def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    """Mean absolute error |input - target|, one fused node."""
+    if weight is not None:
+        raise NotImplementedError("l1_loss(): weight= is not supported by fastoptim")
+    return _pointwise_loss("l1_loss", FO_LOSS_L1, input, target, None, None, 0.0,
+                           _loss_reduction_arg(size_average, reduce, reduction))
+
+
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
+    """Smooth L1: 0.5 z^2 / beta below beta, z - 0.5 beta above (z = |input - target|)."""
+    cdef int red = _loss_reduction_arg(size_average, reduce, reduction)
+    if beta < 0:
+        raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
+    if beta == 0.0:
+        return _pointwise_loss("smooth_l1_loss", FO_LOSS_L1, input, target, None, None, 0.0, red)
+    return _pointwise_loss("smooth_l1_loss", FO_LOSS_SMOOTH_L1, input, target, None, None,
+                           beta, red)
+
+
+def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
+    """Huber: 0.5 z^2 below delta, delta (z - 0.5 delta) above (z = |input - target|)."""
+    cdef int red = _loss_reduction(reduction)
+    if weight is not None:
+        raise NotImplementedError("huber_loss(): weight= is not supported by fastoptim")
+    if delta <= 0:
+        raise RuntimeError("huber_loss does not support non-positive values for delta.")
+    return _pointwise_loss("huber_loss", FO_LOSS_HUBER, input, target, None, None, delta, red)
+
+
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
+                         reduction="mean"):
+    """Binary cross-entropy of probabilities `input` (log terms clamped at -100, as torch)."""
+    return _pointwise_loss("binary_cross_entropy", FO_LOSS_BCE, input, target, weight, None,
+                           0.0, _loss_reduction_arg(size_average, reduce, reduction))
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None,
+                                     reduce=None, reduction="mean", pos_weight=None):
+    """BCE of sigmoid(input), computed from the logits with a stable log-sigmoid."""
+    return _pointwise_loss("binary_cross_entropy_with_logits", FO_LOSS_BCE_LOGITS, input,
+                           target, weight, pos_weight, 0.0,
+                           _loss_reduction_arg(size_average, reduce, reduction))

@@ -1,0 +1,2 @@
+"""fastoptim.utils: torch.utils' data loading (fastoptim.utils.data)."""
+from fastoptim.utils import data  # noqa: F401

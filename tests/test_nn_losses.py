@@ -1,0 +1,384 @@
+"""The fused losses and softmax (csrc/tensor_loss.c through fastoptim/_C/_tensor_loss.pxi)
+against their NumPy twins (fastoptim/_reference.py) and torch 2.13: values and gradients over
+reductions x dtypes x sizes (0 where torch allows it, 1, odd, large), the options (weight,
+ignore_index, label_smoothing, pos_weight, beta, delta), error texts and grad_fn names.
+
+Why: a loss is the first node of every backward; a wrong gradient trains silently wrong."""
+import warnings
+
+import numpy as np
+import pytest
+
+import fastoptim as fo
+import fastoptim.nn.functional as F
+from fastoptim import _reference as ref
+from fastoptim import nn
+
+TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-10, atol=1e-12)}
+DTYPES = [np.float32, np.float64]
+REDUCTIONS = ["mean", "sum", "none"]
+SIZES = [(1, 1), (1, 3), (7, 5), (64, 10), (300, 31)]
+
+
+def _torch():
+    return pytest.importorskip("torch")
+
+
+def _fo(a, grad=False):
+    return fo.tensor(a, requires_grad=grad)
+
+
+def _close(got, want, dtype):
+    np.testing.assert_allclose(np.asarray(got, dtype=np.float64),
+                               np.asarray(want, dtype=np.float64), **TOL[dtype])
+
+
+# ---- softmax / log_softmax ------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,dim", [((5,), 0), ((4, 7), 1), ((4, 7), 0), ((3, 4, 5), 1),
+                                       ((3, 4, 5), -1), ((0, 3), 1), ((2, 1), 1)])
+@pytest.mark.parametrize("log", [False, True])
+def test_softmax_twin_and_torch(dtype, shape, dim, log):
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal(shape) * 3).astype(dtype)
+    g = rng.standard_normal(shape).astype(dtype)
+    fn = F.log_softmax if log else F.softmax
+    a = _fo(x, True)
+    y = fn(a, dim)
+    want = ref.softmax(x.astype(np.float64), dim, log)
+    _close(y.detach().numpy(), want, dtype)
+    y.backward(fo.tensor(g))
+    _close(a.grad.numpy(), ref.softmax_backward(want, g.astype(np.float64), dim, log), dtype)
+    torch = _torch()
+    b = torch.tensor(x, requires_grad=True)
+    yt = (torch.log_softmax if log else torch.softmax)(b, dim)
+    yt.backward(torch.tensor(g))
+    _close(y.detach().numpy(), yt.detach().numpy(), dtype)
+    _close(a.grad.numpy(), b.grad.numpy(), dtype)
+    assert y.grad_fn.name() == yt.grad_fn.name()
+
+
+def test_softmax_is_stable_at_large_logits():
+    x = np.array([[1000.0, 1000.0, -1000.0]], dtype=np.float32)
+    np.testing.assert_allclose(F.softmax(_fo(x), 1).numpy(), [[0.5, 0.5, 0.0]])
+    np.testing.assert_allclose(F.log_softmax(_fo(x), 1).numpy()[0, :2], [-np.log(2)] * 2,
+                               rtol=1e-6)
+
+
+def test_softmax_implicit_dim_warns_and_bad_dim_raises():
+    with pytest.warns(UserWarning, match="Implicit dimension choice for softmax"):
+        F.softmax(fo.randn(3, 4))
+    with pytest.raises(IndexError, match=r"Dimension out of range \(expected to be in range of "
+                                         r"\[-2, 1\], but got 2\)"):
+        F.softmax(fo.randn(3, 4), 2)
+    m = nn.Softmax(dim=1)
+    assert repr(m) == "Softmax(dim=1)" and repr(nn.LogSoftmax(1)) == "LogSoftmax(dim=1)"
+
+
+# ---- cross_entropy / nll_loss -----------------------------------------------------------------
+def _ce_case(shape, dtype, seed=0, spatial=0):
+    rng = np.random.default_rng(seed)
+    N, C = shape
+    full = (N, C) + (3,) * spatial
+    x = (rng.standard_normal(full) * 2).astype(dtype)
+    t = rng.integers(0, C, (N,) + (3,) * spatial) if C else np.zeros((N,), np.int64)
+    return x, t.astype(np.int64)
+
+
+CE_OPTIONS = [{}, {"label_smoothing": 0.1}, {"weight": True}, {"ignore_index": 0},
+              {"weight": True, "ignore_index": 1, "label_smoothing": 0.3}]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SIZES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("opts", CE_OPTIONS, ids=lambda o: "-".join(o) or "plain")
+def test_cross_entropy_indices_twin_and_torch(dtype, shape, reduction, opts):
+    x, t = _ce_case(shape, dtype)
+    C = shape[1]
+    w = np.linspace(0.5, 2.0, C).astype(dtype) if opts.get("weight") else None
+    ii = opts.get("ignore_index", -100)
+    ls = opts.get("label_smoothing", 0.0)
+    a = _fo(x, True)
+    loss = F.cross_entropy(a, fo.tensor(t), weight=None if w is None else fo.tensor(w),
+                           ignore_index=ii, reduction=reduction, label_smoothing=ls)
+    want = ref.cross_entropy(x.astype(np.float64), t, None if w is None else w.astype(np.float64),
+                             ii, ls, reduction)
+    _close(loss.detach().numpy(), want, dtype)
+    rng = np.random.default_rng(1)
+    g = rng.standard_normal(loss.shape).astype(dtype)
+    loss.backward(fo.tensor(g))
+    torch = _torch()
+    b = torch.tensor(x, requires_grad=True)
+    lt = torch.nn.functional.cross_entropy(
+        b, torch.tensor(t), weight=None if w is None else torch.tensor(w), ignore_index=ii,
+        reduction=reduction, label_smoothing=ls)
+    lt.backward(torch.tensor(g))
+    _close(loss.detach().numpy(), lt.detach().numpy(), dtype)
+    _close(a.grad.numpy(), b.grad.numpy(), dtype)
+    assert loss.grad_fn.name() == lt.grad_fn.name()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_cross_entropy_spatial_and_unbatched(dtype, reduction):
+    torch = _torch()
+    for x, t in (_ce_case((4, 5), dtype, spatial=2),
+                 (np.random.default_rng(2).standard_normal(6).astype(dtype), np.array(2))):
+        a = _fo(x, True)
+        loss = F.cross_entropy(a, fo.tensor(t), reduction=reduction)
+        b = torch.tensor(x, requires_grad=True)
+        lt = torch.nn.functional.cross_entropy(b, torch.tensor(t), reduction=reduction)
+        _close(loss.detach().numpy(), lt.detach().numpy(), dtype)
+        loss.sum().backward()
+        lt.sum().backward()
+        _close(a.grad.numpy(), b.grad.numpy(), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("ls", [0.0, 0.25])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_cross_entropy_probabilities(dtype, reduction, ls, weighted):
+    torch = _torch()
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((9, 4)).astype(dtype)
+    p = rng.random((9, 4)).astype(dtype)
+    p /= p.sum(1, keepdims=True)
+    w = np.array([1.0, 2.0, 0.5, 1.5], dtype) if weighted else None
+    a, pt = _fo(x, True), _fo(p, True)
+    loss = F.cross_entropy(a, pt, weight=None if w is None else fo.tensor(w),
+                           reduction=reduction, label_smoothing=ls)
+    _close(loss.detach().numpy(),
+           ref.cross_entropy(x.astype(np.float64), p.astype(np.float64),
+                             None if w is None else w.astype(np.float64), smoothing=ls,
+                             reduction=reduction), dtype)
+    b, bt = torch.tensor(x, requires_grad=True), torch.tensor(p, requires_grad=True)
+    lt = torch.nn.functional.cross_entropy(b, bt, weight=None if w is None else torch.tensor(w),
+                                           reduction=reduction, label_smoothing=ls)
+    loss.sum().backward()
+    lt.sum().backward()
+    _close(loss.detach().numpy(), lt.detach().numpy(), dtype)
+    _close(a.grad.numpy(), b.grad.numpy(), dtype)
+    _close(pt.grad.numpy(), bt.grad.numpy(), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_nll_loss(dtype, reduction):
+    torch = _torch()
+    x, t = _ce_case((11, 6), dtype)
+    lp = ref.softmax(x, 1, log=True).astype(dtype)
+    w = np.linspace(1, 2, 6).astype(dtype)
+    a = _fo(lp, True)
+    loss = nn.NLLLoss(weight=fo.tensor(w), ignore_index=2, reduction=reduction)(a, fo.tensor(t))
+    b = torch.tensor(lp, requires_grad=True)
+    lt = torch.nn.NLLLoss(weight=torch.tensor(w), ignore_index=2, reduction=reduction)(
+        b, torch.tensor(t))
+    _close(loss.detach().numpy(), lt.detach().numpy(), dtype)
+    loss.sum().backward()
+    lt.sum().backward()
+    _close(a.grad.numpy(), b.grad.numpy(), dtype)
+
+
+def test_cross_entropy_edge_values_match_torch():
+    torch = _torch()
+    # an empty batch and an all-ignored batch give nan for 'mean', as torch
+    assert np.isnan(F.cross_entropy(fo.randn(0, 4), fo.zeros(0, dtype=fo.int64)).item())
+    assert np.isnan(F.cross_entropy(fo.randn(3, 4), fo.full((3,), -100)).item())
+    assert F.cross_entropy(fo.randn(0, 4), fo.zeros(0, dtype=fo.int64), reduction="sum").item() \
+        == torch.nn.functional.cross_entropy(torch.randn(0, 4), torch.zeros(0, dtype=torch.long),
+                                             reduction="sum").item()
+
+
+@pytest.mark.parametrize("call,exc,msg", [
+    (lambda: F.cross_entropy(fo.randn(3, 4), fo.tensor([0, 1])), ValueError,
+     "Expected input batch_size (3) to match target batch_size (2)."),
+    (lambda: F.cross_entropy(fo.randn(3, 4), fo.tensor([0, 1, 7])), IndexError,
+     "Target 7 is out of bounds."),
+    (lambda: F.cross_entropy(fo.randn(3, 4), fo.tensor([0, 1, 2]), label_smoothing=1.5),
+     RuntimeError, "label_smoothing must be between 0.0 and 1.0. Got: 1.5"),
+    (lambda: F.cross_entropy(fo.randn(3, 4), fo.tensor([0, 1, 2], dtype=fo.int32)),
+     RuntimeError, "expected target dtype to be Long or Byte, but got Int"),
+    (lambda: F.cross_entropy(fo.randn(3, 4), fo.rand(3, 5)), RuntimeError,
+     "Expected target size [3, 4], got [3, 5]"),
+    (lambda: F.cross_entropy(fo.randn(3, 4), fo.tensor([0, 1, 2]), weight=fo.ones(3)),
+     RuntimeError, "weight tensor should be defined either for all 4 classes or no classes but "
+                   "got weight tensor of shape: [3]"),
+    (lambda: F.cross_entropy(fo.randn(3, 4), fo.tensor([0, 1, 2]), reduction="bad"), ValueError,
+     "bad is not a valid value for reduction"),
+    (lambda: F.nll_loss(fo.randn(3, 4, 5), fo.tensor([0, 1, 2])), RuntimeError,
+     "Expected target size [3, 5], got [3]"),
+    (lambda: F.binary_cross_entropy(fo.rand(3) * 2 + 1, fo.rand(3)), RuntimeError,
+     "all elements of input should be between 0 and 1"),
+    (lambda: F.binary_cross_entropy(fo.rand(3), fo.rand(3) + 2), RuntimeError,
+     "all elements of target should be between 0 and 1"),
+    (lambda: F.binary_cross_entropy(fo.rand(3), fo.rand(2)), ValueError,
+     "Using a target size (fastoptim.Size([2])) that is different to the input size "
+     "(fastoptim.Size([3])) is deprecated. Please ensure they have the same size."),
+    (lambda: F.binary_cross_entropy_with_logits(fo.rand(3), fo.rand(2)), ValueError,
+     "Target size (fastoptim.Size([2])) must be the same as input size (fastoptim.Size([3]))"),
+    (lambda: F.smooth_l1_loss(fo.rand(3), fo.rand(3), beta=-1), RuntimeError,
+     "smooth_l1_loss does not support negative values for beta."),
+    (lambda: F.huber_loss(fo.rand(3), fo.rand(3), delta=0), RuntimeError,
+     "huber_loss does not support non-positive values for delta."),
+    (lambda: nn.L1Loss(reduction="avg"), ValueError, "avg is not a valid value for reduction"),
+])
+def test_loss_errors(call, exc, msg):
+    with pytest.raises(exc) as e:
+        call()
+    assert str(e.value) == msg
+
+
+# ---- point-wise losses ------------------------------------------------------------------------
+POINTWISE = [  # name, fastoptim call, torch call, twin kind, param
+    ("l1", lambda F, x, y, r: F.l1_loss(x, y, reduction=r), "l1", 0.0),
+    ("smooth_l1", lambda F, x, y, r: F.smooth_l1_loss(x, y, reduction=r), "smooth_l1", 1.0),
+    ("smooth_l1_b0.3", lambda F, x, y, r: F.smooth_l1_loss(x, y, reduction=r, beta=0.3),
+     "smooth_l1", 0.3),
+    ("smooth_l1_b0", lambda F, x, y, r: F.smooth_l1_loss(x, y, reduction=r, beta=0.0), "l1", 0),
+    ("huber", lambda F, x, y, r: F.huber_loss(x, y, reduction=r), "huber", 1.0),
+    ("huber_d2.5", lambda F, x, y, r: F.huber_loss(x, y, reduction=r, delta=2.5), "huber", 2.5),
+    ("bce", lambda F, x, y, r: F.binary_cross_entropy(x, y, reduction=r), "bce", 0.0),
+    ("bce_logits", lambda F, x, y, r: F.binary_cross_entropy_with_logits(x, y, reduction=r),
+     "bce_logits", 0.0),
+]
+
+
+def _pointwise_data(kind, n, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    if kind == "bce":
+        x = rng.uniform(0.02, 0.98, n)
+        y = rng.random(n)
+    else:
+        x = rng.standard_normal(n) * 2
+        y = rng.random(n) if kind == "bce_logits" else rng.standard_normal(n) * 2
+    return x.astype(dtype), y.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [0, 1, 7, 640, 100003])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("case", POINTWISE, ids=[c[0] for c in POINTWISE])
+def test_pointwise_twin_and_torch(dtype, n, reduction, case):
+    _, call, kind, p = case
+    x, y = _pointwise_data(kind, n, dtype)
+    a, b = _fo(x, True), _fo(y, True)
+    loss = call(F, a, b, reduction)
+    el = ref.pointwise_loss(kind, x.astype(np.float64), y.astype(np.float64), p)
+    want = el if reduction == "none" else (el.sum() / n if n else np.nan) \
+        if reduction == "mean" else el.sum()
+    _close(loss.detach().numpy(), want, dtype)
+    torch = _torch()
+    ta, tb = torch.tensor(x, requires_grad=True), torch.tensor(y, requires_grad=True)
+    lt = call(torch.nn.functional, ta, tb, reduction)
+    _close(loss.detach().numpy(), lt.detach().numpy(), dtype)
+    if reduction == "mean" and n == 0:
+        return
+    g = np.random.default_rng(5).standard_normal(loss.shape).astype(dtype)
+    loss.backward(fo.tensor(g))
+    lt.backward(torch.tensor(g))
+    _close(a.grad.numpy(), ta.grad.numpy(), dtype)
+    _close(b.grad.numpy(), tb.grad.numpy(), dtype)
+    if n and reduction == "mean":
+        assert loss.grad_fn.name() == lt.grad_fn.name()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_bce_weights_and_pos_weight(dtype, reduction):
+    torch = _torch()
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((6, 3)).astype(dtype)
+    y = (rng.random((6, 3)) > 0.5).astype(dtype)
+    w = rng.random((6, 1)).astype(dtype) + 0.5
+    pw = np.array([0.5, 2.0, 3.0], dtype)
+    a = _fo(x, True)
+    loss = nn.BCEWithLogitsLoss(weight=fo.tensor(w), pos_weight=fo.tensor(pw),
+                                reduction=reduction)(a, fo.tensor(y))
+    _close(loss.detach().numpy() if reduction == "none" else loss.item(),
+           ref.pointwise_loss("bce_logits", x, y, weight=w, pos_weight=pw).astype(np.float64)
+           .__getattribute__({"none": "copy", "sum": "sum", "mean": "mean"}[reduction])(), dtype)
+    ta = torch.tensor(x, requires_grad=True)
+    lt = torch.nn.BCEWithLogitsLoss(weight=torch.tensor(w), pos_weight=torch.tensor(pw),
+                                    reduction=reduction)(ta, torch.tensor(y))
+    loss.sum().backward()
+    lt.sum().backward()
+    _close(loss.detach().numpy(), lt.detach().numpy(), dtype)
+    _close(a.grad.numpy(), ta.grad.numpy(), dtype)
+    p = 1 / (1 + np.exp(-x))
+    a2 = _fo(p, True)
+    l2 = nn.BCELoss(weight=fo.tensor(w), reduction=reduction)(a2, fo.tensor(y))
+    t2 = torch.tensor(p, requires_grad=True)
+    lt2 = torch.nn.BCELoss(weight=torch.tensor(w), reduction=reduction)(t2, torch.tensor(y))
+    l2.sum().backward()
+    lt2.sum().backward()
+    _close(l2.detach().numpy(), lt2.detach().numpy(), dtype)
+    _close(a2.grad.numpy(), t2.grad.numpy(), dtype)
+
+
+def test_bce_clamps_log_at_minus_100_and_logits_stable():
+    torch = _torch()
+    x = np.array([0.0, 1.0, 0.5], np.float32)
+    y = np.array([1.0, 0.0, 1.0], np.float32)
+    _close(F.binary_cross_entropy(_fo(x), _fo(y), reduction="none").numpy(),
+           torch.nn.functional.binary_cross_entropy(torch.tensor(x), torch.tensor(y),
+                                                    reduction="none").numpy(), np.float32)
+    big = np.array([100.0, -100.0], np.float32)
+    _close(F.binary_cross_entropy_with_logits(_fo(big), _fo([0.0, 1.0]), reduction="none")
+           .numpy(), [100.0, 100.0], np.float32)
+
+
+def test_mismatched_shapes_warn_and_broadcast_like_torch():
+    torch = _torch()
+    x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    y = np.random.default_rng(1).standard_normal((3, 1)).astype(np.float32)
+    a, b = _fo(x, True), _fo(y, True)
+    with pytest.warns(UserWarning, match="Using a target size"):
+        loss = F.smooth_l1_loss(a, b)
+    ta, tb = torch.tensor(x, requires_grad=True), torch.tensor(y, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lt = torch.nn.functional.smooth_l1_loss(ta, tb)
+    loss.backward()
+    lt.backward()
+    _close(loss.item(), lt.item(), np.float32)
+    _close(b.grad.numpy(), tb.grad.numpy(), np.float32)
+
+
+def test_loss_modules_repr_and_legacy_reduction():
+    torch = _torch()
+    for name in ("L1Loss", "SmoothL1Loss", "HuberLoss", "BCELoss", "BCEWithLogitsLoss",
+                 "CrossEntropyLoss", "NLLLoss"):
+        assert repr(getattr(nn, name)()) == repr(getattr(torch.nn, name)())
+    assert nn.CrossEntropyLoss(size_average=False).reduction == "sum"
+    assert nn.CrossEntropyLoss(reduce=False).reduction == "none"
+
+
+def test_second_backward_raises():
+    loss = F.cross_entropy(fo.randn(3, 4, requires_grad=True), fo.tensor([0, 1, 2]))
+    loss.backward()
+    with pytest.raises(RuntimeError, match="Trying to backward through the graph a second"):
+        loss.backward()
+
+
+def test_softmax_exp_over_the_whole_float32_range():
+    """The float32 rows take their exps from a vectorized polynomial (csrc/tensor_loss.inc):
+    it must hold float32 accuracy from 0 down to underflow, give 0 at -inf and keep NaN."""
+    torch = _torch()
+    z = np.linspace(-120.0, 0.0, 100001).astype(np.float32)
+    x = np.stack([np.zeros_like(z), z], 1)               # softmax([0, z])[1] = e^z / (1 + e^z)
+    got = F.softmax(_fo(x), 1).numpy()
+    want = torch.softmax(torch.tensor(x), 1).numpy()
+    np.testing.assert_allclose(got, want, rtol=3e-7, atol=1e-37)
+    masked = np.array([[0.0, -np.inf, 1.0], [-np.inf, -np.inf, -np.inf], [np.nan, 0.0, 1.0]],
+                      np.float32)
+    got = F.softmax(_fo(masked), 1).numpy()
+    want = torch.softmax(torch.tensor(masked), 1).numpy()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got[0], want[0], rtol=3e-7)
+    a = _fo(masked[:1], True)
+    F.log_softmax(a, 1).sum().backward()
+    b = torch.tensor(masked[:1], requires_grad=True)
+    torch.log_softmax(b, 1).sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-6)
