@@ -8,7 +8,7 @@
  * almost no arithmetic, split across threads exactly as the optimizers split a group
  * (optim_multi.h: equal contiguous shares, serial below FO_OMP_MIN_ELEMS).
  */
-#include "fastoptim.h"
+#include "bench_roofline.h"
 #include "optim_multi.h"   /* FO_ALWAYS_INLINE, FO_SEGMENT_ALIGN: the optimizers' split */
 
 /* Elements per block of the generic (uncommon-shape) path: its block sum lives on the stack. */

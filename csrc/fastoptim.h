@@ -10,16 +10,34 @@
  *     cast to the element type inside the kernel.
  *   - Kernels never allocate and never fail: the caller (the Cython layer) validates shapes,
  *     dtypes, contiguity and aliasing before calling.
- * The Cython mirror of this header is fastoptim/_C/kernels.pxd; keep the two in step.
+ * The Cython mirror of this header is fastoptim/kernels.pxd (public); keep the two in step.
+ *
+ * Linking: the kernels live in one shared library inside the installed Python package
+ * (fastoptim/lib/libfastoptim.so.<ABI>); `fastoptim-config --cflags --libs` prints the flags
+ * (with an rpath), and fastoptim_version.h says which versions this header describes.
  */
 #ifndef FASTOPTIM_H
 #define FASTOPTIM_H
 
 #include <stdint.h>
 
+#include "fastoptim_version.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* The library is built with -fvisibility=hidden: what this header declares is its exported
+ * API, everything else stays internal (and is called directly, not through the PLT). */
+#if defined(__GNUC__) && !defined(_WIN32)
+#pragma GCC visibility push(default)
+#endif
+
+/* The ABI version of the library actually loaded (FASTOPTIM_ABI_VERSION of its build): a
+ * caller may compare it with the FASTOPTIM_ABI_VERSION it was compiled with.  fo_version()
+ * is the library's package version, e.g. "0.1.0". */
+int fo_abi_version(void);
+const char *fo_version(void);
 
 /* ======================================================================================
  * Tensor ops: forward and backward kernels of the autograd (csrc/tensor_*.c)
@@ -531,22 +549,9 @@ void fo_adadelta_step_f64(double *const *params, const double *const *grads,
                           float *const *steps, const int64_t *numels, int64_t ntensors,
                           double lr, double rho, double eps, double weight_decay, int maximize);
 
-/* ======================================================================================
- * Benchmark yardsticks (csrc/bench_roofline.c): not used by the library itself; the
- * benchmark suite (benchmarks/) times them to express speeds as fractions of a limit.
- * ====================================================================================== */
-
-/* The memory roofline of an in-place update: one pass over n elements that reads the nread
- * read-only arrays reads[k] and the nwrite arrays writes[k], and sets every writes[k][i] to the
- * mean of all those values at i, with no other arithmetic.  Given the arrays an optimizer step
- * only reads and those it updates in place (e.g. Adam: reads g; updates p, m, v) it moves the
- * same bytes as that step, so the ratio of their times is "% of the memory limit".  No two
- * arrays may overlap.  Threads as the optimizers (optim_multi.h): equal contiguous shares,
- * serial below FO_OMP_MIN_ELEMS.  Specialised loops for 1-2 reads and 1-4 writes. */
-void fo_roofline_f32(int nread, const float *const *reads, int nwrite, float *const *writes,
-                     int64_t n);
-void fo_roofline_f64(int nread, const double *const *reads, int nwrite, double *const *writes,
-                     int64_t n);
+#if defined(__GNUC__) && !defined(_WIN32)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

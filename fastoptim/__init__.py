@@ -13,6 +13,7 @@ import os as _os
 # extension loads it, and only if the user has not chosen a policy.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from fastoptim._build_info import version as __version__  # noqa: E402,F401  (pyproject's)
 from fastoptim._C._tensor import (  # noqa: E402,F401
     Generator,
     Size,
@@ -62,10 +63,8 @@ from fastoptim._C._tensor import (  # noqa: E402,F401
     zeros,
     zeros_like,
 )
-from fastoptim._config import get_include, show_config  # noqa: F401
-from fastoptim.serialization import CheckpointError, load, save  # noqa: F401
-
-__version__ = "0.1.0"
+from fastoptim._config import get_include, get_library_dir, show_config  # noqa: E402,F401
+from fastoptim.serialization import CheckpointError, load, save  # noqa: E402,F401
 
 # torch's aliases
 float = float32  # noqa: A001

@@ -22,7 +22,7 @@ from fastoptim.optim._descriptions import BY_NAME, DESCRIPTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = (ROOT / "csrc" / "fastoptim.h").read_text()
-PXD = (ROOT / "fastoptim" / "_C" / "kernels.pxd").read_text()
+PXD = (ROOT / "fastoptim" / "kernels.pxd").read_text()
 PYI = ast.parse((ROOT / "fastoptim" / "_C" / "_optim.pyi").read_text())
 KERNELS = {d.kernel: d for d in DESCRIPTIONS}   # Adam and AdamW share one kernel
 

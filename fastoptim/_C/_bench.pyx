@@ -1,5 +1,5 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
-"""Benchmark yardsticks: the Python entry point of csrc/bench_roofline.c.
+"""Benchmark yardsticks: the Python entry point of csrc/bench_roofline.c (bench_roofline.h).
 
 Why it exists: the benchmark suite (benchmarks/) expresses each large optimizer step as a fraction
 of the memory roofline, measured in the same run by a trivial kernel that touches the same arrays.
@@ -12,7 +12,12 @@ cimport numpy as cnp
 import numpy as np
 from libc.stdint cimport int64_t, uintptr_t
 
-from fastoptim._C.kernels cimport fo_roofline_f32, fo_roofline_f64
+
+cdef extern from "bench_roofline.h" nogil:
+    void fo_roofline_f32(int nread, const float *const *reads, int nwrite,
+                         float *const *writes, int64_t n)
+    void fo_roofline_f64(int nread, const double *const *reads, int nwrite,
+                         double *const *writes, int64_t n)
 
 cnp.import_array()
 

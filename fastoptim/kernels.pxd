@@ -1,0 +1,276 @@
+# cython: language_level=3
+"""Cython mirror of csrc/fastoptim.h -- the only place the C prototypes are declared for Cython.
+
+Public: other Cython code embeds the kernels with ``from fastoptim.kernels cimport
+fo_adam_step_f32`` and builds against the installed package with ``fastoptim-config --cflags``
+(compile) and ``--libs`` (link: libfastoptim, with an rpath); see examples/cython/.  fastoptim's
+own glue cimports it too (through fastoptim/_C/kernels.pxd).  Keep this file in step with the
+header, section by section.
+"""
+from libc.stdint cimport int64_t, uint64_t
+
+cdef extern from "fastoptim.h" nogil:
+    # ---- versions ---------------------------------------------------------------------
+    enum:
+        FASTOPTIM_VERSION_MAJOR, FASTOPTIM_VERSION_MINOR, FASTOPTIM_VERSION_PATCH
+        FASTOPTIM_ABI_VERSION
+    int fo_abi_version()
+    const char *fo_version()
+
+    # ---- tensor ops -------------------------------------------------------------------
+    enum:
+        FO_ADD, FO_SUB, FO_MUL, FO_DIV, FO_POW_T, FO_MAXIMUM, FO_MINIMUM
+    enum:
+        FO_NEG, FO_EXP, FO_LOG, FO_SQRT, FO_ABS, FO_RELU, FO_TANH, FO_SIGMOID, FO_CLAMP, FO_POW
+        FO_ADD_S, FO_MUL_S, FO_RSUB_S, FO_RDIV_S, FO_DIV_S, FO_RPOW_S
+        FO_SIN, FO_COS, FO_TAN, FO_ASIN, FO_ACOS, FO_ATAN, FO_SINH, FO_COSH, FO_EXP2, FO_EXPM1
+        FO_LOG1P, FO_LOG2, FO_LOG10, FO_SIGN, FO_FLOOR, FO_CEIL, FO_ROUND, FO_TRUNC
+        FO_RECIPROCAL, FO_RSQRT, FO_SQUARE, FO_ERF, FO_SOFTPLUS
+
+    void fo_binary_f32(int op, int ndim, const int64_t *shape, float *out,
+                       const float *a, const int64_t *sa, const float *b, const int64_t *sb)
+    void fo_binary_f64(int op, int ndim, const int64_t *shape, double *out,
+                       const double *a, const int64_t *sa, const double *b, const int64_t *sb)
+    void fo_binary_backward_f32(int op, int ndim, const int64_t *shape, const float *g,
+                                const float *a, const int64_t *sa, const float *b,
+                                const int64_t *sb, float *ga, float *gb)
+    void fo_binary_backward_f64(int op, int ndim, const int64_t *shape, const double *g,
+                                const double *a, const int64_t *sa, const double *b,
+                                const int64_t *sb, double *ga, double *gb)
+    void fo_unary_f32(int op, int64_t n, float *out, const float *x, double p0, double p1)
+    void fo_unary_f64(int op, int64_t n, double *out, const double *x, double p0, double p1)
+    void fo_unary_backward_f32(int op, int64_t n, const float *g, const float *x,
+                               const float *y, double p0, double p1, float *gx)
+    void fo_unary_backward_f64(int op, int64_t n, const double *g, const double *x,
+                               const double *y, double p0, double p1, double *gx)
+    void fo_inplace_binary_f32(int op, int64_t n, float *x, const float *a, int64_t a_n,
+                               double alpha)
+    void fo_inplace_binary_f64(int op, int64_t n, double *x, const double *a, int64_t a_n,
+                               double alpha)
+    void fo_addcmul_f32(int64_t n, float *x, const float *a, const float *b, double value)
+    void fo_addcmul_f64(int64_t n, double *x, const double *a, const double *b, double value)
+    void fo_addcdiv_f32(int64_t n, float *x, const float *a, const float *b, double value)
+    void fo_addcdiv_f64(int64_t n, double *x, const double *a, const double *b, double value)
+    void fo_lerp_f32(int64_t n, float *x, const float *a, double w)
+    void fo_lerp_f64(int64_t n, double *x, const double *a, double w)
+    double fo_sum_f32(int64_t n, const float *x)
+    double fo_sum_f64(int64_t n, const double *x)
+    void fo_sum_axis_f32(int64_t outer, int64_t n, int64_t inner, const float *x,
+                         double scale, float *out)
+    void fo_sum_axis_f64(int64_t outer, int64_t n, int64_t inner, const double *x,
+                         double scale, double *out)
+    void fo_expand_axis_f32(int64_t outer, int64_t n, int64_t inner, const float *g,
+                            double scale, float *out)
+    void fo_expand_axis_f64(int64_t outer, int64_t n, int64_t inner, const double *g,
+                            double scale, double *out)
+    double fo_extreme_f32(int64_t n, const float *x, int want_max, int64_t *count)
+    double fo_extreme_f64(int64_t n, const double *x, int want_max, int64_t *count)
+    void fo_extreme_backward_f32(int64_t n, const float *x, double m, double g, int64_t count,
+                                 float *gx)
+    void fo_extreme_backward_f64(int64_t n, const double *x, double m, double g, int64_t count,
+                                 double *gx)
+    void fo_matmul_f32(int64_t M, int64_t N, int64_t K, const float *A, int trans_a,
+                       const float *B, int trans_b, const float *bias, float *C)
+    void fo_matmul_f64(int64_t M, int64_t N, int64_t K, const double *A, int trans_a,
+                       const double *B, int trans_b, const double *bias, double *C)
+    double fo_mse_f32(int64_t n, const float *a, const float *b)
+    double fo_mse_f64(int64_t n, const double *a, const double *b)
+    void fo_mse_backward_f32(int64_t n, const float *a, const float *b, const float *g,
+                             double g0, double scale, float *ga, float *gb)
+    void fo_mse_backward_f64(int64_t n, const double *a, const double *b, const double *g,
+                             double g0, double scale, double *ga, double *gb)
+
+    # ---- random numbers ---------------------------------------------------------------
+    ctypedef struct fo_rng:
+        uint64_t s[4]
+        double spare
+        int has_spare
+    void fo_rng_seed(fo_rng *rng, uint64_t seed)
+    void fo_randn_f32(fo_rng *rng, int64_t n, float *out)
+    void fo_randn_f64(fo_rng *rng, int64_t n, double *out)
+    void fo_uniform_f32(fo_rng *rng, int64_t n, float *out, double lo, double hi)
+    void fo_uniform_f64(fo_rng *rng, int64_t n, double *out, double lo, double hi)
+
+    # ---- the tensor kernels by dtype (one table per element type) --------------------
+    ctypedef struct fo_tensor_kernels:
+        int itemsize
+        void (*binary)(int op, int ndim, const int64_t *shape, void *out, const void *a,
+                       const int64_t *sa, const void *b, const int64_t *sb)
+        void (*binary_backward)(int op, int ndim, const int64_t *shape, const void *g,
+                                const void *a, const int64_t *sa, const void *b,
+                                const int64_t *sb, void *ga, void *gb)
+        void (*unary)(int op, int64_t n, void *out, const void *x, double p0, double p1)
+        void (*unary_backward)(int op, int64_t n, const void *g, const void *x, const void *y,
+                               double p0, double p1, void *gx)
+        void (*inplace_binary)(int op, int64_t n, void *x, const void *a, int64_t a_n,
+                               double alpha)
+        void (*addcmul)(int64_t n, void *x, const void *a, const void *b, double value)
+        void (*addcdiv)(int64_t n, void *x, const void *a, const void *b, double value)
+        void (*lerp)(int64_t n, void *x, const void *a, double w)
+        double (*sum)(int64_t n, const void *x)
+        void (*sum_axis)(int64_t outer, int64_t n, int64_t inner, const void *x, double scale,
+                         void *out)
+        void (*expand_axis)(int64_t outer, int64_t n, int64_t inner, const void *g,
+                            double scale, void *out)
+        double (*extreme)(int64_t n, const void *x, int want_max, int64_t *count)
+        void (*extreme_backward)(int64_t n, const void *x, double m, double g, int64_t count,
+                                 void *gx)
+        void (*matmul)(int64_t M, int64_t N, int64_t K, const void *A, int trans_a,
+                       const void *B, int trans_b, const void *bias, void *C)
+        double (*mse)(int64_t n, const void *a, const void *b)
+        void (*mse_backward)(int64_t n, const void *a, const void *b, const void *g, double g0,
+                             double scale, void *ga, void *gb)
+        void (*randn)(fo_rng *rng, int64_t n, void *out)
+        void (*uniform)(fo_rng *rng, int64_t n, void *out, double lo, double hi)
+    const fo_tensor_kernels fo_tensor_kernels_f32
+    const fo_tensor_kernels fo_tensor_kernels_f64
+
+    # ---- nn losses, softmax and activations (csrc/tensor_loss.c, tensor_nnops.c) --------
+    enum:
+        FO_LOSS_L1, FO_LOSS_SMOOTH_L1, FO_LOSS_HUBER, FO_LOSS_BCE, FO_LOSS_BCE_LOGITS
+    enum:
+        FO_ACT_LEAKY_RELU, FO_ACT_ELU, FO_ACT_GELU, FO_ACT_GELU_TANH, FO_ACT_SILU
+    int64_t fo_first_bad_target(int64_t n, const int64_t *target, int64_t n_classes,
+                                int64_t ignore_index)
+    void fo_randperm(fo_rng *rng, int64_t n, int64_t *out)
+    ctypedef struct fo_loss_kernels:
+        void (*softmax)(int64_t outer, int64_t n, int64_t inner, const void *x, int log_,
+                        void *out)
+        void (*softmax_backward)(int64_t outer, int64_t n, int64_t inner, const void *y,
+                                 const void *g, int log_, void *gx)
+        double (*nll)(int64_t outer, int64_t C, int64_t inner, const void *lp,
+                      const int64_t *target, const void *weight, int64_t ignore_index,
+                      double smoothing, void *out, double *wsum)
+        void (*nll_backward)(int64_t outer, int64_t C, int64_t inner, const void *lp,
+                             const int64_t *target, const void *weight, int64_t ignore_index,
+                             double smoothing, const void *g, double g0,
+                             int through_log_softmax, void *gx)
+        double (*soft_ce)(int64_t outer, int64_t C, int64_t inner, const void *lp,
+                          const void *target, const void *weight, double smoothing,
+                          void *out)
+        void (*soft_ce_backward)(int64_t outer, int64_t C, int64_t inner, const void *lp,
+                                 const void *target, const void *weight, double smoothing,
+                                 const void *g, double g0, void *gx, void *gt)
+        double (*pointwise)(int kind, int64_t n, const void *x, const void *y, const void *w,
+                            const void *pw, double p, void *out)
+        void (*pointwise_backward)(int kind, int64_t n, const void *x, const void *y,
+                                   const void *w, const void *pw, double p, const void *g,
+                                   double g0, void *gx, void *gy)
+        int64_t (*first_outside)(int64_t n, const void *x, double lo, double hi)
+    const fo_loss_kernels fo_loss_kernels_f32
+    const fo_loss_kernels fo_loss_kernels_f64
+    ctypedef struct fo_act_kernels:
+        void (*activation)(int op, int64_t n, const void *x, double p0, void *out)
+        void (*activation_backward)(int op, int64_t n, const void *g, const void *x,
+                                    double p0, void *gx)
+    const fo_act_kernels fo_act_kernels_f32
+    const fo_act_kernels fo_act_kernels_f64
+
+    # ---- optimizer updates ------------------------------------------------------------
+    # @@OPTIM-PROTOTYPES@@ (optimizer kernels go below this line)
+    ctypedef struct fo_sgd_hyper:
+        double lr, momentum, dampening, weight_decay
+        int nesterov, maximize
+    void fo_sgd_update_f32(float *const *params, const float *const *grads,
+                           float *const *momentum_buffers, const unsigned char *buffer_is_new,
+                           const int64_t *numels, int64_t ntensors, const fo_sgd_hyper *hyper)
+    void fo_sgd_update_f64(double *const *params, const double *const *grads,
+                           double *const *momentum_buffers, const unsigned char *buffer_is_new,
+                           const int64_t *numels, int64_t ntensors, const fo_sgd_hyper *hyper)
+    void fo_sgd_step_f32(float *const *params, const float *const *grads,
+                         float *const *momentum_buffers, const unsigned char *buffer_is_new,
+                         const int64_t *numels, int64_t ntensors, double lr, double momentum,
+                         double dampening, double weight_decay, int nesterov, int maximize)
+    void fo_sgd_step_f64(double *const *params, const double *const *grads,
+                         double *const *momentum_buffers, const unsigned char *buffer_is_new,
+                         const int64_t *numels, int64_t ntensors, double lr, double momentum,
+                         double dampening, double weight_decay, int nesterov, int maximize)
+    ctypedef struct fo_adam_hyper:
+        double lr, beta1, beta2, eps, weight_decay
+        int amsgrad, maximize, decoupled_weight_decay
+    void fo_adam_update_f32(float *const *params, const float *const *grads,
+                            float *const *exp_avgs, float *const *exp_avg_sqs,
+                            float *const *max_exp_avg_sqs, float *const *steps,
+                            const int64_t *numels, int64_t ntensors, const fo_adam_hyper *hyper)
+    void fo_adam_update_f64(double *const *params, const double *const *grads,
+                            double *const *exp_avgs, double *const *exp_avg_sqs,
+                            double *const *max_exp_avg_sqs, float *const *steps,
+                            const int64_t *numels, int64_t ntensors, const fo_adam_hyper *hyper)
+    void fo_adam_step_f32(float *const *params, const float *const *grads,
+                          float *const *exp_avgs, float *const *exp_avg_sqs,
+                          float *const *max_exp_avg_sqs, float *const *steps,
+                          const int64_t *numels, int64_t ntensors, double lr, double beta1,
+                          double beta2, double eps, double weight_decay, int amsgrad,
+                          int maximize, int decoupled_weight_decay)
+    void fo_adam_step_f64(double *const *params, const double *const *grads,
+                          double *const *exp_avgs, double *const *exp_avg_sqs,
+                          double *const *max_exp_avg_sqs, float *const *steps,
+                          const int64_t *numels, int64_t ntensors, double lr, double beta1,
+                          double beta2, double eps, double weight_decay, int amsgrad,
+                          int maximize, int decoupled_weight_decay)
+    ctypedef struct fo_rmsprop_hyper:
+        double lr, alpha, eps, weight_decay, momentum
+        int centered, maximize
+    void fo_rmsprop_update_f32(float *const *params, const float *const *grads,
+                               float *const *square_avgs, float *const *grad_avgs,
+                               float *const *momentum_buffers, float *const *steps,
+                               const int64_t *numels, int64_t ntensors,
+                               const fo_rmsprop_hyper *hyper)
+    void fo_rmsprop_update_f64(double *const *params, const double *const *grads,
+                               double *const *square_avgs, double *const *grad_avgs,
+                               double *const *momentum_buffers, float *const *steps,
+                               const int64_t *numels, int64_t ntensors,
+                               const fo_rmsprop_hyper *hyper)
+    void fo_rmsprop_step_f32(float *const *params, const float *const *grads,
+                             float *const *square_avgs, float *const *grad_avgs,
+                             float *const *momentum_buffers, float *const *steps,
+                             const int64_t *numels, int64_t ntensors, double lr, double alpha,
+                             double eps, double weight_decay, double momentum, int centered,
+                             int maximize)
+    void fo_rmsprop_step_f64(double *const *params, const double *const *grads,
+                             double *const *square_avgs, double *const *grad_avgs,
+                             double *const *momentum_buffers, float *const *steps,
+                             const int64_t *numels, int64_t ntensors, double lr, double alpha,
+                             double eps, double weight_decay, double momentum, int centered,
+                             int maximize)
+    ctypedef struct fo_adagrad_hyper:
+        double lr, weight_decay, lr_decay, eps
+        int maximize
+    void fo_adagrad_update_f32(float *const *params, const float *const *grads,
+                               float *const *state_sums, float *const *steps,
+                               const int64_t *numels, int64_t ntensors,
+                               const fo_adagrad_hyper *hyper)
+    void fo_adagrad_update_f64(double *const *params, const double *const *grads,
+                               double *const *state_sums, float *const *steps,
+                               const int64_t *numels, int64_t ntensors,
+                               const fo_adagrad_hyper *hyper)
+    void fo_adagrad_step_f32(float *const *params, const float *const *grads,
+                             float *const *state_sums, float *const *steps,
+                             const int64_t *numels, int64_t ntensors, double lr,
+                             double weight_decay, double lr_decay, double eps, int maximize)
+    void fo_adagrad_step_f64(double *const *params, const double *const *grads,
+                             double *const *state_sums, float *const *steps,
+                             const int64_t *numels, int64_t ntensors, double lr,
+                             double weight_decay, double lr_decay, double eps, int maximize)
+    ctypedef struct fo_adadelta_hyper:
+        double lr, rho, eps, weight_decay
+        int maximize
+    void fo_adadelta_update_f32(float *const *params, const float *const *grads,
+                                float *const *square_avgs, float *const *acc_deltas,
+                                float *const *steps, const int64_t *numels, int64_t ntensors,
+                                const fo_adadelta_hyper *hyper)
+    void fo_adadelta_update_f64(double *const *params, const double *const *grads,
+                                double *const *square_avgs, double *const *acc_deltas,
+                                float *const *steps, const int64_t *numels, int64_t ntensors,
+                                const fo_adadelta_hyper *hyper)
+    void fo_adadelta_step_f32(float *const *params, const float *const *grads,
+                              float *const *square_avgs, float *const *acc_deltas,
+                              float *const *steps, const int64_t *numels, int64_t ntensors,
+                              double lr, double rho, double eps, double weight_decay,
+                              int maximize)
+    void fo_adadelta_step_f64(double *const *params, const double *const *grads,
+                              double *const *square_avgs, double *const *acc_deltas,
+                              float *const *steps, const int64_t *numels, int64_t ntensors,
+                              double lr, double rho, double eps, double weight_decay,
+                              int maximize)
+
