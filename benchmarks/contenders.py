@@ -9,7 +9,8 @@ nor the wait policy fastoptim sets at import), and one that times fastoptim neve
 Contender names: ``fastoptim``; ``torch:fused`` / ``torch:foreach`` / ``torch:forloop`` (every
 CPU implementation torch has; the report takes the fastest) and ``torch:default`` (regime e's
 optimizer-free row); ``numpy`` (the NumPy twin of the kernel); and the yardsticks ``roofline``
-(regime a) and ``flat`` (regimes b, c).
+(regime a) and ``flat`` (regimes b, c).  In the regimes on torch tensors (``ta`` ... ``te``)
+``fastoptim`` is fastoptim's optimizer over torch's parameters, so its process imports torch.
 """
 
 import importlib
@@ -41,7 +42,11 @@ MODES = {
     "smoke": Mode(1 << 15, 20, 256, 1 << 15, 1, 1, 0.0, 1, 0.0, 1, 0.0),
 }
 
-TIMED = ("a", "b", "c", "d", "e")   # the timed regimes; (f) measures memory
+# (ta), (tb), (tc), (te): the sizes of (a), (b), (c) and (e)'s MLP, params being torch tensors
+# for both contenders ("fastoptim" is then fastoptim's optimizer over torch's tensors); only the
+# step is timed, on grads set once
+ON_TORCH = ("ta", "tb", "tc", "te")
+TIMED = ("a", "b", "c", "d", "e") + ON_TORCH   # the timed regimes; (f) measures memory
 ISOLATE_DEFAULT = "a,b,c,d,e"       # timed one process per contender by default
 FWDBWD = "fwd+bwd"                  # the optimizer-free task of regime (e)
 # regime (d) with an LR scheduler stepping every iteration: row name -> (optimizer, class, kwargs)
@@ -71,10 +76,14 @@ def library(name):
 def names(regime, optimizer, mode, with_torch):
     """``[(name, max_repeats)]``: the contenders of one timed row, in timing order."""
     spec = spec_of(optimizer)
+    if regime in ON_TORCH and not with_torch:
+        return []           # no torch: no torch tensors to step
     out = [("fastoptim", None)]
     if with_torch:
         variants = torch_variants(spec) if spec is not None else {"default": {}}
         out += [(f"torch:{v}", None) for v in variants]
+    if regime in ON_TORCH:
+        return out
     if regime == "a":
         out += [("roofline", None), ("numpy", mode.slow_repeats)]
     elif regime in ("b", "c") and optimizer != EMA:
@@ -85,6 +94,8 @@ def names(regime, optimizer, mode, with_torch):
 
 
 def sizes(regime, mode):
+    if regime in ON_TORCH:
+        return sizes(regime[1], mode)
     if regime == "a":
         return {"numel": mode.a_numel}
     if regime in ("b", "c"):
@@ -218,6 +229,8 @@ def build(regime, optimizer, name, mode, max_repeats=None):
         extra = torch_variants(spec)[name[6:]]
     if regime == "b" and optimizer == EMA:
         fn = _ema_update(lib, *data(mode.b_count, mode.b_numel))
+    elif regime in ON_TORCH:
+        fn = _step_on_torch(regime, spec, name, mode, extra)
     elif regime in ("a", "b", "c"):
         ps, gs = data(1, mode.a_numel) if regime == "a" else data(mode.b_count, mode.b_numel)
         if name == "roofline":      # reads what the step reads (g), writes p and each state
@@ -247,6 +260,22 @@ def build(regime, optimizer, name, mode, max_repeats=None):
     else:
         raise KeyError(regime)
     return Contender(name, fn, max_repeats if max_repeats is not None else 10**9)
+
+
+def _step_on_torch(regime, spec, name, mode, extra):
+    """The step of torch.optim (``torch:*``) or of fastoptim.optim (``fastoptim``) over the same
+    torch tensors, grads set once."""
+    import torch
+    if regime == "te":
+        weights = mlp_data()[0]
+        rng = np.random.default_rng(2)
+        ps, gs = weights, [rng.standard_normal(w.shape, dtype=np.float32) for w in weights]
+    else:
+        ps, gs = data(1, mode.a_numel) if regime == "ta" else data(mode.b_count, mode.b_numel)
+    ts = params(torch, ps, gs)
+    groups = [{"params": [t]} for t in ts] if regime == "tc" else ts
+    lib = importlib.import_module("fastoptim") if name == "fastoptim" else torch
+    return getattr(lib.optim, spec.cls)(groups, **spec.kwargs, **extra).step
 
 
 def set_threads(lib_name, n):

@@ -38,6 +38,11 @@ REGIMES = {
     "d": "nn.Linear(10, 1) + MSE, full iteration (randn x2, fwd, loss, zero_grad, bwd, step)",
     "e": "784-256-10 MLP (ReLU, MSE, batch 64), training step; 'fwd+bwd' row: no step",
     "f": "extra memory of one steady-state step (step >= 4): tracemalloc and RSS peaks",
+    # torch model, fastoptim optimizer: both contenders step the same torch tensors
+    "ta": "torch tensors: one large float32 param ({numel} elements), step only",
+    "tb": "torch tensors: {params} params x {numel} elements, one group, step only",
+    "tc": "torch tensors: {params} params x {numel} elements, one group per param, step only",
+    "te": "torch tensors: the 784-256-10 MLP's params, step only",
 }
 
 

@@ -46,6 +46,7 @@ import fastoptim
 from fastoptim import Tensor
 from fastoptim._C._optim import _batch_groups, _collect
 
+from . import _torch_params
 from ._state import _as_numpy, _cast_array, _cast_step, _cast_value, _new_step
 
 __all__ = [
@@ -251,6 +252,8 @@ class Optimizer:
 
         self.state: defaultdict[Any, Any] = defaultdict(dict)
         self.param_groups: list[dict[str, Any]] = []
+        # torch params: their kernel views (_torch_params); None over fastoptim Tensors
+        self._torch_params: _torch_params.TorchParams | None = None
 
         param_groups = list(params)
         if len(param_groups) == 0:
@@ -281,14 +284,27 @@ class Optimizer:
         ):
             if name not in self.__dict__:
                 setattr(self, name, OrderedDict())
+        if "_torch_params" not in self.__dict__:  # unpickled: views are not pickled
+            self._torch_params = None
+            torch_ps = [p for g in self.param_groups for p in g["params"]
+                        if _torch_params.is_torch_tensor(p)]
+            if torch_ps:
+                self._torch_params = _torch_params.TorchParams()
+                for p in torch_ps:
+                    self._torch_params.add(p)
         self._patch_step_function()
         self.defaults.setdefault("differentiable", False)
 
     def _steps_to_tensors(self) -> None:
         """Old dicts stored ``step`` as a number; the kernels need the 0-dim float32 Tensor."""
+        tp = self.__dict__.get("_torch_params")
         for s in self.state.values():
             if isinstance(s, dict) and "step" in s and not isinstance(s["step"], Tensor):
+                if tp is not None and _torch_params.is_torch_tensor(s["step"]):
+                    continue  # over torch params the state is torch's (a view of our kind)
                 s["step"] = _new_step(float(s["step"]))
+                if tp is not None:
+                    s["step"] = tp.torch_state(s["step"])
 
     def __repr__(self) -> str:
         lines = [self.__class__.__name__ + " ("]
@@ -326,6 +342,8 @@ class Optimizer:
                 or _global_optimizer_pre_hooks
                 or _global_optimizer_post_hooks
             ):
+                if self._torch_params is not None:
+                    return self._torch_params.run_step(self, func, args, kwargs)
                 if body is None:
                     return func(*args, **kwargs)
                 # func is body under _use_grad_for_differentiable: do its grad switch inline
@@ -346,7 +364,10 @@ class Optimizer:
                             f"{func} must return None or a tuple of (new_args, new_kwargs), "
                             f"but got {result}."
                         )
-            out = func(*args, **kwargs)
+            if self._torch_params is not None:
+                out = self._torch_params.run_step(self, func, args, kwargs)
+            else:
+                out = func(*args, **kwargs)
             self._optimizer_step_code()
             for post_hook in chain(
                 self._optimizer_step_post_hooks.values(), _global_optimizer_post_hooks.values()
@@ -432,7 +453,7 @@ class Optimizer:
 
         param_groups = [pack_group(g) for g in self.param_groups]
         packed_state = {
-            (param_mappings[id(k)] if isinstance(k, Tensor) else k): v
+            (param_mappings[id(k)] if id(k) in param_mappings else k): v
             for k, v in self.state.items()
         }
         state_dict = {"state": packed_state, "param_groups": param_groups}
@@ -542,13 +563,18 @@ class Optimizer:
             param_groups.append(ng)
 
         # Build everything before touching self, so that any error leaves us unchanged.
+        tp = self._torch_params
         state: defaultdict[Any, Any] = defaultdict(dict)
         for k, v in state_dict["state"].items():
             if k in id_map:
                 param, gi, pos = id_map[k]
-                state[param] = self._check_and_cast_state(param, v, gi, pos, k, param_groups[gi])
+                # over torch params, the cast reads the param's kernel view (its dtype)
+                like = param if tp is None else tp.view_of(param)
+                state[param] = self._check_and_cast_state(like, v, gi, pos, k, param_groups[gi])
             else:
                 state[k] = v
+        if tp is not None:
+            state = tp.load_state(state)  # torch tensors sharing the cast arrays
 
         saved = dict(self.__dict__)
         try:
@@ -675,7 +701,17 @@ class Optimizer:
         has_names = bool(names) or "param_names" in param_group
 
         differentiable = self.defaults.get("differentiable", None)
-        for param in tensors:
+        gi = len(self.param_groups)
+        torch_flags = [_torch_params.is_torch_tensor(p) for p in tensors]
+        if any(torch_flags):
+            self._check_torch_group(tensors, torch_flags, gi, differentiable)
+        elif self._torch_params is not None and tensors:
+            raise TypeError(
+                "an optimizer cannot mix torch and fastoptim tensors: parameter 0 of parameter "
+                f"group {gi} is {_typename(tensors[0])}, but the optimizer's params are torch "
+                "tensors (convert with torch.from_dlpack / fastoptim.from_dlpack)"
+            )
+        for param in (() if any(torch_flags) else tensors):
             if not isinstance(param, Tensor):
                 raise TypeError(
                     "optimizer can only optimize Tensors, "
@@ -719,4 +755,24 @@ class Optimizer:
         if names:
             param_group["param_names"] = names
         param_group.update(missing)
+        if any(torch_flags):
+            if self._torch_params is None:
+                self._torch_params = _torch_params.TorchParams()
+            for p in tensors:
+                self._torch_params.add(p)
         self.param_groups.append(param_group)
+
+    def _check_torch_group(self, tensors, torch_flags, gi, differentiable) -> None:
+        """torch params: all of one kind, and each one the kernels can update in place."""
+        mixed = not all(torch_flags) or (
+            self._torch_params is None and len(self.param_groups) > 0
+        )
+        if mixed:
+            pos = torch_flags.index(False) if not all(torch_flags) else 0
+            raise TypeError(
+                "an optimizer cannot mix torch and fastoptim tensors: parameter "
+                f"{pos} of parameter group {gi} is {_typename(tensors[pos])}, unlike the "
+                "others (convert with torch.from_dlpack / fastoptim.from_dlpack)"
+            )
+        for pos, p in enumerate(tensors):
+            _torch_params.check_param(p, gi, pos, differentiable)
