@@ -143,6 +143,9 @@ def adadelta(params, grads, square_avgs, acc_deltas, state_steps, *, lr, rho, ep
 
 
 # ---- Adamax, NAdam, RAdam, ASGD, Rprop ---------------------------------------------------------
+# Twins of csrc/optim_{adamax,nadam,radam,asgd,rprop}.c.  Their public functionals do not exist
+# yet (issue 9's wiring adds them with torch's signatures: torch.optim.nadam.nadam, ...); the
+# arguments here are torch's functional's, its flags keyword-only like the rest of this file.
 # The per-tensor scalar states (NAdam's mu_product, ASGD's eta and mu) are 0-dim or one-element
 # arrays like state_steps, updated in place: float32 as torch creates them, or float64 once
 # torch's load_state_dict has cast them to a float64 param's dtype (it casts every state entry
