@@ -62,7 +62,22 @@ extern int fo_team_mode; /* defined in optim_team.c */
 #endif
 /* A kernel with per-tensor scalar state besides the step counters (NAdam's mu_product, ASGD's
  * eta and mu) stores it after fo_multi_tensor_run, once per tensor, unless FO_IN_TEAM_MODE: then,
- * as for the counters, its caller does (see optim_nadam.inc). */
+ * as for the counters, its caller does (see optim_nadam.inc).  Those scalars are torch 0-dim
+ * tensors of float32, or of float64 (a float64 default dtype, or loaded into a float64 param:
+ * torch's load_state_dict casts every state entry but 'step' to the param's dtype), so one call
+ * takes them as void pointers and a flag saying which for all of them.  fo_scalar_get returns the
+ * value as a double (exact); fo_scalar_set rounds to the storage type. */
+FO_INLINE double fo_scalar_get(const void *x, int f64)
+{
+    return f64 ? *(const double *)x : (double)*(const float *)x;
+}
+FO_INLINE void fo_scalar_set(void *x, int f64, double v)
+{
+    if (f64)
+        *(double *)x = v;
+    else
+        *(float *)x = (float)v;
+}
 
 /* Thread tid's share [*lo, *hi) of nth equal shares of [0, total), inner boundaries rounded down
  * to a multiple of FO_SEGMENT_ALIGN (total * tid cannot overflow: total < 2^48, tid < 2^15). */

@@ -143,10 +143,14 @@ def adadelta(params, grads, square_avgs, acc_deltas, state_steps, *, lr, rho, ep
 
 
 # ---- Adamax, NAdam, RAdam, ASGD, Rprop ---------------------------------------------------------
+# Twins of csrc/optim_{adamax,nadam,radam,asgd,rprop}.c.  Their public functionals do not exist
+# yet (issue 9's wiring adds them with torch's signatures: torch.optim.nadam.nadam, ...); the
+# arguments here are torch's functional's, its flags keyword-only like the rest of this file.
 # The per-tensor scalar states (NAdam's mu_product, ASGD's eta and mu) are 0-dim or one-element
-# arrays like state_steps (float32 as torch keeps them, or float64 under a float64 default
-# dtype), updated in place: arithmetic on them happens in their own dtype, as torch's
-# ``mu_product *= mu`` on a 0-dim tensor does.
+# arrays like state_steps, updated in place: float32 as torch creates them, or float64 once
+# torch's load_state_dict has cast them to a float64 param's dtype (it casts every state entry
+# but 'step').  Arithmetic on them happens in their own dtype, as torch's ``mu_product *= mu``
+# on a 0-dim tensor does.
 
 
 def _scalar(x):
@@ -243,7 +247,8 @@ def asgd(params, grads, axs, mus, etas, state_steps, *, lambd, lr, t0, alpha, we
 
     etas and mus are per-tensor scalar states: the update reads them (eta decays the param and
     scales the grad; mu != 1 switches ax from a copy of the param to an average), then
-    overwrites them with eta_{t+1} and mu_{t+1} = 1 / max(1, t - t0), rounded to their dtype.
+    overwrites them with eta_{t+1} and mu_{t+1} = 1 / max(1, t - t0), rounded to float32 (torch
+    under its float32 default dtype; a float64 default dtype is not modelled).
     """
     for i, param in enumerate(params):
         grad = -grads[i] if maximize else grads[i]
@@ -261,8 +266,10 @@ def asgd(params, grads, axs, mus, etas, state_steps, *, lambd, lr, t0, alpha, we
         else:
             ax[...] = param
         step = _scalar(state_steps[i])
-        eta[...] = lr / ((1 + lambd * lr * step) ** alpha)
-        mu[...] = 1 / max(1, step - t0)
+        # torch.as_tensor(python float) is a float32 tensor (the default dtype), then copied in:
+        # a float64 eta or mu (loaded into a float64 param) holds float32 values too
+        eta[...] = np.float32(lr / ((1 + lambd * lr * step) ** alpha))
+        mu[...] = np.float32(1 / max(1, step - t0))
 
 
 def rprop(params, grads, prevs, step_sizes, state_steps, *, step_size_min, step_size_max,

@@ -1,0 +1,27 @@
+/* optim_asgd.c -- ASGD multi-tensor update kernels, fo_asgd_step_f32 / fo_asgd_step_f64,
+ * generated from optim_asgd.inc, and fo_asgd_advance, the once-per-tensor store of the eta and
+ * mu scalars (dtype-free, so written once here; prototypes in optim_new_kernels.h). */
+#include "optim_new_kernels.h"
+#include "optim_multi.h"
+
+#define FO_TEMPLATE "optim_asgd.inc"
+#include "fo_instantiate.h"
+
+void fo_asgd_advance(void *const *etas, void *const *mus, int scalars_f64,
+                     const float *const *steps, int64_t ntensors, double lr, double lambd,
+                     double alpha, double t0)
+{
+    for (int64_t i = 0; i < ntensors; ++i) {
+        /* torch: eta.copy_(as_tensor(lr / ((1 + lambd * lr * step) ** alpha)));
+         *        mu.copy_(as_tensor(1 / max(1, step - t0))):
+         * Python floats made float32 tensors by as_tensor (the default dtype) and then copied,
+         * so a float64 eta or mu (loaded into a float64 param) holds float32 values too.
+         * Python's max(1, x) is x only when x > 1, so a NaN gives 1. */
+        const double t = (double)*steps[i];
+        const double d = t - t0;
+        const float eta = (float)(lr / pow(1.0 + lambd * lr * t, alpha));
+        const float mu = (float)(1.0 / (d > 1.0 ? d : 1.0));
+        fo_scalar_set(etas[i], scalars_f64, (double)eta);
+        fo_scalar_set(mus[i], scalars_f64, (double)mu);
+    }
+}

@@ -1,0 +1,31 @@
+/* optim_nadam.c -- NAdam multi-tensor update kernels, fo_nadam_step_f32 / fo_nadam_step_f64,
+ * generated from optim_nadam.inc, and fo_nadam_advance, the once-per-tensor store of the
+ * mu_product scalars (dtype-free, so written once here; prototypes in optim_new_kernels.h). */
+#include "optim_new_kernels.h"
+#include "optim_multi.h"
+
+/* torch's momentum schedule mu_t = beta1 * (1 - 0.5 * 0.96 ** (t * momentum_decay)), in Python
+ * float arithmetic.  One definition for the segments and fo_nadam_advance, so both agree. */
+FO_INLINE double fo_nadam_mu(double beta1, double momentum_decay, double t)
+{
+    return beta1 * (1.0 - 0.5 * pow(0.96, t * momentum_decay));
+}
+
+/* torch's `mu_product *= mu` on a 0-dim tensor: mu rounds to the tensor's dtype first. */
+FO_INLINE double fo_nadam_mul(double mu_product, double mu, int f64)
+{
+    return f64 ? mu_product * mu : (double)((float)mu_product * (float)mu);
+}
+
+#define FO_TEMPLATE "optim_nadam.inc"
+#include "fo_instantiate.h"
+
+void fo_nadam_advance(void *const *mu_products, int mu_products_f64, const float *const *steps,
+                      int64_t ntensors, double beta1, double momentum_decay)
+{
+    for (int64_t i = 0; i < ntensors; ++i) {
+        const double mu = fo_nadam_mu(beta1, momentum_decay, (double)*steps[i]);
+        const double mp = fo_scalar_get(mu_products[i], mu_products_f64);
+        fo_scalar_set(mu_products[i], mu_products_f64, fo_nadam_mul(mp, mu, mu_products_f64));
+    }
+}

@@ -1,0 +1,149 @@
+/* optim_new_kernels.h -- PRIVATE, for now: the prototypes of the Adamax, NAdam, RAdam, ASGD and
+ * Rprop kernels (csrc/optim_{adamax,nadam,radam,asgd,rprop}.c).
+ *
+ * Why it exists: issue 9 adds these five optimizers while the optimizer pipeline (fastoptim.h,
+ * the Cython glue, the classes) is being redesigned elsewhere.  The kernels, their NumPy twins
+ * (fastoptim/optim/_reference.py) and the twins' torch parity tests land first; the wiring moves
+ * these prototypes, with their comments, into fastoptim.h (below the other optimizer kernels,
+ * whose common conventions -- one call per param group, numels[i] contiguous elements per
+ * tensor, no overlaps, float32 step counters incremented by the kernel, per-step scalars in
+ * double, OpenMP as one flat index space above FO_OMP_MIN_ELEMS -- apply here unchanged) and
+ * deletes this file.  Nothing outside csrc/ includes it yet.
+ *
+ * What is new here: per-tensor SCALAR state besides the step counters.  NAdam's mu_product and
+ * ASGD's eta and mu are torch 0-dim tensors, one per param; they arrive as arrays of pointers
+ * (mu_products[i] -> tensor i's scalar), like steps.  torch creates them float32 (under its
+ * float32 default dtype), but its load_state_dict casts every state entry except 'step' to the
+ * param's dtype, so a float64 param's scalars are float64 after a load: the pointers are
+ * void *, and one int flag per call says whether all of them are doubles (1) or floats (0) --
+ * a group holding both kinds takes two calls.  The kernel reads each
+ * once (the value before this step), and stores the new value once per tensor after its
+ * parallel region, from the incremented step count -- through fo_nadam_advance /
+ * fo_asgd_advance below, which the kernel calls itself.  A caller running the kernels in team
+ * mode (optim_multi.h), which advances the step counters itself, must call the *_advance
+ * function after it has done so.  No two of these pointers may be equal, nor point into an
+ * array the kernel writes.
+ */
+#ifndef FASTOPTIM_OPTIM_NEW_KERNELS_H
+#define FASTOPTIM_OPTIM_NEW_KERNELS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Adamax (torch.optim.Adamax).  Per tensor, with t the incremented step:
+ * clr = lr / (1 - beta1**t).  Per element:
+ *   g = g + weight_decay * p                              (if weight_decay != 0)
+ *   m = lerp(m, g, 1 - beta1)                             (ATen's lerp formula)
+ *   u = max(beta2 * u, |g| + eps)                         (NaN-propagating, as torch.maximum)
+ *   p = p - clr * m / u
+ * Reads grads; writes params, exp_avgs, exp_infs and steps. */
+void fo_adamax_step_f32(float *const *params, const float *const *grads, float *const *exp_avgs,
+                        float *const *exp_infs, float *const *steps, const int64_t *numels,
+                        int64_t ntensors, double lr, double beta1, double beta2, double eps,
+                        double weight_decay, int maximize);
+void fo_adamax_step_f64(double *const *params, const double *const *grads,
+                        double *const *exp_avgs, double *const *exp_infs, float *const *steps,
+                        const int64_t *numels, int64_t ntensors, double lr, double beta1,
+                        double beta2, double eps, double weight_decay, int maximize);
+
+/* NAdam (torch.optim.NAdam; NAdamW with decoupled_weight_decay).  Per tensor, with t the
+ * incremented step and P the tensor's mu_product before this step:
+ *   mu = beta1 * (1 - 0.5 * 0.96**(t * momentum_decay)), mu_next the same at t + 1,
+ *   P' = P * mu in P's dtype (stored as the new mu_product), bc2 = 1 - beta2**t,
+ *   c_grad = -lr * (1 - mu) / (1 - P'),  c_avg = -lr * mu_next / (1 - P' * mu_next).
+ * Per element:
+ *   if weight_decay != 0:  p = p * (1 - lr*weight_decay)      (decoupled, before the moments)
+ *                          or g = g + weight_decay * p        (coupled L2)
+ *   m = lerp(m, g, 1 - beta1);  v = beta2 * v + (1 - beta2) * g * g
+ *   denom = sqrt(v / bc2) + eps
+ *   p = p + c_grad * g / denom;  p = p + c_avg * m / denom   (two roundings, as torch)
+ * Reads grads; writes params, exp_avgs, exp_avg_sqs, mu_products (one float, or double with
+ * mu_products_f64, per tensor: torch's state['mu_product'], starting at 1) and steps. */
+void fo_nadam_step_f32(float *const *params, const float *const *grads, float *const *exp_avgs,
+                       float *const *exp_avg_sqs, void *const *mu_products,
+                       int mu_products_f64, float *const *steps, const int64_t *numels,
+                       int64_t ntensors, double lr, double beta1, double beta2, double eps,
+                       double weight_decay, double momentum_decay, int decoupled_weight_decay,
+                       int maximize);
+void fo_nadam_step_f64(double *const *params, const double *const *grads,
+                       double *const *exp_avgs, double *const *exp_avg_sqs,
+                       void *const *mu_products, int mu_products_f64, float *const *steps,
+                       const int64_t *numels, int64_t ntensors, double lr, double beta1,
+                       double beta2, double eps, double weight_decay, double momentum_decay,
+                       int decoupled_weight_decay, int maximize);
+/* The per-tensor store of fo_nadam_step: mu_product *= mu(t), t = *steps[i] the ALREADY
+ * incremented count, in the scalar's dtype (mu rounded to it first, as torch's 0-dim `*=`).
+ * Called by fo_nadam_step itself; call it directly only after running fo_nadam_step in team
+ * mode (and after advancing the counters). */
+void fo_nadam_advance(void *const *mu_products, int mu_products_f64, const float *const *steps,
+                      int64_t ntensors, double beta1, double momentum_decay);
+
+/* RAdam (torch.optim.RAdam; RAdamW with decoupled_weight_decay).  Per tensor, with t the
+ * incremented step: bc1 = 1 - beta1**t, bc2 = 1 - beta2**t, rho_inf = 2 / (1 - beta2) - 1,
+ * rho_t = rho_inf - 2 t beta2**t / bc2 and, when rho_t > 5,
+ * rect = sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t)).
+ * Per element:
+ *   weight decay as NAdam (decoupled or coupled)
+ *   m = lerp(m, g, 1 - beta1);  v = beta2 * v + (1 - beta2) * g * g
+ *   if rho_t > 5: p = p - m / bc1 * lr * (1 / (sqrt(v) + eps) * bc2**0.5) * rect
+ *   else:         p = p - m / bc1 * lr
+ * Reads grads; writes params, exp_avgs, exp_avg_sqs and steps. */
+void fo_radam_step_f32(float *const *params, const float *const *grads, float *const *exp_avgs,
+                       float *const *exp_avg_sqs, float *const *steps, const int64_t *numels,
+                       int64_t ntensors, double lr, double beta1, double beta2, double eps,
+                       double weight_decay, int decoupled_weight_decay, int maximize);
+void fo_radam_step_f64(double *const *params, const double *const *grads,
+                       double *const *exp_avgs, double *const *exp_avg_sqs,
+                       float *const *steps, const int64_t *numels, int64_t ntensors, double lr,
+                       double beta1, double beta2, double eps, double weight_decay,
+                       int decoupled_weight_decay, int maximize);
+
+/* ASGD (torch.optim.ASGD).  Per tensor, eta and mu are the tensor's scalars before this step.
+ * Per element:
+ *   g = g + weight_decay * p                              (if weight_decay != 0)
+ *   p = p * (1 - lambd * eta);  p = p - eta * g
+ *   ax = (mu != 1) ? ax + (p - ax) * mu : p
+ * Then, with t the incremented step, stored once per tensor, rounded to float32 even when
+ * stored as double (torch makes them float32 tensors with as_tensor, then copies them in):
+ *   eta = lr / (1 + lambd * lr * t)**alpha;  mu = 1 / max(1, t - t0).
+ * Reads grads; writes params, axs, etas and mus (one float each per tensor, or double with
+ * scalars_f64: torch's state['eta'], starting at lr, and state['mu'], starting at 1), steps. */
+void fo_asgd_step_f32(float *const *params, const float *const *grads, float *const *axs,
+                      void *const *etas, void *const *mus, int scalars_f64, float *const *steps,
+                      const int64_t *numels, int64_t ntensors, double lr, double lambd,
+                      double alpha, double t0, double weight_decay, int maximize);
+void fo_asgd_step_f64(double *const *params, const double *const *grads, double *const *axs,
+                      void *const *etas, void *const *mus, int scalars_f64, float *const *steps,
+                      const int64_t *numels, int64_t ntensors, double lr, double lambd,
+                      double alpha, double t0, double weight_decay, int maximize);
+/* The per-tensor store of fo_asgd_step, from t = *steps[i], the ALREADY incremented count.
+ * Called by fo_asgd_step itself; call it directly only after running fo_asgd_step in team mode
+ * (and after advancing the counters). */
+void fo_asgd_advance(void *const *etas, void *const *mus, int scalars_f64,
+                     const float *const *steps, int64_t ntensors, double lr, double lambd,
+                     double alpha, double t0);
+
+/* Rprop (torch.optim.Rprop).  Per element, with sign() torch's (0 for NaN):
+ *   s = sign(g * prev); s = etaplus where s > 0; then etaminus where s < 0; then 1 where s == 0
+ *   step_size = min(max(step_size * s, step_size_min), step_size_max)   (NaN stays NaN)
+ *   g = 0 where s == etaminus                             (the sign flipped: no move)
+ *   p = p - sign(g) * step_size;  prev = g
+ * Reads grads; writes params, prevs, step_sizes (torch starts them at lr) and steps (a counter
+ * only).  lr itself does not enter the kernel. */
+void fo_rprop_step_f32(float *const *params, const float *const *grads, float *const *prevs,
+                       float *const *step_sizes, float *const *steps, const int64_t *numels,
+                       int64_t ntensors, double etaminus, double etaplus, double step_size_min,
+                       double step_size_max, int maximize);
+void fo_rprop_step_f64(double *const *params, const double *const *grads, double *const *prevs,
+                       double *const *step_sizes, float *const *steps, const int64_t *numels,
+                       int64_t ntensors, double etaminus, double etaplus, double step_size_min,
+                       double step_size_max, int maximize);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FASTOPTIM_OPTIM_NEW_KERNELS_H */

@@ -1,0 +1,7 @@
+/* optim_radam.c -- RAdam multi-tensor update kernels, fo_radam_step_f32 / fo_radam_step_f64,
+ * generated from optim_radam.inc (prototypes in optim_new_kernels.h). */
+#include "optim_new_kernels.h"
+#include "optim_multi.h"
+
+#define FO_TEMPLATE "optim_radam.inc"
+#include "fo_instantiate.h"

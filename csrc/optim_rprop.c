@@ -1,0 +1,7 @@
+/* optim_rprop.c -- Rprop multi-tensor update kernels, fo_rprop_step_f32 / fo_rprop_step_f64,
+ * generated from optim_rprop.inc (prototypes in optim_new_kernels.h). */
+#include "optim_new_kernels.h"
+#include "optim_multi.h"
+
+#define FO_TEMPLATE "optim_rprop.inc"
+#include "fo_instantiate.h"
