@@ -9,10 +9,21 @@ that a crash fails one test instead of killing the suite), which load this file 
 * ``long``: ``HYPOTHESIS_PROFILE=long pytest tests/test_properties.py``, 40x the examples of
   ``ci``, random seeds, for a session of hunting (tens of minutes).
 * ``dev``: the ``ci`` budget without shrinking, for a quick look at whether anything fails.
+
+Child Python processes must import the same fastoptim as the tests (the installed one in CI,
+the in-place build in a checkout): the directory of the fastoptim imported here goes first on
+their ``PYTHONPATH``, and the test files start ``python -c`` children with ``-P`` (Python >= 3.11)
+so that a child started in the repository root does not import the unbuilt source tree.
 """
 
 import os
 import tempfile
+
+import fastoptim
+
+_FASTOPTIM_HOME = os.path.dirname(os.path.dirname(os.path.abspath(fastoptim.__file__)))
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [_FASTOPTIM_HOME] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
 
 try:
     from hypothesis import HealthCheck, Phase, settings

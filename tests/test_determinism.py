@@ -21,6 +21,9 @@ import pytest
 
 import fastoptim
 
+# a `python -c` child must not import the source tree of the repository it starts in (conftest)
+_PY = [sys.executable] + (["-P"] if sys.version_info >= (3, 11) else [])
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(fastoptim.__file__)))
 
 _TRAJECTORIES = textwrap.dedent("""
@@ -113,7 +116,7 @@ def _start(threads, hash_seed, seed=0):
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONHASHSEED=str(hash_seed),
                OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.Popen([sys.executable, "-c", _TRAJECTORIES, str(seed)], env=env,
+    return subprocess.Popen([*_PY, "-c", _TRAJECTORIES, str(seed)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

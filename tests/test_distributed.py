@@ -21,6 +21,9 @@ import pytest
 import fastoptim as fo
 from fastoptim._sharding import partition_parameters
 
+# a `python -c` child must not import the source tree of the repository it starts in (conftest)
+_PY = [sys.executable] + (["-P"] if sys.version_info >= (3, 11) else [])
+
 MPI_DIR = Path(__file__).parent / "mpi"
 TIMEOUT = 240  # seconds per launch: minutes more than the slowest run seen on a loaded machine
 
@@ -93,7 +96,7 @@ def _run_python(code):
     root = str(Path(fo.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join([root] + ([env["PYTHONPATH"]]
                                                   if env.get("PYTHONPATH") else []))
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    return subprocess.run([*_PY, "-c", code], capture_output=True, text=True,
                           env=env, timeout=120)
 
 

@@ -25,6 +25,9 @@ import fastoptim
 from fastoptim import serialization
 from fastoptim.serialization import load, save
 
+# a `python -c` child must not import the source tree of the repository it starts in (conftest)
+_PY = [sys.executable] + (["-P"] if sys.version_info >= (3, 11) else [])
+
 LONG = os.environ.get("FASTOPTIM_RELIABILITY_LONG") == "1"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(fastoptim.__file__)))
 MODES = ["unnamed", "named"]
@@ -212,7 +215,7 @@ def test_real_efbig_from_file_size_limit(mode, tmp_path):
         except OSError as exc:
             print(json.dumps([exc.errno, str(exc), exc.filename]))
     """)
-    out = subprocess.run([sys.executable, "-c", script, str(target)], env=_env(),
+    out = subprocess.run([*_PY, "-c", script, str(target)], env=_env(),
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     code, message, filename = json.loads(out.stdout)
@@ -224,7 +227,7 @@ def test_real_efbig_from_file_size_limit(mode, tmp_path):
 # --- what the next save removes -------------------------------------------------------------
 
 def _dead_pid():
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc = subprocess.Popen([*_PY, "-c", "pass"])
     proc.wait()
     return proc.pid  # reaped: no process has it (until the pid wraps, which takes long)
 
@@ -307,7 +310,7 @@ _KILLER = textwrap.dedent("""
 
 
 def _kill_trials(directory, unnamed, trials, nbytes):
-    out = subprocess.run([sys.executable, "-c", _KILLER, str(directory), str(trials),
+    out = subprocess.run([*_PY, "-c", _KILLER, str(directory), str(trials),
                           str(nbytes), "1" if unnamed else "0"], env=_env(),
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
@@ -350,7 +353,7 @@ def test_two_processes_saving_one_path(unnamed, tmp_path):
         pytest.skip("no O_TMPFILE on this platform")
     target = tmp_path / "ckpt.fo"
     count = 60 if LONG else 15
-    procs = [subprocess.Popen([sys.executable, "-c", _SAVER, str(target), str(v), str(count),
+    procs = [subprocess.Popen([*_PY, "-c", _SAVER, str(target), str(v), str(count),
                                "1" if unnamed else "0"], env=_env(), stderr=subprocess.PIPE)
              for v in (1.0, 2.0)]
     seen = set()

@@ -13,6 +13,9 @@ import pytest
 
 import fastoptim as fo
 
+# a `python -c` child must not import the source tree of the repository it starts in (conftest)
+_PY = [sys.executable] + (["-P"] if sys.version_info >= (3, 11) else [])
+
 
 def _torch():
     return pytest.importorskip("torch")
@@ -153,6 +156,6 @@ def test_manual_seed_ranges_match_torch():
 
 def test_unseeded_processes_differ():
     code = "import fastoptim as fo; print(fo.initial_seed(), fo.randn(3).tolist())"
-    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    outs = {subprocess.run([*_PY, "-c", code], capture_output=True, text=True,
                            check=True).stdout for _ in range(2)}
     assert len(outs) == 2

@@ -4,8 +4,9 @@ stepping them one after another.
 Why: ``step()`` releases the GIL around big kernels (NOGIL_MIN_ELEMS = 4096 elements, in
 _optim.pyx), so other threads run Python, including other optimizers' validation, collection and
 the process-wide overlap-proof cache, while a kernel writes. The cache and the RNG are
-process-global (grad mode is per thread, as in torch); this is what shows that disjoint optimizers in threads do not disturb
-each other (README "Reliability" lists what is and is not thread-safe). Every optimizer class,
+process-global (grad mode is per thread, as in torch); this is what shows that disjoint
+optimizers in threads do not disturb each other (README "Reliability" lists what is and is
+not thread-safe). Every optimizer class,
 float32 and float64, one big tensor (GIL released) and 40 mid-size ones (the overlap proof is
 cached: more than SMALL_SPANS spans) and 70 (team mode). That big steps release the GIL at all is
 shown by counting, not timing: another thread observes being run while a step is in progress.

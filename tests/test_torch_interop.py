@@ -20,6 +20,9 @@ from optim_table import class_cases
 import fastoptim
 import fastoptim.optim as fo_optim
 
+# a `python -c` child must not import the source tree of the repository it starts in (conftest)
+_PY = [sys.executable] + (["-P"] if sys.version_info >= (3, 11) else [])
+
 torch = pytest.importorskip("torch")
 
 TOL = {torch.float64: {"rtol": 1e-10, "atol": 1e-10},
@@ -30,7 +33,7 @@ TOL = {torch.float64: {"rtol": 1e-10, "atol": 1e-10},
 def test_importing_fastoptim_never_imports_torch():
     code = ("import sys, fastoptim, fastoptim.optim, fastoptim.optim.lr_scheduler, "
             "fastoptim.nn; print('torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    out = subprocess.run([*_PY, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
 
