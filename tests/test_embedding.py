@@ -311,14 +311,17 @@ def test_wheel_contents_and_fresh_install(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py = str(venv / "bin" / "python")
+    # the fresh venv must see only itself (conftest points children's PYTHONPATH at the tests'
+    # fastoptim, which pip would take as already installed)
+    fresh = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     r = subprocess.run([py, "-m", "pip", "install", "-q", str(wheel)], capture_output=True,
-                       text=True)
+                       text=True, env=fresh)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     out = subprocess.run([py, "-c", "import fastoptim, fastoptim.optim as o; "
                           "p = fastoptim.nn.Parameter(fastoptim.ones(3)); p.grad = "
                           "fastoptim.ones(3); o.Adam([p]).step(); print(fastoptim.__version__)"],
-                         cwd=tmp_path, check=True, capture_output=True, text=True)
+                         cwd=tmp_path, check=True, capture_output=True, text=True, env=fresh)
     assert out.stdout.strip() == fastoptim.__version__
     cfg = subprocess.run([str(venv / "bin" / "fastoptim-config"), "--version"], cwd=tmp_path,
-                         check=True, capture_output=True, text=True)
+                         check=True, capture_output=True, text=True, env=fresh)
     assert cfg.stdout.strip() == fastoptim.__version__
