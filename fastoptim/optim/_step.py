@@ -35,6 +35,7 @@ from fastoptim._C._optim import group_step
 
 from ._descriptions import Description
 from ._state import _fresh_state, _packed_like
+from .optimizer import _device_dtype_check_for_fused, _use_grad_for_differentiable
 
 __all__ = ["grouped_step", "plan", "run"]
 
@@ -94,8 +95,6 @@ def grouped_step(d: Description):
     loss, then update each run of equal groups (``_batched_groups`` over the description's
     group keys). Made per class so that it carries torch's name (``SGD.step``) and costs no
     extra Python frame on every step."""
-    from .optimizer import _use_grad_for_differentiable
-
     kplan = plan(d)
     settings = _settings_getter(d)
     names = d.group_keys
@@ -135,8 +134,6 @@ def _update_group(opt, group: dict[str, Any]) -> None:
     make the lazy state of params that have none), then :func:`run`; the new state is installed
     only once the step has succeeded.  Reads the instance's description (AdamW runs Adam's
     step, as in torch, under its own name)."""
-    from .optimizer import _device_dtype_check_for_fused
-
     d = opt._DESCRIPTION
 
     params = group["params"]
