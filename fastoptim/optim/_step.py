@@ -83,9 +83,24 @@ def _scalar(x, name):
     return float(arr)
 
 
-def _labels(d: Description) -> tuple[str, ...]:
-    # how torch names a hyperparameter in its messages: ``betas[0]`` for beta1
-    return tuple(h.name if h.index is None else f"{h.group_key}[{h.index}]" for h in d.hyper)
+_PLAIN = frozenset((float, int, bool))   # numbers the glue takes as they are
+_FACTS: dict[str, tuple] = {}
+
+
+def _facts(d: Description) -> tuple:
+    """(plan, hyperparameter names, their labels in torch's messages -- ``betas[0]`` for
+    beta1 --, the number of doubles, the names of the call's lists and whether each is
+    written) of a description, made once."""
+    f = _FACTS.get(d.name)
+    if f is None:
+        f = _FACTS[d.name] = (
+            plan(d), tuple(h.name for h in d.hyper),
+            tuple(h.name if h.index is None else f"{h.group_key}[{h.index}]" for h in d.hyper),
+            len(d.scalars),
+            ("params", "grads", *(s.list_name for s in d.state))
+            + (("state_steps",) if d.step else ()),
+            (True, False, *(True,) * len(d.state)) + ((True,) if d.step else ()))
+    return f
 
 
 # ---- the classes -----------------------------------------------------------------------------
@@ -182,14 +197,14 @@ def run(d: Description, hyper: tuple, params, grads, states: list, steps=None) -
     these settings make none), ``steps`` the counters.  A description whose first buffer is
     taken from the grad (SGD) has None entries in its state list replaced in place by new
     buffers (Tensors), flagged for the kernel; returns whether any was made."""
-    kplan = plan(d)
-    ns = len(d.scalars)
-    if not all(type(v) is float for v in hyper[:ns]):
-        labels = _labels(d)
-        hyper = tuple(v if k >= ns or type(v) is float else _scalar(v, labels[k])
-                      for k, v in enumerate(hyper))
-    present = [s.present(dict(zip((h.name for h in d.hyper), hyper))) for s in d.state]
-    states = [lst if on else None for lst, on in zip(states, present)]
+    kplan, names, labels, ns, list_names, writeable = _facts(d)
+    for k in range(ns):
+        if type(hyper[k]) not in _PLAIN:     # a one-element array or Tensor lr, betas
+            hyper = tuple(v if j >= ns or type(v) in _PLAIN else _scalar(v, labels[j])
+                          for j, v in enumerate(hyper))
+            break
+    named = dict(zip(names, hyper))
+    states = [lst if s.present(named) else None for lst, s in zip(states, d.state)]
     is_new = None
     if d.first_step == "from_grad":
         for bufs in states:
@@ -202,10 +217,7 @@ def run(d: Description, hyper: tuple, params, grads, states: list, steps=None) -
                     is_new[i] = True
                     bufs[i] = buf
     lists = [params, grads, *states] + ([steps] if d.step else [])
-    names = ("params", "grads", *(s.list_name for s in d.state)) + (
-        ("state_steps",) if d.step else ())
-    writeable = (True, False, *(True,) * len(d.state)) + ((True,) if d.step else ())
-    _call(kplan, hyper, lists, writeable, names, len(d.state), d.step, is_new)
+    _call(kplan, hyper, lists, writeable, list_names, len(d.state), d.step, is_new)
     return is_new is not None
 
 
