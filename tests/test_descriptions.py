@@ -160,7 +160,7 @@ def test_classes_keep_torchs_surface_only_and_share_the_step(d):
 # its row, its class, its export, its public functional, its twin.  Elsewhere in the library it
 # may only be mentioned in comments and docstrings (say, as an example).
 RECIPE = ("csrc/optim_{k}.c", "csrc/optim_{k}.inc", "csrc/fastoptim.h",
-          "fastoptim/_C/kernels.pxd", "fastoptim/_C/_optim.pyx",
+          "fastoptim/kernels.pxd", "fastoptim/_C/kernels.pxd", "fastoptim/_C/_optim.pyx",
           "fastoptim/optim/_descriptions.py", "fastoptim/optim/{n}.py",
           "fastoptim/optim/__init__.py", "fastoptim/optim/functional.py",
           "fastoptim/optim/_reference.py")

@@ -37,7 +37,7 @@ How to add an optimizer (say ``adamax``), touching only its own pieces:
    ``fo_adamax_hyper h``; a segment function; ``fo_multi_tensor_run``) defining
    ``fo_adamax_update_f32/_f64`` and the positional wrappers ``fo_adamax_step_f32/_f64``;
 2. its header entry: ``fo_adamax_hyper`` and the four prototypes in ``csrc/fastoptim.h``, mirrored
-   in ``fastoptim/_C/kernels.pxd``;
+   in ``fastoptim/kernels.pxd``;
 3. its filler in ``fastoptim/_C/_optim.pyx`` (the only per-optimizer code of the glue):
    ``_adamax_fill`` (the struct's fields by name, from the hyperparameters in this row's
    order), ``_adamax_run`` (the two update calls, state lists in the prototype's order), an
