@@ -9,7 +9,8 @@ nor the wait policy fastoptim sets at import), and one that times fastoptim neve
 Contender names: ``fastoptim``; ``torch:fused`` / ``torch:foreach`` / ``torch:forloop`` (every
 CPU implementation torch has; the report takes the fastest) and ``torch:default`` (regime e's
 optimizer-free row); ``numpy`` (the NumPy twin of the kernel); and the yardsticks ``roofline``
-(regime a) and ``flat`` (regimes b, c).
+(regime a) and ``flat`` (regimes b, c).  In the regimes on torch tensors (``ta`` ... ``te``)
+``fastoptim`` is fastoptim's optimizer over torch's parameters, so its process imports torch.
 """
 
 import importlib
@@ -41,15 +42,29 @@ MODES = {
     "smoke": Mode(1 << 15, 20, 256, 1 << 15, 1, 1, 0.0, 1, 0.0, 1, 0.0),
 }
 
-TIMED = ("a", "b", "c", "d", "e")   # the timed regimes; (f) measures memory
+# (ta), (tb), (tc), (te): the sizes of (a), (b), (c) and (e)'s MLP, params being torch tensors
+# for both contenders ("fastoptim" is then fastoptim's optimizer over torch's tensors); only the
+# step is timed, on grads set once
+ON_TORCH = ("ta", "tb", "tc", "te")
+TIMED = ("a", "b", "c", "d", "e") + ON_TORCH   # the timed regimes; (f) measures memory
 ISOLATE_DEFAULT = "a,b,c,d,e"       # timed one process per contender by default
 FWDBWD = "fwd+bwd"                  # the optimizer-free task of regime (e)
+# regime (d) with an LR scheduler stepping every iteration: row name -> (optimizer, class, kwargs)
+SCHEDULED = {
+    "sgd+StepLR": ("sgd", "StepLR", {"step_size": 30, "gamma": 0.999}),
+    "sgd+OneCycleLR": ("sgd", "OneCycleLR", {"max_lr": 0.01, "total_steps": 10**9}),
+}
+EMA = "ema"   # regime (b)'s params averaged by AveragedModel(get_ema_multi_avg_fn()), no step
 MLP = (784, 256, 10)
 BATCH = 64
 
 
 def spec_of(optimizer):
-    return None if optimizer == FWDBWD else BY_NAME[optimizer]
+    if optimizer in (FWDBWD, EMA):
+        return None
+    if optimizer in SCHEDULED:
+        return BY_NAME[SCHEDULED[optimizer][0]]
+    return BY_NAME[optimizer]
 
 
 def library(name):
@@ -61,13 +76,17 @@ def library(name):
 def names(regime, optimizer, mode, with_torch):
     """``[(name, max_repeats)]``: the contenders of one timed row, in timing order."""
     spec = spec_of(optimizer)
+    if regime in ON_TORCH and not with_torch:
+        return []           # no torch: no torch tensors to step
     out = [("fastoptim", None)]
     if with_torch:
         variants = torch_variants(spec) if spec is not None else {"default": {}}
         out += [(f"torch:{v}", None) for v in variants]
+    if regime in ON_TORCH:
+        return out
     if regime == "a":
         out += [("roofline", None), ("numpy", mode.slow_repeats)]
-    elif regime in ("b", "c"):
+    elif regime in ("b", "c") and optimizer != EMA:
         out.append(("flat", None))
         if regime == "b":
             out.append(("numpy", max(mode.slow_repeats, mode.repeats // 2)))
@@ -75,6 +94,8 @@ def names(regime, optimizer, mode, with_torch):
 
 
 def sizes(regime, mode):
+    if regime in ON_TORCH:
+        return sizes(regime[1], mode)
     if regime == "a":
         return {"numel": mode.a_numel}
     if regime in ("b", "c"):
@@ -121,13 +142,27 @@ def params(lib, ps, gs):
     return out
 
 
-def _linear_loop(lib, spec, extra):
-    """The seed's loop on ``lib`` (fastoptim or torch): one call = one full iteration."""
+def _linear_loop(lib, spec, extra, scheduler=None):
+    """The seed's loop on ``lib`` (fastoptim or torch): one call = one full iteration, ending
+    with ``scheduler.step()`` when a ``(class name, kwargs)`` is given."""
     lib.manual_seed(0)
     model = lib.nn.Linear(10, 1)
     criterion = lib.nn.MSELoss()
     opt = getattr(lib.optim, spec.cls)(model.parameters(), **spec.kwargs, **extra)
     randn = lib.randn
+    if scheduler is not None:
+        sched = getattr(lib.optim.lr_scheduler, scheduler[0])(opt, **scheduler[1])
+
+        def scheduled_iteration():
+            x = randn(10)
+            target = randn(1)
+            outputs = model(x)
+            loss = criterion(outputs, target)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+        return scheduled_iteration
 
     def iteration():
         x = randn(10)
@@ -138,6 +173,19 @@ def _linear_loop(lib, spec, extra):
         loss.backward()
         opt.step()
     return iteration
+
+
+def _ema_update(lib, ps, gs):
+    """``AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn())`` over a model holding
+    copies of ``ps``: one call = one ``update_parameters(model)`` (after the first, which
+    copies)."""
+    model = lib.nn.Module()
+    for i, p in enumerate(params(lib, ps, gs)):
+        model.register_parameter(f"p{i}", p)
+    swa = lib.optim.swa_utils
+    averaged = swa.AveragedModel(model, multi_avg_fn=swa.get_ema_multi_avg_fn())
+    averaged.update_parameters(model)
+    return lambda: averaged.update_parameters(model)
 
 
 def mlp_data():
@@ -179,7 +227,11 @@ def build(regime, optimizer, name, mode, max_repeats=None):
     extra = {}
     if name.startswith("torch:") and spec is not None:
         extra = torch_variants(spec)[name[6:]]
-    if regime in ("a", "b", "c"):
+    if regime == "b" and optimizer == EMA:
+        fn = _ema_update(lib, *data(mode.b_count, mode.b_numel))
+    elif regime in ON_TORCH:
+        fn = _step_on_torch(regime, spec, name, mode, extra)
+    elif regime in ("a", "b", "c"):
         ps, gs = data(1, mode.a_numel) if regime == "a" else data(mode.b_count, mode.b_numel)
         if name == "roofline":      # reads what the step reads (g), writes p and each state
             from fastoptim._C import _bench
@@ -201,12 +253,29 @@ def build(regime, optimizer, name, mode, max_repeats=None):
             groups = [{"params": [t]} for t in ts] if regime == "c" and name != "flat" else ts
             fn = getattr(lib.optim, spec.cls)(groups, **spec.kwargs, **extra).step
     elif regime == "d":
-        fn = _linear_loop(lib, spec, extra)
+        sched = SCHEDULED.get(optimizer)
+        fn = _linear_loop(lib, spec, extra, sched[1:] if sched else None)
     elif regime == "e":
         fn = _mlp_step(lib, spec, extra, *mlp_data())
     else:
         raise KeyError(regime)
     return Contender(name, fn, max_repeats if max_repeats is not None else 10**9)
+
+
+def _step_on_torch(regime, spec, name, mode, extra):
+    """The step of torch.optim (``torch:*``) or of fastoptim.optim (``fastoptim``) over the same
+    torch tensors, grads set once."""
+    import torch
+    if regime == "te":
+        weights = mlp_data()[0]
+        rng = np.random.default_rng(2)
+        ps, gs = weights, [rng.standard_normal(w.shape, dtype=np.float32) for w in weights]
+    else:
+        ps, gs = data(1, mode.a_numel) if regime == "ta" else data(mode.b_count, mode.b_numel)
+    ts = params(torch, ps, gs)
+    groups = [{"params": [t]} for t in ts] if regime == "tc" else ts
+    lib = importlib.import_module("fastoptim") if name == "fastoptim" else torch
+    return getattr(lib.optim, spec.cls)(groups, **spec.kwargs, **extra).step
 
 
 def set_threads(lib_name, n):

@@ -17,9 +17,9 @@ import tracemalloc
 from dataclasses import dataclass, field
 
 import contenders as cn
-from contenders import FWDBWD, MODES, TIMED, Mode, params  # noqa: F401 - MODES: run.py's
+from contenders import EMA, FWDBWD, MODES, SCHEDULED, TIMED, Mode, params  # noqa: F401 - MODES: run.py's
 from isolated import Zygote, time_isolated
-from optimizers import BY_NAME, SPECS
+from optimizers import SPECS
 from timing import interleaved
 
 import fastoptim as fo
@@ -38,6 +38,11 @@ REGIMES = {
     "d": "nn.Linear(10, 1) + MSE, full iteration (randn x2, fwd, loss, zero_grad, bwd, step)",
     "e": "784-256-10 MLP (ReLU, MSE, batch 64), training step; 'fwd+bwd' row: no step",
     "f": "extra memory of one steady-state step (step >= 4): tracemalloc and RSS peaks",
+    # torch model, fastoptim optimizer: both contenders step the same torch tensors
+    "ta": "torch tensors: one large float32 param ({numel} elements), step only",
+    "tb": "torch tensors: {params} params x {numel} elements, one group, step only",
+    "tc": "torch tensors: {params} params x {numel} elements, one group per param, step only",
+    "te": "torch tensors: the 784-256-10 MLP's params, step only",
 }
 
 
@@ -67,6 +72,10 @@ def tasks(regimes, optimizers):
         out += [(r, o) for o in optimizers]
         if r == "e":
             out.append((r, FWDBWD))
+        if r == "d":   # the loop with a scheduler stepping every iteration, for its optimizer
+            out += [(r, name) for name, (o, _, _) in SCHEDULED.items() if o in optimizers]
+        if r == "b":
+            out.append((r, EMA))
     return out
 
 
@@ -171,7 +180,7 @@ RUNNERS = {**{r: regime_timed for r in TIMED}, "f": regime_f}
 
 def run_task(regime, optimizer, ctx):
     """One row of results."""
-    spec = None if optimizer == FWDBWD else BY_NAME[optimizer]
+    spec = cn.spec_of(optimizer)
     gc.collect()
     row = {"regime": regime, "optimizer": optimizer, "threads": ctx.threads}
     row.update(regime_f(spec, ctx) if regime == "f" else

@@ -70,6 +70,12 @@ def _target(regime, opt, name):
         return ("<=", 0.90)
     if regime == "e" and name == "torch_time" and opt == "fwd+bwd":
         return ("<=", 1.0)
+    if regime == "ta" and name == "torch_time":   # on torch tensors (issue 11)
+        return ("<=", 1 / 3) if opt in ("rmsprop", "adadelta") else ("<=", 1.0)
+    if regime in ("tb", "tc") and name == "torch_time":
+        return ("<=", 0.25 if regime == "tb" else 0.1)
+    if regime == "te" and name == "torch_fused_time" and opt == "adam":
+        return ("<=", 0.5)
     if regime == "f" and name in ("traced_extra", "rss_extra"):
         return ("<=", ALLOC_SLACK[name.split("_")[0]])
     return None
@@ -200,7 +206,7 @@ def figures(row, mode="full", mode_cfg=None, cores=None):
             vals.append(("torch_time", fo / tb, "lower",
                          ratio_spread(fo / tb, rf, rounds(row, f"torch:{variant}", mode_cfg))))
         fused = _median(row, "torch:fused")
-        if r == "e" and fused:
+        if r in ("e", "te") and fused:
             vals.append(("torch_fused_time", fo / fused, "lower",
                          ratio_spread(fo / fused, rf, rounds(row, "torch:fused", mode_cfg))))
         for ref, name in (("roofline", "roofline_frac"), ("flat", "flat_frac")):

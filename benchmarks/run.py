@@ -61,7 +61,7 @@ def _parse(argv):
     ap.add_argument("--smoke", action="store_true",
                     help="tiny sizes, one repeat: proves the suite runs, no verdicts (CI, tests)")
     ap.add_argument("--threads", default="1,2", help="thread counts, one row each (default 1,2)")
-    ap.add_argument("--regimes", default="a,b,c,d,e,f", help="subset of a,b,c,d,e,f")
+    ap.add_argument("--regimes", default="a,b,c,d,e,f", help="subset of a,b,c,d,e,f,ta,tb,tc,te")
     ap.add_argument("--isolate", default=None, metavar="REGIMES",
                     help="timed regimes whose contenders each run in their own processes "
                     f"(default: {ISOLATE_DEFAULT}; 'none': all interleaved in one process)")

@@ -549,6 +549,37 @@ void fo_adadelta_step_f64(double *const *params, const double *const *grads,
                           float *const *steps, const int64_t *numels, int64_t ntensors,
                           double lr, double rho, double eps, double weight_decay, int maximize);
 
+/* ======================================================================================
+ * Model averaging (csrc/optim_average.c): swa_utils.AveragedModel's update, all params of a
+ * model in one call.
+ * ====================================================================================== */
+
+/* How fo_average combines an averaged tensor a with the model's tensor m. */
+enum fo_average_mode {
+    FO_AVERAGE_LERP = 0,  /* a = lerp(a, m, w): EMA (w = 1 - decay) and SWA (w = 1 / (n + 1)) */
+    FO_AVERAGE_MEAN = 1   /* a = a + (m - a) / w: the running mean, w = n_averaged + 1 */
+};
+
+/* For each tensor i < ntensors and element j < numels[i], with w = (T)weight:
+ *   FO_AVERAGE_LERP:  ATen's lerp with a scalar weight, in the element type:
+ *                       a + w * (m - a)         if |w| < 0.5
+ *                       m + (w - 1) * (m - a)   otherwise (exact at w == 1)
+ *   FO_AVERAGE_MEAN:  a + (m - a) / w
+ * Reads model[i]; writes averaged[i] in place.  The model's arrays may overlap each other
+ * (they are only read), no averaged array may overlap any other array.  Threads as the
+ * optimizers (optim_multi.h): results are bit-identical for any thread count. */
+void fo_average_f32(float *const *averaged, const float *const *model, const int64_t *numels,
+                    int64_t ntensors, int mode, double weight);
+void fo_average_f64(double *const *averaged, const double *const *model,
+                    const int64_t *numels, int64_t ntensors, int mode, double weight);
+
+/* --------------------------------------------------------------------------------------------
+ * L-BFGS's flat-vector axpy (csrc/optim_lbfgs.c): y[i] = fma(x[i], alpha, y[i]) over n
+ * elements (alpha cast to float for f32), torch's add_(x, alpha=alpha). x and y must not
+ * overlap. */
+void fo_lbfgs_axpy_f32(int64_t n, double alpha, const float *x, float *y);
+void fo_lbfgs_axpy_f64(int64_t n, double alpha, const double *x, double *y);
+
 #if defined(__GNUC__) && !defined(_WIN32)
 #pragma GCC visibility pop
 #endif

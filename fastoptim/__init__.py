@@ -29,6 +29,7 @@ from fastoptim._C._tensor import (  # noqa: E402,F401
     enable_grad,
     float32,
     float64,
+    from_dlpack,
     from_numpy,
     full,
     full_like,

@@ -274,3 +274,15 @@ cdef extern from "fastoptim.h" nogil:
                               double lr, double rho, double eps, double weight_decay,
                               int maximize)
 
+
+    # ---- model averaging (swa_utils.AveragedModel) -----------------------------------------
+    enum:
+        FO_AVERAGE_LERP, FO_AVERAGE_MEAN
+    void fo_average_f32(float *const *averaged, const float *const *model,
+                        const int64_t *numels, int64_t ntensors, int mode, double weight)
+    void fo_average_f64(double *const *averaged, const double *const *model,
+                        const int64_t *numels, int64_t ntensors, int mode, double weight)
+
+    # ---- L-BFGS's flat-vector axpy ------------------------------------------------------
+    void fo_lbfgs_axpy_f32(int64_t n, double alpha, const float *x, float *y)
+    void fo_lbfgs_axpy_f64(int64_t n, double alpha, const double *x, double *y)

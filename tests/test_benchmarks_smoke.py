@@ -42,7 +42,8 @@ def test_every_regime_and_optimizer_has_a_row(smoke):
     _, data, _ = smoke
     got = {(r["regime"], r["optimizer"]) for r in data["rows"]}
     opts = ["sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta"]
-    assert got == {(reg, o) for reg in "abcdef" for o in opts} | {("e", "fwd+bwd")}
+    extra = {("e", "fwd+bwd"), ("d", "sgd+StepLR"), ("d", "sgd+OneCycleLR"), ("b", "ema")}
+    assert got == {(reg, o) for reg in "abcdef" for o in opts} | extra
     assert all(r["threads"] == 1 for r in data["rows"])
 
 
@@ -58,7 +59,7 @@ def test_rows_hold_medians_of_every_contender(smoke):
         assert all(t["median_ns"] > 0 and len(t["samples_ns"]) >= 1 for t in times.values())
         if row["regime"] == "a":
             assert {"roofline", "numpy"} <= set(times)
-        if row["regime"] in "bc":
+        if row["regime"] in "bc" and row["optimizer"] != "ema":   # (ema: no optimizer step)
             assert "flat" in times
 
 
@@ -329,3 +330,24 @@ def test_merge_refuses_another_machine(smoke, tmp_path):
                "--json", str(tmp_path / "sub.json"), "--merge-into", str(target))
     assert res.returncode == 2 and "refusing to merge" in res.stderr
     assert json.loads(target.read_text()) == other      # untouched
+
+
+def test_regimes_on_torch_tensors(tmp_path):
+    """(ta)-(te): fastoptim's optimizer and torch's on the same torch tensors, figures against
+    torch; without torch, the rows hold no timings."""
+    path = tmp_path / "torch.json"
+    res = _run("--smoke", "--threads", "1", "--regimes", "ta,tc,te", "--optimizers", "adam",
+               "--isolate", "none", "--json", str(path))
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    rows = json.loads(path.read_text())["rows"]
+    assert [r["regime"] for r in rows] == ["ta", "tc", "te"]
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        assert all(not r["times"] for r in rows)
+        return
+    for row in rows:
+        assert {"fastoptim", "torch:fused", "torch:foreach", "torch:forloop"} <= set(row["times"])
+        names = {f["name"] for f in report.figures(row, "smoke")}
+        assert "torch_time" in names
+        assert ("torch_fused_time" in names) == (row["regime"] == "te")

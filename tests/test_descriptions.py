@@ -20,7 +20,7 @@ from fastoptim import optim
 from fastoptim._C import _optim
 from fastoptim.optim import _reference as ref
 from fastoptim.optim import functional
-from fastoptim.optim._descriptions import BY_NAME, DESCRIPTIONS
+from fastoptim.optim._descriptions import BY_NAME, DESCRIPTIONS, WHOLE_STEP
 from fastoptim.optim._step import plan
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -221,7 +221,7 @@ def test_classes_functionals_and_twins_read_the_description(d):
 
 def test_every_builtin_optimizer_is_described_once():
     assert len(BY_NAME) == len(DESCRIPTIONS)
-    described = {d.cls for d in DESCRIPTIONS}
+    described = {d.cls for d in DESCRIPTIONS} | {w.cls for w in WHOLE_STEP}
     builtins = {n for n in optim.__all__ if isinstance(getattr(optim, n), type)
                 and issubclass(getattr(optim, n), optim.Optimizer) and n != "Optimizer"}
     assert described == builtins

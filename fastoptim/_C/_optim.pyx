@@ -1548,3 +1548,298 @@ def _set_num_threads(int n):
 def _get_num_threads():
     """The OpenMP thread count the kernels will use (1 in a serial build)."""
     return fo_optim_get_threads()
+
+
+# ==== model averaging (swa_utils.AveragedModel) =================================================
+# The careful caller of fo_average (csrc/optim_average.c): proves the call safe, then makes one
+# C call per dtype present for all of a model's tensors.
+
+from fastoptim._C.kernels cimport (
+    FO_AVERAGE_LERP, FO_AVERAGE_MEAN, fo_average_f32, fo_average_f64,
+)
+
+
+cdef struct AvgSpan:
+    uintptr_t lo
+    uintptr_t hi
+    int written        # an averaged array (must overlap nothing)
+    Py_ssize_t index
+
+
+cdef int _avg_span_cmp(const void *a, const void *b) noexcept nogil:
+    cdef uintptr_t x = (<const AvgSpan *>a).lo, y = (<const AvgSpan *>b).lo
+    return -1 if x < y else (1 if x > y else 0)
+
+
+cdef cnp.ndarray _avg_array(str op, str name, Py_ssize_t i, object x):
+    # The storage of a fastoptim Tensor, or a numpy array itself.
+    if isinstance(x, Tensor):
+        return (<Tensor>x)._np
+    if isinstance(x, cnp.ndarray):
+        return <cnp.ndarray>x
+    raise TypeError(f"{op}: {name}[{i}] must be a fastoptim Tensor or a numpy.ndarray, got "
+                    f"{type(x).__name__}")
+
+
+def _average(list averaged, list model, int mode, double weight):
+    """Average ``model`` into ``averaged`` in place, all tensors in one C call per dtype:
+    ``mode`` 0 is ATen's lerp ``averaged += weight * (model - averaged)`` (EMA, SWA), 1 the
+    running mean ``averaged += (model - averaged) / weight`` (see fastoptim.h, fo_average).
+
+    Both lists hold fastoptim Tensors or numpy arrays; ``averaged[i]`` and ``model[i]`` must
+    have the same shape and dtype (float32 or float64, native byte order, C-contiguous),
+    ``averaged[i]`` must be writeable and overlap no other array of the call (the model's may
+    overlap each other).  Everything is checked before anything is written."""
+    cdef str op = "_average"
+    cdef Py_ssize_t n = len(averaged), i, k, n32 = 0, n64 = 0, nspans = 0, j
+    cdef cnp.ndarray a, m
+    cdef int ta
+    cdef void **ptrs = NULL
+    cdef int64_t *numels = NULL
+    cdef AvgSpan *spans = NULL
+    cdef uintptr_t max_any = 0, max_written = 0
+    cdef int64_t total = 0
+    cdef PyThreadState *ts
+    cdef Py_ssize_t w_any = -1, w_written = -1
+    if mode != FO_AVERAGE_LERP and mode != FO_AVERAGE_MEAN:
+        raise ValueError(f"{op}: mode must be 0 (lerp) or 1 (running mean), got {mode}")
+    if len(model) != n:
+        raise ValueError(f"{op}: averaged and model must have the same length, got {n} and "
+                         f"{len(model)}")
+    if n == 0:
+        return
+    mem = PyMem_Malloc(4 * n * sizeof(void *) + 2 * n * sizeof(int64_t) + 2 * n * sizeof(AvgSpan))
+    if mem == NULL:
+        raise MemoryError()
+    ptrs = <void **>mem
+    numels = <int64_t *>(ptrs + 4 * n)
+    spans = <AvgSpan *>(numels + 2 * n)
+    try:
+        # pass 1: check every pair; float32 pointers fill from the front, float64 from n on
+        for i in range(n):
+            a = _avg_array(op, "averaged", i, averaged[i])
+            m = _avg_array(op, "model", i, model[i])
+            ta = cnp.PyArray_TYPE(a)
+            if not cnp.PyArray_ISNOTSWAPPED(a) or (ta != cnp.NPY_FLOAT32
+                                                   and ta != cnp.NPY_FLOAT64):
+                raise TypeError(f"{op}: averaged[{i}] must be float32 or float64 (native byte "
+                                f"order), got {a.dtype}")
+            if cnp.PyArray_TYPE(m) != ta or not cnp.PyArray_ISNOTSWAPPED(m):
+                raise TypeError(f"{op}: model[{i}] must have averaged[{i}]'s dtype {a.dtype}, "
+                                f"got {m.dtype}")
+            if (a.ndim != m.ndim
+                    or memcmp(cnp.PyArray_DIMS(a), cnp.PyArray_DIMS(m),
+                              a.ndim * sizeof(cnp.npy_intp)) != 0):
+                raise ValueError(f"{op}: model[{i}] must have averaged[{i}]'s shape "
+                                 f"{(<object>a).shape}, got {(<object>m).shape}")
+            if not cnp.PyArray_IS_C_CONTIGUOUS(a) or not cnp.PyArray_IS_C_CONTIGUOUS(m):
+                raise ValueError(f"{op}: averaged[{i}] and model[{i}] must be C-contiguous")
+            if not cnp.PyArray_ISWRITEABLE(a):
+                raise ValueError(f"{op}: averaged[{i}] must be writeable")
+            k = n32 if ta == cnp.NPY_FLOAT32 else n + n64
+            ptrs[k] = cnp.PyArray_DATA(a)
+            ptrs[2 * n + k] = cnp.PyArray_DATA(m)
+            numels[k] = cnp.PyArray_SIZE(a)
+            if ta == cnp.NPY_FLOAT32:
+                n32 += 1
+            else:
+                n64 += 1
+            if numels[k] > 0:
+                spans[nspans].lo = <uintptr_t>cnp.PyArray_DATA(a)
+                spans[nspans].hi = spans[nspans].lo + <uintptr_t>cnp.PyArray_NBYTES(a)
+                spans[nspans].written = 1
+                spans[nspans].index = i
+                spans[nspans + 1].lo = <uintptr_t>cnp.PyArray_DATA(m)
+                spans[nspans + 1].hi = spans[nspans + 1].lo + <uintptr_t>cnp.PyArray_NBYTES(m)
+                spans[nspans + 1].written = 0
+                spans[nspans + 1].index = i
+                nspans += 2
+                total += numels[k]
+        # pass 2: no averaged array overlaps another array (a sweep over the sorted spans)
+        qsort(spans, nspans, sizeof(AvgSpan), _avg_span_cmp)
+        for j in range(nspans):
+            if spans[j].written and spans[j].lo < max_any:
+                raise ValueError(f"{op}: averaged[{spans[j].index}] overlaps another array of "
+                                 f"the call (model[{w_any}] or averaged[{w_any}])")
+            if not spans[j].written and spans[j].lo < max_written:
+                raise ValueError(f"{op}: model[{spans[j].index}] overlaps "
+                                 f"averaged[{w_written}]")
+            if spans[j].hi > max_any:
+                max_any, w_any = spans[j].hi, spans[j].index
+            if spans[j].written and spans[j].hi > max_written:
+                max_written, w_written = spans[j].hi, spans[j].index
+        # the update: one C call per dtype, without the GIL when it is worth dropping
+        ts = PyEval_SaveThread() if total >= NOGIL_MIN_ELEMS else NULL
+        if n32:
+            fo_average_f32(<float **>ptrs, <const float **>(ptrs + 2 * n), numels, n32, mode,
+                           weight)
+        if n64:
+            fo_average_f64(<double **>(ptrs + n), <const double **>(ptrs + 3 * n), numels + n,
+                           n64, mode, weight)
+        if ts != NULL:
+            PyEval_RestoreThread(ts)
+    finally:
+        PyMem_Free(mem)
+
+
+# ==== learning-rate schedulers ===================================================================
+
+cdef object _general_lr_step = None
+
+
+def _set_general_lr_step(object step):
+    """Register ``LRScheduler.step``, the general path of ``_uniform_step`` (set once, by
+    fastoptim.optim.lr_scheduler at import: this module cannot import it)."""
+    global _general_lr_step
+    _general_lr_step = step
+
+
+def _uniform_step(self, epoch=None):
+    """Advance one epoch. Call it after ``optimizer.step()``.
+
+    (The ``step`` of the uniform-factor schedulers: the steady state at C level, see
+    ``_uniform_lr_step``; anything else through ``LRScheduler.step``.)"""
+    if epoch is not None or not _uniform_lr_step_c(self):
+        _general_lr_step(self, epoch)
+
+
+def _uniform_lr_step(object sched):
+    """``_uniform_step``'s steady state alone: True when it stepped, False (nothing changed)
+    when it declined."""
+    return _uniform_lr_step_c(sched)
+
+
+cdef bint _uniform_lr_step_c(object sched) except -1:
+    """The steady-state ``step()`` of a scheduler whose rule scales every group's lr by one
+    factor (``fastoptim.optim.lr_scheduler._UniformLR``), at C level: what
+    ``LRScheduler.step()`` does (``_step_count``, ``last_epoch``, ``group['lr'] = lr * factor``
+    for each group, ``_last_lr``), with the factor from ``sched._chain_factor()`` (None: the
+    lrs stay as they are).
+
+    Returns False, having changed nothing, when anything is unusual: the class does not allow
+    it (``_fast_step``), the first step after construction (which may warn), a group count that
+    changed, or an lr that is not a Python float (a Tensor lr); the caller then runs the
+    general path.
+    """
+    cdef dict d, g
+    cdef list groups, last
+    cdef object opt, factor, lr, step_count, v
+    cdef Py_ssize_t n, i
+    if not type(sched)._fast_step:
+        return False
+    d = sched.__dict__
+    step_count = d.get("_step_count")
+    if type(step_count) is not int or step_count == 1:
+        return False
+    opt = d["optimizer"]
+    v = opt.param_groups
+    if type(v) is not list:
+        return False
+    groups = <list>v
+    n = len(groups)
+    v = d.get("base_lrs")
+    if type(v) is not list or len(<list>v) != n:
+        return False
+    for i in range(n):
+        v = groups[i]
+        if type(v) is not dict:
+            return False
+        if type((<dict>v).get("lr")) is not float:
+            return False
+    d["_step_count"] = step_count + 1
+    d["_get_lr_called_within_step"] = True
+    try:
+        d["last_epoch"] = d["last_epoch"] + 1
+        factor = sched._chain_factor()
+    finally:
+        d["_get_lr_called_within_step"] = False
+    last = [None] * n
+    for i in range(n):
+        g = <dict>groups[i]
+        lr = g["lr"]
+        if factor is not None:
+            lr = lr * factor
+            g["lr"] = lr
+        last[i] = lr
+    d["_last_lr"] = last
+    return True
+
+
+def _write_float_lrs(list groups, list values):
+    """``group['lr'] = value`` for each group, returning the new lrs as a list (the scheduler's
+    ``_last_lr``), when every current lr and every value is a Python float; otherwise None,
+    having written nothing (the caller's general path handles Tensor lrs)."""
+    cdef Py_ssize_t n = len(groups), i
+    cdef object g
+    if len(values) != n:
+        return None
+    for i in range(n):
+        g = groups[i]
+        if (type(g) is not dict or type((<dict>g).get("lr")) is not float
+                or type(values[i]) is not float):
+            return None
+    for i in range(n):
+        (<dict>groups[i])["lr"] = values[i]
+    return list(values)
+
+
+def _anneal_groups(list groups, object start_key, object end_key, bint cos, object c):
+    """OneCycleLR's annealing of every group at once, in Python arithmetic (so exactly
+    torch's): with ``start = group[start_key]``, ``end = group[end_key]``,
+    ``end + (start - end) / 2.0 * c`` for ``cos`` (c = cos(pi * pct) + 1), else
+    ``(end - start) * c + start`` (c = pct)."""
+    cdef list out = []
+    cdef object g, s, e
+    for g in groups:
+        s = g[start_key]
+        e = g[end_key]
+        if cos:
+            out.append(e + (s - e) / 2.0 * c)
+        else:
+            out.append((e - s) * c + s)
+    return out
+
+
+def _set_momenta(list groups, list momenta, bint use_beta1):
+    """``group['betas'] = (m, *betas[1:])`` (``use_beta1``) or ``group['momentum'] = m``."""
+    cdef Py_ssize_t i
+    cdef object g, b
+    for i in range(len(groups)):
+        g = groups[i]
+        if use_beta1:
+            b = g["betas"]
+            g["betas"] = (momenta[i],) + tuple(b[1:])
+        else:
+            g["momentum"] = momenta[i]
+
+
+def _all_floating(list tensors):
+    """Whether every item is a fastoptim Tensor of float32 or float64 (so that a list can go
+    to ``_average`` in one call without being grouped by dtype first)."""
+    cdef object t
+    cdef int tnum
+    for t in tensors:
+        if not isinstance(t, Tensor):
+            return False
+        tnum = (<Tensor>t)._tnum
+        if tnum != cnp.NPY_FLOAT32 and tnum != cnp.NPY_FLOAT64:
+            return False
+    return True
+
+
+def _unique_values(list registries):
+    """The non-None values of the dicts ``registries`` (a module tree's ``_parameters`` or
+    ``_buffers``, in ``modules()`` order), each object once, in order: what
+    ``Module.parameters()`` / ``buffers()`` yield, collected at C level."""
+    cdef list out = []
+    cdef set seen = set()
+    cdef object reg, v, key
+    for reg in registries:
+        for v in (<dict>reg).values():
+            if v is None:
+                continue
+            key = <Py_ssize_t><PyObject *>v   # identity, as torch's memo (no __eq__ runs)
+            if key not in seen:
+                seen.add(key)
+                out.append(v)
+    return out

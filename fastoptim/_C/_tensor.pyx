@@ -22,6 +22,7 @@ imports and calls.  So the code is split by area into ``include``d files, one ex
 ``_tensor_loss.pxi``              the fused losses (cross-entropy, NLL, BCE, L1, ...), softmax
 ``_tensor_nnops.pxi``             activations (GELU, ELU, ...), Generator, randperm
 ``_tensor_print.pxi``             repr
+``_tensor_dlpack.pxi``            DLPack export/import, foreign (torch) tensors in and out
 ================================  ===========================================================
 
 Design (in the spirit of micrograd's engine, but in Cython):
@@ -62,6 +63,7 @@ imports and calls.  So the code is split by area into ``include``d files, one ex
 ``_tensor_loss.pxi``              the fused losses (cross-entropy, NLL, BCE, L1, ...), softmax
 ``_tensor_nnops.pxi``             activations (GELU, ELU, ...), Generator, randperm
 ``_tensor_print.pxi``             repr
+``_tensor_dlpack.pxi``            DLPack export/import, foreign (torch) tensors in and out
 ================================  ===========================================================
 
 Design (in the spirit of micrograd's engine, but in Cython):
@@ -98,6 +100,7 @@ include "_tensor_dtypes.pxi"
 include "_tensor_ops.pxi"
 include "_tensor_autograd.pxi"
 include "_tensor_class.pxi"
+include "_tensor_dlpack.pxi"
 include "_tensor_creation.pxi"
 include "_tensor_elementwise.pxi"
 include "_tensor_reduce.pxi"

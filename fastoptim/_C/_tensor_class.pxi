@@ -236,6 +236,14 @@ cdef class Tensor:
                              f"tensor is {self._np.dtype}, {np.dtype(dtype)} was asked for.")
         return self._np.astype(dtype)
 
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        """A DLPack capsule over this tensor's memory (_tensor_dlpack.pxi)."""
+        return _tensor_dlpack(self, stream, max_version, dl_device, copy)
+
+    def __dlpack_device__(self):
+        """(kDLCPU, 0): every fastoptim tensor lives in CPU memory."""
+        return (_DL_CPU, 0)
+
     def tolist(self):
         """The elements as (nested) Python lists of numbers; a 0-d tensor gives a number."""
         return self._np.tolist()

@@ -76,6 +76,8 @@ cdef object _infer_array(object data, object dt):
         arr = np.array((<Tensor>data)._np)
     elif isinstance(data, (np.ndarray, np.generic)):
         arr = np.array(data)   # numpy arrays and scalars keep their dtype, as in torch
+    elif _speaks_dlpack(data):
+        arr = np.array(_dlpack_array(data))   # a copy; keeps its dtype, as for numpy arrays
     else:
         if isinstance(data, (str, bytes)):
             raise TypeError(f"new(): invalid data type '{type(data).__name__}'")
@@ -129,6 +131,10 @@ def as_tensor(data, dtype=None, device=None):
     if isinstance(data, np.ndarray) and (dtype is None or
                                          _to_dtype(dtype)._np_dtype == data.dtype):
         return from_numpy(data)
+    if _speaks_dlpack(data):
+        arr = _dlpack_array(data)
+        if arr.flags.writeable and (dtype is None or _to_dtype(dtype)._np_dtype == arr.dtype):
+            return from_numpy(arr)
     return tensor(data, dtype=dtype, device=device)
 
 

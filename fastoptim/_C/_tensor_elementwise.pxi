@@ -13,6 +13,9 @@ cdef Tensor _as_tensor(object x, Tensor like):
         return from_numpy(x) if x.dtype.isnative else tensor(x)
     if isinstance(x, (list, tuple)):
         return tensor(x, dtype=like.dtype if _is_float(like._np) else None)
+    err = _foreign_operand(x)
+    if err is not None:
+        raise err
     raise TypeError(f"unsupported operand type: {type(x).__name__} (expected a Tensor, a number "
                     "or an array)")
 

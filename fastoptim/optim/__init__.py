@@ -4,11 +4,13 @@ The classes keep torch's bookkeeping in Python; ``functional`` holds the math (o
 kernel call per param group).
 """
 
-from . import functional, lr_scheduler
+from . import functional, lr_scheduler, swa_utils
 from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam
 from .adamw import AdamW
+from .lbfgs import LBFGS
+from .muon import Muon
 from .optimizer import Optimizer
 from .rmsprop import RMSprop
 from .sgd import SGD
@@ -19,8 +21,11 @@ __all__ = [
     "Adagrad",
     "Adam",
     "AdamW",
+    "LBFGS",
+    "Muon",
     "Optimizer",
     "RMSprop",
     "functional",
     "lr_scheduler",
+    "swa_utils",
 ]

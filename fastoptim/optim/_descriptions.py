@@ -59,7 +59,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["BY_CLASS", "BY_NAME", "DESCRIPTIONS", "Description", "Hyper", "StateArray"]
+__all__ = ["BY_CLASS", "BY_NAME", "DESCRIPTIONS", "WHOLE_STEP", "Description", "Hyper",
+           "StateArray", "WholeStepDescription"]
 
 
 @dataclass(frozen=True)
@@ -203,3 +204,30 @@ DESCRIPTIONS: tuple[Description, ...] = (
 
 BY_NAME: dict[str, Description] = {d.name: d for d in DESCRIPTIONS}
 BY_CLASS: dict[str, Description] = {d.cls: d for d in DESCRIPTIONS}
+
+
+@dataclass(frozen=True)
+class WholeStepDescription:
+    """An optimizer that is NOT an elementwise kernel row (no ``fo_<kernel>_hyper`` struct, no
+    multi-tensor kernel, not stepped by ``_grouped_step``): what is still true of it, for the
+    readers that enumerate every optimizer (the tests).
+
+    ``kind``: ``"closure"`` -- one flat vector over all params, several closure calls per step,
+    global state kept under the first param (LBFGS); ``"matrix"`` -- per-param state, but each
+    update is a matrix computation over the whole param (Muon). ``state``: torch's state keys,
+    in the order torch writes them.
+    """
+
+    cls: str
+    kind: str
+    state: tuple[str, ...]
+
+
+WHOLE_STEP: tuple[WholeStepDescription, ...] = (
+    WholeStepDescription(
+        cls="LBFGS", kind="closure",
+        state=("func_evals", "n_iter", "al", "d", "t", "old_dirs", "old_stps", "ro", "H_diag",
+               "prev_flat_grad", "prev_loss"),
+    ),
+    WholeStepDescription(cls="Muon", kind="matrix", state=("momentum_buffer",)),
+)

@@ -290,3 +290,23 @@ def rprop(params, grads, prevs, step_sizes, state_steps, *, step_size_min, step_
         grad[sign == t(etaminus)] = 0
         param[...] = param + t(-1) * _torch_sign(grad) * step_size
         prev[...] = grad
+
+
+# ---- model averaging (swa_utils.AveragedModel) ----
+
+AVERAGE_LERP, AVERAGE_MEAN = 0, 1
+
+
+def average(averaged, model, mode, weight):
+    """The twin of ``fastoptim._C._optim._average`` (csrc/optim_average.c), in place.
+
+    ``AVERAGE_LERP``: ``torch._foreach_lerp_(averaged, model, weight)`` (EMA with
+    ``weight = 1 - decay``, SWA with ``weight = 1 / (n + 1)``).  ``AVERAGE_MEAN``: torch's
+    ``get_swa_avg_fn`` with ``weight = n_averaged + 1``:
+    ``averaged + (model - averaged) / (n_averaged + 1)``, the divisor in the array's dtype.
+    """
+    for a, m in zip(averaged, model, strict=True):
+        if mode == AVERAGE_LERP:
+            _lerp_(a, m, weight)
+        else:
+            a[...] = a + (m - a) / a.dtype.type(weight)

@@ -102,11 +102,16 @@ class Adagrad(Optimizer):
 
         # Eager state, from the constructor's value, for the groups given here only (packed:
         # see _fresh_state).
+        # Over torch params the state is made for their kernel views, and kept as torch
+        # tensors over the same memory (see _torch_params).
+        tp = self._torch_params
         for group in self.param_groups:
-            fresh = _fresh_state(self.state, group["params"], 0, ("sum",),
+            params = group["params"]
+            like = params if tp is None else tp.views(params)
+            fresh = _fresh_state(self.state if tp is None else {}, like, 0, ("sum",),
                                  initial_accumulator_value, with_grad_only=False)
-            for p in group["params"]:
-                self.state[p].update(fresh[p])
+            for p, q in zip(params, like):
+                self.state[p].update(fresh[q] if tp is None else tp.torch_state(fresh[q]))
 
     def __setstate__(self, state):
         super().__setstate__(state)

@@ -46,6 +46,7 @@ import fastoptim
 from fastoptim import Tensor
 from fastoptim._C._optim import _batch_groups, _collect
 
+from . import _torch_params
 from ._state import _as_numpy, _cast_array, _cast_step, _cast_value, _new_step
 
 __all__ = [
@@ -174,6 +175,28 @@ def _to_scalar(x: Any) -> Any:
     return x
 
 
+def _check_layout(state_dict: Any) -> None:
+    """The shape of an optimizer state dict, checked before anything reads it: a dict with
+    ``'state'`` (a dict) and ``'param_groups'`` (a list of dicts, each with a ``'params'``
+    list). A missing key raises torch's KeyError; a wrong type a TypeError naming it."""
+    if not isinstance(state_dict, dict):
+        raise TypeError("state_dict must be a dict with 'state' and 'param_groups', "
+                        f"but got {type(state_dict).__name__}")
+    state, groups = state_dict["state"], state_dict["param_groups"]
+    if not isinstance(state, dict):
+        raise TypeError("loaded state dict's 'state' must be a dict of per-parameter state, "
+                        f"but got {type(state).__name__}")
+    if not isinstance(groups, (list, tuple)):
+        raise TypeError("loaded state dict's 'param_groups' must be a list of dicts, "
+                        f"but got {type(groups).__name__}")
+    for i, g in enumerate(groups):
+        if not isinstance(g, dict) or not isinstance(g.get("params"), (list, tuple)):
+            raise TypeError(f"loaded state dict's param_groups[{i}] must be a dict with a "
+                            f"'params' list, but got {type(g).__name__}"
+                            + (f" with params {g.get('params')!r}" if isinstance(g, dict)
+                               else ""))
+
+
 class Optimizer:
     r"""Base class for all optimizers, with torch 2.13's API and behaviour.
 
@@ -206,6 +229,8 @@ class Optimizer:
 
         self.state: defaultdict[Any, Any] = defaultdict(dict)
         self.param_groups: list[dict[str, Any]] = []
+        # torch params: their kernel views (_torch_params); None over fastoptim Tensors
+        self._torch_params: _torch_params.TorchParams | None = None
 
         param_groups = list(params)
         if len(param_groups) == 0:
@@ -236,14 +261,27 @@ class Optimizer:
         ):
             if name not in self.__dict__:
                 setattr(self, name, OrderedDict())
+        if "_torch_params" not in self.__dict__:  # unpickled: views are not pickled
+            self._torch_params = None
+            torch_ps = [p for g in self.param_groups for p in g["params"]
+                        if _torch_params.is_torch_tensor(p)]
+            if torch_ps:
+                self._torch_params = _torch_params.TorchParams()
+                for p in torch_ps:
+                    self._torch_params.add(p)
         self._patch_step_function()
         self.defaults.setdefault("differentiable", False)
 
     def _steps_to_tensors(self) -> None:
         """Old dicts stored ``step`` as a number; the kernels need the 0-dim float32 Tensor."""
+        tp = self.__dict__.get("_torch_params")
         for s in self.state.values():
             if isinstance(s, dict) and "step" in s and not isinstance(s["step"], Tensor):
+                if tp is not None and _torch_params.is_torch_tensor(s["step"]):
+                    continue  # over torch params the state is torch's (a view of our kind)
                 s["step"] = _new_step(float(s["step"]))
+                if tp is not None:
+                    s["step"] = tp.torch_state(s["step"])
 
     def __repr__(self) -> str:
         lines = [self.__class__.__name__ + " ("]
@@ -281,6 +319,8 @@ class Optimizer:
                 or _global_optimizer_pre_hooks
                 or _global_optimizer_post_hooks
             ):
+                if self._torch_params is not None:
+                    return self._torch_params.run_step(self, func, args, kwargs)
                 if body is None:
                     return func(*args, **kwargs)
                 # func is body under _use_grad_for_differentiable: do its grad switch inline
@@ -301,7 +341,10 @@ class Optimizer:
                             f"{func} must return None or a tuple of (new_args, new_kwargs), "
                             f"but got {result}."
                         )
-            out = func(*args, **kwargs)
+            if self._torch_params is not None:
+                out = self._torch_params.run_step(self, func, args, kwargs)
+            else:
+                out = func(*args, **kwargs)
             self._optimizer_step_code()
             for post_hook in chain(
                 self._optimizer_step_post_hooks.values(), _global_optimizer_post_hooks.values()
@@ -387,7 +430,7 @@ class Optimizer:
 
         param_groups = [pack_group(g) for g in self.param_groups]
         packed_state = {
-            (param_mappings[id(k)] if isinstance(k, Tensor) else k): v
+            (param_mappings[id(k)] if id(k) in param_mappings else k): v
             for k, v in self.state.items()
         }
         state_dict = {"state": packed_state, "param_groups": param_groups}
@@ -463,11 +506,13 @@ class Optimizer:
 
         Create an LR scheduler *before* calling this: constructing one rewrites ``lr``.
         """
+        _check_layout(state_dict)
         state_dict = state_dict.copy()
         for pre_hook in self._optimizer_load_state_dict_pre_hooks.values():
             hook_result = pre_hook(self, state_dict)
             if hook_result is not None:
                 state_dict = hook_result
+                _check_layout(state_dict)
 
         groups = self.param_groups
         saved_groups = deepcopy(state_dict["param_groups"])
@@ -495,13 +540,18 @@ class Optimizer:
             param_groups.append(ng)
 
         # Build everything before touching self, so that any error leaves us unchanged.
+        tp = self._torch_params
         state: defaultdict[Any, Any] = defaultdict(dict)
         for k, v in state_dict["state"].items():
             if k in id_map:
                 param, gi, pos = id_map[k]
-                state[param] = self._check_and_cast_state(param, v, gi, pos, k, param_groups[gi])
+                # over torch params, the cast reads the param's kernel view (its dtype)
+                like = param if tp is None else tp.view_of(param)
+                state[param] = self._check_and_cast_state(like, v, gi, pos, k, param_groups[gi])
             else:
                 state[k] = v
+        if tp is not None:
+            state = tp.load_state(state)  # torch tensors sharing the cast arrays
 
         saved = dict(self.__dict__)
         try:
@@ -595,9 +645,11 @@ class Optimizer:
         if not isinstance(param_group, dict):
             raise TypeError(f"param_group must be a dict, but got {type(param_group)}")
 
+        # Everything is checked on local values first: a refused group leaves the optimizer
+        # and the caller's dict as they were (torch's edits the dict before its checks).
         params = param_group["params"]
         if isinstance(params, Tensor):
-            param_group["params"] = [params]
+            params = [params]
         elif isinstance(params, set):
             raise TypeError(
                 "optimizer parameters need to be organized in ordered collections, but "
@@ -605,27 +657,35 @@ class Optimizer:
                 "Please use a list instead."
             )
         else:
-            param_group["params"] = list(params)
+            params = list(params)
 
         tensors = []
         names = []
-        for param in param_group["params"]:
+        for param in params:
             if isinstance(param, tuple):
                 names.append(param[0])
                 tensors.append(param[1])
             else:
                 tensors.append(param)
-        param_group["params"] = tensors
-        if names:
-            if len(names) != len(tensors):
-                raise ValueError(
-                    "all optimizer params should be with/without names. "
-                    "Some param names are missing"
-                )
-            param_group["param_names"] = names
+        if names and len(names) != len(tensors):
+            raise ValueError(
+                "all optimizer params should be with/without names. "
+                "Some param names are missing"
+            )
+        has_names = bool(names) or "param_names" in param_group
 
         differentiable = self.defaults.get("differentiable", None)
-        for param in tensors:
+        gi = len(self.param_groups)
+        torch_flags = [_torch_params.is_torch_tensor(p) for p in tensors]
+        if any(torch_flags):
+            self._check_torch_group(tensors, torch_flags, gi, differentiable)
+        elif self._torch_params is not None and tensors:
+            raise TypeError(
+                "an optimizer cannot mix torch and fastoptim tensors: parameter 0 of parameter "
+                f"group {gi} is {_typename(tensors[0])}, but the optimizer's params are torch "
+                "tensors (convert with torch.from_dlpack / fastoptim.from_dlpack)"
+            )
+        for param in (() if any(torch_flags) else tensors):
             if not isinstance(param, Tensor):
                 raise TypeError(
                     "optimizer can only optimize Tensors, "
@@ -634,13 +694,15 @@ class Optimizer:
             if not differentiable and not (param.is_leaf or param.retains_grad):
                 raise ValueError("can't optimize a non-leaf Tensor")
 
+        missing = {}
         for name, default in self.defaults.items():
-            if default is required and name not in param_group:
-                raise ValueError(
-                    "parameter group didn't specify a value of required optimization "
-                    f"parameter {name}"
-                )
-            param_group.setdefault(name, default)
+            if name not in param_group:
+                if default is required:
+                    raise ValueError(
+                        "parameter group didn't specify a value of required optimization "
+                        f"parameter {name}"
+                    )
+                missing[name] = default
 
         # Tensors hash by identity, so sets here compare objects, never values.
         if len(tensors) != len(set(tensors)):
@@ -654,8 +716,8 @@ class Optimizer:
         param_set: set = set()
         for group in self.param_groups:
             param_set.update(group["params"])
-            if ("param_names" in param_group) != ("param_names" in group):
-                current = "with names" if "param_names" in param_group else "without names"
+            if has_names != ("param_names" in group):
+                current = "with names" if has_names else "without names"
                 raise ValueError(
                     "all optimizer param groups should be with/without names. "
                     f"cannot add param group {current} to the optimizer"
@@ -663,4 +725,28 @@ class Optimizer:
         if not param_set.isdisjoint(tensors):
             raise ValueError("some parameters appear in more than one parameter group")
 
+        param_group["params"] = tensors
+        if names:
+            param_group["param_names"] = names
+        param_group.update(missing)
+        if any(torch_flags):
+            if self._torch_params is None:
+                self._torch_params = _torch_params.TorchParams()
+            for p in tensors:
+                self._torch_params.add(p)
         self.param_groups.append(param_group)
+
+    def _check_torch_group(self, tensors, torch_flags, gi, differentiable) -> None:
+        """torch params: all of one kind, and each one the kernels can update in place."""
+        mixed = not all(torch_flags) or (
+            self._torch_params is None and len(self.param_groups) > 0
+        )
+        if mixed:
+            pos = torch_flags.index(False) if not all(torch_flags) else 0
+            raise TypeError(
+                "an optimizer cannot mix torch and fastoptim tensors: parameter "
+                f"{pos} of parameter group {gi} is {_typename(tensors[pos])}, unlike the "
+                "others (convert with torch.from_dlpack / fastoptim.from_dlpack)"
+            )
+        for pos, p in enumerate(tensors):
+            _torch_params.check_param(p, gi, pos, differentiable)

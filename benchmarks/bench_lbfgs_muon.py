@@ -1,0 +1,101 @@
+"""Rough timings of LBFGS and Muon against torch 2.13 (separate from run.py's regimes).
+
+* Muon: one ``step()`` on a single 1024x1024 and a 4096x1024 float32 param (five Newton-Schulz
+  iterations), fastoptim against ``torch.optim.Muon``; median of ``--repeat`` steps.
+* LBFGS: per-iteration overhead on the 784-256-10 MLP of regime (e) (ReLU, MSE, batch 64,
+  float32): the time of ``step(closure)`` with ``max_iter=20`` (no line search, tolerances off)
+  minus the time of its closure calls, divided by the iterations; median over ``--repeat``.
+
+Usage: ``python benchmarks/bench_lbfgs_muon.py [--repeat N] [--threads T]``.
+"""
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+
+def _median_time(fn, repeat):
+    fn()  # warm
+    ts = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
+def bench_muon(lib, shape, repeat):
+    rng = np.random.default_rng(0)
+    p0, g0 = rng.standard_normal(shape, np.float32), rng.standard_normal(shape, np.float32)
+    if lib == "torch":
+        import torch
+        p = torch.tensor(p0, requires_grad=True)
+        p.grad = torch.tensor(g0)
+        opt = torch.optim.Muon([p])
+    else:
+        import fastoptim
+        p = fastoptim.tensor(p0, requires_grad=True)
+        p.grad = fastoptim.tensor(g0)
+        opt = fastoptim.optim.Muon([p])
+    return _median_time(opt.step, repeat)
+
+
+def bench_lbfgs(lib, repeat, iters=20):
+    rng = np.random.default_rng(0)
+    x0 = rng.standard_normal((64, 784), np.float32)
+    y0 = rng.standard_normal((64, 10), np.float32)
+    if lib == "torch":
+        import torch as m
+        model = m.nn.Sequential(m.nn.Linear(784, 256), m.nn.ReLU(), m.nn.Linear(256, 10))
+        x, y = m.tensor(x0), m.tensor(y0)
+        opt_cls = m.optim.LBFGS
+    else:
+        import fastoptim as m
+        model = m.nn.Sequential(m.nn.Linear(784, 256), m.nn.ReLU(), m.nn.Linear(256, 10))
+        x, y = m.tensor(x0), m.tensor(y0)
+        opt_cls = m.optim.LBFGS
+    loss_fn = m.nn.MSELoss()
+    opt = opt_cls(model.parameters(), lr=1e-4, max_iter=iters, max_eval=10 * iters,
+                  tolerance_grad=-1.0, tolerance_change=-1.0, history_size=10)
+
+    def closure():
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        return loss
+
+    t_closure = _median_time(closure, repeat * 5)
+    t_step = _median_time(lambda: opt.step(closure), repeat)
+    evals = iters  # the first evaluation, then one per iteration but the last
+    return (t_step - evals * t_closure) / iters, t_step, t_closure
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--only", choices=["muon", "lbfgs"], default=None)
+    ap.add_argument("--muon-shapes", default="1024x1024,4096x1024")
+    ap.add_argument("--torch-muon-repeat", type=int, default=1,
+                    help="torch's bf16 CPU matmuls are slow (~80 s a 1024x1024 step here)")
+    args = ap.parse_args()
+    import torch
+    torch.set_num_threads(args.threads)
+    shapes = [tuple(int(v) for v in s.split("x")) for s in args.muon_shapes.split(",")]
+    for shape in shapes if args.only != "lbfgs" else []:
+        tf = bench_muon("fo", shape, args.repeat)
+        tt = bench_muon("torch", shape, args.torch_muon_repeat)
+        print(f"Muon {shape[0]}x{shape[1]}: fastoptim {tf * 1e3:.1f} ms, torch {tt * 1e3:.1f} ms,"
+              f" ratio {tf / tt:.2f}")
+    if args.only == "muon":
+        return
+    (of, sf, cf), (ot, st, ct) = bench_lbfgs("fo", args.repeat), bench_lbfgs("torch", args.repeat)
+    print(f"LBFGS 784-256-10 per-iteration overhead: fastoptim {of * 1e6:.0f} us "
+          f"(step {sf * 1e3:.2f} ms, closure {cf * 1e6:.0f} us), torch {ot * 1e6:.0f} us "
+          f"(step {st * 1e3:.2f} ms, closure {ct * 1e6:.0f} us), ratio {of / ot:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+import numpy as np
+
+def axpy(alpha: float, x: np.ndarray, y: np.ndarray) -> np.ndarray: ...

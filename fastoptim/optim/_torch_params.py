@@ -1,0 +1,257 @@
+"""torch tensors as an optimizer's params: the mapping between them and our kernel views.
+
+Why it exists, and why here (one private module the ``Optimizer`` base calls): the step bodies
+and the C collection (``_optim._gather``) work on fastoptim Tensors, and other work changes them
+in parallel; torch support must not fork them.  So an optimizer over torch params keeps two
+faces of the same memory:
+
+* the user's face, torch's: ``param_groups`` hold the user's torch tensors (torch code reads
+  them: clipping, schedulers, ``named_parameters`` bookkeeping) and ``state`` holds torch
+  tensors (so ``torch.save(opt.state_dict())`` and ``torch.optim.X.load_state_dict(ours)``
+  work), keyed by the torch params;
+* the kernel's face: one fastoptim Tensor VIEW per param, made once (through the buffer torch
+  exports, no copy) and cached here, whose ``.grad`` is re-bound before each step to a view of
+  the torch param's ``.grad``; state views are made once per state tensor.  ``step`` swaps the
+  kernel's groups and state in for the duration of the class's step body, so the body and the
+  C path run unchanged: one C call per group, writing the torch memory in place.
+
+Per step, per param, the sync costs a few attribute reads and identity checks.  A grad that is
+the same torch tensor as last step (``zero_grad(set_to_none=False)``, or accumulation) reuses
+its view: nothing is allocated.  With ``set_to_none=True`` (torch's default) autograd makes a
+new grad tensor every step, and we make one view of it (a numpy array header and a Tensor).
+
+Everything is checked before the step body runs, so a bad grad leaves params and state
+untouched.  Importing this module does not import torch: it reads ``sys.modules`` and is used
+only once a torch tensor has been passed.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+from typing import Any
+
+import fastoptim
+from fastoptim import Tensor
+
+__all__ = ["TorchParams", "check_param", "is_torch_tensor"]
+
+
+def is_torch_tensor(x: Any) -> bool:
+    """True for a torch tensor, without importing torch (only if the user already did)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def _where(gi: int, pos: int) -> str:
+    return f"parameter {pos} of parameter group {gi}"
+
+
+def check_param(p: Any, gi: int, pos: int, differentiable: bool) -> None:
+    """Refuse a torch param the kernels cannot update in place, naming it."""
+    torch = sys.modules["torch"]
+    where = _where(gi, pos)
+    if p.layout != torch.strided:
+        raise ValueError(f"fastoptim optimizes dense tensors only, but {where} has layout "
+                         f"{p.layout}")
+    if p.device.type != "cpu":
+        raise ValueError(f"fastoptim optimizes CPU tensors only, but {where} is on device "
+                         f"'{p.device}'")
+    if p.dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"fastoptim optimizes float32 and float64 tensors only, but {where} "
+                         f"has dtype {p.dtype}")
+    if not p.is_contiguous():
+        raise ValueError(f"fastoptim optimizes contiguous tensors only, but {where} is not "
+                         "contiguous (call .contiguous() on it before making the model's "
+                         "parameter)")
+    if not differentiable and not (p.is_leaf or p.retains_grad):
+        raise ValueError(f"can't optimize a non-leaf Tensor ({where})")
+
+
+def _view(t: Any) -> Tensor:
+    """A fastoptim Tensor over a CPU torch tensor's memory (no copy)."""
+    return fastoptim.from_dlpack(t.detach())
+
+
+class _Mirror:
+    """One torch param's kernel face: its view, its grad's view, its state's views."""
+
+    __slots__ = ("grad", "grad_view", "ptr", "shape", "state", "state_views", "view")
+
+    def __init__(self, p: Any) -> None:
+        self.view = _view(p)
+        self.view.requires_grad_(True)
+        self.ptr = p.data_ptr()
+        self.shape = p.shape
+        self.grad = None          # the torch grad the view's grad was made from
+        self.grad_view = None
+        self.state = None         # the torch state dict the views below mirror
+        self.state_views = None   # {key: (torch value, view value)}
+
+
+class TorchParams:
+    """The torch <-> kernel mapping of one optimizer (``Optimizer._torch_params``)."""
+
+    def __init__(self) -> None:
+        self.mirrors: dict[int, _Mirror] = {}        # id(torch param) -> its mirror
+        self.kernel_state: defaultdict[Any, Any] = defaultdict(dict)   # keyed by views
+
+    def add(self, p: Any) -> None:
+        if id(p) not in self.mirrors:
+            self.mirrors[id(p)] = _Mirror(p)
+
+    def view_of(self, p: Any) -> Tensor:
+        return self.mirrors[id(p)].view
+
+    def views(self, params: Any) -> list[Tensor]:
+        return [self.mirrors[id(p)].view for p in params]
+
+    @staticmethod
+    def torch_state(state: Any) -> Any:
+        """State made for a kernel view, as torch tensors over the same memory."""
+        return _torch_value(state)
+
+    # ---------------------------------------------------------------- one step
+    def run_step(self, opt: Any, call: Any, args: tuple, kwargs: dict) -> Any:
+        """Run the class's step body ``call`` on the kernel's face of ``opt``."""
+        torch = sys.modules["torch"]
+        loss = None
+        closure = kwargs.get("closure", args[1] if len(args) > 1 else None)
+        if closure is not None:
+            # torch's autograd writes the grads we read: run it before the sync
+            with torch.enable_grad():
+                loss = closure()
+            if "closure" in kwargs:
+                kwargs = {**kwargs, "closure": None}
+            else:
+                args = (args[0], None, *args[2:])
+        groups = self._sync(opt)
+        saved = opt.param_groups, opt.state
+        opt.param_groups, opt.state = groups, self.kernel_state
+        try:
+            with torch.no_grad():
+                call(*args, **kwargs)
+        finally:
+            opt.param_groups, opt.state = saved
+        self._publish(opt)
+        return loss
+
+    def _sync(self, opt: Any) -> list[dict[str, Any]]:
+        """Check every grad, re-bind the views' grads and state; the kernel's groups."""
+        mirrors = self.mirrors
+        tstate = opt.state
+        kstate = self.kernel_state
+        groups = []
+        for gi, group in enumerate(opt.param_groups):
+            views = []
+            for pos, p in enumerate(group["params"]):
+                m = mirrors[id(p)]
+                if p.data_ptr() != m.ptr or p.shape != m.shape:
+                    # p.data = ... rebound the storage: a new view of it
+                    m.view = _view(p)
+                    m.view.requires_grad_(True)
+                    m.ptr, m.shape = p.data_ptr(), p.shape
+                    m.grad = m.grad_view = None
+                    m.state = None
+                v = m.view
+                g = p.grad
+                if g is None:
+                    v.grad = None
+                elif g is not m.grad:
+                    _check_grad(p, g, gi, pos)
+                    m.grad = g
+                    m.grad_view = _view(g)
+                    v.grad = m.grad_view
+                elif v.grad is not m.grad_view:
+                    v.grad = m.grad_view
+                ts = tstate.get(p)
+                if ts is None:
+                    kstate.pop(v, None)
+                    m.state = None
+                elif ts is not m.state or len(ts) != len(m.state_views) or any(
+                        ts.get(k) is not tv for k, (tv, _) in m.state_views.items()):
+                    m.state = ts
+                    m.state_views = {k: (tv, _kernel_value(tv)) for k, tv in ts.items()}
+                    kstate[v] = {k: kv for k, (_, kv) in m.state_views.items()}
+                views.append(v)
+            kg = dict(group)
+            kg["params"] = views
+            groups.append(kg)
+        return groups
+
+    def _publish(self, opt: Any) -> None:
+        """Give the state the step made (as Tensors) to the torch side, sharing memory."""
+        tstate = opt.state
+        for group in opt.param_groups:
+            for p in group["params"]:
+                m = self.mirrors[id(p)]
+                ks = self.kernel_state.get(m.view)
+                if not ks:
+                    continue
+                views = m.state_views if m.state is not None else {}
+                if len(views) == len(ks) and all(
+                        ks.get(k) is kv for k, (_, kv) in views.items()):
+                    continue
+                ts = tstate[p]
+                new = {}
+                for k, kv in ks.items():
+                    old = views.get(k)
+                    tv = old[0] if old is not None and old[1] is kv else _torch_value(kv)
+                    ts[k] = tv
+                    new[k] = (tv, kv)
+                m.state = ts
+                m.state_views = new
+
+    def load_state(self, state: Any) -> Any:
+        """Loaded state (Tensors, cast for the kernels) as the torch state that shares it."""
+        out = defaultdict(dict)
+        for k, v in state.items():
+            out[k] = _torch_value(v) if id(k) in self.mirrors else v
+        return out
+
+
+def _check_grad(p: Any, g: Any, gi: int, pos: int) -> None:
+    torch = sys.modules["torch"]
+    where = _where(gi, pos)
+    if g.layout != torch.strided:
+        raise RuntimeError(f"fastoptim does not support sparse gradients ({where})")
+    if g.device.type != "cpu":
+        raise RuntimeError(f"the grad of {where} is on device '{g.device}'; fastoptim "
+                           "optimizes CPU tensors only")
+    if g.shape != p.shape:
+        raise RuntimeError(f"the grad of {where} has shape {list(g.shape)}, but the parameter "
+                           f"has shape {list(p.shape)}")
+    if g.dtype != p.dtype:
+        raise RuntimeError(f"the grad of {where} has dtype {g.dtype}, but the parameter has "
+                           f"dtype {p.dtype}")
+    if not g.is_contiguous():
+        raise RuntimeError(f"the grad of {where} is not contiguous; fastoptim reads contiguous "
+                           "grads only")
+
+
+def _kernel_value(v: Any) -> Any:
+    """A torch state value as what the kernel reads (a view for tensors, recursively)."""
+    if is_torch_tensor(v):
+        if v.device.type != "cpu" or v.layout != sys.modules["torch"].strided:
+            raise ValueError(f"optimizer state must be dense CPU tensors, got one on "
+                             f"{v.device} with layout {v.layout}")
+        if not v.is_contiguous():
+            raise ValueError("optimizer state must be contiguous tensors (the kernel updates "
+                             "them in place), got a non-contiguous one")
+        return _view(v)
+    if isinstance(v, dict):
+        return {k: _kernel_value(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return type(v)(_kernel_value(x) for x in v)
+    return v
+
+
+def _torch_value(v: Any) -> Any:
+    """A kernel state value (Tensors, recursively) as torch tensors over the same memory."""
+    if isinstance(v, Tensor):
+        return sys.modules["torch"].from_dlpack(v)
+    if isinstance(v, dict):
+        return {k: _torch_value(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return type(v)(_torch_value(x) for x in v)
+    return v

@@ -1,0 +1,468 @@
+r"""``LBFGS``: torch 2.13's L-BFGS (closure-driven, optional strong-Wolfe line search).
+
+Why this file exists: LBFGS is not an elementwise update. A ``step(closure)`` runs up to
+``max_iter`` iterations over ONE flat vector holding every param (torch's ``_gather_flat_grad``,
+``_add_grad``, ``_directional_evaluate``), keeps a history of ``(y, s)`` pairs and calls the
+closure many times. So it has no row in ``_descriptions`` (no kernel struct, no per-param state)
+and does not use ``_grouped_step``.
+
+Design: a line-by-line transcription of ``torch/optim/lbfgs.py`` (same branches, same order of
+operations) where every vector is a flat numpy array of the params' dtype and every scalar that
+torch keeps as a 0-dim tensor (``ys``, ``ro[i]``, ``al[i]``, ``H_diag``, ``gtd``) is a numpy scalar
+of that dtype -- numpy's scalar promotion (NEP 50) then matches torch's 0-dim-tensor promotion,
+so float32 runs compute their scalars in float32 exactly where torch does. The vector work runs in
+compiled code: dots are BLAS ``ddot``/``sdot`` (``numpy.dot`` on contiguous flat vectors), the
+axpys (two-loop recursion, ``_add_grad``) are a small C kernel, ``_lbfgs.axpy``, fused as torch's
+``add_(x, alpha=a)`` is (numpy has no FMA; a mul then add drifts from torch by an ulp an
+iteration). The plain
+transcription the class is tested against is ``_reference_lbfgs.lbfgs_direction``.
+
+State: as torch, everything lives in ``self.state[first param]`` with torch's keys (``d``, ``t``,
+``old_dirs``, ``old_stps``, ``ro``, ``H_diag``, ``prev_flat_grad``, ``prev_loss``, ``n_iter``,
+``func_evals``, ``al``); arrays and 0-dim scalars are stored as fastoptim Tensors, numbers as
+numbers, so ``state_dict()`` loads into ``torch.optim.LBFGS`` after ``torch.as_tensor`` on each
+tensor, and a dict written by torch loads here (the base class casts it to the param dtype).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+import fastoptim
+from fastoptim import Tensor
+from fastoptim._C._lbfgs import axpy
+
+from .optimizer import Optimizer, _to_scalar
+
+__all__ = ["LBFGS"]
+
+
+def _cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None):
+    """torch's ``_cubic_interpolate`` (from torch/optim polyinterp.lua), the same branches."""
+    if bounds is not None:
+        xmin_bound, xmax_bound = bounds
+    else:
+        xmin_bound, xmax_bound = (x1, x2) if x1 <= x2 else (x2, x1)
+    d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2)
+    d2_square = d1**2 - g1 * g2
+    if d2_square >= 0:
+        d2 = np.sqrt(d2_square)
+        if x1 <= x2:
+            min_pos = x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2))
+        else:
+            min_pos = x1 - (x1 - x2) * ((g1 + d2 - d1) / (g1 - g2 + 2 * d2))
+        return min(max(min_pos, xmin_bound), xmax_bound)
+    return (xmin_bound + xmax_bound) / 2.0
+
+
+def _strong_wolfe(obj_func, x, t, d, f, g, gtd, c1=1e-4, c2=0.9, tolerance_change=1e-9,
+                  max_ls=25):
+    """torch's ``_strong_wolfe`` (from torch/optim lswolfe.lua): bracketing, then zoom with
+    cubic interpolation. Returns ``(f_new, g_new, t, ls_func_evals)``."""
+    d_norm = np.abs(d).max()
+    g = g.copy()
+    f_new, g_new = obj_func(x, t, d)
+    ls_func_evals = 1
+    gtd_new = g_new.dot(d)
+
+    t_prev, f_prev, g_prev, gtd_prev = 0, f, g, gtd
+    done = False
+    ls_iter = 0
+    while ls_iter < max_ls:
+        if f_new > (f + c1 * t * gtd) or (ls_iter > 1 and f_new >= f_prev):
+            bracket = [t_prev, t]
+            bracket_f = [f_prev, f_new]
+            bracket_g = [g_prev, g_new.copy()]
+            bracket_gtd = [gtd_prev, gtd_new]
+            break
+        if abs(gtd_new) <= -c2 * gtd:
+            bracket = [t]
+            bracket_f = [f_new]
+            bracket_g = [g_new]
+            done = True
+            break
+        if gtd_new >= 0:
+            bracket = [t_prev, t]
+            bracket_f = [f_prev, f_new]
+            bracket_g = [g_prev, g_new.copy()]
+            bracket_gtd = [gtd_prev, gtd_new]
+            break
+        min_step = t + 0.01 * (t - t_prev)
+        max_step = t * 10
+        tmp = t
+        t = _cubic_interpolate(t_prev, f_prev, gtd_prev, t, f_new, gtd_new,
+                               bounds=(min_step, max_step))
+        t_prev = tmp
+        f_prev = f_new
+        g_prev = g_new.copy()
+        gtd_prev = gtd_new
+        f_new, g_new = obj_func(x, t, d)
+        ls_func_evals += 1
+        gtd_new = g_new.dot(d)
+        ls_iter += 1
+
+    if ls_iter == max_ls:
+        bracket = [0, t]
+        bracket_f = [f, f_new]
+        bracket_g = [g, g_new]
+
+    insuf_progress = False
+    low_pos, high_pos = (0, 1) if bracket_f[0] <= bracket_f[-1] else (1, 0)
+    while not done and ls_iter < max_ls:
+        if abs(bracket[1] - bracket[0]) * d_norm < tolerance_change:
+            break
+        t = _cubic_interpolate(bracket[0], bracket_f[0], bracket_gtd[0],
+                               bracket[1], bracket_f[1], bracket_gtd[1])
+        eps = 0.1 * (max(bracket) - min(bracket))
+        if min(max(bracket) - t, t - min(bracket)) < eps:
+            if insuf_progress or t >= max(bracket) or t <= min(bracket):
+                if abs(t - max(bracket)) < abs(t - min(bracket)):
+                    t = max(bracket) - eps
+                else:
+                    t = min(bracket) + eps
+                insuf_progress = False
+            else:
+                insuf_progress = True
+        else:
+            insuf_progress = False
+
+        f_new, g_new = obj_func(x, t, d)
+        ls_func_evals += 1
+        gtd_new = g_new.dot(d)
+        ls_iter += 1
+
+        if f_new > (f + c1 * t * gtd) or f_new >= bracket_f[low_pos]:
+            bracket[high_pos] = t
+            bracket_f[high_pos] = f_new
+            bracket_g[high_pos] = g_new.copy()
+            bracket_gtd[high_pos] = gtd_new
+            low_pos, high_pos = (0, 1) if bracket_f[0] <= bracket_f[1] else (1, 0)
+        else:
+            if abs(gtd_new) <= -c2 * gtd:
+                done = True
+            elif gtd_new * (bracket[high_pos] - bracket[low_pos]) >= 0:
+                bracket[high_pos] = bracket[low_pos]
+                bracket_f[high_pos] = bracket_f[low_pos]
+                bracket_g[high_pos] = bracket_g[low_pos]
+                bracket_gtd[high_pos] = bracket_gtd[low_pos]
+            bracket[low_pos] = t
+            bracket_f[low_pos] = f_new
+            bracket_g[low_pos] = g_new.copy()
+            bracket_gtd[low_pos] = gtd_new
+
+    t = bracket[low_pos]
+    f_new = bracket_f[low_pos]
+    g_new = bracket_g[low_pos]
+    return f_new, g_new, t, ls_func_evals
+
+
+def _two_loop(flat_grad, old_dirs, old_stps, ro, H_diag, al):
+    """The L-BFGS two-loop recursion in torch's order, ``d = -H grad``: BLAS dots and fused
+    axpys (``_lbfgs.axpy``, torch's ``add_(x, alpha=a)``) in place on the one new vector."""
+    num_old = len(old_dirs)
+    q = np.negative(flat_grad)
+    for i in range(num_old - 1, -1, -1):
+        al[i] = old_stps[i].dot(q) * ro[i]
+        axpy(-al[i], old_dirs[i], q)
+    r = np.multiply(q, H_diag, out=q)
+    for i in range(num_old):
+        be_i = old_dirs[i].dot(r) * ro[i]
+        axpy(al[i] - be_i, old_stps[i], r)
+    return r
+
+
+def _to_state(value):
+    """A flat array or a dtype scalar as a fastoptim Tensor (torch keeps tensors there)."""
+    if isinstance(value, np.ndarray):
+        return fastoptim.from_numpy(value)
+    if isinstance(value, np.generic):
+        return fastoptim.from_numpy(np.array(value))
+    return value
+
+
+def _from_state(value, dtype):
+    """The inverse: Tensors (ours, or loaded) as numpy arrays / scalars of ``dtype``."""
+    if isinstance(value, Tensor):
+        arr = value._np
+        if arr.dtype != dtype:
+            arr = arr.astype(dtype)
+        return arr[()] if arr.ndim == 0 else arr
+    return value
+
+
+class LBFGS(Optimizer):
+    r"""L-BFGS, torch 2.13's (heavily inspired by minFunc), same iterates and state.
+
+    Each ``step(closure)`` runs up to ``max_iter`` iterations. With ``g`` the flat gradient of
+    all params, the direction is ``d = -H g`` where ``H`` is the limited-memory inverse-Hessian
+    estimate from the last ``history_size`` pairs ``s = t d``, ``y = g_new - g_old`` (kept when
+    ``y.s > 1e-10``), applied by the two-loop recursion with initial scale ``H_diag = y.s/y.y``::
+
+        q = -g;  for i newest..oldest: a_i = rho_i s_i.q;  q -= a_i y_i
+        r = H_diag q;  for i oldest..newest: b_i = rho_i y_i.r;  r += (a_i - b_i) s_i
+
+    The first iteration uses ``d = -g`` and ``t = min(1, 1/|g|_1) lr``, later ones ``t = lr``;
+    with ``line_search_fn='strong_wolfe'`` ``t`` comes from a strong-Wolfe search (c1=1e-4,
+    c2=0.9) with cubic interpolation. Stops on ``max_iter``, ``max_eval`` closure calls,
+    ``max|g| <= tolerance_grad``, or changes below ``tolerance_change``.
+
+    Reference: Nocedal, "Updating quasi-Newton matrices with limited storage" (1980); Liu and
+    Nocedal, "On the limited memory BFGS method for large scale optimization" (1989).
+
+    Args:
+        params: iterable of Tensors (one group only: LBFGS has no per-parameter options).
+        lr (float): learning rate (default: 1).
+        max_iter (int): maximal number of iterations per ``step`` (default: 20).
+        max_eval (int): maximal number of closure calls per ``step`` (default: max_iter * 1.25).
+        tolerance_grad (float): termination tolerance on first-order optimality (default: 1e-7).
+        tolerance_change (float): termination tolerance on function value/parameter changes
+            (default: 1e-9).
+        history_size (int): update history size (default: 100).
+        line_search_fn (str): ``'strong_wolfe'`` or None (default: None).
+
+    Example:
+        >>> opt = fastoptim.optim.LBFGS(model.parameters(), line_search_fn="strong_wolfe")
+        >>> def closure():
+        ...     opt.zero_grad(); loss = loss_fn(model(x), y); loss.backward(); return loss
+        >>> opt.step(closure)
+    """
+
+    def __init__(
+        self,
+        params,
+        lr: float | Tensor = 1,
+        max_iter: int = 20,
+        max_eval: int | None = None,
+        tolerance_grad: float = 1e-7,
+        tolerance_change: float = 1e-9,
+        history_size: int = 100,
+        line_search_fn: str | None = None,
+    ) -> None:
+        if isinstance(lr, Tensor) and lr.numel() != 1:
+            raise ValueError("Tensor lr must be 1-element")
+        if not 0.0 <= lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if max_eval is None:
+            max_eval = max_iter * 5 // 4
+        defaults = {
+            "lr": lr,
+            "max_iter": max_iter,
+            "max_eval": max_eval,
+            "tolerance_grad": tolerance_grad,
+            "tolerance_change": tolerance_change,
+            "history_size": history_size,
+            "line_search_fn": line_search_fn,
+        }
+        super().__init__(params, defaults)
+
+        if len(self.param_groups) != 1:
+            raise ValueError("LBFGS doesn't support per-parameter options (parameter groups)")
+
+        self._params = self.param_groups[0]["params"]
+        self._numel_cache = None
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._params = self.param_groups[0]["params"]
+        self._numel_cache = None
+
+    def _numel(self) -> int:
+        if self._numel_cache is None:
+            self._numel_cache = sum(p.numel() for p in self._params)
+        return self._numel_cache
+
+    def _dtype(self):
+        return self._params[0]._np.dtype
+
+    def _gather_flat_grad(self) -> np.ndarray:
+        """All grads as one new flat vector (zeros for a param without a grad)."""
+        views = []
+        for p in self._params:
+            g = p.grad
+            views.append(np.zeros(p.numel(), p._np.dtype) if g is None else g._np.reshape(-1))
+        return np.concatenate(views)
+
+    def _add_grad(self, step_size, update: np.ndarray) -> None:
+        """``p += step_size * update[segment]`` for every param, in place."""
+        offset = 0
+        for p in self._params:
+            a = p._np
+            numel = a.size
+            axpy(step_size, update[offset:offset + numel], a)
+            offset += numel
+        if offset != self._numel():
+            raise AssertionError(f"Expected offset {offset} to equal {self._numel()}")
+
+    def _clone_param(self) -> list[np.ndarray]:
+        return [p._np.copy() for p in self._params]
+
+    def _set_param(self, params_data) -> None:
+        for p, pdata in zip(self._params, params_data, strict=True):
+            np.copyto(p._np, pdata)
+
+    def _directional_evaluate(self, closure, x, t, d):
+        self._add_grad(t, d)
+        loss = float(closure())
+        flat_grad = self._gather_flat_grad()
+        self._set_param(x)
+        return loss, flat_grad
+
+    def step(self, closure: Callable):  # type: ignore[override]
+        """Perform a single optimization step (up to ``max_iter`` iterations).
+
+        Args:
+            closure (Callable): a closure that reevaluates the model and returns the loss.
+        """
+        with fastoptim.no_grad():
+            return self._step(closure)
+
+    def _step(self, closure):
+        if len(self.param_groups) != 1:
+            raise AssertionError(
+                f"Expected exactly one param_group, but got {len(self.param_groups)}"
+            )
+        user_closure = closure
+
+        def closure():
+            with fastoptim.enable_grad():
+                return user_closure()
+
+        group = self.param_groups[0]
+        lr = _to_scalar(group["lr"])
+        if isinstance(lr, Tensor):
+            lr = lr._np[()]
+        max_iter = group["max_iter"]
+        max_eval = group["max_eval"]
+        tolerance_grad = group["tolerance_grad"]
+        tolerance_change = group["tolerance_change"]
+        line_search_fn = group["line_search_fn"]
+        history_size = group["history_size"]
+        dtype = self._dtype()
+
+        state = self.state[self._params[0]]
+        state.setdefault("func_evals", 0)
+        state.setdefault("n_iter", 0)
+
+        orig_loss = closure()
+        loss = float(orig_loss)
+        current_evals = 1
+        state["func_evals"] += 1
+
+        flat_grad = self._gather_flat_grad()
+        opt_cond = np.abs(flat_grad).max() <= tolerance_grad
+        if opt_cond:
+            return orig_loss
+
+        d = _from_state(state.get("d"), dtype)
+        t = _from_state(state.get("t"), dtype)
+        old_dirs = state.get("old_dirs")
+        old_stps = state.get("old_stps")
+        ro = state.get("ro")
+        if old_dirs is not None:
+            old_dirs = [_from_state(v, dtype) for v in old_dirs]
+            old_stps = [_from_state(v, dtype) for v in old_stps]
+            ro = [_from_state(v, dtype) for v in ro]
+        H_diag = _from_state(state.get("H_diag"), dtype)
+        prev_flat_grad = _from_state(state.get("prev_flat_grad"), dtype)
+        prev_loss = state.get("prev_loss")
+        al = None
+        if "al" in state:
+            al = [_from_state(v, dtype) for v in state["al"]]
+
+        try:
+            n_iter = 0
+            while n_iter < max_iter:
+                n_iter += 1
+                state["n_iter"] += 1
+
+                # direction
+                if state["n_iter"] == 1:
+                    d = np.negative(flat_grad)
+                    old_dirs = []
+                    old_stps = []
+                    ro = []
+                    H_diag = 1
+                else:
+                    y = np.subtract(flat_grad, prev_flat_grad)
+                    s = np.multiply(d, t)
+                    ys = y.dot(s)
+                    if ys > 1e-10:
+                        if len(old_dirs) == history_size:
+                            old_dirs.pop(0)
+                            old_stps.pop(0)
+                            ro.pop(0)
+                        old_dirs.append(y)
+                        old_stps.append(s)
+                        ro.append(1.0 / ys)
+                        H_diag = ys / y.dot(y)
+                    if al is None:
+                        al = [None] * history_size
+                    d = _two_loop(flat_grad, old_dirs, old_stps, ro, H_diag, al)
+
+                if prev_flat_grad is None:
+                    prev_flat_grad = flat_grad.copy()
+                else:
+                    np.copyto(prev_flat_grad, flat_grad)
+                prev_loss = loss
+
+                # step length
+                if state["n_iter"] == 1:
+                    t = min(1.0, 1.0 / np.abs(flat_grad).sum()) * lr
+                else:
+                    t = lr
+
+                gtd = flat_grad.dot(d)
+                if gtd > -tolerance_change:
+                    break
+
+                ls_func_evals = 0
+                if line_search_fn is not None:
+                    if line_search_fn != "strong_wolfe":
+                        raise RuntimeError("only 'strong_wolfe' is supported")
+                    x_init = self._clone_param()
+
+                    def obj_func(x, t, d):
+                        return self._directional_evaluate(closure, x, t, d)
+
+                    loss, flat_grad, t, ls_func_evals = _strong_wolfe(
+                        obj_func, x_init, t, d, loss, flat_grad, gtd,
+                        max_ls=max_eval - current_evals,
+                    )
+                    self._add_grad(t, d)
+                    opt_cond = np.abs(flat_grad).max() <= tolerance_grad
+                else:
+                    self._add_grad(t, d)
+                    if n_iter != max_iter:
+                        loss = float(closure())
+                        flat_grad = self._gather_flat_grad()
+                        opt_cond = np.abs(flat_grad).max() <= tolerance_grad
+                        ls_func_evals = 1
+
+                current_evals += ls_func_evals
+                state["func_evals"] += ls_func_evals
+
+                if n_iter == max_iter:
+                    break
+                if current_evals >= max_eval:
+                    break
+                if opt_cond:
+                    break
+                if np.abs(np.multiply(d, t)).max() <= tolerance_change:
+                    break
+                if abs(loss - prev_loss) < tolerance_change:
+                    break
+        finally:
+            if al is not None:
+                state["al"] = [_to_state(v) for v in al]
+
+        state["d"] = _to_state(d)
+        state["t"] = _to_state(t)
+        state["old_dirs"] = [_to_state(v) for v in old_dirs]
+        state["old_stps"] = [_to_state(v) for v in old_stps]
+        state["ro"] = [_to_state(v) for v in ro]
+        state["H_diag"] = _to_state(H_diag)
+        state["prev_flat_grad"] = _to_state(prev_flat_grad)
+        state["prev_loss"] = prev_loss
+        return orig_loss
