@@ -316,8 +316,10 @@ def test_a_subset_merges_into_a_saved_run(smoke, tmp_path):
     assert row["timing"]["method"] == "interleaved"
     assert len(row["times"]["fastoptim"]["repeat_medians_ns"]) == 2
     assert merged["config"]["isolate"] == ["a", "b", "c", "e"]   # (d) is now interleaved
-    assert merged["merges"][0]["rows"] == ["d/sgd/t1", "f/sgd/t1"]
-    assert sum("merged_from" in r for r in merged["rows"]) == 2
+    # (d) runs sgd with and without a scheduler stepping every iteration: three rows
+    assert merged["merges"][0]["rows"] == ["d/sgd/t1", "d/sgd+StepLR/t1", "d/sgd+OneCycleLR/t1",
+                                           "f/sgd/t1"]
+    assert sum("merged_from" in r for r in merged["rows"]) == 4
 
 
 def test_merge_refuses_another_machine(smoke, tmp_path):
