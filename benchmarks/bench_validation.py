@@ -1,6 +1,6 @@
 """What does validating a large param group cost, next to the update itself?
 
-Times ``_optim.adam_step`` and ``_optim.sgd_step`` (momentum) on a group of N arrays of M float32
+Times ``_optim.step`` for Adam and SGD (momentum) on a group of N arrays of M float32
 elements against the same N*M elements in one array, interleaved, and prints both medians and
 their ratio.  The one-array call pays a constant few-microsecond validation; the N-array call pays
 per-array checks plus the overlap proof, so the ratio is the price of validation (the kernel does
@@ -19,6 +19,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from fastoptim._C import _optim
+from fastoptim.optim._descriptions import BY_NAME
+from fastoptim.optim._step import plan
+
+ADAM, SGD = plan(BY_NAME["adam"]), plan(BY_NAME["sgd"])
 
 
 def _arrays(n, m, rng):
@@ -32,8 +36,8 @@ def _adam_call(n, m, rng):
     steps = [np.zeros((), np.float32) for _ in range(n)]
 
     def run():
-        _optim.adam_step(ps, gs, ms, vs, None, steps, 1e-6, 0.9, 0.999, 1e-8, 0.0, False,
-                         False, False)
+        _optim.step(ADAM, (1e-6, 0.9, 0.999, 1e-8, 0.0, False, False, False), ps, gs,
+                    (ms, vs, None), steps)
     return run
 
 
@@ -42,7 +46,7 @@ def _sgd_call(n, m, rng):
     bufs = [np.zeros(m, np.float32) for _ in range(n)]
 
     def run():
-        _optim.sgd_step(ps, gs, bufs, None, 1e-6, 0.9, 0.0, 0.0, False, False)
+        _optim.step(SGD, (1e-6, 0.9, 0.0, 0.0, False, False), ps, gs, (bufs,))
     return run
 
 

@@ -235,7 +235,7 @@ def build(regime, optimizer, name, mode, max_repeats=None):
         ps, gs = data(1, mode.a_numel) if regime == "a" else data(mode.b_count, mode.b_numel)
         if name == "roofline":      # reads what the step reads (g), writes p and each state
             from fastoptim._C import _bench
-            from fastoptim.optim.functional import _packed_like
+            from fastoptim.optim._state import _packed_like
             reads = [gs[0].copy()]
             writes = [ps[0].copy()]
             # each state array placed as fastoptim places its state (relative to the param's

@@ -1,7 +1,9 @@
 """The optimizer descriptions (fastoptim/optim/_descriptions.py) agree with everything that
 restates them in another language: the C header (each kernel's fo_<kernel>_hyper struct and its
-four prototypes), the Cython mirror (kernels.pxd), the stubs of the glue (_optim.pyi), the glue
-itself, the classes, the public functionals and the NumPy twins -- names, order and arity.
+four prototypes), the Cython mirror (kernels.pxd), the glue's per-kernel filler and runner
+(_optim.pyx) and its generic stubs, the classes, the public functionals and the NumPy twins --
+names, order and arity; and that an optimizer appears only where the recipe in
+_descriptions.py's docstring says.
 
 Cheaper than generating those files from the rows, and it fails at the first disagreement: a
 swapped pair of doubles in a struct, a state list missing from a prototype, a stub that lags.
@@ -19,6 +21,7 @@ from fastoptim._C import _optim
 from fastoptim.optim import _reference as ref
 from fastoptim.optim import functional
 from fastoptim.optim._descriptions import BY_NAME, DESCRIPTIONS, WHOLE_STEP
+from fastoptim.optim._step import plan
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = (ROOT / "csrc" / "fastoptim.h").read_text()
@@ -70,13 +73,6 @@ def _arrays(d):
     return [*names, "numels", "ntensors"]
 
 
-def _stub(name):
-    for node in PYI.body:
-        if isinstance(node, ast.FunctionDef) and node.name == name:
-            return [a.arg for a in node.args.args]
-    raise AssertionError(f"_optim.pyi has no stub for {name}")
-
-
 @pytest.mark.parametrize("kernel", sorted(KERNELS))
 def test_header_struct_holds_the_hyperparameters_by_name_in_order(kernel):
     d = KERNELS[kernel]
@@ -96,24 +92,123 @@ def test_header_and_pxd_prototypes_take_the_described_arrays_then_the_struct(ker
                                                                *(h.name for h in d.hyper)]
 
 
+GLUE = (ROOT / "fastoptim" / "_C" / "_optim.pyx").read_text()
+
+
+def _cdef_body(name):
+    m = re.search(r"^cdef \w+ %s\(.*\n((?:    .*\n|\n)+?)(?=\S)" % name, GLUE, re.M)
+    assert m, f"_optim.pyx has no cdef {name}"
+    return m.group(1)
+
+
 @pytest.mark.parametrize("kernel", sorted(KERNELS))
-def test_stubs_and_glue_take_the_described_arguments(kernel):
+def test_glue_filler_sets_the_struct_by_name_in_the_described_order(kernel):
     d = KERNELS[kernel]
-    lists = ["params", "grads", *(s.list_name for s in d.state)]
-    lists += ["buffer_is_new"] if d.first_step == "from_grad" else []
-    lists += ["state_steps"] if d.step else []
-    hyper = [h.name for h in d.hyper]
-    assert _stub(f"{kernel}_step") == [*lists, *hyper]
-    assert _stub(f"{kernel}_group_step") == ["group_params", "state", *hyper]
-    assert callable(getattr(_optim, f"{kernel}_step"))
-    assert callable(getattr(_optim, f"{kernel}_group_step"))
+    body = _cdef_body(f"_{kernel}_fill")
+    assert f"cdef fo_{kernel}_hyper *h = <fo_{kernel}_hyper *>hp" in body
+    fields, values = [], []
+    for left, right in re.findall(r"^    (h\.[\w, .]+?) = (.*?)(?=\n    \S|\n*\Z)", body,
+                                  re.M | re.S):
+        fields += re.findall(r"h\.(\w+)", left)
+        values += re.findall(r"(_[db])\(v\[(\d+)\]\)", right)
+    assert fields == [h.name for h in d.hyper]
+    # doubles from _d, flags from _b, each hyperparameter once, in order
+    assert values == [("_d", str(k)) for k in range(len(d.scalars))] + [
+        ("_b", str(len(d.scalars) + k)) for k in range(len(d.flags))]
+    reg = re.search(r'^_register\("%s", _%s_fill, _%s_run, (\w+), (\d+), '
+                    r"sizeof\(fo_%s_hyper\)\)" % (kernel, kernel, kernel, kernel), GLUE, re.M)
+    assert reg, f"_optim.pyx does not register kernel {kernel}"
+    assert int(reg.group(2)) == len(d.hyper)
+
+
+@pytest.mark.parametrize("kernel", sorted(KERNELS))
+def test_glue_runner_passes_the_described_state_lists_in_order(kernel):
+    d = KERNELS[kernel]
+    body = _cdef_body(f"_{kernel}_run")
+    for sfx, c in (("f32", "float"), ("f64", "double")):
+        call = re.search(r"fo_%s_update_%s\((.*?)\)\n" % (kernel, sfx), body, re.S).group(1)
+        args = [a.strip() for a in call.split(",")]
+        states = [f"<{c} **>s[{k}]" for k in range(len(d.state))]
+        assert args[2:2 + len(d.state)] == states, args
+        assert args[-1] == "h"
+        assert len(args) == len(_arrays(d)) + 1
+
+
+def test_glue_has_one_step_entry_for_every_optimizer():
+    # no per-optimizer entry points are left: one step, one group_step, a Plan per description
+    assert not [n for n in dir(_optim) if n.endswith(("_step", "_group_step"))
+                and not n.startswith("_") and n != "group_step"]
+    stubs = {n.name for n in PYI.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    assert {"step", "group_step", "Plan"} <= stubs
+    for d in DESCRIPTIONS:
+        assert plan(d).op == d.name
+
+
+@pytest.mark.parametrize("d", DESCRIPTIONS, ids=lambda d: d.name)
+def test_classes_keep_torchs_surface_only_and_share_the_step(d):
+    cls = getattr(optim, d.cls)
+    own = set(vars(cls))
+    assert not own & {"_update_group", "_init_group"}, own
+    step = getattr(cls.step, "_fo_step_body", cls.step)
+    assert step.__module__ == "fastoptim.optim._step"
+    # (AdamW inherits Adam's step, as in torch)
+    assert step.__qualname__ == f"{BY_NAME[d.kernel].cls}.step"
+
+
+# The files an optimizer may appear in (as ``adamax``/``Adamax``), by the recipe in
+# _descriptions.py's docstring: its kernel, the header and its mirror, its filler in the glue,
+# its row, its class, its export, its public functional, its twin.  Elsewhere in the library it
+# may only be mentioned in comments and docstrings (say, as an example).
+RECIPE = ("csrc/optim_{k}.c", "csrc/optim_{k}.inc", "csrc/fastoptim.h",
+          "fastoptim/kernels.pxd", "fastoptim/_C/kernels.pxd", "fastoptim/_C/_optim.pyx",
+          "fastoptim/optim/_descriptions.py", "fastoptim/optim/{n}.py",
+          "fastoptim/optim/__init__.py", "fastoptim/optim/functional.py",
+          "fastoptim/optim/_reference.py")
+PROSE_ONLY = ("fastoptim/optim/_state.py", "fastoptim/optim/optimizer.py",
+              "fastoptim/optim/_step.py", "fastoptim/__main__.py")
+
+
+def _code_of(path):
+    """A Python file's code without its comments and strings (so that prose may name
+    optimizers)."""
+    import io
+    import tokenize
+
+    toks = tokenize.generate_tokens(io.StringIO(path.read_text()).readline)
+    return " ".join(t.string for t in toks if t.type == tokenize.NAME)
+
+
+def _strip_comments(name, text):
+    if name.endswith((".c", ".h", ".inc")):
+        return re.sub(r"/\*.*?\*/|//[^\n]*", " ", text, flags=re.S)
+    return re.sub(r"#[^\n]*", " ", text)
+
+
+@pytest.mark.parametrize("d", DESCRIPTIONS, ids=lambda d: d.name)
+def test_an_optimizer_lives_only_where_the_recipe_says(d):
+    import subprocess
+
+    files = subprocess.run(["git", "ls-files", "csrc", "fastoptim"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split()
+    allowed = {f.format(k=d.kernel, n=d.name) for f in RECIPE}
+    # the variants of one kernel (Adam and AdamW) may name each other
+    allowed |= {f"fastoptim/optim/{e.name}.py" for e in DESCRIPTIONS if e.kernel == d.kernel}
+    word = re.compile(r"\b_?%s\b|fo_%s_|_%s_" % (d.name, d.name, d.name), re.I)
+    stray = []
+    for f in files:
+        path = ROOT / f
+        if f in allowed or not f.endswith((".py", ".pyx", ".pxd", ".pyi", ".h", ".c", ".inc")):
+            continue
+        text = _code_of(path) if f.endswith(".py") else _strip_comments(f, path.read_text())
+        if word.search(text) and f not in PROSE_ONLY:
+            stray.append(f)
+    assert not stray, f"{d.name} is spelled out outside its recipe: {stray}"
 
 
 @pytest.mark.parametrize("d", DESCRIPTIONS, ids=lambda d: d.name)
 def test_classes_functionals_and_twins_read_the_description(d):
     cls = getattr(optim, d.cls)
     assert cls._DESCRIPTION is d
-    assert cls._HYPER == d.group_keys
     # every setting the step reads is a constructor argument with a default
     ctor = inspect.signature(cls.__init__).parameters
     fixed = dict(d.fixed)

@@ -128,7 +128,7 @@ def test_batched_groups_match_per_group_one_group_and_torch(case, variant, dtype
 
 
 def _batches(opt):
-    return opt._batched_groups(adam_mod._HYPER)
+    return opt._batched_groups(adam_mod._DESCRIPTION.group_keys)
 
 
 def test_runs_of_equal_groups_are_merged_in_order():

@@ -1,4 +1,4 @@
-"""The optimizers' steady-state shortcut (``_optim.*_group_step``) against their general path.
+"""The optimizers' steady-state shortcut (``_optim.group_step``) against their general path.
 
 Why: from the second step on, each class's ``step`` hands a param group and its state straight to
 C, skipping ``_init_group``'s lists and the functional layer. The shortcut must compute exactly
@@ -19,13 +19,8 @@ from test_optimizers import CASES, IDS
 import fastoptim
 from fastoptim import optim
 from fastoptim._C import _optim
-from fastoptim.optim._descriptions import DESCRIPTIONS
-
-# class -> (the module whose _update_group calls the shortcut, the shortcut): from the
-# descriptions (AdamW runs Adam's update and kernel)
-MODULES = {d.cls: (getattr(optim, d.cls)._update_group.__module__.rsplit(".", 1)[1],
-                   f"{d.kernel}_group_step") for d in DESCRIPTIONS}
-
+from fastoptim.optim import _step
+from fastoptim.optim._descriptions import BY_NAME
 
 SMALL = [(4, 3), (5,), (), (0,), (33,)]
 # Each half (one param group each) holds more than the kernels' threading threshold (524288
@@ -49,16 +44,14 @@ def _set_grads(params, step, skip=None):
 
 def _trajectory(name, kwargs, dtype, monkeypatch, shortcut, shapes=SMALL):
     """Params after 6 steps (a param without grad at step 3), and the shortcut's outcomes."""
-    mod_name, fn_name = MODULES[name]
-    module = __import__(f"fastoptim.optim.{mod_name}", fromlist=[fn_name])
-    real = getattr(_optim, fn_name)
+    real = _optim.group_step
     outcomes = []
 
     def spy(*args):
         outcomes.append(real(*args) if shortcut else False)
         return outcomes[-1]
 
-    monkeypatch.setattr(module, fn_name, spy)
+    monkeypatch.setattr(_step, "group_step", spy)   # the shortcut every class's step calls
     params = _params(dtype, shapes=shapes)
     half = len(params) // 2
     opt = getattr(optim, name)(
@@ -189,7 +182,8 @@ def _adam_setup():
 
 
 def _adam(params, state):
-    return _optim.adam_group_step(params, state, 0.1, 0.9, 0.999, 1e-8, 0.0, False, False, False)
+    return _optim.group_step(_step.plan(BY_NAME["adam"]), (0.1, (0.9, 0.999), 1e-8, 0.0, False,
+                                                           False, False), params, state)
 
 
 def _arrays(p, state):
@@ -290,13 +284,16 @@ def test_length_mismatch_raises_and_never_crashes():
     code = textwrap.dedent("""
         import numpy as np
         from fastoptim._C import _optim
+        from fastoptim.optim._descriptions import BY_NAME
+        from fastoptim.optim._step import plan
+        adam, sgd = plan(BY_NAME["adam"]), plan(BY_NAME["sgd"])
         a = np.zeros(3, np.float32)
         for _ in range(2000):
             for call in (
-                lambda: _optim.adam_step([a], [], [], [], None, [], 0.1, 0.9, 0.9, 1e-8, 0.0,
-                                         False, False, False),
-                lambda: _optim.sgd_step([a], [a], [a.copy()], [True, False], 0.1, 0.9, 0.0,
-                                        0.0, False, False),
+                lambda: _optim.step(adam, (0.1, 0.9, 0.9, 1e-8, 0.0, False, False, False),
+                                    [a], [], ([], [], None), []),
+                lambda: _optim.step(sgd, (0.1, 0.9, 0.0, 0.0, False, False), [a], [a],
+                                    ([a.copy()],), None, [True, False]),
             ):
                 try:
                     call()

@@ -20,6 +20,10 @@ import fastoptim
 from fastoptim._C import _optim
 from fastoptim.optim import _reference as ref
 from fastoptim.optim import functional as fun
+from fastoptim.optim._descriptions import BY_NAME
+from fastoptim.optim._step import plan
+
+ADAM, SGD = plan(BY_NAME["adam"]), plan(BY_NAME["sgd"])   # the glue's call plans
 
 # ---- the table ---------------------------------------------------------------------------------
 # name -> (how each state list after params/grads is made, hyperparameter sets): the sets are
@@ -423,9 +427,9 @@ def test_bad_call_raises_and_writes_nothing(mutate, exc, words, n):
     snapshot = {k: [np.array(x, copy=True) if isinstance(x, np.ndarray) else x for x in v]
                 for k, v in group.items()}
     with pytest.raises(exc) as info:
-        _optim.adam_step(group["params"], group["grads"], group["exp_avgs"],
-                         group["exp_avg_sqs"], group["max_exp_avg_sqs"], group["state_steps"],
-                         0.1, 0.9, 0.999, 1e-8, 0.1, True, False, False)
+        _optim.step(ADAM, (0.1, 0.9, 0.999, 1e-8, 0.1, True, False, False), group["params"],
+                    group["grads"], (group["exp_avgs"], group["exp_avg_sqs"],
+                                     group["max_exp_avg_sqs"]), group["state_steps"])
     msg = str(info.value)
     for w in words:
         assert w in msg, (w, msg)
@@ -496,9 +500,9 @@ def _big_adam_group(n, size=3, dtype=np.float32, pool=None):
 
 
 def _call_adam(group):
-    _optim.adam_step(group["params"], group["grads"], group["exp_avgs"], group["exp_avg_sqs"],
-                     group["max_exp_avg_sqs"], group["state_steps"], 0.1, 0.9, 0.999, 1e-8, 0.0,
-                     True, False, False)
+    _optim.step(ADAM, (0.1, 0.9, 0.999, 1e-8, 0.0, True, False, False), group["params"],
+                group["grads"], (group["exp_avgs"], group["exp_avg_sqs"],
+                                 group["max_exp_avg_sqs"]), group["state_steps"])
 
 
 def _snapshot(group):
@@ -586,7 +590,7 @@ def test_overlap_check_agrees_with_brute_force(seed):
     before = pool.copy()
     if _overlaps_brute(spans):
         with pytest.raises(ValueError, match="overlap in memory") as info:
-            _optim.sgd_step(params, grads, bufs, None, 0.1, 0.9, 0.0, 0.0, False, False)
+            _optim.step(SGD, (0.1, 0.9, 0.0, 0.0, False, False), params, grads, (bufs,))
         np.testing.assert_array_equal(pool, before)
         names = {"params": params, "grads": grads, "momentum_buffers": bufs}
         ka, ia, kb, ib = re.match(r"sgd: (\w+)\[(\d+)\] and (\w+)\[(\d+)\] overlap",
@@ -594,7 +598,7 @@ def test_overlap_check_agrees_with_brute_force(seed):
         assert np.shares_memory(names[ka][int(ia)], names[kb][int(ib)])
         assert not ka == kb == "grads"
     else:
-        _optim.sgd_step(params, grads, bufs, None, 0.1, 0.9, 0.0, 0.0, False, False)
+        _optim.step(SGD, (0.1, 0.9, 0.0, 0.0, False, False), params, grads, (bufs,))
         assert not np.array_equal(pool, before)
 
 

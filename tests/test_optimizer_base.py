@@ -162,14 +162,14 @@ def test_custom_optimizer_verbatim():
 def test_closure_runs_with_grad_enabled_and_step_without_grad(monkeypatch):
     p = t([1.0])
     seen = {}
-    import fastoptim.optim.sgd as sgd_module
+    from fastoptim.optim import _step
 
     def spy(*args):
         seen["in_step"] = fastoptim.is_grad_enabled()
         return real(*args)
 
-    real = sgd_module.sgd_group_step
-    monkeypatch.setattr(sgd_module, "sgd_group_step", spy)
+    real = _step.group_step       # the shortcut every built-in class's step calls
+    monkeypatch.setattr(_step, "group_step", spy)
     opt = optim.SGD([p], lr=0.1)
 
     def closure():

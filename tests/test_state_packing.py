@@ -12,7 +12,7 @@ import pytest
 import fastoptim
 from fastoptim import optim
 from fastoptim.optim._descriptions import BY_CLASS
-from fastoptim.optim.functional import _packed_like
+from fastoptim.optim._state import _packed_like
 
 SHAPES = [(3, 5), (1,), (), (0,), (17,), (2, 0, 3), (64,)]
 

@@ -1,6 +1,7 @@
 """Type stubs for fastoptim._C._optim (hand-written; keep in step with _optim.pyx).
 
-Each ``*_step`` updates one param group in place with one C call per dtype present.  Lists hold
+``step`` updates one param group in place with one C call per dtype present (any kernel: the
+``Plan`` of its description says which).  Lists hold
 C-contiguous, aligned float32/float64 numpy arrays; state arrays match their param's dtype and
 shape and are writeable; ``state_steps`` entries are writeable one-element float32 arrays.
 Everything is validated before anything is modified.  Keyword-only ``run=False`` validates
@@ -16,111 +17,35 @@ import numpy.typing as npt
 _Arrays: TypeAlias = Sequence[npt.NDArray[np.floating]]
 _Steps: TypeAlias = Sequence[npt.NDArray[np.float32]]
 
-def sgd_step(
+class Plan:
+    """A description's kernel call (made by fastoptim/optim/_step.py's ``plan``)."""
+    op: str
+    def __init__(
+        self, kernel: str, op: str, nhyper: int, state_keys: tuple[str, ...],
+        list_names: tuple[str, ...], when: tuple[tuple[int, int], ...], has_step: bool,
+        from_grad: bool,
+    ) -> None: ...
+
+def step(
+    plan: Plan,
+    hyper: tuple[Any, ...],
     params: _Arrays,
     grads: _Arrays,
-    momentum_buffers: _Arrays | None,
-    buffer_is_new: Sequence[bool] | None,
-    lr: float,
-    momentum: float,
-    dampening: float,
-    weight_decay: float,
-    nesterov: bool,
-    maximize: bool,
+    states: tuple[_Arrays | None, ...],
+    state_steps: _Steps | None = ...,
+    buffer_is_new: Sequence[bool] | None = ...,
     *,
     run: bool = ...,
     overlaps: bool = ...
 ) -> None: ...
-def adam_step(
-    params: _Arrays,
-    grads: _Arrays,
-    exp_avgs: _Arrays,
-    exp_avg_sqs: _Arrays,
-    max_exp_avg_sqs: _Arrays | None,
-    state_steps: _Steps,
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    weight_decay: float,
-    amsgrad: bool,
-    maximize: bool,
-    decoupled_weight_decay: bool,
-    *,
-    run: bool = ...,
-    overlaps: bool = ...
-) -> None: ...
-def rmsprop_step(
-    params: _Arrays,
-    grads: _Arrays,
-    square_avgs: _Arrays,
-    grad_avgs: _Arrays | None,
-    momentum_buffers: _Arrays | None,
-    state_steps: _Steps,
-    lr: float,
-    alpha: float,
-    eps: float,
-    weight_decay: float,
-    momentum: float,
-    centered: bool,
-    maximize: bool,
-    *,
-    run: bool = ...,
-    overlaps: bool = ...
-) -> None: ...
-def adagrad_step(
-    params: _Arrays,
-    grads: _Arrays,
-    state_sums: _Arrays,
-    state_steps: _Steps,
-    lr: float,
-    weight_decay: float,
-    lr_decay: float,
-    eps: float,
-    maximize: bool,
-    *,
-    run: bool = ...,
-    overlaps: bool = ...
-) -> None: ...
-def adadelta_step(
-    params: _Arrays,
-    grads: _Arrays,
-    square_avgs: _Arrays,
-    acc_deltas: _Arrays,
-    state_steps: _Steps,
-    lr: float,
-    rho: float,
-    eps: float,
-    weight_decay: float,
-    maximize: bool,
-    *,
-    run: bool = ...,
-    overlaps: bool = ...
-) -> None: ...
-# The classes' steady-state shortcuts: the same updates taken straight from a param group's
+
+# The classes' steady-state shortcut: the same update taken straight from a param group's
 # params and the optimizer's state.  True when done; False, having written nothing, when the
-# caller must collect lists and call the ``*_step`` above instead.
+# caller must collect lists and call ``step`` instead.
 _State: TypeAlias = dict[Any, dict[str, Any]]
 
-def sgd_group_step(
-    group_params: list[Any], state: _State, lr: float, momentum: float, dampening: float,
-    weight_decay: float, nesterov: bool, maximize: bool,
-) -> bool: ...
-def adam_group_step(
-    group_params: list[Any], state: _State, lr: float, beta1: float, beta2: float, eps: float,
-    weight_decay: float, amsgrad: bool, maximize: bool, decoupled_weight_decay: bool,
-) -> bool: ...
-def rmsprop_group_step(
-    group_params: list[Any], state: _State, lr: float, alpha: float, eps: float,
-    weight_decay: float, momentum: float, centered: bool, maximize: bool,
-) -> bool: ...
-def adagrad_group_step(
-    group_params: list[Any], state: _State, lr: float, weight_decay: float, lr_decay: float,
-    eps: float, maximize: bool,
-) -> bool: ...
-def adadelta_group_step(
-    group_params: list[Any], state: _State, lr: float, rho: float, eps: float,
-    weight_decay: float, maximize: bool,
+def group_step(
+    plan: Plan, settings: tuple[Any, ...], group_params: list[Any], state: _State
 ) -> bool: ...
 def _unwrap(
     items: Sequence[object],

@@ -2,7 +2,7 @@
 """Python entry points of the multi-tensor optimizer kernels (csrc/optim_*.c).
 
 Why it exists: the C kernels trust their caller completely (no checks, raw pointer arrays).  This
-module is that careful caller.  Each ``*_step`` function takes Python lists of numpy arrays for one
+module is that careful caller.  Its ``step`` takes Python lists of numpy arrays for one
 param group and proves, before touching any memory, that the call is safe:
 list lengths, dtypes (float32/float64), shapes, C-contiguity, writeability, and that no array that
 is written overlaps another array of the call.  It then builds the pointer arrays and makes one C
@@ -16,21 +16,25 @@ block otherwise.  A steady-state step over many tensors that will run on several
 its parallel region before collecting the group (team mode, csrc/optim_team.c), so that the other
 threads wake while this thread collects; nothing is written before the collection succeeds.
 
-The optimizer classes' own helpers live here too, because they run over every param or group on
-every step: the ``*_group_step`` shortcuts (a steady-state step straight from a param group and
-the optimizer state, with the same checks), ``_collect`` (the general path's collection loop)
-and ``_batch_groups`` (merging runs of equal param groups).
+Two entries serve every optimizer: ``step`` (the functionals' lists) and ``group_step`` (the
+classes' steady-state shortcut: a step straight from a param group and the optimizer state, with
+the same checks, declining when the class must take the general path).  Both take a ``Plan``,
+made once per optimizer description (fastoptim/optim/_descriptions.py, by _step.py): the
+kernel, which settings create which state list, the state keys and list names, the step
+counters.  One routine, ``_gather``, collects and validates every call, from the lists
+(raising the exact error) or from a param group (declining).  Hyperparameters reach C by name:
+``Call`` holds the kernel's ``fo_<kernel>_hyper`` struct (fastoptim.h), filled field by field
+by that kernel's filler; the fillers and runners near the end of the entry points are the only
+per-optimizer code here (a test holds them, the header and the mirror against the rows).
 
-One routine, ``_gather``, collects and validates every call, from the functionals' lists
-(raising the exact error) or from a param group (declining, so that the class takes the general
-path).  Hyperparameters reach C by name: ``Call`` holds the kernel's ``fo_<name>_hyper`` struct
-(fastoptim.h), filled field by field in ``_<name>_call``; which gathered lists hold a kernel's
-optional state follows its flags, in the order of fastoptim/optim/_descriptions.py (a test holds
-the header, the mirror and the stubs against those rows).
+The optimizer classes' other helpers live here too, because they run over every param or group
+on every step: ``_collect`` (the general path's collection loop) and ``_batch_groups``
+(merging runs of equal param groups).
 """
 cimport numpy as cnp
 import numpy as np
 from cpython.dict cimport PyDict_GetItem, PyDict_GetItemWithError
+from cpython.float cimport PyFloat_AS_DOUBLE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport Py_EQ, PyObject, PyObject_RichCompareBool
 from cpython.ref cimport Py_DECREF, Py_INCREF
@@ -80,6 +84,7 @@ cdef extern from "Python.h":
     PyThreadState *PyEval_SaveThread() noexcept
     void PyEval_RestoreThread(PyThreadState *) noexcept
     PyObject *_list_item "PyList_GET_ITEM"(object list, Py_ssize_t i) noexcept
+    PyObject *_list_item_t "PyTuple_GET_ITEM"(object t, Py_ssize_t i) noexcept
 
 
 cdef enum:
@@ -663,35 +668,6 @@ cdef int _check_overlaps(Work *w, str op, tuple names, str steps_name,
     return 0
 
 
-cdef int _divides_by_zero(Work *w, const Call *c) noexcept:
-    # Whether some tensor's per-step scalar divides by zero: torch computes them in Python
-    # floats and raises ZeroDivisionError (Adam: lr / (1 - beta1**t) with t == 0 or beta1 == 1;
-    # Adagrad: lr / (1 + (t - 1) * lr_decay)).  The kernels would write NaNs instead.  The
-    # scalars depend on t only, so consecutive tensors at one step cost one test.
-    cdef Batch *b
-    cdef Py_ssize_t j
-    cdef int which
-    cdef float t, last = 0.0
-    cdef bint have = False
-    if c.kernel != K_ADAM and c.kernel != K_ADAGRAD:
-        return 0
-    for which in range(2):
-        b = &w.b32 if which == 0 else &w.b64
-        for j in range(b.n):
-            t = b.steps[j][0] + <float>1.0      # the kernel's t: the incremented float32 step
-            if have and (t == last or t != t):
-                continue
-            have, last = True, t
-            if c.kernel == K_ADAM:
-                # |beta1|**t <= |beta1| < 1 for t >= 1: no pow() needed (the usual case)
-                if (not (t >= 1.0 and fabs(c.h.adam.beta1) < 1.0)
-                        and 1.0 - pow(c.h.adam.beta1, <double>t) == 0.0):
-                    return 1
-            elif 1.0 + (<double>t - 1.0) * c.h.adagrad.lr_decay == 0.0:
-                return 1
-    return 0
-
-
 cdef struct Source:
     # Where one call's arrays come from (borrowed references), for _gather:
     #   lists:  the functionals' lists: lists[k][i] (0 params, 1 grads, 2.. states), steps[i]
@@ -871,106 +847,211 @@ cdef int _gather_group(Work *w, const Call *c, list group_params, object state, 
 
 
 # ---- the public entry points -----------------------------------------------------------------
-# Each ``*_step`` gathers (validating everything), then ``_run`` calls its kernel once per dtype
-# present, without the GIL when there is enough work for another Python thread to gain from it.
-# Each ``*_group_step`` is the classes' steady-state shortcut to the same ``_run``: it gathers
-# from the param group and the optimizer state directly (_gather_group) and reports False when
-# the class must take the general path (collect lists in ``_init_group``, then ``*_step``).
+# Two entries serve every optimizer.  ``step`` gathers a call from the functionals' lists
+# (validating everything), then ``_run`` calls its kernel once per dtype present, without the
+# GIL when there is enough work for another Python thread to gain from it.  ``group_step`` is
+# the classes' steady-state shortcut to the same ``_run``: it gathers from the param group and
+# the optimizer state directly (_gather_group) and reports False when the class must take the
+# general path (collect lists, then ``step``).  Both take a ``Plan``: what a description says
+# about the call (the kernel, its state keys and list names, which setting creates which
+# state, the step counter), made once per description by fastoptim/optim/_step.py.
 
-# The state keys of each kernel's state lists, in the kernel's order.
-_SGD_KEYS = ("momentum_buffer",)
-_ADAM_KEYS = ("exp_avg", "exp_avg_sq")
-_ADAM_KEYS_AMSGRAD = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
-# indexed by 2 * centered + (momentum > 0)
-_RMSPROP_KEYS = (("square_avg",), ("square_avg", "momentum_buffer"),
-                 ("square_avg", "grad_avg"), ("square_avg", "grad_avg", "momentum_buffer"))
-_ADAGRAD_KEYS = ("sum",)
-_ADADELTA_KEYS = ("square_avg", "acc_delta")
+cdef enum:
+    MAX_STATES = MAX_LISTS - 2     # state lists a kernel may take
+    MAX_KERNELS = 16
+    HYPER_WORDS = 16               # 8-byte words a fo_<kernel>_hyper may take
+    # how a state list's presence follows a hyperparameter (StateArray.when)
+    WHEN_ALWAYS = 0
+    WHEN_TRUE = 1
+    WHEN_NONZERO = 2
+    WHEN_POSITIVE = 3
 
 
-cdef enum Kernel:
-    K_SGD, K_ADAM, K_RMSPROP, K_ADAGRAD, K_ADADELTA
-
-
-cdef union Hyper:
-    # The kernel's hyperparameters, by name (fastoptim.h's fo_<name>_hyper).
-    fo_sgd_hyper sgd
-    fo_adam_hyper adam
-    fo_rmsprop_hyper rmsprop
-    fo_adagrad_hyper adagrad
-    fo_adadelta_hyper adadelta
+cdef union HyperBuf:
+    # Storage for any kernel's fo_<kernel>_hyper, filled by that kernel's filler.
+    double d[HYPER_WORDS]
+    int64_t i[HYPER_WORDS]
 
 
 cdef struct Call:
-    # One kernel call: which kernel, its named hyperparameters, and for SGD whether the
-    # batches' is_new flags are meaningful (buffers created for this step).
-    Kernel kernel
-    Hyper h
+    # One kernel call: its kernel, its named hyperparameters, the state lists it takes, and for
+    # a buffer made from the grad (SGD) whether the batches' is_new flags are meaningful.
+    const KernelSpec *k
+    HyperBuf h
+    int nstates                    # the kernel's state lists, present or not
+    unsigned int present           # bit s: state list s is passed (else NULL)
     bint buffers_new
 
 
-cdef inline void **_state(Batch *b, int *k, bint present) noexcept nogil:
-    # The next state list of a call: lists 2, 3, ... hold the states present, in kernel order.
-    if not present:
-        return NULL
-    k[0] += 1
-    return b.arr[k[0] - 1]
+# The per-kernel part: a filler (the struct's fields, by name, from the hyperparameters in the
+# description's order) and a runner (the kernel over one dtype's batch; states[s] is NULL for a
+# state list not present); optionally a test of the per-step scalars torch divides by.
+ctypedef int (*FillFn)(void *h, PyObject **v) except -1
+ctypedef void (*RunFn)(Batch *b, bint f32, const Call *c, void ***states) noexcept nogil
+ctypedef bint (*ZeroFn)(const void *h, double t) noexcept
+
+
+cdef struct KernelSpec:
+    FillFn fill
+    RunFn run
+    ZeroFn divides_by_zero         # NULL: no per-step scalar divides by zero
+    int nhyper
+
+
+cdef KernelSpec _kernels[MAX_KERNELS]
+cdef int _nkernels = 0
+cdef dict _kernel_ids = {}
+
+
+cdef int _register(str name, FillFn fill, RunFn run, ZeroFn zero, int nhyper,
+                   size_t size) except -1:
+    global _nkernels
+    if _nkernels == MAX_KERNELS or size > sizeof(HyperBuf):
+        raise AssertionError(f"_optim: no room for kernel {name}")
+    _kernels[_nkernels].fill, _kernels[_nkernels].run = fill, run
+    _kernels[_nkernels].divides_by_zero, _kernels[_nkernels].nhyper = zero, nhyper
+    _kernel_ids[name] = _nkernels
+    _nkernels += 1
+    return 0
+
+
+cdef inline double _d(PyObject *v) except? -1.0:
+    # A double field from a Python number (a float without a call).
+    if type(<object>v) is float:
+        return PyFloat_AS_DOUBLE(<object>v)
+    return <double>(<object>v)
+
+
+cdef inline int _b(PyObject *v) except -1:
+    # An int flag field from any Python value's truth.
+    return 1 if <object>v else 0
+
+
+cdef class Plan:
+    """What a description says about a kernel call (fastoptim/optim/_step.py makes one per
+    description): its kernel, the number of hyperparameters, the state keys and list names in
+    the kernel's order, which hyperparameter creates which state list, whether there are step
+    counters, whether a first buffer is taken from the grad."""
+    cdef const KernelSpec *k
+    cdef readonly str op
+    cdef int nhyper
+    cdef int nstates
+    cdef int when_index[MAX_STATES]
+    cdef int when_op[MAX_STATES]
+    cdef tuple keys_by_mask          # present-mask -> the state keys gathered from a group
+    cdef tuple names_by_mask         # present-mask -> the list names, for messages
+    cdef tuple list_names
+    cdef bint has_step
+    cdef bint from_grad
+
+    def __init__(self, str kernel, str op, int nhyper, tuple state_keys, tuple list_names,
+                 tuple when, bint has_step, bint from_grad):
+        cdef int s, mask
+        if kernel not in _kernel_ids:
+            raise ValueError(f"_optim.Plan: no kernel {kernel!r} (have {sorted(_kernel_ids)})")
+        self.k = &_kernels[<int>_kernel_ids[kernel]]
+        self.nstates = len(state_keys)
+        if (self.nstates > MAX_STATES or len(list_names) != self.nstates
+                or len(when) != self.nstates or nhyper != self.k.nhyper):
+            raise ValueError(f"_optim.Plan: {op}: {nhyper} hyperparameters and state "
+                             f"{state_keys} do not fit kernel {kernel!r}")
+        self.op, self.nhyper, self.has_step, self.from_grad = op, nhyper, has_step, from_grad
+        self.list_names = list_names
+        for s in range(self.nstates):
+            self.when_index[s], self.when_op[s] = when[s]
+        self.keys_by_mask = tuple(
+            tuple(state_keys[s] for s in range(self.nstates) if mask & (1 << s))
+            for mask in range(1 << self.nstates))
+        self.names_by_mask = tuple(
+            ("params", "grads", *(list_names[s] for s in range(self.nstates) if mask & (1 << s)))
+            for mask in range(1 << self.nstates))
+
+
+cdef int _setup(Call *c, Plan plan, PyObject **v) except -1:
+    # Fill c from the hyperparameters v (in the description's order): the kernel's struct, and
+    # the state lists present under these settings.
+    cdef int s, op
+    cdef object x
+    c.k = plan.k
+    c.nstates = plan.nstates
+    c.present = 0
+    c.buffers_new = False
+    plan.k.fill(&c.h, v)
+    for s in range(plan.nstates):
+        op = plan.when_op[s]
+        if op == WHEN_ALWAYS:
+            c.present |= 1u << s
+            continue
+        x = <object>v[plan.when_index[s]]
+        if ((op == WHEN_TRUE and x) or (op == WHEN_NONZERO and x != 0)
+                or (op == WHEN_POSITIVE and x > 0)):
+            c.present |= 1u << s
+    return 0
+
+
+cdef inline bint _plain_number(object x) noexcept:
+    cdef type t = type(x)
+    return t is float or t is int or t is bool or x is None
+
+
+cdef int _flatten(PyObject **v, tuple settings, int nhyper) except -1:
+    # The hyperparameters from a group's settings (one level of tuples flattened: betas), in
+    # order, borrowed; 0 when some value is not a plain number (a Tensor lr: the general path
+    # converts it) or the count is not nhyper.
+    cdef Py_ssize_t i, j, m = 0
+    cdef object x
+    for i in range(len(settings)):
+        x = settings[i]
+        if type(x) is tuple:
+            for j in range(len(<tuple>x)):
+                if m == nhyper or not _plain_number((<tuple>x)[j]):
+                    return 0
+                v[m] = _list_item_t(<tuple>x, j)
+                m += 1
+        else:
+            if m == nhyper or not _plain_number(x):
+                return 0
+            v[m] = <PyObject *>x
+            m += 1
+    return m == nhyper
+
+
+cdef int _divides_by_zero(Work *w, const Call *c) noexcept:
+    # Whether some tensor's per-step scalar divides by zero: torch computes them in Python
+    # floats and raises ZeroDivisionError (Adam: lr / (1 - beta1**t) with t == 0 or beta1 == 1;
+    # Adagrad: lr / (1 + (t - 1) * lr_decay)).  The kernels would write NaNs instead.  The
+    # scalars depend on t only, so consecutive tensors at one step cost one test.
+    cdef Batch *b
+    cdef Py_ssize_t j
+    cdef int which
+    cdef float t, last = 0.0
+    cdef bint have = False
+    cdef ZeroFn zero = c.k.divides_by_zero
+    if zero == NULL:
+        return 0
+    for which in range(2):
+        b = &w.b32 if which == 0 else &w.b64
+        for j in range(b.n):
+            t = b.steps[j][0] + <float>1.0      # the kernel's t: the incremented float32 step
+            if have and (t == last or t != t):
+                continue
+            have, last = True, t
+            if zero(&c.h, <double>t):
+                return 1
+    return 0
 
 
 cdef void _call(Batch *b, bint f32, const Call *c) noexcept nogil:
-    # The kernel of c over the tensors of one dtype.  Lists: 0 params, 1 grads, 2.. states.
-    cdef void **p = b.arr[0]
-    cdef void **g = b.arr[1]
-    cdef void **s1
-    cdef void **s2
-    cdef void **s3
-    cdef int k = 2
-    if c.kernel == K_SGD:
-        s1 = _state(b, &k, c.h.sgd.momentum != 0.0)              # momentum_buffers
-        if f32:
-            fo_sgd_update_f32(<float **>p, <const float **>g, <float **>s1,
-                              b.is_new if c.buffers_new else NULL, b.numels, b.n, &c.h.sgd)
-        else:
-            fo_sgd_update_f64(<double **>p, <const double **>g, <double **>s1,
-                              b.is_new if c.buffers_new else NULL, b.numels, b.n, &c.h.sgd)
-    elif c.kernel == K_ADAM:
-        s1 = _state(b, &k, True)                                 # exp_avgs
-        s2 = _state(b, &k, True)                                 # exp_avg_sqs
-        s3 = _state(b, &k, c.h.adam.amsgrad)                     # max_exp_avg_sqs
-        if f32:
-            fo_adam_update_f32(<float **>p, <const float **>g, <float **>s1, <float **>s2,
-                               <float **>s3, b.steps, b.numels, b.n, &c.h.adam)
-        else:
-            fo_adam_update_f64(<double **>p, <const double **>g, <double **>s1, <double **>s2,
-                               <double **>s3, b.steps, b.numels, b.n, &c.h.adam)
-    elif c.kernel == K_RMSPROP:
-        s1 = _state(b, &k, True)                                 # square_avgs
-        s2 = _state(b, &k, c.h.rmsprop.centered)                 # grad_avgs
-        s3 = _state(b, &k, c.h.rmsprop.momentum > 0.0)           # momentum_buffers
-        if f32:
-            fo_rmsprop_update_f32(<float **>p, <const float **>g, <float **>s1, <float **>s2,
-                                  <float **>s3, b.steps, b.numels, b.n, &c.h.rmsprop)
-        else:
-            fo_rmsprop_update_f64(<double **>p, <const double **>g, <double **>s1,
-                                  <double **>s2, <double **>s3, b.steps, b.numels, b.n,
-                                  &c.h.rmsprop)
-    elif c.kernel == K_ADAGRAD:
-        s1 = _state(b, &k, True)                                 # state_sums
-        if f32:
-            fo_adagrad_update_f32(<float **>p, <const float **>g, <float **>s1, b.steps,
-                                  b.numels, b.n, &c.h.adagrad)
-        else:
-            fo_adagrad_update_f64(<double **>p, <const double **>g, <double **>s1, b.steps,
-                                  b.numels, b.n, &c.h.adagrad)
-    else:
-        s1 = _state(b, &k, True)                                 # square_avgs
-        s2 = _state(b, &k, True)                                 # acc_deltas
-        if f32:
-            fo_adadelta_update_f32(<float **>p, <const float **>g, <float **>s1, <float **>s2,
-                                   b.steps, b.numels, b.n, &c.h.adadelta)
-        else:
-            fo_adadelta_update_f64(<double **>p, <const double **>g, <double **>s1,
-                                   <double **>s2, b.steps, b.numels, b.n, &c.h.adadelta)
+    # The kernel of c over the tensors of one dtype.  Lists: 0 params, 1 grads, 2.. the states
+    # present, in the kernel's order; an absent state list is passed as NULL.
+    cdef void **states[MAX_STATES]
+    cdef int s, k = 2
+    for s in range(MAX_STATES):
+        states[s] = NULL
+        if s < c.nstates and c.present & (1u << s):
+            states[s] = b.arr[k]
+            k += 1
+    c.k.run(b, f32, c, states)
 
 
 cdef int _run(Work *w, const Call *c) except -1:
@@ -1062,7 +1143,7 @@ def _team_step_count():
 
 cdef object _group_step(list group_params, object state, tuple keys, object step_key,
                         const Call *c):
-    # The body of every *_group_step: True when done, False (nothing written) when declined.
+    # The body of group_step: True when done, False (nothing written) when declined.
     # When the kernels will use several threads, their region is opened first and the group is
     # collected on the calling thread while the others wake (fo_team_run, optim_team.c).
     global _team_steps
@@ -1096,236 +1177,173 @@ cdef object _group_step(list group_params, object state, tuple keys, object step
     return True
 
 
-# SGD --------------------------------------------------------------------------------------------
 
-cdef Call _sgd_call(double lr, double momentum, double dampening, double weight_decay,
-                    bint nesterov, bint maximize, bint buffers_new) noexcept:
-    cdef Call c
-    c.kernel = K_SGD
-    c.h.sgd.lr, c.h.sgd.momentum, c.h.sgd.dampening = lr, momentum, dampening
-    c.h.sgd.weight_decay, c.h.sgd.nesterov, c.h.sgd.maximize = weight_decay, nesterov, maximize
-    c.buffers_new = buffers_new
-    return c
-
-
-def sgd_step(params, grads, momentum_buffers, buffer_is_new, double lr, double momentum,
-             double dampening, double weight_decay, bint nesterov, bint maximize, *,
-             bint run=True, bint overlaps=True):
-    """One SGD step over a param group, in place (fo_sgd_step in fastoptim.h).
-
-    momentum_buffers is ignored (may be None) when momentum == 0.  buffer_is_new is None or a
-    list of bools: a flagged buffer is overwritten with the (decayed) grad, torch's first step.
-    """
+def step(Plan plan, tuple hyper, params, grads, tuple states, state_steps=None,
+         buffer_is_new=None, *, bint run=True, bint overlaps=True):
+    """One step of ``plan``'s kernel over a param group, in place (fo_<kernel>_update in
+    fastoptim.h).  ``hyper``: the hyperparameters in the description's order (numbers);
+    ``states``: every state list of the kernel in its order, those its settings do not create
+    ignored (may be None); ``state_steps``: the step counters (when the kernel has them);
+    ``buffer_is_new``: None or a list of bools, a flagged buffer is overwritten with the
+    (decayed) grad (a first buffer taken from the grad: SGD's first step).  ``run=False``
+    validates without updating; ``overlaps=False`` skips the overlap check."""
     cdef Work w
-    cdef str op = "sgd"
-    cdef bint use_mom = momentum != 0.0
-    cdef bint has_new = use_mom and buffer_is_new is not None
+    cdef Call c
+    cdef PyObject *v[HYPER_WORDS]
+    cdef str op = plan.op
+    cdef Py_ssize_t i, s
+    cdef list steps = None
+    if len(hyper) != plan.nhyper or len(states) != plan.nstates:
+        raise TypeError(f"{op}: expected {plan.nhyper} hyperparameters and {plan.nstates} state "
+                        f"lists, got {len(hyper)} and {len(states)}")
+    for i in range(plan.nhyper):
+        v[i] = _list_item_t(hyper, i)
+    _setup(&c, plan, v)
     cdef list lists = [_as_list(params, op, "params"), _as_list(grads, op, "grads")]
-    cdef Call c = _sgd_call(lr, momentum, dampening, weight_decay, nesterov, maximize, has_new)
-    if use_mom:
-        lists.append(_as_list(momentum_buffers, op, "momentum_buffers"))
+    for s in range(plan.nstates):
+        if c.present & (1u << s):
+            lists.append(_as_list(states[s], op, plan.list_names[s]))
+    if plan.has_step:
+        steps = _as_list(state_steps, op, "state_steps")
+    if plan.from_grad and c.present and buffer_is_new is not None:
+        c.buffers_new = True
+    else:
+        buffer_is_new = None
     w.heap = NULL
     try:
-        _gather_lists(&w, &c, overlaps, op, ("params", "grads", "momentum_buffers"), lists, None,
-                      None, buffer_is_new if has_new else None)
+        _gather_lists(&w, &c, overlaps, op, plan.names_by_mask[c.present], lists, steps,
+                      "state_steps", buffer_is_new)
         if run:
             _run(&w, &c)
     finally:
         _work_free(&w)
 
 
-def sgd_group_step(list group_params, object state, double lr, double momentum,
-                   double dampening, double weight_decay, bint nesterov, bint maximize):
-    """SGD's steady-state step straight from a param group and the optimizer's state (see
-    _gather_group): True when done, False (nothing written) when the caller must collect and
-    call sgd_step instead (a momentum buffer to create, or anything unusual)."""
-    cdef Call c = _sgd_call(lr, momentum, dampening, weight_decay, nesterov, maximize, False)
-    return _group_step(group_params, state, _SGD_KEYS if momentum != 0.0 else (), None, &c)
-
-
-# Adam, AdamW ------------------------------------------------------------------------------------
-
-cdef Call _adam_call(double lr, double beta1, double beta2, double eps, double weight_decay,
-                     bint amsgrad, bint maximize, bint decoupled_weight_decay) noexcept:
+def group_step(Plan plan, tuple settings, list group_params, object state):
+    """The steady-state step straight from a param group and the optimizer's state (see
+    _gather_group).  ``settings``: the group's values of the description's hyperparameter keys
+    (``betas`` a tuple).  True when done, False (nothing written) when the caller must collect
+    and call ``step`` instead (a state to create, a setting that is not a plain number, or
+    anything unusual)."""
     cdef Call c
-    c.kernel = K_ADAM
-    c.h.adam.lr, c.h.adam.beta1, c.h.adam.beta2, c.h.adam.eps = lr, beta1, beta2, eps
-    c.h.adam.weight_decay, c.h.adam.amsgrad = weight_decay, amsgrad
-    c.h.adam.maximize, c.h.adam.decoupled_weight_decay = maximize, decoupled_weight_decay
-    c.buffers_new = False
-    return c
+    cdef PyObject *v[HYPER_WORDS]
+    if not _flatten(v, settings, plan.nhyper):
+        return False
+    _setup(&c, plan, v)
+    return _group_step(group_params, state, <tuple>plan.keys_by_mask[c.present],
+                       "step" if plan.has_step else None, &c)
 
 
-def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, double lr,
-              double beta1, double beta2, double eps, double weight_decay, bint amsgrad,
-              bint maximize, bint decoupled_weight_decay, *, bint run=True,
-              bint overlaps=True):
-    """One Adam (AdamW when decoupled_weight_decay) step over a param group, in place
-    (fo_adam_step in fastoptim.h).  max_exp_avg_sqs is ignored (may be None) unless amsgrad."""
-    cdef Work w
-    cdef str op = "adamw" if decoupled_weight_decay else "adam"
-    cdef list lists = [_as_list(params, op, "params"), _as_list(grads, op, "grads"),
-                       _as_list(exp_avgs, op, "exp_avgs"),
-                       _as_list(exp_avg_sqs, op, "exp_avg_sqs")]
-    cdef Call c = _adam_call(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize,
-                             decoupled_weight_decay)
-    cdef list steps = _as_list(state_steps, op, "state_steps")
-    if amsgrad:
-        lists.append(_as_list(max_exp_avg_sqs, op, "max_exp_avg_sqs"))
-    w.heap = NULL
-    try:
-        _gather_lists(&w, &c, overlaps, op, ("params", "grads", "exp_avgs", "exp_avg_sqs",
-                                   "max_exp_avg_sqs"), lists, steps, "state_steps", None)
-        if run:
-            _run(&w, &c)
-    finally:
-        _work_free(&w)
+# ---- the kernels: each one's filler and runner (the only per-optimizer code here) ------------
+# A filler sets its struct's fields by name from the hyperparameters in the description's order
+# (tests/test_descriptions.py holds the two against each other); a runner passes the state
+# lists to the kernel in its prototype's order.
+
+cdef int _sgd_fill(void *hp, PyObject **v) except -1:
+    cdef fo_sgd_hyper *h = <fo_sgd_hyper *>hp
+    h.lr, h.momentum, h.dampening, h.weight_decay = _d(v[0]), _d(v[1]), _d(v[2]), _d(v[3])
+    h.nesterov, h.maximize = _b(v[4]), _b(v[5])
+    return 0
 
 
-def adam_group_step(list group_params, object state, double lr, double beta1, double beta2,
-                    double eps, double weight_decay, bint amsgrad, bint maximize,
-                    bint decoupled_weight_decay):
-    """Adam's (AdamW's) steady-state step straight from a param group and the optimizer's state
-    (see _gather_group): True when done, False (nothing written) when the caller must collect
-    and call adam_step instead."""
-    cdef Call c = _adam_call(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize,
-                             decoupled_weight_decay)
-    return _group_step(group_params, state, _ADAM_KEYS_AMSGRAD if amsgrad else _ADAM_KEYS,
-                       "step", &c)
+cdef void _sgd_run(Batch *b, bint f32, const Call *c, void ***s) noexcept nogil:
+    cdef const fo_sgd_hyper *h = <const fo_sgd_hyper *>&c.h
+    cdef unsigned char *is_new = b.is_new if c.buffers_new else NULL
+    if f32:
+        fo_sgd_update_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>s[0], is_new,
+                          b.numels, b.n, h)
+    else:
+        fo_sgd_update_f64(<double **>b.arr[0], <const double **>b.arr[1], <double **>s[0],
+                          is_new, b.numels, b.n, h)
 
 
-# RMSprop ----------------------------------------------------------------------------------------
-
-cdef Call _rmsprop_call(double lr, double alpha, double eps, double weight_decay,
-                        double momentum, bint centered, bint maximize) noexcept:
-    cdef Call c
-    c.kernel = K_RMSPROP
-    c.h.rmsprop.lr, c.h.rmsprop.alpha, c.h.rmsprop.eps = lr, alpha, eps
-    c.h.rmsprop.weight_decay, c.h.rmsprop.momentum = weight_decay, momentum
-    c.h.rmsprop.centered, c.h.rmsprop.maximize = centered, maximize
-    c.buffers_new = False
-    return c
+cdef int _adam_fill(void *hp, PyObject **v) except -1:
+    cdef fo_adam_hyper *h = <fo_adam_hyper *>hp
+    h.lr, h.beta1, h.beta2, h.eps, h.weight_decay = _d(v[0]), _d(v[1]), _d(v[2]), _d(v[3]), \
+        _d(v[4])
+    h.amsgrad, h.maximize, h.decoupled_weight_decay = _b(v[5]), _b(v[6]), _b(v[7])
+    return 0
 
 
-def rmsprop_step(params, grads, square_avgs, grad_avgs, momentum_buffers, state_steps,
-                 double lr, double alpha, double eps, double weight_decay, double momentum,
-                 bint centered, bint maximize, *, bint run=True, bint overlaps=True):
-    """One RMSprop step over a param group, in place (fo_rmsprop_step in fastoptim.h).
-    grad_avgs is ignored (may be None) unless centered; momentum_buffers unless momentum > 0."""
-    cdef Work w
-    cdef str op = "rmsprop"
-    cdef list lists = [_as_list(params, op, "params"), _as_list(grads, op, "grads"),
-                       _as_list(square_avgs, op, "square_avgs")]
-    cdef list names = ["params", "grads", "square_avgs"]
-    cdef Call c = _rmsprop_call(lr, alpha, eps, weight_decay, momentum, centered, maximize)
-    if centered:
-        lists.append(_as_list(grad_avgs, op, "grad_avgs"))
-        names.append("grad_avgs")
-    if momentum > 0.0:
-        lists.append(_as_list(momentum_buffers, op, "momentum_buffers"))
-        names.append("momentum_buffers")
-    cdef list steps = _as_list(state_steps, op, "state_steps")
-    w.heap = NULL
-    try:
-        _gather_lists(&w, &c, overlaps, op, tuple(names), lists, steps, "state_steps", None)
-        if run:
-            _run(&w, &c)
-    finally:
-        _work_free(&w)
+cdef void _adam_run(Batch *b, bint f32, const Call *c, void ***s) noexcept nogil:
+    cdef const fo_adam_hyper *h = <const fo_adam_hyper *>&c.h
+    if f32:
+        fo_adam_update_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>s[0],
+                           <float **>s[1], <float **>s[2], b.steps, b.numels, b.n, h)
+    else:
+        fo_adam_update_f64(<double **>b.arr[0], <const double **>b.arr[1], <double **>s[0],
+                           <double **>s[1], <double **>s[2], b.steps, b.numels, b.n, h)
 
 
-def rmsprop_group_step(list group_params, object state, double lr, double alpha, double eps,
-                       double weight_decay, double momentum, bint centered, bint maximize):
-    """RMSprop's steady-state step straight from a param group and the optimizer's state (see
-    _gather_group): True when done, False (nothing written) when the caller must collect and
-    call rmsprop_step instead."""
-    cdef Call c = _rmsprop_call(lr, alpha, eps, weight_decay, momentum, centered, maximize)
-    return _group_step(group_params, state,
-                       _RMSPROP_KEYS[(2 if centered else 0) + (1 if momentum > 0.0 else 0)],
-                       "step", &c)
+cdef bint _adam_zero(const void *hp, double t) noexcept:
+    # lr / (1 - beta1**t); |beta1|**t <= |beta1| < 1 for t >= 1: no pow() in the usual case
+    cdef double beta1 = (<const fo_adam_hyper *>hp).beta1
+    return not (t >= 1.0 and fabs(beta1) < 1.0) and 1.0 - pow(beta1, t) == 0.0
 
 
-# Adagrad ----------------------------------------------------------------------------------------
-
-cdef Call _adagrad_call(double lr, double weight_decay, double lr_decay, double eps,
-                        bint maximize) noexcept:
-    cdef Call c
-    c.kernel = K_ADAGRAD
-    c.h.adagrad.lr, c.h.adagrad.weight_decay, c.h.adagrad.lr_decay = lr, weight_decay, lr_decay
-    c.h.adagrad.eps, c.h.adagrad.maximize = eps, maximize
-    c.buffers_new = False
-    return c
+cdef int _rmsprop_fill(void *hp, PyObject **v) except -1:
+    cdef fo_rmsprop_hyper *h = <fo_rmsprop_hyper *>hp
+    h.lr, h.alpha, h.eps, h.weight_decay, h.momentum = _d(v[0]), _d(v[1]), _d(v[2]), _d(v[3]), \
+        _d(v[4])
+    h.centered, h.maximize = _b(v[5]), _b(v[6])
+    return 0
 
 
-def adagrad_step(params, grads, state_sums, state_steps, double lr, double weight_decay,
-                 double lr_decay, double eps, bint maximize, *, bint run=True,
-                 bint overlaps=True):
-    """One Adagrad step over a param group, in place (fo_adagrad_step in fastoptim.h)."""
-    cdef Work w
-    cdef str op = "adagrad"
-    cdef list lists = [_as_list(params, op, "params"), _as_list(grads, op, "grads"),
-                       _as_list(state_sums, op, "state_sums")]
-    cdef Call c = _adagrad_call(lr, weight_decay, lr_decay, eps, maximize)
-    cdef list steps = _as_list(state_steps, op, "state_steps")
-    w.heap = NULL
-    try:
-        _gather_lists(&w, &c, overlaps, op, ("params", "grads", "state_sums"), lists, steps,
-                      "state_steps", None)
-        if run:
-            _run(&w, &c)
-    finally:
-        _work_free(&w)
+cdef void _rmsprop_run(Batch *b, bint f32, const Call *c, void ***s) noexcept nogil:
+    cdef const fo_rmsprop_hyper *h = <const fo_rmsprop_hyper *>&c.h
+    if f32:
+        fo_rmsprop_update_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>s[0],
+                              <float **>s[1], <float **>s[2], b.steps, b.numels, b.n, h)
+    else:
+        fo_rmsprop_update_f64(<double **>b.arr[0], <const double **>b.arr[1], <double **>s[0],
+                              <double **>s[1], <double **>s[2], b.steps, b.numels, b.n, h)
 
 
-def adagrad_group_step(list group_params, object state, double lr, double weight_decay,
-                       double lr_decay, double eps, bint maximize):
-    """Adagrad's steady-state step straight from a param group and the optimizer's state (see
-    _gather_group): True when done, False (nothing written) when the caller must collect and
-    call adagrad_step instead."""
-    cdef Call c = _adagrad_call(lr, weight_decay, lr_decay, eps, maximize)
-    return _group_step(group_params, state, _ADAGRAD_KEYS, "step", &c)
+cdef int _adagrad_fill(void *hp, PyObject **v) except -1:
+    cdef fo_adagrad_hyper *h = <fo_adagrad_hyper *>hp
+    h.lr, h.weight_decay, h.lr_decay, h.eps = _d(v[0]), _d(v[1]), _d(v[2]), _d(v[3])
+    h.maximize = _b(v[4])
+    return 0
 
 
-# Adadelta ---------------------------------------------------------------------------------------
-
-cdef Call _adadelta_call(double lr, double rho, double eps, double weight_decay,
-                         bint maximize) noexcept:
-    cdef Call c
-    c.kernel = K_ADADELTA
-    c.h.adadelta.lr, c.h.adadelta.rho, c.h.adadelta.eps = lr, rho, eps
-    c.h.adadelta.weight_decay, c.h.adadelta.maximize = weight_decay, maximize
-    c.buffers_new = False
-    return c
+cdef void _adagrad_run(Batch *b, bint f32, const Call *c, void ***s) noexcept nogil:
+    cdef const fo_adagrad_hyper *h = <const fo_adagrad_hyper *>&c.h
+    if f32:
+        fo_adagrad_update_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>s[0],
+                              b.steps, b.numels, b.n, h)
+    else:
+        fo_adagrad_update_f64(<double **>b.arr[0], <const double **>b.arr[1], <double **>s[0],
+                              b.steps, b.numels, b.n, h)
 
 
-def adadelta_step(params, grads, square_avgs, acc_deltas, state_steps, double lr, double rho,
-                  double eps, double weight_decay, bint maximize, *, bint run=True,
-                  bint overlaps=True):
-    """One Adadelta step over a param group, in place (fo_adadelta_step in fastoptim.h)."""
-    cdef Work w
-    cdef str op = "adadelta"
-    cdef list lists = [_as_list(params, op, "params"), _as_list(grads, op, "grads"),
-                       _as_list(square_avgs, op, "square_avgs"),
-                       _as_list(acc_deltas, op, "acc_deltas")]
-    cdef Call c = _adadelta_call(lr, rho, eps, weight_decay, maximize)
-    cdef list steps = _as_list(state_steps, op, "state_steps")
-    w.heap = NULL
-    try:
-        _gather_lists(&w, &c, overlaps, op, ("params", "grads", "square_avgs", "acc_deltas"), lists,
-                      steps, "state_steps", None)
-        if run:
-            _run(&w, &c)
-    finally:
-        _work_free(&w)
+cdef bint _adagrad_zero(const void *hp, double t) noexcept:
+    # lr / (1 + (t - 1) * lr_decay)
+    return 1.0 + (t - 1.0) * (<const fo_adagrad_hyper *>hp).lr_decay == 0.0
 
 
-def adadelta_group_step(list group_params, object state, double lr, double rho, double eps,
-                        double weight_decay, bint maximize):
-    """Adadelta's steady-state step straight from a param group and the optimizer's state (see
-    _gather_group): True when done, False (nothing written) when the caller must collect and
-    call adadelta_step instead."""
-    cdef Call c = _adadelta_call(lr, rho, eps, weight_decay, maximize)
-    return _group_step(group_params, state, _ADADELTA_KEYS, "step", &c)
+cdef int _adadelta_fill(void *hp, PyObject **v) except -1:
+    cdef fo_adadelta_hyper *h = <fo_adadelta_hyper *>hp
+    h.lr, h.rho, h.eps, h.weight_decay = _d(v[0]), _d(v[1]), _d(v[2]), _d(v[3])
+    h.maximize = _b(v[4])
+    return 0
+
+
+cdef void _adadelta_run(Batch *b, bint f32, const Call *c, void ***s) noexcept nogil:
+    cdef const fo_adadelta_hyper *h = <const fo_adadelta_hyper *>&c.h
+    if f32:
+        fo_adadelta_update_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>s[0],
+                               <float **>s[1], b.steps, b.numels, b.n, h)
+    else:
+        fo_adadelta_update_f64(<double **>b.arr[0], <const double **>b.arr[1], <double **>s[0],
+                               <double **>s[1], b.steps, b.numels, b.n, h)
+
+
+# name, filler, runner, zero test, hyperparameter count, struct size
+_register("sgd", _sgd_fill, _sgd_run, NULL, 6, sizeof(fo_sgd_hyper))
+_register("adam", _adam_fill, _adam_run, _adam_zero, 8, sizeof(fo_adam_hyper))
+_register("rmsprop", _rmsprop_fill, _rmsprop_run, NULL, 7, sizeof(fo_rmsprop_hyper))
+_register("adagrad", _adagrad_fill, _adagrad_run, _adagrad_zero, 5, sizeof(fo_adagrad_hyper))
+_register("adadelta", _adadelta_fill, _adadelta_run, NULL, 5, sizeof(fo_adadelta_hyper))
 
 
 # ---- helpers for fastoptim.optim.functional -------------------------------------------------

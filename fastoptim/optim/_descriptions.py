@@ -6,22 +6,30 @@ Why it exists: an optimizer used to be restated by position in a dozen places (t
 prototype, ``kernels.pxd``, the Cython glue, the ``.pyi``, the functional, the class's settings
 tuple, four test tables, the benchmark table).  Now its facts live in one :class:`Description`:
 
-* ``name``: the public functional (``fastoptim.optim.functional.<name>``) and the Cython entry
-  points ``_optim.<name>_step`` / ``<name>_group_step``; ``cls``: the class in
-  ``fastoptim.optim``; ``kernel``: the C kernel family (``fo_<kernel>_update_f32``, its struct
-  ``fo_<kernel>_hyper``), shared by Adam and AdamW.
+* ``name``: the public functional (``fastoptim.optim.functional.<name>``) and the module of
+  the class; ``cls``: the class in ``fastoptim.optim``; ``kernel``: the C kernel family
+  (``fo_<kernel>_update_f32``, its struct ``fo_<kernel>_hyper``, its filler in the glue),
+  shared by Adam and AdamW.
 * ``scalars`` then ``flags``: the fields of ``fo_<kernel>_hyper``, by name and in the struct's
   order (doubles, then ints).  Each says where a param group keeps it (``betas[0]`` for
-  ``beta1``).  AdamW fixes ``decoupled_weight_decay`` to True.
+  ``beta1``; a tuple setting's fields are adjacent and in order).  AdamW fixes
+  ``decoupled_weight_decay`` to True.
 * ``state``: the per-param state arrays, in the kernel's order, with torch's state key, the
-  functional's list name, and which setting creates it (``when``: a group key whose value must
+  functional's list name, and which setting creates it (``when``: a hyperparameter that must
   be truthy, or ``momentum>0`` style comparisons, or None for always).
 * ``step``: whether ``state['step']`` (a 0-dim float32 counter) exists; ``first_step``: how the
   state of a param's first step is made -- ``"zeros"`` (lazy zeros, torch's rule for most),
   ``"from_grad"`` (SGD: the momentum buffer is the first decayed grad, filled by the kernel),
-  ``"eager"`` (Adagrad: made in the constructor, filled with ``initial_accumulator_value``).
+  ``"eager"`` (Adagrad: made in the constructor, filled with the constructor default named by
+  ``fill_from``); ``fused_check``: when torch's ``fused=True`` dtype check runs.
 * ``also_reads``: the other group settings a step reads (``fused`` checks), so that batching
   equal groups (``Optimizer._batched_groups``) compares everything the update depends on.
+
+Who reads a row: the shared step of every class and the functionals' plumbing
+(``_step.py``: ``grouped_step``, ``run``, and ``plan``, which turns the row into the glue's
+``_optim.Plan``), the generic glue entries ``_optim.step`` / ``_optim.group_step`` (through
+that plan: which state lists the settings create, their keys and names), state loading
+(``Optimizer._expected_state_keys``), the tests and the benchmarks.
 
 How to add an optimizer (say ``adamax``), touching only its own pieces:
 
@@ -29,15 +37,21 @@ How to add an optimizer (say ``adamax``), touching only its own pieces:
    ``fo_adamax_hyper h``; a segment function; ``fo_multi_tensor_run``) defining
    ``fo_adamax_update_f32/_f64`` and the positional wrappers ``fo_adamax_step_f32/_f64``;
 2. its header entry: ``fo_adamax_hyper`` and the four prototypes in ``csrc/fastoptim.h``, mirrored
-   in ``fastoptim/_C/kernels.pxd``;
-3. its glue rows in ``fastoptim/_C/_optim.pyx``: a ``K_ADAMAX`` kernel id, a ``Hyper`` union
-   member, a branch of ``_call``, its ``_adamax_call`` (fills the struct by name), and
-   ``adamax_step`` / ``adamax_group_step``; stubs in ``_optim.pyi``;
-4. its row in ``DESCRIPTIONS`` below, its class file (torch's constructor checks, defaults,
-   ``__setstate__``, docstring), its functional in ``functional.py``;
+   in ``fastoptim/kernels.pxd``;
+3. its filler in ``fastoptim/_C/_optim.pyx`` (the only per-optimizer code of the glue):
+   ``_adamax_fill`` (the struct's fields by name, from the hyperparameters in this row's
+   order), ``_adamax_run`` (the two update calls, state lists in the prototype's order), an
+   optional ``_adamax_zero`` (a per-step scalar torch divides by), and its ``_register`` line;
+   nothing else in the glue or its stubs changes;
+4. its row in ``DESCRIPTIONS`` below; its class file ``fastoptim/optim/adamax.py`` (torch's
+   constructor checks and messages, defaults, ``__setstate__``, docstring, and
+   ``step = grouped_step(_DESCRIPTION)``) exported in ``fastoptim/optim/__init__.py``; its
+   public functional in ``functional.py`` (torch's signature; its body puts the arguments in
+   this row's order and calls ``_step.run``);
 5. its NumPy twin in ``fastoptim/optim/_reference.py``;
 6. its test rows: hyperparameter sets in ``tests/optim_table.py``.
-``tests/test_descriptions.py`` then checks that 1-3 agree with the row.
+``tests/test_descriptions.py`` then checks that 1-4 agree with the row, and that the
+optimizer's name appears in the library's code nowhere else.
 """
 
 from __future__ import annotations
@@ -67,7 +81,7 @@ class StateArray:
     """One per-param state array, in the kernel's order."""
 
     key: str                   # torch's state key: ``state[p][key]``
-    list_name: str             # the kernel's list argument (C prototype, _optim.*_step)
+    list_name: str             # the kernel's list argument (C prototype, functional)
     when: str | None = None    # None: always; "centered": that setting truthy; "momentum!=0",
                                # "momentum>0": that comparison with zero
 
@@ -97,6 +111,10 @@ class Description:
     also_reads: tuple[str, ...] = ()
     fixed: tuple[tuple[str, Any], ...] = ()   # flags this class fixes (AdamW's decoupling)
     torch_order: tuple[str, ...] = ()         # torch's state key order, where not the kernel's
+    fused_check: str | None = None            # torch's fused=True dtype check: "once" (at the
+                                              # first step), "lazy" (as state is made), None
+    fill_from: str | None = None              # the constructor default first state is filled
+                                              # with (Adagrad's initial_accumulator_value)
 
     @property
     def hyper(self) -> tuple[Hyper, ...]:
@@ -148,16 +166,17 @@ DESCRIPTIONS: tuple[Description, ...] = (
         scalars=(_LR, Hyper("momentum", "momentum"), Hyper("dampening", "dampening"), _WD),
         flags=(Hyper("nesterov", "nesterov"), _MAXIMIZE),
         state=(StateArray("momentum_buffer", "momentum_buffers", "momentum!=0"),),
-        step=False, first_step="from_grad", also_reads=("fused",),
+        step=False, first_step="from_grad", also_reads=("fused",), fused_check="once",
     ),
     Description(
         name="adam", cls="Adam", kernel="adam", scalars=_ADAM_SCALARS, flags=_ADAM_FLAGS,
         state=_ADAM_STATE, step=True, first_step="zeros", also_reads=("fused",),
+        fused_check="lazy",
     ),
     Description(
         name="adamw", cls="AdamW", kernel="adam", scalars=_ADAM_SCALARS, flags=_ADAM_FLAGS,
         state=_ADAM_STATE, step=True, first_step="zeros", also_reads=("fused",),
-        fixed=(("decoupled_weight_decay", True),),
+        fused_check="lazy", fixed=(("decoupled_weight_decay", True),),
     ),
     Description(
         name="rmsprop", cls="RMSprop", kernel="rmsprop",
@@ -172,7 +191,8 @@ DESCRIPTIONS: tuple[Description, ...] = (
         name="adagrad", cls="Adagrad", kernel="adagrad",
         scalars=(_LR, _WD, Hyper("lr_decay", "lr_decay"), _EPS), flags=(_MAXIMIZE,),
         state=(StateArray("sum", "state_sums"),),
-        step=True, first_step="eager", also_reads=("fused",),
+        step=True, first_step="eager", also_reads=("fused",), fused_check="once",
+        fill_from="initial_accumulator_value",
     ),
     Description(
         name="adadelta", cls="Adadelta", kernel="adadelta",

@@ -92,7 +92,7 @@ def _fresh_state(
     ``{param: {"step": 0, key: tensor filled with fill, ...}}``, in torch's key order
     (``step``, then ``keys``).
 
-    Made at once so that it is packed (see ``functional._packed_like``): each key's tensors
+    Made at once so that it is packed (see ``_packed_like``): each key's tensors
     back to back in one buffer, and the step counters in another, instead of one allocation
     per tensor scattered between the params'. The classes call it when ``_collect`` first
     stops at a param without state, and take each param's entry when they reach it.

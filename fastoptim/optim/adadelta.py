@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from operator import itemgetter
-
 from fastoptim import Tensor
-from fastoptim._C._optim import adadelta_group_step
 
 from ._descriptions import BY_NAME
-from ._state import _fresh_state
-from .functional import _adadelta
-from .optimizer import Optimizer, _grouped_step
+from ._step import grouped_step
+from .optimizer import Optimizer
 
 __all__ = ["Adadelta"]
 
-# Everything step reads from a group (the description's group keys, in the order unpacked in
-# _update_group); groups agreeing on all of it share one kernel call.
+# This optimizer's row: the shared step (_step.grouped_step) and state loading read it.
 _DESCRIPTION = BY_NAME["adadelta"]
-_HYPER = _DESCRIPTION.group_keys
-_hyper = itemgetter(*_HYPER)
 
 
 class Adadelta(Optimizer):
@@ -49,7 +42,6 @@ class Adadelta(Optimizer):
     """
 
     _DESCRIPTION = _DESCRIPTION
-    _HYPER = _HYPER
 
     def __init__(
         self,
@@ -96,31 +88,4 @@ class Adadelta(Optimizer):
             group.setdefault("capturable", False)
         self._steps_to_tensors()
 
-    def _init_group(self, group, params_with_grad, grads, square_avgs, acc_deltas, state_steps):
-        params = group["params"]
-        return self._collect_lazy(
-            params, ("square_avg", "acc_delta", "step"), (square_avgs, acc_deltas, state_steps),
-            params_with_grad, grads,
-            lambda i: _fresh_state(self.state, params, i, ("square_avg", "acc_delta")))
-
-    step = _grouped_step("Adadelta")
-
-    def _update_group(self, group):
-        """Update one run of equal groups: in one C call from the group in the steady state,
-        else through ``_init_group`` and the functional."""
-        lr, rho, eps, weight_decay, maximize = _hyper(group)
-        # Steady state: collected, validated and updated in one C call (False: do it here).
-        if type(lr) is float and adadelta_group_step(group["params"], self.state, lr, rho, eps,
-                                                     weight_decay, maximize):
-            return
-        params_with_grad: list = []
-        grads: list = []
-        square_avgs: list = []
-        acc_deltas: list = []
-        state_steps: list = []
-        fresh = self._init_group(group, params_with_grad, grads, square_avgs, acc_deltas,
-                                 state_steps)
-        if params_with_grad:
-            _adadelta(params_with_grad, grads, square_avgs, acc_deltas, state_steps, lr, rho,
-                      eps, weight_decay, maximize)
-        self._install(fresh)
+    step = grouped_step(_DESCRIPTION)

@@ -7,27 +7,20 @@ Unlike the others its state is created eagerly in ``__init__`` for the initial g
 
 from __future__ import annotations
 
-from operator import itemgetter
-
 from fastoptim import Tensor
-from fastoptim._C._optim import adagrad_group_step
 
 from ._descriptions import BY_NAME
 from ._state import _fresh_state
-from .functional import _adagrad
+from ._step import grouped_step
 from .optimizer import (
     Optimizer,
     _check_fused_flags,
-    _grouped_step,
 )
 
 __all__ = ["Adagrad"]
 
-# Everything step reads from a group (the description's group keys, in the order unpacked in
-# _update_group); groups agreeing on all of it share one kernel call.
+# This optimizer's row: the shared step (_step.grouped_step) and state loading read it.
 _DESCRIPTION = BY_NAME["adagrad"]
-_HYPER = _DESCRIPTION.group_keys
-_hyper = itemgetter(*_HYPER)
 
 
 class Adagrad(Optimizer):
@@ -60,7 +53,6 @@ class Adagrad(Optimizer):
     """
 
     _DESCRIPTION = _DESCRIPTION
-    _HYPER = _HYPER
 
     def __init__(
         self,
@@ -130,33 +122,4 @@ class Adagrad(Optimizer):
             group.setdefault("fused", None)
         self._steps_to_tensors()
 
-    def _init_group(self, group, params_with_grad, grads, state_sums, state_steps):
-        params = group["params"]
-        self._fused_dtype_check_once(group)
-        # torch reads the *default*, not the group's value (kept for parity).
-        return self._collect_lazy(
-            params, ("sum", "step"), (state_sums, state_steps), params_with_grad, grads,
-            lambda i: _fresh_state(self.state, params, i, ("sum",),
-                                   self.defaults["initial_accumulator_value"]))
-
-    step = _grouped_step("Adagrad")
-
-    def _update_group(self, group):
-        """Update one run of equal groups: in one C call from the group in the steady state,
-        else through ``_init_group`` and the functional."""
-        lr, weight_decay, lr_decay, eps, maximize, fused = _hyper(group)
-        if fused:
-            self._fused_dtype_check_once(group)
-        # Steady state: collected, validated and updated in one C call (False: do it here).
-        if type(lr) is float and adagrad_group_step(group["params"], self.state, lr,
-                                                    weight_decay, lr_decay, eps, maximize):
-            return
-        params_with_grad: list = []
-        grads: list = []
-        state_sums: list = []
-        state_steps: list = []
-        fresh = self._init_group(group, params_with_grad, grads, state_sums, state_steps)
-        if params_with_grad:
-            _adagrad(params_with_grad, grads, state_sums, state_steps, lr, weight_decay,
-                     lr_decay, eps, maximize)
-        self._install(fresh)
+    step = grouped_step(_DESCRIPTION)

@@ -5,29 +5,20 @@
 
 from __future__ import annotations
 
-from operator import itemgetter
-
 from fastoptim import Tensor
-from fastoptim._C._optim import adam_group_step
 
 from ._descriptions import BY_NAME
-from ._state import _fresh_state
-from .functional import _adam
+from ._step import grouped_step
 from .optimizer import (
     Optimizer,
     _check_fused_flags,
-    _device_dtype_check_for_fused,
-    _grouped_step,
     _to_scalar,
 )
 
 __all__ = ["Adam"]
 
-# Everything step reads from a group (the description's group keys, in the order unpacked in
-# _update_group); groups agreeing on all of it share one kernel call.
+# This optimizer's row: the shared step (_step.grouped_step) and state loading read it.
 _DESCRIPTION = BY_NAME["adam"]
-_HYPER = _DESCRIPTION.group_keys
-_hyper = itemgetter(*_HYPER)
 
 
 class Adam(Optimizer):
@@ -65,7 +56,6 @@ class Adam(Optimizer):
     """
 
     _DESCRIPTION = _DESCRIPTION
-    _HYPER = _HYPER
 
     def __init__(
         self,
@@ -146,48 +136,4 @@ class Adam(Optimizer):
             group.setdefault("fused", None)
         self._steps_to_tensors()
 
-    def _init_group(
-        self, group, params_with_grad, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps
-    ):
-        amsgrad = group["amsgrad"]
-        if amsgrad:
-            keys = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "step")
-            outs = (exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps)
-        else:
-            keys = ("exp_avg", "exp_avg_sq", "step")
-            outs = (exp_avgs, exp_avg_sqs, state_steps)
-        params = group["params"]
-
-        def make(i):   # the state of every param still without one, packed
-            if group["fused"]:
-                for p in params[i:]:
-                    if p.grad is not None and not self.state.get(p):
-                        _device_dtype_check_for_fused(p)
-            return _fresh_state(self.state, params, i, keys[:-1])
-
-        return self._collect_lazy(params, keys, outs, params_with_grad, grads, make)
-
-    step = _grouped_step("Adam")
-
-    def _update_group(self, group):
-        """Update one run of equal groups: in one C call from the group in the steady state,
-        else through ``_init_group`` and the functional."""
-        lr, (beta1, beta2), eps, weight_decay, amsgrad, maximize, decoupled, _ = _hyper(group)
-        # Steady state: collected, validated and updated in one C call (False: do it here).
-        if (type(lr) is float and type(beta1) is float and type(beta2) is float
-                and adam_group_step(group["params"], self.state, lr, beta1, beta2, eps,
-                                    weight_decay, amsgrad, maximize, decoupled)):
-            return
-        params_with_grad: list = []
-        grads: list = []
-        exp_avgs: list = []
-        exp_avg_sqs: list = []
-        max_exp_avg_sqs = [] if amsgrad else None
-        state_steps: list = []
-        fresh = self._init_group(group, params_with_grad, grads, exp_avgs, exp_avg_sqs,
-                                 max_exp_avg_sqs, state_steps)
-        if params_with_grad:
-            _adam(params_with_grad, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs,
-                  state_steps, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize,
-                  decoupled)
-        self._install(fresh)
+    step = grouped_step(_DESCRIPTION)

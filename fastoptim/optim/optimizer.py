@@ -5,15 +5,15 @@ This file exists so that every optimizer class (and any user subclass written ag
 messages, ``state_dict``/``load_state_dict`` layout, hooks, ``repr``, pickling -- while the
 numbers are computed in one C call per run of equal groups.
 
-How a class's ``step`` reaches C (``_grouped_step``, shared by the built-in classes): runs of
-consecutive groups with equal settings are merged (``_batched_groups``), and the class's
-``_update_group`` updates each run. It first tries its kernel's steady-state shortcut
-(``_optim.*_group_step``), which reads params, grads and state straight from the group and
+How a class's ``step`` reaches C (``_step.grouped_step``, shared by the built-in classes and
+driven by each one's row in ``_descriptions``): runs of consecutive groups with equal settings
+are merged (``_batched_groups``), and each run is updated. The steady-state shortcut
+(``_optim.group_step``) reads params, grads and state straight from the group and
 ``self.state`` at C level and declines, having written nothing, when there is state to create
-or anything unusual. Then the general path runs, torch's: ``_init_group`` collects the lists
-(making the lazy state of new params, packed by ``_state._fresh_state``, installed only once the
-kernel has succeeded) and ``fastoptim.optim.functional`` calls the kernel. What each built-in
-optimizer is (its settings, state keys, first-step rule) is its row in ``_descriptions``.
+or anything unusual. Then the general path runs, torch's: the lists are collected
+(``_collect_lazy`` here, making the lazy state of new params, packed by
+``_state._fresh_state``, installed only once the kernel has succeeded) and ``_step.run`` calls
+the kernel.
 
 Two places deliberately go beyond torch:
 
@@ -148,29 +148,6 @@ def _use_grad_for_differentiable(func: Callable) -> Callable:
     # profile_hook_step calls the body directly (one Python frame less on every step)
     _use_grad._fo_step_body = func
     return _use_grad
-
-
-def _grouped_step(class_name: str) -> Callable:
-    """The ``step`` of a built-in optimizer class, written once: run ``closure`` (with grad
-    enabled) for the loss, then update each run of equal groups (``_batched_groups`` over the
-    class's ``_HYPER``) with the class's ``_update_group``. Made per class so that it carries
-    torch's name (``SGD.step``) and costs no extra Python frame on every step."""
-
-    def step(self, closure=None):
-        """Perform one optimization step; ``closure`` re-evaluates and returns the loss."""
-        loss = None
-        if closure is not None:
-            with fastoptim.enable_grad():
-                loss = closure()
-        groups = self.param_groups
-        if len(groups) > 1:
-            groups = self._batched_groups(self._HYPER)
-        for group in groups:
-            self._update_group(group)
-        return loss
-
-    step.__qualname__ = f"{class_name}.step"
-    return _use_grad_for_differentiable(step)
 
 
 def _check_fused_flags(fused, foreach, differentiable) -> None:
@@ -644,9 +621,6 @@ class Optimizer:
             state = self.state
             for p, st in fresh.items():
                 state[p].update(st)
-
-    # The settings a built-in optimizer's update reads from a group (see _batched_groups).
-    _HYPER: tuple[str, ...] = ()
 
     def _batched_groups(self, names: tuple[str, ...]) -> list[dict[str, Any]]:
         """``param_groups`` with each run of consecutive groups whose values under ``names``

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from operator import itemgetter
-
 from fastoptim import Tensor
-from fastoptim._C._optim import rmsprop_group_step
 
 from ._descriptions import BY_NAME
-from ._state import _fresh_state
-from .functional import _rmsprop
-from .optimizer import Optimizer, _grouped_step
+from ._step import grouped_step
+from .optimizer import Optimizer
 
 __all__ = ["RMSprop"]
 
-# Everything step reads from a group (the description's group keys, in the order unpacked in
-# _update_group); groups agreeing on all of it share one kernel call.
+# This optimizer's row: the shared step (_step.grouped_step) and state loading read it.
 _DESCRIPTION = BY_NAME["rmsprop"]
-_HYPER = _DESCRIPTION.group_keys
-_hyper = itemgetter(*_HYPER)
 
 
 class RMSprop(Optimizer):
@@ -53,7 +46,6 @@ class RMSprop(Optimizer):
     """
 
     _DESCRIPTION = _DESCRIPTION
-    _HYPER = _HYPER
 
     def __init__(
         self,
@@ -107,51 +99,4 @@ class RMSprop(Optimizer):
             group.setdefault("capturable", False)
         self._steps_to_tensors()
 
-    def _init_group(
-        self,
-        group,
-        params_with_grad,
-        grads,
-        square_avgs,
-        momentum_buffer_list,
-        grad_avgs,
-        state_steps,
-    ):
-        momentum = group["momentum"] > 0
-        centered = group["centered"]
-        keys = ("square_avg", "step")
-        outs = (square_avgs, state_steps)
-        if momentum:
-            keys += ("momentum_buffer",)
-            outs += (momentum_buffer_list,)
-        if centered:
-            keys += ("grad_avg",)
-            outs += (grad_avgs,)
-        params = group["params"]
-        return self._collect_lazy(
-            params, keys, outs, params_with_grad, grads,
-            lambda i: _fresh_state(self.state, params, i, tuple(k for k in keys if k != "step")))
-
-    step = _grouped_step("RMSprop")
-
-    def _update_group(self, group):
-        """Update one run of equal groups: in one C call from the group in the steady state,
-        else through ``_init_group`` and the functional."""
-        lr, alpha, eps, weight_decay, momentum, centered, maximize = _hyper(group)
-        # Steady state: collected, validated and updated in one C call (False: do it here).
-        if type(lr) is float and rmsprop_group_step(group["params"], self.state, lr, alpha,
-                                                    eps, weight_decay, momentum, centered,
-                                                    maximize):
-            return
-        params_with_grad: list = []
-        grads: list = []
-        square_avgs: list = []
-        grad_avgs = [] if centered else None
-        momentum_buffer_list = [] if momentum > 0 else None
-        state_steps: list = []
-        fresh = self._init_group(group, params_with_grad, grads, square_avgs,
-                                 momentum_buffer_list, grad_avgs, state_steps)
-        if params_with_grad:
-            _rmsprop(params_with_grad, grads, square_avgs, grad_avgs, momentum_buffer_list,
-                     state_steps, lr, alpha, eps, weight_decay, momentum, centered, maximize)
-        self._install(fresh)
+    step = grouped_step(_DESCRIPTION)

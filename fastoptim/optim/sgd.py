@@ -1,28 +1,21 @@
 """``SGD``: torch's class (validation, defaults, lazy momentum buffer) over our fused kernel.
 
-The class only collects the params that have a grad and their momentum buffers, and makes one
-call into the functional (``fastoptim.optim.functional._sgd``, ``sgd``'s positional core) per
-run of consecutive param groups with equal hyperparameters.
+The class keeps torch's surface (constructor checks, defaults, ``__setstate__``); its step is
+the one every built-in optimizer shares (``_step.grouped_step``), driven by its description.
 """
 
 from __future__ import annotations
 
-from operator import itemgetter
-
 from fastoptim import Tensor
-from fastoptim._C._optim import _collect, sgd_group_step
 
 from ._descriptions import BY_NAME
-from .functional import _sgd
-from .optimizer import Optimizer, _check_fused_flags, _grouped_step
+from ._step import grouped_step
+from .optimizer import Optimizer, _check_fused_flags
 
 __all__ = ["SGD"]
 
-# Everything step reads from a group (the description's group keys, in the order unpacked in
-# _update_group); groups agreeing on all of it share one kernel call.
+# This optimizer's row: the shared step (_step.grouped_step) and state loading read it.
 _DESCRIPTION = BY_NAME["sgd"]
-_HYPER = _DESCRIPTION.group_keys
-_hyper = itemgetter(*_HYPER)
 
 
 class SGD(Optimizer):
@@ -58,7 +51,6 @@ class SGD(Optimizer):
     """
 
     _DESCRIPTION = _DESCRIPTION
-    _HYPER = _HYPER
 
     def __init__(
         self,
@@ -111,35 +103,4 @@ class SGD(Optimizer):
             group.setdefault("differentiable", False)
             group.setdefault("fused", False)
 
-    def _init_group(self, group, params, grads, momentum_buffer_list):
-        self._fused_dtype_check_once(group)
-        # None for a param without a buffer yet: the kernel creates it from the grad.
-        keys = ("momentum_buffer",) if group["momentum"] != 0 else ()
-        _collect(group["params"], self.state, 0, keys, False, params, grads,
-                 (momentum_buffer_list,))
-        return False
-
-    step = _grouped_step("SGD")
-
-    def _update_group(self, group):
-        """Update one run of equal groups: in one C call from the group in the steady state,
-        else through ``_init_group`` and the functional."""
-        lr, momentum, dampening, weight_decay, nesterov, maximize, fused = _hyper(group)
-        if fused:
-            self._fused_dtype_check_once(group)
-        # Steady state: collected, validated and updated in one C call (False: do it here).
-        if type(lr) is float and sgd_group_step(group["params"], self.state, lr, momentum,
-                                                dampening, weight_decay, nesterov, maximize):
-            return
-        params: list = []
-        grads: list = []
-        momentum_buffer_list: list = []
-        self._init_group(group, params, grads, momentum_buffer_list)
-        if not params:
-            return
-        if _sgd(params, grads, momentum_buffer_list, lr, momentum, dampening, weight_decay,
-                nesterov, maximize):
-            # First step of some params: keep the buffers the kernel created and filled.
-            state = self.state
-            for p, buf in zip(params, momentum_buffer_list):
-                state[p]["momentum_buffer"] = buf
+    step = grouped_step(_DESCRIPTION)

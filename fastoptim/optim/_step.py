@@ -1,0 +1,308 @@
+"""The step every built-in optimizer shares, driven by its description; and the functionals'
+plumbing under their torch signatures.
+
+Why it exists: the classes' step bodies and the functionals' argument handling used to be
+written out per optimizer (``_update_group``/``_init_group`` unpacking a settings tuple by
+position; ``_sgd``, ``_adam``, ...).  Everything they did follows from the optimizer's row in
+``_descriptions``: which group keys hold the hyperparameters, which settings create which
+state, how a first step makes state.  So it is written once here:
+
+* :func:`plan` makes the glue's ``_optim.Plan`` of a description (once, cached);
+* :func:`grouped_step` makes a class's ``step``: runs of equal groups, each updated by
+  :func:`_update_group` -- first the steady-state shortcut ``_optim.group_step`` (one C call
+  from the group; it declines when state must be made or anything is unusual), else the general
+  path: collect the group's lists (``Optimizer._collect_lazy``, lazy state made packed), run
+  :func:`run`, install the new state only once the step succeeded;
+* :func:`run` is the functionals' body: hyperparameters that arrive as one-element arrays or
+  Tensors become floats, SGD-style first buffers are made from the grad, strided arrays go
+  through contiguous copies and repeated params through rounds (decided by explicit tests, not
+  by catching an error), then one ``_optim.step``.
+
+The hot path is the shortcut: one itemgetter over the group and one C call, no per-optimizer
+Python between them.
+"""
+
+from __future__ import annotations
+
+from operator import itemgetter
+from typing import Any
+
+import numpy as np
+
+import fastoptim
+from fastoptim._C import _optim
+from fastoptim._C._optim import group_step
+
+from ._descriptions import Description
+from ._state import _fresh_state, _packed_like
+from .optimizer import _device_dtype_check_for_fused, _use_grad_for_differentiable
+
+__all__ = ["grouped_step", "plan", "run"]
+
+_WHEN = {None: 0, "true": 1, "!=": 2, ">": 3}
+_PLANS: dict[str, Any] = {}
+
+
+def _when(d: Description, when: str | None) -> tuple[int, int]:
+    """A StateArray.when as the glue's (hyperparameter index, test)."""
+    names = [h.name for h in d.hyper]
+    if when is None:
+        return 0, _WHEN[None]
+    for op in ("!=", ">"):
+        if op in when:
+            return names.index(when.split(op)[0]), _WHEN[op]
+    return names.index(when), _WHEN["true"]
+
+
+def plan(d: Description) -> Any:
+    """The glue's ``_optim.Plan`` of a description (made once)."""
+    p = _PLANS.get(d.name)
+    if p is None:
+        p = _PLANS[d.name] = _optim.Plan(
+            d.kernel, d.name, len(d.hyper), tuple(s.key for s in d.state),
+            tuple(s.list_name for s in d.state), tuple(_when(d, s.when) for s in d.state),
+            d.step, d.first_step == "from_grad")
+    return p
+
+
+def _settings_getter(d: Description):
+    """The group's values of the hyperparameters' keys, in order (a tuple setting such as
+    ``betas`` once: the glue flattens it)."""
+    return itemgetter(*dict.fromkeys(h.group_key for h in d.hyper))
+
+
+def _scalar(x, name):
+    """A float hyperparameter that may arrive as a one-element array or Tensor."""
+    if type(x) is float:
+        return x
+    arr = getattr(x, "_np", x)
+    if isinstance(arr, np.ndarray):
+        if arr.size != 1:
+            raise ValueError(f"Tensor {name} must be 1-element")
+        return float(arr.reshape(-1)[0])
+    return float(arr)
+
+
+_PLAIN = frozenset((float, int, bool))   # numbers the glue takes as they are
+_FACTS: dict[str, tuple] = {}
+
+
+def _facts(d: Description) -> tuple:
+    """(plan, hyperparameter names, their labels in torch's messages -- ``betas[0]`` for
+    beta1 --, the number of doubles, the names of the call's lists and whether each is
+    written) of a description, made once."""
+    f = _FACTS.get(d.name)
+    if f is None:
+        f = _FACTS[d.name] = (
+            plan(d), tuple(h.name for h in d.hyper),
+            tuple(h.name if h.index is None else f"{h.group_key}[{h.index}]" for h in d.hyper),
+            len(d.scalars),
+            ("params", "grads", *(s.list_name for s in d.state))
+            + (("state_steps",) if d.step else ()),
+            (True, False, *(True,) * len(d.state)) + ((True,) if d.step else ()))
+    return f
+
+
+# ---- the classes -----------------------------------------------------------------------------
+
+def grouped_step(d: Description):
+    """The ``step`` of the class ``d`` describes: run ``closure`` (with grad enabled) for the
+    loss, then update each run of equal groups (``_batched_groups`` over the description's
+    group keys). Made per class so that it carries torch's name (``SGD.step``) and costs no
+    extra Python frame on every step."""
+    kplan = plan(d)
+    settings = _settings_getter(d)
+    names = d.group_keys
+    fused_once = d.fused_check == "once"
+
+    def step(self, closure=None):
+        """Perform one optimization step; ``closure`` re-evaluates and returns the loss."""
+        loss = None
+        if closure is not None:
+            with fastoptim.enable_grad():
+                loss = closure()
+        groups = self.param_groups
+        if len(groups) > 1:
+            groups = self._batched_groups(names)
+        for group in groups:
+            if fused_once and group["fused"]:
+                self._fused_dtype_check_once(group)
+            # Steady state: collected, validated and updated in one C call (False: not done).
+            if not group_step(kplan, settings(group), group["params"], self.state):
+                _update_group(self, group)
+        return loss
+
+    step.__qualname__ = f"{d.cls}.step"
+    return _use_grad_for_differentiable(step)
+
+
+def _hyper(d: Description, group: dict[str, Any]) -> tuple:
+    values = [h.read(group) for h in d.hyper]
+    fixed = dict(d.fixed)
+    if fixed:
+        values = [fixed.get(h.name, v) for h, v in zip(d.hyper, values)]
+    return tuple(values)
+
+
+def _update_group(opt, group: dict[str, Any]) -> None:
+    """The general path of one run of equal groups: torch's ``_init_group`` (collect the lists,
+    make the lazy state of params that have none), then :func:`run`; the new state is installed
+    only once the step has succeeded.  Reads the instance's description (AdamW runs Adam's
+    step, as in torch, under its own name)."""
+    d = opt._DESCRIPTION
+
+    params = group["params"]
+    present = [s for s in d.state if s.present(group)]
+    keys = tuple(s.key for s in present)
+    outs: dict[str, list] = {k: [] for k in keys}
+    params_with_grad: list = []
+    grads: list = []
+    steps: list | None = None
+    fresh: dict = {}
+    if d.first_step == "from_grad":
+        # None for a param without a buffer yet: run() makes it from the grad.
+        _optim._collect(params, opt.state, 0, keys, False, params_with_grad, grads,
+                 tuple(outs.values()))
+    else:
+        steps = []
+        order = {k: n for n, k in enumerate(d.torch_order or keys)}
+        made = tuple(sorted(keys, key=lambda k: order.get(k, len(order))))
+        fill = 0.0 if d.fill_from is None else opt.defaults[d.fill_from]
+
+        def make(i):   # the state of every param still without one, packed
+            if d.fused_check == "lazy" and group["fused"]:
+                for p in params[i:]:
+                    if p.grad is not None and not opt.state.get(p):
+                        _device_dtype_check_for_fused(p)
+            return _fresh_state(opt.state, params, i, made, fill)
+
+        fresh = opt._collect_lazy(params, (*keys, "step"), (*outs.values(), steps),
+                                  params_with_grad, grads, make)
+    if params_with_grad:
+        states = [outs.get(s.key) for s in d.state]
+        if run(d, _hyper(d, group), params_with_grad, grads, states, steps):
+            # First step of some params: keep the buffers run() made and the kernel filled.
+            state = opt.state
+            for key in keys:
+                for p, buf in zip(params_with_grad, outs[key]):
+                    state[p][key] = buf
+    opt._install(fresh)
+
+
+# ---- the functionals -------------------------------------------------------------------------
+
+def run(d: Description, hyper: tuple, params, grads, states: list, steps=None) -> bool:
+    """One kernel call of the optimizer ``d`` describes over one group's lists: ``hyper`` in the
+    description's order, ``states`` every state list of the kernel in its order (None where
+    these settings make none), ``steps`` the counters.  A description whose first buffer is
+    taken from the grad (SGD) has None entries in its state list replaced in place by new
+    buffers (Tensors), flagged for the kernel; returns whether any was made."""
+    kplan, names, labels, ns, list_names, writeable = _facts(d)
+    for k in range(ns):
+        if type(hyper[k]) not in _PLAIN:     # a one-element array or Tensor lr, betas
+            hyper = tuple(v if j >= ns or type(v) in _PLAIN else _scalar(v, labels[j])
+                          for j, v in enumerate(hyper))
+            break
+    named = dict(zip(names, hyper))
+    states = [lst if s.present(named) else None for lst, s in zip(states, d.state)]
+    is_new = None
+    if d.first_step == "from_grad":
+        for bufs in states:
+            if bufs is None:
+                continue
+            missing = [i for i, b in enumerate(bufs) if b is None]
+            if missing:
+                is_new = [False] * len(bufs)
+                for i, buf in zip(missing, _packed_like([params[i] for i in missing], None)):
+                    is_new[i] = True
+                    bufs[i] = buf
+    lists = [params, grads, *states] + ([steps] if d.step else [])
+    _call(kplan, hyper, lists, writeable, list_names, len(d.state), d.step, is_new)
+    return is_new is not None
+
+
+def _step(kplan, hyper, lists, nstates, has_step, is_new, **kw):
+    states = tuple(lists[2:2 + nstates])
+    steps = lists[2 + nstates] if has_step else None
+    _optim.step(kplan, hyper, lists[0], lists[1], states, steps, is_new, **kw)
+
+
+def _overlap_error(op, a, i, b, j):
+    return ValueError(f"{op}: {a}[{i}] and {b}[{j}] overlap in memory; every array that is "
+                      "updated in place must have its own storage")
+
+
+def _check_copied(op, names, lists, writeable, writebacks):
+    """The checks a contiguous copy would hide, on the caller's own arrays: a written array must
+    be writeable (its copy always is) and must not share memory with any other array of the
+    call (two copies never do).  Only the strided (copied) arrays need it: the kernel's own
+    check covers every pair of contiguous ones."""
+    copied = {id(orig) for orig, _ in writebacks}
+    originals = [(k, i, getattr(x, "_np", x)) for k, lst in enumerate(lists) if lst is not None
+                 for i, x in enumerate(lst)]
+    originals = [(k, i, x) for k, i, x in originals if isinstance(x, np.ndarray)]
+    for k, i, x in originals:
+        if not writeable[k] or id(x) not in copied:
+            continue
+        if not x.flags.writeable:
+            raise ValueError(f"{op}: {names[k]}[{i}] is read-only; expected a writeable array "
+                             "(it is updated in place)")
+        for k2, i2, y in originals:
+            # the same array at the same position of another entry is a repeated param
+            if (k2, i2) != (k, i) and not (y is x and k2 == k) and np.shares_memory(x, y):
+                first, second = sorted([(k, i), (k2, i2)], key=lambda t: (t[1], t[0]))
+                raise _overlap_error(op, names[first[0]], first[1], names[second[0]], second[1])
+
+
+def _rounds(params):
+    """``params``' indices split into rounds: the first occurrence of every param, then the
+    second, ...; one round (None) when no param repeats.  torch steps a repeated param once per
+    occurrence, in order; elements of different params are independent, so running the rounds
+    in turn is torch's loop."""
+    seen = {}
+    rounds = []
+    for i, p in enumerate(params):
+        r = seen.get(id(p), 0)
+        seen[id(p)] = r + 1
+        if r == len(rounds):
+            rounds.append([])
+        rounds[r].append(i)
+    return rounds
+
+
+def _call(kplan, hyper, lists, writeable, names, nstates, has_step, is_new):
+    """One multi-tensor kernel call over a group's lists (None for an unused list).
+
+    The direct call is the common case.  Two cases are decided here, by explicit tests, before
+    anything is written: strided arrays (updated through contiguous copies, written back once
+    the kernel has succeeded; ``_check_copied`` first), and params repeated in the group
+    (``_rounds``: every check runs over the whole call, each round's overlap check too, then
+    the rounds run).  A call that is wrong raises the kernel's message, once.
+    """
+    params = lists[0]
+    copy = _optim._needs_copy(lists)
+    rounds = None
+    if isinstance(params, (list, tuple)) and len(set(map(id, params))) != len(params):
+        rounds = _rounds(params)
+    if not copy and rounds is None:
+        _step(kplan, hyper, lists, nstates, has_step, is_new)
+        return
+    writebacks: list = []
+    if copy:
+        arrays = [None if lst is None else _optim._unwrap(lst, w, writebacks)
+                  for lst, w in zip(lists, writeable)]
+        _check_copied(kplan.op, names, lists, writeable, writebacks)
+    else:
+        arrays = list(lists)
+    if rounds is None:
+        _step(kplan, hyper, arrays, nstates, has_step, is_new)
+    else:
+        _step(kplan, hyper, arrays, nstates, has_step, is_new, run=False, overlaps=False)
+        calls = [([None if lst is None else [lst[i] for i in r] for lst in arrays],
+                  None if is_new is None else [is_new[i] for i in r]) for r in rounds]
+        for sub, new in calls:
+            _step(kplan, hyper, sub, nstates, has_step, new, run=False)
+        for sub, new in calls:
+            _step(kplan, hyper, sub, nstates, has_step, new)
+    for arr, tmp in writebacks:   # only once the kernel has succeeded
+        arr[...] = tmp
