@@ -55,6 +55,8 @@ SCHEDULED = {
     "sgd+OneCycleLR": ("sgd", "OneCycleLR", {"max_lr": 0.01, "total_steps": 10**9}),
 }
 EMA = "ema"   # regime (b)'s params averaged by AveragedModel(get_ema_multi_avg_fn()), no step
+# regime (e)'s MLP as a classifier: CrossEntropyLoss on class indices, Adam's step (issue 13)
+CLASSIFIER = "adam+CrossEntropyLoss"
 MLP = (784, 256, 10)
 BATCH = 64
 
@@ -64,6 +66,8 @@ def spec_of(optimizer):
         return None
     if optimizer in SCHEDULED:
         return BY_NAME[SCHEDULED[optimizer][0]]
+    if optimizer == CLASSIFIER:
+        return BY_NAME["adam"]
     return BY_NAME[optimizer]
 
 
@@ -197,13 +201,21 @@ def mlp_data():
     return weights, x, y
 
 
-def _mlp_step(lib, spec, extra, weights, x, y):
+def mlp_classes():
+    """Class indices in [0, 10) for the classifier row (int64, as torch's targets)."""
+    return np.random.default_rng(3).integers(0, MLP[2], BATCH)
+
+
+def _mlp_step(lib, spec, extra, weights, x, y, classes=None):
+    """One training step of the MLP: MSE on y, or, given classes, CrossEntropyLoss on them."""
     model = lib.nn.Sequential(lib.nn.Linear(MLP[0], MLP[1]), lib.nn.ReLU(),
                               lib.nn.Linear(MLP[1], MLP[2]))
     with lib.no_grad():
         for p, w in zip(model.parameters(), weights):
             p.copy_(lib.from_numpy(w.copy()))
     x, y, criterion = lib.from_numpy(x.copy()), lib.from_numpy(y.copy()), lib.nn.MSELoss()
+    if classes is not None:
+        y, criterion = lib.from_numpy(classes.copy()), lib.nn.CrossEntropyLoss()
     if spec is None:       # forward + backward alone
         def fwdbwd():
             model.zero_grad()
@@ -256,7 +268,8 @@ def build(regime, optimizer, name, mode, max_repeats=None):
         sched = SCHEDULED.get(optimizer)
         fn = _linear_loop(lib, spec, extra, sched[1:] if sched else None)
     elif regime == "e":
-        fn = _mlp_step(lib, spec, extra, *mlp_data())
+        classes = mlp_classes() if optimizer == CLASSIFIER else None
+        fn = _mlp_step(lib, spec, extra, *mlp_data(), classes=classes)
     else:
         raise KeyError(regime)
     return Contender(name, fn, max_repeats if max_repeats is not None else 10**9)

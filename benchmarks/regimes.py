@@ -17,7 +17,7 @@ import tracemalloc
 from dataclasses import dataclass, field
 
 import contenders as cn
-from contenders import EMA, FWDBWD, MODES, SCHEDULED, TIMED, Mode, params  # noqa: F401 - MODES: run.py's
+from contenders import CLASSIFIER, EMA, FWDBWD, MODES, SCHEDULED, TIMED, Mode, params  # noqa: F401 - MODES: run.py's
 from isolated import Zygote, time_isolated
 from optimizers import SPECS
 from timing import interleaved
@@ -36,7 +36,8 @@ REGIMES = {
     "b": "{params} params x {numel} elements, one group",
     "c": "{params} params x {numel} elements, one group per param",
     "d": "nn.Linear(10, 1) + MSE, full iteration (randn x2, fwd, loss, zero_grad, bwd, step)",
-    "e": "784-256-10 MLP (ReLU, MSE, batch 64), training step; 'fwd+bwd' row: no step",
+    "e": "784-256-10 MLP (ReLU, MSE, batch 64), training step; 'fwd+bwd' row: no step; "
+         "'adam+CrossEntropyLoss' row: classifier (class targets)",
     "f": "extra memory of one steady-state step (step >= 4): tracemalloc and RSS peaks",
     # torch model, fastoptim optimizer: both contenders step the same torch tensors
     "ta": "torch tensors: one large float32 param ({numel} elements), step only",
@@ -72,6 +73,8 @@ def tasks(regimes, optimizers):
         out += [(r, o) for o in optimizers]
         if r == "e":
             out.append((r, FWDBWD))
+            if "adam" in optimizers:
+                out.append((r, CLASSIFIER))
         if r == "d":   # the loop with a scheduler stepping every iteration, for its optimizer
             out += [(r, name) for name, (o, _, _) in SCHEDULED.items() if o in optimizers]
         if r == "b":

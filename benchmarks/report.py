@@ -66,7 +66,7 @@ def _target(regime, opt, name):
         return (">=", 0.50)
     if regime == "d" and name == "torch_time" and opt in ("sgd", "adam"):
         return ("<=", 0.03)
-    if regime == "e" and name == "torch_fused_time" and opt == "adam":
+    if regime == "e" and name == "torch_fused_time" and opt in ("adam", "adam+CrossEntropyLoss"):
         return ("<=", 0.90)
     if regime == "e" and name == "torch_time" and opt == "fwd+bwd":
         return ("<=", 1.0)

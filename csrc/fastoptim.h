@@ -267,6 +267,25 @@ void fo_nll_backward_f64(int64_t outer, int64_t C, int64_t inner, const double *
                          double smoothing, const double *g, double g0,
                          int through_log_softmax, double *gx);
 
+/* Cross-entropy of logits x [outer, C, inner] at class indices: fo_nll of log_softmax(x),
+ * without writing the log-probabilities: returns the sum (and *wsum, out) as fo_nll and
+ * writes probs = softmax(x), from which the backward takes the gradient with respect to x,
+ *   gx_c = dlp_c - probs_c sum_c' dlp_c'   (dlp as fo_nll_backward's; 0 where ignored). */
+double fo_cross_entropy_f32(int64_t outer, int64_t C, int64_t inner, const float *x,
+                            const int64_t *target, const float *weight, int64_t ignore_index,
+                            double smoothing, float *out, float *probs, double *wsum);
+double fo_cross_entropy_f64(int64_t outer, int64_t C, int64_t inner, const double *x,
+                            const int64_t *target, const double *weight, int64_t ignore_index,
+                            double smoothing, double *out, double *probs, double *wsum);
+void fo_cross_entropy_backward_f32(int64_t outer, int64_t C, int64_t inner, const float *probs,
+                                   const int64_t *target, const float *weight,
+                                   int64_t ignore_index, double smoothing, const float *g,
+                                   double g0, float *gx);
+void fo_cross_entropy_backward_f64(int64_t outer, int64_t C, int64_t inner,
+                                   const double *probs, const int64_t *target,
+                                   const double *weight, int64_t ignore_index, double smoothing,
+                                   const double *g, double g0, double *gx);
+
 /* Cross-entropy with class probabilities target [outer, C, inner] over lp = log_softmax:
  *   loss_p = -sum_c w[c] lp[c] t'_c,  t' = t (1 - s) + s / C   (t' = t when s == 0)
  * out and the return value as fo_nll.  Backward: gx (w.r.t. the logits, through the
@@ -290,7 +309,8 @@ void fo_soft_ce_backward_f64(int64_t outer, int64_t C, int64_t inner, const doub
  *   FO_LOSS_BCE         (y - 1) max(log1p(-x), -100) - y max(log x, -100)
  *   FO_LOSS_BCE_LOGITS  (1 - y) x - (1 + (pw - 1) y) log_sigmoid(x)           (pw = 1 if NULL)
  * each times w[i] when w != NULL (w, pw: n elements, already broadcast).  Writes out[i] when
- * out != NULL; returns the sum in double, in index order.  The backward writes
+ * out != NULL; returns the sum in double (in blocks of 256, each summed in 4 interleaved
+ * lanes: a fixed order).  float32's log/log1p/exp are csrc/fo_vmath.h's.  The backward writes
  * gx = dloss/dx * g_i and gy = dloss/dy * g_i (g_i = g[i], or g0 when g is NULL; gx or gy may
  * be NULL); BCE's dx is (x - y) / max(x (1 - x), 1e-12), as torch's. */
 enum fo_loss_kind {
@@ -356,6 +376,13 @@ typedef struct fo_loss_kernels {
                                double g0, void *gx, void *gy);
     /* the index of the first of n elements outside [lo, hi] (or NaN), or -1 */
     int64_t (*first_outside)(int64_t n, const void *x, double lo, double hi);
+    double (*cross_entropy)(int64_t outer, int64_t C, int64_t inner, const void *x,
+                            const int64_t *target, const void *weight, int64_t ignore_index,
+                            double smoothing, void *out, void *probs, double *wsum);
+    void (*cross_entropy_backward)(int64_t outer, int64_t C, int64_t inner, const void *probs,
+                                   const int64_t *target, const void *weight,
+                                   int64_t ignore_index, double smoothing, const void *g,
+                                   double g0, void *gx);
 } fo_loss_kernels;
 extern const fo_loss_kernels fo_loss_kernels_f32;
 extern const fo_loss_kernels fo_loss_kernels_f64;

@@ -157,6 +157,14 @@ cdef extern from "fastoptim.h" nogil:
                                    const void *w, const void *pw, double p, const void *g,
                                    double g0, void *gx, void *gy)
         int64_t (*first_outside)(int64_t n, const void *x, double lo, double hi)
+        double (*cross_entropy)(int64_t outer, int64_t C, int64_t inner, const void *x,
+                                const int64_t *target, const void *weight,
+                                int64_t ignore_index, double smoothing, void *out,
+                                void *probs, double *wsum)
+        void (*cross_entropy_backward)(int64_t outer, int64_t C, int64_t inner,
+                                       const void *probs, const int64_t *target,
+                                       const void *weight, int64_t ignore_index,
+                                       double smoothing, const void *g, double g0, void *gx)
     const fo_loss_kernels fo_loss_kernels_f32
     const fo_loss_kernels fo_loss_kernels_f64
     ctypedef struct fo_act_kernels:

@@ -42,7 +42,8 @@ def test_every_regime_and_optimizer_has_a_row(smoke):
     _, data, _ = smoke
     got = {(r["regime"], r["optimizer"]) for r in data["rows"]}
     opts = ["sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta"]
-    extra = {("e", "fwd+bwd"), ("d", "sgd+StepLR"), ("d", "sgd+OneCycleLR"), ("b", "ema")}
+    extra = {("e", "fwd+bwd"), ("e", "adam+CrossEntropyLoss"), ("d", "sgd+StepLR"),
+             ("d", "sgd+OneCycleLR"), ("b", "ema")}
     assert got == {(reg, o) for reg in "abcdef" for o in opts} | extra
     assert all(r["threads"] == 1 for r in data["rows"])
 
@@ -89,7 +90,7 @@ def test_isolate_option_swaps_the_methods(tmp_path):
     rows = json.loads(path.read_text())["rows"]
     got = {(r["regime"], r["optimizer"]): r["timing"]["method"] for r in rows}
     assert got == {("d", "adam"): "isolated", ("e", "adam"): "interleaved",
-                   ("e", "fwd+bwd"): "interleaved"}
+                   ("e", "fwd+bwd"): "interleaved", ("e", "adam+CrossEntropyLoss"): "interleaved"}
     assert all(t["median_ns"] > 0 for r in rows for t in r["times"].values())
 
 

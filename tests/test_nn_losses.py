@@ -382,3 +382,51 @@ def test_softmax_exp_over_the_whole_float32_range():
     b = torch.tensor(masked[:1], requires_grad=True)
     torch.log_softmax(b, 1).sum().backward()
     np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-6)
+
+
+def _ulps(got, want):
+    """|got - want| in units of float32's spacing at want (want in float64)."""
+    want = np.asarray(want, np.float64)
+    spacing = np.spacing(np.abs(want).astype(np.float32)).astype(np.float64)
+    return np.abs(np.asarray(got, np.float64) - want) / spacing
+
+
+def test_float32_log_and_log1p_polynomials_over_the_range():
+    """BCE's float32 logs are fo_vmath.h's polynomials: -max(log x, -100) (target 1) and
+    -max(log1p(-x), -100) (target 0), held to 2 ulp of float64's log over (0, 1] in float32,
+    subnormals and 0 (log 0 = -inf, clamped to 100) included."""
+    x = np.concatenate([np.geomspace(1e-45, 1.0, 200001), np.linspace(0.0, 1.0, 100001),
+                        [0.0, 1e-45, 1e-40, 1.1754942e-38, 1.1754944e-38, 0.5, 0.70710677,
+                         0.70710683, 1.0 - 2**-24, 1.0]]).astype(np.float32)
+    x64 = x.astype(np.float64)
+    with np.errstate(divide="ignore"):
+        want_log = -np.maximum(np.log(x64), -100.0)
+        want_log1p = -np.maximum(np.log1p(-x64), -100.0)
+    got = F.binary_cross_entropy(_fo(x), _fo(np.ones_like(x)), reduction="none").numpy()
+    assert _ulps(got, want_log).max() <= 2.0
+    got = F.binary_cross_entropy(_fo(x), _fo(np.zeros_like(x)), reduction="none").numpy()
+    assert _ulps(got, want_log1p).max() <= 2.0
+
+
+def test_float32_exp_polynomial_over_the_range():
+    """BCE-with-logits' float32 gradient is sigmoid(x) - y, its exp(-x) fo_vmath.h's: held to
+    float64's sigmoid over the whole float32 range (exp overflowing to inf gives 0, as torch),
+    and a NaN logit gives a NaN gradient."""
+    x = np.concatenate([np.linspace(-104.0, 104.0, 400001), [-np.inf, np.inf, -88.72, 88.72,
+                        -87.0, -87.5, 0.0, -0.0]]).astype(np.float32)
+    want = 1.0 / (1.0 + np.exp(-x.astype(np.float64)))
+    a = _fo(x, True)
+    F.binary_cross_entropy_with_logits(a, _fo(np.zeros_like(x)), reduction="sum").backward()
+    got = a.grad.numpy().astype(np.float64)
+    np.testing.assert_allclose(got, want, rtol=4e-7, atol=1e-38)
+    a = _fo(np.array([np.nan, 1.0], np.float32), True)
+    F.binary_cross_entropy_with_logits(a, _fo(np.zeros(2, np.float32)), reduction="sum").backward()
+    assert np.isnan(a.grad.numpy()[0]) and np.isfinite(a.grad.numpy()[1])
+
+
+def test_float32_log_softmax_row_sums_over_widths():
+    """log_softmax's row log-sum-exp takes fo_vmath.h's log of the row sums (>= 1): rows of
+    equal logits give -log(n) for every width n, within float32's accuracy."""
+    for n in (1, 2, 3, 7, 10, 64, 1000, 100000):
+        got = F.log_softmax(_fo(np.full((2, n), 3.0, np.float32)), 1).numpy()
+        np.testing.assert_allclose(got, -np.log(n), rtol=3e-7, atol=1e-7)

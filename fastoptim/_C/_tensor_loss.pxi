@@ -2,7 +2,8 @@
 # (csrc/tensor_loss.c), as torch's own kernels are:
 #   N_SOFTMAX    softmax / log_softmax along a dim    saved (y, outer, n, inner); _sub 1 = log
 #   N_NLL        nll_loss, and cross_entropy with class indices (log_softmax fused in)
-#                saved (lp, target, weight, ignore_index, outer, C, inner, through_log_softmax)
+#                saved (lp, target, weight, ignore_index, outer, C, inner, fused); fused: the
+#                first entry is softmax(logits), which the backward takes its gradient from
 #   N_SOFT_CE    cross_entropy with class probabilities   saved (lp, target, weight, ...)
 #   N_POINTWISE  l1 / smooth_l1 / huber / bce / bce_with_logits   saved (x, y, w, pw);
 #                _sub = reduction | (fo_loss_kind << 2), _p0 = beta / delta
@@ -196,15 +197,17 @@ cdef Tensor _class_loss(Tensor a, Tensor target, object weight, int64_t ignore_i
     bad = fo_first_bad_target(outer * inner, <int64_t*>_ptr(tgt), C, ignore_index)
     if bad >= 0:
         raise IndexError(f"Target {tgt.reshape(-1)[bad]} is out of bounds.")
-    if fused:
-        lp = _empty_like(x)
-        _lkern(x).softmax(outer, C, inner, _ptr(x), 1, _ptr(lp))
-    else:
-        lp = x
     if red == 0:
         out = _empty_shape(_shp(tgt), cnp.PyArray_TYPE(x))
-    total = _lkern(x).nll(outer, C, inner, _ptr(lp), <int64_t*>_ptr(tgt), _optr(w),
-                          ignore_index, smoothing, _optr(out), &wsum)
+    if fused:       # lp: the softmax probabilities here (what the backward needs)
+        lp = _empty_like(x)
+        total = _lkern(x).cross_entropy(outer, C, inner, _ptr(x), <int64_t*>_ptr(tgt),
+                                        _optr(w), ignore_index, smoothing, _optr(out), _ptr(lp),
+                                        &wsum)
+    else:
+        lp = x
+        total = _lkern(x).nll(outer, C, inner, _ptr(lp), <int64_t*>_ptr(tgt), _optr(w),
+                              ignore_index, smoothing, _optr(out), &wsum)
     if red == 0:
         t = _wrap(out)
     else:
@@ -226,9 +229,14 @@ cdef void _nll_backward(Tensor t, cnp.ndarray g, bint gown) except *:
     lp, tgt, w, ignore_index, outer, C, inner, fused = t._saved
     gx = _empty_like(lp)
     g = _contig(g)
-    _lkern(lp).nll_backward(outer, C, inner, _ptr(lp), <int64_t*>_ptr(tgt), _optr(w),
-                            ignore_index, t._p0, _ptr(g) if t._sub == 0 else NULL,
-                            _first(g) * t._p1 if t._sub != 0 else 0.0, fused, _ptr(gx))
+    cdef const void *gp = _ptr(g) if t._sub == 0 else NULL
+    cdef double g0 = _first(g) * t._p1 if t._sub != 0 else 0.0
+    if fused:
+        _lkern(lp).cross_entropy_backward(outer, C, inner, _ptr(lp), <int64_t*>_ptr(tgt),
+                                          _optr(w), ignore_index, t._p0, gp, g0, _ptr(gx))
+    else:
+        _lkern(lp).nll_backward(outer, C, inner, _ptr(lp), <int64_t*>_ptr(tgt), _optr(w),
+                                ignore_index, t._p0, gp, g0, 0, _ptr(gx))
     _accumulate(_input(t, 0), gx, True)
 
 

@@ -1,19 +1,9 @@
 """nn's loss modules beyond MSELoss: thin holders of their arguments over the fused
 functional forms (fastoptim.nn.functional, C kernels in csrc/tensor_loss.c), with torch's
-signatures and defaults."""
-from fastoptim._C._tensor import _legacy_reduction
+signatures and defaults.  The reduction argument is checked once, by modules._Loss (MSELoss's
+base too)."""
 from fastoptim.nn import functional as F
-from fastoptim.nn.modules import Module
-
-
-class _Loss(Module):
-    def __init__(self, size_average=None, reduce=None, reduction="mean"):
-        super().__init__()
-        if size_average is not None or reduce is not None:
-            reduction = _legacy_reduction(size_average, reduce)
-        if reduction not in ("mean", "sum", "none"):
-            raise ValueError(f"{reduction} is not a valid value for reduction")
-        self.reduction = reduction
+from fastoptim.nn.modules import _Loss
 
 
 class _WeightedLoss(_Loss):

@@ -8,7 +8,7 @@ Parameters and submodules are kept in ordered registries (``_parameters``, ``_mo
 import math
 from collections import OrderedDict, namedtuple
 
-from fastoptim._C._tensor import Tensor, _CallsForward, empty, no_grad
+from fastoptim._C._tensor import Tensor, _CallsForward, _legacy_reduction, empty, no_grad
 from fastoptim._C._tensor import linear as _linear
 from fastoptim._C._tensor import mse_loss as _mse_loss
 from fastoptim.nn import functional as F
@@ -422,17 +422,21 @@ class Sigmoid(Module):
         return input.sigmoid()
 
 
-class MSELoss(Module):
-    """Mean squared error: reduction 'mean' (default), 'sum' or 'none'."""
+class _Loss(Module):
+    """Base of the loss modules (here and in fastoptim.nn.loss): the reduction, checked once,
+    with torch's legacy size_average/reduce arguments mapped onto it."""
 
     def __init__(self, size_average=None, reduce=None, reduction="mean"):
         super().__init__()
         if size_average is not None or reduce is not None:
-            from fastoptim._C._tensor import _legacy_reduction
             reduction = _legacy_reduction(size_average, reduce)
         if reduction not in ("mean", "sum", "none"):
             raise ValueError(f"{reduction} is not a valid value for reduction")
         self.reduction = reduction
+
+
+class MSELoss(_Loss):
+    """Mean squared error: reduction 'mean' (default), 'sum' or 'none'."""
 
     def forward(self, input, target):
         return _mse_loss(input, target, None, None, self.reduction)
