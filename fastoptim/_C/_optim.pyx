@@ -78,6 +78,32 @@ cdef extern from "optim_team.h":
                     void *ctx) noexcept
 
 
+cdef extern from *:
+    """
+    /* A dict's version tag: a value CPython (3.9 to 3.13, with the GIL) gives a dict anew on
+     * every change of its contents, unique across the interpreter's dicts (PEP 509).  Two equal
+     * readings of one live dict mean it was not changed in between.  Where the tag does not
+     * exist or is not kept so (3.14 on, free-threaded builds), FO_DICT_VERSION is 0 and callers
+     * look the values up instead. */
+    #if PY_VERSION_HEX < 0x030E0000 && !defined(Py_GIL_DISABLED)
+    #define FO_DICT_VERSION 1
+    #if defined(__GNUC__)
+    #pragma GCC diagnostic push
+    #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    #endif
+    static inline uint64_t fo_dict_version(PyObject *d) { return ((PyDictObject *)d)->ma_version_tag; }
+    #if defined(__GNUC__)
+    #pragma GCC diagnostic pop
+    #endif
+    #else
+    #define FO_DICT_VERSION 0
+    static inline uint64_t fo_dict_version(PyObject *d) { (void)d; return 0; }
+    #endif
+    """
+    bint FO_DICT_VERSION
+    uint64_t fo_dict_version(PyObject *d) noexcept
+
+
 cdef extern from "Python.h":
     ctypedef struct PyThreadState:
         pass
@@ -108,6 +134,8 @@ cdef enum:
     # (a key costs 8 bytes per array plus 8 per tensor: at most 16 MiB in all)
     CACHE_SLOTS = 8
     CACHE_MAX_ARRAYS = 1 << 20
+    # what a StepCache records per tensor: its state values (at most MAX_LISTS - 2), its step
+    VALS_PER = MAX_LISTS - 1
 
 
 cdef struct Batch:
@@ -681,6 +709,7 @@ cdef struct Source:
     PyObject *state
     PyObject *keys
     PyObject *step_key
+    PyObject *rec              # a StepCache recording the group's gather, or NULL
 
 
 cdef inline int _take_from_lists(Work *w, Py_ssize_t i, list lists, int nlists, list steps_l,
@@ -718,8 +747,9 @@ cdef inline int _take_from_lists(Work *w, Py_ssize_t i, list lists, int nlists, 
 
 
 cdef inline int _take_from_group(Work *w, Py_ssize_t i, object po, dict state, tuple keys,
-                                 int nlists, object step_key) except -1:
+                                 int nlists, object step_key, StepCache rec) except -1:
     # _gather's element i from a param group: 1 when taken (or skipped: no grad), 0 to decline.
+    # With rec, what was read is recorded there (see StepCache).
     cdef object g
     cdef PyObject *st = NULL
     cdef PyObject *xo
@@ -731,10 +761,15 @@ cdef inline int _take_from_group(Work *w, Py_ssize_t i, object po, dict state, t
     g = (<Tensor>po)._grad
     if g is None:
         return 1
+    if rec is not None:
+        rec.with_grad[i] = 1
     if nlists > 2 or step_key is not None:     # (SGD without momentum keeps no state)
         st = PyDict_GetItemWithError(state, po)
         if st == NULL or not isinstance(<object>st, dict):
             return 0
+        if rec is not None:
+            rec.sts[i] = st
+            rec.st_versions[i] = fo_dict_version(st)
     _arr_of_tensor(&pa, <Tensor>po)
     if not _param_ok(&pa):
         return 0
@@ -748,11 +783,15 @@ cdef inline int _take_from_group(Work *w, Py_ssize_t i, object po, dict state, t
         if xo == NULL or not _arr_of(&xa, <object>xo) or not _matches(&xa, &pa, FLAGS_WRITE):
             return 0
         b.arr[k][b.n] = xa.data
+        if rec is not None:
+            rec.vals[i * VALS_PER + k - 2] = xo
     if step_key is not None:
         xo = PyDict_GetItemWithError(<dict>st, step_key)
         if xo == NULL or not _arr_of(&xa, <object>xo) or not _step_ok(&xa):
             return 0
         b.steps[b.n] = <float *>xa.data
+        if rec is not None:
+            rec.vals[i * VALS_PER + VALS_PER - 1] = xo
     b.n += 1
     return 1
 
@@ -786,6 +825,7 @@ cdef int _gather(Work *w, const Call *c, const Source *src, bint report, bint ov
     cdef int nlists = 2 + len(keys) if from_group else len(lists), k
     cdef dict state
     cdef object step_key
+    cdef StepCache rec
     # First of all: the caller's `finally` frees w whatever is raised below.
     _work_init(w, n, nlists)
     w.has_steps = (src.step_key != NULL) if from_group else steps_l is not None
@@ -803,9 +843,10 @@ cdef int _gather(Work *w, const Call *c, const Source *src, bint report, bint ov
     if from_group:
         state = <dict>src.state
         step_key = <object>src.step_key if w.has_steps else None
+        rec = <StepCache>src.rec if src.rec != NULL else None
         for i in range(n):
             if not _take_from_group(w, i, <object>_list_item(params, i), state, keys, nlists,
-                                    step_key):
+                                    step_key, rec):
                 return 0
     else:
         for i in range(n):
@@ -835,14 +876,17 @@ cdef int _gather_lists(Work *w, const Call *c, bint overlaps, str op, tuple name
 
 
 cdef int _gather_group(Work *w, const Call *c, list group_params, object state, tuple keys,
-                       object step_key) except -1:
-    # _gather from a param group and the optimizer state, declining on any failed check.
+                       object step_key, StepCache rec=None) except -1:
+    # _gather from a param group and the optimizer state, declining on any failed check
+    # (recording what it read in rec, when given).
     cdef Source src
     memset(&src, 0, sizeof(Source))
     src.group_params, src.state, src.keys = <PyObject *>group_params, <PyObject *>state, \
         <PyObject *>keys
     if step_key is not None:
         src.step_key = <PyObject *>step_key
+    if rec is not None:
+        src.rec = <PyObject *>rec
     return _gather(w, c, &src, False, True, None, None, None)
 
 
@@ -1070,6 +1114,203 @@ cdef int _run(Work *w, const Call *c) except -1:
     return 0
 
 
+cdef class StepCache:
+    """One run of param groups' validated gather, kept between steps (``group_step``'s
+    ``cache``; the optimizer classes keep one per run, ``_step.grouped_step``).
+
+    Why: a steady step over many tensors collected every param's grad and state from dicts and
+    proved the call overlap-free again each time, though nothing had changed.  The cache keeps
+    the pointer arrays of the last successful gather (``Work``) and what they were read from,
+    and the next step re-checks them instead of rebuilding them: per param, the list item is
+    the same object (held, so identity means something), its grad and state hold the same data
+    pointers with the same facts (dtype, shape, flags: ``_matches`` as in a full gather), and
+    the state values are the same objects.  Those are found without dict lookups when the
+    optimizer's state dict and the param's state dict kept their version tags (PEP 509: nothing
+    inserted, replaced or removed), by lookups otherwise.  An identical set of (address, size,
+    list) is what the overlap proof was about, so it still holds; the zero-division test of the
+    step counters runs every step.  Anything that differs (a new grad object at another
+    address, a grad set to None, a param replaced or rebound, a dtype change, loaded or edited
+    state, another group layout or settings that change the state lists) makes a full gather
+    that replaces the record.  Only successes are kept.
+    """
+    cdef Work w
+    cdef bint valid              # w holds a validated gather of the params recorded below
+    cdef Call c                  # the call of a gather not yet run (group_step(run=False))
+    cdef bint pending
+    cdef object keys             # the state keys the gather used (Plan.keys_by_mask: identity)
+    cdef object step_key
+    cdef object state            # the optimizer state dict it read (held)
+    cdef uint64_t state_version
+    cdef Py_ssize_t n            # len(params) when gathered
+    cdef Py_ssize_t nheld        # params[:nheld] hold references
+    cdef Py_ssize_t cap
+    cdef PyObject **params       # each param (a reference)
+    cdef unsigned char *with_grad
+    cdef PyObject **sts          # each param's state dict (borrowed: the held state holds it)
+    cdef uint64_t *st_versions
+    cdef PyObject **vals         # VALS_PER per param: its state values, then its step (borrowed)
+
+    def __dealloc__(self):
+        self._release()
+        PyMem_Free(self.params)
+        _work_free(&self.w)
+
+    def __reduce__(self):
+        # never copied or pickled with its optimizer: a copy starts empty
+        return (StepCache, ())
+
+    cdef void _release(self) noexcept:
+        cdef Py_ssize_t i
+        cdef PyObject *p
+        self.valid = False
+        self.pending = False
+        for i in range(self.nheld):
+            p = self.params[i]
+            self.params[i] = NULL
+            Py_DECREF(<object>p)
+        self.nheld = 0
+        self.state = None
+
+    cdef int _reserve(self, Py_ssize_t n) except -1:
+        # Room for n params, the records zeroed.
+        cdef char *mem
+        cdef size_t per = (2 + VALS_PER) * sizeof(PyObject *) + sizeof(uint64_t) + 1
+        if n > self.cap:
+            mem = <char *>PyMem_Malloc(n * per if n else 1)
+            if mem == NULL:
+                raise MemoryError()
+            PyMem_Free(self.params)
+            self.params = <PyObject **>mem
+            self.cap = n
+        mem = <char *>self.params
+        memset(mem, 0, n * per)
+        self.sts = self.params + n
+        self.vals = self.sts + n
+        self.st_versions = <uint64_t *>(self.vals + n * VALS_PER)
+        self.with_grad = <unsigned char *>(self.st_versions + n)
+        return 0
+
+    def run(self):
+        """Run the kernels of the gather ``group_step(..., run=False)`` left pending."""
+        if not self.pending:
+            raise RuntimeError("StepCache.run: no gathered step is pending")
+        self.pending = False
+        _run(&self.w, &self.c)
+
+    def _info(self):
+        """(valid, params recorded) for tests."""
+        return bool(self.valid), self.n
+
+
+cdef inline Batch *_batch_of(Work *w, int tnum, Py_ssize_t *j32, Py_ssize_t *j64,
+                             Py_ssize_t *j) noexcept:
+    # The batch a param of type tnum went to, and its slot there (the next one).
+    if tnum == cnp.NPY_FLOAT32:
+        j[0] = j32[0]
+        j32[0] += 1
+        return &w.b32
+    j[0] = j64[0]
+    j64[0] += 1
+    return &w.b64
+
+
+cdef int _revalidate(StepCache cc, list params, object state, tuple keys, int nlists,
+                     object step_key) except -1:
+    # 1 when cc's gather is still exactly what a full gather of params would build (see
+    # StepCache), else 0 (cc's Work untouched either way: it is only compared).
+    cdef Work *w = &cc.w
+    cdef Py_ssize_t i, j, j32 = 0, j64 = 0, n = len(params), nv = nlists - 2
+    cdef PyObject *po
+    cdef PyObject *st
+    cdef PyObject *xo
+    cdef PyObject **vals
+    cdef object g
+    cdef Arr pa, xa
+    cdef Batch *b
+    cdef int k
+    cdef bint stateful = nlists > 2 or step_key is not None
+    cdef bint state_same
+    if (not cc.valid or n != cc.n or keys is not cc.keys or step_key is not cc.step_key
+            or state is not cc.state or not isinstance(state, dict)):
+        return 0
+    state_same = FO_DICT_VERSION and fo_dict_version(<PyObject *>state) == cc.state_version
+    for i in range(n):
+        po = _list_item(params, i)
+        if po != cc.params[i]:
+            return 0
+        g = (<Tensor>po)._grad        # (a recorded param is a Tensor)
+        if g is None:
+            if cc.with_grad[i]:
+                return 0
+            continue
+        if not cc.with_grad[i]:
+            return 0
+        _arr_of_tensor(&pa, <Tensor>po)
+        if not _param_ok(&pa):
+            return 0
+        b = _batch_of(w, pa.tnum, &j32, &j64, &j)
+        if (j >= b.n or b.index[j] != i or b.arr[0][j] != pa.data
+                or b.numels[j] != pa.numel):
+            return 0
+        _arr_of_tensor(&xa, <Tensor>g)
+        if b.arr[1][j] != xa.data or not _matches(&xa, &pa, FLAGS_READ):
+            return 0
+        if not stateful:
+            continue
+        vals = cc.vals + i * VALS_PER
+        st = cc.sts[i]
+        if not (state_same and fo_dict_version(st) == cc.st_versions[i]):
+            # something may have changed: look the values up, as a full gather would
+            st = PyDict_GetItemWithError(<dict>state, <object>po)
+            if st == NULL or st != cc.sts[i]:
+                return 0
+            for k in range(nv):
+                xo = PyDict_GetItemWithError(<dict>st, keys[k])
+                if xo != vals[k]:
+                    return 0
+            if step_key is not None:
+                xo = PyDict_GetItemWithError(<dict>st, step_key)
+                if xo != vals[VALS_PER - 1]:
+                    return 0
+        for k in range(nv):
+            if (not _arr_of(&xa, <object>vals[k]) or b.arr[2 + k][j] != xa.data
+                    or not _matches(&xa, &pa, FLAGS_WRITE)):
+                return 0
+        if step_key is not None:
+            xo = vals[VALS_PER - 1]
+            if (not _arr_of(&xa, <object>xo) or <void *>b.steps[j] != xa.data
+                    or not _step_ok(&xa)):
+                return 0
+    return j32 == w.b32.n and j64 == w.b64.n
+
+
+cdef int _gather_cached(StepCache cc, const Call *c, list params, object state, tuple keys,
+                        object step_key) except -1:
+    # _gather_group into cc's Work: re-checked when cc holds the same call, else gathered in
+    # full and recorded.  1 when the step may run, 0 to decline (cc then holds nothing).
+    cdef Py_ssize_t i, n = len(params)
+    cdef PyObject *po
+    cc.pending = False
+    if _revalidate(cc, params, state, keys, 2 + len(keys), step_key):
+        if cc.w.has_steps and _divides_by_zero(&cc.w, c):
+            return 0
+        return 1
+    cc._release()
+    _work_free(&cc.w)
+    cc._reserve(n)
+    if not _gather_group(&cc.w, c, params, state, keys, step_key, cc):
+        return 0
+    for i in range(n):           # every item is a Tensor (the gather declines otherwise)
+        po = _list_item(params, i)
+        Py_INCREF(<object>po)
+        cc.params[i] = po
+    cc.nheld = cc.n = n
+    cc.keys, cc.step_key, cc.state = keys, step_key, state
+    cc.state_version = fo_dict_version(<PyObject *>state)
+    cc.valid = True
+    return 1
+
+
 cdef struct Team:
     # What fo_team_run's two callbacks share (see _group_step).
     Work *w
@@ -1077,6 +1318,7 @@ cdef struct Team:
     PyObject *state
     PyObject *keys
     PyObject *step_key
+    PyObject *cache            # a StepCache, or NULL
     const Call *c
     PyObject *exc              # owned: what the collection raised
     PyThreadState *saved       # the GIL, released for the kernels
@@ -1087,8 +1329,12 @@ cdef int _team_collect(void *vt) noexcept:
     cdef Team *t = <Team *>vt
     cdef int r
     try:
-        r = _gather_group(t.w, t.c, <list>t.group_params, <object>t.state, <tuple>t.keys,
-                          <object>t.step_key)
+        if t.cache != NULL:
+            r = _gather_cached(<StepCache>t.cache, t.c, <list>t.group_params, <object>t.state,
+                               <tuple>t.keys, <object>t.step_key)
+        else:
+            r = _gather_group(t.w, t.c, <list>t.group_params, <object>t.state, <tuple>t.keys,
+                              <object>t.step_key)
     except BaseException as e:
         Py_INCREF(e)
         t.exc = <PyObject *>e
@@ -1142,22 +1388,27 @@ def _team_step_count():
 
 
 cdef object _group_step(list group_params, object state, tuple keys, object step_key,
-                        const Call *c):
+                        const Call *c, StepCache cc, bint run):
     # The body of group_step: True when done, False (nothing written) when declined.
     # When the kernels will use several threads, their region is opened first and the group is
-    # collected on the calling thread while the others wake (fo_team_run, optim_team.c).
+    # collected on the calling thread while the others wake (fo_team_run, optim_team.c).  With
+    # a cache, the gather is kept in it (and re-checked next time); without run, it is left
+    # there, pending, for cc.run().
     global _team_steps
-    cdef Work w
+    cdef Work local
+    cdef Work *w = &local if cc is None else &cc.w
     cdef Team t
     cdef int r
-    w.heap = NULL
+    local.heap = NULL
     try:
-        if _team_worth(group_params):
+        if run and _team_worth(group_params):
             _team_steps += 1
             memset(&t, 0, sizeof(Team))
-            t.w, t.c = &w, c
+            t.w, t.c = w, c
             t.group_params, t.state = <PyObject *>group_params, <PyObject *>state
             t.keys, t.step_key = <PyObject *>keys, <PyObject *>step_key
+            if cc is not None:
+                t.cache = <PyObject *>cc
             r = fo_team_run(_team_collect, _team_kernels, &t)
             if r == 1 and w.has_steps:      # team mode leaves the counters to its caller
                 _count_steps(&w.b32)
@@ -1169,13 +1420,19 @@ cdef object _group_step(list group_params, object state, tuple keys, object step
                 Py_DECREF(e)
                 raise e
             return r == 1
-        if not _gather_group(&w, c, group_params, state, keys, step_key):
+        if cc is not None:
+            if not _gather_cached(cc, c, group_params, state, keys, step_key):
+                return False
+        elif not _gather_group(w, c, group_params, state, keys, step_key):
             return False
-        _run(&w, c)
+        if run:
+            _run(w, c)
+        else:
+            cc.c = c[0]
+            cc.pending = True
     finally:
-        _work_free(&w)
+        _work_free(&local)
     return True
-
 
 
 def step(Plan plan, tuple hyper, params, grads, tuple states, state_steps=None,
@@ -1219,19 +1476,26 @@ def step(Plan plan, tuple hyper, params, grads, tuple states, state_steps=None,
         _work_free(&w)
 
 
-def group_step(Plan plan, tuple settings, list group_params, object state):
+def group_step(Plan plan, tuple settings, list group_params, object state,
+               StepCache cache=None, bint run=True):
     """The steady-state step straight from a param group and the optimizer's state (see
     _gather_group).  ``settings``: the group's values of the description's hyperparameter keys
     (``betas`` a tuple).  True when done, False (nothing written) when the caller must collect
     and call ``step`` instead (a state to create, a setting that is not a plain number, or
-    anything unusual)."""
+    anything unusual).  ``cache``: the run's StepCache, whose last gather is re-checked instead
+    of rebuilt; with ``run=False`` the gathered step is left pending in it (``cache.run()``), so
+    that a caller can collect every group before any is written."""
     cdef Call c
     cdef PyObject *v[HYPER_WORDS]
+    if not run and cache is None:
+        raise ValueError("group_step: run=False needs a cache to keep the gathered step")
+    if cache is not None:
+        cache.pending = False
     if not _flatten(v, settings, plan.nhyper):
         return False
     _setup(&c, plan, v)
     return _group_step(group_params, state, <tuple>plan.keys_by_mask[c.present],
-                       "step" if plan.has_step else None, &c)
+                       "step" if plan.has_step else None, &c, cache, run)
 
 
 # ---- the kernels: each one's filler and runner (the only per-optimizer code here) ------------
