@@ -1284,16 +1284,26 @@ cdef int _revalidate(StepCache cc, list params, object state, tuple keys, int nl
     return j32 == w.b32.n and j64 == w.b64.n
 
 
+cdef Py_ssize_t _cache_reuses = 0      # gathers a StepCache re-checked instead of rebuilt
+
+
+def _step_cache_reuses():
+    """How many group steps reused their StepCache's gather (for tests)."""
+    return _cache_reuses
+
+
 cdef int _gather_cached(StepCache cc, const Call *c, list params, object state, tuple keys,
                         object step_key) except -1:
     # _gather_group into cc's Work: re-checked when cc holds the same call, else gathered in
     # full and recorded.  1 when the step may run, 0 to decline (cc then holds nothing).
     cdef Py_ssize_t i, n = len(params)
     cdef PyObject *po
+    global _cache_reuses
     cc.pending = False
     if _revalidate(cc, params, state, keys, 2 + len(keys), step_key):
         if cc.w.has_steps and _divides_by_zero(&cc.w, c):
             return 0
+        _cache_reuses += 1
         return 1
     cc._release()
     _work_free(&cc.w)
@@ -1320,6 +1330,9 @@ cdef struct Team:
     PyObject *step_key
     PyObject *cache            # a StepCache, or NULL
     const Call *c
+    Work **also_w              # other runs' gathers, pending: their kernels run in the region too
+    Call **also_c
+    Py_ssize_t nalso
     PyObject *exc              # owned: what the collection raised
     PyThreadState *saved       # the GIL, released for the kernels
 
@@ -1347,10 +1360,16 @@ cdef int _team_collect(void *vt) noexcept:
 cdef void _team_kernels(void *vt, int tid) noexcept nogil:
     # On every thread of the region, the same calls: each kernel updates this thread's share.
     cdef Team *t = <Team *>vt
+    cdef Py_ssize_t k
     if t.w.b32.n:
         _call(&t.w.b32, True, t.c)
     if t.w.b64.n:
         _call(&t.w.b64, False, t.c)
+    for k in range(t.nalso):
+        if t.also_w[k].b32.n:
+            _call(&t.also_w[k].b32, True, t.also_c[k])
+        if t.also_w[k].b64.n:
+            _call(&t.also_w[k].b64, False, t.also_c[k])
 
 
 cdef inline void _count_steps(Batch *b) noexcept nogil:
@@ -1388,31 +1407,51 @@ def _team_step_count():
 
 
 cdef object _group_step(list group_params, object state, tuple keys, object step_key,
-                        const Call *c, StepCache cc, bint run):
+                        const Call *c, StepCache cc, bint run, tuple also):
     # The body of group_step: True when done, False (nothing written) when declined.
     # When the kernels will use several threads, their region is opened first and the group is
     # collected on the calling thread while the others wake (fo_team_run, optim_team.c).  With
     # a cache, the gather is kept in it (and re-checked next time); without run, it is left
-    # there, pending, for cc.run().
+    # there, pending, for cc.run().  ``also``: other runs' pending caches, whose kernels run
+    # with this one's once its gather has succeeded (in the same parallel region).
     global _team_steps
     cdef Work local
     cdef Work *w = &local if cc is None else &cc.w
     cdef Team t
     cdef int r
+    cdef Py_ssize_t k, nalso = len(also) if run and also is not None else 0
+    cdef StepCache other
     local.heap = NULL
+    memset(&t, 0, sizeof(Team))
     try:
+        if nalso:
+            t.also_w = <Work **>PyMem_Malloc(nalso * (sizeof(Work *) + sizeof(Call *)))
+            if t.also_w == NULL:
+                raise MemoryError()
+            t.also_c = <Call **>(t.also_w + nalso)
+            for k in range(nalso):
+                other = <StepCache?>also[k]
+                if not other.pending:
+                    raise RuntimeError("group_step: a cache in `also` has no pending step")
+                t.also_w[k], t.also_c[k] = &other.w, &other.c
+            t.nalso = nalso
         if run and _team_worth(group_params):
-            _team_steps += 1
-            memset(&t, 0, sizeof(Team))
+            _team_steps += 1 + nalso
             t.w, t.c = w, c
             t.group_params, t.state = <PyObject *>group_params, <PyObject *>state
             t.keys, t.step_key = <PyObject *>keys, <PyObject *>step_key
             if cc is not None:
                 t.cache = <PyObject *>cc
             r = fo_team_run(_team_collect, _team_kernels, &t)
-            if r == 1 and w.has_steps:      # team mode leaves the counters to its caller
-                _count_steps(&w.b32)
-                _count_steps(&w.b64)
+            if r == 1:
+                if w.has_steps:      # team mode leaves the counters to its caller
+                    _count_steps(&w.b32)
+                    _count_steps(&w.b64)
+                for k in range(nalso):
+                    if t.also_w[k].has_steps:
+                        _count_steps(&t.also_w[k].b32)
+                        _count_steps(&t.also_w[k].b64)
+                    (<StepCache>also[k]).pending = False
             if t.saved != NULL:
                 PyEval_RestoreThread(t.saved)
             if r < 0:
@@ -1427,10 +1466,13 @@ cdef object _group_step(list group_params, object state, tuple keys, object step
             return False
         if run:
             _run(w, c)
+            for k in range(nalso):
+                (<StepCache>also[k]).run()
         else:
             cc.c = c[0]
             cc.pending = True
     finally:
+        PyMem_Free(t.also_w)
         _work_free(&local)
     return True
 
@@ -1477,14 +1519,16 @@ def step(Plan plan, tuple hyper, params, grads, tuple states, state_steps=None,
 
 
 def group_step(Plan plan, tuple settings, list group_params, object state,
-               StepCache cache=None, bint run=True):
+               StepCache cache=None, bint run=True, tuple also=None):
     """The steady-state step straight from a param group and the optimizer's state (see
     _gather_group).  ``settings``: the group's values of the description's hyperparameter keys
     (``betas`` a tuple).  True when done, False (nothing written) when the caller must collect
     and call ``step`` instead (a state to create, a setting that is not a plain number, or
     anything unusual).  ``cache``: the run's StepCache, whose last gather is re-checked instead
     of rebuilt; with ``run=False`` the gathered step is left pending in it (``cache.run()``), so
-    that a caller can collect every group before any is written."""
+    that a caller can collect every group before any is written.  ``also``: caches left pending
+    so; when this call succeeds their kernels run with its own (in one parallel region when
+    the group is big enough for team mode), when it declines they stay pending."""
     cdef Call c
     cdef PyObject *v[HYPER_WORDS]
     if not run and cache is None:
@@ -1495,7 +1539,7 @@ def group_step(Plan plan, tuple settings, list group_params, object state,
         return False
     _setup(&c, plan, v)
     return _group_step(group_params, state, <tuple>plan.keys_by_mask[c.present],
-                       "step" if plan.has_step else None, &c, cache, run)
+                       "step" if plan.has_step else None, &c, cache, run, also)
 
 
 # ---- the kernels: each one's filler and runner (the only per-optimizer code here) ------------

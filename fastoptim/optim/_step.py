@@ -137,15 +137,23 @@ def grouped_step(d: Description):
                 _prepare_group(self, group)()
             return loss
         # Several runs: every one is collected and validated before any is written, so that
-        # an error in a later group leaves the earlier ones as they were.
-        commits = []
-        for group, cache in zip(groups, caches):
+        # an error in a later group leaves the earlier ones as they were.  The steady ones are
+        # left pending and run with the last one's kernels (one parallel region in team mode).
+        pending, commits = [], []
+        last = len(groups) - 1
+        for i, (group, cache) in enumerate(zip(groups, caches)):
             if fused_once and group["fused"]:
                 self._fused_dtype_check_once(group)
-            if group_step(kplan, settings(group), group["params"], state, cache, False):
-                commits.append(cache.run)
-            else:
+            if i < last:
+                if group_step(kplan, settings(group), group["params"], state, cache, False):
+                    pending.append(cache)
+                else:
+                    commits.append(_prepare_group(self, group))
+            elif not group_step(kplan, settings(group), group["params"], state, cache, True,
+                                tuple(pending)):
                 commits.append(_prepare_group(self, group))
+                for cache in pending:
+                    cache.run()
         for commit in commits:
             commit()
         return loss
