@@ -204,3 +204,116 @@ def test_run_without_a_pending_gather_raises():
     with pytest.raises(ValueError, match="needs a cache"):
         _optim.group_step(_step.plan(optim.SGD._DESCRIPTION), (0.1, 0.0, 0.0, 0.0, False,
                                                                False), [], {}, None, False)
+
+
+# ---- torch params: the sync a steady step skips (_optim.TorchSteady) --------------------------
+
+class _NeverSteady:
+    """Stands in for a TorchSteady that never says "nothing changed": the full sync each step."""
+
+    def check(self, groups, tstate):
+        return False
+
+    def kernel_unchanged(self, kstate):
+        return False
+
+    def record(self, *args):
+        pass
+
+
+def t_new_grads(opt, ps, torch):
+    for p in ps:
+        p.grad = torch.full_like(p, 0.5)
+
+
+def t_none_grad(opt, ps, torch):
+    ps[1].grad = None
+
+
+def t_grad_in_place(opt, ps, torch):
+    ps[0].grad.mul_(3.0)
+
+
+def t_storage(opt, ps, torch):
+    ps[0].data = torch.arange(ps[0].numel(), dtype=ps[0].dtype)
+
+
+def t_state_replaced(opt, ps, torch):
+    st = opt.state.get(ps[0])
+    if st:
+        k = next(k for k in st if k != "step")
+        st[k] = torch.full_like(ps[0], 0.25)
+
+
+def t_momentum_on(opt, ps, torch):
+    if "momentum" in opt.param_groups[0]:
+        opt.param_groups[0]["momentum"] = 0.5
+
+
+def t_loaded(opt, ps, torch):
+    opt.load_state_dict(opt.state_dict())
+
+
+def t_lr(opt, ps, torch):
+    opt.param_groups[0]["lr"] *= 0.5
+
+
+def t_nothing(opt, ps, torch):
+    pass
+
+
+T_CHANGES = [t_new_grads, t_none_grad, t_grad_in_place, t_storage, t_state_replaced,
+             t_momentum_on, t_loaded, t_lr, t_nothing]
+
+
+def _torch_run(torch, name, kwargs, change, steady):
+    gen = torch.Generator().manual_seed(0)
+    ps = [torch.randn(5 + i, generator=gen).requires_grad_() for i in range(3)]
+    for p in ps:
+        p.grad = torch.randn(p.shape, generator=gen)
+    opt = getattr(optim, name)(ps, **kwargs)
+    if not steady:
+        opt._torch_params.steady = _NeverSteady()
+    for _ in range(2):
+        opt.step()
+    change(opt, ps, torch)
+    for _ in range(2):
+        opt.step()
+    state = {i: {k: v.clone() for k, v in opt.state[p].items()}
+             for i, p in enumerate(ps) if p in opt.state}
+    return [p.detach().clone() for p in ps], state
+
+
+@pytest.mark.parametrize("change", T_CHANGES, ids=[c.__name__ for c in T_CHANGES])
+@pytest.mark.parametrize("name,kwargs", CONFIGS, ids=IDS)
+def test_torch_params_a_change_between_steps_is_seen(name, kwargs, change):
+    torch = pytest.importorskip("torch")
+    fast, fast_state = _torch_run(torch, name, kwargs, change, True)
+    slow, slow_state = _torch_run(torch, name, kwargs, change, False)
+    for a, b in zip(fast, slow):
+        assert torch.equal(a, b)
+    assert fast_state.keys() == slow_state.keys()
+    for i in fast_state:
+        assert fast_state[i].keys() == slow_state[i].keys()
+        for k in fast_state[i]:
+            assert torch.equal(fast_state[i][k], slow_state[i][k])
+
+
+def test_torch_params_steady_step_skips_the_sync(monkeypatch):
+    torch = pytest.importorskip("torch")
+    from fastoptim.optim import _torch_params
+    ps = [torch.zeros(4, requires_grad=True) for _ in range(3)]
+    for p in ps:
+        p.grad = torch.ones(4)
+    opt = optim.Adam(ps, lr=0.1)
+    opt.step()
+    calls = []
+    real = _torch_params.TorchParams._sync
+    monkeypatch.setattr(_torch_params.TorchParams, "_sync",
+                        lambda self, o: calls.append(1) or real(self, o))
+    opt.step()
+    opt.step()
+    assert calls == []
+    ps[0].grad = torch.ones(4)       # a new grad: synced again
+    opt.step()
+    assert calls == [1]

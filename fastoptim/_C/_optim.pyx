@@ -2151,3 +2151,130 @@ def _unique_values(list registries):
                 seen.add(key)
                 out.append(v)
     return out
+
+
+# ---- torch params: the steady step's sync (fastoptim/optim/_torch_params.py) -----------------
+
+cdef class TorchSteady:
+    """What a step over torch params synced last time, so that the next step can tell, at C
+    level, that nothing needs syncing (``TorchParams.run_step``).
+
+    Why: the sync of the torch params' grads and state with their kernel views ran in Python,
+    a few microseconds per param per step.  A steady step changes none of it: each param's
+    ``.grad`` is the same torch tensor (``zero_grad(set_to_none=False)``, accumulation, grads
+    set once), its storage has not moved (``data_ptr()``), its view's grad is still that grad's
+    view, and neither the optimizer's state dict nor the param's state dict changed (their
+    version tags, as in StepCache; without them this check always says "sync").  ``check``
+    says whether all of that holds; ``record`` notes it after a sync.  Every param reads two
+    attributes (``grad``, ``data_ptr()``) and nothing is looked up by a torch tensor's
+    Python-level hash.
+    """
+    cdef Py_ssize_t n
+    cdef list params              # the torch params, in group order (held)
+    cdef list grads               # their grads as synced (held; None allowed)
+    cdef list views               # their kernel views (held)
+    cdef list grad_views          # the views' grads as synced (held; None allowed)
+    cdef uintptr_t *ptrs
+    cdef PyObject **states        # each param's torch state dict, or NULL (borrowed)
+    cdef uint64_t *versions       # their version tags
+    cdef object tstate            # the optimizer's torch state dict (held)
+    cdef uint64_t tstate_version
+    cdef object kstate            # the kernel views' state dict (held)
+    cdef uint64_t kstate_version
+    cdef PyObject **kstates       # each view's state dict, or NULL (borrowed)
+    cdef uint64_t *kversions
+    cdef bint valid
+
+    def __dealloc__(self):
+        PyMem_Free(self.ptrs)
+
+    def __reduce__(self):
+        return (TorchSteady, ())
+
+    def invalidate(self):
+        self.valid = False
+
+    def record(self, list params, list grads, list views, list ptrs, object tstate,
+               object kstate):
+        """Note the sync just made: params, their grads, views and data pointers, and both
+        state dicts (the torch one and the views' one) as they are now."""
+        cdef Py_ssize_t i, n = len(params)
+        cdef char *mem
+        cdef PyObject *st
+        self.valid = False
+        if not FO_DICT_VERSION or not isinstance(tstate, dict) or not isinstance(kstate, dict):
+            return
+        PyMem_Free(self.ptrs)
+        self.ptrs = NULL
+        mem = <char *>PyMem_Malloc(n * (sizeof(uintptr_t) + 2 * sizeof(PyObject *)
+                                        + 2 * sizeof(uint64_t)) + 1)
+        if mem == NULL:
+            raise MemoryError()
+        self.ptrs = <uintptr_t *>mem
+        self.states = <PyObject **>(self.ptrs + n)
+        self.versions = <uint64_t *>(self.states + n)
+        self.kstates = <PyObject **>(self.versions + n)
+        self.kversions = <uint64_t *>(self.kstates + n)
+        for i in range(n):
+            self.ptrs[i] = <uintptr_t>ptrs[i]
+            st = PyDict_GetItemWithError(<dict>tstate, params[i])
+            self.states[i] = st
+            self.versions[i] = fo_dict_version(st) if st != NULL else 0
+            st = PyDict_GetItemWithError(<dict>kstate, views[i])
+            self.kstates[i] = st
+            self.kversions[i] = fo_dict_version(st) if st != NULL else 0
+        self.params, self.grads, self.views = params, grads, views
+        self.grad_views = [(<Tensor>v)._grad for v in views]
+        self.tstate = tstate
+        self.tstate_version = fo_dict_version(<PyObject *>tstate)
+        self.kstate = kstate
+        self.kstate_version = fo_dict_version(<PyObject *>kstate)
+        self.n = n
+        self.valid = True
+
+    def check(self, list groups, object tstate):
+        """Whether the params of ``groups`` (dicts with "params") are those recorded, in order,
+        and nothing of theirs changed since (see the class)."""
+        cdef Py_ssize_t i = 0, j, m
+        cdef object group, ps, p, g
+        cdef PyObject *st
+        if (not self.valid or tstate is not self.tstate
+                or fo_dict_version(<PyObject *>tstate) != self.tstate_version):
+            return False
+        for group in groups:
+            ps = (<dict?>group)["params"]
+            if type(ps) is not list:
+                return False
+            m = len(<list>ps)
+            if i + m > self.n:
+                return False
+            for j in range(m):
+                p = (<list>ps)[j]
+                if p is not self.params[i]:
+                    return False
+                g = p.grad
+                if g is not self.grads[i]:
+                    return False
+                if (<Tensor>self.views[i])._grad is not self.grad_views[i]:
+                    return False
+                if <uintptr_t>p.data_ptr() != self.ptrs[i]:
+                    return False
+                st = self.states[i]
+                if st != NULL and fo_dict_version(st) != self.versions[i]:
+                    return False
+                i += 1
+        return i == self.n
+
+    def kernel_unchanged(self, object kstate):
+        """Whether the views' state is as recorded (the step made or replaced no state, so
+        the torch side needs nothing published)."""
+        cdef Py_ssize_t i
+        cdef PyObject *st
+        if (not self.valid or kstate is not self.kstate
+                or fo_dict_version(<PyObject *>kstate) != self.kstate_version):
+            return False
+        for i in range(self.n):
+            st = self.kstates[i]
+            if st != NULL and fo_dict_version(st) != self.kversions[i]:
+                return False
+        return True
