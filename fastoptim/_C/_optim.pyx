@@ -1175,7 +1175,7 @@ cdef class StepCache:
         # Room for n params, the records zeroed.
         cdef char *mem
         cdef size_t per = (2 + VALS_PER) * sizeof(PyObject *) + sizeof(uint64_t) + 1
-        if n > self.cap:
+        if n > self.cap or self.params == NULL:
             mem = <char *>PyMem_Malloc(n * per if n else 1)
             if mem == NULL:
                 raise MemoryError()

@@ -8,11 +8,14 @@ position; ``_sgd``, ``_adam``, ...).  Everything they did follows from the optim
 state, how a first step makes state.  So it is written once here:
 
 * :func:`plan` makes the glue's ``_optim.Plan`` of a description (once, cached);
-* :func:`grouped_step` makes a class's ``step``: runs of equal groups, each updated by
-  :func:`_update_group` -- first the steady-state shortcut ``_optim.group_step`` (one C call
-  from the group; it declines when state must be made or anything is unusual), else the general
-  path: collect the group's lists (``Optimizer._collect_lazy``, lazy state made packed), run
-  :func:`run`, install the new state only once the step succeeded;
+* :func:`grouped_step` makes a class's ``step``: runs of equal groups, each first tried on the
+  steady-state shortcut ``_optim.group_step`` (one C call from the group, re-checking the
+  run's last gather kept in its ``_optim.StepCache``; it declines when state must be made or
+  anything is unusual), else the general path (:func:`_prepare_group`: collect the group's
+  lists with ``Optimizer._collect_lazy``, lazy state made packed, check the call, and return
+  the write, which runs it and installs the new state).  With several runs every one is
+  collected and checked before any is written (nothing half-applied when a later group is
+  bad): the steady ones are left pending and run with the last run's kernels;
 * :func:`run` is the functionals' body: hyperparameters that arrive as one-element arrays or
   Tensors become floats, SGD-style first buffers are made from the grad, strided arrays go
   through contiguous copies and repeated params through rounds (decided by explicit tests, not
