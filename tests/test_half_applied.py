@@ -81,9 +81,6 @@ def test_step_with_a_bad_grad_on_the_last_param_changes_nothing(name, kwargs, st
     assert snapshot(opt) == before
 
 
-@pytest.mark.xfail(strict=True, reason="defect H1: step() updates each run of param groups in "
-                   "turn; an error in a later group leaves the earlier groups stepped (params, "
-                   "state, step counts)")
 @pytest.mark.parametrize("steps", [0, 2], ids=["first-step", "steady-state"])
 @pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop", "Adagrad", "Adadelta"])
 def test_step_failing_in_a_later_group_changes_nothing(name, steps):

@@ -78,6 +78,32 @@ cdef extern from "optim_team.h":
                     void *ctx) noexcept
 
 
+cdef extern from *:
+    """
+    /* A dict's version tag: a value CPython (3.9 to 3.13, with the GIL) gives a dict anew on
+     * every change of its contents, unique across the interpreter's dicts (PEP 509).  Two equal
+     * readings of one live dict mean it was not changed in between.  Where the tag does not
+     * exist or is not kept so (3.14 on, free-threaded builds), FO_DICT_VERSION is 0 and callers
+     * look the values up instead. */
+    #if PY_VERSION_HEX < 0x030E0000 && !defined(Py_GIL_DISABLED)
+    #define FO_DICT_VERSION 1
+    #if defined(__GNUC__)
+    #pragma GCC diagnostic push
+    #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    #endif
+    static inline uint64_t fo_dict_version(PyObject *d) { return ((PyDictObject *)d)->ma_version_tag; }
+    #if defined(__GNUC__)
+    #pragma GCC diagnostic pop
+    #endif
+    #else
+    #define FO_DICT_VERSION 0
+    static inline uint64_t fo_dict_version(PyObject *d) { (void)d; return 0; }
+    #endif
+    """
+    bint FO_DICT_VERSION
+    uint64_t fo_dict_version(PyObject *d) noexcept
+
+
 cdef extern from "Python.h":
     ctypedef struct PyThreadState:
         pass
@@ -108,6 +134,8 @@ cdef enum:
     # (a key costs 8 bytes per array plus 8 per tensor: at most 16 MiB in all)
     CACHE_SLOTS = 8
     CACHE_MAX_ARRAYS = 1 << 20
+    # what a StepCache records per tensor: its state values (at most MAX_LISTS - 2), its step
+    VALS_PER = MAX_LISTS - 1
 
 
 cdef struct Batch:
@@ -681,6 +709,7 @@ cdef struct Source:
     PyObject *state
     PyObject *keys
     PyObject *step_key
+    PyObject *rec              # a StepCache recording the group's gather, or NULL
 
 
 cdef inline int _take_from_lists(Work *w, Py_ssize_t i, list lists, int nlists, list steps_l,
@@ -718,8 +747,9 @@ cdef inline int _take_from_lists(Work *w, Py_ssize_t i, list lists, int nlists, 
 
 
 cdef inline int _take_from_group(Work *w, Py_ssize_t i, object po, dict state, tuple keys,
-                                 int nlists, object step_key) except -1:
+                                 int nlists, object step_key, StepCache rec) except -1:
     # _gather's element i from a param group: 1 when taken (or skipped: no grad), 0 to decline.
+    # With rec, what was read is recorded there (see StepCache).
     cdef object g
     cdef PyObject *st = NULL
     cdef PyObject *xo
@@ -731,10 +761,15 @@ cdef inline int _take_from_group(Work *w, Py_ssize_t i, object po, dict state, t
     g = (<Tensor>po)._grad
     if g is None:
         return 1
+    if rec is not None:
+        rec.with_grad[i] = 1
     if nlists > 2 or step_key is not None:     # (SGD without momentum keeps no state)
         st = PyDict_GetItemWithError(state, po)
         if st == NULL or not isinstance(<object>st, dict):
             return 0
+        if rec is not None:
+            rec.sts[i] = st
+            rec.st_versions[i] = fo_dict_version(st)
     _arr_of_tensor(&pa, <Tensor>po)
     if not _param_ok(&pa):
         return 0
@@ -748,11 +783,15 @@ cdef inline int _take_from_group(Work *w, Py_ssize_t i, object po, dict state, t
         if xo == NULL or not _arr_of(&xa, <object>xo) or not _matches(&xa, &pa, FLAGS_WRITE):
             return 0
         b.arr[k][b.n] = xa.data
+        if rec is not None:
+            rec.vals[i * VALS_PER + k - 2] = xo
     if step_key is not None:
         xo = PyDict_GetItemWithError(<dict>st, step_key)
         if xo == NULL or not _arr_of(&xa, <object>xo) or not _step_ok(&xa):
             return 0
         b.steps[b.n] = <float *>xa.data
+        if rec is not None:
+            rec.vals[i * VALS_PER + VALS_PER - 1] = xo
     b.n += 1
     return 1
 
@@ -786,6 +825,7 @@ cdef int _gather(Work *w, const Call *c, const Source *src, bint report, bint ov
     cdef int nlists = 2 + len(keys) if from_group else len(lists), k
     cdef dict state
     cdef object step_key
+    cdef StepCache rec
     # First of all: the caller's `finally` frees w whatever is raised below.
     _work_init(w, n, nlists)
     w.has_steps = (src.step_key != NULL) if from_group else steps_l is not None
@@ -803,9 +843,10 @@ cdef int _gather(Work *w, const Call *c, const Source *src, bint report, bint ov
     if from_group:
         state = <dict>src.state
         step_key = <object>src.step_key if w.has_steps else None
+        rec = <StepCache>src.rec if src.rec != NULL else None
         for i in range(n):
             if not _take_from_group(w, i, <object>_list_item(params, i), state, keys, nlists,
-                                    step_key):
+                                    step_key, rec):
                 return 0
     else:
         for i in range(n):
@@ -835,14 +876,17 @@ cdef int _gather_lists(Work *w, const Call *c, bint overlaps, str op, tuple name
 
 
 cdef int _gather_group(Work *w, const Call *c, list group_params, object state, tuple keys,
-                       object step_key) except -1:
-    # _gather from a param group and the optimizer state, declining on any failed check.
+                       object step_key, StepCache rec=None) except -1:
+    # _gather from a param group and the optimizer state, declining on any failed check
+    # (recording what it read in rec, when given).
     cdef Source src
     memset(&src, 0, sizeof(Source))
     src.group_params, src.state, src.keys = <PyObject *>group_params, <PyObject *>state, \
         <PyObject *>keys
     if step_key is not None:
         src.step_key = <PyObject *>step_key
+    if rec is not None:
+        src.rec = <PyObject *>rec
     return _gather(w, c, &src, False, True, None, None, None)
 
 
@@ -1070,6 +1114,213 @@ cdef int _run(Work *w, const Call *c) except -1:
     return 0
 
 
+cdef class StepCache:
+    """One run of param groups' validated gather, kept between steps (``group_step``'s
+    ``cache``; the optimizer classes keep one per run, ``_step.grouped_step``).
+
+    Why: a steady step over many tensors collected every param's grad and state from dicts and
+    proved the call overlap-free again each time, though nothing had changed.  The cache keeps
+    the pointer arrays of the last successful gather (``Work``) and what they were read from,
+    and the next step re-checks them instead of rebuilding them: per param, the list item is
+    the same object (held, so identity means something), its grad and state hold the same data
+    pointers with the same facts (dtype, shape, flags: ``_matches`` as in a full gather), and
+    the state values are the same objects.  Those are found without dict lookups when the
+    optimizer's state dict and the param's state dict kept their version tags (PEP 509: nothing
+    inserted, replaced or removed), by lookups otherwise.  An identical set of (address, size,
+    list) is what the overlap proof was about, so it still holds; the zero-division test of the
+    step counters runs every step.  Anything that differs (a new grad object at another
+    address, a grad set to None, a param replaced or rebound, a dtype change, loaded or edited
+    state, another group layout or settings that change the state lists) makes a full gather
+    that replaces the record.  Only successes are kept.
+    """
+    cdef Work w
+    cdef bint valid              # w holds a validated gather of the params recorded below
+    cdef Call c                  # the call of a gather not yet run (group_step(run=False))
+    cdef bint pending
+    cdef object keys             # the state keys the gather used (Plan.keys_by_mask: identity)
+    cdef object step_key
+    cdef object state            # the optimizer state dict it read (held)
+    cdef uint64_t state_version
+    cdef Py_ssize_t n            # len(params) when gathered
+    cdef Py_ssize_t nheld        # params[:nheld] hold references
+    cdef Py_ssize_t cap
+    cdef PyObject **params       # each param (a reference)
+    cdef unsigned char *with_grad
+    cdef PyObject **sts          # each param's state dict (borrowed: the held state holds it)
+    cdef uint64_t *st_versions
+    cdef PyObject **vals         # VALS_PER per param: its state values, then its step (borrowed)
+
+    def __dealloc__(self):
+        self._release()
+        PyMem_Free(self.params)
+        _work_free(&self.w)
+
+    def __reduce__(self):
+        # never copied or pickled with its optimizer: a copy starts empty
+        return (StepCache, ())
+
+    cdef void _release(self) noexcept:
+        cdef Py_ssize_t i
+        cdef PyObject *p
+        self.valid = False
+        self.pending = False
+        for i in range(self.nheld):
+            p = self.params[i]
+            self.params[i] = NULL
+            Py_DECREF(<object>p)
+        self.nheld = 0
+        self.state = None
+
+    cdef int _reserve(self, Py_ssize_t n) except -1:
+        # Room for n params, the records zeroed.
+        cdef char *mem
+        cdef size_t per = (2 + VALS_PER) * sizeof(PyObject *) + sizeof(uint64_t) + 1
+        if n > self.cap or self.params == NULL:
+            mem = <char *>PyMem_Malloc(n * per if n else 1)
+            if mem == NULL:
+                raise MemoryError()
+            PyMem_Free(self.params)
+            self.params = <PyObject **>mem
+            self.cap = n
+        mem = <char *>self.params
+        memset(mem, 0, n * per)
+        self.sts = self.params + n
+        self.vals = self.sts + n
+        self.st_versions = <uint64_t *>(self.vals + n * VALS_PER)
+        self.with_grad = <unsigned char *>(self.st_versions + n)
+        return 0
+
+    def run(self):
+        """Run the kernels of the gather ``group_step(..., run=False)`` left pending."""
+        if not self.pending:
+            raise RuntimeError("StepCache.run: no gathered step is pending")
+        self.pending = False
+        _run(&self.w, &self.c)
+
+    def _info(self):
+        """(valid, params recorded) for tests."""
+        return bool(self.valid), self.n
+
+
+cdef inline Batch *_batch_of(Work *w, int tnum, Py_ssize_t *j32, Py_ssize_t *j64,
+                             Py_ssize_t *j) noexcept:
+    # The batch a param of type tnum went to, and its slot there (the next one).
+    if tnum == cnp.NPY_FLOAT32:
+        j[0] = j32[0]
+        j32[0] += 1
+        return &w.b32
+    j[0] = j64[0]
+    j64[0] += 1
+    return &w.b64
+
+
+cdef int _revalidate(StepCache cc, list params, object state, tuple keys, int nlists,
+                     object step_key) except -1:
+    # 1 when cc's gather is still exactly what a full gather of params would build (see
+    # StepCache), else 0 (cc's Work untouched either way: it is only compared).
+    cdef Work *w = &cc.w
+    cdef Py_ssize_t i, j, j32 = 0, j64 = 0, n = len(params), nv = nlists - 2
+    cdef PyObject *po
+    cdef PyObject *st
+    cdef PyObject *xo
+    cdef PyObject **vals
+    cdef object g
+    cdef Arr pa, xa
+    cdef Batch *b
+    cdef int k
+    cdef bint stateful = nlists > 2 or step_key is not None
+    cdef bint state_same
+    if (not cc.valid or n != cc.n or keys is not cc.keys or step_key is not cc.step_key
+            or state is not cc.state or not isinstance(state, dict)):
+        return 0
+    state_same = FO_DICT_VERSION and fo_dict_version(<PyObject *>state) == cc.state_version
+    for i in range(n):
+        po = _list_item(params, i)
+        if po != cc.params[i]:
+            return 0
+        g = (<Tensor>po)._grad        # (a recorded param is a Tensor)
+        if g is None:
+            if cc.with_grad[i]:
+                return 0
+            continue
+        if not cc.with_grad[i]:
+            return 0
+        _arr_of_tensor(&pa, <Tensor>po)
+        if not _param_ok(&pa):
+            return 0
+        b = _batch_of(w, pa.tnum, &j32, &j64, &j)
+        if (j >= b.n or b.index[j] != i or b.arr[0][j] != pa.data
+                or b.numels[j] != pa.numel):
+            return 0
+        _arr_of_tensor(&xa, <Tensor>g)
+        if b.arr[1][j] != xa.data or not _matches(&xa, &pa, FLAGS_READ):
+            return 0
+        if not stateful:
+            continue
+        vals = cc.vals + i * VALS_PER
+        st = cc.sts[i]
+        if not (state_same and fo_dict_version(st) == cc.st_versions[i]):
+            # something may have changed: look the values up, as a full gather would
+            st = PyDict_GetItemWithError(<dict>state, <object>po)
+            if st == NULL or st != cc.sts[i]:
+                return 0
+            for k in range(nv):
+                xo = PyDict_GetItemWithError(<dict>st, keys[k])
+                if xo != vals[k]:
+                    return 0
+            if step_key is not None:
+                xo = PyDict_GetItemWithError(<dict>st, step_key)
+                if xo != vals[VALS_PER - 1]:
+                    return 0
+        for k in range(nv):
+            if (not _arr_of(&xa, <object>vals[k]) or b.arr[2 + k][j] != xa.data
+                    or not _matches(&xa, &pa, FLAGS_WRITE)):
+                return 0
+        if step_key is not None:
+            xo = vals[VALS_PER - 1]
+            if (not _arr_of(&xa, <object>xo) or <void *>b.steps[j] != xa.data
+                    or not _step_ok(&xa)):
+                return 0
+    return j32 == w.b32.n and j64 == w.b64.n
+
+
+cdef Py_ssize_t _cache_reuses = 0      # gathers a StepCache re-checked instead of rebuilt
+
+
+def _step_cache_reuses():
+    """How many group steps reused their StepCache's gather (for tests)."""
+    return _cache_reuses
+
+
+cdef int _gather_cached(StepCache cc, const Call *c, list params, object state, tuple keys,
+                        object step_key) except -1:
+    # _gather_group into cc's Work: re-checked when cc holds the same call, else gathered in
+    # full and recorded.  1 when the step may run, 0 to decline (cc then holds nothing).
+    cdef Py_ssize_t i, n = len(params)
+    cdef PyObject *po
+    global _cache_reuses
+    cc.pending = False
+    if _revalidate(cc, params, state, keys, 2 + len(keys), step_key):
+        if cc.w.has_steps and _divides_by_zero(&cc.w, c):
+            return 0
+        _cache_reuses += 1
+        return 1
+    cc._release()
+    _work_free(&cc.w)
+    cc._reserve(n)
+    if not _gather_group(&cc.w, c, params, state, keys, step_key, cc):
+        return 0
+    for i in range(n):           # every item is a Tensor (the gather declines otherwise)
+        po = _list_item(params, i)
+        Py_INCREF(<object>po)
+        cc.params[i] = po
+    cc.nheld = cc.n = n
+    cc.keys, cc.step_key, cc.state = keys, step_key, state
+    cc.state_version = fo_dict_version(<PyObject *>state)
+    cc.valid = True
+    return 1
+
+
 cdef struct Team:
     # What fo_team_run's two callbacks share (see _group_step).
     Work *w
@@ -1077,7 +1328,11 @@ cdef struct Team:
     PyObject *state
     PyObject *keys
     PyObject *step_key
+    PyObject *cache            # a StepCache, or NULL
     const Call *c
+    Work **also_w              # other runs' gathers, pending: their kernels run in the region too
+    Call **also_c
+    Py_ssize_t nalso
     PyObject *exc              # owned: what the collection raised
     PyThreadState *saved       # the GIL, released for the kernels
 
@@ -1087,8 +1342,12 @@ cdef int _team_collect(void *vt) noexcept:
     cdef Team *t = <Team *>vt
     cdef int r
     try:
-        r = _gather_group(t.w, t.c, <list>t.group_params, <object>t.state, <tuple>t.keys,
-                          <object>t.step_key)
+        if t.cache != NULL:
+            r = _gather_cached(<StepCache>t.cache, t.c, <list>t.group_params, <object>t.state,
+                               <tuple>t.keys, <object>t.step_key)
+        else:
+            r = _gather_group(t.w, t.c, <list>t.group_params, <object>t.state, <tuple>t.keys,
+                              <object>t.step_key)
     except BaseException as e:
         Py_INCREF(e)
         t.exc = <PyObject *>e
@@ -1101,10 +1360,16 @@ cdef int _team_collect(void *vt) noexcept:
 cdef void _team_kernels(void *vt, int tid) noexcept nogil:
     # On every thread of the region, the same calls: each kernel updates this thread's share.
     cdef Team *t = <Team *>vt
+    cdef Py_ssize_t k
     if t.w.b32.n:
         _call(&t.w.b32, True, t.c)
     if t.w.b64.n:
         _call(&t.w.b64, False, t.c)
+    for k in range(t.nalso):
+        if t.also_w[k].b32.n:
+            _call(&t.also_w[k].b32, True, t.also_c[k])
+        if t.also_w[k].b64.n:
+            _call(&t.also_w[k].b64, False, t.also_c[k])
 
 
 cdef inline void _count_steps(Batch *b) noexcept nogil:
@@ -1142,26 +1407,51 @@ def _team_step_count():
 
 
 cdef object _group_step(list group_params, object state, tuple keys, object step_key,
-                        const Call *c):
+                        const Call *c, StepCache cc, bint run, tuple also):
     # The body of group_step: True when done, False (nothing written) when declined.
     # When the kernels will use several threads, their region is opened first and the group is
-    # collected on the calling thread while the others wake (fo_team_run, optim_team.c).
+    # collected on the calling thread while the others wake (fo_team_run, optim_team.c).  With
+    # a cache, the gather is kept in it (and re-checked next time); without run, it is left
+    # there, pending, for cc.run().  ``also``: other runs' pending caches, whose kernels run
+    # with this one's once its gather has succeeded (in the same parallel region).
     global _team_steps
-    cdef Work w
+    cdef Work local
+    cdef Work *w = &local if cc is None else &cc.w
     cdef Team t
     cdef int r
-    w.heap = NULL
+    cdef Py_ssize_t k, nalso = len(also) if run and also is not None else 0
+    cdef StepCache other
+    local.heap = NULL
+    memset(&t, 0, sizeof(Team))
     try:
-        if _team_worth(group_params):
-            _team_steps += 1
-            memset(&t, 0, sizeof(Team))
-            t.w, t.c = &w, c
+        if nalso:
+            t.also_w = <Work **>PyMem_Malloc(nalso * (sizeof(Work *) + sizeof(Call *)))
+            if t.also_w == NULL:
+                raise MemoryError()
+            t.also_c = <Call **>(t.also_w + nalso)
+            for k in range(nalso):
+                other = <StepCache?>also[k]
+                if not other.pending:
+                    raise RuntimeError("group_step: a cache in `also` has no pending step")
+                t.also_w[k], t.also_c[k] = &other.w, &other.c
+            t.nalso = nalso
+        if run and _team_worth(group_params):
+            _team_steps += 1 + nalso
+            t.w, t.c = w, c
             t.group_params, t.state = <PyObject *>group_params, <PyObject *>state
             t.keys, t.step_key = <PyObject *>keys, <PyObject *>step_key
+            if cc is not None:
+                t.cache = <PyObject *>cc
             r = fo_team_run(_team_collect, _team_kernels, &t)
-            if r == 1 and w.has_steps:      # team mode leaves the counters to its caller
-                _count_steps(&w.b32)
-                _count_steps(&w.b64)
+            if r == 1:
+                if w.has_steps:      # team mode leaves the counters to its caller
+                    _count_steps(&w.b32)
+                    _count_steps(&w.b64)
+                for k in range(nalso):
+                    if t.also_w[k].has_steps:
+                        _count_steps(&t.also_w[k].b32)
+                        _count_steps(&t.also_w[k].b64)
+                    (<StepCache>also[k]).pending = False
             if t.saved != NULL:
                 PyEval_RestoreThread(t.saved)
             if r < 0:
@@ -1169,13 +1459,22 @@ cdef object _group_step(list group_params, object state, tuple keys, object step
                 Py_DECREF(e)
                 raise e
             return r == 1
-        if not _gather_group(&w, c, group_params, state, keys, step_key):
+        if cc is not None:
+            if not _gather_cached(cc, c, group_params, state, keys, step_key):
+                return False
+        elif not _gather_group(w, c, group_params, state, keys, step_key):
             return False
-        _run(&w, c)
+        if run:
+            _run(w, c)
+            for k in range(nalso):
+                (<StepCache>also[k]).run()
+        else:
+            cc.c = c[0]
+            cc.pending = True
     finally:
-        _work_free(&w)
+        PyMem_Free(t.also_w)
+        _work_free(&local)
     return True
-
 
 
 def step(Plan plan, tuple hyper, params, grads, tuple states, state_steps=None,
@@ -1219,19 +1518,28 @@ def step(Plan plan, tuple hyper, params, grads, tuple states, state_steps=None,
         _work_free(&w)
 
 
-def group_step(Plan plan, tuple settings, list group_params, object state):
+def group_step(Plan plan, tuple settings, list group_params, object state,
+               StepCache cache=None, bint run=True, tuple also=None):
     """The steady-state step straight from a param group and the optimizer's state (see
     _gather_group).  ``settings``: the group's values of the description's hyperparameter keys
     (``betas`` a tuple).  True when done, False (nothing written) when the caller must collect
     and call ``step`` instead (a state to create, a setting that is not a plain number, or
-    anything unusual)."""
+    anything unusual).  ``cache``: the run's StepCache, whose last gather is re-checked instead
+    of rebuilt; with ``run=False`` the gathered step is left pending in it (``cache.run()``), so
+    that a caller can collect every group before any is written.  ``also``: caches left pending
+    so; when this call succeeds their kernels run with its own (in one parallel region when
+    the group is big enough for team mode), when it declines they stay pending."""
     cdef Call c
     cdef PyObject *v[HYPER_WORDS]
+    if not run and cache is None:
+        raise ValueError("group_step: run=False needs a cache to keep the gathered step")
+    if cache is not None:
+        cache.pending = False
     if not _flatten(v, settings, plan.nhyper):
         return False
     _setup(&c, plan, v)
     return _group_step(group_params, state, <tuple>plan.keys_by_mask[c.present],
-                       "step" if plan.has_step else None, &c)
+                       "step" if plan.has_step else None, &c, cache, run, also)
 
 
 # ---- the kernels: each one's filler and runner (the only per-optimizer code here) ------------
@@ -1843,3 +2151,130 @@ def _unique_values(list registries):
                 seen.add(key)
                 out.append(v)
     return out
+
+
+# ---- torch params: the steady step's sync (fastoptim/optim/_torch_params.py) -----------------
+
+cdef class TorchSteady:
+    """What a step over torch params synced last time, so that the next step can tell, at C
+    level, that nothing needs syncing (``TorchParams.run_step``).
+
+    Why: the sync of the torch params' grads and state with their kernel views ran in Python,
+    a few microseconds per param per step.  A steady step changes none of it: each param's
+    ``.grad`` is the same torch tensor (``zero_grad(set_to_none=False)``, accumulation, grads
+    set once), its storage has not moved (``data_ptr()``), its view's grad is still that grad's
+    view, and neither the optimizer's state dict nor the param's state dict changed (their
+    version tags, as in StepCache; without them this check always says "sync").  ``check``
+    says whether all of that holds; ``record`` notes it after a sync.  Every param reads two
+    attributes (``grad``, ``data_ptr()``) and nothing is looked up by a torch tensor's
+    Python-level hash.
+    """
+    cdef Py_ssize_t n
+    cdef list params              # the torch params, in group order (held)
+    cdef list grads               # their grads as synced (held; None allowed)
+    cdef list views               # their kernel views (held)
+    cdef list grad_views          # the views' grads as synced (held; None allowed)
+    cdef uintptr_t *ptrs
+    cdef PyObject **states        # each param's torch state dict, or NULL (borrowed)
+    cdef uint64_t *versions       # their version tags
+    cdef object tstate            # the optimizer's torch state dict (held)
+    cdef uint64_t tstate_version
+    cdef object kstate            # the kernel views' state dict (held)
+    cdef uint64_t kstate_version
+    cdef PyObject **kstates       # each view's state dict, or NULL (borrowed)
+    cdef uint64_t *kversions
+    cdef bint valid
+
+    def __dealloc__(self):
+        PyMem_Free(self.ptrs)
+
+    def __reduce__(self):
+        return (TorchSteady, ())
+
+    def invalidate(self):
+        self.valid = False
+
+    def record(self, list params, list grads, list views, list ptrs, object tstate,
+               object kstate):
+        """Note the sync just made: params, their grads, views and data pointers, and both
+        state dicts (the torch one and the views' one) as they are now."""
+        cdef Py_ssize_t i, n = len(params)
+        cdef char *mem
+        cdef PyObject *st
+        self.valid = False
+        if not FO_DICT_VERSION or not isinstance(tstate, dict) or not isinstance(kstate, dict):
+            return
+        PyMem_Free(self.ptrs)
+        self.ptrs = NULL
+        mem = <char *>PyMem_Malloc(n * (sizeof(uintptr_t) + 2 * sizeof(PyObject *)
+                                        + 2 * sizeof(uint64_t)) + 1)
+        if mem == NULL:
+            raise MemoryError()
+        self.ptrs = <uintptr_t *>mem
+        self.states = <PyObject **>(self.ptrs + n)
+        self.versions = <uint64_t *>(self.states + n)
+        self.kstates = <PyObject **>(self.versions + n)
+        self.kversions = <uint64_t *>(self.kstates + n)
+        for i in range(n):
+            self.ptrs[i] = <uintptr_t>ptrs[i]
+            st = PyDict_GetItemWithError(<dict>tstate, params[i])
+            self.states[i] = st
+            self.versions[i] = fo_dict_version(st) if st != NULL else 0
+            st = PyDict_GetItemWithError(<dict>kstate, views[i])
+            self.kstates[i] = st
+            self.kversions[i] = fo_dict_version(st) if st != NULL else 0
+        self.params, self.grads, self.views = params, grads, views
+        self.grad_views = [(<Tensor>v)._grad for v in views]
+        self.tstate = tstate
+        self.tstate_version = fo_dict_version(<PyObject *>tstate)
+        self.kstate = kstate
+        self.kstate_version = fo_dict_version(<PyObject *>kstate)
+        self.n = n
+        self.valid = True
+
+    def check(self, list groups, object tstate):
+        """Whether the params of ``groups`` (dicts with "params") are those recorded, in order,
+        and nothing of theirs changed since (see the class)."""
+        cdef Py_ssize_t i = 0, j, m
+        cdef object group, ps, p, g
+        cdef PyObject *st
+        if (not self.valid or tstate is not self.tstate
+                or fo_dict_version(<PyObject *>tstate) != self.tstate_version):
+            return False
+        for group in groups:
+            ps = (<dict?>group)["params"]
+            if type(ps) is not list:
+                return False
+            m = len(<list>ps)
+            if i + m > self.n:
+                return False
+            for j in range(m):
+                p = (<list>ps)[j]
+                if p is not self.params[i]:
+                    return False
+                g = p.grad
+                if g is not self.grads[i]:
+                    return False
+                if (<Tensor>self.views[i])._grad is not self.grad_views[i]:
+                    return False
+                if <uintptr_t>p.data_ptr() != self.ptrs[i]:
+                    return False
+                st = self.states[i]
+                if st != NULL and fo_dict_version(st) != self.versions[i]:
+                    return False
+                i += 1
+        return i == self.n
+
+    def kernel_unchanged(self, object kstate):
+        """Whether the views' state is as recorded (the step made or replaced no state, so
+        the torch side needs nothing published)."""
+        cdef Py_ssize_t i
+        cdef PyObject *st
+        if (not self.valid or kstate is not self.kstate
+                or fo_dict_version(<PyObject *>kstate) != self.kstate_version):
+            return False
+        for i in range(self.n):
+            st = self.kstates[i]
+            if st != NULL and fo_dict_version(st) != self.kversions[i]:
+                return False
+        return True

@@ -8,11 +8,14 @@ position; ``_sgd``, ``_adam``, ...).  Everything they did follows from the optim
 state, how a first step makes state.  So it is written once here:
 
 * :func:`plan` makes the glue's ``_optim.Plan`` of a description (once, cached);
-* :func:`grouped_step` makes a class's ``step``: runs of equal groups, each updated by
-  :func:`_update_group` -- first the steady-state shortcut ``_optim.group_step`` (one C call
-  from the group; it declines when state must be made or anything is unusual), else the general
-  path: collect the group's lists (``Optimizer._collect_lazy``, lazy state made packed), run
-  :func:`run`, install the new state only once the step succeeded;
+* :func:`grouped_step` makes a class's ``step``: runs of equal groups, each first tried on the
+  steady-state shortcut ``_optim.group_step`` (one C call from the group, re-checking the
+  run's last gather kept in its ``_optim.StepCache``; it declines when state must be made or
+  anything is unusual), else the general path (:func:`_prepare_group`: collect the group's
+  lists with ``Optimizer._collect_lazy``, lazy state made packed, check the call, and return
+  the write, which runs it and installs the new state).  With several runs every one is
+  collected and checked before any is written (nothing half-applied when a later group is
+  bad): the steady ones are left pending and run with the last run's kernels;
 * :func:`run` is the functionals' body: hyperparameters that arrive as one-element arrays or
   Tensors become floats, SGD-style first buffers are made from the grad, strided arrays go
   through contiguous copies and repeated params through rounds (decided by explicit tests, not
@@ -124,12 +127,38 @@ def grouped_step(d: Description):
         groups = self.param_groups
         if len(groups) > 1:
             groups = self._batched_groups(names)
-        for group in groups:
+        caches = self.__dict__.get("_step_caches")
+        if caches is None or len(caches) < len(groups):
+            caches = self._step_caches = _grow(caches, len(groups))
+        state = self.state
+        if len(groups) == 1:
+            group = groups[0]
             if fused_once and group["fused"]:
                 self._fused_dtype_check_once(group)
             # Steady state: collected, validated and updated in one C call (False: not done).
-            if not group_step(kplan, settings(group), group["params"], self.state):
-                _update_group(self, group)
+            if not group_step(kplan, settings(group), group["params"], state, caches[0]):
+                _prepare_group(self, group)()
+            return loss
+        # Several runs: every one is collected and validated before any is written, so that
+        # an error in a later group leaves the earlier ones as they were.  The steady ones are
+        # left pending and run with the last one's kernels (one parallel region in team mode).
+        pending, commits = [], []
+        last = len(groups) - 1
+        for i, (group, cache) in enumerate(zip(groups, caches)):
+            if fused_once and group["fused"]:
+                self._fused_dtype_check_once(group)
+            if i < last:
+                if group_step(kplan, settings(group), group["params"], state, cache, False):
+                    pending.append(cache)
+                else:
+                    commits.append(_prepare_group(self, group))
+            elif not group_step(kplan, settings(group), group["params"], state, cache, True,
+                                tuple(pending)):
+                commits.append(_prepare_group(self, group))
+                for cache in pending:
+                    cache.run()
+        for commit in commits:
+            commit()
         return loss
 
     step.__qualname__ = f"{d.cls}.step"
@@ -144,11 +173,28 @@ def _hyper(d: Description, group: dict[str, Any]) -> tuple:
     return tuple(values)
 
 
+def _grow(caches: list | None, n: int) -> list:
+    """The optimizer's ``StepCache`` list (one per run of groups), grown to ``n``."""
+    caches = [] if caches is None else caches
+    return caches + [_optim.StepCache() for _ in range(n - len(caches))]
+
+
+def _noop() -> None:
+    return None
+
+
 def _update_group(opt, group: dict[str, Any]) -> None:
-    """The general path of one run of equal groups: torch's ``_init_group`` (collect the lists,
-    make the lazy state of params that have none), then :func:`run`; the new state is installed
-    only once the step has succeeded.  Reads the instance's description (AdamW runs Adam's
-    step, as in torch, under its own name)."""
+    """The general path of one run of equal groups, validated and then applied."""
+    _prepare_group(opt, group)()
+
+
+def _prepare_group(opt, group: dict[str, Any]):
+    """The general path of one run of equal groups, up to the write: torch's ``_init_group``
+    (collect the lists, make the lazy state of params that have none -- not yet installed),
+    then every check of the kernel call; returns the function that runs it and installs the
+    new state.  Nothing is written before that function is called, so a step can prepare every
+    group before it writes any.  Reads the instance's description (AdamW runs Adam's step, as
+    in torch, under its own name)."""
     d = opt._DESCRIPTION
 
     params = group["params"]
@@ -178,15 +224,22 @@ def _update_group(opt, group: dict[str, Any]) -> None:
 
         fresh = opt._collect_lazy(params, (*keys, "step"), (*outs.values(), steps),
                                   params_with_grad, grads, make)
-    if params_with_grad:
-        states = [outs.get(s.key) for s in d.state]
-        if run(d, _hyper(d, group), params_with_grad, grads, states, steps):
-            # First step of some params: keep the buffers run() made and the kernel filled.
+    if not params_with_grad:
+        return _noop if not fresh else lambda: opt._install(fresh)
+    states = [outs.get(s.key) for s in d.state]
+    args, made = _prepare_run(d, _hyper(d, group), params_with_grad, grads, states, steps)
+    _call(*args, execute=False)
+
+    def commit():
+        _call(*args)
+        if made:
+            # First step of some params: keep the buffers _prepare_run made, the kernel filled.
             state = opt.state
             for key in keys:
                 for p, buf in zip(params_with_grad, outs[key]):
                     state[p][key] = buf
-    opt._install(fresh)
+        opt._install(fresh)
+    return commit
 
 
 # ---- the functionals -------------------------------------------------------------------------
@@ -197,6 +250,14 @@ def run(d: Description, hyper: tuple, params, grads, states: list, steps=None) -
     these settings make none), ``steps`` the counters.  A description whose first buffer is
     taken from the grad (SGD) has None entries in its state list replaced in place by new
     buffers (Tensors), flagged for the kernel; returns whether any was made."""
+    args, made = _prepare_run(d, hyper, params, grads, states, steps)
+    _call(*args)
+    return made
+
+
+def _prepare_run(d: Description, hyper: tuple, params, grads, states: list, steps=None):
+    """:func:`run` up to the kernel call: (the arguments of :func:`_call`, whether buffers
+    were made from the grad)."""
     kplan, names, labels, ns, list_names, writeable = _facts(d)
     for k in range(ns):
         if type(hyper[k]) not in _PLAIN:     # a one-element array or Tensor lr, betas
@@ -217,8 +278,8 @@ def run(d: Description, hyper: tuple, params, grads, states: list, steps=None) -
                     is_new[i] = True
                     bufs[i] = buf
     lists = [params, grads, *states] + ([steps] if d.step else [])
-    _call(kplan, hyper, lists, writeable, list_names, len(d.state), d.step, is_new)
-    return is_new is not None
+    return ((kplan, hyper, lists, writeable, list_names, len(d.state), d.step, is_new),
+            is_new is not None)
 
 
 def _step(kplan, hyper, lists, nstates, has_step, is_new, **kw):
@@ -270,14 +331,15 @@ def _rounds(params):
     return rounds
 
 
-def _call(kplan, hyper, lists, writeable, names, nstates, has_step, is_new):
+def _call(kplan, hyper, lists, writeable, names, nstates, has_step, is_new, execute=True):
     """One multi-tensor kernel call over a group's lists (None for an unused list).
 
     The direct call is the common case.  Two cases are decided here, by explicit tests, before
     anything is written: strided arrays (updated through contiguous copies, written back once
     the kernel has succeeded; ``_check_copied`` first), and params repeated in the group
     (``_rounds``: every check runs over the whole call, each round's overlap check too, then
-    the rounds run).  A call that is wrong raises the kernel's message, once.
+    the rounds run).  A call that is wrong raises the kernel's message, once.  With
+    ``execute=False`` every check runs and nothing is written.
     """
     params = lists[0]
     copy = _optim._needs_copy(lists)
@@ -285,7 +347,7 @@ def _call(kplan, hyper, lists, writeable, names, nstates, has_step, is_new):
     if isinstance(params, (list, tuple)) and len(set(map(id, params))) != len(params):
         rounds = _rounds(params)
     if not copy and rounds is None:
-        _step(kplan, hyper, lists, nstates, has_step, is_new)
+        _step(kplan, hyper, lists, nstates, has_step, is_new, run=execute)
         return
     writebacks: list = []
     if copy:
@@ -295,14 +357,18 @@ def _call(kplan, hyper, lists, writeable, names, nstates, has_step, is_new):
     else:
         arrays = list(lists)
     if rounds is None:
-        _step(kplan, hyper, arrays, nstates, has_step, is_new)
+        _step(kplan, hyper, arrays, nstates, has_step, is_new, run=execute)
     else:
         _step(kplan, hyper, arrays, nstates, has_step, is_new, run=False, overlaps=False)
         calls = [([None if lst is None else [lst[i] for i in r] for lst in arrays],
                   None if is_new is None else [is_new[i] for i in r]) for r in rounds]
         for sub, new in calls:
             _step(kplan, hyper, sub, nstates, has_step, new, run=False)
+        if not execute:
+            return
         for sub, new in calls:
             _step(kplan, hyper, sub, nstates, has_step, new)
+    if not execute:
+        return
     for arr, tmp in writebacks:   # only once the kernel has succeeded
         arr[...] = tmp

@@ -15,7 +15,10 @@ faces of the same memory:
   kernel's groups and state in for the duration of the class's step body, so the body and the
   C path run unchanged: one C call per group, writing the torch memory in place.
 
-Per step, per param, the sync costs a few attribute reads and identity checks.  A grad that is
+A step that changes nothing of it (the same grad tensors, storage, state) skips the sync: a
+C-level check (``_optim.TorchSteady``: per param ``.grad`` and ``data_ptr()``, and the version
+tags of the state dicts) says so, and the kernel groups are the groups over the same views.
+Otherwise, per param, the sync costs a few attribute reads and identity checks.  A grad that is
 the same torch tensor as last step (``zero_grad(set_to_none=False)``, or accumulation) reuses
 its view: nothing is allocated.  With ``set_to_none=True`` (torch's default) autograd makes a
 new grad tensor every step, and we make one view of it (a numpy array header and a Tensor).
@@ -33,6 +36,7 @@ from typing import Any
 
 import fastoptim
 from fastoptim import Tensor
+from fastoptim._C import _optim
 
 __all__ = ["TorchParams", "check_param", "is_torch_tensor"]
 
@@ -95,6 +99,9 @@ class TorchParams:
     def __init__(self) -> None:
         self.mirrors: dict[int, _Mirror] = {}        # id(torch param) -> its mirror
         self.kernel_state: defaultdict[Any, Any] = defaultdict(dict)   # keyed by views
+        # the last sync, for the C-level test that the next step needs none (_optim.TorchSteady)
+        self.steady = _optim.TorchSteady()
+        self.group_views: list[list[Tensor]] = []    # the kernel groups' params, last sync
 
     def add(self, p: Any) -> None:
         if id(p) not in self.mirrors:
@@ -125,7 +132,11 @@ class TorchParams:
                 kwargs = {**kwargs, "closure": None}
             else:
                 args = (args[0], None, *args[2:])
-        groups = self._sync(opt)
+        steady = self.steady.check(opt.param_groups, opt.state)
+        if steady:       # nothing to sync: the kernel groups are the groups over the same views
+            groups = [{**g, "params": vs} for g, vs in zip(opt.param_groups, self.group_views)]
+        else:
+            groups = self._sync(opt)
         saved = opt.param_groups, opt.state
         opt.param_groups, opt.state = groups, self.kernel_state
         try:
@@ -133,8 +144,18 @@ class TorchParams:
                 call(*args, **kwargs)
         finally:
             opt.param_groups, opt.state = saved
-        self._publish(opt)
+        if not (steady and self.steady.kernel_unchanged(self.kernel_state)):
+            self._publish(opt)
+            self._record(opt, groups)
         return loss
+
+    def _record(self, opt: Any, groups: list[dict[str, Any]]) -> None:
+        """Note this sync (``self.steady``), so that a step that changes nothing skips it."""
+        params = [p for g in opt.param_groups for p in g["params"]]
+        mirrors = [self.mirrors[id(p)] for p in params]
+        self.group_views = [kg["params"] for kg in groups]
+        self.steady.record(params, [p.grad for p in params], [m.view for m in mirrors],
+                           [m.ptr for m in mirrors], opt.state, self.kernel_state)
 
     def _sync(self, opt: Any) -> list[dict[str, Any]]:
         """Check every grad, re-bind the views' grads and state; the kernel's groups."""

@@ -1,0 +1,319 @@
+"""The steady step's cache (``_optim.StepCache``): a change between steps is always seen.
+
+Why: the classes' steady step keeps each run's validated pointer arrays between steps and
+re-checks them instead of rebuilding them.  A change the re-check missed would step stale
+memory -- a silent wrong answer, or a write through a freed buffer.  Each test makes one kind of
+change between steady steps (a new grad, a grad set to None, a param replaced or rebound, a
+dtype change, loaded or edited state, a new group, a hook that swaps grads, an lr change) and
+holds the run against the same run with the shortcut declined (the general path, which
+collects and validates from scratch every step), bit for bit.
+"""
+
+import numpy as np
+import pytest
+
+import fastoptim
+from fastoptim import optim
+from fastoptim._C import _optim
+from fastoptim.optim import _step
+
+CONFIGS = [("SGD", {"lr": 0.1}), ("SGD", {"lr": 0.1, "momentum": 0.9}),
+           ("Adam", {"lr": 0.01}), ("Adagrad", {"lr": 0.1})]
+IDS = [f"{n}-{'-'.join(map(str, k.values()))}" for n, k in CONFIGS]
+
+
+def tensor(values, dtype=np.float32, grad=False):
+    t = fastoptim.from_numpy(np.asarray(values, dtype=dtype).copy())
+    return t.requires_grad_() if grad else t
+
+
+def setup(name, kwargs, n=4, groups=1):
+    rng = np.random.default_rng(0)
+    ps = [tensor(rng.standard_normal(5 + i), grad=True) for i in range(n)]
+    for p in ps:
+        p.grad = tensor(rng.standard_normal(p.shape))
+    if groups == 1:
+        spec = ps
+    else:
+        spec = [{"params": ps[: n // 2]}, {"params": ps[n // 2:], "lr": 0.05}]
+    return getattr(optim, name)(spec, **kwargs), ps
+
+
+def run(name, kwargs, change, monkeypatch, cached, groups=1):
+    """Params and state after 2 steps, ``change(opt, ps)``, 2 steps."""
+    if not cached:
+        monkeypatch.setattr(_step, "group_step", lambda *a: False)
+    opt, ps = setup(name, kwargs, groups=groups)
+    for _ in range(2):
+        opt.step()
+    before = _optim._step_cache_reuses()
+    change(opt, ps)
+    for _ in range(2):
+        opt.step()
+    reused = _optim._step_cache_reuses() - before
+    monkeypatch.undo()
+    ps = [p for g in opt.param_groups for p in g["params"]]
+    state = {i: {k: np.array(getattr(v, "_np", v), copy=True) for k, v in opt.state[p].items()}
+             for i, p in enumerate(ps) if p in opt.state}
+    return [p.detach().numpy().copy() for p in ps], state, reused
+
+
+def new_grads(opt, ps):
+    for p in ps:
+        p.grad = tensor(np.full(p.shape, 0.5))
+
+
+def none_grad(opt, ps):
+    ps[1].grad = None
+
+
+def zero_grad_to_none(opt, ps):
+    opt.zero_grad()
+    ps[2].grad = tensor(np.ones(ps[2].shape))
+
+
+def zero_grad_in_place(opt, ps):
+    opt.zero_grad(set_to_none=False)
+
+
+def grad_values_in_place(opt, ps):
+    ps[0].grad.mul_(3.0)
+
+
+def grad_rebound(opt, ps):
+    ps[0].grad.data = tensor(np.full(ps[0].shape, -2.0))
+
+
+def param_replaced(opt, ps):
+    q = tensor(np.linspace(0, 1, 7), grad=True)
+    q.grad = tensor(np.ones(7))
+    opt.param_groups[0]["params"][1] = q
+
+
+def param_rebound(opt, ps):
+    ps[0].data = tensor(np.arange(ps[0].shape[0]) * 1.0)
+
+
+def dtype_change(opt, ps):
+    ps[0].data = tensor(np.ones(ps[0].shape), np.float64)
+    ps[0].grad = tensor(np.ones(ps[0].shape), np.float64)
+    if ps[0] in opt.state:        # the state follows the param's dtype (loaded state would)
+        st = opt.state[ps[0]]
+        for k, v in list(st.items()):
+            if k != "step" and hasattr(v, "_np"):
+                st[k] = tensor(v.detach().numpy(), np.float64)
+
+
+def state_value_replaced(opt, ps):
+    st = opt.state.get(ps[0])
+    if st:
+        k = next(k for k in st if k != "step")
+        st[k] = tensor(np.full(ps[0].shape, 0.25))
+
+
+def state_value_rebound(opt, ps):
+    st = opt.state.get(ps[0])
+    if st:
+        k = next(k for k in st if k != "step")
+        st[k].data = tensor(np.full(ps[0].shape, 0.75))
+
+
+def state_dropped(opt, ps):
+    opt.state.pop(ps[3], None)
+
+
+def loaded(opt, ps):
+    groups = len(opt.param_groups)
+    other, qs = setup(type(opt).__name__, dict(opt.defaults), groups=groups)
+    for q in qs:
+        q.grad = tensor(np.ones(q.shape))
+    for _ in range(3):
+        other.step()
+    opt.load_state_dict(other.state_dict())
+
+
+def group_added(opt, ps):
+    q = tensor(np.ones(3), grad=True)
+    q.grad = tensor(np.ones(3))
+    opt.add_param_group({"params": [q], "lr": 0.2})
+
+
+def hook_swaps_grads(opt, ps):
+    def hook(o, args, kwargs):
+        for p in ps:
+            p.grad = tensor(np.full(p.shape, 0.1))
+    opt.register_step_pre_hook(hook)
+
+
+def lr_changed(opt, ps):
+    for g in opt.param_groups:
+        g["lr"] = g["lr"] * 0.5
+
+
+def nothing(opt, ps):
+    pass
+
+
+CHANGES = [new_grads, none_grad, zero_grad_to_none, zero_grad_in_place, grad_values_in_place,
+           grad_rebound, param_replaced, param_rebound, dtype_change, state_value_replaced,
+           state_value_rebound, state_dropped, loaded, group_added, hook_swaps_grads,
+           lr_changed, nothing]
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+@pytest.mark.parametrize("change", CHANGES, ids=[c.__name__ for c in CHANGES])
+@pytest.mark.parametrize("name,kwargs", CONFIGS, ids=IDS)
+def test_a_change_between_steps_is_seen(name, kwargs, change, groups, monkeypatch):
+    fast, fast_state, reused = run(name, kwargs, change, monkeypatch, True, groups)
+    slow, slow_state, _ = run(name, kwargs, change, monkeypatch, False, groups)
+    for a, b in zip(fast, slow):
+        np.testing.assert_array_equal(a, b)
+    assert fast_state.keys() == slow_state.keys()
+    for i in fast_state:
+        assert fast_state[i].keys() == slow_state[i].keys()
+        for k in fast_state[i]:
+            np.testing.assert_array_equal(fast_state[i][k], slow_state[i][k])
+    if change in (nothing, lr_changed, grad_values_in_place, zero_grad_in_place):
+        assert reused >= 2 * groups     # the steady steps re-checked their caches
+
+
+def test_the_cache_holds_its_params_and_is_never_copied():
+    import copy
+    import pickle
+    import weakref
+
+    opt, ps = setup("Adam", {"lr": 0.1})
+    opt.step()
+    opt.step()
+    cache = opt._step_caches[0]
+    assert cache._info() == (True, len(ps))
+    assert copy.deepcopy(cache)._info() == (False, 0)
+    assert pickle.loads(pickle.dumps(cache))._info() == (False, 0)
+    assert "_step_caches" not in copy.deepcopy(opt).__dict__
+    # a grad dropped between steps is not kept alive by the cache
+    g = ps[0].grad
+    ref = weakref.ref(g._np)
+    ps[0].grad = None
+    del g
+    assert ref() is None
+
+
+def test_run_without_a_pending_gather_raises():
+    with pytest.raises(RuntimeError, match="no gathered step is pending"):
+        _optim.StepCache().run()
+    with pytest.raises(ValueError, match="needs a cache"):
+        _optim.group_step(_step.plan(optim.SGD._DESCRIPTION), (0.1, 0.0, 0.0, 0.0, False,
+                                                               False), [], {}, None, False)
+
+
+# ---- torch params: the sync a steady step skips (_optim.TorchSteady) --------------------------
+
+class _NeverSteady:
+    """Stands in for a TorchSteady that never says "nothing changed": the full sync each step."""
+
+    def check(self, groups, tstate):
+        return False
+
+    def kernel_unchanged(self, kstate):
+        return False
+
+    def record(self, *args):
+        pass
+
+
+def t_new_grads(opt, ps, torch):
+    for p in ps:
+        p.grad = torch.full_like(p, 0.5)
+
+
+def t_none_grad(opt, ps, torch):
+    ps[1].grad = None
+
+
+def t_grad_in_place(opt, ps, torch):
+    ps[0].grad.mul_(3.0)
+
+
+def t_storage(opt, ps, torch):
+    ps[0].data = torch.arange(ps[0].numel(), dtype=ps[0].dtype)
+
+
+def t_state_replaced(opt, ps, torch):
+    st = opt.state.get(ps[0])
+    if st:
+        k = next(k for k in st if k != "step")
+        st[k] = torch.full_like(ps[0], 0.25)
+
+
+def t_momentum_on(opt, ps, torch):
+    if "momentum" in opt.param_groups[0]:
+        opt.param_groups[0]["momentum"] = 0.5
+
+
+def t_loaded(opt, ps, torch):
+    opt.load_state_dict(opt.state_dict())
+
+
+def t_lr(opt, ps, torch):
+    opt.param_groups[0]["lr"] *= 0.5
+
+
+def t_nothing(opt, ps, torch):
+    pass
+
+
+T_CHANGES = [t_new_grads, t_none_grad, t_grad_in_place, t_storage, t_state_replaced,
+             t_momentum_on, t_loaded, t_lr, t_nothing]
+
+
+def _torch_run(torch, name, kwargs, change, steady):
+    gen = torch.Generator().manual_seed(0)
+    ps = [torch.randn(5 + i, generator=gen).requires_grad_() for i in range(3)]
+    for p in ps:
+        p.grad = torch.randn(p.shape, generator=gen)
+    opt = getattr(optim, name)(ps, **kwargs)
+    if not steady:
+        opt._torch_params.steady = _NeverSteady()
+    for _ in range(2):
+        opt.step()
+    change(opt, ps, torch)
+    for _ in range(2):
+        opt.step()
+    state = {i: {k: v.clone() for k, v in opt.state[p].items()}
+             for i, p in enumerate(ps) if p in opt.state}
+    return [p.detach().clone() for p in ps], state
+
+
+@pytest.mark.parametrize("change", T_CHANGES, ids=[c.__name__ for c in T_CHANGES])
+@pytest.mark.parametrize("name,kwargs", CONFIGS, ids=IDS)
+def test_torch_params_a_change_between_steps_is_seen(name, kwargs, change):
+    torch = pytest.importorskip("torch")
+    fast, fast_state = _torch_run(torch, name, kwargs, change, True)
+    slow, slow_state = _torch_run(torch, name, kwargs, change, False)
+    for a, b in zip(fast, slow):
+        assert torch.equal(a, b)
+    assert fast_state.keys() == slow_state.keys()
+    for i in fast_state:
+        assert fast_state[i].keys() == slow_state[i].keys()
+        for k in fast_state[i]:
+            assert torch.equal(fast_state[i][k], slow_state[i][k])
+
+
+def test_torch_params_steady_step_skips_the_sync(monkeypatch):
+    torch = pytest.importorskip("torch")
+    from fastoptim.optim import _torch_params
+    ps = [torch.zeros(4, requires_grad=True) for _ in range(3)]
+    for p in ps:
+        p.grad = torch.ones(4)
+    opt = optim.Adam(ps, lr=0.1)
+    opt.step()
+    calls = []
+    real = _torch_params.TorchParams._sync
+    monkeypatch.setattr(_torch_params.TorchParams, "_sync",
+                        lambda self, o: calls.append(1) or real(self, o))
+    opt.step()
+    opt.step()
+    assert calls == []
+    ps[0].grad = torch.ones(4)       # a new grad: synced again
+    opt.step()
+    assert calls == [1]
