@@ -37,7 +37,7 @@ from collections import Counter as _Counter
 from cpython.dict cimport PyDict_GetItem, PyDict_GetItemWithError
 from cpython.float cimport PyFloat_AS_DOUBLE
 from cpython.long cimport PyLong_AsLongLongAndOverflow
-from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport Py_EQ, PyObject, PyObject_RichCompareBool
 from cpython.ref cimport Py_DECREF, Py_INCREF
 from libc.math cimport M_PI, cos, fabs, pow
@@ -1564,8 +1564,15 @@ from fastoptim._C.kernels cimport (
 cdef struct AvgSpan:
     uintptr_t lo
     uintptr_t hi
-    int written        # an averaged array (must overlap nothing)
-    Py_ssize_t index
+    Py_ssize_t written  # an averaged array (must overlap nothing); as wide as the others, so
+    Py_ssize_t index    # that the struct has no padding and two span lists compare by memcmp
+
+
+# The spans (in call order) of the last _average call whose overlap check passed: a training
+# loop averages the same arrays every step, and the same spans get the same verdict, so the
+# sort and sweep run only when the spans differ from the last ones proven safe.
+cdef AvgSpan *_avg_proven = NULL
+cdef Py_ssize_t _avg_nproven = -1
 
 
 cdef int _avg_span_cmp(const void *a, const void *b) noexcept nogil:
@@ -1581,6 +1588,19 @@ cdef cnp.ndarray _avg_array(str op, str name, Py_ssize_t i, object x):
         return <cnp.ndarray>x
     raise TypeError(f"{op}: {name}[{i}] must be a fastoptim Tensor or a numpy.ndarray, got "
                     f"{type(x).__name__}")
+
+
+cdef void _avg_remember(const AvgSpan *spans, Py_ssize_t nspans) noexcept:
+    # Keep the spans just proven safe (forget them when there is no memory for them).
+    global _avg_proven, _avg_nproven
+    cdef AvgSpan *keep = <AvgSpan *>PyMem_Realloc(_avg_proven,
+                                                   max(nspans, 1) * sizeof(AvgSpan))
+    if keep == NULL:
+        PyMem_Free(_avg_proven)
+        _avg_proven, _avg_nproven = NULL, -1
+        return
+    memcpy(keep, spans, nspans * sizeof(AvgSpan))
+    _avg_proven, _avg_nproven = keep, nspans
 
 
 def _average(list averaged, list model, int mode, double weight):
@@ -1599,6 +1619,7 @@ def _average(list averaged, list model, int mode, double weight):
     cdef void **ptrs = NULL
     cdef int64_t *numels = NULL
     cdef AvgSpan *spans = NULL
+    cdef AvgSpan *ordered = NULL
     cdef uintptr_t max_any = 0, max_written = 0
     cdef int64_t total = 0
     cdef PyThreadState *ts
@@ -1610,12 +1631,13 @@ def _average(list averaged, list model, int mode, double weight):
                          f"{len(model)}")
     if n == 0:
         return
-    mem = PyMem_Malloc(4 * n * sizeof(void *) + 2 * n * sizeof(int64_t) + 2 * n * sizeof(AvgSpan))
+    mem = PyMem_Malloc(4 * n * sizeof(void *) + 2 * n * sizeof(int64_t) + 4 * n * sizeof(AvgSpan))
     if mem == NULL:
         raise MemoryError()
     ptrs = <void **>mem
     numels = <int64_t *>(ptrs + 4 * n)
     spans = <AvgSpan *>(numels + 2 * n)
+    ordered = spans + 2 * n
     try:
         # pass 1: check every pair; float32 pointers fill from the front, float64 from n on
         for i in range(n):
@@ -1657,19 +1679,24 @@ def _average(list averaged, list model, int mode, double weight):
                 spans[nspans + 1].index = i
                 nspans += 2
                 total += numels[k]
-        # pass 2: no averaged array overlaps another array (a sweep over the sorted spans)
-        qsort(spans, nspans, sizeof(AvgSpan), _avg_span_cmp)
-        for j in range(nspans):
-            if spans[j].written and spans[j].lo < max_any:
-                raise ValueError(f"{op}: averaged[{spans[j].index}] overlaps another array of "
-                                 f"the call (model[{w_any}] or averaged[{w_any}])")
-            if not spans[j].written and spans[j].lo < max_written:
-                raise ValueError(f"{op}: model[{spans[j].index}] overlaps "
-                                 f"averaged[{w_written}]")
-            if spans[j].hi > max_any:
-                max_any, w_any = spans[j].hi, spans[j].index
-            if spans[j].written and spans[j].hi > max_written:
-                max_written, w_written = spans[j].hi, spans[j].index
+        # pass 2: no averaged array overlaps another array (a sweep over the sorted spans),
+        # unless these are the spans last proven so
+        if nspans != _avg_nproven or memcmp(spans, _avg_proven,
+                                             nspans * sizeof(AvgSpan)) != 0:
+            memcpy(ordered, spans, nspans * sizeof(AvgSpan))
+            qsort(ordered, nspans, sizeof(AvgSpan), _avg_span_cmp)
+            for j in range(nspans):
+                if ordered[j].written and ordered[j].lo < max_any:
+                    raise ValueError(f"{op}: averaged[{ordered[j].index}] overlaps another "
+                                     f"array of the call (model[{w_any}] or averaged[{w_any}])")
+                if not ordered[j].written and ordered[j].lo < max_written:
+                    raise ValueError(f"{op}: model[{ordered[j].index}] overlaps "
+                                     f"averaged[{w_written}]")
+                if ordered[j].hi > max_any:
+                    max_any, w_any = ordered[j].hi, ordered[j].index
+                if ordered[j].written and ordered[j].hi > max_written:
+                    max_written, w_written = ordered[j].hi, ordered[j].index
+            _avg_remember(spans, nspans)
         # the update: one C call per dtype, without the GIL when it is worth dropping
         ts = PyEval_SaveThread() if total >= NOGIL_MIN_ELEMS else NULL
         if n32:
@@ -2044,16 +2071,37 @@ def _all_floating(list tensors):
 def _unique_values(list registries):
     """The non-None values of the dicts ``registries`` (a module tree's ``_parameters`` or
     ``_buffers``, in ``modules()`` order), each object once, in order: what
-    ``Module.parameters()`` / ``buffers()`` yield, collected at C level."""
+    ``Module.parameters()`` / ``buffers()`` yield, collected at C level.
+
+    Objects are told apart by identity, as torch's memo (no ``__eq__`` runs), through an
+    open-addressing table of their addresses (no Python object per value)."""
     cdef list out = []
-    cdef set seen = set()
-    cdef object reg, v, key
+    cdef object reg, v
+    cdef Py_ssize_t total = 0, bits = 4, mask, h
+    cdef uintptr_t key
+    cdef uintptr_t *table
     for reg in registries:
-        for v in (<dict>reg).values():
-            if v is None:
-                continue
-            key = <Py_ssize_t><PyObject *>v   # identity, as torch's memo (no __eq__ runs)
-            if key not in seen:
-                seen.add(key)
-                out.append(v)
+        total += len(reg)
+    while (<Py_ssize_t>1 << bits) < 2 * total:    # at most half full
+        bits += 1
+    mask = (<Py_ssize_t>1 << bits) - 1
+    table = <uintptr_t *>PyMem_Malloc((mask + 1) * sizeof(uintptr_t))
+    if table == NULL:
+        raise MemoryError()
+    memset(table, 0, (mask + 1) * sizeof(uintptr_t))
+    try:
+        for reg in registries:
+            for v in (<dict>reg).values():
+                if v is None:
+                    continue
+                key = <uintptr_t><PyObject *>v
+                # Fibonacci hashing: the high bits of key * 2**64/phi
+                h = <Py_ssize_t>((<uint64_t>key * <uint64_t>0x9E3779B97F4A7C15ULL) >> (64 - bits))
+                while table[h] != 0 and table[h] != key:
+                    h = (h + 1) & mask
+                if table[h] == 0:
+                    table[h] = key
+                    out.append(v)
+    finally:
+        PyMem_Free(table)
     return out
