@@ -35,7 +35,7 @@ import math
 import os
 import tempfile
 
-from contenders import MODES, sizes
+from contenders import EMA, MODES, SCHEDULED, sizes
 from machine import busy as busy_load
 
 KIB, MIB = 1024, 1024 * 1024
@@ -64,8 +64,10 @@ def _target(regime, opt, name):
         return (">=", 0.80)
     if regime == "c" and name == "flat_frac":
         return (">=", 0.50)
-    if regime == "d" and name == "torch_time" and opt in ("sgd", "adam"):
-        return ("<=", 0.03)
+    if regime == "d" and name == "torch_time" and (opt in ("sgd", "adam") or opt in SCHEDULED):
+        return ("<=", 0.03)     # with a scheduler stepping every iteration too (issue 12)
+    if regime == "b" and name == "torch_time" and opt == EMA:
+        return ("<=", 0.2)      # AveragedModel + get_ema_multi_avg_fn (issue 12)
     if regime == "e" and name == "torch_fused_time" and opt in ("adam", "adam+CrossEntropyLoss"):
         return ("<=", 0.90)
     if regime == "e" and name == "torch_time" and opt == "fwd+bwd":

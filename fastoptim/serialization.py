@@ -7,10 +7,12 @@ both with strict validators and never unpickles, imports or calls anything named
 
 What can be saved: fastoptim Tensors, numpy arrays and numpy scalars of boolean, integer,
 floating or complex dtype, ``None``, ``bool``, ``int``, ``float``, ``str``, and ``dict``,
-``OrderedDict``, ``list`` and ``tuple`` nesting them (dict keys: any of the scalar types or a
-tuple of them). That covers module and optimizer ``state_dict()``s, scheduler state and plain
+``OrderedDict``, ``collections.Counter``, ``list`` and ``tuple`` nesting them (dict keys: any of
+the scalar types or a tuple of them). That covers module and optimizer ``state_dict()``s, every
+scheduler's state (MultiStepLR keeps its milestones in a ``Counter``, as torch does) and plain
 training metadata. Everything comes back with the same types (int keys stay int, tuples stay
-tuples, OrderedDicts keep their order, floats are bit-exact including nan/inf/-0.0); a Tensor
+tuples, OrderedDicts and Counters keep their order, floats are bit-exact including
+nan/inf/-0.0); a Tensor
 comes back as a ``fastoptim.Tensor`` (a ``fastoptim.nn.Parameter`` as a Parameter; any other
 Tensor subclass as a plain Tensor) with its dtype, shape, values and ``requires_grad``; ``.grad``
 and the autograd graph are not saved, as in torch, so every loaded Tensor is a leaf. When the
@@ -20,7 +22,7 @@ twice, distinct Tensors viewing one buffer): each occurrence is stored and loade
 Anything else raises ``TypeError`` naming where it was found, e.g.
 ``obj['param_groups'][0]['foo']``.
 
-On-disk format, version 2. A zip archive (members stored uncompressed) holding exactly:
+On-disk format, version 2 or 3. A zip archive (members stored uncompressed) holding exactly:
 
 - ``arrays/<i>.npy`` for each entry of the manifest's ``"arrays"``: a standard ``.npy`` file
   (format 1.0, C order, no pickled objects; ``numpy.load`` reads it).
@@ -28,7 +30,10 @@ On-disk format, version 2. A zip archive (members stored uncompressed) holding e
   this order,
 
   - ``"format"``: the string ``"fastoptim.checkpoint"``;
-  - ``"version"``: the integer ``2``;
+  - ``"version"``: the integer ``2``, or ``3`` when the root holds a ``"counter"`` node (the one
+    node version 3 adds). A file is written with the lowest version that describes it, so a
+    checkpoint without a Counter is a version 2 file, byte for byte what earlier fastoptims
+    write and read; an earlier fastoptim refuses a version 3 file as a newer format;
   - ``"arrays"``: a list; entry ``i`` describes member ``arrays/<i>.npy`` as
     ``{"kind": "tensor"|"parameter", "requires_grad": <bool>, ...}``, ``{"kind": "ndarray", ...}``
     or ``{"kind": "scalar", ...}`` (a numpy scalar, stored as a 0-d array), where ``...`` is
@@ -40,8 +45,9 @@ On-disk format, version 2. A zip archive (members stored uncompressed) holding e
     ``{"type": "float", "value": "0x1.8000000000000p+0"}`` (``float.hex``, so exact, and
     ``"nan"``/``"inf"``/``"-inf"``); ``{"type": "str", "value": "..."}``;
     ``{"type": "list"|"tuple", "items": [node, ...]}``;
-    ``{"type": "dict"|"ordereddict", "items": [[key_node, value_node], ...]}`` in insertion
-    order; ``{"type": "array", "index": i}`` referring to entry ``i`` of ``"arrays"``;
+    ``{"type": "dict"|"ordereddict"|"counter", "items": [[key_node, value_node], ...]}`` in
+    insertion order (``"counter"``: a ``collections.Counter``, version 3 only);
+    ``{"type": "array", "index": i}`` referring to entry ``i`` of ``"arrays"``;
   - ``"sha256"``: the manifest digest, SHA-256 (hex) of the JSON text of the four keys above as
     ``json.dumps(..., ensure_ascii=True, allow_nan=False, separators=(",", ":"))`` writes it.
 
@@ -96,7 +102,8 @@ from numpy.lib import format as _npy
 __all__ = ["CheckpointError", "load", "save"]
 
 FORMAT_NAME = "fastoptim.checkpoint"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3            # the newest version written and read
+_VERSIONS_READ = (2, 3)      # version 3 = version 2 + the "counter" node
 _MANIFEST = "manifest.json"
 # Arrays are hashed, CRC'd and written (or read) in pieces of this size, each while it is in cache.
 _CHUNK = 1 << 20
@@ -107,6 +114,10 @@ _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 # Only plain numbers: no objects, strings, datetimes, voids or structured records.
 _ARRAY_KINDS = frozenset("biufc")
 _SCALAR_TYPES = (type(None), bool, int, float, str)
+# The containers saved, by exact type (a subclass is refused: its behaviour is not data), and
+# their node names.
+_CONTAINERS = {list: "list", tuple: "tuple", dict: "dict",
+               collections.OrderedDict: "ordereddict", collections.Counter: "counter"}
 
 
 class CheckpointError(ValueError):
@@ -139,6 +150,7 @@ class _Encoder:
         self.memo = {}  # id(saved object) -> index, so a shared object is stored once
         self.keep = []  # keeps memoized objects alive so their ids stay unique
         self.active = set()  # ids of containers on the current path, to catch cycles
+        self.version = 2  # the lowest format version whose nodes describe what was encoded
 
     def _add_array(self, obj, array, entry):
         index = self.memo.get(id(obj))
@@ -174,7 +186,7 @@ class _Encoder:
             return {"type": "float", "value": obj.hex()}
         if kind is str:
             return {"type": "str", "value": obj}
-        if kind in (list, tuple, dict, collections.OrderedDict):
+        if kind in _CONTAINERS:
             if id(obj) in self.active:
                 raise ValueError(f"cannot save {where}: the structure contains itself (a cycle)")
             self.active.add(id(obj))
@@ -186,7 +198,9 @@ class _Encoder:
                              for k, v in obj.items()]
             finally:
                 self.active.discard(id(obj))
-            name = "ordereddict" if kind is collections.OrderedDict else kind.__name__
+            name = _CONTAINERS[kind]
+            if name == "counter":
+                self.version = max(self.version, 3)
             return {"type": name, "items": items}
         raise TypeError(f"cannot save {where}: objects of type {_type_name(obj)} are not "
                         f"supported{_hint(obj)}")
@@ -219,9 +233,9 @@ def _hint(obj):
     if isinstance(obj, tuple):
         return "; named tuples and other tuple subclasses are not saved, use a plain tuple"
     if isinstance(obj, dict):
-        return "; use a plain dict or collections.OrderedDict"
+        return "; use a plain dict, collections.OrderedDict or collections.Counter"
     return (" (supported: fastoptim.Tensor, numpy arrays and scalars, None, bool, int, float, "
-            "str, and dict/OrderedDict/list/tuple of them)")
+            "str, and dict/OrderedDict/Counter/list/tuple of them)")
 
 
 def _check_dtype(dtype, where, what):
@@ -255,7 +269,7 @@ def _manifest_text(manifest):
     return json.dumps(manifest, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
 
 
-def _write_archive(fileobj, root, entries, arrays):
+def _write_archive(fileobj, root, entries, arrays, version):
     """Write the members, each array hashed as it is written, then the sealed manifest."""
     with zipfile.ZipFile(fileobj, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
         sealed = []
@@ -273,7 +287,7 @@ def _write_archive(fileobj, root, entries, arrays):
                     member.write(piece)
             sealed.append(dict(entry, dtype=array.dtype.str, shape=list(array.shape),
                                sha256=digest.hexdigest()))
-        body = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "arrays": sealed, "root": root}
+        body = {"format": FORMAT_NAME, "version": version, "arrays": sealed, "root": root}
         body["sha256"] = hashlib.sha256(_manifest_text(body).encode("ascii")).hexdigest()
         zf.writestr(_member_info(_MANIFEST), _manifest_text(body).encode("ascii"))
 
@@ -290,7 +304,8 @@ def save(obj, f):
 
     Args:
         obj: Tensors, numpy arrays/scalars, None/bool/int/float/str and dict, OrderedDict,
-            list, tuple nesting them (e.g. a module's, optimizer's or scheduler's state_dict).
+            Counter, list, tuple nesting them (e.g. a module's, optimizer's or scheduler's
+            state_dict).
         f: a ``str`` or ``os.PathLike`` path, written atomically (temporary file in the same
             directory, fsync, ``os.replace``; symlinks are followed), or a writable binary file
             object, written at its current position and flushed but not closed.
@@ -311,7 +326,7 @@ def save(obj, f):
         if not hasattr(f, "write"):
             raise TypeError(f"save() expects a path or a writable binary file object, "
                             f"got {_type_name(f)}")
-        _write_archive(f, root, encoder.entries, encoder.arrays)
+        _write_archive(f, root, encoder.entries, encoder.arrays, encoder.version)
         if hasattr(f, "flush"):
             f.flush()
         return
@@ -327,7 +342,7 @@ def save(obj, f):
         stage = "writing it"
         with os.fdopen(temp.fd, "wb") as out:
             temp.fd = None  # closed by `out` from here on
-            _write_archive(out, root, encoder.entries, encoder.arrays)
+            _write_archive(out, root, encoder.entries, encoder.arrays, encoder.version)
             out.flush()
             stage = "flushing it to disk (fsync)"
             os.fsync(out.fileno())
@@ -650,9 +665,11 @@ class _Decoder:
             self.fail("checkpoint format version 1 is no longer read: its manifest is not bound "
                       "to its arrays by digests, so a swapped or edited member would load "
                       "silently; save the training state again with this fastoptim")
-        if version != FORMAT_VERSION:
+        if version not in _VERSIONS_READ:
             self.fail(f"unknown checkpoint format version {version} (this fastoptim reads "
-                      f"version {FORMAT_VERSION}; a newer fastoptim may read it)")
+                      f"versions {_VERSIONS_READ[0]} to {_VERSIONS_READ[-1]}; a newer fastoptim "
+                      "may read it)")
+        self.version = version
         self.expect_keys(manifest, set(_MANIFEST_KEYS) | {"sha256"}, "manifest")
         body = {key: value for key, value in manifest.items() if key != "sha256"}
         digest = hashlib.sha256(_manifest_text(body).encode("ascii")).hexdigest()
@@ -813,11 +830,15 @@ class _Decoder:
                 self.fail(f"{where}: 'items' is not a list")
             items = [self.decode(v, f"{where}[{i}]") for i, v in enumerate(node["items"])]
             return items if kind == "list" else tuple(items)
-        if kind in ("dict", "ordereddict"):
+        if kind in ("dict", "ordereddict", "counter"):
             self.expect_keys(node, {"type", "items"}, where)
             if type(node["items"]) is not list:
                 self.fail(f"{where}: 'items' is not a list")
-            out = {} if kind == "dict" else collections.OrderedDict()
+            if kind == "counter" and self.version < 3:
+                self.fail(f"{where}: a counter node in a version {self.version} checkpoint "
+                          "(counters came with version 3)")
+            out = {"dict": dict, "ordereddict": collections.OrderedDict,
+                   "counter": collections.Counter}[kind]()
             for pair in node["items"]:
                 if type(pair) is not list or len(pair) != 2:
                     self.fail(f"{where}: a dict item must be a [key, value] pair")

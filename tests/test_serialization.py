@@ -79,6 +79,9 @@ STRUCTURES = {
     "insertion order": {"z": 1, "a": 2, "m": 3},
     "ordered dict": collections.OrderedDict([("weight", 1.0), ("bias", 2.0), ("a", 3)]),
     "ordered in plain": {"model": collections.OrderedDict(b=1, a=2), "epoch": 3},
+    "counter": collections.Counter({30: 1, 80: 2, 10: 1}),
+    "empty counter": collections.Counter(),
+    "counter in plain": {"milestones": collections.Counter([5, 5, 2]), "gamma": 0.1},
     "epoch": 17,
     "scheduler": {"step_size": 30, "gamma": 0.1, "base_lrs": [0.1, 0.01], "last_epoch": 4,
                   "verbose": False, "_step_count": 5, "_get_lr_called_within_step": False,
@@ -616,8 +619,10 @@ BAD_ARCHIVES = {
                      "unexpected member 'notes.txt'"),
     "unreferenced array": (_archive(_manifest([{"kind": "ndarray"}]), {"arrays/0.npy": GOOD_NPY}),
                            "never referenced"),
-    "unknown version": (_archive(dict(ONE_ARRAY, version=3), {"arrays/0.npy": GOOD_NPY}),
-                        "unknown checkpoint format version 3"),
+    "unknown version": (_archive(dict(ONE_ARRAY, version=4), {"arrays/0.npy": GOOD_NPY}),
+                        "unknown checkpoint format version 4"),
+    "counter in a version 2 file": (_archive(_manifest(root={"type": "counter", "items": []})),
+                                    "counter node in a version 2 checkpoint"),
     "version 1 (no digests)": (_archive(dict(ONE_ARRAY, version=1), {"arrays/0.npy": GOOD_NPY}),
                                "version 1 is no longer read.*digests"),
     "manifest without digest": (_archive(None, raw_manifest=json.dumps(ONE_ARRAY).encode()),
@@ -963,3 +968,31 @@ def test_manifest_digest_is_over_its_canonical_text(tmp_path):
     assert hashlib.sha256(text.encode()).hexdigest() == digest
     assert raw == (text[:-1] + f',"sha256":"{digest}"}}').encode()
     assert list(json.loads(raw)) == ["format", "version", "arrays", "root", "sha256"]
+
+
+def _version_of(path):
+    return json.loads(_members(path)["manifest.json"])["version"]
+
+
+def test_counter_keeps_type_order_and_counts(tmp_path):
+    # MultiStepLR's state dict holds its milestones as a Counter (torch's too).
+    milestones = collections.Counter([80, 30, 30, 50])
+    got = roundtrip({"milestones": milestones}, tmp_path)["milestones"]
+    assert type(got) is collections.Counter
+    assert list(got.items()) == list(milestones.items())
+    assert got[7] == 0   # still a Counter: a missing key counts 0
+
+
+def test_version_is_the_lowest_that_describes_the_file(tmp_path):
+    # Without a Counter the file is version 2, byte for byte what an earlier fastoptim writes
+    # (so it still reads it); with one, version 3, which an earlier fastoptim refuses by number.
+    save({"a": [1, 2.5], "b": collections.OrderedDict(x=1)}, tmp_path / "v2")
+    save({"a": [1, 2.5], "b": collections.Counter(x=1)}, tmp_path / "v3")
+    assert (_version_of(tmp_path / "v2"), _version_of(tmp_path / "v3")) == (2, 3)
+
+
+def test_counter_subclass_is_refused(tmp_path):
+    class Tally(collections.Counter):
+        pass
+    with pytest.raises(TypeError, match=r"obj\['t'\].*Tally"):
+        save({"t": Tally(a=1)}, tmp_path / "c")

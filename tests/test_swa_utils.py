@@ -15,7 +15,7 @@ import pytest
 import fastoptim
 from fastoptim import nn
 from fastoptim._C import _optim
-from fastoptim._C._optim import _average
+from fastoptim._C._optim import _average, _unique_values
 from fastoptim.optim import _reference as ref
 from fastoptim.optim import swa_utils
 
@@ -86,6 +86,45 @@ def test_kernel_allows_shared_model_arrays():
     a = [np.zeros(6), np.zeros(6)]
     _average(a, [m, m], ref.AVERAGE_LERP, 0.5)
     np.testing.assert_array_equal(a[0], m * 0.5)
+
+
+def test_kernel_checks_overlap_again_when_the_arrays_change():
+    # _average remembers the last spans it proved safe (a training loop averages the same
+    # arrays every step); any other spans are checked again, even just after a proven call.
+    base = np.zeros(16)
+    a, m = [base[:4], base[4:8]], [np.ones(4), np.ones(4)]
+    for _ in range(2):
+        _average(a, m, ref.AVERAGE_LERP, 0.5)     # the second call: the remembered spans
+    np.testing.assert_array_equal(base[:8], 0.75)
+    with pytest.raises(ValueError, match=r"averaged\[1\] overlaps"):
+        _average([base[:4], base[2:6]], m, ref.AVERAGE_LERP, 0.5)
+    with pytest.raises(ValueError, match="overlaps"):
+        _average([base[:4], base[4:8]], [np.ones(4), base[6:10]], ref.AVERAGE_LERP, 0.5)
+    np.testing.assert_array_equal(base[:8], 0.75)   # nothing written by the refused calls
+    _average(a, m, ref.AVERAGE_LERP, 0.5)            # and the proven call still runs
+    np.testing.assert_array_equal(base[:8], 0.875)
+
+
+def test_param_collection_keeps_order_and_identity_over_many_registries():
+    # _unique_values' address table against a plain identity walk: many modules, params
+    # shared across them and within one, None entries skipped.
+    rng = np.random.default_rng(3)
+    pool = [nn.Parameter(fastoptim.zeros(1)) for _ in range(50)]
+    registries = []
+    for _ in range(40):
+        reg = {}
+        for k in range(int(rng.integers(0, 30))):
+            reg[f"p{k}"] = None if rng.random() < 0.1 else pool[int(rng.integers(0, 50))]
+        registries.append(reg)
+    want, seen = [], set()
+    for reg in registries:
+        for v in reg.values():
+            if v is not None and id(v) not in seen:
+                seen.add(id(v))
+                want.append(v)
+    got = _unique_values(registries)
+    assert [id(v) for v in got] == [id(v) for v in want]
+    assert _unique_values([]) == [] and _unique_values([{}, {"a": None}]) == []
 
 
 def _bad_calls():

@@ -33,12 +33,14 @@ on every step: ``_collect`` (the general path's collection loop) and ``_batch_gr
 """
 cimport numpy as cnp
 import numpy as np
+from collections import Counter as _Counter
 from cpython.dict cimport PyDict_GetItem, PyDict_GetItemWithError
 from cpython.float cimport PyFloat_AS_DOUBLE
-from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.long cimport PyLong_AsLongLongAndOverflow
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport Py_EQ, PyObject, PyObject_RichCompareBool
 from cpython.ref cimport Py_DECREF, Py_INCREF
-from libc.math cimport fabs, pow
+from libc.math cimport M_PI, cos, fabs, pow
 from libc.stdint cimport int64_t, uint32_t, uint64_t, uintptr_t
 from libc.stdlib cimport qsort
 from libc.string cimport memcmp, memcpy, memset
@@ -1870,8 +1872,15 @@ from fastoptim._C.kernels cimport (
 cdef struct AvgSpan:
     uintptr_t lo
     uintptr_t hi
-    int written        # an averaged array (must overlap nothing)
-    Py_ssize_t index
+    Py_ssize_t written  # an averaged array (must overlap nothing); as wide as the others, so
+    Py_ssize_t index    # that the struct has no padding and two span lists compare by memcmp
+
+
+# The spans (in call order) of the last _average call whose overlap check passed: a training
+# loop averages the same arrays every step, and the same spans get the same verdict, so the
+# sort and sweep run only when the spans differ from the last ones proven safe.
+cdef AvgSpan *_avg_proven = NULL
+cdef Py_ssize_t _avg_nproven = -1
 
 
 cdef int _avg_span_cmp(const void *a, const void *b) noexcept nogil:
@@ -1887,6 +1896,19 @@ cdef cnp.ndarray _avg_array(str op, str name, Py_ssize_t i, object x):
         return <cnp.ndarray>x
     raise TypeError(f"{op}: {name}[{i}] must be a fastoptim Tensor or a numpy.ndarray, got "
                     f"{type(x).__name__}")
+
+
+cdef void _avg_remember(const AvgSpan *spans, Py_ssize_t nspans) noexcept:
+    # Keep the spans just proven safe (forget them when there is no memory for them).
+    global _avg_proven, _avg_nproven
+    cdef AvgSpan *keep = <AvgSpan *>PyMem_Realloc(_avg_proven,
+                                                   max(nspans, 1) * sizeof(AvgSpan))
+    if keep == NULL:
+        PyMem_Free(_avg_proven)
+        _avg_proven, _avg_nproven = NULL, -1
+        return
+    memcpy(keep, spans, nspans * sizeof(AvgSpan))
+    _avg_proven, _avg_nproven = keep, nspans
 
 
 def _average(list averaged, list model, int mode, double weight):
@@ -1905,6 +1927,7 @@ def _average(list averaged, list model, int mode, double weight):
     cdef void **ptrs = NULL
     cdef int64_t *numels = NULL
     cdef AvgSpan *spans = NULL
+    cdef AvgSpan *ordered = NULL
     cdef uintptr_t max_any = 0, max_written = 0
     cdef int64_t total = 0
     cdef PyThreadState *ts
@@ -1916,12 +1939,13 @@ def _average(list averaged, list model, int mode, double weight):
                          f"{len(model)}")
     if n == 0:
         return
-    mem = PyMem_Malloc(4 * n * sizeof(void *) + 2 * n * sizeof(int64_t) + 2 * n * sizeof(AvgSpan))
+    mem = PyMem_Malloc(4 * n * sizeof(void *) + 2 * n * sizeof(int64_t) + 4 * n * sizeof(AvgSpan))
     if mem == NULL:
         raise MemoryError()
     ptrs = <void **>mem
     numels = <int64_t *>(ptrs + 4 * n)
     spans = <AvgSpan *>(numels + 2 * n)
+    ordered = spans + 2 * n
     try:
         # pass 1: check every pair; float32 pointers fill from the front, float64 from n on
         for i in range(n):
@@ -1963,19 +1987,24 @@ def _average(list averaged, list model, int mode, double weight):
                 spans[nspans + 1].index = i
                 nspans += 2
                 total += numels[k]
-        # pass 2: no averaged array overlaps another array (a sweep over the sorted spans)
-        qsort(spans, nspans, sizeof(AvgSpan), _avg_span_cmp)
-        for j in range(nspans):
-            if spans[j].written and spans[j].lo < max_any:
-                raise ValueError(f"{op}: averaged[{spans[j].index}] overlaps another array of "
-                                 f"the call (model[{w_any}] or averaged[{w_any}])")
-            if not spans[j].written and spans[j].lo < max_written:
-                raise ValueError(f"{op}: model[{spans[j].index}] overlaps "
-                                 f"averaged[{w_written}]")
-            if spans[j].hi > max_any:
-                max_any, w_any = spans[j].hi, spans[j].index
-            if spans[j].written and spans[j].hi > max_written:
-                max_written, w_written = spans[j].hi, spans[j].index
+        # pass 2: no averaged array overlaps another array (a sweep over the sorted spans),
+        # unless these are the spans last proven so
+        if nspans != _avg_nproven or memcmp(spans, _avg_proven,
+                                             nspans * sizeof(AvgSpan)) != 0:
+            memcpy(ordered, spans, nspans * sizeof(AvgSpan))
+            qsort(ordered, nspans, sizeof(AvgSpan), _avg_span_cmp)
+            for j in range(nspans):
+                if ordered[j].written and ordered[j].lo < max_any:
+                    raise ValueError(f"{op}: averaged[{ordered[j].index}] overlaps another "
+                                     f"array of the call (model[{w_any}] or averaged[{w_any}])")
+                if not ordered[j].written and ordered[j].lo < max_written:
+                    raise ValueError(f"{op}: model[{ordered[j].index}] overlaps "
+                                     f"averaged[{w_written}]")
+                if ordered[j].hi > max_any:
+                    max_any, w_any = ordered[j].hi, ordered[j].index
+                if ordered[j].written and ordered[j].hi > max_written:
+                    max_written, w_written = ordered[j].hi, ordered[j].index
+            _avg_remember(spans, nspans)
         # the update: one C call per dtype, without the GIL when it is worth dropping
         ts = PyEval_SaveThread() if total >= NOGIL_MIN_ELEMS else NULL
         if n32:
@@ -2022,7 +2051,8 @@ cdef bint _uniform_lr_step_c(object sched) except -1:
     factor (``fastoptim.optim.lr_scheduler._UniformLR``), at C level: what
     ``LRScheduler.step()`` does (``_step_count``, ``last_epoch``, ``group['lr'] = lr * factor``
     for each group, ``_last_lr``), with the factor from ``sched._chain_factor()`` (None: the
-    lrs stay as they are).
+    lrs stay as they are), or computed here for the class's ``_factor_rule`` (StepLR,
+    MultiStepLR, ExponentialLR: no Python frame at all).
 
     Returns False, having changed nothing, when anything is unusual: the class does not allow
     it (``_fast_step``), the first step after construction (which may warn), a group count that
@@ -2031,8 +2061,9 @@ cdef bint _uniform_lr_step_c(object sched) except -1:
     """
     cdef dict d, g
     cdef list groups, last
-    cdef object opt, factor, lr, step_count, v
+    cdef object opt, factor, lr, step_count, v, epoch
     cdef Py_ssize_t n, i
+    cdef int rule
     if not type(sched)._fast_step:
         return False
     d = sched.__dict__
@@ -2054,13 +2085,28 @@ cdef bint _uniform_lr_step_c(object sched) except -1:
             return False
         if type((<dict>v).get("lr")) is not float:
             return False
-    d["_step_count"] = step_count + 1
-    d["_get_lr_called_within_step"] = True
-    try:
-        d["last_epoch"] = d["last_epoch"] + 1
-        factor = sched._chain_factor()
-    finally:
+    rule = type(sched)._factor_rule
+    if rule != _RULE_CALL:
+        # the rule of StepLR, MultiStepLR or ExponentialLR itself, read from the same
+        # attributes (declines, before anything changed, for values it does not handle)
+        v = d.get("last_epoch")
+        if type(v) is not int:
+            return False
+        epoch = v + 1
+        factor = _builtin_factor(rule, d, epoch)
+        if factor is _DECLINE:
+            return False
+        d["_step_count"] = step_count + 1
+        d["last_epoch"] = epoch
         d["_get_lr_called_within_step"] = False
+    else:
+        d["_step_count"] = step_count + 1
+        d["_get_lr_called_within_step"] = True
+        try:
+            d["last_epoch"] = d["last_epoch"] + 1
+            factor = sched._chain_factor()
+        finally:
+            d["_get_lr_called_within_step"] = False
     last = [None] * n
     for i in range(n):
         g = <dict>groups[i]
@@ -2071,6 +2117,53 @@ cdef bint _uniform_lr_step_c(object sched) except -1:
         last[i] = lr
     d["_last_lr"] = last
     return True
+
+
+# What ``_UniformLR._factor_rule`` names: call ``_chain_factor()``, or compute the factor of
+# StepLR, MultiStepLR or ExponentialLR here (their ``_chain_factor`` is the same rule in Python).
+cdef enum:
+    _RULE_CALL = 0
+    _RULE_STEP = 1
+    _RULE_MULTISTEP = 2
+    _RULE_EXPONENTIAL = 3
+UNIFORM_RULES = {"call": _RULE_CALL, "step": _RULE_STEP, "multistep": _RULE_MULTISTEP,
+                 "exponential": _RULE_EXPONENTIAL}
+cdef object _DECLINE = object()
+
+
+cdef object _builtin_factor(int rule, dict d, object epoch):
+    """``_chain_factor()`` at ``last_epoch == epoch`` for the built-in ``rule`` (None: the lrs
+    stay), or ``_DECLINE`` when an attribute is not what the rule handles here (the general
+    path then runs the Python rule)."""
+    cdef object m
+    cdef long long e, k
+    cdef int overflow = 0
+    if "gamma" not in d:
+        return _DECLINE
+    if rule == _RULE_STEP:      # gamma at every non-zero multiple of step_size
+        m = d.get("step_size")
+        if type(m) is not int:
+            return _DECLINE
+        k = PyLong_AsLongLongAndOverflow(m, &overflow)
+        if overflow or k == 0:
+            return _DECLINE     # (0: the Python rule raises ZeroDivisionError, as torch's)
+        e = PyLong_AsLongLongAndOverflow(epoch, &overflow)
+        if overflow:
+            return _DECLINE
+        # C's e % k is 0 exactly when Python's is, whatever the signs
+        return None if (e == 0 or e % k != 0) else d["gamma"]
+    if rule == _RULE_MULTISTEP:   # gamma ** count at a milestone listed count times
+        m = d.get("milestones")
+        if type(m) is not _Counter:
+            return _DECLINE
+        if epoch not in <dict>m:
+            return None
+        return d["gamma"] ** (<dict>m)[epoch]
+    if rule == _RULE_EXPONENTIAL:  # gamma, except in the constructor's initial step
+        if d.get("_is_initial") is not False:
+            return _DECLINE
+        return d["gamma"]
+    return _DECLINE
 
 
 def _write_float_lrs(list groups, list values):
@@ -2089,6 +2182,154 @@ def _write_float_lrs(list groups, list values):
     for i in range(n):
         (<dict>groups[i])["lr"] = values[i]
     return list(values)
+
+
+def _one_cycle_step(self, epoch=None):
+    """Advance one batch. Call it after ``optimizer.step()``.
+
+    (OneCycleLR's ``step``: the steady state at C level, see ``_one_cycle_step_c``; anything
+    else through ``LRScheduler.step``.)"""
+    if epoch is not None or not _one_cycle_step_c(self):
+        _general_lr_step(self, epoch)
+
+
+def _one_cycle_lr_step(object sched):
+    """``_one_cycle_step``'s steady state alone: True when it stepped, False (nothing changed)
+    when it declined."""
+    return _one_cycle_step_c(sched)
+
+
+cdef inline bint _as_double(object v, double *out) noexcept:
+    # A Python float, or an int of at most 2**52 in magnitude (a double holds it, and the
+    # difference of two of them, exactly: arithmetic on it in C is then Python's mixed
+    # int/float arithmetic); False for anything else.
+    cdef long long k
+    cdef int overflow = 0
+    if type(v) is float:
+        out[0] = PyFloat_AS_DOUBLE(v)
+        return True
+    if type(v) is int:
+        k = PyLong_AsLongLongAndOverflow(v, &overflow)
+        if overflow or k > (1LL << 52) or k < -(1LL << 52):
+            return False
+        out[0] = <double>k
+        return True
+    return False
+
+
+cdef bint _one_cycle_step_c(object sched) except -1:
+    """The steady-state ``step()`` of ``OneCycleLR`` (built-in ``'cos'``/``'linear'``
+    annealing) at C level: what ``LRScheduler.step()`` with ``OneCycleLR.get_lr`` does
+    (``_step_count``, ``last_epoch``, the phase and its progress ``pct``, each group's lr and
+    momentum or ``betas[0]``, ``_last_lr``), in double arithmetic in Python's order of
+    operations, which is Python float arithmetic bit for bit (``math.cos`` is libm's ``cos``).
+
+    Returns False, having changed nothing, when anything is unusual: the class does not allow
+    it (``_fast_step``), the first step after construction (which may warn), the step past
+    ``total_steps`` or an empty phase (the general path raises torch's errors), a group count
+    that changed, or a value that is not a Python float (a Tensor lr, an int peak lr); the
+    caller then runs the general path.
+    """
+    cdef dict d, g, phase
+    cdef list groups, phases, last
+    cdef object v, step_count, last_epoch, start_lr, end_lr, start_m, end_m, b
+    cdef Py_ssize_t n, i, nphases
+    cdef bint cos_anneal, momentum, beta1 = False
+    cdef double step_num, start_step = 0.0, end_step = 0.0, pct, c, total, s, e, x
+    if not type(sched)._fast_step:
+        return False
+    d = sched.__dict__
+    step_count = d.get("_step_count")
+    if type(step_count) is not int or step_count == 1:
+        return False
+    v = d.get("_anneal_func_type")
+    if v == "cos" and type(v) is str:
+        cos_anneal = True
+    elif v == "linear" and type(v) is str:
+        cos_anneal = False
+    else:
+        return False
+    last_epoch = d.get("last_epoch")
+    if not _as_double(last_epoch, &step_num) or not _as_double(d.get("total_steps"), &total):
+        return False
+    step_num += 1.0     # exact: |last_epoch| <= 2**52
+    if step_num > total or step_num < 0:
+        return False
+    # the phase and its progress, as OneCycleLR.get_lr finds them
+    v = d.get("_schedule_phases")
+    if type(v) is not list or len(<list>v) == 0:
+        return False
+    phases = <list>v
+    nphases = len(phases)
+    phase = None
+    for i in range(nphases):
+        v = phases[i]
+        if type(v) is not dict or not _as_double((<dict>v).get("end_step"), &end_step):
+            return False
+        if step_num <= end_step or i == nphases - 1:
+            phase = <dict>v
+            break
+        start_step = end_step
+    if end_step - start_step == 0.0:
+        return False    # (Python raises ZeroDivisionError)
+    pct = (step_num - start_step) / (end_step - start_step)
+    start_lr, end_lr = phase.get("start_lr"), phase.get("end_lr")
+    start_m, end_m = phase.get("start_momentum"), phase.get("end_momentum")
+    v = d.get("cycle_momentum")
+    if v is not True and v is not False:
+        return False
+    momentum = v is True
+    if momentum:
+        v = d.get("use_beta1")
+        if v is not True and v is not False:
+            return False
+        beta1 = v is True
+    v = sched.optimizer.param_groups
+    if type(v) is not list:
+        return False
+    groups = <list>v
+    n = len(groups)
+    v = d.get("base_lrs")
+    if type(v) is not list or len(<list>v) != n:
+        return False
+    # every value read must be a float (checked before anything is written)
+    for i in range(n):
+        v = groups[i]
+        if type(v) is not dict:
+            return False
+        g = <dict>v
+        if (type(g.get("lr")) is not float or type(g.get(start_lr)) is not float
+                or type(g.get(end_lr)) is not float):
+            return False
+        if momentum:
+            if type(g.get(start_m)) is not float or type(g.get(end_m)) is not float:
+                return False
+            if beta1:
+                b = g.get("betas")
+                if type(b) is not tuple or len(<tuple>b) == 0:
+                    return False
+    c = cos(M_PI * pct) + 1.0 if cos_anneal else pct
+    last = [None] * n
+    for i in range(n):
+        g = <dict>groups[i]
+        if momentum:
+            s = PyFloat_AS_DOUBLE(g[start_m])
+            e = PyFloat_AS_DOUBLE(g[end_m])
+            x = e + (s - e) / 2.0 * c if cos_anneal else (e - s) * c + s
+            if beta1:
+                g["betas"] = (x,) + (<tuple>g["betas"])[1:]
+            else:
+                g["momentum"] = x
+        s = PyFloat_AS_DOUBLE(g[start_lr])
+        e = PyFloat_AS_DOUBLE(g[end_lr])
+        x = e + (s - e) / 2.0 * c if cos_anneal else (e - s) * c + s
+        g["lr"] = x
+        last[i] = g["lr"]
+    d["_step_count"] = step_count + 1
+    d["last_epoch"] = last_epoch + 1
+    d["_get_lr_called_within_step"] = False
+    d["_last_lr"] = last
+    return True
 
 
 def _anneal_groups(list groups, object start_key, object end_key, bint cos, object c):
@@ -2138,18 +2379,39 @@ def _all_floating(list tensors):
 def _unique_values(list registries):
     """The non-None values of the dicts ``registries`` (a module tree's ``_parameters`` or
     ``_buffers``, in ``modules()`` order), each object once, in order: what
-    ``Module.parameters()`` / ``buffers()`` yield, collected at C level."""
+    ``Module.parameters()`` / ``buffers()`` yield, collected at C level.
+
+    Objects are told apart by identity, as torch's memo (no ``__eq__`` runs), through an
+    open-addressing table of their addresses (no Python object per value)."""
     cdef list out = []
-    cdef set seen = set()
-    cdef object reg, v, key
+    cdef object reg, v
+    cdef Py_ssize_t total = 0, bits = 4, mask, h
+    cdef uintptr_t key
+    cdef uintptr_t *table
     for reg in registries:
-        for v in (<dict>reg).values():
-            if v is None:
-                continue
-            key = <Py_ssize_t><PyObject *>v   # identity, as torch's memo (no __eq__ runs)
-            if key not in seen:
-                seen.add(key)
-                out.append(v)
+        total += len(reg)
+    while (<Py_ssize_t>1 << bits) < 2 * total:    # at most half full
+        bits += 1
+    mask = (<Py_ssize_t>1 << bits) - 1
+    table = <uintptr_t *>PyMem_Malloc((mask + 1) * sizeof(uintptr_t))
+    if table == NULL:
+        raise MemoryError()
+    memset(table, 0, (mask + 1) * sizeof(uintptr_t))
+    try:
+        for reg in registries:
+            for v in (<dict>reg).values():
+                if v is None:
+                    continue
+                key = <uintptr_t><PyObject *>v
+                # Fibonacci hashing: the high bits of key * 2**64/phi
+                h = <Py_ssize_t>((<uint64_t>key * <uint64_t>0x9E3779B97F4A7C15ULL) >> (64 - bits))
+                while table[h] != 0 and table[h] != key:
+                    h = (h + 1) & mask
+                if table[h] == 0:
+                    table[h] = key
+                    out.append(v)
+    finally:
+        PyMem_Free(table)
     return out
 
 

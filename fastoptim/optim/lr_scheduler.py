@@ -25,7 +25,11 @@ A training loop may step a scheduler every iteration, so the per-group loops run
 (``fastoptim/_C/_optim.pyx``): the schedulers whose rule is ``group['lr'] * factor`` (StepLR,
 MultiStepLR, ConstantLR, LinearLR, ExponentialLR, PolynomialLR; ``_UniformLR``) state only
 the factor, and their steady-state ``step`` is a C function that declines to the general path
-for anything unusual; OneCycleLR anneals all groups in one C loop, in Python arithmetic.
+for anything unusual (StepLR's, MultiStepLR's and ExponentialLR's factor is computed there
+too, from the same attributes, so their step runs no Python code); OneCycleLR's steady-state
+``step`` is a C function too, its annealing in double arithmetic in Python's order of
+operations, which is Python float arithmetic bit for bit.  The Python methods (``get_lr``,
+``_chain_factor``) stay the rule's statement and its general path.
 """
 
 from __future__ import annotations
@@ -44,7 +48,9 @@ import numpy as np
 
 from fastoptim import Tensor
 from fastoptim._C._optim import (
+    UNIFORM_RULES,
     _anneal_groups,
+    _one_cycle_step,
     _set_general_lr_step,
     _set_momenta,
     _uniform_step,
@@ -392,11 +398,18 @@ class _UniformLR(LRScheduler):
     """
 
     _fast_step = True
+    # How the C step finds the factor: "call" ``_chain_factor()``, or the rule of StepLR,
+    # MultiStepLR or ExponentialLR computed in C from the same attributes (no Python frame);
+    # a subclass that overrides ``_chain_factor`` goes back to "call".
+    _factor_rule = UNIFORM_RULES["call"]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._fast_step = (cls.get_lr is _UniformLR.get_lr and cls.step is _UniformLR.step
                           and cls._update_lr is LRScheduler._update_lr)
+        owner = next(c for c in cls.__mro__ if "_factor_rule" in vars(c))
+        if cls._chain_factor is not owner._chain_factor:
+            cls._factor_rule = UNIFORM_RULES["call"]
 
     def _chain_factor(self) -> Any:
         raise NotImplementedError
@@ -526,6 +539,7 @@ class StepLR(_UniformLR):
     _STATE_CHECKS = {**LRScheduler._STATE_CHECKS,
                      "step_size": ("an int > 0", lambda v: _is_int(v) and v > 0),
                      "gamma": ("a number", _is_number)}
+    _factor_rule = UNIFORM_RULES["step"]
 
     def __init__(
         self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1
@@ -556,6 +570,8 @@ class MultiStepLR(_UniformLR):
         gamma (float): multiplicative factor (default: 0.1).
         last_epoch (int): index of the last epoch (default: -1).
     """
+
+    _factor_rule = UNIFORM_RULES["multistep"]
 
     def __init__(
         self,
@@ -684,6 +700,7 @@ class ExponentialLR(_UniformLR):
     """
 
     _STATE_CHECKS = {**LRScheduler._STATE_CHECKS, "gamma": ("a number", _is_number)}
+    _factor_rule = UNIFORM_RULES["exponential"]
 
     def __init__(self, optimizer: Optimizer, gamma: float, last_epoch: int = -1) -> None:
         self.gamma = gamma
@@ -1435,11 +1452,22 @@ class OneCycleLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     _custom_anneal = False
+    # Whether the C step (``_optim._one_cycle_step``) may run: not for a subclass that changes
+    # the rule (get_lr, the annealing, step or _update_lr).
+    _fast_step = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._custom_anneal = (cls._annealing_cos is not OneCycleLR._annealing_cos
                               or cls._annealing_linear is not OneCycleLR._annealing_linear)
+        cls._fast_step = (not cls._custom_anneal and cls.get_lr is OneCycleLR.get_lr
+                          and cls._anneal_func is OneCycleLR._anneal_func
+                          and cls.step is OneCycleLR.step
+                          and cls._update_lr is LRScheduler._update_lr)
+
+    # Advance one batch (call it after ``optimizer.step()``): a C function, whose general path
+    # is LRScheduler.step.
+    step = _one_cycle_step
 
     def _follow_new_groups(self) -> None:
         # A new group's lr is its initial lr; its peak, floor and momenta follow group 0's
