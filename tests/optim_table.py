@@ -6,9 +6,10 @@ first-step rule) comes from its description, never from here.
   accept), for the class-level tests (trajectories against torch, state dicts, repr, loading,
   the steady-state shortcut).
 * ``"functional"``: every hyperparameter of the functional, by name, covering each flag, for the
-  kernel tests (C against the NumPy twin and torch).  Two entries are not kernel arguments:
-  ``initial_accumulator_value`` (Adagrad's state fill) and ``init_steps`` (per-tensor starting
-  step counts).
+  kernel tests (C against the NumPy twin and torch).  Three entries are not kernel arguments:
+  ``initial_accumulator_value`` (Adagrad's state fill), ``init_lr`` (the lr a first state
+  made from it holds, where the kernel does not take lr: Rprop's step sizes) and
+  ``init_steps`` (per-tensor starting step counts).
 * ``"batching"``: (constructor kwargs, the setting varied between param groups) for the group
   batching tests, keyed by case name.
 """
@@ -143,7 +144,15 @@ def class_cases():
 def state_kinds(name):
     """How the kernel tests make each state list of a functional, from its description: None
     entries (SGD's buffers, made from the first grad), Adagrad's ``initial_accumulator_value``
-    fill, zeros; then the step counters."""
+    fill, zeros, the lr (``"lr"``: Rprop's step sizes), and 0-dim float32 scalars (``"scalar:1"``,
+    ``"scalar:lr"``: NAdam's mu_product, ASGD's mu and eta); then the step counters."""
     d = BY_NAME[name]
-    kind = {"from_grad": "none", "eager": "iav"}.get(d.first_step, "zeros")
-    return [kind] * len(d.state) + (["step"] if d.step else [])
+    kinds = []
+    for s in d.state:
+        if d.first_step in ("from_grad", "eager"):
+            kinds.append({"from_grad": "none", "eager": "iav"}[d.first_step])
+        elif s.scalar:
+            kinds.append(f"scalar:{s.init}")
+        else:
+            kinds.append("lr" if s.init == "lr" else "zeros")
+    return kinds + (["step"] if d.step else [])

@@ -16,7 +16,11 @@ tuple, four test tables, the benchmark table).  Now its facts live in one :class
   ``decoupled_weight_decay`` to True.
 * ``state``: the per-param state arrays, in the kernel's order, with torch's state key, the
   functional's list name, and which setting creates it (``when``: a hyperparameter that must
-  be truthy, or ``momentum>0`` style comparisons, or None for always).
+  be truthy, or ``momentum>0`` style comparisons, or None for always); ``scalar``: a 0-dim
+  tensor per param rather than an array like it (NAdam's ``mu_product``, ASGD's ``eta`` and
+  ``mu``: created float32, cast to the param's dtype by loading, as torch's); ``init``: what a
+  lazy first state is filled with (a number, or ``"lr"``: the group's lr at that step, as
+  Rprop's ``step_size`` and ASGD's ``eta``).
 * ``step``: whether ``state['step']`` (a 0-dim float32 counter) exists; ``first_step``: how the
   state of a param's first step is made -- ``"zeros"`` (lazy zeros, torch's rule for most),
   ``"from_grad"`` (SGD: the momentum buffer is the first decayed grad, filled by the kernel),
@@ -84,6 +88,8 @@ class StateArray:
     list_name: str             # the kernel's list argument (C prototype, functional)
     when: str | None = None    # None: always; "centered": that setting truthy; "momentum!=0",
                                # "momentum>0": that comparison with zero
+    scalar: bool = False       # a 0-dim tensor per param (else an array like the param)
+    init: float | str = 0.0    # the first state's value; "lr": the group's lr at that step
 
     def present(self, group: dict[str, Any]) -> bool:
         """Whether a group with these settings has this state (``group.get``: loaded dicts may
@@ -120,6 +126,11 @@ class Description:
     def hyper(self) -> tuple[Hyper, ...]:
         """Every field of ``fo_<kernel>_hyper``, in the struct's order."""
         return self.scalars + self.flags
+
+    @property
+    def scalar_keys(self) -> frozenset[str]:
+        """The state keys that hold one 0-dim tensor per param."""
+        return frozenset(s.key for s in self.state if s.scalar)
 
     @property
     def group_keys(self) -> tuple[str, ...]:

@@ -488,7 +488,13 @@ class Optimizer:
                 out[k] = None  # old SGD dicts: a None buffer means "first step"
             else:
                 shape = tuple(_as_numpy(v).shape)
-                if shape != tuple(param.shape):
+                if k in self._DESCRIPTION.scalar_keys:   # a 0-dim tensor (NAdam's mu_product)
+                    if shape != ():
+                        raise ValueError(
+                            f"loaded state dict has state {k!r} of shape {shape} for {where}, "
+                            "but it must be a 0-dim tensor"
+                        )
+                elif shape != tuple(param.shape):
                     raise ValueError(
                         f"loaded state dict has state {k!r} of shape {shape} for {where}, "
                         f"but the parameter has shape {tuple(param.shape)}"
