@@ -400,7 +400,7 @@ extern const fo_act_kernels fo_act_kernels_f64;
  * ====================================================================================== */
 /* @@OPTIM-PROTOTYPES@@ (optimizer kernels go below this line) */
 
-/* Common to the five optimizer kernels below:
+/* Common to the optimizer kernels below:
  *   - One call updates a whole param group of `ntensors` tensors: params[i], grads[i] and the
  *     state arrays [i] all hold numels[i] contiguous elements of the kernel's type.  params and
  *     states are read and written in place; grads are only read.  No two arrays may overlap
@@ -575,6 +575,34 @@ void fo_adadelta_step_f64(double *const *params, const double *const *grads,
                           double *const *square_avgs, double *const *acc_deltas,
                           float *const *steps, const int64_t *numels, int64_t ntensors,
                           double lr, double rho, double eps, double weight_decay, int maximize);
+
+/* Adamax (torch.optim.Adamax).  Per tensor, with t the incremented step:
+ * clr = lr / (1 - beta1**t).  Per element:
+ *   g = g + weight_decay * p                              (if weight_decay != 0)
+ *   m = lerp(m, g, 1 - beta1)                             (ATen's lerp formula)
+ *   u = max(beta2 * u, |g| + eps)                         (NaN-propagating, as torch.maximum)
+ *   p = p - clr * m / u
+ * Reads grads; writes params, exp_avgs, exp_infs and steps. */
+typedef struct fo_adamax_hyper {
+    double lr, beta1, beta2, eps, weight_decay;
+    int maximize;
+} fo_adamax_hyper;
+void fo_adamax_update_f32(float *const *params, const float *const *grads,
+                          float *const *exp_avgs, float *const *exp_infs, float *const *steps,
+                          const int64_t *numels, int64_t ntensors,
+                          const fo_adamax_hyper *hyper);
+void fo_adamax_update_f64(double *const *params, const double *const *grads,
+                          double *const *exp_avgs, double *const *exp_infs,
+                          float *const *steps, const int64_t *numels, int64_t ntensors,
+                          const fo_adamax_hyper *hyper);
+void fo_adamax_step_f32(float *const *params, const float *const *grads, float *const *exp_avgs,
+                        float *const *exp_infs, float *const *steps, const int64_t *numels,
+                        int64_t ntensors, double lr, double beta1, double beta2, double eps,
+                        double weight_decay, int maximize);
+void fo_adamax_step_f64(double *const *params, const double *const *grads,
+                        double *const *exp_avgs, double *const *exp_infs, float *const *steps,
+                        const int64_t *numels, int64_t ntensors, double lr, double beta1,
+                        double beta2, double eps, double weight_decay, int maximize);
 
 /* ======================================================================================
  * Model averaging (csrc/optim_average.c): swa_utils.AveragedModel's update, all params of a

@@ -33,22 +33,6 @@
 extern "C" {
 #endif
 
-/* Adamax (torch.optim.Adamax).  Per tensor, with t the incremented step:
- * clr = lr / (1 - beta1**t).  Per element:
- *   g = g + weight_decay * p                              (if weight_decay != 0)
- *   m = lerp(m, g, 1 - beta1)                             (ATen's lerp formula)
- *   u = max(beta2 * u, |g| + eps)                         (NaN-propagating, as torch.maximum)
- *   p = p - clr * m / u
- * Reads grads; writes params, exp_avgs, exp_infs and steps. */
-void fo_adamax_step_f32(float *const *params, const float *const *grads, float *const *exp_avgs,
-                        float *const *exp_infs, float *const *steps, const int64_t *numels,
-                        int64_t ntensors, double lr, double beta1, double beta2, double eps,
-                        double weight_decay, int maximize);
-void fo_adamax_step_f64(double *const *params, const double *const *grads,
-                        double *const *exp_avgs, double *const *exp_infs, float *const *steps,
-                        const int64_t *numels, int64_t ntensors, double lr, double beta1,
-                        double beta2, double eps, double weight_decay, int maximize);
-
 /* NAdam (torch.optim.NAdam; NAdamW with decoupled_weight_decay).  Per tensor, with t the
  * incremented step and P the tensor's mu_product before this step:
  *   mu = beta1 * (1 - 0.5 * 0.96**(t * momentum_decay)), mu_next the same at t + 1,

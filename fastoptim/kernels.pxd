@@ -282,6 +282,26 @@ cdef extern from "fastoptim.h" nogil:
                               double lr, double rho, double eps, double weight_decay,
                               int maximize)
 
+    ctypedef struct fo_adamax_hyper:
+        double lr, beta1, beta2, eps, weight_decay
+        int maximize
+    void fo_adamax_update_f32(float *const *params, const float *const *grads,
+                              float *const *exp_avgs, float *const *exp_infs,
+                              float *const *steps, const int64_t *numels, int64_t ntensors,
+                              const fo_adamax_hyper *hyper)
+    void fo_adamax_update_f64(double *const *params, const double *const *grads,
+                              double *const *exp_avgs, double *const *exp_infs,
+                              float *const *steps, const int64_t *numels, int64_t ntensors,
+                              const fo_adamax_hyper *hyper)
+    void fo_adamax_step_f32(float *const *params, const float *const *grads,
+                            float *const *exp_avgs, float *const *exp_infs, float *const *steps,
+                            const int64_t *numels, int64_t ntensors, double lr, double beta1,
+                            double beta2, double eps, double weight_decay, int maximize)
+    void fo_adamax_step_f64(double *const *params, const double *const *grads,
+                            double *const *exp_avgs, double *const *exp_infs,
+                            float *const *steps, const int64_t *numels, int64_t ntensors,
+                            double lr, double beta1, double beta2, double eps,
+                            double weight_decay, int maximize)
 
     # ---- model averaging (swa_utils.AveragedModel) -----------------------------------------
     enum:

@@ -132,6 +132,29 @@ TABLE = {
             "adadelta": ({"lr": 0.5}, "lr"),
         },
     },
+    "adamax": {
+        # torch's optim_inputs_func_adamax (CPU), then the flags our class must accept
+        "class": [
+            {},
+            {"lr": 0.1},
+            {"weight_decay": 0.1},
+            {"maximize": True},
+            {"weight_decay": 0.1, "maximize": True},
+            {"lr": 0.01, "foreach": False, "differentiable": False},
+        ],
+        "functional": [
+            {"lr": 0.002, "beta1": 0.9, "beta2": 0.999, "eps": 1e-08, "weight_decay": 0.0,
+             "maximize": False},
+            {"lr": 0.1, "beta1": 0.8, "beta2": 0.99, "eps": 1e-06, "weight_decay": 0.1,
+             "maximize": True},
+            # beta1 < 0.5: ATen's other lerp branch; steps from different counts
+            {"lr": 0.01, "beta1": 0.3, "beta2": 0.9, "eps": 1e-08, "weight_decay": 0.05,
+             "maximize": False, "init_steps": (0, 3, 10, 0, 7)},
+        ],
+        "batching": {
+            "adamax": ({"lr": 0.01}, "lr"),
+        },
+    },
 }
 
 

@@ -52,6 +52,7 @@ from fastoptim._C.kernels cimport (
     fo_adam_update_f64, fo_rmsprop_hyper, fo_rmsprop_update_f32, fo_rmsprop_update_f64,
     fo_sgd_hyper, fo_sgd_update_f32, fo_sgd_update_f64,
 )
+from fastoptim._C.kernels cimport fo_adamax_hyper, fo_adamax_update_f32, fo_adamax_update_f64
 
 from fastoptim._C._tensor cimport Tensor
 
@@ -1488,12 +1489,36 @@ cdef void _adadelta_run(Batch *b, bint f32, const Call *c, void ***s) noexcept n
                                <double **>s[1], b.steps, b.numels, b.n, h)
 
 
+cdef int _adamax_fill(void *hp, PyObject **v) except -1:
+    cdef fo_adamax_hyper *h = <fo_adamax_hyper *>hp
+    h.lr, h.beta1, h.beta2, h.eps, h.weight_decay = _d(v[0]), _d(v[1]), _d(v[2]), _d(v[3]), \
+        _d(v[4])
+    h.maximize = _b(v[5])
+    return 0
+
+
+cdef void _adamax_run(Batch *b, bint f32, const Call *c, void ***s) noexcept nogil:
+    cdef const fo_adamax_hyper *h = <const fo_adamax_hyper *>&c.h
+    if f32:
+        fo_adamax_update_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>s[0],
+                             <float **>s[1], b.steps, b.numels, b.n, h)
+    else:
+        fo_adamax_update_f64(<double **>b.arr[0], <const double **>b.arr[1], <double **>s[0],
+                             <double **>s[1], b.steps, b.numels, b.n, h)
+
+
+cdef bint _adamax_zero(const void *hp, double t) noexcept:
+    # lr / (1 - beta1**t), as Adam's
+    cdef double beta1 = (<const fo_adamax_hyper *>hp).beta1
+    return not (t >= 1.0 and fabs(beta1) < 1.0) and 1.0 - pow(beta1, t) == 0.0
+
 # name, filler, runner, zero test, hyperparameter count, struct size
 _register("sgd", _sgd_fill, _sgd_run, NULL, 6, sizeof(fo_sgd_hyper))
 _register("adam", _adam_fill, _adam_run, _adam_zero, 8, sizeof(fo_adam_hyper))
 _register("rmsprop", _rmsprop_fill, _rmsprop_run, NULL, 7, sizeof(fo_rmsprop_hyper))
 _register("adagrad", _adagrad_fill, _adagrad_run, _adagrad_zero, 5, sizeof(fo_adagrad_hyper))
 _register("adadelta", _adadelta_fill, _adadelta_run, NULL, 5, sizeof(fo_adadelta_hyper))
+_register("adamax", _adamax_fill, _adamax_run, _adamax_zero, 6, sizeof(fo_adamax_hyper))
 
 
 # ---- helpers for fastoptim.optim.functional -------------------------------------------------

@@ -8,6 +8,7 @@ from . import functional, lr_scheduler, swa_utils
 from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam
+from .adamax import Adamax
 from .adamw import AdamW
 from .lbfgs import LBFGS
 from .muon import Muon
@@ -20,6 +21,7 @@ __all__ = [
     "Adadelta",
     "Adagrad",
     "Adam",
+    "Adamax",
     "AdamW",
     "LBFGS",
     "Muon",

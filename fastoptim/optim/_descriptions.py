@@ -211,6 +211,13 @@ DESCRIPTIONS: tuple[Description, ...] = (
         state=(StateArray("square_avg", "square_avgs"), StateArray("acc_delta", "acc_deltas")),
         step=True, first_step="zeros",
     ),
+    Description(
+        name="adamax", cls="Adamax", kernel="adamax",
+        scalars=(_LR, Hyper("beta1", "betas", 0), Hyper("beta2", "betas", 1), _EPS, _WD),
+        flags=(_MAXIMIZE,),
+        state=(StateArray("exp_avg", "exp_avgs"), StateArray("exp_inf", "exp_infs")),
+        step=True, first_step="zeros",
+    ),
 )
 
 BY_NAME: dict[str, Description] = {d.name: d for d in DESCRIPTIONS}

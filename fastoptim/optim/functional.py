@@ -20,7 +20,7 @@ change the result (there is one CPU implementation); ``grad_scale``/``found_inf`
 from ._descriptions import BY_NAME
 from ._step import run
 
-__all__ = ["adadelta", "adagrad", "adam", "adamw", "rmsprop", "sgd"]
+__all__ = ["adadelta", "adagrad", "adam", "adamax", "adamw", "rmsprop", "sgd"]
 
 
 def _no_scaling(grad_scale, found_inf):
@@ -131,3 +131,19 @@ def adadelta(params, grads, square_avgs, acc_deltas, state_steps, capturable=Fal
     """
     run(BY_NAME["adadelta"], (lr, rho, eps, weight_decay, maximize), params, grads,
         [square_avgs, acc_deltas], state_steps)
+
+
+def adamax(params, grads, exp_avgs, exp_infs, state_steps, foreach=None, maximize=False,
+           differentiable=False, capturable=False, has_complex=False, *, eps, beta1, beta2, lr,
+           weight_decay):
+    r"""Adamax over one param group (torch.optim.Adamax's math), in place.
+
+    .. math::
+        m \leftarrow \beta_1 m + (1-\beta_1) g,\quad
+        u \leftarrow \max(\beta_2 u, |g| + \epsilon),\quad
+        \theta \leftarrow \theta - \frac{\gamma}{1-\beta_1^t}\,\frac{m}{u}
+
+    with ``g = ±grad + weight_decay * θ``.
+    """
+    run(BY_NAME["adamax"], (lr, beta1, beta2, eps, weight_decay, maximize), params, grads,
+        [exp_avgs, exp_infs], state_steps)
