@@ -604,6 +604,37 @@ void fo_adamax_step_f64(double *const *params, const double *const *grads,
                         const int64_t *numels, int64_t ntensors, double lr, double beta1,
                         double beta2, double eps, double weight_decay, int maximize);
 
+/* RAdam (torch.optim.RAdam; RAdamW with decoupled_weight_decay).  Per tensor, with t the
+ * incremented step: bc1 = 1 - beta1**t, bc2 = 1 - beta2**t, rho_inf = 2 / (1 - beta2) - 1,
+ * rho_t = rho_inf - 2 t beta2**t / bc2 and, when rho_t > 5,
+ * rect = sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t)).
+ * Per element:
+ *   weight decay as Adam (decoupled or coupled)
+ *   m = lerp(m, g, 1 - beta1);  v = beta2 * v + (1 - beta2) * g * g
+ *   if rho_t > 5: p = p - m / bc1 * lr * (1 / (sqrt(v) + eps) * bc2**0.5) * rect
+ *   else:         p = p - m / bc1 * lr
+ * Reads grads; writes params, exp_avgs, exp_avg_sqs and steps. */
+typedef struct fo_radam_hyper {
+    double lr, beta1, beta2, eps, weight_decay;
+    int decoupled_weight_decay, maximize;
+} fo_radam_hyper;
+void fo_radam_update_f32(float *const *params, const float *const *grads,
+                         float *const *exp_avgs, float *const *exp_avg_sqs, float *const *steps,
+                         const int64_t *numels, int64_t ntensors, const fo_radam_hyper *hyper);
+void fo_radam_update_f64(double *const *params, const double *const *grads,
+                         double *const *exp_avgs, double *const *exp_avg_sqs,
+                         float *const *steps, const int64_t *numels, int64_t ntensors,
+                         const fo_radam_hyper *hyper);
+void fo_radam_step_f32(float *const *params, const float *const *grads, float *const *exp_avgs,
+                       float *const *exp_avg_sqs, float *const *steps, const int64_t *numels,
+                       int64_t ntensors, double lr, double beta1, double beta2, double eps,
+                       double weight_decay, int decoupled_weight_decay, int maximize);
+void fo_radam_step_f64(double *const *params, const double *const *grads,
+                       double *const *exp_avgs, double *const *exp_avg_sqs,
+                       float *const *steps, const int64_t *numels, int64_t ntensors, double lr,
+                       double beta1, double beta2, double eps, double weight_decay,
+                       int decoupled_weight_decay, int maximize);
+
 /* ======================================================================================
  * Model averaging (csrc/optim_average.c): swa_utils.AveragedModel's update, all params of a
  * model in one call.

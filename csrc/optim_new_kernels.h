@@ -65,26 +65,6 @@ void fo_nadam_step_f64(double *const *params, const double *const *grads,
 void fo_nadam_advance(void *const *mu_products, int mu_products_f64, const float *const *steps,
                       int64_t ntensors, double beta1, double momentum_decay);
 
-/* RAdam (torch.optim.RAdam; RAdamW with decoupled_weight_decay).  Per tensor, with t the
- * incremented step: bc1 = 1 - beta1**t, bc2 = 1 - beta2**t, rho_inf = 2 / (1 - beta2) - 1,
- * rho_t = rho_inf - 2 t beta2**t / bc2 and, when rho_t > 5,
- * rect = sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t)).
- * Per element:
- *   weight decay as NAdam (decoupled or coupled)
- *   m = lerp(m, g, 1 - beta1);  v = beta2 * v + (1 - beta2) * g * g
- *   if rho_t > 5: p = p - m / bc1 * lr * (1 / (sqrt(v) + eps) * bc2**0.5) * rect
- *   else:         p = p - m / bc1 * lr
- * Reads grads; writes params, exp_avgs, exp_avg_sqs and steps. */
-void fo_radam_step_f32(float *const *params, const float *const *grads, float *const *exp_avgs,
-                       float *const *exp_avg_sqs, float *const *steps, const int64_t *numels,
-                       int64_t ntensors, double lr, double beta1, double beta2, double eps,
-                       double weight_decay, int decoupled_weight_decay, int maximize);
-void fo_radam_step_f64(double *const *params, const double *const *grads,
-                       double *const *exp_avgs, double *const *exp_avg_sqs,
-                       float *const *steps, const int64_t *numels, int64_t ntensors, double lr,
-                       double beta1, double beta2, double eps, double weight_decay,
-                       int decoupled_weight_decay, int maximize);
-
 /* ASGD (torch.optim.ASGD).  Per tensor, eta and mu are the tensor's scalars before this step.
  * Per element:
  *   g = g + weight_decay * p                              (if weight_decay != 0)

@@ -303,6 +303,28 @@ cdef extern from "fastoptim.h" nogil:
                             double lr, double beta1, double beta2, double eps,
                             double weight_decay, int maximize)
 
+    ctypedef struct fo_radam_hyper:
+        double lr, beta1, beta2, eps, weight_decay
+        int decoupled_weight_decay, maximize
+    void fo_radam_update_f32(float *const *params, const float *const *grads,
+                             float *const *exp_avgs, float *const *exp_avg_sqs,
+                             float *const *steps, const int64_t *numels, int64_t ntensors,
+                             const fo_radam_hyper *hyper)
+    void fo_radam_update_f64(double *const *params, const double *const *grads,
+                             double *const *exp_avgs, double *const *exp_avg_sqs,
+                             float *const *steps, const int64_t *numels, int64_t ntensors,
+                             const fo_radam_hyper *hyper)
+    void fo_radam_step_f32(float *const *params, const float *const *grads,
+                           float *const *exp_avgs, float *const *exp_avg_sqs,
+                           float *const *steps, const int64_t *numels, int64_t ntensors,
+                           double lr, double beta1, double beta2, double eps,
+                           double weight_decay, int decoupled_weight_decay, int maximize)
+    void fo_radam_step_f64(double *const *params, const double *const *grads,
+                           double *const *exp_avgs, double *const *exp_avg_sqs,
+                           float *const *steps, const int64_t *numels, int64_t ntensors,
+                           double lr, double beta1, double beta2, double eps,
+                           double weight_decay, int decoupled_weight_decay, int maximize)
+
     # ---- model averaging (swa_utils.AveragedModel) -----------------------------------------
     enum:
         FO_AVERAGE_LERP, FO_AVERAGE_MEAN

@@ -155,6 +155,36 @@ TABLE = {
             "adamax": ({"lr": 0.01}, "lr"),
         },
     },
+
+    "radam": {
+        # torch's optim_inputs_func_radam (CPU), then the flags our class must accept
+        "class": [
+            {},
+            {"lr": 2e-3},
+            {"eps": 1e-6},
+            {"weight_decay": 0.1},
+            {"weight_decay": 0.1, "decoupled_weight_decay": True},
+            {"weight_decay": 0.1, "maximize": True},
+            {"lr": 0.01, "foreach": False, "differentiable": False},
+        ],
+        "functional": [
+            {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-08, "weight_decay": 0.0,
+             "decoupled_weight_decay": False, "maximize": False},
+            # beta2 = 0.9: rectified from step 6 on, within the 20 steps
+            {"lr": 0.01, "beta1": 0.8, "beta2": 0.9, "eps": 1e-06, "weight_decay": 0.1,
+             "decoupled_weight_decay": True, "maximize": True},
+            # beta1 < 0.5: ATen's other lerp branch; beta2 <= 0.6 is never rectified
+            {"lr": 0.01, "beta1": 0.3, "beta2": 0.5, "eps": 1e-08, "weight_decay": 0.05,
+             "decoupled_weight_decay": False, "maximize": False,
+             "init_steps": (0, 3, 10, 0, 7)},
+            {"lr": 0.01, "beta1": 0.9, "beta2": 0.99, "eps": 1e-08, "weight_decay": 0.0,
+             "decoupled_weight_decay": False, "maximize": False,
+             "init_steps": (0, 30, 100, 0, 7)},
+        ],
+        "batching": {
+            "radam": ({"lr": 0.01, "decoupled_weight_decay": True}, "weight_decay"),
+        },
+    },
 }
 
 

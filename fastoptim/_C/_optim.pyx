@@ -53,6 +53,7 @@ from fastoptim._C.kernels cimport (
     fo_sgd_hyper, fo_sgd_update_f32, fo_sgd_update_f64,
 )
 from fastoptim._C.kernels cimport fo_adamax_hyper, fo_adamax_update_f32, fo_adamax_update_f64
+from fastoptim._C.kernels cimport fo_radam_hyper, fo_radam_update_f32, fo_radam_update_f64
 
 from fastoptim._C._tensor cimport Tensor
 
@@ -1512,6 +1513,29 @@ cdef bint _adamax_zero(const void *hp, double t) noexcept:
     cdef double beta1 = (<const fo_adamax_hyper *>hp).beta1
     return not (t >= 1.0 and fabs(beta1) < 1.0) and 1.0 - pow(beta1, t) == 0.0
 
+cdef int _radam_fill(void *hp, PyObject **v) except -1:
+    cdef fo_radam_hyper *h = <fo_radam_hyper *>hp
+    h.lr, h.beta1, h.beta2, h.eps, h.weight_decay = _d(v[0]), _d(v[1]), _d(v[2]), _d(v[3]), \
+        _d(v[4])
+    h.decoupled_weight_decay, h.maximize = _b(v[5]), _b(v[6])
+    return 0
+
+
+cdef void _radam_run(Batch *b, bint f32, const Call *c, void ***s) noexcept nogil:
+    cdef const fo_radam_hyper *h = <const fo_radam_hyper *>&c.h
+    if f32:
+        fo_radam_update_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>s[0],
+                            <float **>s[1], b.steps, b.numels, b.n, h)
+    else:
+        fo_radam_update_f64(<double **>b.arr[0], <const double **>b.arr[1], <double **>s[0],
+                            <double **>s[1], b.steps, b.numels, b.n, h)
+
+
+cdef bint _radam_zero(const void *hp, double t) noexcept:
+    # rho_inf = 2 / (1 - beta2) - 1 and rho_t's ... / (1 - beta2**t), in Python floats
+    cdef double beta2 = (<const fo_radam_hyper *>hp).beta2
+    return 1.0 - beta2 == 0.0 or 1.0 - pow(beta2, t) == 0.0
+
 # name, filler, runner, zero test, hyperparameter count, struct size
 _register("sgd", _sgd_fill, _sgd_run, NULL, 6, sizeof(fo_sgd_hyper))
 _register("adam", _adam_fill, _adam_run, _adam_zero, 8, sizeof(fo_adam_hyper))
@@ -1519,6 +1543,7 @@ _register("rmsprop", _rmsprop_fill, _rmsprop_run, NULL, 7, sizeof(fo_rmsprop_hyp
 _register("adagrad", _adagrad_fill, _adagrad_run, _adagrad_zero, 5, sizeof(fo_adagrad_hyper))
 _register("adadelta", _adadelta_fill, _adadelta_run, NULL, 5, sizeof(fo_adadelta_hyper))
 _register("adamax", _adamax_fill, _adamax_run, _adamax_zero, 6, sizeof(fo_adamax_hyper))
+_register("radam", _radam_fill, _radam_run, _radam_zero, 7, sizeof(fo_radam_hyper))
 
 
 # ---- helpers for fastoptim.optim.functional -------------------------------------------------

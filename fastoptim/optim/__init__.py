@@ -13,6 +13,7 @@ from .adamw import AdamW
 from .lbfgs import LBFGS
 from .muon import Muon
 from .optimizer import Optimizer
+from .radam import RAdam
 from .rmsprop import RMSprop
 from .sgd import SGD
 
@@ -27,6 +28,7 @@ __all__ = [
     "Muon",
     "Optimizer",
     "RMSprop",
+    "RAdam",
     "functional",
     "lr_scheduler",
     "swa_utils",

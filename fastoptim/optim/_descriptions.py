@@ -218,6 +218,13 @@ DESCRIPTIONS: tuple[Description, ...] = (
         state=(StateArray("exp_avg", "exp_avgs"), StateArray("exp_inf", "exp_infs")),
         step=True, first_step="zeros",
     ),
+    Description(
+        name="radam", cls="RAdam", kernel="radam",
+        scalars=(_LR, Hyper("beta1", "betas", 0), Hyper("beta2", "betas", 1), _EPS, _WD),
+        flags=(Hyper("decoupled_weight_decay", "decoupled_weight_decay"), _MAXIMIZE),
+        state=(StateArray("exp_avg", "exp_avgs"), StateArray("exp_avg_sq", "exp_avg_sqs")),
+        step=True, first_step="zeros",
+    ),
 )
 
 BY_NAME: dict[str, Description] = {d.name: d for d in DESCRIPTIONS}

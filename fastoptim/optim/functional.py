@@ -20,7 +20,7 @@ change the result (there is one CPU implementation); ``grad_scale``/``found_inf`
 from ._descriptions import BY_NAME
 from ._step import run
 
-__all__ = ["adadelta", "adagrad", "adam", "adamax", "adamw", "rmsprop", "sgd"]
+__all__ = ["adadelta", "adagrad", "adam", "adamax", "adamw", "radam", "rmsprop", "sgd"]
 
 
 def _no_scaling(grad_scale, found_inf):
@@ -147,3 +147,23 @@ def adamax(params, grads, exp_avgs, exp_infs, state_steps, foreach=None, maximiz
     """
     run(BY_NAME["adamax"], (lr, beta1, beta2, eps, weight_decay, maximize), params, grads,
         [exp_avgs, exp_infs], state_steps)
+
+
+def radam(params, grads, exp_avgs, exp_avg_sqs, state_steps, decoupled_weight_decay=False,
+          foreach=None, differentiable=False, capturable=False, has_complex=False,
+          maximize=False, *, beta1, beta2, lr, weight_decay, eps):
+    r"""RAdam over one param group (torch.optim.RAdam's math; RAdamW's with
+    ``decoupled_weight_decay=True``), in place.
+
+    .. math::
+        m \leftarrow \beta_1 m + (1-\beta_1) g,\quad v \leftarrow \beta_2 v + (1-\beta_2) g^2,\quad
+        \rho_t = \rho_\infty - \frac{2t\beta_2^t}{1-\beta_2^t},\quad
+        \theta \leftarrow \theta - \gamma\,\frac{m}{1-\beta_1^t}\,
+        \Big(r_t\,\frac{\sqrt{1-\beta_2^t}}{\sqrt{v}+\epsilon}\ \text{if}\ \rho_t > 5\
+        \text{else}\ 1\Big)
+
+    with ``g = ±grad + weight_decay * θ`` (coupled) or ``θ *= 1 - lr*weight_decay`` first
+    (decoupled), ``ρ∞ = 2/(1-β2) - 1`` and ``r_t`` the variance rectification.
+    """
+    run(BY_NAME["radam"], (lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay,
+                           maximize), params, grads, [exp_avgs, exp_avg_sqs], state_steps)
