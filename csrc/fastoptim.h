@@ -635,6 +635,32 @@ void fo_radam_step_f64(double *const *params, const double *const *grads,
                        double beta1, double beta2, double eps, double weight_decay,
                        int decoupled_weight_decay, int maximize);
 
+/* Rprop (torch.optim.Rprop).  Per element, with sign() torch's (0 for NaN):
+ *   s = sign(g * prev); s = etaplus where s > 0; then etaminus where s < 0; then 1 where s == 0
+ *   step_size = min(max(step_size * s, step_size_min), step_size_max)   (NaN stays NaN)
+ *   g = 0 where s == etaminus                             (the sign flipped: no move)
+ *   p = p - sign(g) * step_size;  prev = g
+ * Reads grads; writes params, prevs, step_sizes (torch starts them at lr) and steps (a counter
+ * only).  lr itself does not enter the kernel. */
+typedef struct fo_rprop_hyper {
+    double etaminus, etaplus, step_size_min, step_size_max;
+    int maximize;
+} fo_rprop_hyper;
+void fo_rprop_update_f32(float *const *params, const float *const *grads, float *const *prevs,
+                         float *const *step_sizes, float *const *steps, const int64_t *numels,
+                         int64_t ntensors, const fo_rprop_hyper *hyper);
+void fo_rprop_update_f64(double *const *params, const double *const *grads,
+                         double *const *prevs, double *const *step_sizes, float *const *steps,
+                         const int64_t *numels, int64_t ntensors, const fo_rprop_hyper *hyper);
+void fo_rprop_step_f32(float *const *params, const float *const *grads, float *const *prevs,
+                       float *const *step_sizes, float *const *steps, const int64_t *numels,
+                       int64_t ntensors, double etaminus, double etaplus, double step_size_min,
+                       double step_size_max, int maximize);
+void fo_rprop_step_f64(double *const *params, const double *const *grads, double *const *prevs,
+                       double *const *step_sizes, float *const *steps, const int64_t *numels,
+                       int64_t ntensors, double etaminus, double etaplus, double step_size_min,
+                       double step_size_max, int maximize);
+
 /* ======================================================================================
  * Model averaging (csrc/optim_average.c): swa_utils.AveragedModel's update, all params of a
  * model in one call.

@@ -325,6 +325,28 @@ cdef extern from "fastoptim.h" nogil:
                            double lr, double beta1, double beta2, double eps,
                            double weight_decay, int decoupled_weight_decay, int maximize)
 
+    ctypedef struct fo_rprop_hyper:
+        double etaminus, etaplus, step_size_min, step_size_max
+        int maximize
+    void fo_rprop_update_f32(float *const *params, const float *const *grads,
+                             float *const *prevs, float *const *step_sizes,
+                             float *const *steps, const int64_t *numels, int64_t ntensors,
+                             const fo_rprop_hyper *hyper)
+    void fo_rprop_update_f64(double *const *params, const double *const *grads,
+                             double *const *prevs, double *const *step_sizes,
+                             float *const *steps, const int64_t *numels, int64_t ntensors,
+                             const fo_rprop_hyper *hyper)
+    void fo_rprop_step_f32(float *const *params, const float *const *grads,
+                           float *const *prevs, float *const *step_sizes, float *const *steps,
+                           const int64_t *numels, int64_t ntensors, double etaminus,
+                           double etaplus, double step_size_min, double step_size_max,
+                           int maximize)
+    void fo_rprop_step_f64(double *const *params, const double *const *grads,
+                           double *const *prevs, double *const *step_sizes,
+                           float *const *steps, const int64_t *numels, int64_t ntensors,
+                           double etaminus, double etaplus, double step_size_min,
+                           double step_size_max, int maximize)
+
     # ---- model averaging (swa_utils.AveragedModel) -----------------------------------------
     enum:
         FO_AVERAGE_LERP, FO_AVERAGE_MEAN

@@ -185,6 +185,30 @@ TABLE = {
             "radam": ({"lr": 0.01, "decoupled_weight_decay": True}, "weight_decay"),
         },
     },
+
+    "rprop": {
+        # torch's optim_inputs_func_rprop (CPU), then the flags our class must accept
+        "class": [
+            {},
+            {"lr": 2e-4},
+            {"etas": (0.5, 1.5)},
+            {"step_sizes": (2e-6, 100)},
+            {"maximize": True},
+            {"lr": 0.01, "foreach": False, "differentiable": False},
+        ],
+        "functional": [
+            {"etaminus": 0.5, "etaplus": 1.2, "step_size_min": 1e-06, "step_size_max": 50,
+             "maximize": False, "init_lr": 0.01},
+            # a tight clamp range: both bounds are hit within the 20 steps
+            {"etaminus": 0.3, "etaplus": 1.5, "step_size_min": 0.005, "step_size_max": 0.02,
+             "maximize": True, "init_lr": 0.01},
+            {"etaminus": 0.5, "etaplus": 1.2, "step_size_min": 1e-06, "step_size_max": 50,
+             "maximize": False, "init_lr": 0.1, "init_steps": (0, 3, 10, 0, 7)},
+        ],
+        "batching": {
+            "rprop": ({"lr": 0.01, "etas": (0.4, 1.3)}, "lr"),
+        },
+    },
 }
 
 

@@ -53,6 +53,7 @@ from fastoptim._C.kernels cimport (
     fo_sgd_hyper, fo_sgd_update_f32, fo_sgd_update_f64,
 )
 from fastoptim._C.kernels cimport fo_adamax_hyper, fo_adamax_update_f32, fo_adamax_update_f64
+from fastoptim._C.kernels cimport fo_rprop_hyper, fo_rprop_update_f32, fo_rprop_update_f64
 from fastoptim._C.kernels cimport fo_radam_hyper, fo_radam_update_f32, fo_radam_update_f64
 
 from fastoptim._C._tensor cimport Tensor
@@ -1536,6 +1537,23 @@ cdef bint _radam_zero(const void *hp, double t) noexcept:
     cdef double beta2 = (<const fo_radam_hyper *>hp).beta2
     return 1.0 - beta2 == 0.0 or 1.0 - pow(beta2, t) == 0.0
 
+cdef int _rprop_fill(void *hp, PyObject **v) except -1:
+    cdef fo_rprop_hyper *h = <fo_rprop_hyper *>hp
+    h.etaminus, h.etaplus, h.step_size_min, h.step_size_max = _d(v[0]), _d(v[1]), _d(v[2]), \
+        _d(v[3])
+    h.maximize = _b(v[4])
+    return 0
+
+
+cdef void _rprop_run(Batch *b, bint f32, const Call *c, void ***s) noexcept nogil:
+    cdef const fo_rprop_hyper *h = <const fo_rprop_hyper *>&c.h
+    if f32:
+        fo_rprop_update_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>s[0],
+                            <float **>s[1], b.steps, b.numels, b.n, h)
+    else:
+        fo_rprop_update_f64(<double **>b.arr[0], <const double **>b.arr[1], <double **>s[0],
+                            <double **>s[1], b.steps, b.numels, b.n, h)
+
 # name, filler, runner, zero test, hyperparameter count, struct size
 _register("sgd", _sgd_fill, _sgd_run, NULL, 6, sizeof(fo_sgd_hyper))
 _register("adam", _adam_fill, _adam_run, _adam_zero, 8, sizeof(fo_adam_hyper))
@@ -1544,6 +1562,7 @@ _register("adagrad", _adagrad_fill, _adagrad_run, _adagrad_zero, 5, sizeof(fo_ad
 _register("adadelta", _adadelta_fill, _adadelta_run, NULL, 5, sizeof(fo_adadelta_hyper))
 _register("adamax", _adamax_fill, _adamax_run, _adamax_zero, 6, sizeof(fo_adamax_hyper))
 _register("radam", _radam_fill, _radam_run, _radam_zero, 7, sizeof(fo_radam_hyper))
+_register("rprop", _rprop_fill, _rprop_run, NULL, 5, sizeof(fo_rprop_hyper))
 
 
 # ---- helpers for fastoptim.optim.functional -------------------------------------------------

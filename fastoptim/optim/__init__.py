@@ -15,6 +15,7 @@ from .muon import Muon
 from .optimizer import Optimizer
 from .radam import RAdam
 from .rmsprop import RMSprop
+from .rprop import Rprop
 from .sgd import SGD
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "Optimizer",
     "RMSprop",
     "RAdam",
+    "Rprop",
     "functional",
     "lr_scheduler",
     "swa_utils",

@@ -225,6 +225,15 @@ DESCRIPTIONS: tuple[Description, ...] = (
         state=(StateArray("exp_avg", "exp_avgs"), StateArray("exp_avg_sq", "exp_avg_sqs")),
         step=True, first_step="zeros",
     ),
+    Description(
+        name="rprop", cls="Rprop", kernel="rprop",
+        scalars=(Hyper("etaminus", "etas", 0), Hyper("etaplus", "etas", 1),
+                 Hyper("step_size_min", "step_sizes", 0), Hyper("step_size_max", "step_sizes", 1)),
+        flags=(_MAXIMIZE,),
+        # step_size starts at the group's lr: the only place lr enters
+        state=(StateArray("prev", "prevs"), StateArray("step_size", "step_sizes", init="lr")),
+        step=True, first_step="zeros", also_reads=("lr",),
+    ),
 )
 
 BY_NAME: dict[str, Description] = {d.name: d for d in DESCRIPTIONS}

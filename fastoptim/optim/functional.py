@@ -20,7 +20,7 @@ change the result (there is one CPU implementation); ``grad_scale``/``found_inf`
 from ._descriptions import BY_NAME
 from ._step import run
 
-__all__ = ["adadelta", "adagrad", "adam", "adamax", "adamw", "radam", "rmsprop", "sgd"]
+__all__ = ["adadelta", "adagrad", "adam", "adamax", "adamw", "radam", "rmsprop", "rprop", "sgd"]
 
 
 def _no_scaling(grad_scale, found_inf):
@@ -167,3 +167,21 @@ def radam(params, grads, exp_avgs, exp_avg_sqs, state_steps, decoupled_weight_de
     """
     run(BY_NAME["radam"], (lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay,
                            maximize), params, grads, [exp_avgs, exp_avg_sqs], state_steps)
+
+
+def rprop(params, grads, prevs, step_sizes, state_steps, foreach=None, capturable=False,
+          maximize=False, differentiable=False, has_complex=False, *, step_size_min,
+          step_size_max, etaminus, etaplus):
+    r"""Rprop over one param group (torch.optim.Rprop's math), in place.
+
+    .. math::
+        s = \operatorname{sign}(g\,g_{prev}),\quad
+        \eta \leftarrow \operatorname{clamp}(\eta \cdot (\eta_+ | \eta_- | 1),
+        \Gamma_{min}, \Gamma_{max}),\quad
+        g \leftarrow 0 \ \text{where}\ s < 0,\quad
+        \theta \leftarrow \theta - \eta \operatorname{sign}(g),\quad g_{prev} \leftarrow g
+
+    ``step_sizes`` are the per-element step sizes (a first step's start at the lr).
+    """
+    run(BY_NAME["rprop"], (etaminus, etaplus, step_size_min, step_size_max, maximize), params,
+        grads, [prevs, step_sizes], state_steps)
