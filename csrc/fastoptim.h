@@ -661,6 +661,61 @@ void fo_rprop_step_f64(double *const *params, const double *const *grads, double
                        int64_t ntensors, double etaminus, double etaplus, double step_size_min,
                        double step_size_max, int maximize);
 
+/* Kernels with per-tensor SCALAR state besides the step counters (NAdam's mu_product, ASGD's
+ * eta and mu: torch 0-dim tensors, one per param) take them as arrays of pointers, like steps
+ * (mu_products[i] -> tensor i's scalar).  torch creates them float32, but its load_state_dict
+ * casts every state entry except 'step' to the param's dtype, so a float64 param's scalars are
+ * float64 after a load: the pointers are void *, and scalars_f64 says whether all of them are
+ * doubles (1) or floats (0) -- a group holding both kinds takes two calls.  The kernel reads
+ * each once (the value before this step) and stores the new value once per tensor after its
+ * parallel region, from the incremented step count, through fo_<name>_advance, which it calls
+ * itself.  A caller running the kernels in team mode (optim_multi.h), which advances the step
+ * counters itself, must call fo_<name>_advance after it has done so.  No two of these pointers
+ * may be equal, nor point into an array the kernel writes. */
+
+/* NAdam (torch.optim.NAdam; NAdamW with decoupled_weight_decay).  Per tensor, with t the
+ * incremented step and P the tensor's mu_product before this step:
+ *   mu = beta1 * (1 - 0.5 * 0.96**(t * momentum_decay)), mu_next the same at t + 1,
+ *   P' = P * mu in P's dtype (stored as the new mu_product), bc2 = 1 - beta2**t,
+ *   c_grad = -lr * (1 - mu) / (1 - P'),  c_avg = -lr * mu_next / (1 - P' * mu_next).
+ * Per element:
+ *   if weight_decay != 0:  p = p * (1 - lr*weight_decay)      (decoupled, before the moments)
+ *                          or g = g + weight_decay * p        (coupled L2)
+ *   m = lerp(m, g, 1 - beta1);  v = beta2 * v + (1 - beta2) * g * g
+ *   denom = sqrt(v / bc2) + eps
+ *   p = p + c_grad * g / denom;  p = p + c_avg * m / denom   (two roundings, as torch)
+ * Reads grads; writes params, exp_avgs, exp_avg_sqs, mu_products (one float, or double with
+ * scalars_f64, per tensor: torch's state['mu_product'], starting at 1) and steps. */
+typedef struct fo_nadam_hyper {
+    double lr, beta1, beta2, eps, weight_decay, momentum_decay;
+    int decoupled_weight_decay, maximize;
+} fo_nadam_hyper;
+void fo_nadam_update_f32(float *const *params, const float *const *grads,
+                         float *const *exp_avgs, float *const *exp_avg_sqs,
+                         void *const *mu_products, float *const *steps, const int64_t *numels,
+                         int64_t ntensors, int scalars_f64, const fo_nadam_hyper *hyper);
+void fo_nadam_update_f64(double *const *params, const double *const *grads,
+                         double *const *exp_avgs, double *const *exp_avg_sqs,
+                         void *const *mu_products, float *const *steps, const int64_t *numels,
+                         int64_t ntensors, int scalars_f64, const fo_nadam_hyper *hyper);
+void fo_nadam_step_f32(float *const *params, const float *const *grads, float *const *exp_avgs,
+                       float *const *exp_avg_sqs, void *const *mu_products, float *const *steps,
+                       const int64_t *numels, int64_t ntensors, int scalars_f64, double lr,
+                       double beta1, double beta2, double eps, double weight_decay,
+                       double momentum_decay, int decoupled_weight_decay, int maximize);
+void fo_nadam_step_f64(double *const *params, const double *const *grads,
+                       double *const *exp_avgs, double *const *exp_avg_sqs,
+                       void *const *mu_products, float *const *steps, const int64_t *numels,
+                       int64_t ntensors, int scalars_f64, double lr, double beta1,
+                       double beta2, double eps, double weight_decay, double momentum_decay,
+                       int decoupled_weight_decay, int maximize);
+/* The per-tensor store of fo_nadam_update: mu_product *= mu(t), t = *steps[i] the ALREADY
+ * incremented count, in the scalar's dtype (mu rounded to it first, as torch's 0-dim `*=`).
+ * Called by fo_nadam_update itself; call it directly only after running it in team mode (and
+ * after advancing the counters). */
+void fo_nadam_advance(void *const *mu_products, const float *const *steps, int64_t ntensors,
+                      int scalars_f64, const fo_nadam_hyper *hyper);
+
 /* ======================================================================================
  * Model averaging (csrc/optim_average.c): swa_utils.AveragedModel's update, all params of a
  * model in one call.

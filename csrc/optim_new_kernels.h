@@ -33,38 +33,6 @@
 extern "C" {
 #endif
 
-/* NAdam (torch.optim.NAdam; NAdamW with decoupled_weight_decay).  Per tensor, with t the
- * incremented step and P the tensor's mu_product before this step:
- *   mu = beta1 * (1 - 0.5 * 0.96**(t * momentum_decay)), mu_next the same at t + 1,
- *   P' = P * mu in P's dtype (stored as the new mu_product), bc2 = 1 - beta2**t,
- *   c_grad = -lr * (1 - mu) / (1 - P'),  c_avg = -lr * mu_next / (1 - P' * mu_next).
- * Per element:
- *   if weight_decay != 0:  p = p * (1 - lr*weight_decay)      (decoupled, before the moments)
- *                          or g = g + weight_decay * p        (coupled L2)
- *   m = lerp(m, g, 1 - beta1);  v = beta2 * v + (1 - beta2) * g * g
- *   denom = sqrt(v / bc2) + eps
- *   p = p + c_grad * g / denom;  p = p + c_avg * m / denom   (two roundings, as torch)
- * Reads grads; writes params, exp_avgs, exp_avg_sqs, mu_products (one float, or double with
- * mu_products_f64, per tensor: torch's state['mu_product'], starting at 1) and steps. */
-void fo_nadam_step_f32(float *const *params, const float *const *grads, float *const *exp_avgs,
-                       float *const *exp_avg_sqs, void *const *mu_products,
-                       int mu_products_f64, float *const *steps, const int64_t *numels,
-                       int64_t ntensors, double lr, double beta1, double beta2, double eps,
-                       double weight_decay, double momentum_decay, int decoupled_weight_decay,
-                       int maximize);
-void fo_nadam_step_f64(double *const *params, const double *const *grads,
-                       double *const *exp_avgs, double *const *exp_avg_sqs,
-                       void *const *mu_products, int mu_products_f64, float *const *steps,
-                       const int64_t *numels, int64_t ntensors, double lr, double beta1,
-                       double beta2, double eps, double weight_decay, double momentum_decay,
-                       int decoupled_weight_decay, int maximize);
-/* The per-tensor store of fo_nadam_step: mu_product *= mu(t), t = *steps[i] the ALREADY
- * incremented count, in the scalar's dtype (mu rounded to it first, as torch's 0-dim `*=`).
- * Called by fo_nadam_step itself; call it directly only after running fo_nadam_step in team
- * mode (and after advancing the counters). */
-void fo_nadam_advance(void *const *mu_products, int mu_products_f64, const float *const *steps,
-                      int64_t ntensors, double beta1, double momentum_decay);
-
 /* ASGD (torch.optim.ASGD).  Per tensor, eta and mu are the tensor's scalars before this step.
  * Per element:
  *   g = g + weight_decay * p                              (if weight_decay != 0)

@@ -347,6 +347,36 @@ cdef extern from "fastoptim.h" nogil:
                            double etaminus, double etaplus, double step_size_min,
                            double step_size_max, int maximize)
 
+    ctypedef struct fo_nadam_hyper:
+        double lr, beta1, beta2, eps, weight_decay, momentum_decay
+        int decoupled_weight_decay, maximize
+    void fo_nadam_update_f32(float *const *params, const float *const *grads,
+                             float *const *exp_avgs, float *const *exp_avg_sqs,
+                             void *const *mu_products, float *const *steps,
+                             const int64_t *numels, int64_t ntensors, int scalars_f64,
+                             const fo_nadam_hyper *hyper)
+    void fo_nadam_update_f64(double *const *params, const double *const *grads,
+                             double *const *exp_avgs, double *const *exp_avg_sqs,
+                             void *const *mu_products, float *const *steps,
+                             const int64_t *numels, int64_t ntensors, int scalars_f64,
+                             const fo_nadam_hyper *hyper)
+    void fo_nadam_step_f32(float *const *params, const float *const *grads,
+                           float *const *exp_avgs, float *const *exp_avg_sqs,
+                           void *const *mu_products, float *const *steps,
+                           const int64_t *numels, int64_t ntensors, int scalars_f64,
+                           double lr, double beta1, double beta2, double eps,
+                           double weight_decay, double momentum_decay,
+                           int decoupled_weight_decay, int maximize)
+    void fo_nadam_step_f64(double *const *params, const double *const *grads,
+                           double *const *exp_avgs, double *const *exp_avg_sqs,
+                           void *const *mu_products, float *const *steps,
+                           const int64_t *numels, int64_t ntensors, int scalars_f64,
+                           double lr, double beta1, double beta2, double eps,
+                           double weight_decay, double momentum_decay,
+                           int decoupled_weight_decay, int maximize)
+    void fo_nadam_advance(void *const *mu_products, const float *const *steps,
+                          int64_t ntensors, int scalars_f64, const fo_nadam_hyper *hyper)
+
     # ---- model averaging (swa_utils.AveragedModel) -----------------------------------------
     enum:
         FO_AVERAGE_LERP, FO_AVERAGE_MEAN

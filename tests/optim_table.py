@@ -209,6 +209,32 @@ TABLE = {
             "rprop": ({"lr": 0.01, "etas": (0.4, 1.3)}, "lr"),
         },
     },
+
+    "nadam": {
+        # torch's optim_inputs_func_nadam (CPU), then the flags our class must accept
+        "class": [
+            {},
+            {"lr": 1e-3},
+            {"momentum_decay": 6e-3},
+            {"weight_decay": 0.1},
+            {"weight_decay": 0.1, "momentum_decay": 6e-3},
+            {"weight_decay": 0.1, "momentum_decay": 6e-3, "decoupled_weight_decay": True},
+            {"weight_decay": 0.1, "maximize": True},
+            {"lr": 0.01, "foreach": False, "differentiable": False},
+        ],
+        "functional": [
+            {"lr": 0.002, "beta1": 0.9, "beta2": 0.999, "eps": 1e-08, "weight_decay": 0.0,
+             "momentum_decay": 0.004, "decoupled_weight_decay": False, "maximize": False},
+            {"lr": 0.01, "beta1": 0.8, "beta2": 0.99, "eps": 1e-06, "weight_decay": 0.1,
+             "momentum_decay": 0.006, "decoupled_weight_decay": True, "maximize": True},
+            # beta1 < 0.5: ATen's other lerp branch; coupled decay
+            {"lr": 0.01, "beta1": 0.3, "beta2": 0.9, "eps": 1e-08, "weight_decay": 0.05,
+             "momentum_decay": 0.004, "decoupled_weight_decay": False, "maximize": False},
+        ],
+        "batching": {
+            "nadam": ({"lr": 0.01}, "lr"),
+        },
+    },
 }
 
 

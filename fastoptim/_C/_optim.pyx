@@ -53,6 +53,9 @@ from fastoptim._C.kernels cimport (
     fo_sgd_hyper, fo_sgd_update_f32, fo_sgd_update_f64,
 )
 from fastoptim._C.kernels cimport fo_adamax_hyper, fo_adamax_update_f32, fo_adamax_update_f64
+from fastoptim._C.kernels cimport (
+    fo_nadam_advance, fo_nadam_hyper, fo_nadam_update_f32, fo_nadam_update_f64,
+)
 from fastoptim._C.kernels cimport fo_rprop_hyper, fo_rprop_update_f32, fo_rprop_update_f64
 from fastoptim._C.kernels cimport fo_radam_hyper, fo_radam_update_f32, fo_radam_update_f64
 
@@ -1554,6 +1557,30 @@ cdef void _rprop_run(Batch *b, bint f32, const Call *c, void ***s) noexcept nogi
         fo_rprop_update_f64(<double **>b.arr[0], <const double **>b.arr[1], <double **>s[0],
                             <double **>s[1], b.steps, b.numels, b.n, h)
 
+cdef int _nadam_fill(void *hp, PyObject **v) except -1:
+    cdef fo_nadam_hyper *h = <fo_nadam_hyper *>hp
+    h.lr, h.beta1, h.beta2, h.eps, h.weight_decay, h.momentum_decay = _d(v[0]), _d(v[1]), \
+        _d(v[2]), _d(v[3]), _d(v[4]), _d(v[5])
+    h.decoupled_weight_decay, h.maximize = _b(v[6]), _b(v[7])
+    return 0
+
+
+cdef void _nadam_run(Batch *b, bint f32, const Call *c, void ***s) noexcept nogil:
+    cdef const fo_nadam_hyper *h = <const fo_nadam_hyper *>&c.h
+    if f32:
+        fo_nadam_update_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>s[0],
+                            <float **>s[1], <void **>s[2], b.steps, b.numels, b.n, b.sf64[0],
+                            h)
+    else:
+        fo_nadam_update_f64(<double **>b.arr[0], <const double **>b.arr[1], <double **>s[0],
+                            <double **>s[1], <void **>s[2], b.steps, b.numels, b.n, b.sf64[0],
+                            h)
+
+
+cdef void _nadam_advance(Batch *b, bint f32, const Call *c, void ***s) noexcept nogil:
+    fo_nadam_advance(<void **>s[2], <const float **>b.steps, b.n, b.sf64[0],
+                     <const fo_nadam_hyper *>&c.h)
+
 # name, filler, runner, zero test, hyperparameter count, struct size
 _register("sgd", _sgd_fill, _sgd_run, NULL, 6, sizeof(fo_sgd_hyper))
 _register("adam", _adam_fill, _adam_run, _adam_zero, 8, sizeof(fo_adam_hyper))
@@ -1563,6 +1590,7 @@ _register("adadelta", _adadelta_fill, _adadelta_run, NULL, 5, sizeof(fo_adadelta
 _register("adamax", _adamax_fill, _adamax_run, _adamax_zero, 6, sizeof(fo_adamax_hyper))
 _register("radam", _radam_fill, _radam_run, _radam_zero, 7, sizeof(fo_radam_hyper))
 _register("rprop", _rprop_fill, _rprop_run, NULL, 5, sizeof(fo_rprop_hyper))
+_register("nadam", _nadam_fill, _nadam_run, NULL, 8, sizeof(fo_nadam_hyper), _nadam_advance)
 
 
 # ---- helpers for fastoptim.optim.functional -------------------------------------------------

@@ -12,6 +12,7 @@ from .adamax import Adamax
 from .adamw import AdamW
 from .lbfgs import LBFGS
 from .muon import Muon
+from .nadam import NAdam
 from .optimizer import Optimizer
 from .radam import RAdam
 from .rmsprop import RMSprop
@@ -31,6 +32,7 @@ __all__ = [
     "RMSprop",
     "RAdam",
     "Rprop",
+    "NAdam",
     "functional",
     "lr_scheduler",
     "swa_utils",

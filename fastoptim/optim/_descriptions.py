@@ -234,6 +234,15 @@ DESCRIPTIONS: tuple[Description, ...] = (
         state=(StateArray("prev", "prevs"), StateArray("step_size", "step_sizes", init="lr")),
         step=True, first_step="zeros", also_reads=("lr",),
     ),
+    Description(
+        name="nadam", cls="NAdam", kernel="nadam",
+        scalars=(_LR, Hyper("beta1", "betas", 0), Hyper("beta2", "betas", 1), _EPS, _WD,
+                 Hyper("momentum_decay", "momentum_decay")),
+        flags=(Hyper("decoupled_weight_decay", "decoupled_weight_decay"), _MAXIMIZE),
+        state=(StateArray("exp_avg", "exp_avgs"), StateArray("exp_avg_sq", "exp_avg_sqs"),
+               StateArray("mu_product", "mu_products", scalar=True, init=1.0)),
+        step=True, first_step="zeros", torch_order=("mu_product", "exp_avg", "exp_avg_sq"),
+    ),
 )
 
 BY_NAME: dict[str, Description] = {d.name: d for d in DESCRIPTIONS}

@@ -20,7 +20,18 @@ change the result (there is one CPU implementation); ``grad_scale``/``found_inf`
 from ._descriptions import BY_NAME
 from ._step import run
 
-__all__ = ["adadelta", "adagrad", "adam", "adamax", "adamw", "radam", "rmsprop", "rprop", "sgd"]
+__all__ = [
+    "adadelta",
+    "adagrad",
+    "adam",
+    "adamax",
+    "adamw",
+    "nadam",
+    "radam",
+    "rmsprop",
+    "rprop",
+    "sgd",
+]
 
 
 def _no_scaling(grad_scale, found_inf):
@@ -185,3 +196,25 @@ def rprop(params, grads, prevs, step_sizes, state_steps, foreach=None, capturabl
     """
     run(BY_NAME["rprop"], (etaminus, etaplus, step_size_min, step_size_max, maximize), params,
         grads, [prevs, step_sizes], state_steps)
+
+
+def nadam(params, grads, exp_avgs, exp_avg_sqs, mu_products, state_steps,
+          decoupled_weight_decay=False, foreach=None, capturable=False, differentiable=False,
+          has_complex=False, maximize=False, *, beta1, beta2, lr, weight_decay, momentum_decay,
+          eps):
+    r"""NAdam over one param group (torch.optim.NAdam's math; NAdamW's with
+    ``decoupled_weight_decay=True``), in place.
+
+    .. math::
+        \mu_t = \beta_1(1 - \tfrac12 0.96^{t\psi}),\quad
+        m \leftarrow \beta_1 m + (1-\beta_1) g,\quad v \leftarrow \beta_2 v + (1-\beta_2) g^2,\\
+        \theta \leftarrow \theta - \gamma\Big(\frac{(1-\mu_t) g}{1-\prod_{i\le t}\mu_i}
+        + \frac{\mu_{t+1} m}{1-\prod_{i\le t+1}\mu_i}\Big) \Big/
+        \Big(\sqrt{v/(1-\beta_2^t)} + \epsilon\Big)
+
+    ``mu_products[i]``: a one-element float32 (or float64) array, the running product of the
+    mu_t (torch's 0-dim ``state['mu_product']``, starting at 1), updated in place.
+    """
+    run(BY_NAME["nadam"], (lr, beta1, beta2, eps, weight_decay, momentum_decay,
+                           decoupled_weight_decay, maximize), params, grads,
+        [exp_avgs, exp_avg_sqs, mu_products], state_steps)
