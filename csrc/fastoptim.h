@@ -716,6 +716,42 @@ void fo_nadam_step_f64(double *const *params, const double *const *grads,
 void fo_nadam_advance(void *const *mu_products, const float *const *steps, int64_t ntensors,
                       int scalars_f64, const fo_nadam_hyper *hyper);
 
+/* ASGD (torch.optim.ASGD).  Per tensor, eta and mu are the tensor's scalars before this step
+ * (the lists in torch's functional order: axs, mus, etas).  Per element:
+ *   g = g + weight_decay * p                              (if weight_decay != 0)
+ *   p = p * (1 - lambd * eta);  p = p - eta * g
+ *   ax = (mu != 1) ? ax + (p - ax) * mu : p
+ * Then, with t the incremented step, stored once per tensor, rounded to float32 even when
+ * stored as double (torch makes them float32 tensors with as_tensor, then copies them in):
+ *   eta = lr / (1 + lambd * lr * t)**alpha;  mu = 1 / max(1, t - t0).
+ * Reads grads; writes params, axs, mus and etas (one float each per tensor, or double with
+ * scalars_f64: torch's state['mu'], starting at 1, and state['eta'], starting at lr), steps. */
+typedef struct fo_asgd_hyper {
+    double lr, lambd, alpha, t0, weight_decay;
+    int maximize;
+} fo_asgd_hyper;
+void fo_asgd_update_f32(float *const *params, const float *const *grads, float *const *axs,
+                        void *const *mus, void *const *etas, float *const *steps,
+                        const int64_t *numels, int64_t ntensors, int scalars_f64,
+                        const fo_asgd_hyper *hyper);
+void fo_asgd_update_f64(double *const *params, const double *const *grads, double *const *axs,
+                        void *const *mus, void *const *etas, float *const *steps,
+                        const int64_t *numels, int64_t ntensors, int scalars_f64,
+                        const fo_asgd_hyper *hyper);
+void fo_asgd_step_f32(float *const *params, const float *const *grads, float *const *axs,
+                      void *const *mus, void *const *etas, float *const *steps,
+                      const int64_t *numels, int64_t ntensors, int scalars_f64, double lr,
+                      double lambd, double alpha, double t0, double weight_decay, int maximize);
+void fo_asgd_step_f64(double *const *params, const double *const *grads, double *const *axs,
+                      void *const *mus, void *const *etas, float *const *steps,
+                      const int64_t *numels, int64_t ntensors, int scalars_f64, double lr,
+                      double lambd, double alpha, double t0, double weight_decay, int maximize);
+/* The per-tensor store of fo_asgd_update, from t = *steps[i], the ALREADY incremented count.
+ * Called by fo_asgd_update itself; call it directly only after running it in team mode (and
+ * after advancing the counters). */
+void fo_asgd_advance(void *const *mus, void *const *etas, const float *const *steps,
+                     int64_t ntensors, int scalars_f64, const fo_asgd_hyper *hyper);
+
 /* ======================================================================================
  * Model averaging (csrc/optim_average.c): swa_utils.AveragedModel's update, all params of a
  * model in one call.

@@ -377,6 +377,30 @@ cdef extern from "fastoptim.h" nogil:
     void fo_nadam_advance(void *const *mu_products, const float *const *steps,
                           int64_t ntensors, int scalars_f64, const fo_nadam_hyper *hyper)
 
+    ctypedef struct fo_asgd_hyper:
+        double lr, lambd, alpha, t0, weight_decay
+        int maximize
+    void fo_asgd_update_f32(float *const *params, const float *const *grads,
+                            float *const *axs, void *const *mus, void *const *etas,
+                            float *const *steps, const int64_t *numels, int64_t ntensors,
+                            int scalars_f64, const fo_asgd_hyper *hyper)
+    void fo_asgd_update_f64(double *const *params, const double *const *grads,
+                            double *const *axs, void *const *mus, void *const *etas,
+                            float *const *steps, const int64_t *numels, int64_t ntensors,
+                            int scalars_f64, const fo_asgd_hyper *hyper)
+    void fo_asgd_step_f32(float *const *params, const float *const *grads, float *const *axs,
+                          void *const *mus, void *const *etas, float *const *steps,
+                          const int64_t *numels, int64_t ntensors, int scalars_f64,
+                          double lr, double lambd, double alpha, double t0,
+                          double weight_decay, int maximize)
+    void fo_asgd_step_f64(double *const *params, const double *const *grads,
+                          double *const *axs, void *const *mus, void *const *etas,
+                          float *const *steps, const int64_t *numels, int64_t ntensors,
+                          int scalars_f64, double lr, double lambd, double alpha, double t0,
+                          double weight_decay, int maximize)
+    void fo_asgd_advance(void *const *mus, void *const *etas, const float *const *steps,
+                         int64_t ntensors, int scalars_f64, const fo_asgd_hyper *hyper)
+
     # ---- model averaging (swa_utils.AveragedModel) -----------------------------------------
     enum:
         FO_AVERAGE_LERP, FO_AVERAGE_MEAN

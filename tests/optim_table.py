@@ -235,6 +235,32 @@ TABLE = {
             "nadam": ({"lr": 0.01}, "lr"),
         },
     },
+
+    "asgd": {
+        # torch's optim_inputs_func_asgd (CPU); t0 = 5 reaches the averaging within 20 steps
+        "class": [
+            {},
+            {"lambd": 0.1},
+            {"lr": 0.02},
+            {"t0": 100},
+            {"maximize": True},
+            {"weight_decay": 0.1},
+            {"weight_decay": 0.1, "maximize": True},
+            {"t0": 5, "lambd": 0.01},
+            {"lr": 0.01, "foreach": False, "differentiable": False},
+        ],
+        "functional": [
+            {"lr": 0.01, "lambd": 0.0001, "alpha": 0.75, "t0": 1000000.0, "weight_decay": 0.0,
+             "maximize": False},
+            {"lr": 0.02, "lambd": 0.1, "alpha": 0.5, "t0": 5.0, "weight_decay": 0.1,
+             "maximize": True},
+            {"lr": 0.01, "lambd": 0.0001, "alpha": 0.75, "t0": 3.0, "weight_decay": 0.0,
+             "maximize": False, "init_steps": (0, 3, 10, 0, 7)},
+        ],
+        "batching": {
+            "asgd": ({"lr": 0.01, "t0": 5}, "lr"),
+        },
+    },
 }
 
 

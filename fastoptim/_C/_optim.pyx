@@ -54,6 +54,9 @@ from fastoptim._C.kernels cimport (
 )
 from fastoptim._C.kernels cimport fo_adamax_hyper, fo_adamax_update_f32, fo_adamax_update_f64
 from fastoptim._C.kernels cimport (
+    fo_asgd_advance, fo_asgd_hyper, fo_asgd_update_f32, fo_asgd_update_f64,
+)
+from fastoptim._C.kernels cimport (
     fo_nadam_advance, fo_nadam_hyper, fo_nadam_update_f32, fo_nadam_update_f64,
 )
 from fastoptim._C.kernels cimport fo_rprop_hyper, fo_rprop_update_f32, fo_rprop_update_f64
@@ -1581,6 +1584,28 @@ cdef void _nadam_advance(Batch *b, bint f32, const Call *c, void ***s) noexcept 
     fo_nadam_advance(<void **>s[2], <const float **>b.steps, b.n, b.sf64[0],
                      <const fo_nadam_hyper *>&c.h)
 
+cdef int _asgd_fill(void *hp, PyObject **v) except -1:
+    cdef fo_asgd_hyper *h = <fo_asgd_hyper *>hp
+    h.lr, h.lambd, h.alpha, h.t0, h.weight_decay = _d(v[0]), _d(v[1]), _d(v[2]), _d(v[3]), \
+        _d(v[4])
+    h.maximize = _b(v[5])
+    return 0
+
+
+cdef void _asgd_run(Batch *b, bint f32, const Call *c, void ***s) noexcept nogil:
+    cdef const fo_asgd_hyper *h = <const fo_asgd_hyper *>&c.h
+    if f32:
+        fo_asgd_update_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>s[0],
+                           <void **>s[1], <void **>s[2], b.steps, b.numels, b.n, b.sf64[0], h)
+    else:
+        fo_asgd_update_f64(<double **>b.arr[0], <const double **>b.arr[1], <double **>s[0],
+                           <void **>s[1], <void **>s[2], b.steps, b.numels, b.n, b.sf64[0], h)
+
+
+cdef void _asgd_advance(Batch *b, bint f32, const Call *c, void ***s) noexcept nogil:
+    fo_asgd_advance(<void **>s[1], <void **>s[2], <const float **>b.steps, b.n, b.sf64[0],
+                    <const fo_asgd_hyper *>&c.h)
+
 # name, filler, runner, zero test, hyperparameter count, struct size
 _register("sgd", _sgd_fill, _sgd_run, NULL, 6, sizeof(fo_sgd_hyper))
 _register("adam", _adam_fill, _adam_run, _adam_zero, 8, sizeof(fo_adam_hyper))
@@ -1591,6 +1616,7 @@ _register("adamax", _adamax_fill, _adamax_run, _adamax_zero, 6, sizeof(fo_adamax
 _register("radam", _radam_fill, _radam_run, _radam_zero, 7, sizeof(fo_radam_hyper))
 _register("rprop", _rprop_fill, _rprop_run, NULL, 5, sizeof(fo_rprop_hyper))
 _register("nadam", _nadam_fill, _nadam_run, NULL, 8, sizeof(fo_nadam_hyper), _nadam_advance)
+_register("asgd", _asgd_fill, _asgd_run, NULL, 6, sizeof(fo_asgd_hyper), _asgd_advance)
 
 
 # ---- helpers for fastoptim.optim.functional -------------------------------------------------

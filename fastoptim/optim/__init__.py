@@ -10,6 +10,7 @@ from .adagrad import Adagrad
 from .adam import Adam
 from .adamax import Adamax
 from .adamw import AdamW
+from .asgd import ASGD
 from .lbfgs import LBFGS
 from .muon import Muon
 from .nadam import NAdam
@@ -33,6 +34,7 @@ __all__ = [
     "RAdam",
     "Rprop",
     "NAdam",
+    "ASGD",
     "functional",
     "lr_scheduler",
     "swa_utils",

@@ -243,6 +243,15 @@ DESCRIPTIONS: tuple[Description, ...] = (
                StateArray("mu_product", "mu_products", scalar=True, init=1.0)),
         step=True, first_step="zeros", torch_order=("mu_product", "exp_avg", "exp_avg_sq"),
     ),
+    Description(
+        name="asgd", cls="ASGD", kernel="asgd",
+        scalars=(_LR, Hyper("lambd", "lambd"), Hyper("alpha", "alpha"), Hyper("t0", "t0"), _WD),
+        flags=(_MAXIMIZE,),
+        # mu starts at 1, eta at the group's lr (rounded to float32, as torch's as_tensor)
+        state=(StateArray("ax", "axs"), StateArray("mu", "mus", scalar=True, init=1.0),
+               StateArray("eta", "etas", scalar=True, init="lr")),
+        step=True, first_step="zeros", torch_order=("eta", "mu", "ax"),
+    ),
 )
 
 BY_NAME: dict[str, Description] = {d.name: d for d in DESCRIPTIONS}

@@ -26,6 +26,7 @@ __all__ = [
     "adam",
     "adamax",
     "adamw",
+    "asgd",
     "nadam",
     "radam",
     "rmsprop",
@@ -218,3 +219,22 @@ def nadam(params, grads, exp_avgs, exp_avg_sqs, mu_products, state_steps,
     run(BY_NAME["nadam"], (lr, beta1, beta2, eps, weight_decay, momentum_decay,
                            decoupled_weight_decay, maximize), params, grads,
         [exp_avgs, exp_avg_sqs, mu_products], state_steps)
+
+
+def asgd(params, grads, axs, mus, etas, state_steps, foreach=None, maximize=False,
+         differentiable=False, capturable=False, has_complex=False, *, lambd, lr, t0, alpha,
+         weight_decay):
+    r"""ASGD over one param group (torch.optim.ASGD's math, its for-loop), in place.
+
+    .. math::
+        \theta \leftarrow \theta(1 - \lambda\eta) - \eta g,\quad
+        ax \leftarrow (\mu \ne 1)\ ?\ ax + \mu(\theta - ax) : \theta,\quad
+        \eta \leftarrow \frac{\gamma}{(1 + \lambda\gamma t)^\alpha},\quad
+        \mu \leftarrow \frac{1}{\max(1, t - t_0)}
+
+    with ``g = ±grad + weight_decay * θ``.  ``mus[i]`` and ``etas[i]``: one-element float32 (or
+    float64) arrays, torch's 0-dim ``state['mu']`` (starting at 1) and ``state['eta']``
+    (starting at lr), updated in place.
+    """
+    run(BY_NAME["asgd"], (lr, lambd, alpha, t0, weight_decay, maximize), params, grads,
+        [axs, mus, etas], state_steps)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from fastoptim import Tensor
 
 from ._descriptions import BY_NAME
-from ._state import _scalars
 from ._step import grouped_step
 from .functional import nadam
 from .optimizer import Optimizer
@@ -114,13 +113,6 @@ class NAdam(Optimizer):
             group.setdefault("capturable", False)
             group.setdefault("differentiable", False)
             group.setdefault("decoupled_weight_decay", False)
-        self._steps_to_tensors()
-        tp = self.__dict__.get("_torch_params")
-        for s in self.state.values():   # old dicts: a number, made a tensor as torch does
-            v = s.get("mu_product") if isinstance(s, dict) else None
-            if isinstance(v, (int, float)):
-                s["mu_product"] = _scalars(1, float(v))[0]
-                if tp is not None:
-                    s["mu_product"] = tp.torch_state(s["mu_product"])
+        self._steps_to_tensors()   # (and a numeric mu_product, as torch)
 
     step = grouped_step(_DESCRIPTION)
