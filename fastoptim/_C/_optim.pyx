@@ -821,17 +821,25 @@ cdef inline int _take_from_group(Work *w, Py_ssize_t i, object po, dict state, t
     if not _matches(&xa, &pa, FLAGS_READ):
         return 0
     b.arr[1][b.n] = xa.data
-    for k in range(2, nlists):
-        xo = PyDict_GetItemWithError(<dict>st, keys[k - 2])
-        if xo == NULL or not _arr_of(&xa, <object>xo):
-            return 0
-        if w.scalar_lists & (1u << k):
-            if not _take_scalar(b, &xa, first_scalar):
+    if not w.scalar_lists:      # (the common case: arrays like the param only)
+        for k in range(2, nlists):
+            xo = PyDict_GetItemWithError(<dict>st, keys[k - 2])
+            if xo == NULL or not _arr_of(&xa, <object>xo) or not _matches(&xa, &pa,
+                                                                          FLAGS_WRITE):
                 return 0
-            first_scalar = False
-        elif not _matches(&xa, &pa, FLAGS_WRITE):
-            return 0
-        b.arr[k][b.n] = xa.data
+            b.arr[k][b.n] = xa.data
+    else:
+        for k in range(2, nlists):
+            xo = PyDict_GetItemWithError(<dict>st, keys[k - 2])
+            if xo == NULL or not _arr_of(&xa, <object>xo):
+                return 0
+            if w.scalar_lists & (1u << k):
+                if not _take_scalar(b, &xa, first_scalar):
+                    return 0
+                first_scalar = False
+            elif not _matches(&xa, &pa, FLAGS_WRITE):
+                return 0
+            b.arr[k][b.n] = xa.data
     if step_key is not None:
         xo = PyDict_GetItemWithError(<dict>st, step_key)
         if xo == NULL or not _arr_of(&xa, <object>xo) or not _step_ok(&xa):
@@ -1184,7 +1192,7 @@ cdef void _call_part(Batch *b, bint f32, const Call *c, RunFn fn) noexcept nogil
     fn(b, f32, c, states)
 
 
-cdef void _each_part(Batch *b, bint f32, const Call *c, RunFn fn) noexcept nogil:
+cdef inline void _each_part(Batch *b, bint f32, const Call *c, RunFn fn) noexcept nogil:
     # fn over one dtype's batch: in two calls when its tensors' scalar states mix float32 and
     # float64 (_partition put the float64 ones last), each call taking one scalar dtype.
     cdef Batch part
