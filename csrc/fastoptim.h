@@ -400,7 +400,7 @@ extern const fo_act_kernels fo_act_kernels_f64;
  * ====================================================================================== */
 /* @@OPTIM-PROTOTYPES@@ (optimizer kernels go below this line) */
 
-/* Common to the five optimizer kernels below:
+/* Common to the optimizer kernels below:
  *   - One call updates a whole param group of `ntensors` tensors: params[i], grads[i] and the
  *     state arrays [i] all hold numels[i] contiguous elements of the kernel's type.  params and
  *     states are read and written in place; grads are only read.  No two arrays may overlap
@@ -575,6 +575,182 @@ void fo_adadelta_step_f64(double *const *params, const double *const *grads,
                           double *const *square_avgs, double *const *acc_deltas,
                           float *const *steps, const int64_t *numels, int64_t ntensors,
                           double lr, double rho, double eps, double weight_decay, int maximize);
+
+/* Adamax (torch.optim.Adamax).  Per tensor, with t the incremented step:
+ * clr = lr / (1 - beta1**t).  Per element:
+ *   g = g + weight_decay * p                              (if weight_decay != 0)
+ *   m = lerp(m, g, 1 - beta1)                             (ATen's lerp formula)
+ *   u = max(beta2 * u, |g| + eps)                         (NaN-propagating, as torch.maximum)
+ *   p = p - clr * m / u
+ * Reads grads; writes params, exp_avgs, exp_infs and steps. */
+typedef struct fo_adamax_hyper {
+    double lr, beta1, beta2, eps, weight_decay;
+    int maximize;
+} fo_adamax_hyper;
+void fo_adamax_update_f32(float *const *params, const float *const *grads,
+                          float *const *exp_avgs, float *const *exp_infs, float *const *steps,
+                          const int64_t *numels, int64_t ntensors,
+                          const fo_adamax_hyper *hyper);
+void fo_adamax_update_f64(double *const *params, const double *const *grads,
+                          double *const *exp_avgs, double *const *exp_infs,
+                          float *const *steps, const int64_t *numels, int64_t ntensors,
+                          const fo_adamax_hyper *hyper);
+void fo_adamax_step_f32(float *const *params, const float *const *grads, float *const *exp_avgs,
+                        float *const *exp_infs, float *const *steps, const int64_t *numels,
+                        int64_t ntensors, double lr, double beta1, double beta2, double eps,
+                        double weight_decay, int maximize);
+void fo_adamax_step_f64(double *const *params, const double *const *grads,
+                        double *const *exp_avgs, double *const *exp_infs, float *const *steps,
+                        const int64_t *numels, int64_t ntensors, double lr, double beta1,
+                        double beta2, double eps, double weight_decay, int maximize);
+
+/* RAdam (torch.optim.RAdam; RAdamW with decoupled_weight_decay).  Per tensor, with t the
+ * incremented step: bc1 = 1 - beta1**t, bc2 = 1 - beta2**t, rho_inf = 2 / (1 - beta2) - 1,
+ * rho_t = rho_inf - 2 t beta2**t / bc2 and, when rho_t > 5,
+ * rect = sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t)).
+ * Per element:
+ *   weight decay as Adam (decoupled or coupled)
+ *   m = lerp(m, g, 1 - beta1);  v = beta2 * v + (1 - beta2) * g * g
+ *   if rho_t > 5: p = p - m / bc1 * lr * (1 / (sqrt(v) + eps) * bc2**0.5) * rect
+ *   else:         p = p - m / bc1 * lr
+ * Reads grads; writes params, exp_avgs, exp_avg_sqs and steps. */
+typedef struct fo_radam_hyper {
+    double lr, beta1, beta2, eps, weight_decay;
+    int decoupled_weight_decay, maximize;
+} fo_radam_hyper;
+void fo_radam_update_f32(float *const *params, const float *const *grads,
+                         float *const *exp_avgs, float *const *exp_avg_sqs, float *const *steps,
+                         const int64_t *numels, int64_t ntensors, const fo_radam_hyper *hyper);
+void fo_radam_update_f64(double *const *params, const double *const *grads,
+                         double *const *exp_avgs, double *const *exp_avg_sqs,
+                         float *const *steps, const int64_t *numels, int64_t ntensors,
+                         const fo_radam_hyper *hyper);
+void fo_radam_step_f32(float *const *params, const float *const *grads, float *const *exp_avgs,
+                       float *const *exp_avg_sqs, float *const *steps, const int64_t *numels,
+                       int64_t ntensors, double lr, double beta1, double beta2, double eps,
+                       double weight_decay, int decoupled_weight_decay, int maximize);
+void fo_radam_step_f64(double *const *params, const double *const *grads,
+                       double *const *exp_avgs, double *const *exp_avg_sqs,
+                       float *const *steps, const int64_t *numels, int64_t ntensors, double lr,
+                       double beta1, double beta2, double eps, double weight_decay,
+                       int decoupled_weight_decay, int maximize);
+
+/* Rprop (torch.optim.Rprop).  Per element, with sign() torch's (0 for NaN):
+ *   s = sign(g * prev); s = etaplus where s > 0; then etaminus where s < 0; then 1 where s == 0
+ *   step_size = min(max(step_size * s, step_size_min), step_size_max)   (NaN stays NaN)
+ *   g = 0 where s == etaminus                             (the sign flipped: no move)
+ *   p = p - sign(g) * step_size;  prev = g
+ * Reads grads; writes params, prevs, step_sizes (torch starts them at lr) and steps (a counter
+ * only).  lr itself does not enter the kernel. */
+typedef struct fo_rprop_hyper {
+    double etaminus, etaplus, step_size_min, step_size_max;
+    int maximize;
+} fo_rprop_hyper;
+void fo_rprop_update_f32(float *const *params, const float *const *grads, float *const *prevs,
+                         float *const *step_sizes, float *const *steps, const int64_t *numels,
+                         int64_t ntensors, const fo_rprop_hyper *hyper);
+void fo_rprop_update_f64(double *const *params, const double *const *grads,
+                         double *const *prevs, double *const *step_sizes, float *const *steps,
+                         const int64_t *numels, int64_t ntensors, const fo_rprop_hyper *hyper);
+void fo_rprop_step_f32(float *const *params, const float *const *grads, float *const *prevs,
+                       float *const *step_sizes, float *const *steps, const int64_t *numels,
+                       int64_t ntensors, double etaminus, double etaplus, double step_size_min,
+                       double step_size_max, int maximize);
+void fo_rprop_step_f64(double *const *params, const double *const *grads, double *const *prevs,
+                       double *const *step_sizes, float *const *steps, const int64_t *numels,
+                       int64_t ntensors, double etaminus, double etaplus, double step_size_min,
+                       double step_size_max, int maximize);
+
+/* Kernels with per-tensor SCALAR state besides the step counters (NAdam's mu_product, ASGD's
+ * eta and mu: torch 0-dim tensors, one per param) take them as arrays of pointers, like steps
+ * (mu_products[i] -> tensor i's scalar).  torch creates them float32, but its load_state_dict
+ * casts every state entry except 'step' to the param's dtype, so a float64 param's scalars are
+ * float64 after a load: the pointers are void *, and scalars_f64 says whether all of them are
+ * doubles (1) or floats (0) -- a group holding both kinds takes two calls.  The kernel reads
+ * each once (the value before this step) and stores the new value once per tensor after its
+ * parallel region, from the incremented step count, through fo_<name>_advance, which it calls
+ * itself.  A caller running the kernels in team mode (optim_multi.h), which advances the step
+ * counters itself, must call fo_<name>_advance after it has done so.  No two of these pointers
+ * may be equal, nor point into an array the kernel writes. */
+
+/* NAdam (torch.optim.NAdam; NAdamW with decoupled_weight_decay).  Per tensor, with t the
+ * incremented step and P the tensor's mu_product before this step:
+ *   mu = beta1 * (1 - 0.5 * 0.96**(t * momentum_decay)), mu_next the same at t + 1,
+ *   P' = P * mu in P's dtype (stored as the new mu_product), bc2 = 1 - beta2**t,
+ *   c_grad = -lr * (1 - mu) / (1 - P'),  c_avg = -lr * mu_next / (1 - P' * mu_next).
+ * Per element:
+ *   if weight_decay != 0:  p = p * (1 - lr*weight_decay)      (decoupled, before the moments)
+ *                          or g = g + weight_decay * p        (coupled L2)
+ *   m = lerp(m, g, 1 - beta1);  v = beta2 * v + (1 - beta2) * g * g
+ *   denom = sqrt(v / bc2) + eps
+ *   p = p + c_grad * g / denom;  p = p + c_avg * m / denom   (two roundings, as torch)
+ * Reads grads; writes params, exp_avgs, exp_avg_sqs, mu_products (one float, or double with
+ * scalars_f64, per tensor: torch's state['mu_product'], starting at 1) and steps. */
+typedef struct fo_nadam_hyper {
+    double lr, beta1, beta2, eps, weight_decay, momentum_decay;
+    int decoupled_weight_decay, maximize;
+} fo_nadam_hyper;
+void fo_nadam_update_f32(float *const *params, const float *const *grads,
+                         float *const *exp_avgs, float *const *exp_avg_sqs,
+                         void *const *mu_products, float *const *steps, const int64_t *numels,
+                         int64_t ntensors, int scalars_f64, const fo_nadam_hyper *hyper);
+void fo_nadam_update_f64(double *const *params, const double *const *grads,
+                         double *const *exp_avgs, double *const *exp_avg_sqs,
+                         void *const *mu_products, float *const *steps, const int64_t *numels,
+                         int64_t ntensors, int scalars_f64, const fo_nadam_hyper *hyper);
+void fo_nadam_step_f32(float *const *params, const float *const *grads, float *const *exp_avgs,
+                       float *const *exp_avg_sqs, void *const *mu_products, float *const *steps,
+                       const int64_t *numels, int64_t ntensors, int scalars_f64, double lr,
+                       double beta1, double beta2, double eps, double weight_decay,
+                       double momentum_decay, int decoupled_weight_decay, int maximize);
+void fo_nadam_step_f64(double *const *params, const double *const *grads,
+                       double *const *exp_avgs, double *const *exp_avg_sqs,
+                       void *const *mu_products, float *const *steps, const int64_t *numels,
+                       int64_t ntensors, int scalars_f64, double lr, double beta1,
+                       double beta2, double eps, double weight_decay, double momentum_decay,
+                       int decoupled_weight_decay, int maximize);
+/* The per-tensor store of fo_nadam_update: mu_product *= mu(t), t = *steps[i] the ALREADY
+ * incremented count, in the scalar's dtype (mu rounded to it first, as torch's 0-dim `*=`).
+ * Called by fo_nadam_update itself; call it directly only after running it in team mode (and
+ * after advancing the counters). */
+void fo_nadam_advance(void *const *mu_products, const float *const *steps, int64_t ntensors,
+                      int scalars_f64, const fo_nadam_hyper *hyper);
+
+/* ASGD (torch.optim.ASGD).  Per tensor, eta and mu are the tensor's scalars before this step
+ * (the lists in torch's functional order: axs, mus, etas).  Per element:
+ *   g = g + weight_decay * p                              (if weight_decay != 0)
+ *   p = p * (1 - lambd * eta);  p = p - eta * g
+ *   ax = (mu != 1) ? ax + (p - ax) * mu : p
+ * Then, with t the incremented step, stored once per tensor, rounded to float32 even when
+ * stored as double (torch makes them float32 tensors with as_tensor, then copies them in):
+ *   eta = lr / (1 + lambd * lr * t)**alpha;  mu = 1 / max(1, t - t0).
+ * Reads grads; writes params, axs, mus and etas (one float each per tensor, or double with
+ * scalars_f64: torch's state['mu'], starting at 1, and state['eta'], starting at lr), steps. */
+typedef struct fo_asgd_hyper {
+    double lr, lambd, alpha, t0, weight_decay;
+    int maximize;
+} fo_asgd_hyper;
+void fo_asgd_update_f32(float *const *params, const float *const *grads, float *const *axs,
+                        void *const *mus, void *const *etas, float *const *steps,
+                        const int64_t *numels, int64_t ntensors, int scalars_f64,
+                        const fo_asgd_hyper *hyper);
+void fo_asgd_update_f64(double *const *params, const double *const *grads, double *const *axs,
+                        void *const *mus, void *const *etas, float *const *steps,
+                        const int64_t *numels, int64_t ntensors, int scalars_f64,
+                        const fo_asgd_hyper *hyper);
+void fo_asgd_step_f32(float *const *params, const float *const *grads, float *const *axs,
+                      void *const *mus, void *const *etas, float *const *steps,
+                      const int64_t *numels, int64_t ntensors, int scalars_f64, double lr,
+                      double lambd, double alpha, double t0, double weight_decay, int maximize);
+void fo_asgd_step_f64(double *const *params, const double *const *grads, double *const *axs,
+                      void *const *mus, void *const *etas, float *const *steps,
+                      const int64_t *numels, int64_t ntensors, int scalars_f64, double lr,
+                      double lambd, double alpha, double t0, double weight_decay, int maximize);
+/* The per-tensor store of fo_asgd_update, from t = *steps[i], the ALREADY incremented count.
+ * Called by fo_asgd_update itself; call it directly only after running it in team mode (and
+ * after advancing the counters). */
+void fo_asgd_advance(void *const *mus, void *const *etas, const float *const *steps,
+                     int64_t ntensors, int scalars_f64, const fo_asgd_hyper *hyper);
 
 /* ======================================================================================
  * Model averaging (csrc/optim_average.c): swa_utils.AveragedModel's update, all params of a

@@ -1,6 +1,7 @@
-/* optim_adamax.c -- Adamax multi-tensor update kernels, fo_adamax_step_f32 / fo_adamax_step_f64,
- * generated from optim_adamax.inc (prototypes in optim_new_kernels.h). */
-#include "optim_new_kernels.h"
+/* optim_adamax.c -- Adamax multi-tensor update kernels,
+ * fo_adamax_update_f32 / fo_adamax_update_f64,
+ * generated from optim_adamax.inc (prototypes in fastoptim.h). */
+#include "fastoptim.h"
 #include "optim_multi.h"
 
 #define FO_TEMPLATE "optim_adamax.inc"

@@ -1,16 +1,17 @@
-/* optim_asgd.c -- ASGD multi-tensor update kernels, fo_asgd_step_f32 / fo_asgd_step_f64,
+/* optim_asgd.c -- ASGD multi-tensor update kernels,
+ * fo_asgd_update_f32 / fo_asgd_update_f64,
  * generated from optim_asgd.inc, and fo_asgd_advance, the once-per-tensor store of the eta and
- * mu scalars (dtype-free, so written once here; prototypes in optim_new_kernels.h). */
-#include "optim_new_kernels.h"
+ * mu scalars (dtype-free, so written once here; prototypes in fastoptim.h). */
+#include "fastoptim.h"
 #include "optim_multi.h"
 
 #define FO_TEMPLATE "optim_asgd.inc"
 #include "fo_instantiate.h"
 
-void fo_asgd_advance(void *const *etas, void *const *mus, int scalars_f64,
-                     const float *const *steps, int64_t ntensors, double lr, double lambd,
-                     double alpha, double t0)
+void fo_asgd_advance(void *const *mus, void *const *etas, const float *const *steps,
+                     int64_t ntensors, int scalars_f64, const fo_asgd_hyper *hyper)
 {
+    const double lr = hyper->lr, lambd = hyper->lambd, alpha = hyper->alpha, t0 = hyper->t0;
     for (int64_t i = 0; i < ntensors; ++i) {
         /* torch: eta.copy_(as_tensor(lr / ((1 + lambd * lr * step) ** alpha)));
          *        mu.copy_(as_tensor(1 / max(1, step - t0))):

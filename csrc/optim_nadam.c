@@ -1,7 +1,8 @@
-/* optim_nadam.c -- NAdam multi-tensor update kernels, fo_nadam_step_f32 / fo_nadam_step_f64,
+/* optim_nadam.c -- NAdam multi-tensor update kernels,
+ * fo_nadam_update_f32 / fo_nadam_update_f64,
  * generated from optim_nadam.inc, and fo_nadam_advance, the once-per-tensor store of the
- * mu_product scalars (dtype-free, so written once here; prototypes in optim_new_kernels.h). */
-#include "optim_new_kernels.h"
+ * mu_product scalars (dtype-free, so written once here; prototypes in fastoptim.h). */
+#include "fastoptim.h"
 #include "optim_multi.h"
 
 /* torch's momentum schedule mu_t = beta1 * (1 - 0.5 * 0.96 ** (t * momentum_decay)), in Python
@@ -20,12 +21,12 @@ FO_INLINE double fo_nadam_mul(double mu_product, double mu, int f64)
 #define FO_TEMPLATE "optim_nadam.inc"
 #include "fo_instantiate.h"
 
-void fo_nadam_advance(void *const *mu_products, int mu_products_f64, const float *const *steps,
-                      int64_t ntensors, double beta1, double momentum_decay)
+void fo_nadam_advance(void *const *mu_products, const float *const *steps, int64_t ntensors,
+                      int scalars_f64, const fo_nadam_hyper *hyper)
 {
     for (int64_t i = 0; i < ntensors; ++i) {
-        const double mu = fo_nadam_mu(beta1, momentum_decay, (double)*steps[i]);
-        const double mp = fo_scalar_get(mu_products[i], mu_products_f64);
-        fo_scalar_set(mu_products[i], mu_products_f64, fo_nadam_mul(mp, mu, mu_products_f64));
+        const double mu = fo_nadam_mu(hyper->beta1, hyper->momentum_decay, (double)*steps[i]);
+        const double mp = fo_scalar_get(mu_products[i], scalars_f64);
+        fo_scalar_set(mu_products[i], scalars_f64, fo_nadam_mul(mp, mu, scalars_f64));
     }
 }

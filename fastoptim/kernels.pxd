@@ -282,6 +282,124 @@ cdef extern from "fastoptim.h" nogil:
                               double lr, double rho, double eps, double weight_decay,
                               int maximize)
 
+    ctypedef struct fo_adamax_hyper:
+        double lr, beta1, beta2, eps, weight_decay
+        int maximize
+    void fo_adamax_update_f32(float *const *params, const float *const *grads,
+                              float *const *exp_avgs, float *const *exp_infs,
+                              float *const *steps, const int64_t *numels, int64_t ntensors,
+                              const fo_adamax_hyper *hyper)
+    void fo_adamax_update_f64(double *const *params, const double *const *grads,
+                              double *const *exp_avgs, double *const *exp_infs,
+                              float *const *steps, const int64_t *numels, int64_t ntensors,
+                              const fo_adamax_hyper *hyper)
+    void fo_adamax_step_f32(float *const *params, const float *const *grads,
+                            float *const *exp_avgs, float *const *exp_infs, float *const *steps,
+                            const int64_t *numels, int64_t ntensors, double lr, double beta1,
+                            double beta2, double eps, double weight_decay, int maximize)
+    void fo_adamax_step_f64(double *const *params, const double *const *grads,
+                            double *const *exp_avgs, double *const *exp_infs,
+                            float *const *steps, const int64_t *numels, int64_t ntensors,
+                            double lr, double beta1, double beta2, double eps,
+                            double weight_decay, int maximize)
+
+    ctypedef struct fo_radam_hyper:
+        double lr, beta1, beta2, eps, weight_decay
+        int decoupled_weight_decay, maximize
+    void fo_radam_update_f32(float *const *params, const float *const *grads,
+                             float *const *exp_avgs, float *const *exp_avg_sqs,
+                             float *const *steps, const int64_t *numels, int64_t ntensors,
+                             const fo_radam_hyper *hyper)
+    void fo_radam_update_f64(double *const *params, const double *const *grads,
+                             double *const *exp_avgs, double *const *exp_avg_sqs,
+                             float *const *steps, const int64_t *numels, int64_t ntensors,
+                             const fo_radam_hyper *hyper)
+    void fo_radam_step_f32(float *const *params, const float *const *grads,
+                           float *const *exp_avgs, float *const *exp_avg_sqs,
+                           float *const *steps, const int64_t *numels, int64_t ntensors,
+                           double lr, double beta1, double beta2, double eps,
+                           double weight_decay, int decoupled_weight_decay, int maximize)
+    void fo_radam_step_f64(double *const *params, const double *const *grads,
+                           double *const *exp_avgs, double *const *exp_avg_sqs,
+                           float *const *steps, const int64_t *numels, int64_t ntensors,
+                           double lr, double beta1, double beta2, double eps,
+                           double weight_decay, int decoupled_weight_decay, int maximize)
+
+    ctypedef struct fo_rprop_hyper:
+        double etaminus, etaplus, step_size_min, step_size_max
+        int maximize
+    void fo_rprop_update_f32(float *const *params, const float *const *grads,
+                             float *const *prevs, float *const *step_sizes,
+                             float *const *steps, const int64_t *numels, int64_t ntensors,
+                             const fo_rprop_hyper *hyper)
+    void fo_rprop_update_f64(double *const *params, const double *const *grads,
+                             double *const *prevs, double *const *step_sizes,
+                             float *const *steps, const int64_t *numels, int64_t ntensors,
+                             const fo_rprop_hyper *hyper)
+    void fo_rprop_step_f32(float *const *params, const float *const *grads,
+                           float *const *prevs, float *const *step_sizes, float *const *steps,
+                           const int64_t *numels, int64_t ntensors, double etaminus,
+                           double etaplus, double step_size_min, double step_size_max,
+                           int maximize)
+    void fo_rprop_step_f64(double *const *params, const double *const *grads,
+                           double *const *prevs, double *const *step_sizes,
+                           float *const *steps, const int64_t *numels, int64_t ntensors,
+                           double etaminus, double etaplus, double step_size_min,
+                           double step_size_max, int maximize)
+
+    ctypedef struct fo_nadam_hyper:
+        double lr, beta1, beta2, eps, weight_decay, momentum_decay
+        int decoupled_weight_decay, maximize
+    void fo_nadam_update_f32(float *const *params, const float *const *grads,
+                             float *const *exp_avgs, float *const *exp_avg_sqs,
+                             void *const *mu_products, float *const *steps,
+                             const int64_t *numels, int64_t ntensors, int scalars_f64,
+                             const fo_nadam_hyper *hyper)
+    void fo_nadam_update_f64(double *const *params, const double *const *grads,
+                             double *const *exp_avgs, double *const *exp_avg_sqs,
+                             void *const *mu_products, float *const *steps,
+                             const int64_t *numels, int64_t ntensors, int scalars_f64,
+                             const fo_nadam_hyper *hyper)
+    void fo_nadam_step_f32(float *const *params, const float *const *grads,
+                           float *const *exp_avgs, float *const *exp_avg_sqs,
+                           void *const *mu_products, float *const *steps,
+                           const int64_t *numels, int64_t ntensors, int scalars_f64,
+                           double lr, double beta1, double beta2, double eps,
+                           double weight_decay, double momentum_decay,
+                           int decoupled_weight_decay, int maximize)
+    void fo_nadam_step_f64(double *const *params, const double *const *grads,
+                           double *const *exp_avgs, double *const *exp_avg_sqs,
+                           void *const *mu_products, float *const *steps,
+                           const int64_t *numels, int64_t ntensors, int scalars_f64,
+                           double lr, double beta1, double beta2, double eps,
+                           double weight_decay, double momentum_decay,
+                           int decoupled_weight_decay, int maximize)
+    void fo_nadam_advance(void *const *mu_products, const float *const *steps,
+                          int64_t ntensors, int scalars_f64, const fo_nadam_hyper *hyper)
+
+    ctypedef struct fo_asgd_hyper:
+        double lr, lambd, alpha, t0, weight_decay
+        int maximize
+    void fo_asgd_update_f32(float *const *params, const float *const *grads,
+                            float *const *axs, void *const *mus, void *const *etas,
+                            float *const *steps, const int64_t *numels, int64_t ntensors,
+                            int scalars_f64, const fo_asgd_hyper *hyper)
+    void fo_asgd_update_f64(double *const *params, const double *const *grads,
+                            double *const *axs, void *const *mus, void *const *etas,
+                            float *const *steps, const int64_t *numels, int64_t ntensors,
+                            int scalars_f64, const fo_asgd_hyper *hyper)
+    void fo_asgd_step_f32(float *const *params, const float *const *grads, float *const *axs,
+                          void *const *mus, void *const *etas, float *const *steps,
+                          const int64_t *numels, int64_t ntensors, int scalars_f64,
+                          double lr, double lambd, double alpha, double t0,
+                          double weight_decay, int maximize)
+    void fo_asgd_step_f64(double *const *params, const double *const *grads,
+                          double *const *axs, void *const *mus, void *const *etas,
+                          float *const *steps, const int64_t *numels, int64_t ntensors,
+                          int scalars_f64, double lr, double lambd, double alpha, double t0,
+                          double weight_decay, int maximize)
+    void fo_asgd_advance(void *const *mus, void *const *etas, const float *const *steps,
+                         int64_t ntensors, int scalars_f64, const fo_asgd_hyper *hyper)
 
     # ---- model averaging (swa_utils.AveragedModel) -----------------------------------------
     enum:

@@ -17,6 +17,8 @@ import time
 
 import pytest
 
+from fastoptim.optim._descriptions import DESCRIPTIONS
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN = os.path.join(ROOT, "benchmarks", "run.py")
 BASELINE = os.path.join(ROOT, "benchmarks", "baselines", "2core-full.json")
@@ -41,7 +43,7 @@ def smoke(tmp_path_factory):
 def test_every_regime_and_optimizer_has_a_row(smoke):
     _, data, _ = smoke
     got = {(r["regime"], r["optimizer"]) for r in data["rows"]}
-    opts = ["sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta"]
+    opts = [d.name for d in DESCRIPTIONS]    # the benchmarks run every described one
     extra = {("e", "fwd+bwd"), ("e", "adam+CrossEntropyLoss"), ("d", "sgd+StepLR"),
              ("d", "sgd+OneCycleLR"), ("b", "ema")}
     assert got == {(reg, o) for reg in "abcdef" for o in opts} | extra

@@ -70,7 +70,8 @@ def _arrays(d):
         names.append("buffer_is_new")
     if d.step:
         names.append("steps")
-    return [*names, "numels", "ntensors"]
+    # a kernel with per-tensor scalar state: whether those are doubles (else floats)
+    return [*names, "numels", "ntensors"] + (["scalars_f64"] if d.scalar_keys else [])
 
 
 @pytest.mark.parametrize("kernel", sorted(KERNELS))
@@ -116,9 +117,12 @@ def test_glue_filler_sets_the_struct_by_name_in_the_described_order(kernel):
     assert values == [("_d", str(k)) for k in range(len(d.scalars))] + [
         ("_b", str(len(d.scalars) + k)) for k in range(len(d.flags))]
     reg = re.search(r'^_register\("%s", _%s_fill, _%s_run, (\w+), (\d+), '
-                    r"sizeof\(fo_%s_hyper\)\)" % (kernel, kernel, kernel, kernel), GLUE, re.M)
+                    r"sizeof\(fo_%s_hyper\)(, \w+)?\)" % (kernel, kernel, kernel, kernel), GLUE,
+                    re.M)
     assert reg, f"_optim.pyx does not register kernel {kernel}"
     assert int(reg.group(2)) == len(d.hyper)
+    # a kernel with per-tensor scalar state registers its store for team mode, and only it
+    assert (reg.group(3) == f", _{kernel}_advance") == bool(d.scalar_keys)
 
 
 @pytest.mark.parametrize("kernel", sorted(KERNELS))
@@ -128,7 +132,7 @@ def test_glue_runner_passes_the_described_state_lists_in_order(kernel):
     for sfx, c in (("f32", "float"), ("f64", "double")):
         call = re.search(r"fo_%s_update_%s\((.*?)\)\n" % (kernel, sfx), body, re.S).group(1)
         args = [a.strip() for a in call.split(",")]
-        states = [f"<{c} **>s[{k}]" for k in range(len(d.state))]
+        states = [f"<{'void' if s.scalar else c} **>s[{k}]" for k, s in enumerate(d.state)]
         assert args[2:2 + len(d.state)] == states, args
         assert args[-1] == "h"
         assert len(args) == len(_arrays(d)) + 1

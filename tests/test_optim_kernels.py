@@ -52,7 +52,14 @@ def _hyper(name, k):
     hp = dict(OPTIMIZERS[name][1][k])
     iav = hp.pop("initial_accumulator_value", 0.0)
     init_steps = hp.pop("init_steps", None)
+    hp.pop("init_lr", None)
     return hp, iav, init_steps
+
+
+def _init_lr(name, k):
+    """The lr a first state made from it holds (Rprop's step sizes, ASGD's eta)."""
+    row = OPTIMIZERS[name][1][k]
+    return row.get("init_lr", row.get("lr"))
 
 
 def _make(name, k, shapes, dtype, seed=0):
@@ -68,6 +75,12 @@ def _make(name, k, shapes, dtype, seed=0):
             state.append([np.zeros(s, dtype) for s in shapes])
         elif kind == "iav":
             state.append([np.full(s, iav, dtype) for s in shapes])
+        elif kind == "lr":
+            state.append([np.full(s, _init_lr(name, k), dtype) for s in shapes])
+        elif kind.startswith("scalar:"):
+            init = kind.split(":")[1]
+            value = _init_lr(name, k) if init == "lr" else float(init)
+            state.append([np.array(value, np.float32) for _ in shapes])
         else:
             steps = init_steps or (0,) * len(shapes)
             state.append([np.array(steps[i % len(steps)], np.float32)
@@ -139,19 +152,25 @@ def test_mixed_dtype_group(name, k):
 # ---- against torch ------------------------------------------------------------------------------
 
 def _torch_optimizer(torch, name, k, tparams):
+    """torch's class over tparams with the functional's hyperparameters, put where the
+    description says a group keeps each (``beta1`` in ``betas[0]``)."""
     hp, iav, _ = _hyper(name, k)
-    hp = dict(hp)
-    if name == "sgd":
-        return torch.optim.SGD(tparams, **hp)
-    if name == "adagrad":
-        return torch.optim.Adagrad(tparams, initial_accumulator_value=iav, **hp)
-    if name in ("adam", "adamw"):
-        hp["betas"] = (hp.pop("beta1"), hp.pop("beta2"))
-        cls = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
-        return cls(tparams, **hp)
-    if name == "rmsprop":
-        return torch.optim.RMSprop(tparams, **hp)
-    return torch.optim.Adadelta(tparams, **hp)
+    d = BY_NAME[name]
+    fixed = dict(d.fixed)
+    kw, tuples = {}, {}
+    for h in d.hyper:
+        if h.name in fixed or h.name not in hp:
+            continue
+        if h.index is None:
+            kw[h.group_key] = hp[h.name]
+        else:
+            tuples.setdefault(h.group_key, {})[h.index] = hp[h.name]
+    kw.update({key: tuple(v[i] for i in sorted(v)) for key, v in tuples.items()})
+    if d.fill_from is not None:
+        kw[d.fill_from] = iav
+    if "lr" not in kw and _init_lr(name, k) is not None:
+        kw["lr"] = _init_lr(name, k)
+    return getattr(torch.optim, d.cls)(tparams, **kw)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])

@@ -23,7 +23,7 @@ class Plan:
     def __init__(
         self, kernel: str, op: str, nhyper: int, state_keys: tuple[str, ...],
         list_names: tuple[str, ...], when: tuple[tuple[int, int], ...], has_step: bool,
-        from_grad: bool,
+        from_grad: bool, scalar: tuple[bool, ...] = ...,
     ) -> None: ...
 
 def step(

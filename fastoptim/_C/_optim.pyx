@@ -26,6 +26,9 @@ counters.  One routine, ``_gather``, collects and validates every call, from the
 ``Call`` holds the kernel's ``fo_<kernel>_hyper`` struct (fastoptim.h), filled field by field
 by that kernel's filler; the fillers and runners near the end of the entry points are the only
 per-optimizer code here (a test holds them, the header and the mirror against the rows).
+State is arrays like the params, or per-tensor scalars (a 0-dim float32 or float64 tensor per
+param: NAdam's mu_product), whose dtype is recorded per tensor; a batch mixing both scalar
+dtypes is ordered float32-first after the checks and runs as two kernel calls.
 
 The optimizer classes' other helpers live here too, because they run over every param or group
 on every step: ``_collect`` (the general path's collection loop) and ``_batch_groups``
@@ -51,6 +54,15 @@ from fastoptim._C.kernels cimport (
     fo_adam_update_f64, fo_rmsprop_hyper, fo_rmsprop_update_f32, fo_rmsprop_update_f64,
     fo_sgd_hyper, fo_sgd_update_f32, fo_sgd_update_f64,
 )
+from fastoptim._C.kernels cimport fo_adamax_hyper, fo_adamax_update_f32, fo_adamax_update_f64
+from fastoptim._C.kernels cimport (
+    fo_asgd_advance, fo_asgd_hyper, fo_asgd_update_f32, fo_asgd_update_f64,
+)
+from fastoptim._C.kernels cimport (
+    fo_nadam_advance, fo_nadam_hyper, fo_nadam_update_f32, fo_nadam_update_f64,
+)
+from fastoptim._C.kernels cimport fo_rprop_hyper, fo_rprop_update_f32, fo_rprop_update_f64
+from fastoptim._C.kernels cimport fo_radam_hyper, fo_radam_update_f32, fo_radam_update_f64
 
 from fastoptim._C._tensor cimport Tensor
 
@@ -148,6 +160,8 @@ cdef struct Batch:
     int64_t *numels
     Py_ssize_t *index  # each tensor's index in the call (for messages)
     unsigned char *is_new
+    unsigned char *sf64  # each tensor's per-tensor scalar state is float64 (else float32)
+    Py_ssize_t nsf64   # how many tensors' scalars are float64 (after _gather: the last ones)
     int64_t total
 
 
@@ -165,6 +179,7 @@ cdef struct Work:
     Batch b64
     int nlists         # params, grads, states: the lists of arr[] in use
     bint has_steps
+    unsigned int scalar_lists  # bit k: list k holds per-tensor scalars (NAdam's mu_product)
     Span *spans        # in call order; built only when the overlap check must run
     uint64_t *keys     # 2 * capacity of spans: the radix sort's keys and its scratch
     Py_ssize_t nspans
@@ -173,6 +188,7 @@ cdef struct Work:
     int64_t stack_numels[2 * STACK_TENSORS]
     Py_ssize_t stack_index[2 * STACK_TENSORS]
     unsigned char stack_new[2 * STACK_TENSORS]
+    unsigned char stack_sf64[2 * STACK_TENSORS]
     Span stack_spans[(MAX_LISTS + 1) * STACK_TENSORS]
     uint64_t stack_keys[2 * (MAX_LISTS + 1) * STACK_TENSORS]
 
@@ -183,19 +199,21 @@ cdef int _work_init(Work *w, Py_ssize_t n, int nlists) except -1:
     cdef int64_t *numels
     cdef Py_ssize_t *index
     cdef unsigned char *is_new
+    cdef unsigned char *sf64
     cdef int k
     w.heap = NULL
     w.nspans = 0
     w.nlists = nlists
     w.has_steps = False
+    w.scalar_lists = 0
     if n <= STACK_TENSORS:
         ptrs, numels, is_new, w.spans = w.stack_ptrs, w.stack_numels, w.stack_new, w.stack_spans
-        w.keys, index = w.stack_keys, w.stack_index
+        w.keys, index, sf64 = w.stack_keys, w.stack_index, w.stack_sf64
     else:
         mem = <char *>PyMem_Malloc(
             2 * (MAX_LISTS + 1) * n * sizeof(void *) + 2 * n * sizeof(int64_t)
             + 2 * n * sizeof(Py_ssize_t) + 2 * (MAX_LISTS + 1) * n * sizeof(uint64_t)
-            + (MAX_LISTS + 1) * n * sizeof(Span) + 2 * n)
+            + (MAX_LISTS + 1) * n * sizeof(Span) + 4 * n)
         if mem == NULL:
             raise MemoryError()
         w.heap = mem
@@ -210,6 +228,7 @@ cdef int _work_init(Work *w, Py_ssize_t n, int nlists) except -1:
         w.spans = <Span *>mem
         mem += (MAX_LISTS + 1) * n * sizeof(Span)
         is_new = <unsigned char *>mem
+        sf64 = is_new + 2 * n
     for k in range(MAX_LISTS):
         w.b32.arr[k] = ptrs + k * n
         w.b64.arr[k] = ptrs + (MAX_LISTS + 1 + k) * n
@@ -218,7 +237,9 @@ cdef int _work_init(Work *w, Py_ssize_t n, int nlists) except -1:
     w.b32.numels, w.b64.numels = numels, numels + n
     w.b32.index, w.b64.index = index, index + n
     w.b32.is_new, w.b64.is_new = is_new, is_new + n
+    w.b32.sf64, w.b64.sf64 = sf64, sf64 + n
     w.b32.n = w.b64.n = 0
+    w.b32.nsf64 = w.b64.nsf64 = 0
     w.b32.total = w.b64.total = 0
     return 0
 
@@ -282,6 +303,27 @@ cdef int _fail_step(str op, str steps_name, Py_ssize_t i, object x) except -1:
         raise ValueError(f"{op}: {steps_name}[{i}] is read-only; expected a writeable array (the "
                          "step count is incremented in place)")
     raise ValueError(f"{op}: {steps_name}[{i}] is not aligned; expected an aligned array")
+
+
+cdef int _fail_scalar(str op, tuple names, int list_id, Py_ssize_t i, object x,
+                      int first_id) except -1:
+    # A per-tensor scalar state (a 0-dim tensor: NAdam's mu_product, ASGD's eta and mu).
+    name = _arg(names, list_id, i)
+    if not isinstance(x, cnp.ndarray):
+        raise TypeError(f"{op}: {name} must be a numpy.ndarray (a float32 or float64 array with "
+                        f"one element: torch's 0-dim state tensor), got {type(x).__name__}")
+    if (x.dtype.type not in (np.float32, np.float64) or x.size != 1
+            or not x.dtype.isnative):
+        raise TypeError(f"{op}: {name} has dtype {_dtype_str(x)} and shape {x.shape}; expected "
+                        "a float32 or float64 array with one element (torch's 0-dim state "
+                        "tensor)")
+    if not x.flags.writeable:
+        raise ValueError(f"{op}: {name} is read-only; expected a writeable array (it is updated "
+                         "in place)")
+    if not x.flags.aligned:
+        raise ValueError(f"{op}: {name} is not aligned; expected an aligned array")
+    raise TypeError(f"{op}: {name} has dtype {x.dtype}; expected the dtype of "
+                    f"{_arg(names, first_id, i)} (one tensor's scalars share a dtype)")
 
 
 cdef int _fail_len(str op, str name, Py_ssize_t got, Py_ssize_t n, str params_name) except -1:
@@ -413,6 +455,27 @@ cdef inline bint _matches(const Arr *x, const Arr *p, int need) noexcept:
 cdef inline bint _step_ok(const Arr *x) noexcept:
     # torch's step: one native float32 element, aligned and writeable.
     return x.tnum == cnp.NPY_FLOAT32 and x.numel == 1 and (x.flags & FLAGS_STEP) == FLAGS_STEP
+
+
+cdef inline int _scalar_kind(const Arr *x) noexcept:
+    # A per-tensor scalar state: one native float32 (0) or float64 (1) element, aligned and
+    # writeable; -1 for anything else.
+    if x.numel != 1 or (x.flags & FLAGS_STEP) != FLAGS_STEP:
+        return -1
+    return 0 if x.tnum == cnp.NPY_FLOAT32 else (1 if x.tnum == cnp.NPY_FLOAT64 else -1)
+
+
+cdef inline bint _take_scalar(Batch *b, const Arr *x, bint first) noexcept:
+    # Record a validated-looking scalar of the tensor in slot b.n: its dtype must be float32 or
+    # float64, the same for every scalar of the tensor.  False when it is not.
+    cdef int kind = _scalar_kind(x)
+    if kind < 0:
+        return False
+    if first:
+        b.sf64[b.n] = <unsigned char>kind
+        b.nsf64 += kind
+        return True
+    return b.sf64[b.n] == kind
 
 
 cdef inline Batch *_add_param(Work *w, const Arr *p, Py_ssize_t i) noexcept:
@@ -549,7 +612,9 @@ cdef bint _key_walk(const Work *w, uint64_t *key, bint store) noexcept:
     cdef Py_ssize_t nb, off = 4
     cdef int which, k
     cdef void *src
-    head[0], head[1], head[2], head[3] = w.nlists, w.has_steps, w.b32.n, w.b64.n
+    # (the scalar lists and, when there are any, whether they are float64: their spans' size)
+    head[0], head[1], head[2], head[3] = w.nlists, w.has_steps | (w.scalar_lists << 1) | (
+        <uint64_t>(w.b32.nsf64 + w.b64.nsf64 != 0) << 32), w.b32.n, w.b64.n
     if store:
         memcpy(key, head, sizeof(head))
     elif memcmp(key, head, sizeof(head)) != 0:
@@ -648,7 +713,10 @@ cdef void _build_spans(Work *w) noexcept:
             j64 += 1
             nbytes = <uintptr_t>b.numels[j] * 8
         for k in range(w.nlists):
-            _add_span(w, b.arr[k][j], nbytes, k, b.index[j], k == 1)
+            if w.scalar_lists & (1u << k):     # one float or double per tensor
+                _add_span(w, b.arr[k][j], 8 if b.sf64[j] else 4, k, b.index[j], 0)
+            else:
+                _add_span(w, b.arr[k][j], nbytes, k, b.index[j], k == 1)
         if w.has_steps:
             _add_span(w, b.steps[j], 4, w.nlists, b.index[j], 0)
 
@@ -667,7 +735,9 @@ cdef int _check_overlaps(Work *w, str op, tuple names, str steps_name,
     cdef uint64_t *order
     cdef uint64_t mask
     cdef int nlists = w.nlists
-    cdef bint cacheable = m > SMALL_SPANS
+    cdef Py_ssize_t nsf64 = w.b32.nsf64 + w.b64.nsf64
+    # (a call mixing float32 and float64 scalars is not cached: the key holds one scalar size)
+    cdef bint cacheable = m > SMALL_SPANS and (nsf64 == 0 or nsf64 == w.b32.n + w.b64.n)
     if m < 2:
         return 0
     if cacheable and _cache_hit(w):
@@ -720,7 +790,7 @@ cdef inline int _take_from_lists(Work *w, Py_ssize_t i, list lists, int nlists, 
     cdef object po = (<list>lists[0])[i], xo
     cdef Arr pa, xa
     cdef Batch *b
-    cdef int k
+    cdef int k, first_scalar = -1
     memset(&pa, 0, sizeof(Arr))     # (the _fail_* calls always raise; this quiets the compiler)
     memset(&xa, 0, sizeof(Arr))
     if not _arr_of(&pa, po):
@@ -731,8 +801,15 @@ cdef inline int _take_from_lists(Work *w, Py_ssize_t i, list lists, int nlists, 
     for k in range(1, nlists):
         xo = (<list>lists[k])[i]
         if not _arr_of(&xa, xo):
+            if w.scalar_lists & (1u << k):
+                _fail_scalar(op, names, k, i, xo, k)
             _fail_type(op, names, k, i, xo)
-        if not _matches(&xa, &pa, FLAGS_READ if k == 1 else FLAGS_WRITE):
+        if w.scalar_lists & (1u << k):
+            if not _take_scalar(b, &xa, first_scalar < 0):
+                _fail_scalar(op, names, k, i, <object>xa.np, first_scalar)
+            if first_scalar < 0:
+                first_scalar = k
+        elif not _matches(&xa, &pa, FLAGS_READ if k == 1 else FLAGS_WRITE):
             _fail_array(op, names, k, i, <object>xa.np, <object>pa.np, k != 1)
         b.arr[k][b.n] = xa.data
     if steps_l is not None:
@@ -758,6 +835,7 @@ cdef inline int _take_from_group(Work *w, Py_ssize_t i, object po, dict state, t
     cdef Arr pa, xa
     cdef Batch *b
     cdef int k
+    cdef bint first_scalar = True
     if not isinstance(po, Tensor):
         return 0
     g = (<Tensor>po)._grad
@@ -780,13 +858,29 @@ cdef inline int _take_from_group(Work *w, Py_ssize_t i, object po, dict state, t
     if not _matches(&xa, &pa, FLAGS_READ):
         return 0
     b.arr[1][b.n] = xa.data
-    for k in range(2, nlists):
-        xo = PyDict_GetItemWithError(<dict>st, keys[k - 2])
-        if xo == NULL or not _arr_of(&xa, <object>xo) or not _matches(&xa, &pa, FLAGS_WRITE):
-            return 0
-        b.arr[k][b.n] = xa.data
-        if rec is not None:
-            rec.vals[i * VALS_PER + k - 2] = xo
+    if not w.scalar_lists:      # (the common case: arrays like the param only)
+        for k in range(2, nlists):
+            xo = PyDict_GetItemWithError(<dict>st, keys[k - 2])
+            if xo == NULL or not _arr_of(&xa, <object>xo) or not _matches(&xa, &pa,
+                                                                          FLAGS_WRITE):
+                return 0
+            b.arr[k][b.n] = xa.data
+            if rec is not None:
+                rec.vals[i * VALS_PER + k - 2] = xo
+    else:
+        for k in range(2, nlists):
+            xo = PyDict_GetItemWithError(<dict>st, keys[k - 2])
+            if xo == NULL or not _arr_of(&xa, <object>xo):
+                return 0
+            if w.scalar_lists & (1u << k):
+                if not _take_scalar(b, &xa, first_scalar):
+                    return 0
+                first_scalar = False
+            elif not _matches(&xa, &pa, FLAGS_WRITE):
+                return 0
+            b.arr[k][b.n] = xa.data
+            if rec is not None:
+                rec.vals[i * VALS_PER + k - 2] = xo
     if step_key is not None:
         xo = PyDict_GetItemWithError(<dict>st, step_key)
         if xo == NULL or not _arr_of(&xa, <object>xo) or not _step_ok(&xa):
@@ -831,6 +925,7 @@ cdef int _gather(Work *w, const Call *c, const Source *src, bint report, bint ov
     # First of all: the caller's `finally` frees w whatever is raised below.
     _work_init(w, n, nlists)
     w.has_steps = (src.step_key != NULL) if from_group else steps_l is not None
+    w.scalar_lists = c.scalar_lists
     if from_group:
         if not isinstance(<object>src.state, dict):
             return 0
@@ -859,7 +954,36 @@ cdef int _gather(Work *w, const Call *c, const Source *src, bint report, bint ov
         if not report:
             return 0
         raise ZeroDivisionError("float division by zero")
+    if w.scalar_lists:
+        _partition(&w.b32, nlists, w.has_steps)
+        _partition(&w.b64, nlists, w.has_steps)
     return 1
+
+
+cdef void _partition(Batch *b, int nlists, bint has_steps) noexcept:
+    # Move the tensors whose scalar state is float64 behind those whose scalars are float32 (a
+    # kernel call takes one scalar dtype: _call makes one call per part).  Only after every
+    # check: messages and the overlap check use the call's order.  The tensors are independent,
+    # so their order in a call does not matter.
+    cdef Py_ssize_t lo = 0, hi = b.n - 1
+    cdef int k
+    if b.nsf64 == 0 or b.nsf64 == b.n:
+        return
+    while True:
+        while lo < hi and not b.sf64[lo]:
+            lo += 1
+        while lo < hi and b.sf64[hi]:
+            hi -= 1
+        if lo >= hi:
+            return
+        for k in range(nlists):
+            b.arr[k][lo], b.arr[k][hi] = b.arr[k][hi], b.arr[k][lo]
+        if has_steps:
+            b.steps[lo], b.steps[hi] = b.steps[hi], b.steps[lo]
+        b.numels[lo], b.numels[hi] = b.numels[hi], b.numels[lo]
+        b.index[lo], b.index[hi] = b.index[hi], b.index[lo]
+        b.is_new[lo], b.is_new[hi] = b.is_new[hi], b.is_new[lo]
+        b.sf64[lo], b.sf64[hi] = b.sf64[hi], b.sf64[lo]
 
 
 cdef int _gather_lists(Work *w, const Call *c, bint overlaps, str op, tuple names, list lists,
@@ -926,12 +1050,16 @@ cdef struct Call:
     HyperBuf h
     int nstates                    # the kernel's state lists, present or not
     unsigned int present           # bit s: state list s is passed (else NULL)
+    unsigned int scalar_lists      # bit k: gathered list k holds per-tensor scalars
     bint buffers_new
 
 
 # The per-kernel part: a filler (the struct's fields, by name, from the hyperparameters in the
 # description's order) and a runner (the kernel over one dtype's batch; states[s] is NULL for a
-# state list not present); optionally a test of the per-step scalars torch divides by.
+# state list not present); optionally a test of the per-step scalars torch divides by, and for
+# a kernel with per-tensor scalar state the store of the new scalars that team mode leaves to
+# its caller (fo_<kernel>_advance).  A kernel with scalar state gets batches whose scalars all
+# have one dtype (b.sf64[0]: float64).
 ctypedef int (*FillFn)(void *h, PyObject **v) except -1
 ctypedef void (*RunFn)(Batch *b, bint f32, const Call *c, void ***states) noexcept nogil
 ctypedef bint (*ZeroFn)(const void *h, double t) noexcept
@@ -941,6 +1069,7 @@ cdef struct KernelSpec:
     FillFn fill
     RunFn run
     ZeroFn divides_by_zero         # NULL: no per-step scalar divides by zero
+    RunFn advance                  # NULL: no per-tensor scalar state
     int nhyper
 
 
@@ -950,11 +1079,12 @@ cdef dict _kernel_ids = {}
 
 
 cdef int _register(str name, FillFn fill, RunFn run, ZeroFn zero, int nhyper,
-                   size_t size) except -1:
+                   size_t size, RunFn advance=NULL) except -1:
     global _nkernels
     if _nkernels == MAX_KERNELS or size > sizeof(HyperBuf):
         raise AssertionError(f"_optim: no room for kernel {name}")
     _kernels[_nkernels].fill, _kernels[_nkernels].run = fill, run
+    _kernels[_nkernels].advance = advance
     _kernels[_nkernels].divides_by_zero, _kernels[_nkernels].nhyper = zero, nhyper
     _kernel_ids[name] = _nkernels
     _nkernels += 1
@@ -982,6 +1112,7 @@ cdef class Plan:
     cdef readonly str op
     cdef int nhyper
     cdef int nstates
+    cdef unsigned int scalar_states  # bit s: state list s holds per-tensor scalars
     cdef int when_index[MAX_STATES]
     cdef int when_op[MAX_STATES]
     cdef tuple keys_by_mask          # present-mask -> the state keys gathered from a group
@@ -991,20 +1122,26 @@ cdef class Plan:
     cdef bint from_grad
 
     def __init__(self, str kernel, str op, int nhyper, tuple state_keys, tuple list_names,
-                 tuple when, bint has_step, bint from_grad):
+                 tuple when, bint has_step, bint from_grad, tuple scalar=()):
         cdef int s, mask
         if kernel not in _kernel_ids:
             raise ValueError(f"_optim.Plan: no kernel {kernel!r} (have {sorted(_kernel_ids)})")
         self.k = &_kernels[<int>_kernel_ids[kernel]]
         self.nstates = len(state_keys)
+        scalar = scalar or (False,) * self.nstates
         if (self.nstates > MAX_STATES or len(list_names) != self.nstates
-                or len(when) != self.nstates or nhyper != self.k.nhyper):
+                or len(when) != self.nstates or len(scalar) != self.nstates
+                or nhyper != self.k.nhyper or (any(scalar) and not has_step)
+                or any(scalar) != (self.k.advance != NULL)):
             raise ValueError(f"_optim.Plan: {op}: {nhyper} hyperparameters and state "
                              f"{state_keys} do not fit kernel {kernel!r}")
         self.op, self.nhyper, self.has_step, self.from_grad = op, nhyper, has_step, from_grad
         self.list_names = list_names
+        self.scalar_states = 0
         for s in range(self.nstates):
             self.when_index[s], self.when_op[s] = when[s]
+            if scalar[s]:
+                self.scalar_states |= 1u << s
         self.keys_by_mask = tuple(
             tuple(state_keys[s] for s in range(self.nstates) if mask & (1 << s))
             for mask in range(1 << self.nstates))
@@ -1016,22 +1153,25 @@ cdef class Plan:
 cdef int _setup(Call *c, Plan plan, PyObject **v) except -1:
     # Fill c from the hyperparameters v (in the description's order): the kernel's struct, and
     # the state lists present under these settings.
-    cdef int s, op
+    cdef int s, op, k = 2
     cdef object x
     c.k = plan.k
     c.nstates = plan.nstates
     c.present = 0
+    c.scalar_lists = 0
     c.buffers_new = False
     plan.k.fill(&c.h, v)
     for s in range(plan.nstates):
         op = plan.when_op[s]
-        if op == WHEN_ALWAYS:
-            c.present |= 1u << s
-            continue
-        x = <object>v[plan.when_index[s]]
-        if ((op == WHEN_TRUE and x) or (op == WHEN_NONZERO and x != 0)
-                or (op == WHEN_POSITIVE and x > 0)):
-            c.present |= 1u << s
+        if op != WHEN_ALWAYS:
+            x = <object>v[plan.when_index[s]]
+            if not ((op == WHEN_TRUE and x) or (op == WHEN_NONZERO and x != 0)
+                    or (op == WHEN_POSITIVE and x > 0)):
+                continue
+        c.present |= 1u << s
+        if plan.scalar_states & (1u << s):
+            c.scalar_lists |= 1u << k
+        k += 1
     return 0
 
 
@@ -1087,9 +1227,9 @@ cdef int _divides_by_zero(Work *w, const Call *c) noexcept:
     return 0
 
 
-cdef void _call(Batch *b, bint f32, const Call *c) noexcept nogil:
-    # The kernel of c over the tensors of one dtype.  Lists: 0 params, 1 grads, 2.. the states
-    # present, in the kernel's order; an absent state list is passed as NULL.
+cdef void _call_part(Batch *b, bint f32, const Call *c, RunFn fn) noexcept nogil:
+    # fn (the kernel of c, or its advance) over the tensors of one dtype.  Lists: 0 params,
+    # 1 grads, 2.. the states present, in the kernel's order; an absent state list is NULL.
     cdef void **states[MAX_STATES]
     cdef int s, k = 2
     for s in range(MAX_STATES):
@@ -1097,7 +1237,31 @@ cdef void _call(Batch *b, bint f32, const Call *c) noexcept nogil:
         if s < c.nstates and c.present & (1u << s):
             states[s] = b.arr[k]
             k += 1
-    c.k.run(b, f32, c, states)
+    fn(b, f32, c, states)
+
+
+cdef inline void _each_part(Batch *b, bint f32, const Call *c, RunFn fn) noexcept nogil:
+    # fn over one dtype's batch: in two calls when its tensors' scalar states mix float32 and
+    # float64 (_partition put the float64 ones last), each call taking one scalar dtype.
+    cdef Batch part
+    cdef Py_ssize_t n32 = b.n - b.nsf64
+    cdef int k
+    if not c.scalar_lists or b.nsf64 == 0 or n32 == 0:
+        _call_part(b, f32, c, fn)
+        return
+    part = b[0]
+    part.n = n32
+    _call_part(&part, f32, c, fn)
+    for k in range(MAX_LISTS):
+        part.arr[k] = b.arr[k] + n32
+    part.steps, part.numels, part.index = b.steps + n32, b.numels + n32, b.index + n32
+    part.is_new, part.sf64, part.n = b.is_new + n32, b.sf64 + n32, b.nsf64
+    _call_part(&part, f32, c, fn)
+
+
+cdef inline void _call(Batch *b, bint f32, const Call *c) noexcept nogil:
+    # The kernel of c over the tensors of one dtype.
+    _each_part(b, f32, c, c.k.run)
 
 
 cdef int _run(Work *w, const Call *c) except -1:
@@ -1234,6 +1398,8 @@ cdef int _revalidate(StepCache cc, list params, object state, tuple keys, int nl
     cdef bint state_same
     if (not cc.valid or n != cc.n or keys is not cc.keys or step_key is not cc.step_key
             or state is not cc.state or not isinstance(state, dict)):
+        return 0
+    if w.scalar_lists:      # per-tensor scalars (NAdam, ASGD): re-gathered in full, not re-checked
         return 0
     state_same = FO_DICT_VERSION and fo_dict_version(<PyObject *>state) == cc.state_version
     for i in range(n):
@@ -1374,6 +1540,16 @@ cdef void _team_kernels(void *vt, int tid) noexcept nogil:
             _call(&t.also_w[k].b64, False, t.also_c[k])
 
 
+cdef inline void _advance(Work *w, const Call *c) noexcept:
+    # after team mode's counters: the per-tensor scalars from the new counts (NAdam, ASGD),
+    # which team mode, like the counters, leaves to its caller
+    if c.k.advance != NULL:
+        if w.b32.n:
+            _each_part(&w.b32, True, c, c.k.advance)
+        if w.b64.n:
+            _each_part(&w.b64, False, c, c.k.advance)
+
+
 cdef inline void _count_steps(Batch *b) noexcept nogil:
     # torch's step += 1 on each float32 counter (what the kernels do after their own region)
     cdef Py_ssize_t j
@@ -1449,10 +1625,12 @@ cdef object _group_step(list group_params, object state, tuple keys, object step
                 if w.has_steps:      # team mode leaves the counters to its caller
                     _count_steps(&w.b32)
                     _count_steps(&w.b64)
+                    _advance(w, c)
                 for k in range(nalso):
                     if t.also_w[k].has_steps:
                         _count_steps(&t.also_w[k].b32)
                         _count_steps(&t.also_w[k].b64)
+                        _advance(t.also_w[k], t.also_c[k])
                     (<StepCache>also[k]).pending = False
             if t.saved != NULL:
                 PyEval_RestoreThread(t.saved)
@@ -1648,12 +1826,126 @@ cdef void _adadelta_run(Batch *b, bint f32, const Call *c, void ***s) noexcept n
                                <double **>s[1], b.steps, b.numels, b.n, h)
 
 
+cdef int _adamax_fill(void *hp, PyObject **v) except -1:
+    cdef fo_adamax_hyper *h = <fo_adamax_hyper *>hp
+    h.lr, h.beta1, h.beta2, h.eps, h.weight_decay = _d(v[0]), _d(v[1]), _d(v[2]), _d(v[3]), \
+        _d(v[4])
+    h.maximize = _b(v[5])
+    return 0
+
+
+cdef void _adamax_run(Batch *b, bint f32, const Call *c, void ***s) noexcept nogil:
+    cdef const fo_adamax_hyper *h = <const fo_adamax_hyper *>&c.h
+    if f32:
+        fo_adamax_update_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>s[0],
+                             <float **>s[1], b.steps, b.numels, b.n, h)
+    else:
+        fo_adamax_update_f64(<double **>b.arr[0], <const double **>b.arr[1], <double **>s[0],
+                             <double **>s[1], b.steps, b.numels, b.n, h)
+
+
+cdef bint _adamax_zero(const void *hp, double t) noexcept:
+    # lr / (1 - beta1**t), as Adam's
+    cdef double beta1 = (<const fo_adamax_hyper *>hp).beta1
+    return not (t >= 1.0 and fabs(beta1) < 1.0) and 1.0 - pow(beta1, t) == 0.0
+
+cdef int _radam_fill(void *hp, PyObject **v) except -1:
+    cdef fo_radam_hyper *h = <fo_radam_hyper *>hp
+    h.lr, h.beta1, h.beta2, h.eps, h.weight_decay = _d(v[0]), _d(v[1]), _d(v[2]), _d(v[3]), \
+        _d(v[4])
+    h.decoupled_weight_decay, h.maximize = _b(v[5]), _b(v[6])
+    return 0
+
+
+cdef void _radam_run(Batch *b, bint f32, const Call *c, void ***s) noexcept nogil:
+    cdef const fo_radam_hyper *h = <const fo_radam_hyper *>&c.h
+    if f32:
+        fo_radam_update_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>s[0],
+                            <float **>s[1], b.steps, b.numels, b.n, h)
+    else:
+        fo_radam_update_f64(<double **>b.arr[0], <const double **>b.arr[1], <double **>s[0],
+                            <double **>s[1], b.steps, b.numels, b.n, h)
+
+
+cdef bint _radam_zero(const void *hp, double t) noexcept:
+    # rho_inf = 2 / (1 - beta2) - 1 and rho_t's ... / (1 - beta2**t), in Python floats
+    cdef double beta2 = (<const fo_radam_hyper *>hp).beta2
+    return 1.0 - beta2 == 0.0 or 1.0 - pow(beta2, t) == 0.0
+
+cdef int _rprop_fill(void *hp, PyObject **v) except -1:
+    cdef fo_rprop_hyper *h = <fo_rprop_hyper *>hp
+    h.etaminus, h.etaplus, h.step_size_min, h.step_size_max = _d(v[0]), _d(v[1]), _d(v[2]), \
+        _d(v[3])
+    h.maximize = _b(v[4])
+    return 0
+
+
+cdef void _rprop_run(Batch *b, bint f32, const Call *c, void ***s) noexcept nogil:
+    cdef const fo_rprop_hyper *h = <const fo_rprop_hyper *>&c.h
+    if f32:
+        fo_rprop_update_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>s[0],
+                            <float **>s[1], b.steps, b.numels, b.n, h)
+    else:
+        fo_rprop_update_f64(<double **>b.arr[0], <const double **>b.arr[1], <double **>s[0],
+                            <double **>s[1], b.steps, b.numels, b.n, h)
+
+cdef int _nadam_fill(void *hp, PyObject **v) except -1:
+    cdef fo_nadam_hyper *h = <fo_nadam_hyper *>hp
+    h.lr, h.beta1, h.beta2, h.eps, h.weight_decay, h.momentum_decay = _d(v[0]), _d(v[1]), \
+        _d(v[2]), _d(v[3]), _d(v[4]), _d(v[5])
+    h.decoupled_weight_decay, h.maximize = _b(v[6]), _b(v[7])
+    return 0
+
+
+cdef void _nadam_run(Batch *b, bint f32, const Call *c, void ***s) noexcept nogil:
+    cdef const fo_nadam_hyper *h = <const fo_nadam_hyper *>&c.h
+    if f32:
+        fo_nadam_update_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>s[0],
+                            <float **>s[1], <void **>s[2], b.steps, b.numels, b.n, b.sf64[0],
+                            h)
+    else:
+        fo_nadam_update_f64(<double **>b.arr[0], <const double **>b.arr[1], <double **>s[0],
+                            <double **>s[1], <void **>s[2], b.steps, b.numels, b.n, b.sf64[0],
+                            h)
+
+
+cdef void _nadam_advance(Batch *b, bint f32, const Call *c, void ***s) noexcept nogil:
+    fo_nadam_advance(<void **>s[2], <const float **>b.steps, b.n, b.sf64[0],
+                     <const fo_nadam_hyper *>&c.h)
+
+cdef int _asgd_fill(void *hp, PyObject **v) except -1:
+    cdef fo_asgd_hyper *h = <fo_asgd_hyper *>hp
+    h.lr, h.lambd, h.alpha, h.t0, h.weight_decay = _d(v[0]), _d(v[1]), _d(v[2]), _d(v[3]), \
+        _d(v[4])
+    h.maximize = _b(v[5])
+    return 0
+
+
+cdef void _asgd_run(Batch *b, bint f32, const Call *c, void ***s) noexcept nogil:
+    cdef const fo_asgd_hyper *h = <const fo_asgd_hyper *>&c.h
+    if f32:
+        fo_asgd_update_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>s[0],
+                           <void **>s[1], <void **>s[2], b.steps, b.numels, b.n, b.sf64[0], h)
+    else:
+        fo_asgd_update_f64(<double **>b.arr[0], <const double **>b.arr[1], <double **>s[0],
+                           <void **>s[1], <void **>s[2], b.steps, b.numels, b.n, b.sf64[0], h)
+
+
+cdef void _asgd_advance(Batch *b, bint f32, const Call *c, void ***s) noexcept nogil:
+    fo_asgd_advance(<void **>s[1], <void **>s[2], <const float **>b.steps, b.n, b.sf64[0],
+                    <const fo_asgd_hyper *>&c.h)
+
 # name, filler, runner, zero test, hyperparameter count, struct size
 _register("sgd", _sgd_fill, _sgd_run, NULL, 6, sizeof(fo_sgd_hyper))
 _register("adam", _adam_fill, _adam_run, _adam_zero, 8, sizeof(fo_adam_hyper))
 _register("rmsprop", _rmsprop_fill, _rmsprop_run, NULL, 7, sizeof(fo_rmsprop_hyper))
 _register("adagrad", _adagrad_fill, _adagrad_run, _adagrad_zero, 5, sizeof(fo_adagrad_hyper))
 _register("adadelta", _adadelta_fill, _adadelta_run, NULL, 5, sizeof(fo_adadelta_hyper))
+_register("adamax", _adamax_fill, _adamax_run, _adamax_zero, 6, sizeof(fo_adamax_hyper))
+_register("radam", _radam_fill, _radam_run, _radam_zero, 7, sizeof(fo_radam_hyper))
+_register("rprop", _rprop_fill, _rprop_run, NULL, 5, sizeof(fo_rprop_hyper))
+_register("nadam", _nadam_fill, _nadam_run, NULL, 8, sizeof(fo_nadam_hyper), _nadam_advance)
+_register("asgd", _asgd_fill, _asgd_run, NULL, 6, sizeof(fo_asgd_hyper), _asgd_advance)
 
 
 # ---- helpers for fastoptim.optim.functional -------------------------------------------------

@@ -8,11 +8,16 @@ from . import functional, lr_scheduler, swa_utils
 from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam
+from .adamax import Adamax
 from .adamw import AdamW
+from .asgd import ASGD
 from .lbfgs import LBFGS
 from .muon import Muon
+from .nadam import NAdam
 from .optimizer import Optimizer
+from .radam import RAdam
 from .rmsprop import RMSprop
+from .rprop import Rprop
 from .sgd import SGD
 
 __all__ = [
@@ -20,11 +25,16 @@ __all__ = [
     "Adadelta",
     "Adagrad",
     "Adam",
+    "Adamax",
     "AdamW",
     "LBFGS",
     "Muon",
     "Optimizer",
     "RMSprop",
+    "RAdam",
+    "Rprop",
+    "NAdam",
+    "ASGD",
     "functional",
     "lr_scheduler",
     "swa_utils",

@@ -16,7 +16,11 @@ tuple, four test tables, the benchmark table).  Now its facts live in one :class
   ``decoupled_weight_decay`` to True.
 * ``state``: the per-param state arrays, in the kernel's order, with torch's state key, the
   functional's list name, and which setting creates it (``when``: a hyperparameter that must
-  be truthy, or ``momentum>0`` style comparisons, or None for always).
+  be truthy, or ``momentum>0`` style comparisons, or None for always); ``scalar``: a 0-dim
+  tensor per param rather than an array like it (NAdam's ``mu_product``, ASGD's ``eta`` and
+  ``mu``: created float32, cast to the param's dtype by loading, as torch's); ``init``: what a
+  lazy first state is filled with (a number, or ``"lr"``: the group's lr at that step, as
+  Rprop's ``step_size`` and ASGD's ``eta``).
 * ``step``: whether ``state['step']`` (a 0-dim float32 counter) exists; ``first_step``: how the
   state of a param's first step is made -- ``"zeros"`` (lazy zeros, torch's rule for most),
   ``"from_grad"`` (SGD: the momentum buffer is the first decayed grad, filled by the kernel),
@@ -84,6 +88,8 @@ class StateArray:
     list_name: str             # the kernel's list argument (C prototype, functional)
     when: str | None = None    # None: always; "centered": that setting truthy; "momentum!=0",
                                # "momentum>0": that comparison with zero
+    scalar: bool = False       # a 0-dim tensor per param (else an array like the param)
+    init: float | str = 0.0    # the first state's value; "lr": the group's lr at that step
 
     def present(self, group: dict[str, Any]) -> bool:
         """Whether a group with these settings has this state (``group.get``: loaded dicts may
@@ -120,6 +126,11 @@ class Description:
     def hyper(self) -> tuple[Hyper, ...]:
         """Every field of ``fo_<kernel>_hyper``, in the struct's order."""
         return self.scalars + self.flags
+
+    @property
+    def scalar_keys(self) -> frozenset[str]:
+        """The state keys that hold one 0-dim tensor per param."""
+        return frozenset(s.key for s in self.state if s.scalar)
 
     @property
     def group_keys(self) -> tuple[str, ...]:
@@ -199,6 +210,47 @@ DESCRIPTIONS: tuple[Description, ...] = (
         scalars=(_LR, Hyper("rho", "rho"), _EPS, _WD), flags=(_MAXIMIZE,),
         state=(StateArray("square_avg", "square_avgs"), StateArray("acc_delta", "acc_deltas")),
         step=True, first_step="zeros",
+    ),
+    Description(
+        name="adamax", cls="Adamax", kernel="adamax",
+        scalars=(_LR, Hyper("beta1", "betas", 0), Hyper("beta2", "betas", 1), _EPS, _WD),
+        flags=(_MAXIMIZE,),
+        state=(StateArray("exp_avg", "exp_avgs"), StateArray("exp_inf", "exp_infs")),
+        step=True, first_step="zeros",
+    ),
+    Description(
+        name="radam", cls="RAdam", kernel="radam",
+        scalars=(_LR, Hyper("beta1", "betas", 0), Hyper("beta2", "betas", 1), _EPS, _WD),
+        flags=(Hyper("decoupled_weight_decay", "decoupled_weight_decay"), _MAXIMIZE),
+        state=(StateArray("exp_avg", "exp_avgs"), StateArray("exp_avg_sq", "exp_avg_sqs")),
+        step=True, first_step="zeros",
+    ),
+    Description(
+        name="rprop", cls="Rprop", kernel="rprop",
+        scalars=(Hyper("etaminus", "etas", 0), Hyper("etaplus", "etas", 1),
+                 Hyper("step_size_min", "step_sizes", 0), Hyper("step_size_max", "step_sizes", 1)),
+        flags=(_MAXIMIZE,),
+        # step_size starts at the group's lr: the only place lr enters
+        state=(StateArray("prev", "prevs"), StateArray("step_size", "step_sizes", init="lr")),
+        step=True, first_step="zeros", also_reads=("lr",),
+    ),
+    Description(
+        name="nadam", cls="NAdam", kernel="nadam",
+        scalars=(_LR, Hyper("beta1", "betas", 0), Hyper("beta2", "betas", 1), _EPS, _WD,
+                 Hyper("momentum_decay", "momentum_decay")),
+        flags=(Hyper("decoupled_weight_decay", "decoupled_weight_decay"), _MAXIMIZE),
+        state=(StateArray("exp_avg", "exp_avgs"), StateArray("exp_avg_sq", "exp_avg_sqs"),
+               StateArray("mu_product", "mu_products", scalar=True, init=1.0)),
+        step=True, first_step="zeros", torch_order=("mu_product", "exp_avg", "exp_avg_sq"),
+    ),
+    Description(
+        name="asgd", cls="ASGD", kernel="asgd",
+        scalars=(_LR, Hyper("lambd", "lambd"), Hyper("alpha", "alpha"), Hyper("t0", "t0"), _WD),
+        flags=(_MAXIMIZE,),
+        # mu starts at 1, eta at the group's lr (rounded to float32, as torch's as_tensor)
+        state=(StateArray("ax", "axs"), StateArray("mu", "mus", scalar=True, init=1.0),
+               StateArray("eta", "etas", scalar=True, init="lr")),
+        step=True, first_step="zeros", torch_order=("eta", "mu", "ax"),
     ),
 )
 

@@ -84,13 +84,16 @@ def _new_step(value: float = 0.0) -> Tensor:
 
 
 def _fresh_state(
-    state: dict, params: list, start: int, keys: tuple[str, ...], fill: float = 0.0,
-    with_grad_only: bool = True,
+    state: dict, params: list, start: int, keys: tuple[str, ...],
+    fill: float | tuple[float, ...] = 0.0, with_grad_only: bool = True,
+    scalars: frozenset[str] = frozenset(),
 ) -> dict[Any, dict[str, Tensor]]:
     """The lazy first state of every param of ``params[start:]`` that has a grad (any param
     unless ``with_grad_only``: Adagrad's eager state) and no state yet, made at once:
     ``{param: {"step": 0, key: tensor filled with fill, ...}}``, in torch's key order
-    (``step``, then ``keys``).
+    (``step``, then ``keys``).  ``fill`` is one value for every key or one per key; a key in
+    ``scalars`` holds one 0-dim float32 tensor per param (torch's ``torch.tensor(x)`` state:
+    NAdam's ``mu_product``), the others arrays like the params.
 
     Made at once so that it is packed (see ``_packed_like``): each key's tensors
     back to back in one buffer, and the step counters in another, instead of one allocation
@@ -104,12 +107,21 @@ def _fresh_state(
     if not todo:
         return {}
     steps = np.zeros(len(todo), np.float32)
-    columns = [_packed_like(todo, fill) for _ in keys]
+    fills = fill if isinstance(fill, tuple) else (fill,) * len(keys)
+    columns = [_scalars(len(todo), f) if key in scalars else _packed_like(todo, f)
+               for key, f in zip(keys, fills)]
     return {
         p: {"step": fastoptim.from_numpy(steps[j:j + 1].reshape(())),
             **{key: col[j] for key, col in zip(keys, columns)}}
         for j, p in enumerate(todo)
     }
+
+
+def _scalars(n: int, fill: float) -> list[Tensor]:
+    """``n`` fresh 0-dim float32 Tensors holding ``fill`` (rounded to float32, as torch's
+    ``torch.tensor(fill)``), packed in one buffer."""
+    buf = np.full(n, fill, np.float32)
+    return [fastoptim.from_numpy(buf[j:j + 1].reshape(())) for j in range(n)]
 
 
 def _is_foreign_array(value: Any) -> bool:

@@ -64,7 +64,7 @@ def plan(d: Description) -> Any:
         p = _PLANS[d.name] = _optim.Plan(
             d.kernel, d.name, len(d.hyper), tuple(s.key for s in d.state),
             tuple(s.list_name for s in d.state), tuple(_when(d, s.when) for s in d.state),
-            d.step, d.first_step == "from_grad")
+            d.step, d.first_step == "from_grad", tuple(s.scalar for s in d.state))
     return p
 
 
@@ -213,14 +213,18 @@ def _prepare_group(opt, group: dict[str, Any]):
         steps = []
         order = {k: n for n, k in enumerate(d.torch_order or keys)}
         made = tuple(sorted(keys, key=lambda k: order.get(k, len(order))))
-        fill = 0.0 if d.fill_from is None else opt.defaults[d.fill_from]
+        init = {s.key: s.init for s in present}
+        if d.fill_from is not None:
+            fills = (opt.defaults[d.fill_from],) * len(made)
+        else:
+            fills = tuple(float(group["lr"]) if init[k] == "lr" else init[k] for k in made)
 
         def make(i):   # the state of every param still without one, packed
             if d.fused_check == "lazy" and group["fused"]:
                 for p in params[i:]:
                     if p.grad is not None and not opt.state.get(p):
                         _device_dtype_check_for_fused(p)
-            return _fresh_state(opt.state, params, i, made, fill)
+            return _fresh_state(opt.state, params, i, made, fills, scalars=d.scalar_keys)
 
         fresh = opt._collect_lazy(params, (*keys, "step"), (*outs.values(), steps),
                                   params_with_grad, grads, make)

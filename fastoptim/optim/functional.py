@@ -20,7 +20,19 @@ change the result (there is one CPU implementation); ``grad_scale``/``found_inf`
 from ._descriptions import BY_NAME
 from ._step import run
 
-__all__ = ["adadelta", "adagrad", "adam", "adamw", "rmsprop", "sgd"]
+__all__ = [
+    "adadelta",
+    "adagrad",
+    "adam",
+    "adamax",
+    "adamw",
+    "asgd",
+    "nadam",
+    "radam",
+    "rmsprop",
+    "rprop",
+    "sgd",
+]
 
 
 def _no_scaling(grad_scale, found_inf):
@@ -131,3 +143,98 @@ def adadelta(params, grads, square_avgs, acc_deltas, state_steps, capturable=Fal
     """
     run(BY_NAME["adadelta"], (lr, rho, eps, weight_decay, maximize), params, grads,
         [square_avgs, acc_deltas], state_steps)
+
+
+def adamax(params, grads, exp_avgs, exp_infs, state_steps, foreach=None, maximize=False,
+           differentiable=False, capturable=False, has_complex=False, *, eps, beta1, beta2, lr,
+           weight_decay):
+    r"""Adamax over one param group (torch.optim.Adamax's math), in place.
+
+    .. math::
+        m \leftarrow \beta_1 m + (1-\beta_1) g,\quad
+        u \leftarrow \max(\beta_2 u, |g| + \epsilon),\quad
+        \theta \leftarrow \theta - \frac{\gamma}{1-\beta_1^t}\,\frac{m}{u}
+
+    with ``g = ±grad + weight_decay * θ``.
+    """
+    run(BY_NAME["adamax"], (lr, beta1, beta2, eps, weight_decay, maximize), params, grads,
+        [exp_avgs, exp_infs], state_steps)
+
+
+def radam(params, grads, exp_avgs, exp_avg_sqs, state_steps, decoupled_weight_decay=False,
+          foreach=None, differentiable=False, capturable=False, has_complex=False,
+          maximize=False, *, beta1, beta2, lr, weight_decay, eps):
+    r"""RAdam over one param group (torch.optim.RAdam's math; RAdamW's with
+    ``decoupled_weight_decay=True``), in place.
+
+    .. math::
+        m \leftarrow \beta_1 m + (1-\beta_1) g,\quad v \leftarrow \beta_2 v + (1-\beta_2) g^2,\quad
+        \rho_t = \rho_\infty - \frac{2t\beta_2^t}{1-\beta_2^t},\quad
+        \theta \leftarrow \theta - \gamma\,\frac{m}{1-\beta_1^t}\,
+        \Big(r_t\,\frac{\sqrt{1-\beta_2^t}}{\sqrt{v}+\epsilon}\ \text{if}\ \rho_t > 5\
+        \text{else}\ 1\Big)
+
+    with ``g = ±grad + weight_decay * θ`` (coupled) or ``θ *= 1 - lr*weight_decay`` first
+    (decoupled), ``ρ∞ = 2/(1-β2) - 1`` and ``r_t`` the variance rectification.
+    """
+    run(BY_NAME["radam"], (lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay,
+                           maximize), params, grads, [exp_avgs, exp_avg_sqs], state_steps)
+
+
+def rprop(params, grads, prevs, step_sizes, state_steps, foreach=None, capturable=False,
+          maximize=False, differentiable=False, has_complex=False, *, step_size_min,
+          step_size_max, etaminus, etaplus):
+    r"""Rprop over one param group (torch.optim.Rprop's math), in place.
+
+    .. math::
+        s = \operatorname{sign}(g\,g_{prev}),\quad
+        \eta \leftarrow \operatorname{clamp}(\eta \cdot (\eta_+ | \eta_- | 1),
+        \Gamma_{min}, \Gamma_{max}),\quad
+        g \leftarrow 0 \ \text{where}\ s < 0,\quad
+        \theta \leftarrow \theta - \eta \operatorname{sign}(g),\quad g_{prev} \leftarrow g
+
+    ``step_sizes`` are the per-element step sizes (a first step's start at the lr).
+    """
+    run(BY_NAME["rprop"], (etaminus, etaplus, step_size_min, step_size_max, maximize), params,
+        grads, [prevs, step_sizes], state_steps)
+
+
+def nadam(params, grads, exp_avgs, exp_avg_sqs, mu_products, state_steps,
+          decoupled_weight_decay=False, foreach=None, capturable=False, differentiable=False,
+          has_complex=False, maximize=False, *, beta1, beta2, lr, weight_decay, momentum_decay,
+          eps):
+    r"""NAdam over one param group (torch.optim.NAdam's math; NAdamW's with
+    ``decoupled_weight_decay=True``), in place.
+
+    .. math::
+        \mu_t = \beta_1(1 - \tfrac12 0.96^{t\psi}),\quad
+        m \leftarrow \beta_1 m + (1-\beta_1) g,\quad v \leftarrow \beta_2 v + (1-\beta_2) g^2,\\
+        \theta \leftarrow \theta - \gamma\Big(\frac{(1-\mu_t) g}{1-\prod_{i\le t}\mu_i}
+        + \frac{\mu_{t+1} m}{1-\prod_{i\le t+1}\mu_i}\Big) \Big/
+        \Big(\sqrt{v/(1-\beta_2^t)} + \epsilon\Big)
+
+    ``mu_products[i]``: a one-element float32 (or float64) array, the running product of the
+    mu_t (torch's 0-dim ``state['mu_product']``, starting at 1), updated in place.
+    """
+    run(BY_NAME["nadam"], (lr, beta1, beta2, eps, weight_decay, momentum_decay,
+                           decoupled_weight_decay, maximize), params, grads,
+        [exp_avgs, exp_avg_sqs, mu_products], state_steps)
+
+
+def asgd(params, grads, axs, mus, etas, state_steps, foreach=None, maximize=False,
+         differentiable=False, capturable=False, has_complex=False, *, lambd, lr, t0, alpha,
+         weight_decay):
+    r"""ASGD over one param group (torch.optim.ASGD's math, its for-loop), in place.
+
+    .. math::
+        \theta \leftarrow \theta(1 - \lambda\eta) - \eta g,\quad
+        ax \leftarrow (\mu \ne 1)\ ?\ ax + \mu(\theta - ax) : \theta,\quad
+        \eta \leftarrow \frac{\gamma}{(1 + \lambda\gamma t)^\alpha},\quad
+        \mu \leftarrow \frac{1}{\max(1, t - t_0)}
+
+    with ``g = ±grad + weight_decay * θ``.  ``mus[i]`` and ``etas[i]``: one-element float32 (or
+    float64) arrays, torch's 0-dim ``state['mu']`` (starting at 1) and ``state['eta']``
+    (starting at lr), updated in place.
+    """
+    run(BY_NAME["asgd"], (lr, lambd, alpha, t0, weight_decay, maximize), params, grads,
+        [axs, mus, etas], state_steps)

@@ -273,15 +273,20 @@ class Optimizer:
         self.defaults.setdefault("differentiable", False)
 
     def _steps_to_tensors(self) -> None:
-        """Old dicts stored ``step`` as a number; the kernels need the 0-dim float32 Tensor."""
+        """Old dicts stored ``step`` (and the 0-dim state a description names: NAdam's
+        ``mu_product``, ASGD's ``eta`` and ``mu``) as a number; the kernels need a 0-dim
+        float32 Tensor, as torch's ``__setstate__`` makes."""
         tp = self.__dict__.get("_torch_params")
+        d = self._DESCRIPTION
+        keys = ("step", *sorted(d.scalar_keys)) if d is not None else ("step",)
         for s in self.state.values():
-            if isinstance(s, dict) and "step" in s and not isinstance(s["step"], Tensor):
-                if tp is not None and _torch_params.is_torch_tensor(s["step"]):
-                    continue  # over torch params the state is torch's (a view of our kind)
-                s["step"] = _new_step(float(s["step"]))
-                if tp is not None:
-                    s["step"] = tp.torch_state(s["step"])
+            for k in keys:
+                if isinstance(s, dict) and k in s and not isinstance(s[k], Tensor):
+                    if tp is not None and _torch_params.is_torch_tensor(s[k]):
+                        continue  # over torch params the state is torch's (a view of our kind)
+                    s[k] = _new_step(float(s[k]))
+                    if tp is not None:
+                        s[k] = tp.torch_state(s[k])
 
     def __repr__(self) -> str:
         lines = [self.__class__.__name__ + " ("]
@@ -488,7 +493,13 @@ class Optimizer:
                 out[k] = None  # old SGD dicts: a None buffer means "first step"
             else:
                 shape = tuple(_as_numpy(v).shape)
-                if shape != tuple(param.shape):
+                if k in self._DESCRIPTION.scalar_keys:   # a 0-dim tensor (NAdam's mu_product)
+                    if shape != ():
+                        raise ValueError(
+                            f"loaded state dict has state {k!r} of shape {shape} for {where}, "
+                            "but it must be a 0-dim tensor"
+                        )
+                elif shape != tuple(param.shape):
                     raise ValueError(
                         f"loaded state dict has state {k!r} of shape {shape} for {where}, "
                         f"but the parameter has shape {tuple(param.shape)}"
