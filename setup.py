@@ -178,8 +178,11 @@ class BuildExt(build_ext):
         import numpy
         from Cython.Build import cythonize
         inc = [self.gen_dir, "csrc", numpy.get_include()]
-        depends = (_csrc("*.h") + _csrc("*.inc") + [VERSION_TEMPLATE]
-                   + glob.glob(os.path.join("fastoptim", "**", "*.pxd"), recursive=True))
+        # our Cython headers and included files: a .pyx is out of date when any of them changed
+        # (the .pxi files are included into _tensor.pyx: a change to one must re-cythonize it)
+        ours = [f for ext in ("pxd", "pxi")
+                for f in glob.glob(os.path.join("fastoptim", "**", "*." + ext), recursive=True)]
+        depends = _csrc("*.h") + _csrc("*.inc") + [VERSION_TEMPLATE] + ours
         for ext in self.extensions:
             ext.include_dirs = inc + list(ext.include_dirs)
             ext.define_macros = list(ext.define_macros) + macros + [
@@ -191,11 +194,10 @@ class BuildExt(build_ext):
             # Not the library itself: relinking it (a kernel changed) leaves the extensions valid.
             ext.depends = list(ext.depends) + depends + (
                 bench_objs if ext.name == "fastoptim._C._bench" else [])
-        # Cythonize what changed.  Up to date means newer than the .pyx and all of our .pxd:
-        # not Cython's own test, which also follows numpy's .pxd, new files in every isolated
-        # build environment (pip), so it would regenerate and recompile everything each time;
-        # numpy's and Cython's versions are in the build configuration instead.
-        ours = glob.glob(os.path.join("fastoptim", "**", "*.pxd"), recursive=True)
+        # Cythonize what changed.  Up to date means newer than the .pyx and all of our .pxd and
+        # .pxi: not Cython's own test, which also follows numpy's .pxd, new files in every
+        # isolated build environment (pip), so it would regenerate and recompile everything each
+        # time; numpy's and Cython's versions are in the build configuration instead.
         todo = []
         for ext in self.extensions:
             c_file = os.path.join(self.build_temp, ext.sources[0][:-4] + ".c")
