@@ -22,6 +22,17 @@ has it (probed by compiling a tiny program; FASTOPTIM_NO_OPENMP=1 forces a seria
 debug info (-g0: the wheel's .so files carry none).  No -march=native: a wheel must run on any
 x86-64.  CC and CFLAGS from the environment are honoured, as distutils does.
 
+Sanitizers: FASTOPTIM_SANITIZE=address,undefined (either or both) builds the library and the
+extensions with -fsanitize=<them> -fno-omit-frame-pointer -g1 (line numbers in the reports) and
+links the sanitizer runtimes; undefined behaviour is made fatal (-fno-sanitize-recover), so a
+report can never scroll past a green run.  Python itself is not instrumented, so with address
+the ASan runtime must be loaded first (the UBSan one comes in as a dependency of the .so files):
+    LD_PRELOAD="$(gcc -print-file-name=libasan.so)" ASAN_OPTIONS=detect_leaks=0 \
+    UBSAN_OPTIONS=print_stacktrace=1 python -m pytest tests/...
+(detect_leaks=0: CPython frees little at exit, which LeakSanitizer would report as leaks; the
+library must come from the compiler that built the extension).  .ci/run has a step that does
+this.  Such a build is for testing only: never ship it.
+
 Speed of the build: the .pyx files are cythonized in parallel processes, the library's sources
 and the extensions compiled in parallel threads (FASTOPTIM_BUILD_JOBS, default: the CPU count),
 with one progress line per step (pip shows them with -v).  A rebuild in the same tree reuses
@@ -49,6 +60,7 @@ CSRC_FLAGS = ["-std=c99", "-O3", "-fno-math-errno", "-Wall", "-Wextra", "-g0",
 GLUE_FLAGS = ["-O3", "-fno-math-errno", "-Wno-unused-function", "-g0"]
 CYTHON_DIRECTIVES = {"language_level": 3, "boundscheck": False, "wraparound": False,
                      "cdivision": True, "initializedcheck": False, "embedsignature": True}
+SANITIZERS = ("address", "undefined")   # what FASTOPTIM_SANITIZE may name
 PUBLIC_HEADERS = ["fastoptim.h"]          # plus the generated fastoptim_version.h
 VERSION_TEMPLATE = os.path.join("csrc", "fastoptim_version.h.in")
 
@@ -90,6 +102,28 @@ def _probe(cmd, flags, src, run=False):
             return False
 
 
+def _sanitizers():
+    """The sanitizers FASTOPTIM_SANITIZE names (comma-separated), checked; [] when unset."""
+    value = os.environ.get("FASTOPTIM_SANITIZE", "")
+    kinds = [k.strip() for k in value.split(",") if k.strip()]
+    unknown = [k for k in kinds if k not in SANITIZERS]
+    if unknown:
+        raise SystemExit(f"FASTOPTIM_SANITIZE={value!r}: unknown sanitizer {unknown[0]!r}; "
+                         f"expected a comma-separated list of {', '.join(SANITIZERS)}")
+    return kinds
+
+
+def _sanitize_flags(kinds):
+    """Compile and link flags of a sanitizer build (the same for both: gcc and clang link the
+    runtimes when -fsanitize is on the link line)."""
+    if not kinds:
+        return []
+    flags = [f"-fsanitize={','.join(kinds)}", "-fno-omit-frame-pointer", "-g1"]
+    if "undefined" in kinds:
+        flags.append("-fno-sanitize-recover=undefined")
+    return flags
+
+
 def _probe_openmp(cmd):
     if os.environ.get("FASTOPTIM_NO_OPENMP"):
         return False
@@ -119,11 +153,15 @@ class BuildExt(build_ext):
         # -fno-semantic-interposition is gcc >= 5 and clang >= 11: drop it where unknown.
         csrc_flags = [f for f in CSRC_FLAGS if f != "-fno-semantic-interposition"
                       or _probe(cc, [f, "-c"], "int x;\n")]
-        self.csrc_flags = csrc_flags + omp
-        self.glue_flags = GLUE_FLAGS + omp
+        self.sanitize = _sanitizers()
+        san = _sanitize_flags(self.sanitize)
+        if san:
+            csrc_flags = [f for f in csrc_flags if f != "-g0"]   # -g1 instead
+        self.csrc_flags = csrc_flags + omp + san
+        self.glue_flags = [f for f in GLUE_FLAGS if not (san and f == "-g0")] + omp + san
         # The library needs no Python: -z defs makes any undefined symbol a link error.
-        self.lib_link = omp + ["-lm", "-Wl,-z,defs", f"-Wl,-soname,{_library_name()}"]
-        self.glue_link = omp + ["-Wl,-rpath,$ORIGIN/../lib"]
+        self.lib_link = omp + san + ["-lm", "-Wl,-z,defs", f"-Wl,-soname,{_library_name()}"]
+        self.glue_link = omp + san + ["-Wl,-rpath,$ORIGIN/../lib"]
         self.macros = macros
         self._check_config()
 
@@ -140,8 +178,11 @@ class BuildExt(build_ext):
         import numpy
         from Cython.Build import cythonize
         inc = [self.gen_dir, "csrc", numpy.get_include()]
-        depends = (_csrc("*.h") + _csrc("*.inc") + [VERSION_TEMPLATE]
-                   + glob.glob(os.path.join("fastoptim", "**", "*.pxd"), recursive=True))
+        # our Cython headers and included files: a .pyx is out of date when any of them changed
+        # (the .pxi files are included into _tensor.pyx: a change to one must re-cythonize it)
+        ours = [f for ext in ("pxd", "pxi")
+                for f in glob.glob(os.path.join("fastoptim", "**", "*." + ext), recursive=True)]
+        depends = _csrc("*.h") + _csrc("*.inc") + [VERSION_TEMPLATE] + ours
         for ext in self.extensions:
             ext.include_dirs = inc + list(ext.include_dirs)
             ext.define_macros = list(ext.define_macros) + macros + [
@@ -153,11 +194,10 @@ class BuildExt(build_ext):
             # Not the library itself: relinking it (a kernel changed) leaves the extensions valid.
             ext.depends = list(ext.depends) + depends + (
                 bench_objs if ext.name == "fastoptim._C._bench" else [])
-        # Cythonize what changed.  Up to date means newer than the .pyx and all of our .pxd:
-        # not Cython's own test, which also follows numpy's .pxd, new files in every isolated
-        # build environment (pip), so it would regenerate and recompile everything each time;
-        # numpy's and Cython's versions are in the build configuration instead.
-        ours = glob.glob(os.path.join("fastoptim", "**", "*.pxd"), recursive=True)
+        # Cythonize what changed.  Up to date means newer than the .pyx and all of our .pxd and
+        # .pxi: not Cython's own test, which also follows numpy's .pxd, new files in every
+        # isolated build environment (pip), so it would regenerate and recompile everything each
+        # time; numpy's and Cython's versions are in the build configuration instead.
         todo = []
         for ext in self.extensions:
             c_file = os.path.join(self.build_temp, ext.sources[0][:-4] + ".c")
@@ -201,7 +241,8 @@ class BuildExt(build_ext):
         return {"compiler_so": self._cc.compiler_so, "linker_so": self._cc.linker_so,
                 "csrc_flags": self.csrc_flags, "glue_flags": self.glue_flags,
                 "lib_link": self.lib_link, "glue_link": self.glue_link,
-                "openmp": self.openmp, "python": sys.version, "numpy": numpy.__version__,
+                "openmp": self.openmp, "sanitize": self.sanitize, "python": sys.version,
+                "numpy": numpy.__version__,
                 "cython": Cython.__version__, "version": self.distribution.get_version(),
                 "abi": _abi_version()}
 
@@ -314,6 +355,7 @@ class BuildExt(build_ext):
             f"c_flags = {cfg['csrc_flags']!r}\n"
             f"glue_flags = {cfg['glue_flags']!r}\n"
             f"openmp = {cfg['openmp']!r}\n"
+            f"sanitize = {cfg['sanitize']!r}\n"
             f"python = {sys.version.split()[0]!r}\n"
             f"numpy_build = {cfg['numpy']!r}\n"))
 

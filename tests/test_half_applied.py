@@ -293,11 +293,16 @@ def test_a_corrupted_scheduler_state_dict_loads_nothing(make_sched):
 
 # ---- defects found by the property tests (tests/test_properties.py) -----------------------------
 
-@pytest.mark.xfail(strict=True, reason="defect F1: functional.sgd with more (None) momentum "
-                   "buffers than params raises IndexError from functional._sgd, not an error "
-                   "naming the mismatched lists")
 def test_sgd_functional_with_more_buffers_than_params_names_the_mismatch():
+    # defect F1 (fixed): more (None) momentum buffers than params raised IndexError from the
+    # buffer fill; now the lists' length check names them, and nothing is written.
     z = np.zeros(3, np.float32)
-    with pytest.raises(ValueError, match="momentum_buffer"):
-        F.sgd([z.copy()], [z.copy()], [None, None], weight_decay=0.0, momentum=0.9, lr=0.1,
-              dampening=0.0, nesterov=False, maximize=False)
+    for p_n, b_n in ((1, 2), (2, 1), (0, 1), (1, 3)):
+        params = [z + 1 for _ in range(p_n)]
+        bufs = [None] * b_n
+        with pytest.raises(ValueError, match=rf"len\(momentum_buffers\) is {b_n}; "
+                           rf"expected {p_n} \(= len\(params\)\)"):
+            F.sgd(params, [z + 1 for _ in range(p_n)], bufs, weight_decay=0.0, momentum=0.9,
+                  lr=0.1, dampening=0.0, nesterov=False, maximize=False)
+        assert bufs == [None] * b_n
+        assert all((p == 1).all() for p in params)

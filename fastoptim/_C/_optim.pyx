@@ -2258,6 +2258,9 @@ def _average(list averaged, list model, int mode, double weight):
                                  f"{(<object>a).shape}, got {(<object>m).shape}")
             if not cnp.PyArray_IS_C_CONTIGUOUS(a) or not cnp.PyArray_IS_C_CONTIGUOUS(m):
                 raise ValueError(f"{op}: averaged[{i}] and model[{i}] must be C-contiguous")
+            if not cnp.PyArray_ISALIGNED(a) or not cnp.PyArray_ISALIGNED(m):
+                raise ValueError(f"{op}: averaged[{i}] and model[{i}] must be aligned "
+                                 "(the kernel loads whole floats)")
             if not cnp.PyArray_ISWRITEABLE(a):
                 raise ValueError(f"{op}: averaged[{i}] must be writeable")
             k = n32 if ta == cnp.NPY_FLOAT32 else n + n64

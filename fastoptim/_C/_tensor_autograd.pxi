@@ -170,7 +170,7 @@ cdef void _store_grad(Tensor t, cnp.ndarray g, bint owned) except *:
         t._grad = _wrap(g if owned else np.array(g, order="C"))
         return
     acc = old._np
-    if not cnp.PyArray_IS_C_CONTIGUOUS(acc) or not cnp.PyArray_ISWRITEABLE(acc) or \
+    if not _kernel_ready(acc) or not cnp.PyArray_ISWRITEABLE(acc) or \
             cnp.PyArray_TYPE(acc) != cnp.PyArray_TYPE(g) or not cnp.PyArray_SAMESHAPE(acc, g):
         _bind(old, acc + g)
         return

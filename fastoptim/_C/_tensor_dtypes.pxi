@@ -200,8 +200,10 @@ cdef inline object _shp(object a):
 
 
 def _ascontig(x, dtype=None):
-    """C-contiguous array of x (np.ascontiguousarray would turn a 0-d array into 1-d)."""
-    return np.asarray(x, dtype=dtype, order="C")
+    """C-contiguous, aligned array of x (np.ascontiguousarray would turn a 0-d array into 1-d,
+    and keeps a misaligned one: see _contig)."""
+    a = np.asarray(x, dtype=dtype, order="C")
+    return a if a.flags.aligned else a.copy()
 
 
 def _set_shape(y, shape):
@@ -230,10 +232,19 @@ cdef inline cnp.ndarray _zeros_like(cnp.ndarray a):
     return cnp.PyArray_ZEROS(cnp.PyArray_NDIM(a), cnp.PyArray_DIMS(a), cnp.PyArray_TYPE(a), 0)
 
 
+cdef inline bint _kernel_ready(cnp.ndarray a):
+    """True when a kernel may read a's memory as a flat C array of its dtype: C-contiguous and
+    aligned.  A misaligned array (``from_numpy`` of ``np.frombuffer(..., offset=1)``, which
+    torch also accepts and shares) would make the kernels' typed loads undefined behaviour."""
+    return cnp.PyArray_IS_C_CONTIGUOUS(a) and cnp.PyArray_ISALIGNED(a)
+
+
 cdef inline cnp.ndarray _contig(cnp.ndarray a):
-    if cnp.PyArray_IS_C_CONTIGUOUS(a):
+    """a itself when a kernel may read it (_kernel_ready), else an aligned C-contiguous copy
+    (in-place ops write the copy back: ``if c is not x: x[...] = c``)."""
+    if _kernel_ready(a):
         return a
-    return cnp.PyArray_GETCONTIGUOUS(a)
+    return cnp.PyArray_NewCopy(a, cnp.NPY_CORDER)
 
 
 cdef inline bint _is_f32(cnp.ndarray a):

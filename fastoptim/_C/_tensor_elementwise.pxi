@@ -566,7 +566,7 @@ cdef void _inplace(Tensor self, int op, object other, object alpha) except *:
                                    if _broadcastable(_shp(x), _shp(o)) else
                                    f"The size of tensor a ({list(_shp(x))}) must match the "
                                    f"size of tensor b ({list(_shp(o))})")
-        if cnp.PyArray_TYPE(o) != cnp.PyArray_TYPE(xc) or not cnp.PyArray_IS_C_CONTIGUOUS(o) \
+        if cnp.PyArray_TYPE(o) != cnp.PyArray_TYPE(xc) or not _kernel_ready(o) \
                 or not o.dtype.isnative or np.may_share_memory(o, xc):
             o = _ascontig(o, dtype=xc.dtype).copy() if np.may_share_memory(o, xc) \
                 else _ascontig(o, dtype=xc.dtype)

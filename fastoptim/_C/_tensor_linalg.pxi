@@ -27,9 +27,9 @@ def _matmul_c(cnp.ndarray a, cnp.ndarray b, cnp.ndarray out):
     if (cnp.PyArray_TYPE(a) != t or cnp.PyArray_TYPE(b) != t or not _is_float(out)
             or a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]
             or _shp(out) != (a.shape[0], b.shape[1])
-            or not (a.flags.c_contiguous and b.flags.c_contiguous and out.flags.c_contiguous)):
-        raise ValueError("_matmul_c needs contiguous 2-D arrays of one float dtype with "
-                         "matching shapes")
+            or not (_kernel_ready(a) and _kernel_ready(b) and _kernel_ready(out))):
+        raise ValueError("_matmul_c needs contiguous, aligned 2-D arrays of one float dtype "
+                         "with matching shapes")
     _kern(out).matmul(a.shape[0], b.shape[1], a.shape[1], _ptr(a), 0, _ptr(b), 0, NULL,
                       _ptr(out))
 

@@ -23,7 +23,7 @@ cdef Tensor _activation(object input, int op, double p0, bint inplace, str fn):
             raise RuntimeError(f"fastoptim: {fn}(inplace=True) on a tensor that requires grad "
                                "is not supported; use inplace=False")
         x = a._np
-        if cnp.PyArray_IS_C_CONTIGUOUS(x):
+        if _kernel_ready(x):
             _akern(x).activation(op, cnp.PyArray_SIZE(x), _ptr(x), p0, _ptr(x))
         else:
             out = _empty_like(_contig(x))

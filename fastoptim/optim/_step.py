@@ -273,7 +273,9 @@ def _prepare_run(d: Description, hyper: tuple, params, grads, states: list, step
     is_new = None
     if d.first_step == "from_grad":
         for bufs in states:
-            if bufs is None:
+            # a list of another length than params is left to the kernel's gather, whose length
+            # check names it ("len(momentum_buffers) is 2; expected 1 (= len(params))")
+            if bufs is None or len(bufs) != len(params):
                 continue
             missing = [i for i, b in enumerate(bufs) if b is None]
             if missing:
