@@ -153,7 +153,7 @@ class BuildExt(build_ext):
             # Not the library itself: relinking it (a kernel changed) leaves the extensions valid.
             ext.depends = list(ext.depends) + depends + (
                 bench_objs if ext.name == "fastoptim._C._bench" else [])
-        # Cythonize what changed.  Up to date means newer than the .pyx and all of our .pxd:
+        # Cythonize what changed.  Up to date means newer than the .pyx, its .pxi and all of our .pxd:
         # not Cython's own test, which also follows numpy's .pxd, new files in every isolated
         # build environment (pip), so it would regenerate and recompile everything each time;
         # numpy's and Cython's versions are in the build configuration instead.
@@ -161,7 +161,9 @@ class BuildExt(build_ext):
         todo = []
         for ext in self.extensions:
             c_file = os.path.join(self.build_temp, ext.sources[0][:-4] + ".c")
-            if self.force or _newer(ext.sources + ours, c_file):
+            # a module's included area files count too (_tensor.pyx includes _tensor_*.pxi)
+            pxi = glob.glob(ext.sources[0][:-4] + "_*.pxi")
+            if self.force or _newer(ext.sources + ours + pxi, c_file):
                 todo.append(ext)
             else:
                 ext.sources = [c_file]

@@ -384,7 +384,7 @@ def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None, la
     if not _is_float(mt_._np):
         raise NotImplementedError(f"\"normal_kernel_cpu\" not implemented for "
                                   f"'{mt_.dtype._legacy[:-6]}'")
-    shape = np.broadcast_shapes(_shp(mt_._np), _shp(st_._np))
+    shape = _broadcast_shapes(_shp(mt_._np), _shp(st_._np))
     a = _new_array(tuple(shape), mt_.dtype)
     _kern(a).randn(_rng_of(generator), cnp.PyArray_SIZE(a), _ptr(a))
     return _finish(_ascontig(a * st_._np + mt_._np, dtype=a.dtype), requires_grad)

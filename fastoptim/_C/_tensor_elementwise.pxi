@@ -151,6 +151,22 @@ def clamp(input, min=None, max=None):
                   NAN if max is None else float(max))
 
 
+def _broadcast_shapes(*shapes):
+    """The broadcast of shapes, or torch's error at the first dim that does not match."""
+    nd = max([len(s) for s in shapes] or [0])
+    out = [1] * nd
+    for shp in shapes:
+        for k in range(1, len(shp) + 1):
+            d = shp[-k]
+            if d == out[-k] or d == 1:
+                continue
+            if out[-k] != 1:
+                raise RuntimeError(f"The size of tensor a ({out[-k]}) must match the size of "
+                                   f"tensor b ({d}) at non-singleton dimension {nd - k}")
+            out[-k] = d
+    return tuple(out)
+
+
 cdef object _sum_to(object g, tuple shape):
     """g summed over the dims a broadcast added or stretched, back to `shape` (C-contiguous)."""
     g = np.asarray(g)
@@ -225,7 +241,7 @@ cdef Tensor _clamp_tensor(Tensor x, object lo, object hi):
         r = np.maximum(r, tl._np)
     if th is not None:
         r = np.minimum(r, th._np)
-    t = _wrap(_ascontig(np.broadcast_to(r, np.broadcast_shapes(
+    t = _wrap(_ascontig(np.broadcast_to(r, _broadcast_shapes(
         _shp(x._np), *[_shp(b._np) for b in (tl, th) if b is not None]))))
     if _grad_enabled and (x._requires_grad or (tl is not None and tl._requires_grad) or
                           (th is not None and th._requires_grad)):
@@ -276,6 +292,7 @@ def where(condition, input=None, other=None):
         a, b = _promoted([tensor(input), tensor(other)])
     else:
         a, b = _promoted([input, other])
+    _broadcast_shapes(_shp(c._np), _shp(a._np), _shp(b._np))
     t = _wrap(_ascontig(np.where(c._np, a._np, b._np)))
     if _needs_grad(a, b):
         _record2(t, N_WHERE, a, b, c._np)
@@ -316,6 +333,7 @@ def lerp(input, end, weight):
     else:
         w = None
         wv = x._np.dtype.type(float(weight))
+    _broadcast_shapes(_shp(x._np), _shp(e._np), np.shape(wv))
     d = e._np - x._np
     r = np.where(np.abs(wv) < 0.5, x._np + wv * d, e._np - d * (1 - wv)).astype(x._np.dtype)
     t = _wrap(_ascontig(r))

@@ -14,7 +14,7 @@ cdef Tensor _sum(Tensor a, object dim, bint keepdim, bint mean, object dt):
     cdef int64_t n, outer, inner
     cdef double total, scale
     cdef Tensor t
-    cdef int nd, d
+    cdef int nd
     if dt is not None:
         a = _cast(a, _to_dtype(dt))
     if not _is_float(a._np):
@@ -22,7 +22,8 @@ cdef Tensor _sum(Tensor a, object dim, bint keepdim, bint mean, object dt):
             raise RuntimeError("mean(): could not infer output dtype. Input dtype must be either "
                                "a floating point or complex dtype. Got: "
                                f"{_dtype_of(a._np)._legacy[:-6]}")
-        return _wrap(np.asarray(a._np.sum(axis=dim, keepdims=keepdim)))
+        return _wrap(np.asarray(a._np.sum(axis=_red_axes(dim, cnp.PyArray_NDIM(a._np)),
+                                          keepdims=keepdim)))
     x = _contig(a._np)
     nd = cnp.PyArray_NDIM(x)
     if dim is None or (isinstance(dim, (tuple, list)) and len(dim) == 0):
@@ -39,40 +40,45 @@ cdef Tensor _sum(Tensor a, object dim, bint keepdim, bint mean, object dt):
         if _grad_enabled and a._requires_grad:
             _record1(t, N_SUM, a, _shp(x))
             t._p0 = scale
+            t._sub = mean
         return t
-    if isinstance(dim, (tuple, list)):
-        dims = sorted({_norm_dim(dd, nd) for dd in dim}, reverse=True)
-        t = a
-        for dd in dims:
-            t = _sum(t, dd, True, mean, None)
-        if not keepdim:
-            shp = tuple(s for k, s in enumerate(_shp(t._np)) if k not in dims)
-            t = _view(t, shp, False)
-        return t
-    d = _norm_dim(dim, nd)
-    if nd == 0:
-        return _sum(a, None, keepdim, mean, None)
+    axes = _red_axes(dim, nd)
+    perm = None
     shp = _shp(x)
+    if axes and axes[-1] - axes[0] + 1 != len(axes):
+        # dims that are not adjacent: reduce a copy with them moved to the end (the backward
+        # moves the gradient back)
+        perm = [k for k in range(nd) if k not in axes] + list(axes)
+        x = _ascontig(np.transpose(x, perm))
+        lo, hi = nd - len(axes), nd - 1
+    elif axes:
+        lo, hi = axes[0], axes[-1]
+    else:
+        lo, hi = 0, -1                     # a 0-dim tensor: nothing to reduce, n = 1
+    # the dims lo..hi (adjacent) reduce as one middle axis of [outer, n, inner]
+    xs = _shp(x)
     outer = 1
-    for k in range(d):
-        outer *= shp[k]
-    n = shp[d]
+    for k in range(lo):
+        outer *= xs[k]
+    n = 1
+    for k in range(lo, hi + 1):
+        n *= xs[k]
     inner = 1
-    for k in range(d + 1, nd):
-        inner *= shp[k]
+    for k in range(hi + 1, nd):
+        inner *= xs[k]
     scale = (1.0 / n if n > 0 else NAN) if mean else 1.0
-    oshape = shp[:d] + ((1,) if keepdim else ()) + shp[d + 1:]
-    out = np.empty(oshape, dtype=x.dtype)
+    out = np.empty(_out_shape(shp, axes, keepdim), dtype=x.dtype)
     _kern(x).sum_axis(outer, n, inner, _ptr(x), scale, _ptr(out))
     t = _wrap(out)
     if _grad_enabled and a._requires_grad:
-        _record1(t, N_SUM_AXIS, a, (outer, n, inner, shp))
+        _record1(t, N_SUM_AXIS, a, (outer, n, inner, xs, perm))
         t._p0 = scale
+        t._sub = mean
     return t
 
 
 cdef object _sum_name(Tensor t):
-    return "MeanBackward0" if t._p0 != 1.0 else "SumBackward0"
+    return "MeanBackward0" if t._sub else "SumBackward0"
 
 
 cdef void _sum_backward(Tensor t, cnp.ndarray g, bint gown) except *:
@@ -86,14 +92,17 @@ _register(N_SUM, NULL, _sum_name, _sum_backward, NULL)
 
 
 cdef object _sum_axis_name(Tensor t):
-    return "MeanBackward1" if t._p0 != 1.0 else "SumBackward1"
+    return "MeanBackward1" if t._sub else "SumBackward1"
 
 
 cdef void _sum_axis_backward(Tensor t, cnp.ndarray g, bint gown) except *:
-    """g broadcast back along the reduced (middle) axis of [outer, n, inner], times scale."""
-    outer, n, inner, in_shape = t._saved
+    """g broadcast back along the reduced (middle) axis of [outer, n, inner], times scale (and
+    its dims put back in the input's order when the forward moved them: perm)."""
+    outer, n, inner, in_shape, perm = t._saved
     cdef cnp.ndarray gx = _empty_shape(in_shape, cnp.PyArray_TYPE(g))
     _kern(g).expand_axis(outer, n, inner, _ptr(g), t._p0, _ptr(gx))
+    if perm is not None:
+        gx = _ascontig(np.transpose(gx, np.argsort(perm)))
     _accumulate(_input(t, 0), gx, True)
 
 
@@ -288,14 +297,15 @@ cdef object _var_name(Tensor t):
 
 
 cdef void _var_backward(Tensor t, cnp.ndarray g, bint gown) except *:
-    """var: g * 2 (x - mean) / (N - correction); std: that divided by 2 std (torch's order)."""
+    """var: g * 2 (x - mean) / (N - correction); std: g / (2 std) first (0 where std is 0),
+    as torch's std_backward."""
     cdef Tensor a = _input(t, 0)
     kshape, out, saved = t._saved
     mean, n = saved
     gk = g.reshape(kshape)
     with np.errstate(invalid="ignore", divide="ignore"):
         if t._sub:
-            gk = gk / (2 * out)
+            gk = np.where(out == 0, 0, gk / (2 * out))   # torch masks std == 0 to 0
         gx = (2.0 / max(0.0, n - t._p0)) * gk * (a._np - mean)
     _accumulate(a, _as_grad(gx.astype(a._np.dtype), a), True)
 
@@ -399,7 +409,7 @@ cdef Tensor _logsumexp(Tensor a, object dim, bint keepdim):
     axes = _red_axes(dim, cnp.PyArray_NDIM(x))
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         if x.size:
-            m = np.max(x, axis=axes, keepdims=True)
+            m = np.array(np.max(x, axis=axes, keepdims=True))
             m[np.isinf(m)] = 0
         else:
             m = np.zeros(_kept_shape(x.shape, axes), dtype=x.dtype)
