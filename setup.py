@@ -153,7 +153,8 @@ class BuildExt(build_ext):
             # Not the library itself: relinking it (a kernel changed) leaves the extensions valid.
             ext.depends = list(ext.depends) + depends + (
                 bench_objs if ext.name == "fastoptim._C._bench" else [])
-        # Cythonize what changed.  Up to date means newer than the .pyx, its .pxi and all of our .pxd:
+        # Cythonize what changed.  Up to date means newer than the .pyx, its .pxi and all of our
+        # .pxd:
         # not Cython's own test, which also follows numpy's .pxd, new files in every isolated
         # build environment (pip), so it would regenerate and recompile everything each time;
         # numpy's and Cython's versions are in the build configuration instead.

@@ -79,9 +79,9 @@ def test_sum_mean_over_dims(dt, shape, keepdim):
         if d is None and keepdim:
             continue
         kw = {} if d is None else {"dim": d, "keepdim": keepdim}
-        _check(lambda T, x: x.sum(**kw), shape, dt)
+        _check(lambda T, x, kw=kw: x.sum(**kw), shape, dt)
         if math.prod(shape) > 0:
-            _check(lambda T, x: T.mean(x, **kw), shape, dt)
+            _check(lambda T, x, kw=kw: T.mean(x, **kw), shape, dt)
 
 
 @pytest.mark.parametrize("dt", ["float32", "float64"])
@@ -90,8 +90,8 @@ def test_sum_mean_over_dims(dt, shape, keepdim):
 def test_prod(dt, shape, keepdim):
     for d in [None] + ([0, -1] if shape else [0]):
         kw = {} if d is None else {"dim": d, "keepdim": keepdim}
-        _check(lambda T, x: x.prod(**kw), shape, dt, positive=True)
-        _check(lambda T, x: T.prod(x, **kw), shape, dt)
+        _check(lambda T, x, kw=kw: x.prod(**kw), shape, dt, positive=True)
+        _check(lambda T, x, kw=kw: T.prod(x, **kw), shape, dt)
 
 
 @pytest.mark.parametrize("dt", ["float32", "float64"])
@@ -130,16 +130,18 @@ def test_std_var(dt, shape, op):
             if n <= kw.get("correction", 0 if kw.get("unbiased") is False else 1):
                 continue
             args = () if d is None else (d,)
-            _check(lambda T, x: getattr(x, op)(*args, **kw), shape, dt)
-            _check(lambda T, x: getattr(T, op)(x, *args, **kw), shape, dt)
+            _check(lambda T, x, kw=kw, args=args, op=op: getattr(x, op)(*args, **kw), shape, dt)
+            _check(lambda T, x, kw=kw, args=args, op=op: getattr(T, op)(x, *args, **kw), shape, dt)
 
 
 def test_std_var_overloads_warnings_and_errors():
     torch = _torch()
     x = [[1.0, 2.0, 4.0], [3.0, 5.0, 9.0]]
     a, b = torch.tensor(x), fo.tensor(x)
-    for call in (lambda t: t.std(1, True), lambda t: t.std(False), lambda t: t.var(0, False, True),
-                 lambda t: t.var(dim=1, correction=0, keepdim=True), lambda t: t.std(unbiased=True)):
+    for call in (lambda t: t.std(1, True), lambda t: t.std(False),
+                 lambda t: t.var(0, False, True),
+                 lambda t: t.var(dim=1, correction=0, keepdim=True),
+                 lambda t: t.std(unbiased=True)):
         np.testing.assert_allclose(call(b).numpy(), call(a).numpy(), rtol=1e-6)
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
@@ -161,8 +163,8 @@ def test_norm(dt, shape, p):
             if d is None and keepdim:
                 continue
             kw = {"p": p} if d is None else {"p": p, "dim": d, "keepdim": keepdim}
-            _check(lambda T, x: x.norm(**kw), shape, dt, seed=3)
-            _check(lambda T, x: T.norm(x, **kw), shape, dt, seed=4)
+            _check(lambda T, x, kw=kw: x.norm(**kw), shape, dt, seed=3)
+            _check(lambda T, x, kw=kw: T.norm(x, **kw), shape, dt, seed=4)
 
 
 def test_norm_at_zero_and_errors():
@@ -246,8 +248,9 @@ def test_argmax_argmin():
 def test_logsumexp(dt, shape):
     for d in [0, -1] + ([(0, 1)] if len(shape) >= 2 else []):
         for keepdim in (False, True):
-            _check(lambda T, x: T.logsumexp(x * 30, d, keepdim=keepdim), shape, dt)
-            _check(lambda T, x: x.logsumexp(dim=d), shape, dt)
+            _check(lambda T, x, d=d, keepdim=keepdim: T.logsumexp(x * 30, d, keepdim=keepdim),
+                   shape, dt)
+            _check(lambda T, x, d=d: x.logsumexp(dim=d), shape, dt)
 
 
 def test_logsumexp_infinities_and_ints():
@@ -261,8 +264,8 @@ def test_logsumexp_infinities_and_ints():
 @pytest.mark.parametrize("shape", [(), (1,), (7,), (3, 5), (2, 3, 4), (1000,)])
 def test_cumsum(dt, shape):
     for d in ([0, -1] if shape else [0]):
-        _check(lambda T, x: x.cumsum(d), shape, dt)
-        _check(lambda T, x: T.cumsum(x, dim=d), shape, dt)
+        _check(lambda T, x, d=d: x.cumsum(d), shape, dt)
+        _check(lambda T, x, d=d: T.cumsum(x, dim=d), shape, dt)
 
 
 def test_cumsum_ints_and_dtype():

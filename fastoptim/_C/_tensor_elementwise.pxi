@@ -308,6 +308,11 @@ cdef void _where_backward(Tensor t, cnp.ndarray g, bint gown) except *:
 _register(N_WHERE, "WhereBackward0", NULL, _where_backward, NULL)
 
 
+# the C++ type names torch's dtype-check messages use
+cdef dict _CPP_NAMES = {"float32": "float", "float64": "double", "int64": "long int",
+                        "int32": "int", "bool": "bool"}
+
+
 def lerp(input, end, weight):
     """input + weight * (end - input), in torch's two-sided form (weight < 0.5 from input,
     else from end); weight a number or a tensor.  Differentiable in all tensor operands."""
@@ -320,15 +325,15 @@ def lerp(input, end, weight):
                         f"{type(end).__name__}")
     x, e = <Tensor>input, <Tensor>end
     if e.dtype is not x.dtype:
-        raise RuntimeError(f"expected dtype {x.dtype._legacy[:-6].lower()} for `end` but got "
-                           f"dtype {e.dtype._legacy[:-6].lower()}")
+        raise RuntimeError(f"expected dtype {_CPP_NAMES[x.dtype.name]} for `end` but got "
+                           f"dtype {_CPP_NAMES[e.dtype.name]}")
     if not _is_float(x._np):
         raise RuntimeError(f"\"lerp_kernel_scalar\" not implemented for '{x.dtype._legacy[:-6]}'")
     if isinstance(weight, Tensor):
         w = <Tensor>weight
         if w.dtype is not x.dtype:
-            raise RuntimeError(f"expected dtype {x.dtype._legacy[:-6].lower()} for `weight` but "
-                               f"got dtype {w.dtype._legacy[:-6].lower()}")
+            raise RuntimeError(f"expected dtype {_CPP_NAMES[x.dtype.name]} for `weight` but "
+                               f"got dtype {_CPP_NAMES[w.dtype.name]}")
         wv = w._np
     else:
         w = None
