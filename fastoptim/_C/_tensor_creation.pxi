@@ -1,5 +1,7 @@
-# Creation: the random generator (a C xoshiro256** behind randn/rand/nn.init, seeded by
-# manual_seed) and the functions that make new leaf tensors (tensor, zeros, randn, ...).
+# Creation: the random generator (a C xoshiro256** behind randn/rand/normal/randint/nn.init,
+# seeded by manual_seed), the functions that make new leaf tensors (tensor, zeros, randn,
+# linspace on its torch-exact C kernel, eye, ...), and the legacy typed constructors
+# (FloatTensor(...), LongTensor(...)) with what t.type(...) accepts.
 
 # ---------------------------------------------------------------------------------------------
 # the random generator behind randn/rand/nn.init

@@ -1,5 +1,7 @@
 # Element-wise ops: unary and scalar forms (N_UNARY), broadcasting binary ops (N_BINARY), dtype
-# casts (N_CAST), clone (N_CLONE), comparisons, and the in-place updates.  Each differentiable
+# casts (N_CAST), clone (N_CLONE), where (N_WHERE), clamp with tensor bounds (N_CLAMP_T) and
+# lerp (N_LERP) -- these three in numpy, broadcasting, with torch's type promotion --,
+# comparisons, and the in-place updates.  Each differentiable
 # op's backward sits under its forward and is registered in the op table (_tensor_ops.pxi).
 
 cdef inline bint _is_scalar(object x):

@@ -55,9 +55,9 @@ cdef enum:
     N_SOFT_CE = 16    # _tensor_loss.pxi: cross_entropy with class probabilities
     N_POINTWISE = 17  # _tensor_loss.pxi: l1/smooth_l1/huber/bce/bce_with_logits
     N_ACT = 18        # _tensor_nnops.pxi: leaky_relu/elu/gelu/silu
-    N_PROD = 19       # _tensor_reduce.pxi, the ops below reduce over dims (_ReduceSaved)
-    N_VAR = 20        # var (_sub 0) / std (_sub 1); _p0 = correction
-    N_NORM = 21       # vector norm; _p0 = ord
+    N_PROD = 19       # _tensor_reduce.pxi; N_PROD .. N_LOGSUMEXP save (kept shape, result
+    N_VAR = 20        #   with the dims kept, op's own): var (_sub 0) / std (_sub 1),
+    N_NORM = 21       #   _p0 = correction; vector norm, _p0 = ord
     N_LOGSUMEXP = 22
     N_CUMSUM = 23     # saved the axis
     N_EXTREME_DIM = 24  # max/min over one dim: saved (indices, axis, in shape); _sub 1 max
