@@ -334,6 +334,13 @@ int64_t fo_first_bad_target(int64_t n, const int64_t *target, int64_t n_classes,
 /* out = a uniformly random permutation of 0 .. n-1 (Fisher-Yates on rng's 53-bit uniforms). */
 void fo_randperm(fo_rng *rng, int64_t n, int64_t *out);
 
+/* torch's linspace, bit for bit (csrc/tensor_creation.c): n values, step = (end - start) /
+ * (n - 1) in T (double for i64), out[i] = fma(step, i, start) below n / 2, else
+ * fma(-step, n - 1 - i, end); i64 truncates the double toward zero. */
+void fo_linspace_f32(int64_t n, float start, float end, float *out);
+void fo_linspace_f64(int64_t n, double start, double end, double *out);
+void fo_linspace_i64(int64_t n, int64_t start, int64_t end, int64_t *out);
+
 /* Activations (out = f(x; p0), gx = g * f'(x; p0), n elements, computed in T):
  *   FO_ACT_LEAKY_RELU  x > 0 ? x : p0 x              (p0 = negative_slope)
  *   FO_ACT_ELU         x > 0 ? x : p0 expm1(x)       (p0 = alpha)

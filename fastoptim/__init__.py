@@ -15,7 +15,12 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from fastoptim._build_info import version as __version__  # noqa: E402,F401  (pyproject's)
 from fastoptim._C._tensor import (  # noqa: E402,F401
+    BoolTensor,
+    DoubleTensor,
+    FloatTensor,
     Generator,
+    IntTensor,
+    LongTensor,
     Size,
     Tensor,
     arange,
@@ -27,6 +32,7 @@ from fastoptim._C._tensor import (  # noqa: E402,F401
     empty,
     empty_like,
     enable_grad,
+    eye,
     float32,
     float64,
     from_dlpack,
@@ -41,16 +47,21 @@ from fastoptim._C._tensor import (  # noqa: E402,F401
     int64,
     is_grad_enabled,
     is_tensor,
+    lerp,
     linspace,
+    logspace,
     manual_seed,
     matmul,
     maximum,
     minimum,
     no_grad,
+    normal,
     ones,
     ones_like,
     rand,
     rand_like,
+    randint,
+    randint_like,
     randn,
     randn_like,
     randperm,
@@ -60,6 +71,7 @@ from fastoptim._C._tensor import (  # noqa: E402,F401
     set_grad_enabled,
     set_rng_state,
     tensor,
+    where,
     zeros,
     zeros_like,
 )
@@ -71,7 +83,6 @@ float = float32  # noqa: A001
 double = float64
 long = int64
 bool = bool_  # noqa: A001
-FloatTensor = Tensor
 
 
 def _unary_fn(name):
@@ -110,6 +121,24 @@ clone = _unary_fn("clone")
 allclose = _unary_fn("allclose")
 equal = _unary_fn("equal")
 isnan = _unary_fn("isnan")
+isfinite = _unary_fn("isfinite")
+isinf = _unary_fn("isinf")
+prod = _unary_fn("prod")
+std = _unary_fn("std")
+var = _unary_fn("var")
+norm = _unary_fn("norm")
+logsumexp = _unary_fn("logsumexp")
+cumsum = _unary_fn("cumsum")
+argmax = _unary_fn("argmax")
+argmin = _unary_fn("argmin")
+any = _unary_fn("any")  # noqa: A001
+all = _unary_fn("all")  # noqa: A001
+eq = _unary_fn("eq")
+ne = _unary_fn("ne")
+lt = _unary_fn("lt")
+le = _unary_fn("le")
+gt = _unary_fn("gt")
+ge = _unary_fn("ge")
 sin = _unary_fn("sin")
 cos = _unary_fn("cos")
 tan = _unary_fn("tan")
@@ -149,4 +178,4 @@ dot = matmul
 clip = clamp
 
 # Subpackages last: they import the names above.
-from fastoptim import cuda, nn, optim, utils  # noqa: E402,F401
+from fastoptim import cuda, nn, optim, return_types, utils  # noqa: E402,F401

@@ -501,3 +501,41 @@ def erfinv(u):
     for _ in range(2):
         x = x - (erf_v(x) - u) / (2 / np.sqrt(np.pi) * np.exp(-x * x))
     return x
+
+
+def _fma_exact(a, b, c, ct):
+    """a * b + c rounded once to the float type ct (exact rational arithmetic, then the nearest
+    of the candidate and its two neighbours; ties to the even one)."""
+    from fractions import Fraction
+    exact = Fraction(float(a)) * Fraction(float(b)) + Fraction(float(c))
+    f = ct(float(exact))
+    cands = [np.nextafter(f, ct(-np.inf)), f, np.nextafter(f, ct(np.inf))]
+    err = [abs(Fraction(float(v)) - exact) for v in cands]
+    best = min(err)
+    ties = [v for v, d in zip(cands, err) if d == best]
+    even = [v for v in ties if int(np.array(v).view(np.int32 if ct is np.float32
+                                                    else np.int64)) % 2 == 0]
+    return (even or ties)[0]
+
+
+def linspace(n, start, end, dtype):
+    """fo_linspace_{f32,f64,i64}: torch's symmetric fused formula, element by element.  step =
+    (end - start) / (n - 1) in the target type (double for integers); below n // 2 an element
+    is fma(step, i, start), from there fma(-step, n - 1 - i, end), rounded once to the type
+    (integers: the double truncated toward zero)."""
+    dtype = np.dtype(dtype)
+    ct = dtype.type if dtype.kind == "f" else np.float64
+    s, e = dtype.type(start), dtype.type(end)
+    out = np.empty(n, dtype=dtype)
+    if n == 1:
+        out[0] = s
+    if n <= 1:
+        return out
+    step = ct((ct(e) - ct(s)) / ct(n - 1))
+    for i in range(n):
+        if i < n // 2:
+            v = _fma_exact(step, i, s, ct)
+        else:
+            v = _fma_exact(-step, n - 1 - i, e, ct)
+        out[i] = v if dtype.kind == "f" else int(v)
+    return out

@@ -133,6 +133,9 @@ cdef extern from "fastoptim.h" nogil:
     int64_t fo_first_bad_target(int64_t n, const int64_t *target, int64_t n_classes,
                                 int64_t ignore_index)
     void fo_randperm(fo_rng *rng, int64_t n, int64_t *out)
+    void fo_linspace_f32(int64_t n, float start, float end, float *out)
+    void fo_linspace_f64(int64_t n, double start, double end, double *out)
+    void fo_linspace_i64(int64_t n, int64_t start, int64_t end, int64_t *out)
     ctypedef struct fo_loss_kernels:
         void (*softmax)(int64_t outer, int64_t n, int64_t inner, const void *x, int log_,
                         void *out)

@@ -467,7 +467,6 @@ NAME_CASES = {
 KNOWN_NAME_DIFFS = {
     # name: (torch's, ours) -- each a deliberate simplification
     "x-1": ("SubBackward0", "AddBackward0"),         # x - s runs as x + (-s)
-    "sum01": ("SumBackward1", "ViewBackward0"),      # tuple dims reduce one dim at a time
     "t": ("TBackward0", "TransposeBackward0"),       # t() is transpose(0, 1)
     "x[0]": ("SelectBackward0", "IndexBackward0"),   # one node kind for all indexing
     "x[0:1]": ("SliceBackward0", "IndexBackward0"),

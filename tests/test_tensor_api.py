@@ -562,7 +562,7 @@ RISKY = [
     "fo.zeros(3).add_(np.zeros((2, 3)))",
     "fo.zeros(2, 3)[fo.tensor([5])]",
     "fo.zeros(3).view(2, 2)",
-    "fo.zeros(3).max(0)",
+    "fo.zeros(3).max(1)",
     "(fo.zeros(3, requires_grad=True) * 1).backward(fo.zeros(4))",
     "fo.zeros(3).lerp_(fo.zeros(4), 0.5)",
     "fo.zeros(3).addcmul_(fo.zeros(3), fo.zeros(2))",

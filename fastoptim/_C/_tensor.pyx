@@ -15,7 +15,8 @@ imports and calls.  So the code is split by area into ``include``d files, one ex
 ``_tensor_class.pxi``             the Tensor class (properties, conversions, thin methods)
 ``_tensor_creation.pxi``          the random generator and the creation functions
 ``_tensor_elementwise.pxi``       unary/binary/scalar ops, casts, comparisons, in-place updates
-``_tensor_reduce.pxi``            sum/mean/max/min
+``_tensor_reduce.pxi``            sum/mean/max/min, and over dims: prod, var/std, norm,
+                                  logsumexp, cumsum, max/min with indices, argmax, any/all
 ``_tensor_linalg.pxi``            matmul and the fused linear layer
 ``_tensor_views.pxi``             reshape/view/transpose/indexing
 ``_tensor_nn.pxi``                the fused MSE loss, Parameter construction, nn.Module's base
@@ -48,7 +49,7 @@ import numpy as np
 cimport cython
 cimport numpy as cnp
 from libc.stdint cimport int64_t, uint64_t, uintptr_t
-from libc.math cimport NAN
+from libc.math cimport INFINITY, NAN
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 
 from fastoptim._C.kernels cimport *

@@ -10,13 +10,11 @@ cdef class Tensor:
     """A CPU tensor with autograd, stored in a numpy array.  Build one with fastoptim.tensor,
     zeros, randn, from_numpy ...; the constructor ``Tensor(data)`` works like fastoptim.tensor."""
 
-    def __init__(self, data=None, *, dtype=None, requires_grad=False):
-        cdef Tensor src
-        if data is None:
-            data = []
-        # torch.Tensor(data) is the legacy constructor: always the default float dtype
-        src = tensor(data, dtype=_default_dtype if dtype is None else dtype)
-        _bind(self, src._np)
+    def __init__(self, *args, dtype=None, requires_grad=False):
+        # torch.Tensor(...) is the legacy constructor: always the default float dtype, and
+        # Tensor(2, 3) is a size (as FloatTensor(2, 3))
+        _bind(self, (<Tensor>_legacy_new(_default_dtype if dtype is None else _to_dtype(dtype),
+                                         args, "Tensor"))._np)
         if requires_grad:
             self.requires_grad_(True)
 
@@ -86,11 +84,13 @@ cdef class Tensor:
         """True when the elements are stored in C (row-major) order without gaps."""
         return bool(cnp.PyArray_IS_C_CONTIGUOUS(self._np))
 
-    def type(self, dtype=None):
-        """type() -> the legacy type name ('fastoptim.FloatTensor' ...); type(t) -> a cast."""
+    def type(self, dtype=None, non_blocking=False):
+        """type() -> the legacy type name ('fastoptim.FloatTensor' ...); type(T) -> self cast
+        to T: a dtype, a legacy type (fastoptim.FloatTensor ...) or its name ('torch.' or
+        'fastoptim.' prefixed)."""
         if dtype is None:
             return "fastoptim." + _dtype_of(self._np)._legacy
-        return self.to(dtype)
+        return self.to(_legacy_dtype(dtype))
 
     def stride(self, dim=None):
         """The step in elements between neighbours along each dimension (or one dim)."""
@@ -285,6 +285,13 @@ cdef class Tensor:
     def __repr__(self):
         return _format_tensor(self)
 
+    def __format__(self, format_spec):
+        # as torch: a 0-dim tensor formats as its number (f"{loss:.4f}"); any other with an
+        # empty spec as str(), with a spec object.__format__'s TypeError
+        if cnp.PyArray_NDIM(self._np) == 0:
+            return self.item().__format__(format_spec)
+        return object.__format__(self, format_spec)
+
     def __reduce__(self):
         return (_rebuild, (np.array(self._np), self._requires_grad))
 
@@ -346,6 +353,10 @@ cdef class Tensor:
     def long(self):
         """An int64 copy (self when already int64)."""
         return _cast(self, int64)
+
+    def int(self):
+        """An int32 copy (self when already int32)."""
+        return _cast(self, int32)
 
     def bool(self):
         """A bool copy (self when already bool)."""
@@ -662,6 +673,14 @@ cdef class Tensor:
                                       "decimals=0 (see README.md, 'Known differences')")
         return _unary_op(self, FO_ROUND)
 
+    def where(self, condition, y):
+        """self where condition is True, else y (as fastoptim.where(condition, self, y))."""
+        return where(condition, self, y)
+
+    def lerp(self, end, weight):
+        """self + weight * (end - self), in torch's two-sided form (as fastoptim.lerp)."""
+        return lerp(self, end, weight)
+
     def maximum(self, other):
         """The element-wise maximum with other, broadcasting (differentiable)."""
         return maximum(self, other)
@@ -689,28 +708,59 @@ cdef class Tensor:
         return matmul(self, other)
 
     def sum(self, dim=None, keepdim=False, *, dtype=None):
-        """Sum of all elements, or over `dim` (keepdim keeps it as size 1); differentiable."""
+        """Sum of all elements, or over `dim` (an int or a tuple; keepdim keeps the reduced dims
+        as size 1); differentiable."""
         return _sum(self, dim, keepdim, False, dtype)
 
     def mean(self, dim=None, keepdim=False, *, dtype=None):
         """Mean of all elements, or over `dim` (floating tensors); differentiable."""
         return _sum(self, dim, keepdim, True, dtype)
 
+    def prod(self, dim=None, keepdim=False, *, dtype=None):
+        """Product of all elements, or over one `dim`; differentiable (zeros included)."""
+        return _prod(self, dim, keepdim, dtype)
+
+    def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        """Variance over `dim` (all elements by default), dividing by N - correction
+        (correction=1 by default; unbiased=False means 0); differentiable."""
+        dim, unbiased, keepdim = _std_var_args(dim, unbiased, keepdim)
+        return _var(self, dim, unbiased, keepdim, correction, False)
+
+    def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        """Standard deviation: the square root of var(...) with the same arguments."""
+        dim, unbiased, keepdim = _std_var_args(dim, unbiased, keepdim)
+        return _var(self, dim, unbiased, keepdim, correction, True)
+
+    def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
+        """The vector p-norm over `dim` (all elements by default): p a number (0, 1, 2, inf,
+        -inf, any other) or 'fro' (the 2-norm); differentiable."""
+        return _norm(self, p, dim, keepdim, dtype)
+
+    def logsumexp(self, dim, keepdim=False):
+        """log(sum(exp(self))) over `dim`, computed stably; differentiable."""
+        return _logsumexp(self, dim, keepdim)
+
+    def cumsum(self, dim, *, dtype=None):
+        """Running sums along `dim`; differentiable."""
+        return _cumsum(self, dim, dtype)
+
     def max(self, *args, **kwargs):
-        """max() -> the largest element; max(other) -> element-wise maximum."""
+        """max() -> the largest element; max(dim, keepdim=False) -> (values, indices);
+        max(other) -> element-wise maximum.  Differentiable."""
         return _extreme(self, True, args, kwargs)
 
     def min(self, *args, **kwargs):
-        """min() -> the smallest element; min(other) -> element-wise minimum."""
+        """min() -> the smallest element; min(dim, keepdim=False) -> (values, indices);
+        min(other) -> element-wise minimum.  Differentiable."""
         return _extreme(self, False, args, kwargs)
 
-    def norm(self, p=2):
-        """The 2-norm (p=2, 'fro') or 1-norm (p=1) of all elements."""
-        if p == 2 or p == "fro":
-            return (self * self).sum().sqrt()
-        if p == 1:
-            return self.abs().sum()
-        raise NotImplementedError(f"norm(p={p!r}) is not implemented; use p=1 or p=2")
+    def argmax(self, dim=None, keepdim=False):
+        """The index of the largest element (flat when dim is None), or along `dim`."""
+        return _argextreme(self, True, dim, keepdim)
+
+    def argmin(self, dim=None, keepdim=False):
+        """The index of the smallest element (flat when dim is None), or along `dim`."""
+        return _argextreme(self, False, dim, keepdim)
 
     # ---- comparisons (no grad, bool results) ---------------------------------------------------
     def __eq__(self, other):
@@ -744,21 +794,45 @@ cdef class Tensor:
         return bool(np.allclose(self._np, _np_of(other), rtol=rtol, atol=atol,
                                 equal_nan=equal_nan))
 
-    def all(self):
-        """True (a bool tensor) when every element is non-zero."""
-        return _wrap(np.asarray(self._np.all()))
+    def all(self, dim=None, keepdim=False):
+        """Whether every element (over `dim`, when given) is non-zero, as a bool tensor."""
+        return _any_all(self, True, dim, keepdim)
 
-    def any(self):
-        """True (a bool tensor) when some element is non-zero."""
-        return _wrap(np.asarray(self._np.any()))
+    def any(self, dim=None, keepdim=False):
+        """Whether some element (over `dim`, when given) is non-zero, as a bool tensor."""
+        return _any_all(self, False, dim, keepdim)
 
     def isnan(self):
         """A bool tensor: which elements are NaN."""
-        return _wrap(np.isnan(self._np))
+        return _wrap(np.asarray(np.isnan(self._np)))
 
     def isfinite(self):
         """A bool tensor: which elements are neither inf nor NaN."""
-        return _wrap(np.isfinite(self._np))
+        return _wrap(np.asarray(np.isfinite(self._np)))
+
+    def isinf(self):
+        """A bool tensor: which elements are +inf or -inf."""
+        return _wrap(np.asarray(np.isinf(self._np)))
+
+    def ne(self, other):
+        """Element-wise self != other, as a bool tensor."""
+        return _compare(self, other, 3)
+
+    def lt(self, other):
+        """Element-wise self < other, as a bool tensor."""
+        return _compare(self, other, 0)
+
+    def le(self, other):
+        """Element-wise self <= other, as a bool tensor."""
+        return _compare(self, other, 1)
+
+    def gt(self, other):
+        """Element-wise self > other, as a bool tensor."""
+        return _compare(self, other, 4)
+
+    def ge(self, other):
+        """Element-wise self >= other, as a bool tensor."""
+        return _compare(self, other, 5)
 
     # ---- in-place ops (no graph) ---------------------------------------------------------------
     cdef _check_inplace(self):

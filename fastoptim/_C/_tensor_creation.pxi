@@ -1,5 +1,7 @@
-# Creation: the random generator (a C xoshiro256** behind randn/rand/nn.init, seeded by
-# manual_seed) and the functions that make new leaf tensors (tensor, zeros, randn, ...).
+# Creation: the random generator (a C xoshiro256** behind randn/rand/normal/randint/nn.init,
+# seeded by manual_seed), the functions that make new leaf tensors (tensor, zeros, randn,
+# linspace on its torch-exact C kernel, eye, ...), and the legacy typed constructors
+# (FloatTensor(...), LongTensor(...)) with what t.type(...) accepts.
 
 # ---------------------------------------------------------------------------------------------
 # the random generator behind randn/rand/nn.init
@@ -85,7 +87,9 @@ cdef object _infer_array(object data, object dt):
             arr = np.array(data)
         except ValueError as e:
             raise ValueError(f"could not build a tensor from {type(data).__name__}: {e}")
-        if arr.dtype.kind == "f":
+        if arr.dtype.kind == "f" and dt is None:
+            # Python floats are parsed as doubles: round to the default dtype only when no
+            # dtype is asked for (tensor(0.05, dtype=float64) keeps every bit)
             arr = arr.astype(_default_dtype._np_dtype)
         elif arr.dtype.kind == "O" and arr.size and hasattr(data, "__len__"):
             # e.g. a list of 0-dim Tensors / numpy scalars
@@ -263,10 +267,173 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=Fa
     return _finish(arr, requires_grad)
 
 
-def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False):
+def _steps_arg(steps, str fn):
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)):
+        raise TypeError(f"{fn}(): argument 'steps' (position 3) must be int, not "
+                        f"{type(steps).__name__}")
+    if steps < 0:
+        raise RuntimeError("number of steps must be non-negative")
+    return int(steps)
+
+
+def _number(v, str name, str fn):
+    if isinstance(v, Tensor):
+        if cnp.PyArray_NDIM((<Tensor>v)._np) != 0:
+            raise RuntimeError(f"{fn}() expects {name} to be 0-dimensional tensors, but got a "
+                               f"tensor with {cnp.PyArray_NDIM((<Tensor>v)._np)} dimensions")
+        return (<Tensor>v).item()
+    if not _is_scalar(v):
+        raise TypeError(f"{fn}(): argument '{name}' must be Number, not {type(v).__name__}")
+    return v
+
+
+def linspace(start, end, steps, *, out=None, dtype=None, layout=None, device=None,
+             requires_grad=False):
+    """`steps` evenly spaced values from start to end, with torch's values bit for bit (the
+    symmetric fused formula of csrc/tensor_creation.c, computed in the target dtype)."""
+    cdef cnp.ndarray a
+    cdef cnp.npy_intp m
     _check_device(device)
+    if out is not None:
+        raise NotImplementedError("linspace(out=...) is not supported by fastoptim")
+    m = _steps_arg(steps, "linspace")
+    start, end = _number(start, "start", "linspace"), _number(end, "end", "linspace")
     d = _default_dtype if dtype is None else _to_dtype(dtype)
-    return _finish(np.linspace(start, end, steps).astype(d._np_dtype), requires_grad)
+    a = _empty(1, &m, d._typenum if d.is_floating_point else cnp.NPY_INT64)
+    if d is float32:
+        fo_linspace_f32(m, <float>float(start), <float>float(end), <float*>_ptr(a))
+    elif d is float64:
+        fo_linspace_f64(m, float(start), float(end), <double*>_ptr(a))
+    else:
+        # integer targets: start and end cast to the type (truncated), the step in double
+        fo_linspace_i64(m, int(start), int(end), <int64_t*>_ptr(a))
+        a = a.astype(d._np_dtype)
+    return _finish(a, requires_grad)
+
+
+def logspace(start, end, steps, base=10.0, *, out=None, dtype=None, layout=None, device=None,
+             requires_grad=False):
+    """base ** linspace-like exponents, as torch's CPU logspace: step = (end - start) computed
+    in the dtype, then / (steps - 1) in double; the exponent start + step * i (or
+    end - step * (steps - 1 - i) past the middle) and the power in double, then rounded."""
+    _check_device(device)
+    if out is not None:
+        raise NotImplementedError("logspace(out=...) is not supported by fastoptim")
+    n = _steps_arg(steps, "logspace")
+    start, end = _number(start, "start", "logspace"), _number(end, "end", "logspace")
+    d = _default_dtype if dtype is None else _to_dtype(dtype)
+    npd = d._np_dtype
+    b = float(base)
+    if n == 1:
+        return _finish(np.full(1, b ** float(npd.type(start)), dtype=npd), requires_grad)
+    s, e = float(npd.type(start)), float(npd.type(end))
+    step = float(npd.type(end) - npd.type(start)) / (n - 1) if n > 1 else 0.0
+    i = np.arange(n, dtype=np.float64)
+    ex = np.where(i < n // 2, s + step * i, e - step * ((n - 1) - i))
+    with np.errstate(over="ignore", invalid="ignore"):
+        vals = np.power(b, ex)
+        if npd.kind != "f":
+            vals = np.trunc(vals)
+        return _finish(vals.astype(npd), requires_grad)
+
+
+def eye(n, m=None, *, out=None, dtype=None, layout=None, device=None, requires_grad=False):
+    """The n x m (m = n by default) matrix with ones on the diagonal."""
+    _check_device(device)
+    for name, v in (("n", n), ("m", m)):
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"eye(): argument '{name}' must be int, not {type(v).__name__}")
+        if v < 0:
+            raise RuntimeError(f"{name} must be greater or equal to 0, got {v}")
+    d = _default_dtype if dtype is None else _to_dtype(dtype)
+    return _finish(np.eye(n, n if m is None else m, dtype=d._np_dtype), requires_grad)
+
+
+def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None, layout=None,
+           device=None, pin_memory=False, requires_grad=False):
+    """Normal samples, torch's four forms: normal(Tensor mean, Tensor std) (broadcast),
+    normal(Tensor mean, float std=1), normal(float mean, Tensor std), and
+    normal(float mean, float std, size).  Draws come from fastoptim's generator."""
+    cdef cnp.ndarray a
+    _check_device(device)
+    if out is not None:
+        raise NotImplementedError("normal(out=...) is not supported by fastoptim")
+    mt, st = isinstance(mean, Tensor), isinstance(std, Tensor)
+    if not mt and not st:
+        if size is None:
+            raise TypeError("normal() received an invalid combination of arguments - got "
+                            f"({type(mean).__name__}, {type(std).__name__}), but expected one "
+                            "of: (Tensor mean, Tensor std), (Tensor mean, float std = 1), "
+                            "(float mean, Tensor std), (float mean, float std, tuple of ints "
+                            "size)")
+        if float(std) < 0:
+            raise RuntimeError(f"normal expects std >= 0.0, but found std {std:g}")
+        a = _new_array(_size_arg((size,), "normal"), dtype)
+        if not _is_float(a):
+            raise TypeError(f"normal: expected a floating dtype, got {dtype}")
+        _kern(a).randn(_rng_of(generator), cnp.PyArray_SIZE(a), _ptr(a))
+        r = a * a.dtype.type(std) + a.dtype.type(mean)
+        return _finish(_ascontig(r, dtype=a.dtype), requires_grad)
+    if size is not None:
+        raise TypeError("normal(): size is only accepted with a float mean and a float std")
+    if st and np.any((<Tensor>std)._np < 0):
+        raise RuntimeError("normal expects all elements of std >= 0.0")
+    if not st and float(std) < 0:
+        raise RuntimeError(f"normal expects std >= 0.0, but found std {std:g}")
+    mt_, st_ = _promoted([mean, std])
+    if not _is_float(mt_._np):
+        raise NotImplementedError(f"\"normal_kernel_cpu\" not implemented for "
+                                  f"'{mt_.dtype._legacy[:-6]}'")
+    shape = _broadcast_shapes(_shp(mt_._np), _shp(st_._np))
+    a = _new_array(tuple(shape), mt_.dtype)
+    _kern(a).randn(_rng_of(generator), cnp.PyArray_SIZE(a), _ptr(a))
+    return _finish(_ascontig(a * st_._np + mt_._np, dtype=a.dtype), requires_grad)
+
+
+def randint(*args, generator=None, out=None, dtype=None, layout=None, device=None,
+            pin_memory=False, requires_grad=False, size=None):
+    """randint(high, size) / randint(low, high, size): integers uniform on [low, high), int64
+    unless dtype says otherwise.  Draws come from fastoptim's generator."""
+    _check_device(device)
+    if size is not None:
+        args = args + (size,)
+    if len(args) == 2:
+        low, high, sz = 0, args[0], args[1]
+    elif len(args) == 3:
+        low, high, sz = args
+    else:
+        raise TypeError("randint() takes (high, size) or (low, high, size)")
+    for name, v in (("low", low), ("high", high)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"randint(): argument '{name}' must be int, not {type(v).__name__}")
+    if not isinstance(sz, (tuple, list, Size)):
+        raise TypeError(f"randint(): argument 'size' must be tuple of ints, not "
+                        f"{type(sz).__name__}")
+    if low >= high:
+        raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} "
+                           f">= to={high}")
+    shape = _size_arg((sz,), "randint")
+    cdef cnp.ndarray u = _new_array(shape, float64)
+    _kern(u).uniform(_rng_of(generator), cnp.PyArray_SIZE(u), _ptr(u), 0.0, 1.0)
+    r = (low + np.floor(u * float(high - low))).astype(np.int64)
+    np.minimum(r, high - 1, out=r)   # u * span may round up to span
+    d = int64 if dtype is None else _to_dtype(dtype)
+    t = _finish(_ascontig(r.astype(d._np_dtype)), False)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def randint_like(input, low=0, high=None, *, dtype=None, layout=None, device=None,
+                 requires_grad=False, memory_format=None):
+    """randint in input's shape and dtype (unless given): randint_like(t, high) or
+    randint_like(t, low, high)."""
+    if high is None:
+        low, high = 0, low
+    return randint(low, high, _shp(_np_of(input)), dtype=_like_dtype(input, dtype),
+                   device=device, requires_grad=requires_grad)
 
 
 cdef object _like_dtype(Tensor t, object dtype):
@@ -332,3 +499,68 @@ cdef void _fill_array(Tensor t, int kind, double p0, double p1):
     if a is not t._np:
         t._np[...] = a
 
+
+
+# ---------------------------------------------------------------------------------------------
+# the legacy typed constructors: FloatTensor(...), LongTensor(...), t.type(DoubleTensor)
+# ---------------------------------------------------------------------------------------------
+
+cdef object _legacy_new(dtype d, tuple args, str name):
+    """torch's legacy constructor: () -> empty; ints or a Size -> an uninitialised tensor of
+    that size; one sequence or array -> its data in dtype d; one tensor -> itself when of
+    dtype d."""
+    if len(args) == 0:
+        return empty(0, dtype=d)
+    if all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in args) or \
+            (len(args) == 1 and isinstance(args[0], Size)):
+        return empty(_size_arg(args, name), dtype=d)
+    if len(args) == 1:
+        data = args[0]
+        if isinstance(data, Tensor):
+            if (<Tensor>data).dtype is not d:
+                raise TypeError(f"expected {d} (got {(<Tensor>data).dtype})")
+            return data
+        if _is_scalar(data):
+            raise TypeError(f"new(): data must be a sequence (got {type(data).__name__})")
+        return tensor(data, dtype=d)
+    raise TypeError(f"new() received an invalid combination of arguments - got "
+                    f"({', '.join(type(a).__name__ for a in args)}), but expected one of: (), "
+                    "(tuple of ints size), (object data)")
+
+
+class _LegacyTensorType(type):
+    """The metaclass of FloatTensor, DoubleTensor, LongTensor, IntTensor, BoolTensor: calling
+    one builds a tensor of its dtype; isinstance(t, FloatTensor) asks whether t is a float32
+    tensor, as for torch's legacy types."""
+
+    def __call__(cls, *args, device=None):
+        _check_device(device)
+        return _legacy_new(cls.dtype, args, cls.__name__)
+
+    def __instancecheck__(cls, obj):
+        return isinstance(obj, Tensor) and obj.dtype is cls.dtype
+
+    def __repr__(cls):
+        return f"<class 'fastoptim.{cls.__name__}'>"
+
+
+FloatTensor = _LegacyTensorType("FloatTensor", (), {"dtype": float32, "__module__": "fastoptim"})
+DoubleTensor = _LegacyTensorType("DoubleTensor", (), {"dtype": float64,
+                                                      "__module__": "fastoptim"})
+LongTensor = _LegacyTensorType("LongTensor", (), {"dtype": int64, "__module__": "fastoptim"})
+IntTensor = _LegacyTensorType("IntTensor", (), {"dtype": int32, "__module__": "fastoptim"})
+BoolTensor = _LegacyTensorType("BoolTensor", (), {"dtype": bool_, "__module__": "fastoptim"})
+cdef dict _LEGACY_BY_NAME = {c.__name__: c for c in (FloatTensor, DoubleTensor, LongTensor,
+                                                     IntTensor, BoolTensor)}
+
+
+cdef dtype _legacy_dtype(object t):
+    """The dtype a type(...) argument names: a dtype, a legacy type or a legacy type's name."""
+    if isinstance(t, _LegacyTensorType):
+        return t.dtype
+    if isinstance(t, str):
+        name = t.rpartition(".")[2]
+        if t.rpartition(".")[0] not in ("torch", "fastoptim") or name not in _LEGACY_BY_NAME:
+            raise ValueError(f"invalid type: '{t}'")
+        return _LEGACY_BY_NAME[name].dtype
+    return _to_dtype(t)

@@ -1,5 +1,7 @@
 # Element-wise ops: unary and scalar forms (N_UNARY), broadcasting binary ops (N_BINARY), dtype
-# casts (N_CAST), clone (N_CLONE), comparisons, and the in-place updates.  Each differentiable
+# casts (N_CAST), clone (N_CLONE), where (N_WHERE), clamp with tensor bounds (N_CLAMP_T) and
+# lerp (N_LERP) -- these three in numpy, broadcasting, with torch's type promotion --,
+# comparisons, and the in-place updates.  Each differentiable
 # op's backward sits under its forward and is registered in the op table (_tensor_ops.pxi).
 
 cdef inline bint _is_scalar(object x):
@@ -128,9 +130,18 @@ cdef void _unary_inplace(Tensor a, int op, double p0, double p1):
 
 
 def clamp(input, min=None, max=None):
-    """Clamp every element into [min, max]; a None bound is not applied."""
+    """Clamp every element into [min, max]; a None bound is not applied.  The bounds are
+    numbers, or tensors (broadcast with input; differentiable in all three)."""
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    if not isinstance(input, Tensor):
+        raise TypeError(f"clamp(): argument 'input' (position 1) must be Tensor, not "
+                        f"{type(input).__name__}")
+    if (isinstance(min, Tensor) and cnp.PyArray_NDIM((<Tensor>min)._np) > 0) or \
+            (isinstance(max, Tensor) and cnp.PyArray_NDIM((<Tensor>max)._np) > 0) or \
+            (isinstance(min, Tensor) and (<Tensor>min)._requires_grad) or \
+            (isinstance(max, Tensor) and (<Tensor>max)._requires_grad):
+        return _clamp_tensor(<Tensor>input, min, max)
     if isinstance(min, Tensor):
         min = (<Tensor>min).item()
     if isinstance(max, Tensor):
@@ -140,6 +151,220 @@ def clamp(input, min=None, max=None):
         return _wrap(np.asarray(np.clip((<Tensor>input)._np, min, max)))   # stays integer
     return _unary(<Tensor>input, FO_CLAMP, NAN if min is None else float(min),
                   NAN if max is None else float(max))
+
+
+def _broadcast_shapes(*shapes):
+    """The broadcast of shapes, or torch's error at the first dim that does not match."""
+    nd = max([len(s) for s in shapes] or [0])
+    out = [1] * nd
+    for shp in shapes:
+        for k in range(1, len(shp) + 1):
+            d = shp[-k]
+            if d == out[-k] or d == 1:
+                continue
+            if out[-k] != 1:
+                raise RuntimeError(f"The size of tensor a ({out[-k]}) must match the size of "
+                                   f"tensor b ({d}) at non-singleton dimension {nd - k}")
+            out[-k] = d
+    return tuple(out)
+
+
+cdef object _sum_to(object g, tuple shape):
+    """g summed over the dims a broadcast added or stretched, back to `shape` (C-contiguous)."""
+    g = np.asarray(g)
+    lead = g.ndim - len(shape)
+    if lead > 0:
+        g = g.sum(axis=tuple(range(lead)))
+    axes = tuple(k for k, s in enumerate(shape) if s == 1 and g.shape[k] != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return _ascontig(g.reshape(shape))
+
+
+cdef void _acc_to(Tensor a, object g) except *:
+    """Accumulate a broadcast gradient into input a (None: a needs none)."""
+    if a is not None:
+        _accumulate(a, _sum_to(g, _shp(a._np)).astype(a._np.dtype, copy=False), True)
+
+
+cdef tuple _promoted(list operands):
+    """The operands (tensors, numbers or None) as tensors of torch's common dtype: tensors
+    decide (dimensioned ones over 0-dim ones within a category), a Python float makes an
+    integer result float (the default dtype), as torch's type promotion."""
+    cdef Tensor t
+    cdef dtype d = None
+    for o in operands:
+        if isinstance(o, Tensor):
+            d = (<Tensor>o).dtype if d is None else _promote_dt(d, o)
+    for o in operands:
+        if d is not None and not d.is_floating_point and isinstance(o, (float, np.floating)):
+            d = _default_dtype
+        elif d is bool_ and isinstance(o, (int, np.integer)) and not isinstance(o, bool):
+            d = int64
+    out = []
+    for o in operands:
+        if o is None:
+            out.append(None)
+        elif isinstance(o, Tensor):
+            out.append(_cast(<Tensor>o, d))
+        else:
+            out.append(_wrap(np.asarray(o, dtype=d._np_dtype)))
+    return tuple(out)
+
+
+cdef dtype _promote_dt(dtype d, Tensor b):
+    """d (a dimensioned tensor's dtype so far) promoted with tensor b."""
+    cdef dtype db = b.dtype
+    if d is db:
+        return d
+    if d.is_floating_point and db.is_floating_point:
+        return d if cnp.PyArray_NDIM(b._np) == 0 else float64
+    if d.is_floating_point:
+        return d
+    if db.is_floating_point:
+        return db
+    if d is bool_:
+        return db
+    if db is bool_:
+        return d
+    return int64
+
+
+cdef Tensor _clamp_tensor(Tensor x, object lo, object hi):
+    """min(max(x, lo), hi) with tensor bounds, NaN propagating (torch's clamp.Tensor)."""
+    cdef Tensor t, tl, th
+    if (lo is not None and not isinstance(lo, Tensor)) or \
+            (hi is not None and not isinstance(hi, Tensor)):
+        raise TypeError("clamp(): min and max must both be Tensors (or None) when one is a "
+                        "Tensor, as in torch's clamp(Tensor input, Tensor? min, Tensor? max)")
+    x, tl, th = _promoted([x, lo, hi])
+    r = x._np
+    if tl is not None:
+        r = np.maximum(r, tl._np)
+    if th is not None:
+        r = np.minimum(r, th._np)
+    t = _wrap(_ascontig(np.broadcast_to(r, _broadcast_shapes(
+        _shp(x._np), *[_shp(b._np) for b in (tl, th) if b is not None]))))
+    if _grad_enabled and (x._requires_grad or (tl is not None and tl._requires_grad) or
+                          (th is not None and th._requires_grad)):
+        _record3(t, N_CLAMP_T, x, tl, th,
+                 (x._np, None if tl is None else tl._np, None if th is None else th._np))
+    return t
+
+
+cdef void _clamp_tensor_backward(Tensor t, cnp.ndarray g, bint gown) except *:
+    """torch's clamp_backward_min_max: x gets g where lo <= x <= hi; lo where x < lo (and
+    lo < hi); hi where x > hi (or hi < lo)."""
+    x, lo, hi = t._saved
+    if lo is not None and hi is not None:
+        _acc_to(_input(t, 0), np.where((x >= lo) & (x <= hi), g, 0))
+        _acc_to(_input(t, 1), np.where((x < lo) & (lo < hi), g, 0))
+        _acc_to(_input(t, 2), np.where((x > hi) | (hi < lo), g, 0))
+    elif lo is not None:
+        _acc_to(_input(t, 0), np.where(x >= lo, g, 0))
+        _acc_to(_input(t, 1), np.where(x < lo, g, 0))
+    else:
+        _acc_to(_input(t, 0), np.where(x <= hi, g, 0))
+        _acc_to(_input(t, 2), np.where(x > hi, g, 0))
+
+
+_register(N_CLAMP_T, "ClampBackward0", NULL, _clamp_tensor_backward, _release_all)
+
+
+def where(condition, input=None, other=None):
+    """where(condition, input, other): input where condition is True, else other (tensors or
+    numbers, broadcast, promoted as torch; differentiable in input and other).
+    where(condition) is condition.nonzero(as_tuple=True)."""
+    cdef Tensor c, a, b, t
+    if not isinstance(condition, Tensor):
+        raise TypeError(f"where(): argument 'condition' (position 1) must be Tensor, not "
+                        f"{type(condition).__name__}")
+    c = <Tensor>condition
+    if input is None and other is None:
+        return tuple(_wrap(_ascontig(i, dtype=np.int64))
+                     for i in np.nonzero(np.atleast_1d(c._np)))
+    if input is None or other is None:
+        raise TypeError("where() takes a condition and both input and other (or the "
+                        "condition alone)")
+    if c.dtype is not bool_:
+        raise RuntimeError("where expected condition to be a boolean tensor, but got a tensor "
+                           f"with dtype {c.dtype._legacy[:-6]}")
+    if not isinstance(input, Tensor) and not isinstance(other, Tensor):
+        # two numbers: a Python float gives the default dtype, as torch
+        a, b = _promoted([tensor(input), tensor(other)])
+    else:
+        a, b = _promoted([input, other])
+    _broadcast_shapes(_shp(c._np), _shp(a._np), _shp(b._np))
+    t = _wrap(_ascontig(np.where(c._np, a._np, b._np)))
+    if _needs_grad(a, b):
+        _record2(t, N_WHERE, a, b, c._np)
+    return t
+
+
+cdef void _where_backward(Tensor t, cnp.ndarray g, bint gown) except *:
+    cdef cnp.ndarray cond = t._saved
+    _acc_to(_input(t, 0), np.where(cond, g, 0))
+    _acc_to(_input(t, 1), np.where(cond, 0, g))
+
+
+_register(N_WHERE, "WhereBackward0", NULL, _where_backward, NULL)
+
+
+# the C++ type names torch's dtype-check messages use
+cdef dict _CPP_NAMES = {"float32": "float", "float64": "double", "int64": "long int",
+                        "int32": "int", "bool": "bool"}
+
+
+def lerp(input, end, weight):
+    """input + weight * (end - input), in torch's two-sided form (weight < 0.5 from input,
+    else from end); weight a number or a tensor.  Differentiable in all tensor operands."""
+    cdef Tensor x, e, w, t
+    if not isinstance(input, Tensor):
+        raise TypeError(f"lerp(): argument 'input' (position 1) must be Tensor, not "
+                        f"{type(input).__name__}")
+    if not isinstance(end, Tensor):
+        raise TypeError(f"lerp(): argument 'end' (position 2) must be Tensor, not "
+                        f"{type(end).__name__}")
+    x, e = <Tensor>input, <Tensor>end
+    if e.dtype is not x.dtype:
+        raise RuntimeError(f"expected dtype {_CPP_NAMES[x.dtype.name]} for `end` but got "
+                           f"dtype {_CPP_NAMES[e.dtype.name]}")
+    if not _is_float(x._np):
+        raise RuntimeError(f"\"lerp_kernel_scalar\" not implemented for '{x.dtype._legacy[:-6]}'")
+    if isinstance(weight, Tensor):
+        w = <Tensor>weight
+        if w.dtype is not x.dtype:
+            raise RuntimeError(f"expected dtype {_CPP_NAMES[x.dtype.name]} for `weight` but "
+                               f"got dtype {_CPP_NAMES[w.dtype.name]}")
+        wv = w._np
+    else:
+        w = None
+        wv = x._np.dtype.type(float(weight))
+    _broadcast_shapes(_shp(x._np), _shp(e._np), np.shape(wv))
+    d = e._np - x._np
+    r = np.where(np.abs(wv) < 0.5, x._np + wv * d, e._np - d * (1 - wv)).astype(x._np.dtype)
+    t = _wrap(_ascontig(r))
+    if _grad_enabled and (x._requires_grad or e._requires_grad or
+                          (w is not None and w._requires_grad)):
+        _record3(t, N_LERP, x, e, w, (x._np, e._np, wv))
+        t._sub = w is not None
+    return t
+
+
+cdef object _lerp_name(Tensor t):
+    return "LerpBackward1" if t._sub else "LerpBackward0"
+
+
+cdef void _lerp_backward(Tensor t, cnp.ndarray g, bint gown) except *:
+    """input: g (1 - weight); end: g weight; weight (a tensor): g (end - input)."""
+    x, e, w = t._saved
+    _acc_to(_input(t, 0), g * (1 - w))
+    _acc_to(_input(t, 1), g * w)
+    if t._sub:
+        _acc_to(_input(t, 2), g * (e - x))
+
+
+_register(N_LERP, NULL, _lerp_name, _lerp_backward, _release_all)
 
 
 cdef dtype _promote(Tensor a, Tensor b):
@@ -268,7 +493,7 @@ cdef Tensor _binary(Tensor a, Tensor b, int op):
     x = a._np
     y = b._np
     if not _is_float(x):
-        return _wrap(_np_binary(op, x, y))
+        return _wrap(np.asarray(_np_binary(op, x, y)))   # 0-dim numpy results are scalars
     x = _contig(x)
     y = _contig(y)
     m = _broadcast(x, y, shape, sa, sb)
@@ -374,7 +599,7 @@ cdef Tensor _add(Tensor a, object other, object alpha):
     if _is_scalar(other):
         if not _is_float(a._np) and not isinstance(other, (float, np.floating)) and \
                 (alpha == 1 or not isinstance(alpha, (float, np.floating))):
-            return _wrap(a._np + (other if alpha == 1 else other * int(alpha)))
+            return _wrap(np.asarray(a._np + (other if alpha == 1 else other * int(alpha))))
         return _unary(a, FO_ADD_S, float(other) * float(alpha), 0.0)
     cdef Tensor b = _as_tensor(other, a)
     if alpha != 1:
@@ -385,7 +610,7 @@ cdef Tensor _add(Tensor a, object other, object alpha):
 cdef Tensor _sub(Tensor a, object other):
     if _is_scalar(other):
         if not _is_float(a._np) and not isinstance(other, (float, np.floating)):
-            return _wrap(a._np - other)
+            return _wrap(np.asarray(a._np - other))
         return _unary(a, FO_ADD_S, -float(other), 0.0)
     return _binary(a, _as_tensor(other, a), FO_SUB)
 
@@ -393,7 +618,7 @@ cdef Tensor _sub(Tensor a, object other):
 cdef Tensor _rsub(Tensor a, object other):
     if _is_scalar(other):
         if not _is_float(a._np) and not isinstance(other, (float, np.floating)):
-            return _wrap(other - a._np)
+            return _wrap(np.asarray(other - a._np))
         return _unary(a, FO_RSUB_S, float(other), 0.0)
     return _binary(_as_tensor(other, a), a, FO_SUB)
 
@@ -403,7 +628,7 @@ cdef Tensor _mul(Tensor a, object other):
         if not _is_float(a._np):
             if isinstance(other, float):
                 return _unary(a, FO_MUL_S, other, 0.0)
-            return _wrap(a._np * other)
+            return _wrap(np.asarray(a._np * other))
         return _unary(a, FO_MUL_S, float(other), 0.0)
     return _binary(a, _as_tensor(other, a), FO_MUL)
 

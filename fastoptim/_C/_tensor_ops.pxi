@@ -55,7 +55,16 @@ cdef enum:
     N_SOFT_CE = 16    # _tensor_loss.pxi: cross_entropy with class probabilities
     N_POINTWISE = 17  # _tensor_loss.pxi: l1/smooth_l1/huber/bce/bce_with_logits
     N_ACT = 18        # _tensor_nnops.pxi: leaky_relu/elu/gelu/silu
-    N_OPS = 19
+    N_PROD = 19       # _tensor_reduce.pxi; N_PROD .. N_LOGSUMEXP save (kept shape, result
+    N_VAR = 20        #   with the dims kept, op's own): var (_sub 0) / std (_sub 1),
+    N_NORM = 21       #   _p0 = correction; vector norm, _p0 = ord
+    N_LOGSUMEXP = 22
+    N_CUMSUM = 23     # saved the axis
+    N_EXTREME_DIM = 24  # max/min over one dim: saved (indices, axis, in shape); _sub 1 max
+    N_WHERE = 25      # _tensor_elementwise.pxi: where(cond, a, b); saved (cond, shapes)
+    N_CLAMP_T = 26    # clamp with tensor bounds: inputs (x, min, max); saved the arrays
+    N_LERP = 27       # lerp: inputs (x, end, weight tensor or None); saved the arrays
+    N_OPS = 28
 
 ctypedef void (*backward_fn)(Tensor t, cnp.ndarray g, bint gown) except *
 ctypedef object (*name_fn)(Tensor t)
