@@ -19,6 +19,11 @@ from fastoptim._C._tensor import (  # noqa: E402,F401
     Size,
     Tensor,
     arange,
+    bmm,
+    cat,
+    gather,
+    index_select,
+    stack,
     as_tensor,
     bool_,
     clamp,
@@ -132,6 +137,19 @@ reciprocal = _unary_fn("reciprocal")
 rsqrt = _unary_fn("rsqrt")
 square = _unary_fn("square")
 erf = _unary_fn("erf")
+# shapes and indexing (the function forms of the Tensor methods)
+permute = _unary_fn("permute")
+narrow = _unary_fn("narrow")
+split = _unary_fn("split")
+chunk = _unary_fn("chunk")
+unbind = _unary_fn("unbind")
+select = _unary_fn("select")
+unflatten = _unary_fn("unflatten")
+movedim = _unary_fn("movedim")
+moveaxis = _unary_fn("moveaxis")
+swapaxes = _unary_fn("swapaxes")
+swapdims = _unary_fn("swapdims")
+concat = concatenate = cat
 
 
 def pow(input, exponent):  # noqa: A001
@@ -149,4 +167,5 @@ dot = matmul
 clip = clamp
 
 # Subpackages last: they import the names above.
-from fastoptim import cuda, nn, optim, utils  # noqa: E402,F401
+from fastoptim import autograd, cuda, nn, optim, utils  # noqa: E402,F401
+from fastoptim.autograd import inference_mode, is_inference_mode_enabled  # noqa: E402,F401

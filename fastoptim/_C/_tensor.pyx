@@ -58,6 +58,7 @@ cnp.import_array()
 include "_tensor_dtypes.pxi"
 include "_tensor_ops.pxi"
 include "_tensor_autograd.pxi"
+include "_tensor_function.pxi"
 include "_tensor_class.pxi"
 include "_tensor_dlpack.pxi"
 include "_tensor_creation.pxi"

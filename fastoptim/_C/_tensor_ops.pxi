@@ -55,7 +55,16 @@ cdef enum:
     N_SOFT_CE = 16    # _tensor_loss.pxi: cross_entropy with class probabilities
     N_POINTWISE = 17  # _tensor_loss.pxi: l1/smooth_l1/huber/bce/bce_with_logits
     N_ACT = 18        # _tensor_nnops.pxi: leaky_relu/elu/gelu/silu
-    N_OPS = 19
+    N_PERMUTE = 19    # _tensor_views.pxi: permute/movedim/mT; saved the axes
+    N_EXPAND = 20     # _tensor_views.pxi: expand (a broadcast view); saved the input shape
+    N_REPEAT = 21     # _tensor_views.pxi: repeat; saved (padded input shape, repeats)
+    N_SLICE = 22      # _tensor_views.pxi: narrow/split/chunk/unbind/select; saved (shape, key)
+    N_CAT = 23        # _tensor_views.pxi: cat/stack over n inputs; saved (dim, sizes)
+    N_GATHER = 24     # _tensor_views.pxi: gather/index_select; saved (shape, full index)
+    N_BMM = 25        # _tensor_linalg.pxi: batched, broadcasting matmul
+    N_PYFUNC = 26     # _tensor_function.pxi: an autograd.Function's node (inputs: its args)
+    N_PYFUNC_OUT = 27 # _tensor_function.pxi: output i of an autograd.Function (input: the node)
+    N_OPS = 28
 
 ctypedef void (*backward_fn)(Tensor t, cnp.ndarray g, bint gown) except *
 ctypedef object (*name_fn)(Tensor t)
