@@ -73,7 +73,8 @@ cdef Tensor _index(Tensor a, object key):
     try:
         y = a._np[key]
     except IndexError as e:
-        raise IndexError(f"{e} (tensor of shape {list(_shp(a._np))})")
+        # numpy's text, in torch's words
+        raise IndexError(str(e).replace(" for axis ", " for dimension "))
     if not isinstance(y, np.ndarray):
         y = np.asarray(y)
     t = _wrap(y)
@@ -150,7 +151,7 @@ cdef Tensor _expand(Tensor a, tuple sizes):
     cdef Tensor t
     if ns < nd:
         raise RuntimeError(
-            f"expand({_dtype_of(a._np)._legacy}{{{list(shp)}}}, size={list(sizes)}): the number "
+            f"expand(torch.{_dtype_of(a._np)._legacy}{{{list(shp)}}}, size={list(sizes)}): the number "
             f"of sizes provided ({ns}) must be greater or equal to the number of dimensions in "
             f"the tensor ({nd})")
     out = []
@@ -179,11 +180,11 @@ cdef Tensor _expand(Tensor a, tuple sizes):
     return t
 
 
-cdef object _sum_to(cnp.ndarray g, tuple shape):
+cdef object _sum_to(object g, tuple shape):
     """g summed over the dims that broadcasting added to reach g's shape from `shape`."""
-    cdef int lead = cnp.PyArray_NDIM(g) - len(shape)
+    cdef int lead = g.ndim - len(shape)
     if lead:
-        g = g.sum(axis=tuple(range(lead)))
+        g = np.asarray(g.sum(axis=tuple(range(lead))))
     axes = tuple(k for k in range(len(shape)) if shape[k] == 1 and g.shape[k] != 1)
     if axes:
         g = g.sum(axis=axes, keepdims=True)
