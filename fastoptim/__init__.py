@@ -169,3 +169,8 @@ clip = clamp
 # Subpackages last: they import the names above.
 from fastoptim import autograd, cuda, nn, optim, utils  # noqa: E402,F401
 from fastoptim.autograd import inference_mode, is_inference_mode_enabled  # noqa: E402,F401
+
+# a torch name not defined here: an AttributeError saying it is unsupported (README)
+from fastoptim._unsupported import module_getattr as _module_getattr  # noqa: E402
+
+__getattr__ = _module_getattr(__name__)

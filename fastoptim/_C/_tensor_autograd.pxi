@@ -258,27 +258,33 @@ cdef object _run_hooks(Tensor t, object g):
 
 cdef void _backward(Tensor root, object gradient, bint retain) except *:
     """Tensor.backward(): the gradient of root into the leaves' .grad."""
-    _engine([root], [_root_grad(root, gradient, 0)], None, False, retain)
+    cdef cnp.ndarray g0 = _root_grad(root, gradient, 0)
+    cdef list order = _topo(root)
+    root._gacc = g0
+    root._gown = True
+    _walk(order, None, False, retain)
 
 
 cdef dict _engine(list roots, list grads, dict want, bint capture, bint retain):
-    """The reverse walk from roots (with their starting gradients) to the leaves.
+    """_walk from several roots (with their starting gradients)."""
+    cdef list order = _topo(<Tensor>roots[0]) if len(roots) == 1 else _topo_many(roots)
+    cdef Py_ssize_t i
+    for i in range(len(roots)):
+        _accumulate(<Tensor>roots[i], grads[i], True)
+    return _walk(order, want, capture, retain)
+
+
+cdef dict _walk(list order, dict want, bint capture, bint retain):
+    """The reverse walk over `order` (_topo's) from the roots' pending gradients to the leaves.
 
     want None: every leaf reached accumulates into .grad (and retain_grad() tensors keep
     theirs): Tensor.backward.  want {id: tensor}: only those tensors' gradients are taken --
     into their .grad (capture False: backward(inputs=...)), or returned {id: array} and no .grad
     touched (capture True: autograd.grad).  Hooks run on every tensor's gradient before use."""
-    cdef list order
     cdef Tensor t
     cdef Py_ssize_t i
     cdef dict got = {} if capture else None
     cdef object g
-    if len(roots) == 1:
-        order = _topo(<Tensor>roots[0])
-    else:
-        order = _topo_many(roots)
-    for i in range(len(roots)):
-        _accumulate(<Tensor>roots[i], grads[i], True)
     try:
         for i in range(len(order) - 1, -1, -1):
             t = <Tensor>order[i]

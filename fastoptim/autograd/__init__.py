@@ -77,3 +77,8 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         if not ins:
             raise RuntimeError("'inputs' argument to backward() cannot be empty.")
     _backward_many(ts, gs, bool(retain_graph), ins)
+
+# a torch name not defined here: an AttributeError saying it is unsupported (README)
+from fastoptim._unsupported import module_getattr as _module_getattr  # noqa: E402
+
+__getattr__ = _module_getattr(__name__)

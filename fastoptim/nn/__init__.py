@@ -41,3 +41,8 @@ from fastoptim.nn.modules import (  # noqa: F401
     Tanh,
 )
 from fastoptim.nn.parameter import Parameter  # noqa: F401
+
+# a torch name not defined here: an AttributeError saying it is unsupported (README)
+from fastoptim._unsupported import module_getattr as _module_getattr  # noqa: E402
+
+__getattr__ = _module_getattr(__name__)
