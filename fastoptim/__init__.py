@@ -19,13 +19,10 @@ from fastoptim._C._tensor import (  # noqa: E402,F401
     Size,
     Tensor,
     arange,
-    bmm,
-    cat,
-    gather,
-    index_select,
-    stack,
     as_tensor,
+    bmm,
     bool_,
+    cat,
     clamp,
     device,
     dtype,
@@ -38,9 +35,11 @@ from fastoptim._C._tensor import (  # noqa: E402,F401
     from_numpy,
     full,
     full_like,
+    gather,
     get_default_device,
     get_default_dtype,
     get_rng_state,
+    index_select,
     initial_seed,
     int32,
     int64,
@@ -64,6 +63,7 @@ from fastoptim._C._tensor import (  # noqa: E402,F401
     set_default_dtype,
     set_grad_enabled,
     set_rng_state,
+    stack,
     tensor,
     zeros,
     zeros_like,
@@ -168,9 +168,8 @@ clip = clamp
 
 # Subpackages last: they import the names above.
 from fastoptim import autograd, cuda, nn, optim, utils  # noqa: E402,F401
+from fastoptim._unsupported import module_getattr as _module_getattr  # noqa: E402
 from fastoptim.autograd import inference_mode, is_inference_mode_enabled  # noqa: E402,F401
 
 # a torch name not defined here: an AttributeError saying it is unsupported (README)
-from fastoptim._unsupported import module_getattr as _module_getattr  # noqa: E402
-
 __getattr__ = _module_getattr(__name__)

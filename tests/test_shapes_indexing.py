@@ -96,7 +96,7 @@ def _run(M, name, dt, seed=0):
     outs = _tuple(fn(M, x))
     # a random upstream gradient per output: tests every element's gradient, not just a sum
     loss = None
-    for k, o in enumerate(outs):
+    for o in outs:
         w = M.tensor(rng.standard_normal(tuple(o.shape)).astype(dt))
         term = (o * w).sum()
         loss = term if loss is None else loss + term

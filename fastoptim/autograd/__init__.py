@@ -5,8 +5,14 @@ run from Python), and the grad-mode switches.  The engine itself is compiled
 (fastoptim/_C/_tensor_autograd.pxi, _tensor_function.pxi); this package checks and shapes the
 arguments the way torch does, then makes one call into it.
 """
-from fastoptim._C._tensor import _autograd_grad, _backward_many, Tensor
-from fastoptim._C._tensor import enable_grad, no_grad, set_grad_enabled  # noqa: F401
+from fastoptim._C._tensor import (  # noqa: F401
+    Tensor,
+    _autograd_grad,
+    _backward_many,
+    enable_grad,
+    no_grad,
+    set_grad_enabled,
+)
 from fastoptim.autograd.function import Function, FunctionCtx, once_differentiable  # noqa: F401
 from fastoptim.autograd.grad_mode import (  # noqa: F401
     inference_mode,
@@ -78,7 +84,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
             raise RuntimeError("'inputs' argument to backward() cannot be empty.")
     _backward_many(ts, gs, bool(retain_graph), ins)
 
-# a torch name not defined here: an AttributeError saying it is unsupported (README)
 from fastoptim._unsupported import module_getattr as _module_getattr  # noqa: E402
 
+# a torch name not defined here: an AttributeError saying it is unsupported (README)
 __getattr__ = _module_getattr(__name__)

@@ -10,7 +10,7 @@ class named ``<Function>Backward``, which is also the outputs' ``grad_fn`` name,
 """
 import functools
 
-from fastoptim._C._tensor import _FREED_MSG, _function_node, _swap_grad_mode, Tensor
+from fastoptim._C._tensor import _FREED_MSG, Tensor, _function_node, _swap_grad_mode
 
 
 class FunctionCtx:

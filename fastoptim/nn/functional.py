@@ -156,7 +156,7 @@ __all__ = [
 ]
 _ = math
 
-# a torch name not defined here: an AttributeError saying it is unsupported (README)
 from fastoptim._unsupported import module_getattr as _module_getattr  # noqa: E402
 
+# a torch name not defined here: an AttributeError saying it is unsupported (README)
 __getattr__ = _module_getattr(__name__)

@@ -30,7 +30,7 @@ __all__ = [
     "swa_utils",
 ]
 
-# a torch name not defined here: an AttributeError saying it is unsupported (README)
 from fastoptim._unsupported import module_getattr as _module_getattr  # noqa: E402
 
+# a torch name not defined here: an AttributeError saying it is unsupported (README)
 __getattr__ = _module_getattr(__name__)
