@@ -280,3 +280,31 @@ def test_integer_matmul_batched_matches_numpy():
     a = np.arange(24).reshape(2, 3, 4)
     b = np.arange(8).reshape(4, 2)
     np.testing.assert_array_equal((fo.tensor(a) @ fo.tensor(b)).numpy(), a @ b)
+
+
+def _written(M):
+    w = M.tensor(np.array([0.5, -1.0, 2.0]), requires_grad=True)
+    out = M.zeros(4, 3, dtype=M.float64)
+    for i in range(3):
+        out[i] = w * (i + 1)                  # row by row, as loops fill a buffer
+    out[_idx(M, [3])] = w.sum()               # a broadcast value
+    out[0, 1] = 7.0                           # a constant over part of a written row
+    loss = (out * M.arange(12.0, dtype=M.float64).reshape(4, 3)).sum()
+    loss.backward()
+    return out.detach().numpy(), w.grad.numpy(), out.grad_fn.name()
+
+
+def test_setitem_of_values_that_require_grad_is_differentiable_as_torch():
+    torch = _torch()
+    got, want = _written(fo), _written(torch)
+    np.testing.assert_allclose(got[0], want[0])
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-12)
+    assert got[2] == want[2] == "torch::autograd::CopySlices"
+
+
+def test_setitem_into_a_tensor_that_saved_values_still_raises():
+    w = fo.ones(3, requires_grad=True)
+    y = w.exp()                                # exp's backward reads y: writing y would corrupt it
+    with pytest.raises(RuntimeError, match="in-place operations on tensors that are part of an "
+                                           "autograd graph are not supported by fastoptim"):
+        y[0] = 0.0

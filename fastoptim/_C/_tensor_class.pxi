@@ -561,14 +561,9 @@ cdef class Tensor:
         return _index(self, key)
 
     def __setitem__(self, key, value):
-        self._check_inplace()
-        if isinstance(key, Tensor):
-            key = (<Tensor>key)._np
-        elif isinstance(key, tuple):
-            key = tuple((<Tensor>k)._np if isinstance(k, Tensor) else k for k in key)
-        if isinstance(value, Tensor):
-            value = (<Tensor>value)._np
-        self._np[key] = value
+        """self[key] = value in place; a value that requires grad makes self a node of the
+        graph (torch's CopySlices), when self itself needs no grad."""
+        _setitem(self, key, value)
 
     # ---- differentiable arithmetic ------------------------------------------------------------
     def __add__(self, other):

@@ -64,7 +64,8 @@ cdef enum:
     N_BMM = 25        # _tensor_linalg.pxi: batched, broadcasting matmul
     N_PYFUNC = 26     # _tensor_function.pxi: an autograd.Function's node (inputs: its args)
     N_PYFUNC_OUT = 27 # _tensor_function.pxi: output i of an autograd.Function (input: the node)
-    N_OPS = 28
+    N_SETITEM = 28    # _tensor_views.pxi: t[key] = value (requiring grad); saved key
+    N_OPS = 29
 
 ctypedef void (*backward_fn)(Tensor t, cnp.ndarray g, bint gown) except *
 ctypedef object (*name_fn)(Tensor t)

@@ -95,6 +95,53 @@ cdef void _index_backward(Tensor t, cnp.ndarray g, bint gown) except *:
 _register(N_INDEX, "IndexBackward0", NULL, _index_backward, NULL)
 
 
+cdef void _setitem(Tensor a, object key, object value) except *:
+    """a[key] = value.  A value requiring grad makes a a node (torch's CopySlices) over its
+    earlier self and the value.  A written tensor may be written again (out[i] = f(w) in a loop):
+    CopySlices reads no saved values, so its node can move to a stand-in for the earlier self.
+    Any other tensor requiring grad raises (_check_inplace: fastoptim does not version in-place
+    writes into a graph whose nodes may have saved the old values)."""
+    cdef Tensor v = <Tensor>value if isinstance(value, Tensor) else None
+    cdef Tensor prev = None
+    cdef bint chain = _grad_enabled and a._requires_grad and a._op == N_SETITEM
+    if not chain:
+        a._check_inplace()
+    if isinstance(key, Tensor):
+        key = (<Tensor>key)._np
+    elif isinstance(key, tuple):
+        key = tuple((<Tensor>k)._np if isinstance(k, Tensor) else k for k in key)
+    elif isinstance(key, list):
+        key = np.asarray(key)
+    if v is not None and _grad_enabled and v._requires_grad and not _is_float(a._np):
+        raise RuntimeError("a value that requires grad can only be written into a floating "
+                           f"point tensor, not {_dtype_of(a._np)}")
+    a._np[key] = v._np if v is not None else value
+    if chain or (v is not None and _grad_enabled and v._requires_grad):
+        if chain:
+            prev = _wrap(a._np)
+            prev._op, prev._sub, prev._ins, prev._saved = a._op, a._sub, a._ins, a._saved
+            prev._requires_grad = True
+        _record(a, N_SETITEM, (prev, _edge(v)), key)
+
+
+cdef void _setitem_backward(Tensor t, cnp.ndarray g, bint gown) except *:
+    """The earlier self: g with the written positions zeroed; the value: g at the written
+    positions, summed over what was broadcast."""
+    cdef Tensor prev = _input(t, 0)
+    cdef Tensor v = _input(t, 1)
+    if v is not None:
+        gv = np.asarray(g[t._saved])
+        _accumulate_any(v, np.asarray(_sum_to(gv, _shp(v._np)), dtype=v._np.dtype)
+                        .reshape(_shp(v._np)))
+    if prev is not None:
+        gp = np.array(g, order="C")
+        gp[t._saved] = 0
+        _accumulate(prev, gp, True)
+
+
+_register(N_SETITEM, "torch::autograd::CopySlices", NULL, _setitem_backward, NULL)
+
+
 
 # ---------------------------------------------------------------------------------------------
 # permute / expand / repeat: views (permute, expand) and a copy (repeat), each with its backward
