@@ -1,5 +1,9 @@
 # Views and indexing: reshape/view/flatten/squeeze (N_VIEW), transpose (N_TRANSPOSE), basic and
-# advanced indexing (N_INDEX).  Views share storage as torch's do.
+# advanced indexing (N_INDEX), index assignment (N_SETITEM), permute (N_PERMUTE), expand
+# (N_EXPAND), repeat (N_REPEAT), narrow/split/chunk/unbind/select (N_SLICE), cat/stack (N_CAT,
+# n inputs), gather/index_select (N_GATHER).  Views share storage as torch's do (expand's is
+# read-only, as torch refuses writes to it); the shape work is numpy's, on the array, so there
+# is no C kernel and no NumPy twin to hold it against: the tests hold it against torch.
 
 cdef Tensor _view(Tensor a, tuple shape, bint strict):
     cdef cnp.ndarray x = a._np
