@@ -201,7 +201,9 @@ class BuildExt(build_ext):
         todo = []
         for ext in self.extensions:
             c_file = os.path.join(self.build_temp, ext.sources[0][:-4] + ".c")
-            if self.force or _newer(ext.sources + ours, c_file):
+            # and than the .pxi files the .pyx includes (_tensor.pyx: _tensor_*.pxi)
+            pxi = glob.glob(ext.sources[0][:-4] + "_*.pxi")
+            if self.force or _newer(ext.sources + ours + pxi, c_file):
                 todo.append(ext)
             else:
                 ext.sources = [c_file]

@@ -25,7 +25,9 @@ from fastoptim._C._tensor import (  # noqa: E402,F401
     Tensor,
     arange,
     as_tensor,
+    bmm,
     bool_,
+    cat,
     clamp,
     device,
     dtype,
@@ -39,9 +41,11 @@ from fastoptim._C._tensor import (  # noqa: E402,F401
     from_numpy,
     full,
     full_like,
+    gather,
     get_default_device,
     get_default_dtype,
     get_rng_state,
+    index_select,
     initial_seed,
     int32,
     int64,
@@ -70,6 +74,7 @@ from fastoptim._C._tensor import (  # noqa: E402,F401
     set_default_dtype,
     set_grad_enabled,
     set_rng_state,
+    stack,
     tensor,
     where,
     zeros,
@@ -161,6 +166,19 @@ reciprocal = _unary_fn("reciprocal")
 rsqrt = _unary_fn("rsqrt")
 square = _unary_fn("square")
 erf = _unary_fn("erf")
+# shapes and indexing (the function forms of the Tensor methods)
+permute = _unary_fn("permute")
+narrow = _unary_fn("narrow")
+split = _unary_fn("split")
+chunk = _unary_fn("chunk")
+unbind = _unary_fn("unbind")
+select = _unary_fn("select")
+unflatten = _unary_fn("unflatten")
+movedim = _unary_fn("movedim")
+moveaxis = _unary_fn("moveaxis")
+swapaxes = _unary_fn("swapaxes")
+swapdims = _unary_fn("swapdims")
+concat = concatenate = cat
 
 
 def pow(input, exponent):  # noqa: A001
@@ -178,4 +196,9 @@ dot = matmul
 clip = clamp
 
 # Subpackages last: they import the names above.
-from fastoptim import cuda, nn, optim, return_types, utils  # noqa: E402,F401
+from fastoptim import autograd, cuda, nn, optim, return_types, utils  # noqa: E402,F401
+from fastoptim._unsupported import module_getattr as _module_getattr  # noqa: E402
+from fastoptim.autograd import inference_mode, is_inference_mode_enabled  # noqa: E402,F401
+
+# a torch name not defined here: an AttributeError saying it is unsupported (README)
+__getattr__ = _module_getattr(__name__)

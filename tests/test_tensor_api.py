@@ -273,7 +273,7 @@ def test_indexing_and_setitem():
     a[1] = fo.tensor([0.0, 0.0, 0.0, 0.0])
     a[2, :2] = 5.0
     assert a.tolist()[1:] == [[0.0] * 4, [5.0, 5.0, 10.0, 11.0]]
-    with pytest.raises(IndexError, match=r"shape \[3, 4\]"):
+    with pytest.raises(IndexError, match="^index 3 is out of bounds for dimension 0 with size 3$"):
         a[3]
 
 

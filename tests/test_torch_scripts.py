@@ -77,7 +77,44 @@ def two_layer_net_raw_tensors(M, steps=200):
     return loss.item()
 
 
-SCRIPTS = [polynomial_fit_of_sin, linear_regression_sgd, two_layer_net_raw_tensors]
+def custom_function_net(M, steps=150):
+    """A net whose activation is a custom autograd.Function, x / (1 + |x|) with a hand-written
+    derivative 1 / (1 + |x|)^2; batches of rows taken with index tensors, SGD by hand."""
+
+    class Softsign(M.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            d = 1 + x.abs()
+            ctx.save_for_backward(d)
+            return x / d
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            (d,) = ctx.saved_tensors
+            return grad_output / (d * d)
+
+    rng = np.random.default_rng(2)
+    xs = rng.standard_normal((96, 3)).astype(np.float32)
+    ys = np.sin(xs @ np.array([[1.0], [-2.0], [0.5]], dtype=np.float32)).astype(np.float32)
+    x, y = M.from_numpy(xs), M.from_numpy(ys)
+    w1 = M.from_numpy((rng.standard_normal((3, 8)) * 0.5).astype(np.float32)).requires_grad_()
+    b1 = M.zeros(8, requires_grad=True)
+    w2 = M.from_numpy((rng.standard_normal((8, 1)) * 0.5).astype(np.float32)).requires_grad_()
+    batches = [M.tensor(rng.permutation(96)[:32]) for _ in range(steps)]
+    for idx in batches:
+        xb, yb = x[idx], y.index_select(0, idx)
+        loss = ((Softsign.apply(xb @ w1 + b1) @ w2 - yb) ** 2).mean()
+        loss.backward()
+        with M.no_grad():
+            for p in (w1, b1, w2):
+                p -= 0.2 * p.grad
+                p.grad.zero_()
+    with M.no_grad():
+        return (((Softsign.apply(x @ w1 + b1) @ w2) - y) ** 2).mean().item()
+
+
+SCRIPTS = [polynomial_fit_of_sin, linear_regression_sgd, two_layer_net_raw_tensors,
+           custom_function_net]
 
 
 @pytest.fixture(autouse=True)

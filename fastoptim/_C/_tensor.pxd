@@ -38,6 +38,7 @@ cdef class Tensor:
     cdef int _mark                     # generation mark of the topological sort
     cdef object _gacc                  # pending gradient during backward
     cdef bint _gown                    # _gacc is ours to modify in place
+    cdef list _hooks                   # register_hook's functions, or None (the usual case)
     cdef dict __dict__
     cdef object __weakref__
 

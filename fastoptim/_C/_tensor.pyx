@@ -11,19 +11,23 @@ imports and calls.  So the code is split by area into ``include``d files, one ex
 ``_tensor_dtypes.pxi``            dtypes, Size, numpy C-API helpers, ``_kern`` (dtype dispatch)
 ``_tensor_ops.pxi``               the op table: node kinds, ``_register``, ``_record``, and
                                   "How to add an op"
-``_tensor_autograd.pxi``          grad mode, grad_fn objects, the backward engine
+``_tensor_autograd.pxi``          grad mode, grad_fn objects, the backward engine (backward,
+                                  autograd.grad, hooks)
+``_tensor_function.pxi``          autograd.Function's nodes
 ``_tensor_class.pxi``             the Tensor class (properties, conversions, thin methods)
 ``_tensor_creation.pxi``          the random generator and the creation functions
 ``_tensor_elementwise.pxi``       unary/binary/scalar ops, casts, comparisons, in-place updates
 ``_tensor_reduce.pxi``            sum/mean/max/min, and over dims: prod, var/std, norm,
                                   logsumexp, cumsum, max/min with indices, argmax, any/all
-``_tensor_linalg.pxi``            matmul and the fused linear layer
-``_tensor_views.pxi``             reshape/view/transpose/indexing
+``_tensor_linalg.pxi``            matmul (batched too), bmm and the fused linear layer
+``_tensor_views.pxi``             reshape/view/permute/expand/narrow/split, cat/stack,
+                                  gather/index_select, indexing and index assignment
 ``_tensor_nn.pxi``                the fused MSE loss, Parameter construction, nn.Module's base
 ``_tensor_loss.pxi``              the fused losses (cross-entropy, NLL, BCE, L1, ...), softmax
 ``_tensor_nnops.pxi``             activations (GELU, ELU, ...), Generator, randperm
 ``_tensor_print.pxi``             repr
 ``_tensor_dlpack.pxi``            DLPack export/import, foreign (torch) tensors in and out
+``_tensor_unsupported.pxi``       torch's Tensor names we lack, each raising "not supported"
 ================================  ===========================================================
 
 Design (in the spirit of micrograd's engine, but in Cython):
@@ -59,6 +63,7 @@ cnp.import_array()
 include "_tensor_dtypes.pxi"
 include "_tensor_ops.pxi"
 include "_tensor_autograd.pxi"
+include "_tensor_function.pxi"
 include "_tensor_class.pxi"
 include "_tensor_dlpack.pxi"
 include "_tensor_creation.pxi"
@@ -70,3 +75,4 @@ include "_tensor_nn.pxi"
 include "_tensor_loss.pxi"
 include "_tensor_nnops.pxi"
 include "_tensor_print.pxi"
+include "_tensor_unsupported.pxi"

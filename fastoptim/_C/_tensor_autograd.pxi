@@ -219,13 +219,11 @@ cdef list _topo(Tensor root):
     return order
 
 
-cdef void _backward(Tensor root, object gradient, bint retain) except *:
+cdef cnp.ndarray _root_grad(Tensor root, object gradient, Py_ssize_t k):
+    """The gradient that starts the walk at root k: `gradient`, or an implicit 1 for a scalar."""
     cdef cnp.ndarray g0
-    cdef list order
-    cdef Tensor t
-    cdef Py_ssize_t i
     if not root._requires_grad:
-        raise RuntimeError("element 0 of tensors does not require grad and does not have a "
+        raise RuntimeError(f"element {k} of tensors does not require grad and does not have a "
                            "grad_fn")
     if gradient is None:
         if cnp.PyArray_SIZE(root._np) != 1:
@@ -235,32 +233,89 @@ cdef void _backward(Tensor root, object gradient, bint retain) except *:
             (<float*>_ptr(g0))[0] = 1.0
         else:
             (<double*>_ptr(g0))[0] = 1.0
-    else:
-        g0 = np.asarray(_np_of(gradient))
-        if _shp(g0) != _shp(root._np):
-            raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of "
-                               f"{Size(_shp(g0))} and output[0] has a shape of "
-                               f"{Size(_shp(root._np))}.")
-        g0 = _ascontig(g0, dtype=root._np.dtype)
-    if root._op == N_LEAF:
-        _store_grad(root, g0, gradient is None)
-        return
-    order = _topo(root)
+        return g0
+    g0 = np.asarray(_np_of(gradient))
+    if _shp(g0) != _shp(root._np):
+        raise RuntimeError(f"Mismatch in shape: grad_output[{k}] has a shape of "
+                           f"{Size(_shp(g0))} and output[{k}] has a shape of "
+                           f"{Size(_shp(root._np))}.")
+    # a copy: the walk may sum into it, and the caller's tensor must not change
+    return np.array(g0, dtype=root._np.dtype, order="C")
+
+
+cdef object _run_hooks(Tensor t, object g):
+    """t's register_hook functions, in order, on its gradient; each may return a replacement."""
+    for hook in list(t._hooks):
+        r = hook(_wrap(g))
+        if r is not None:
+            if not isinstance(r, Tensor) or _shp((<Tensor>r)._np) != _shp(g):
+                raise RuntimeError(f"hook '{getattr(hook, '__name__', hook)}' has changed the "
+                                   "size of value" if isinstance(r, Tensor) else
+                                   "hook must return a Tensor or None")
+            g = _ascontig((<Tensor>r)._np, dtype=g.dtype)
+    return g
+
+
+cdef void _backward(Tensor root, object gradient, bint retain) except *:
+    """Tensor.backward(): the gradient of root into the leaves' .grad."""
+    cdef cnp.ndarray g0 = _root_grad(root, gradient, 0)
+    cdef list order = _topo(root)
     root._gacc = g0
-    root._gown = gradient is None
+    root._gown = True
+    _walk(order, None, False, retain)
+
+
+cdef dict _engine(list roots, list grads, dict want, bint capture, bint retain):
+    """_walk from several roots (with their starting gradients)."""
+    cdef list order = _topo(<Tensor>roots[0]) if len(roots) == 1 else _topo_many(roots)
+    cdef Py_ssize_t i
+    for i in range(len(roots)):
+        _accumulate(<Tensor>roots[i], grads[i], True)
+    return _walk(order, want, capture, retain)
+
+
+cdef dict _walk(list order, dict want, bint capture, bint retain):
+    """The reverse walk over `order` (_topo's) from the roots' pending gradients to the leaves.
+
+    want None: every leaf reached accumulates into .grad (and retain_grad() tensors keep
+    theirs): Tensor.backward.  want {id: tensor}: only those tensors' gradients are taken --
+    into their .grad (capture False: backward(inputs=...)), or returned {id: array} and no .grad
+    touched (capture True: autograd.grad).  Hooks run on every tensor's gradient before use."""
+    cdef Tensor t
+    cdef Py_ssize_t i
+    cdef dict got = {} if capture else None
+    cdef object g
     try:
         for i in range(len(order) - 1, -1, -1):
             t = <Tensor>order[i]
             if t._gacc is None:
                 continue
-            if t._op == N_LEAF:
-                _store_grad(t, t._gacc, t._gown)
-            else:
+            g = t._gacc
+            if t._hooks is not None:
+                g = _run_hooks(t, g)
+                t._gown = False
+            if want is None:
+                if t._op == N_LEAF:
+                    _store_grad(t, g, t._gown)
+                    t._gacc = None
+                    continue
                 if t._retains_grad:
-                    _store_grad(t, t._gacc, False)
-                if t._freed == 1:
-                    raise RuntimeError(_FREED_MSG)
-                _OPS[t._op].backward(t, t._gacc, t._gown)
+                    _store_grad(t, g, False)
+            else:
+                if id(t) in want:
+                    if capture:
+                        got[id(t)] = g if t._gown else np.array(g, order="C")
+                        t._gown = False
+                    else:
+                        _store_grad(t, g, False)
+                if t._op == N_LEAF:
+                    t._gacc = None
+                    continue
+                if t._retains_grad and (capture or id(t) not in want):
+                    _store_grad(t, g, False)     # as torch: retain_grad fires in grad() too
+            if t._freed == 1:
+                raise RuntimeError(_FREED_MSG)
+            _OPS[t._op].backward(t, g, t._gown)
             t._gacc = None
     finally:
         for i in range(len(order)):
@@ -269,5 +324,70 @@ cdef void _backward(Tensor root, object gradient, bint retain) except *:
             if not retain and t._op != N_LEAF and t._freed != 1 and \
                     _OPS[t._op].release != NULL:
                 _OPS[t._op].release(t)
+    return got
 
 
+cdef list _topo_many(list roots):
+    """_topo over several roots: one order in which every tensor comes after all it feeds."""
+    cdef Tensor hub = Tensor.__new__(Tensor)        # a node whose inputs are the roots
+    cdef list order
+    hub._ins = tuple(roots)
+    order = _topo(hub)
+    order.pop()
+    return order
+
+
+def _autograd_grad(outputs, inputs, grad_outputs, bint retain, bint allow_unused,
+                   bint materialize):
+    """torch.autograd.grad's walk (fastoptim.autograd.grad checks and shapes the arguments):
+    the gradients of `outputs` w.r.t. `inputs`, no .grad touched."""
+    cdef list roots = list(outputs)
+    cdef list ins = list(inputs)
+    cdef Tensor x
+    grads = [_root_grad(<Tensor>roots[k], grad_outputs[k], k) for k in range(len(roots))]
+    for k, x in enumerate(ins):
+        if not x._requires_grad:
+            raise RuntimeError("One of the differentiated Tensors does not require grad")
+    got = _engine(roots, grads, {id(x): x for x in ins}, True, retain)
+    res = []
+    for k, x in enumerate(ins):
+        g = got.get(id(x))
+        if g is None:
+            if not allow_unused and not materialize:
+                raise RuntimeError(f"The differentiated Tensor at index {k} appears to not have "
+                                   "been used in the graph. Set allow_unused=True if this is the "
+                                   "desired behavior.")
+            res.append(_wrap(_zeros_like(x._np)) if materialize else None)
+        else:
+            res.append(_wrap(g))
+    return tuple(res)
+
+
+def _backward_many(tensors, grad_tensors, bint retain, inputs):
+    """torch.autograd.backward / Tensor.backward(inputs=...): several roots; with `inputs`, only
+    those tensors' .grad accumulate."""
+    cdef list roots = list(tensors)
+    grads = [_root_grad(<Tensor>roots[k], grad_tensors[k], k) for k in range(len(roots))]
+    want = None
+    if inputs is not None:
+        want = {id(x): x for x in inputs}
+    _engine(roots, grads, want, False, retain)
+
+
+class RemovableHandle:
+    """What register_hook returns: remove() takes the hook off the tensor."""
+    __slots__ = ("_hooks", "_fn")
+
+    def __init__(self, hooks, fn):
+        self._hooks = hooks
+        self._fn = fn
+
+    def remove(self):
+        if self._fn in self._hooks:
+            self._hooks.remove(self._fn)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()

@@ -418,13 +418,14 @@ cdef class Tensor:
         return _view(self, shp[:s] + (n,) + shp[e + 1:], False)
 
     def squeeze(self, dim=None):
-        """Drop dims of size 1 (all, or only `dim`)."""
+        """Drop dims of size 1 (all, or only `dim`, an int or a tuple of ints)."""
         shp = _shp(self._np)
         if dim is None:
             new = tuple(s for s in shp if s != 1)
         else:
-            d = _norm_dim(dim, len(shp))
-            new = shp[:d] + shp[d + 1:] if len(shp) and shp[d] == 1 else shp
+            dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+            drop = {_norm_dim(d, len(shp)) for d in dims}
+            new = tuple(s for k, s in enumerate(shp) if not (k in drop and s == 1))
         return _view(self, new, False)
 
     def unsqueeze(self, dim):
@@ -448,25 +449,132 @@ cdef class Tensor:
 
     @property
     def T(self):
-        """The transpose of a tensor of at most 2 dims."""
+        """The transpose of a tensor of at most 2 dims; on more, all dims reversed (deprecated
+        in torch, with its warning)."""
         nd = cnp.PyArray_NDIM(self._np)
         if nd > 2:
-            raise RuntimeError("T is only supported on tensors with <= 2 dimensions here; use "
-                               "transpose/permute")
+            warnings.warn(
+                "The use of `x.T` on tensors of dimension other than 2 to reverse their shape is "
+                "deprecated and it will throw an error in a future release. Consider `x.mT` to "
+                "transpose batches of matrices or `x.permute(*torch.arange(x.ndim - 1, -1, -1))` "
+                "to reverse the dimensions of a tensor.", UserWarning, stacklevel=1)
+            return _permute(self, tuple(range(nd - 1, -1, -1)), 0)
         return self.t()
+
+    @property
+    def mT(self):
+        """The last two dims swapped (a batch of matrices transposed; a view)."""
+        nd = cnp.PyArray_NDIM(self._np)
+        if nd < 2:
+            raise RuntimeError("tensor.mT is only supported on matrices or batches of matrices. "
+                               f"Got {nd}-D tensor.")
+        return _transpose(self, -2, -1)
+
+    def swapaxes(self, axis0, axis1):
+        """transpose(axis0, axis1)."""
+        return _transpose(self, axis0, axis1)
+
+    def swapdims(self, dim0, dim1):
+        """transpose(dim0, dim1)."""
+        return _transpose(self, dim0, dim1)
+
+    def permute(self, *dims):
+        """The dims reordered (a view): permute(2, 0, 1) or permute((2, 0, 1))."""
+        return _permute(self, _dims_arg(dims), 0)
+
+    def movedim(self, source, destination):
+        """Move dim(s) `source` to position(s) `destination` (a view)."""
+        nd = cnp.PyArray_NDIM(self._np)
+        src = source if isinstance(source, (tuple, list)) else (source,)
+        dst = destination if isinstance(destination, (tuple, list)) else (destination,)
+        if len(src) != len(dst):
+            raise RuntimeError(f"movedim: Invalid source or destination dims: source ({list(src)}"
+                               f" dims) should contain the same number of dims as destination "
+                               f"({list(dst)} dims)")
+        src = [_norm_dim(d, nd) for d in src]
+        dst = [_norm_dim(d, nd) for d in dst]
+        if len(set(src)) != len(src) or len(set(dst)) != len(dst):
+            raise RuntimeError("movedim: repeated dim in `source` or `destination`")
+        order = [d for d in range(nd) if d not in src]
+        for s, d in sorted(zip(dst, src)):
+            order.insert(s, d)
+        return _permute(self, tuple(order), 0)
+
+    moveaxis = movedim
+
+    def unflatten(self, dim, sizes):
+        """Split dim into the given sizes (one may be -1): a view when possible."""
+        shp = _shp(self._np)
+        d = _norm_dim(dim, len(shp))
+        sizes = [int(s) for s in sizes]
+        if not sizes:
+            raise RuntimeError("unflatten: sizes must be non-empty")
+        known = 1
+        for s in sizes:
+            if s != -1:
+                known *= s
+        if sizes.count(-1) > 1:
+            raise RuntimeError("only one dimension can be inferred")
+        if -1 in sizes:
+            if known == 0 or shp[d] % known:
+                raise RuntimeError(f"shape '{sizes}' is invalid for input of size {shp[d]}")
+            sizes[sizes.index(-1)] = shp[d] // known
+        elif known != shp[d]:
+            raise RuntimeError(f"unflatten: Provided sizes {sizes} don't multiply up to the size "
+                               f"of dim {d} ({shp[d]}) in the input tensor")
+        return _view(self, shp[:d] + tuple(sizes) + shp[d + 1:], False)
+
+    def expand(self, *sizes):
+        """A broadcast view with the given sizes (-1 keeps a dim); writes to it are refused."""
+        return _expand(self, _shape_arg(sizes))
+
+    def expand_as(self, other):
+        """expand(other.size())."""
+        return _expand(self, tuple(_shp(_np_of(other))))
+
+    def repeat(self, *repeats):
+        """Tile the tensor `repeats` times along each dim (a copy)."""
+        return _repeat(self, _shape_arg(repeats))
+
+    def narrow(self, dim, start, length):
+        """The slice start:start+length of dim (a view)."""
+        return _narrow(self, dim, start, length, 0)
+
+    def split(self, split_size, dim=0):
+        """Views of chunks of split_size along dim (the last smaller), or of the given sizes."""
+        return _split(self, split_size, dim)
+
+    def chunk(self, chunks, dim=0):
+        """At most `chunks` views of equal size ceil(n/chunks) along dim (the last smaller)."""
+        return _chunk(self, chunks, dim)
+
+    def unbind(self, dim=0):
+        """The slices along dim, each without it (views)."""
+        cdef int nd = cnp.PyArray_NDIM(self._np)
+        if nd == 0:
+            raise IndexError("Dimension specified as 0 but tensor has no dimensions")
+        d = _norm_dim(dim, nd)
+        return tuple(_select(self, d, i, 3) for i in range(_shp(self._np)[d]))
+
+    def select(self, dim, index):
+        """The slice at `index` of dim, without that dim (a view)."""
+        return _select(self, dim, index, 4)
+
+    def gather(self, dim, index, *, sparse_grad=False):
+        """Values along dim at `index` (see fastoptim.gather)."""
+        return gather(self, dim, index, sparse_grad=sparse_grad)
+
+    def index_select(self, dim, index):
+        """Slices along dim at the indices of a vector (see fastoptim.index_select)."""
+        return index_select(self, dim, index)
 
     def __getitem__(self, key):
         return _index(self, key)
 
     def __setitem__(self, key, value):
-        self._check_inplace()
-        if isinstance(key, Tensor):
-            key = (<Tensor>key)._np
-        elif isinstance(key, tuple):
-            key = tuple((<Tensor>k)._np if isinstance(k, Tensor) else k for k in key)
-        if isinstance(value, Tensor):
-            value = (<Tensor>value)._np
-        self._np[key] = value
+        """self[key] = value in place; a value that requires grad makes self a node of the
+        graph (torch's CopySlices), when self itself needs no grad."""
+        _setitem(self, key, value)
 
     # ---- differentiable arithmetic ------------------------------------------------------------
     def __add__(self, other):
@@ -969,11 +1077,30 @@ cdef class Tensor:
 
     # ---- autograd entry point --------------------------------------------------------------------
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
-        """Compute the gradient of this tensor w.r.t. the graph leaves into their .grad."""
+        """Compute the gradient of this tensor w.r.t. the graph leaves into their .grad (only
+        into `inputs`' .grad when given)."""
         if create_graph:
             raise NotImplementedError("create_graph=True (higher-order gradients) is not "
                                       "supported by fastoptim")
-        _backward(self, gradient, bool(retain_graph))
+        if inputs is None:
+            _backward(self, gradient, bool(retain_graph))
+            return
+        if isinstance(inputs, Tensor):
+            inputs = (inputs,)
+        inputs = tuple(inputs)
+        if not inputs:
+            raise RuntimeError("'inputs' argument to backward() cannot be empty.")
+        _backward_many((self,), (gradient,), bool(retain_graph), inputs)
+
+    def register_hook(self, hook):
+        """Call hook(grad) each time this tensor's gradient is computed, before it is used;
+        a returned tensor replaces the gradient.  Returns a handle whose remove() undoes it."""
+        if not self._requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self._hooks is None:
+            self._hooks = []
+        self._hooks.append(hook)
+        return RemovableHandle(self._hooks, hook)
 
     # ---- C-level fields ----------------------------------------------------------------------
     # (declared in _tensor.pxd)

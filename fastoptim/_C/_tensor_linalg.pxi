@@ -39,7 +39,8 @@ def _blas_min_flops():
 
 
 def matmul(input, other):
-    """Matrix product for 1-D and 2-D operands, as torch.matmul."""
+    """Matrix product, as torch.matmul: 1-D and 2-D operands on the C loop or BLAS; batches of
+    matrices (either operand over 2-D) broadcast their batch dims, through numpy.matmul."""
     cdef Tensor a = <Tensor>input if isinstance(input, Tensor) else tensor(input)
     cdef Tensor b = _as_tensor(other, a)
     cdef cnp.ndarray x, y, out
@@ -58,8 +59,7 @@ def matmul(input, other):
         raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are {na}D "
                            f"and {nb}D")
     if na > 2 or nb > 2:
-        raise NotImplementedError(f"batched matmul ({na}D @ {nb}D) is not supported by fastoptim;"
-                                  " only 1-D and 2-D operands")
+        return _bmm(a, b, 0)
     sx, sy = _shp(x), _shp(y)
     if na == 1 and nb == 1:
         kind = 0
@@ -125,6 +125,96 @@ cdef void _matmul_backward(Tensor t, cnp.ndarray g, bint gown) except *:
 
 
 _register(N_MATMUL, NULL, _matmul_name, _matmul_backward, _release_all)
+
+
+# ---------------------------------------------------------------------------------------------
+# batched matmul (N_BMM): a 1-D operand becomes a (1, K) / (K, 1) matrix, batch dims broadcast
+# ---------------------------------------------------------------------------------------------
+
+def bmm(input, mat2, *, out=None):
+    """Batched product of two 3-D tensors with the same batch size, as torch.bmm."""
+    if out is not None:
+        raise NotImplementedError("bmm(out=...) is not supported by fastoptim")
+    cdef Tensor a = <Tensor>input
+    cdef Tensor b = <Tensor>mat2
+    if cnp.PyArray_NDIM(a._np) != 3:
+        raise RuntimeError("batch1 must be a 3D tensor")
+    if cnp.PyArray_NDIM(b._np) != 3:
+        raise RuntimeError("batch2 must be a 3D tensor")
+    if cnp.PyArray_TYPE(a._np) != cnp.PyArray_TYPE(b._np):
+        raise RuntimeError(f"expected scalar type {_dtype_of(a._np)._legacy[:-6]} but found "
+                           f"{_dtype_of(b._np)._legacy[:-6]}")
+    sa, sb = _shp(a._np), _shp(b._np)
+    if sb[0] != sa[0] or sb[1] != sa[2]:
+        raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: "
+                           f"[{sa[0]}, {sa[2]}] but got: [{sb[0]}, {sb[1]}].")
+    return _bmm(a, b, 1)
+
+
+cdef Tensor _bmm(Tensor a, Tensor b, int sub):
+    """a @ b with at least one operand over 2-D (same dtype; matmul has promoted)."""
+    cdef cnp.ndarray x = a._np, y = b._np
+    cdef Tensor t
+    sx, sy = _shp(x), _shp(y)
+    x2 = x if len(sx) > 1 else x.reshape(1, -1)
+    y2 = y if len(sy) > 1 else y.reshape(-1, 1)
+    M, K = x2.shape[-2:]
+    K2, N = y2.shape[-2:]
+    bx, by = x2.shape[:-2], y2.shape[:-2]
+    if len(sy) <= 2 and K != K2:        # torch folds the batch into rows: mm / mv messages
+        rows = x2.size // K if K else 0
+        if len(sy) == 1:
+            raise RuntimeError(f"size mismatch, got input ({rows}), mat ({rows}x{K}), vec "
+                               f"({sy[0]})")
+        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x{K} and "
+                           f"{K2}x{N})")
+    n = max(len(bx), len(by))
+    px, py = (1,) * (n - len(bx)) + bx, (1,) * (n - len(by)) + by
+    for k in range(n):
+        if px[k] != py[k] and px[k] != 1 and py[k] != 1:
+            raise RuntimeError(f"The size of tensor a ({px[k]}) must match the size of tensor b "
+                               f"({py[k]}) at non-singleton dimension {k}")
+    if K != K2:
+        batch = 1
+        for k in range(n):
+            batch *= max(px[k], py[k])
+        raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: "
+                           f"[{batch}, {K}] but got: [{batch}, {K2}].")
+    out = np.matmul(x2, y2)
+    if len(sx) == 1:
+        out = out[..., 0, :]
+    if len(sy) == 1:
+        out = out[..., 0]
+    t = _wrap(_ascontig(out))
+    if _is_float(x) and _needs_grad(a, b):
+        _record2(t, N_BMM, a, b, (x2, y2, len(sx) == 1, len(sy) == 1))
+        t._sub = sub
+    return t
+
+
+cdef object _bmm_name(Tensor t):
+    return ("UnsafeViewBackward0", "BmmBackward0")[t._sub]
+
+
+cdef void _bmm_backward(Tensor t, cnp.ndarray g, bint gown) except *:
+    """dA = g @ B^T and dB = A^T @ g, each summed over the batch dims it was broadcast along."""
+    cdef Tensor a = _input(t, 0)
+    cdef Tensor b = _input(t, 1)
+    x2, y2, vx, vy = t._saved
+    g2 = g
+    if vy:
+        g2 = g2[..., None]
+    if vx:
+        g2 = g2[..., None, :]
+    if a is not None:
+        ga = _sum_to(np.matmul(g2, np.swapaxes(y2, -1, -2)), _shp(x2))
+        _accumulate_any(a, ga.reshape(_shp(a._np)))
+    if b is not None:
+        gb = _sum_to(np.matmul(np.swapaxes(x2, -1, -2), g2), _shp(y2))
+        _accumulate_any(b, gb.reshape(_shp(b._np)))
+
+
+_register(N_BMM, NULL, _bmm_name, _bmm_backward, _release_all)
 
 
 def linear(input, weight, bias=None):

@@ -64,7 +64,17 @@ cdef enum:
     N_WHERE = 25      # _tensor_elementwise.pxi: where(cond, a, b); saved (cond, shapes)
     N_CLAMP_T = 26    # clamp with tensor bounds: inputs (x, min, max); saved the arrays
     N_LERP = 27       # lerp: inputs (x, end, weight tensor or None); saved the arrays
-    N_OPS = 28
+    N_PERMUTE = 28    # _tensor_views.pxi: permute/movedim/mT; saved the axes
+    N_EXPAND = 29     # _tensor_views.pxi: expand (a broadcast view); saved the input shape
+    N_REPEAT = 30     # _tensor_views.pxi: repeat; saved (padded input shape, repeats)
+    N_SLICE = 31      # _tensor_views.pxi: narrow/split/chunk/unbind/select; saved (shape, key)
+    N_CAT = 32        # _tensor_views.pxi: cat/stack over n inputs; saved (dim, sizes)
+    N_GATHER = 33     # _tensor_views.pxi: gather/index_select; saved (shape, full index)
+    N_BMM = 34        # _tensor_linalg.pxi: batched, broadcasting matmul
+    N_PYFUNC = 35     # _tensor_function.pxi: an autograd.Function's node (inputs: its args)
+    N_PYFUNC_OUT = 36 # _tensor_function.pxi: output i of an autograd.Function (input: the node)
+    N_SETITEM = 37    # _tensor_views.pxi: t[key] = value (requiring grad); saved key
+    N_OPS = 38
 
 ctypedef void (*backward_fn)(Tensor t, cnp.ndarray g, bint gown) except *
 ctypedef object (*name_fn)(Tensor t)

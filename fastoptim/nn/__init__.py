@@ -1,4 +1,5 @@
 """fastoptim.nn: the modules, losses and initialisers the textbook training loop needs."""
+from fastoptim._unsupported import module_getattr as _module_getattr  # noqa: E402
 from fastoptim.nn import (  # noqa: F401
     functional,
     init,
@@ -41,3 +42,6 @@ from fastoptim.nn.modules import (  # noqa: F401
     Tanh,
 )
 from fastoptim.nn.parameter import Parameter  # noqa: F401
+
+# a torch name not defined here: an AttributeError saying it is unsupported (README)
+__getattr__ = _module_getattr(__name__)

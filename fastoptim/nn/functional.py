@@ -155,3 +155,8 @@ __all__ = [
     "elu", "silu", "dropout", "layer_norm", "batch_norm", "embedding",
 ]
 _ = math
+
+from fastoptim._unsupported import module_getattr as _module_getattr  # noqa: E402
+
+# a torch name not defined here: an AttributeError saying it is unsupported (README)
+__getattr__ = _module_getattr(__name__)

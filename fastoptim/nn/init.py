@@ -176,3 +176,8 @@ def sparse_(tensor, sparsity, std=0.01, generator=None):
         for col in range(cols):
             arr[randperm(rows).numpy()[:num_zeros], col] = 0
     return tensor
+
+from fastoptim._unsupported import module_getattr as _module_getattr  # noqa: E402
+
+# a torch name not defined here: an AttributeError saying it is unsupported (README)
+__getattr__ = _module_getattr(__name__)

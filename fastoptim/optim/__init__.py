@@ -39,3 +39,8 @@ __all__ = [
     "lr_scheduler",
     "swa_utils",
 ]
+
+from fastoptim._unsupported import module_getattr as _module_getattr  # noqa: E402
+
+# a torch name not defined here: an AttributeError saying it is unsupported (README)
+__getattr__ = _module_getattr(__name__)
