@@ -12,8 +12,9 @@
  * variance, write variance, sum p^2 and u^2; (2) write p.
  *
  * Determinism: every sum runs over fixed blocks (FO_AF_BLOCKS row ranges of a matrix;
- * FO_AF_VBLOCK elements of a vector), each in eight fixed lanes, and the blocks' partial sums
- * are added in block order, so the result is bit-identical for any thread count.  Sums are
+ * FO_AF_VBLOCK elements of a vector), each row or block summed in the SIMD lanes of an
+ * ``omp simd reduction`` (a fixed order for a given build), and the blocks' partial sums are
+ * added in block order, so the result is bit-identical for any thread count.  Sums are
  * taken in double whatever T is.  The column sums of a matrix's blocks go to the caller's work
  * buffer (fo_adafactor_work_size doubles), so a step allocates nothing. */
 #include "fastoptim.h"
