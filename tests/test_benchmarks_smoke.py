@@ -44,6 +44,7 @@ def test_every_regime_and_optimizer_has_a_row(smoke):
     opts = ["sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta"]
     extra = {("e", "fwd+bwd"), ("e", "adam+CrossEntropyLoss"), ("d", "sgd+StepLR"),
              ("d", "sgd+OneCycleLR"), ("b", "ema")}
+    extra |= {(reg, "adafactor") for reg in "abc"}   # not elementwise: (a)-(c) only
     assert got == {(reg, o) for reg in "abcdef" for o in opts} | extra
     assert all(r["threads"] == 1 for r in data["rows"])
 
