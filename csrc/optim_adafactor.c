@@ -20,6 +20,17 @@
 #include "fastoptim.h"
 #include "optim_multi.h"
 
+/* The passes are bound by division and sqrt throughput, not memory: an AVX2 variant, chosen at
+ * load time, runs them eight floats wide (baseline x86-64: four).  Without FMA contraction
+ * (-std=c99 turns it off) the per-element arithmetic is the same; only the SIMD lanes of the
+ * sums differ, so results are bit-identical for any thread count on a given CPU, and within
+ * rounding of the sums across CPUs. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define FO_AF_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define FO_AF_CLONES
+#endif
+
 #define FO_AF_BLOCKS 16      /* row blocks of a matrix (the parallelism of its passes) */
 #define FO_AF_VBLOCK 32768   /* elements per block of a vector */
 
