@@ -17,7 +17,7 @@ import importlib
 from dataclasses import dataclass
 
 import numpy as np
-from optimizers import BY_NAME, torch_variants, twin_step
+from optimizers import BY_NAME, matrix_shape, torch_variants, twin_step
 from timing import Contender
 
 
@@ -245,6 +245,8 @@ def build(regime, optimizer, name, mode, max_repeats=None):
         fn = _step_on_torch(regime, spec, name, mode, extra)
     elif regime in ("a", "b", "c"):
         ps, gs = data(1, mode.a_numel) if regime == "a" else data(mode.b_count, mode.b_numel)
+        if spec.matrix:   # the same values, as matrices
+            ps, gs = ([x.reshape(matrix_shape(x.size)) for x in xs] for xs in (ps, gs))
         if name == "roofline":      # reads what the step reads (g), writes p and each state
             from fastoptim._C import _bench
             from fastoptim.optim._state import _packed_like
@@ -260,7 +262,7 @@ def build(regime, optimizer, name, mode, max_repeats=None):
             fn = twin_step(spec, [p.copy() for p in ps], [g.copy() for g in gs])
         else:
             if name == "flat":      # the whole row end to end in one param: (b), (c) yardstick
-                ps, gs = [np.concatenate(ps)], [np.concatenate(gs)]
+                ps, gs = [np.concatenate(ps)], [np.concatenate(gs)]   # (matrices stack)
             ts = params(lib, ps, gs)
             groups = [{"params": [t]} for t in ts] if regime == "c" and name != "flat" else ts
             fn = getattr(lib.optim, spec.cls)(groups, **spec.kwargs, **extra).step

@@ -21,10 +21,13 @@ class Spec:
     cls: str             # class name, identical in torch.optim and fastoptim.optim
     kwargs: dict         # hyperparameters, passed to both libraries
     torch_fused: bool    # torch 2.13 has fused=True on the CPU for this optimizer
+    # not an elementwise row (no description): its regimes, and its params as matrices
+    only: tuple = ()     # the regimes it runs in (empty: all)
+    matrix: bool = False # (a)-(c) params reshaped to near-square matrices (Adafactor factors)
 
     @property
     def description(self):
-        return DESCRIPTIONS[self.name]
+        return DESCRIPTIONS.get(self.name)
 
     @property
     def settings(self):
@@ -38,8 +41,13 @@ class Spec:
     @property
     def state(self):
         """The per-param state arrays the step updates in place (besides the param), from the
-        optimizer's description under these settings."""
-        return self.description.state_keys(self.settings)
+        optimizer's description under these settings; none for Adafactor, whose state is
+        a row and a column per matrix)."""
+        d = self.description
+        return () if d is None else d.state_keys(self.settings)
+
+    def runs_in(self, regime):
+        return not self.only or regime in self.only
 
 
 # The settings each optimizer is benchmarked with, where not its defaults.
@@ -54,7 +62,19 @@ _KWARGS = {
 # Every described optimizer, in the descriptions' order; torch 2.13 has a fused CPU kernel for
 # exactly those whose class takes ``fused`` (the description reads it).
 SPECS = [Spec(d.name, d.cls, _KWARGS.get(d.name, {}), "fused" in d.also_reads)
-         for d in DESCRIPTIONS.values()]
+         for d in DESCRIPTIONS.values()] + [
+    # not an elementwise row: its state is a row and a column per matrix
+    Spec("adafactor", "Adafactor", {"lr": 1e-2}, False, only=("a", "b", "c"), matrix=True),
+]
+
+
+def matrix_shape(numel):
+    """The near-square (rows, cols) a matrix spec's flat param of ``numel`` is viewed as:
+    16M -> 4096 x 4096, 1024 -> 32 x 32."""
+    rows = 1 << (max(numel, 1).bit_length() - 1) // 2
+    while numel % rows:
+        rows -= 1
+    return rows, numel // rows
 BY_NAME = {s.name: s for s in SPECS}
 
 
@@ -75,6 +95,8 @@ def twin_step(spec, params, grads):
     name."""
     from fastoptim.optim import _reference as ref
 
+    if spec.name == "adafactor":
+        return _adafactor_twin(spec, params, grads)
     d = spec.description
     settings = spec.settings
     n = len(params)
@@ -95,3 +117,20 @@ def twin_step(spec, params, grads):
     kw = {h.name: h.read(settings) for h in d.hyper if h.name not in fixed}
     fn = getattr(ref, d.name)
     return lambda: fn(params, grads, *lists, **kw)
+
+
+def _adafactor_twin(spec, params, grads):
+    from fastoptim.optim._reference_adafactor import adafactor
+
+    g = spec.settings
+    shapes = [p.shape for p in params]
+    rows = [np.zeros(s[:-1] + (1,), p.dtype) if len(s) > 1 else None
+            for s, p in zip(shapes, params)]
+    cols = [np.zeros(s[:-2] + (1, s[-1]), p.dtype) if len(s) > 1 else None
+            for s, p in zip(shapes, params)]
+    variances = [None if len(s) > 1 else np.zeros_like(p) for s, p in zip(shapes, params)]
+    steps = [np.zeros((), np.float32) for _ in params]
+    kw = {"d": g["d"], "lr": g["lr"], "beta2_decay": g["beta2_decay"],
+          "weight_decay": g["weight_decay"], "eps1": g["eps"][0], "eps2": g["eps"][1],
+          "maximize": g["maximize"]}
+    return lambda: adafactor(params, grads, rows, cols, variances, steps, **kw)

@@ -70,7 +70,7 @@ def tasks(regimes, optimizers):
     """The (regime, optimizer) pairs a worker runs, in order (also sizes the progress bar)."""
     out = []
     for r in regimes:
-        out += [(r, o) for o in optimizers]
+        out += [(r, o) for o in optimizers if cn.spec_of(o).runs_in(r)]
         if r == "e":
             out.append((r, FWDBWD))
             if "adam" in optimizers:

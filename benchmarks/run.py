@@ -66,7 +66,7 @@ def _parse(argv):
                     help="timed regimes whose contenders each run in their own processes "
                     f"(default: {ISOLATE_DEFAULT}; 'none': all interleaved in one process)")
     ap.add_argument("--optimizers", default=None, help="subset of sgd,adam,adamw,rmsprop,"
-                    "adagrad,adadelta (default all)")
+                    "adagrad,adadelta,adafactor (default all; adafactor runs in a-c only)")
     ap.add_argument("--repeat", type=int, default=1, metavar="N",
                     help="run the suite N times; report the median of the N medians")
     ap.add_argument("--json", default=None, help="where to write the results (default "

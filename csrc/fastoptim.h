@@ -784,6 +784,59 @@ void fo_average_f64(double *const *averaged, const double *const *model,
                     const int64_t *numels, int64_t ntensors, int mode, double weight);
 
 /* --------------------------------------------------------------------------------------------
+ * Adafactor (csrc/optim_adafactor.c): torch 2.13's step, every param of a group in one call.
+ * Not a multi-tensor elementwise kernel: each param's step has reductions (its norm, the row
+ * and column means of g^2, the update's norm) that gate the rest. */
+
+/* The group's settings; eps1 already resolved (torch: None -> finfo(dtype).eps). */
+typedef struct fo_adafactor_hyper {
+    double lr;            /* the relative step size's cap, and weight decay's factor */
+    double beta2_decay;   /* tau: 1 - beta2_t = t^tau */
+    double eps1;          /* floor of sqrt(variance estimate), and of mean(row_var) */
+    double eps2;          /* floor of the param's RMS in the step size */
+    double d;             /* clipping threshold of the update's RMS */
+    double weight_decay;  /* decoupled: p *= 1 - lr * weight_decay */
+    int maximize;
+} fo_adafactor_hyper;
+
+/* One param's arrays (C-contiguous, none overlapping another).  Factored (ndim >= 2): the param
+ * is batch matrices of rows x cols, row_var holds batch*rows, col_var batch*cols, variance is
+ * NULL.  Vector (ndim <= 1): batch = rows = 1, cols = numel, variance holds numel, row_var and
+ * col_var are NULL.  step: the param's float32 counter (incremented). */
+typedef struct fo_adafactor_tensor_f32 {
+    float *param;
+    const float *grad;
+    float *row_var, *col_var, *variance;
+    float *step;
+    int64_t batch, rows, cols;
+} fo_adafactor_tensor_f32;
+typedef struct fo_adafactor_tensor_f64 {
+    double *param;
+    const double *grad;
+    double *row_var, *col_var, *variance;
+    float *step;
+    int64_t batch, rows, cols;
+} fo_adafactor_tensor_f64;
+
+/* The doubles of work buffer one param needs (the call needs the largest over its params). */
+int64_t fo_adafactor_work_size(int64_t numel, int64_t cols, int factored);
+
+/* For each param, with t = ++step, G = maximize ? -grad : grad, rho = min(lr, t^-1/2),
+ * w = t^beta2_decay, alpha = max(eps2, RMS(param)) * rho:
+ *   factored, per matrix:  row_var = lerp(row_var, mean_j G^2, w),
+ *                          col_var = lerp(col_var, mean_i G^2, w),
+ *                          V_ij = row_var_i col_var_j / max(mean(row_var), eps1)
+ *   vector:                variance = lerp(variance, G^2, w), V = variance
+ *   U = G / sqrt(max(V, eps1^2));  p = p * (1 - lr * weight_decay)  (if weight_decay != 0)
+ *   p = p - alpha / max(1, RMS(U) / d) * U
+ * (lerp is ATen's; RMS over the whole param).  Reads grad; writes param, the state arrays and
+ * step; work: fo_adafactor_work_size doubles.  Bit-identical for any thread count. */
+void fo_adafactor_update_f32(const fo_adafactor_tensor_f32 *tensors, int64_t ntensors,
+                             const fo_adafactor_hyper *hyper, double *work);
+void fo_adafactor_update_f64(const fo_adafactor_tensor_f64 *tensors, int64_t ntensors,
+                             const fo_adafactor_hyper *hyper, double *work);
+
+/* --------------------------------------------------------------------------------------------
  * L-BFGS's flat-vector axpy (csrc/optim_lbfgs.c): y[i] = fma(x[i], alpha, y[i]) over n
  * elements (alpha cast to float for f32), torch's add_(x, alpha=alpha). x and y must not
  * overlap. */

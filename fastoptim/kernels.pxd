@@ -412,6 +412,41 @@ cdef extern from "fastoptim.h" nogil:
     void fo_average_f64(double *const *averaged, const double *const *model,
                         const int64_t *numels, int64_t ntensors, int mode, double weight)
 
+    # ---- Adafactor (a group's step; not elementwise) -----------------------------------
+    ctypedef struct fo_adafactor_hyper:
+        double lr
+        double beta2_decay
+        double eps1
+        double eps2
+        double d
+        double weight_decay
+        int maximize
+    ctypedef struct fo_adafactor_tensor_f32:
+        float *param
+        const float *grad
+        float *row_var
+        float *col_var
+        float *variance
+        float *step
+        int64_t batch
+        int64_t rows
+        int64_t cols
+    ctypedef struct fo_adafactor_tensor_f64:
+        double *param
+        const double *grad
+        double *row_var
+        double *col_var
+        double *variance
+        float *step
+        int64_t batch
+        int64_t rows
+        int64_t cols
+    int64_t fo_adafactor_work_size(int64_t numel, int64_t cols, int factored)
+    void fo_adafactor_update_f32(const fo_adafactor_tensor_f32 *tensors, int64_t ntensors,
+                                 const fo_adafactor_hyper *hyper, double *work)
+    void fo_adafactor_update_f64(const fo_adafactor_tensor_f64 *tensors, int64_t ntensors,
+                                 const fo_adafactor_hyper *hyper, double *work)
+
     # ---- L-BFGS's flat-vector axpy ------------------------------------------------------
     void fo_lbfgs_axpy_f32(int64_t n, double alpha, const float *x, float *y)
     void fo_lbfgs_axpy_f64(int64_t n, double alpha, const double *x, double *y)

@@ -46,6 +46,7 @@ def test_every_regime_and_optimizer_has_a_row(smoke):
     opts = [d.name for d in DESCRIPTIONS]    # the benchmarks run every described one
     extra = {("e", "fwd+bwd"), ("e", "adam+CrossEntropyLoss"), ("d", "sgd+StepLR"),
              ("d", "sgd+OneCycleLR"), ("b", "ema")}
+    extra |= {(reg, "adafactor") for reg in "abc"}   # not elementwise: (a)-(c) only
     assert got == {(reg, o) for reg in "abcdef" for o in opts} | extra
     assert all(r["threads"] == 1 for r in data["rows"])
 

@@ -5,6 +5,7 @@ kernel call per param group).
 """
 
 from . import functional, lr_scheduler, swa_utils
+from ._adafactor import Adafactor
 from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam
@@ -22,6 +23,7 @@ from .sgd import SGD
 
 __all__ = [
     "SGD",
+    "Adafactor",
     "Adadelta",
     "Adagrad",
     "Adam",

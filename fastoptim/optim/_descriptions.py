@@ -266,8 +266,11 @@ class WholeStepDescription:
 
     ``kind``: ``"closure"`` -- one flat vector over all params, several closure calls per step,
     global state kept under the first param (LBFGS); ``"matrix"`` -- per-param state, but each
-    update is a matrix computation over the whole param (Muon). ``state``: torch's state keys,
-    in the order torch writes them.
+    update is a matrix computation over the whole param (Muon); ``"factored"`` -- per-param
+    state whose shapes are not the param's (row and column factors for params of two or more
+    dims, ``variance`` for the others), updated with per-param reductions (Adafactor).
+    ``state``: torch's state keys, in the order torch writes them (for "factored": every key
+    either kind of param may have).
     """
 
     cls: str
@@ -282,4 +285,6 @@ WHOLE_STEP: tuple[WholeStepDescription, ...] = (
                "prev_flat_grad", "prev_loss"),
     ),
     WholeStepDescription(cls="Muon", kind="matrix", state=("momentum_buffer",)),
+    WholeStepDescription(cls="Adafactor", kind="factored",
+                         state=("step", "row_var", "col_var", "variance")),
 )
