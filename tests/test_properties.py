@@ -30,6 +30,7 @@ Design:
 """
 
 import copy
+import inspect
 import itertools
 import os
 import pathlib
@@ -116,10 +117,15 @@ def _twin_step(d, hyper, params, grads, states, defaults):
         if d.first_step == "from_grad":
             states[i] = {}
             continue
-        fill = defaults["initial_accumulator_value"] if d.first_step == "eager" else 0.0
         states[i] = {"step": np.zeros((), np.float32)}
-        for key in d.state_keys(hyper):
-            states[i][key] = np.full_like(params[i], fill)
+        for s in d.state:
+            if not s.present(hyper):
+                continue
+            # the description's first value (Rprop's step_size: the lr; NAdam's mu_product: 1)
+            fill = (defaults["initial_accumulator_value"] if d.first_step == "eager"
+                    else hyper["lr"] if s.init == "lr" else s.init)
+            states[i][s.key] = (np.array(fill, np.float32) if s.scalar
+                                else np.full_like(params[i], fill))
     lists = []
     for s in d.state:
         if d.first_step == "from_grad":
@@ -163,10 +169,13 @@ class OptimizerMachine(RuleBasedStateMachine):
             values = EDGES.get(h.name, [0.0])
             value = values[edge[1] % len(values)]
             ok = {"lr": 0.0, "weight_decay": 0.0, "eps": 0.0, "beta1": 0.0, "beta2": 0.0}
-            if h.group_key == "betas":
-                betas = list(kwargs.get("betas", (0.9, 0.999)))
-                betas[h.index] = value if 0.0 <= value < 1.0 else ok[h.name]
-                kwargs["betas"] = tuple(betas)
+            if h.index is not None:     # one element of a pair (betas, etas, step_sizes)
+                pair = list(kwargs.get(h.group_key, inspect.signature(
+                    getattr(optim, cls)).parameters[h.group_key].default))
+                if h.group_key == "betas" and not 0.0 <= value < 1.0:
+                    value = ok[h.name]
+                pair[h.index] = value
+                kwargs[h.group_key] = tuple(pair)
             elif value >= 0.0 or h.name not in ok:
                 kwargs[h.group_key] = value
         self.rng = np.random.default_rng(seed)

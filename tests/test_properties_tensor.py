@@ -366,40 +366,38 @@ def test_risky_operands_give_values_or_clean_errors(a, b, name):
             out = RISKY_OPS[name](ta, tb)
     except CLEAN as e:
         # a builtin exception, not numpy's (AxisError, UFuncTypeError, ...) leaking through
-        if not _known_defect(name, a, b):
-            assert type(e).__module__ == "builtins", \
-                f"{type(e).__module__}.{type(e).__name__}: {e}"
+        assert type(e).__module__ == "builtins", f"{type(e).__module__}.{type(e).__name__}: {e}"
         return
     assert isinstance(out, fo.Tensor), type(out)
     if name in ("add", "mul") and a.dtype.kind == "f" and b.dtype.kind == "f":
+        # torch's promotion, not NumPy 2's: a 0-dim operand does not widen a dimensioned one
+        dt = (b.dtype if a.ndim == 0 < b.ndim else a.dtype if b.ndim == 0 < a.ndim
+              else np.result_type(a, b))
         with np.errstate(all="ignore"):
-            _check(out, RISKY_OPS[name](a, b), name)
+            _check(out, RISKY_OPS[name](a.astype(dt), b.astype(dt)), name)
 
 
-def _known_defect(name, a, b):
-    """The defects these properties found, strict xfails below: excluded from the property
-    (only their exception's type) so that it keeps hunting for new ones."""
-    if name == "add_" and a.dtype == np.bool_:                                  # T1
-        return True
-    return name == "sum_dim" and a.dtype.kind in "bi" and b.ndim - 1 >= max(a.ndim, 1)  # T2
-
-
-@pytest.mark.xfail(strict=True, reason="defect T1: add_ into a bool tensor raises numpy's "
-                   "UFuncTypeError (torch: a bool operand is a logical or, an int64 one its "
-                   "RuntimeError)")
+# Defects these properties found, fixed, kept as tests: T1 (add_ into a bool tensor leaked numpy's
+# UFuncTypeError), T2 (sum(dim=) out of range on a 0-dim tensor was ignored or leaked AxisError).
 def test_bool_add_inplace_as_torch():
     t = fo.tensor([False, True])
     t.add_(fo.tensor(True))
     assert t.tolist() == [True, True]
+    t = fo.tensor([True, True])
+    t.mul_(fo.tensor([True, False]))
+    assert t.tolist() == [True, False] and t.dtype == fo.bool
+    with pytest.raises(RuntimeError, match="with two bool tensors is not supported"):
+        t.sub_(fo.tensor([True, False]))
+    with pytest.raises(RuntimeError, match="result type Long can't be cast to the desired "
+                       "output type Bool"):
+        fo.tensor([False]).add_(1)
     with pytest.raises(RuntimeError, match="result type Long can't be cast to the desired "
                        "output type Bool"):
         fo.tensor([False]).add_(fo.tensor([1]))
 
 
-@pytest.mark.xfail(strict=True, reason="defect T2: sum(dim=) out of range on an int64 or bool "
-                   "tensor raises numpy's AxisError, not torch's IndexError (float tensors do)")
 def test_int_sum_dim_out_of_range_as_torch():
-    for t in (fo.tensor(3), fo.tensor([True, False])):
+    for t in (fo.tensor(3), fo.tensor(3.0), fo.tensor([True, False])):
         with pytest.raises(IndexError, match=r"Dimension out of range \(expected to be in "
                            r"range of \[-1, 0\], but got 1\)"):
             t.sum(dim=1)

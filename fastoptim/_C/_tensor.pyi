@@ -20,6 +20,7 @@ _Device: TypeAlias = Any   # 'cpu', fastoptim.device('cpu') or None
 _float: TypeAlias = float
 _bool: TypeAlias = bool
 _int: TypeAlias = int
+_dtype: TypeAlias = dtype
 
 class dtype:
     name: str
@@ -83,11 +84,16 @@ class _LegacyTensorType(type):
     dtype: dtype
     def __call__(cls, *args: Any, device: _Device = ...) -> Tensor: ...  # type: ignore[override]
 
-class FloatTensor(metaclass=_LegacyTensorType): ...
-class DoubleTensor(metaclass=_LegacyTensorType): ...
-class LongTensor(metaclass=_LegacyTensorType): ...
-class IntTensor(metaclass=_LegacyTensorType): ...
-class BoolTensor(metaclass=_LegacyTensorType): ...
+class FloatTensor(metaclass=_LegacyTensorType):
+    dtype: _dtype
+class DoubleTensor(metaclass=_LegacyTensorType):
+    dtype: _dtype
+class LongTensor(metaclass=_LegacyTensorType):
+    dtype: _dtype
+class IntTensor(metaclass=_LegacyTensorType):
+    dtype: _dtype
+class BoolTensor(metaclass=_LegacyTensorType):
+    dtype: _dtype
 
 class Tensor:
     def __init__(self, *args: Any, dtype: _DType = ...,

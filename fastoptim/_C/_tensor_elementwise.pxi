@@ -758,6 +758,21 @@ cdef void _inplace(Tensor self, int op, object other, object alpha) except *:
                 op == FO_DIV:
             raise RuntimeError("result type Float can't be cast to the desired output type "
                                f"{_dtype_of(x)._legacy[:-6]}")
+        if x.dtype.kind == "b":
+            # a bool tensor stays bool: + is a logical or, * an and (torch); an integer
+            # operand would need a Long result
+            if not (isinstance(y, (bool, np.bool_)) or
+                    (isinstance(y, np.ndarray) and (<cnp.ndarray>y).dtype.kind == "b")):
+                raise RuntimeError("result type Long can't be cast to the desired output type "
+                                   "Bool")
+            if op == FO_SUB:
+                raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not "
+                                   "supported. Use the `^` or `logical_xor()` operator instead.")
+            if op == FO_ADD:
+                x |= np.logical_and(y, bool(alpha))
+            else:
+                x &= y
+            return
         if op == FO_ADD:
             x += y * alpha
         elif op == FO_SUB:

@@ -175,7 +175,8 @@ cdef tuple _red_axes(object dim, int nd):
         return tuple(sorted(axes)) if nd else ()
     if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
         raise TypeError(f"dim must be an int or a tuple of ints, got {type(dim).__name__}")
-    return (_norm_dim(dim, nd),) if nd else ()
+    k = _norm_dim(dim, nd)          # (checked on a 0-dim tensor too: dim 0 or -1 only)
+    return (k,) if nd else ()
 
 
 cdef tuple _kept_shape(tuple shp, tuple axes):
