@@ -83,7 +83,10 @@ def _scalar(x, name):
         if arr.size != 1:
             raise ValueError(f"Tensor {name} must be 1-element")
         return float(arr.reshape(-1)[0])
-    return float(arr)
+    if isinstance(arr, (int, float, np.number, np.bool_)):
+        return float(arr)
+    raise TypeError(f"{name} must be a number (or a one-element Tensor), got "
+                    f"{type(x).__name__} {x!r}")
 
 
 _PLAIN = frozenset((float, int, bool))   # numbers the glue takes as they are
