@@ -1763,10 +1763,15 @@ cdef void _adam_run(Batch *b, bint f32, const Call *c, void ***s) noexcept nogil
                            <double **>s[1], <double **>s[2], b.steps, b.numels, b.n, h)
 
 
+cdef inline bint _bias_correction_zero(double beta, double t) noexcept:
+    # 1 - beta**t == 0 (a division by zero where torch raises ZeroDivisionError);
+    # |beta|**t <= |beta| < 1 for t >= 1: no pow() in the usual case
+    return not (t >= 1.0 and fabs(beta) < 1.0) and 1.0 - pow(beta, t) == 0.0
+
+
 cdef bint _adam_zero(const void *hp, double t) noexcept:
-    # lr / (1 - beta1**t); |beta1|**t <= |beta1| < 1 for t >= 1: no pow() in the usual case
-    cdef double beta1 = (<const fo_adam_hyper *>hp).beta1
-    return not (t >= 1.0 and fabs(beta1) < 1.0) and 1.0 - pow(beta1, t) == 0.0
+    # lr / (1 - beta1**t)
+    return _bias_correction_zero((<const fo_adam_hyper *>hp).beta1, t)
 
 
 cdef int _rmsprop_fill(void *hp, PyObject **v) except -1:
@@ -1846,8 +1851,8 @@ cdef void _adamax_run(Batch *b, bint f32, const Call *c, void ***s) noexcept nog
 
 cdef bint _adamax_zero(const void *hp, double t) noexcept:
     # lr / (1 - beta1**t), as Adam's
-    cdef double beta1 = (<const fo_adamax_hyper *>hp).beta1
-    return not (t >= 1.0 and fabs(beta1) < 1.0) and 1.0 - pow(beta1, t) == 0.0
+    return _bias_correction_zero((<const fo_adamax_hyper *>hp).beta1, t)
+
 
 cdef int _radam_fill(void *hp, PyObject **v) except -1:
     cdef fo_radam_hyper *h = <fo_radam_hyper *>hp
@@ -1870,7 +1875,7 @@ cdef void _radam_run(Batch *b, bint f32, const Call *c, void ***s) noexcept nogi
 cdef bint _radam_zero(const void *hp, double t) noexcept:
     # rho_inf = 2 / (1 - beta2) - 1 and rho_t's ... / (1 - beta2**t), in Python floats
     cdef double beta2 = (<const fo_radam_hyper *>hp).beta2
-    return 1.0 - beta2 == 0.0 or 1.0 - pow(beta2, t) == 0.0
+    return 1.0 - beta2 == 0.0 or _bias_correction_zero(beta2, t)
 
 cdef int _rprop_fill(void *hp, PyObject **v) except -1:
     cdef fo_rprop_hyper *h = <fo_rprop_hyper *>hp
