@@ -40,11 +40,16 @@ class Spec:
 
     @property
     def state(self):
-        """The per-param state arrays the step updates in place (besides the param), from the
-        optimizer's description under these settings; none for Adafactor, whose state is
-        a row and a column per matrix)."""
+        """The per-param state arrays like the param that the step updates in place (besides
+        the param), from the optimizer's description under these settings: what the roofline
+        writes and regime (f) counts as live.  Not the 0-dim per-param scalars (NAdam's
+        ``mu_product``, ASGD's ``eta`` and ``mu``: a few bytes each, no memory traffic); none
+        for Adafactor, whose state is a row and a column per matrix."""
         d = self.description
-        return () if d is None else d.state_keys(self.settings)
+        if d is None:
+            return ()
+        settings = self.settings
+        return tuple(s.key for s in d.state if s.present(settings) and not s.scalar)
 
     def runs_in(self, regime):
         return not self.only or regime in self.only
