@@ -837,6 +837,26 @@ void fo_adafactor_update_f64(const fo_adafactor_tensor_f64 *tensors, int64_t nte
                              const fo_adafactor_hyper *hyper, double *work);
 
 /* --------------------------------------------------------------------------------------------
+ * Data-parallel gradient buckets (csrc/dist_pack.c, fastoptim.distributed): a piece is a run
+ * of n elements of one tensor's flat data, from element lo, at element offset of a flat
+ * buffer.  fo_pack_pieces: buffer[offset:offset+n] = srcs[k][lo:lo+n] for piece k (zeros
+ * where srcs[k] is NULL), itemsize bytes per element.  fo_unpack_pieces: dsts[k][lo:lo+n] =
+ * buffer[offset:offset+n] / divisor, one division per element in the buffer's type (a divisor
+ * of 1 copies).  Pieces must not overlap each other or the buffer. */
+typedef struct fo_piece {
+    int64_t lo;       /* first element of the piece in its tensor's flat data */
+    int64_t n;        /* elements */
+    int64_t offset;   /* first element of the piece in the buffer */
+} fo_piece;
+
+void fo_pack_pieces(void *buffer, int64_t itemsize, const fo_piece *pieces,
+                    const void *const *srcs, int64_t npieces);
+void fo_unpack_pieces_f32(const float *buffer, const fo_piece *pieces, float *const *dsts,
+                          int64_t npieces, float divisor);
+void fo_unpack_pieces_f64(const double *buffer, const fo_piece *pieces, double *const *dsts,
+                          int64_t npieces, double divisor);
+
+/* --------------------------------------------------------------------------------------------
  * L-BFGS's flat-vector axpy (csrc/optim_lbfgs.c): y[i] = fma(x[i], alpha, y[i]) over n
  * elements (alpha cast to float for f32), torch's add_(x, alpha=alpha). x and y must not
  * overlap. */

@@ -447,6 +447,18 @@ cdef extern from "fastoptim.h" nogil:
     void fo_adafactor_update_f64(const fo_adafactor_tensor_f64 *tensors, int64_t ntensors,
                                  const fo_adafactor_hyper *hyper, double *work)
 
+    # ---- data-parallel gradient buckets (csrc/dist_pack.c) -------------------------------
+    ctypedef struct fo_piece:
+        int64_t lo
+        int64_t n
+        int64_t offset
+    void fo_pack_pieces(void *buffer, int64_t itemsize, const fo_piece *pieces,
+                        const void *const *srcs, int64_t npieces)
+    void fo_unpack_pieces_f32(const float *buffer, const fo_piece *pieces, float *const *dsts,
+                              int64_t npieces, float divisor)
+    void fo_unpack_pieces_f64(const double *buffer, const fo_piece *pieces, double *const *dsts,
+                              int64_t npieces, double divisor)
+
     # ---- L-BFGS's flat-vector axpy ------------------------------------------------------
     void fo_lbfgs_axpy_f32(int64_t n, double alpha, const float *x, float *y)
     void fo_lbfgs_axpy_f64(int64_t n, double alpha, const double *x, double *y)

@@ -18,6 +18,9 @@ Design:
   is packed and handed to a non-blocking ``Iallreduce``; the next chunk is packed while the last
   one is reduced; then the chunks are waited for in order and unpacked (divided by N for
   ``op="average"``). The layout (the "plan") is cached per (shapes, dtypes, which grads exist).
+  Packing and unpacking a float32/float64 bucket is one C call (``fastoptim._C._pack``: a
+  piece per tensor, checked and copied at C speed); other dtypes go piece by piece with numpy
+  (the kernels' twin).
 * Errors: ``step`` runs the closure and checks the grads, then one tiny ``Allreduce`` of
   ``[error flag, digest of the layout]`` precedes the gradient collectives, and another follows
   the wrapped ``step``. If any rank raised, every rank raises (the failing rank its own
@@ -43,6 +46,7 @@ import numpy as np
 from mpi4py import MPI
 
 import fastoptim
+from fastoptim._C._pack import KERNEL_DTYPES, Pieces, pack_numpy, unpack_numpy
 from fastoptim.optim import Optimizer
 
 from ._collectives import _agree, _digest, _raise_disagreement, _view, _world
@@ -61,10 +65,10 @@ class _Plan:
     """The bucket layout for one (layout, present) pair.
 
     ``layout`` is ``((shape, numpy dtype), ...)`` per param, ``present`` which params take part
-    (have a grad on some rank). ``buckets`` is a list of ``(buffer, pieces)``: ``buffer`` a
-    slice of one dtype's flat buffer, ``pieces`` ``(param index, lo, hi, part)`` meaning
-    ``part <-> flat grad[lo:hi]``, ``part`` being the piece's view of ``buffer`` (made once
-    here: per step, a whole-grad piece costs one copy call and no slicing).
+    (have a grad on some rank). ``buckets`` is a list of ``(buffer, pieces, kernel)``:
+    ``buffer`` a slice of one dtype's flat buffer, ``pieces`` ``(param index, lo, hi)`` laid end
+    to end in it (``buffer[o:o + hi - lo] <-> flat grad[lo:hi]``), ``kernel`` their
+    ``_pack.Pieces`` (the C layout, made once here) for float32/float64, else None.
     """
 
     def __init__(self, layout: tuple, present: tuple, bucket_size: int) -> None:
@@ -84,18 +88,20 @@ class _Plan:
             flat = np.empty(total, dtype=np.dtype(dtype))
             chunk = max(1, bucket_size // flat.itemsize)
             starts = list(range(0, total, chunk))
-            pieces: list[list[tuple[int, int, int, np.ndarray]]] = [[] for _ in starts]
+            pieces: list[list[tuple[int, int, int]]] = [[] for _ in starts]
             offset = 0
             for i, n in zip(members, sizes):
                 lo = 0
                 while lo < n:
                     b = (offset + lo) // chunk
                     hi = min(n, (b + 1) * chunk - offset)
-                    pieces[b].append((i, lo, hi, flat[offset + lo:offset + hi]))
+                    pieces[b].append((i, lo, hi))
                     lo = hi
                 offset += n
             for b, start in enumerate(starts):
-                self.buckets.append((flat[start:start + chunk], pieces[b]))
+                buf = flat[start:start + chunk]
+                kernel = Pieces(buf, pieces[b]) if buf.dtype in KERNEL_DTYPES else None
+                self.buckets.append((buf, pieces[b], kernel))
 
 
 class DistributedOptimizer(Optimizer):
@@ -285,44 +291,41 @@ class DistributedOptimizer(Optimizer):
 
     def _allreduce(self, plan: _Plan, grads) -> None:
         layout, present, params, views = grads
-        # sources (flat, read) and targets (flat, written): the grad itself when it is
-        # contiguous; otherwise a new array that becomes the param's grad at the end
-        srcs: dict[int, np.ndarray | None] = {}
-        dsts: dict[int, np.ndarray] = {}
+        # sources (read) and targets (written), per param: the grad itself when it is
+        # contiguous; otherwise a new array that becomes the param's grad at the end. A missing
+        # source (no grad on this rank) packs as zeros.
+        srcs: list[np.ndarray | None] = [None] * len(views)
+        dsts: list[np.ndarray | None] = [None] * len(views)
         replace = []
         for i, (v, here) in enumerate(zip(views, present)):
             if not here:
                 continue
             if v is not None and v.flags.c_contiguous:
-                srcs[i] = dsts[i] = v.reshape(-1)
+                srcs[i] = dsts[i] = v
                 continue
             shape, dtype = layout[i]
-            srcs[i] = None if v is None else np.ascontiguousarray(v).reshape(-1)
-            new = np.empty(shape, dtype=np.dtype(dtype))
-            dsts[i] = new.reshape(-1)
+            srcs[i] = None if v is None else np.ascontiguousarray(v)
+            dsts[i] = new = np.empty(shape, dtype=np.dtype(dtype))
             replace.append((params[i], new))
+        flat_srcs = [None if a is None else a.reshape(-1) for a in srcs] if \
+            any(kernel is None for _, _, kernel in plan.buckets) else None
         comm = self.comm
         requests = []
-        for buf, pieces in plan.buckets:
-            for i, lo, hi, part in pieces:
-                src = srcs[i]
-                if src is None:
-                    part.fill(0)
-                elif hi - lo == src.size:
-                    np.copyto(part, src)
-                else:
-                    np.copyto(part, src[lo:hi])
+        for buf, pieces, kernel in plan.buckets:
+            if kernel is not None:
+                kernel.pack(srcs)
+            else:
+                pack_numpy(buf, pieces, flat_srcs)
             requests.append(comm.Iallreduce(MPI.IN_PLACE, buf, op=MPI.SUM))
             MPI.Request.Testall(requests)  # drive the reductions already in flight
-        n = comm.Get_size()
-        average = self.op == "average"
-        for (_, pieces), request in zip(plan.buckets, requests):
+        divisor = comm.Get_size() if self.op == "average" else 1
+        flat_dsts = [None if a is None else a.reshape(-1) for a in dsts] if \
+            flat_srcs is not None else None
+        for (buf, pieces, kernel), request in zip(plan.buckets, requests):
             request.Wait()
-            for i, lo, hi, part in pieces:
-                dst = dsts[i] if hi - lo == dsts[i].size else dsts[i][lo:hi]
-                if average:
-                    np.divide(part, n, out=dst)
-                else:
-                    np.copyto(dst, part)
+            if kernel is not None:
+                kernel.unpack(dsts, divisor)
+            else:
+                unpack_numpy(buf, pieces, flat_dsts, divisor)
         for p, new in replace:
             p.grad = fastoptim.from_numpy(new)
