@@ -6,14 +6,22 @@
   float32): the time of ``step(closure)`` with ``max_iter=20`` (no line search, tolerances off)
   minus the time of its closure calls, divided by the iterations; median over ``--repeat``.
 
+Threads: ``--threads T`` (default 1) is every library's count: torch's
+(``torch.set_num_threads``) and NumPy's BLAS, which does fastoptim's Muon products and reads its
+count once, when numpy loads -- so OPENBLAS_NUM_THREADS, OMP_NUM_THREADS and MKL_NUM_THREADS are
+set before anything imports numpy (they were not before: numpy's BLAS ran on every core against
+torch's one thread).  The counts each library reports are printed.
+
 Usage: ``python benchmarks/bench_lbfgs_muon.py [--repeat N] [--threads T]``.
 """
 
 import argparse
+import os
 import statistics
+import sys
 import time
 
-import numpy as np
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def _median_time(fn, repeat):
@@ -27,6 +35,8 @@ def _median_time(fn, repeat):
 
 
 def bench_muon(lib, shape, repeat):
+    import numpy as np
+
     rng = np.random.default_rng(0)
     p0, g0 = rng.standard_normal(shape, np.float32), rng.standard_normal(shape, np.float32)
     if lib == "torch":
@@ -43,6 +53,8 @@ def bench_muon(lib, shape, repeat):
 
 
 def bench_lbfgs(lib, repeat, iters=20):
+    import numpy as np
+
     rng = np.random.default_rng(0)
     x0 = rng.standard_normal((64, 784), np.float32)
     y0 = rng.standard_normal((64, 10), np.float32)
@@ -72,6 +84,27 @@ def bench_lbfgs(lib, repeat, iters=20):
     return (t_step - evals * t_closure) / iters, t_step, t_closure
 
 
+def _blas_threads():
+    """The thread count numpy's OpenBLAS reports (its own C entry), or '?' elsewhere."""
+    import ctypes
+    import glob
+
+    import numpy as np
+
+    libs = glob.glob(os.path.join(os.path.dirname(np.__file__), "..", "scipy_openblas*", "lib",
+                                  "libscipy_openblas*.so*"))
+    libs += glob.glob(os.path.join(os.path.dirname(np.__file__), "..", "numpy.libs",
+                                   "libscipy_openblas*.so*"))
+    for path in libs:
+        lib = ctypes.CDLL(path)
+        for name in ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
+                     "openblas_get_num_threads64_", "openblas_get_num_threads"):
+            fn = getattr(lib, name, None)
+            if fn is not None:
+                return fn()
+    return "?"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5)
@@ -81,8 +114,16 @@ def main():
     ap.add_argument("--torch-muon-repeat", type=int, default=1,
                     help="torch's bf16 CPU matmuls are slow (~80 s a 1024x1024 step here)")
     args = ap.parse_args()
+    if "numpy" in sys.modules:
+        raise RuntimeError("bench_lbfgs_muon: numpy was imported before its threads were set")
+    for var in _THREAD_VARS:
+        os.environ[var] = str(args.threads)
     import torch
     torch.set_num_threads(args.threads)
+    from fastoptim._C import _optim
+    _optim._set_num_threads(args.threads)
+    print(f"threads: torch {torch.get_num_threads()}, fastoptim OpenMP "
+          f"{_optim._get_num_threads()}, numpy BLAS {_blas_threads()} ({args.threads} asked)")
     shapes = [tuple(int(v) for v in s.split("x")) for s in args.muon_shapes.split(",")]
     for shape in shapes if args.only != "lbfgs" else []:
         tf = bench_muon("fo", shape, args.repeat)

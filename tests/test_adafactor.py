@@ -403,9 +403,9 @@ def test_a_steady_step_reuses_its_work_buffer():
     p.grad = fastoptim.ones(300, 200)
     opt = Adafactor([p])
     opt.step()
-    work = opt._work["work"]
+    work = opt._cache.work
     opt.step()
-    assert opt._work["work"] is work
+    assert opt._cache.work is work
     assert _adafactor.step([], [], [], [], [], [], lr=0.1, beta2_decay=-0.8, eps1=1e-3,
                            eps2=1e-3, d=1.0, weight_decay=0.0, maximize=False,
                            work=work) is work

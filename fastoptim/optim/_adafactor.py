@@ -9,9 +9,13 @@ param's norm, the row/column means of the squared grad, the update's norm).  So 
 not "arrays like the param" and its kernel is not the multi-tensor elementwise one: it has a
 small ``WholeStepDescription`` (kind ``"factored"``) in ``_descriptions``, and this file holds
 torch's surface (constructor checks and messages, defaults, lazy state, ``__setstate__``,
-loading checks) over one C call per group (``fastoptim._C._adafactor.step``; the kernel is
-``csrc/optim_adafactor.c``, which says how many passes a step makes).  The NumPy twin, torch's
-single-tensor loop transcribed, is ``_reference_adafactor.adafactor``.
+loading checks) over the C glue ``fastoptim._C._adafactor`` (the kernel is
+``csrc/optim_adafactor.c``, which says how many passes a step makes).  A steady step is one
+call, ``_adafactor.group_steps``, which reads every group's params, grads and state at C level
+and updates them (declining, having written nothing, when a param has no state yet or a
+setting is not a plain number); otherwise each group takes torch's path here
+(``_init_group``, then the functional's one checked call, ``_adafactor.step``).  The NumPy
+twin, torch's single-tensor loop transcribed, is ``_reference_adafactor.adafactor``.
 
 Numbers: as torch's default (single-tensor) path, in torch's order of operations; per-step
 scalars (``t ** beta2_decay``, ``rho``, ``alpha``, the clipping denominator) in double; the
@@ -57,13 +61,14 @@ def adafactor(params, grads, row_vars, col_vars, variances, state_steps,
               foreach: bool | None = None, grad_scale=None, found_inf=None,
               has_complex: bool = False, *, d: float, lr, beta2_decay: float,
               weight_decay: float, eps1: float | None, eps2: float, maximize: bool,
-              _work: dict | None = None) -> None:
+              _work: Any = None) -> None:
     r"""Functional Adafactor (torch's ``torch.optim._adafactor.adafactor``): updates ``params``,
     the state lists and ``state_steps`` in place, in one C call per dtype.  Lists of fastoptim
     Tensors or numpy arrays (float32 or float64, C-contiguous); ``row_vars``/``col_vars`` hold
     None for params of fewer than two dims, ``variances`` None for the others; ``state_steps``
     0-dim float32 counters.  ``eps1=None`` means the machine epsilon of the first param's dtype,
-    as in torch.  See :class:`Adafactor` for the rule."""
+    as in torch.  ``_work``: a ``_adafactor.StepCache`` kept between calls (its work buffer and
+    struct arrays are reused).  See :class:`Adafactor` for the rule."""
     if grad_scale is not None or found_inf is not None:
         raise AssertionError("Grad scaling should occur outside of optimizer.step()")
     if not all(isinstance(t, (Tensor, np.ndarray)) for t in state_steps):
@@ -73,13 +78,9 @@ def adafactor(params, grads, row_vars, col_vars, variances, state_steps,
         if not params:
             return
         eps1 = float(np.finfo(_as_numpy(params[0]).dtype).eps)
-    work = None if _work is None else _work.get("work")
-    work = _adafactor.step(list(params), list(grads), list(row_vars), list(col_vars),
-                           list(variances), list(state_steps), lr=lr, beta2_decay=beta2_decay,
-                           eps1=eps1, eps2=eps2, d=d, weight_decay=weight_decay,
-                           maximize=maximize, work=work)
-    if _work is not None:
-        _work["work"] = work
+    _adafactor.step(list(params), list(grads), list(row_vars), list(col_vars), list(variances),
+                    list(state_steps), lr=lr, beta2_decay=beta2_decay, eps1=eps1, eps2=eps2, d=d,
+                    weight_decay=weight_decay, maximize=maximize, cache=_work)
 
 
 class Adafactor(Optimizer):
@@ -159,11 +160,11 @@ class Adafactor(Optimizer):
             "maximize": maximize,
         }
         super().__init__(params, defaults)
-        self._work: dict = {}
+        self._cache = _adafactor.StepCache()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
-        self._work = {}
+        self._cache = _adafactor.StepCache()
         for group in self.param_groups:
             group.setdefault("foreach", None)
 
@@ -223,6 +224,9 @@ class Adafactor(Optimizer):
         if closure is not None:
             with fastoptim.enable_grad():
                 loss = closure()
+        # steady state: every group in one C call (False: declined, nothing written)
+        if _adafactor.group_steps(self.param_groups, self.state, self._cache):
+            return loss
         with fastoptim.no_grad():
             for group in self.param_groups:
                 params_with_grad: list = []
@@ -239,7 +243,7 @@ class Adafactor(Optimizer):
                           d=group["d"], lr=group["lr"], beta2_decay=group["beta2_decay"],
                           weight_decay=group["weight_decay"], eps1=eps1, eps2=eps2,
                           foreach=group["foreach"], maximize=group["maximize"],
-                          has_complex=has_complex, _work=self._work)
+                          has_complex=has_complex, _work=self._cache)
                 for p, s in fresh.items():
                     self.state[p] = s
         return loss

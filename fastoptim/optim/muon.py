@@ -107,8 +107,10 @@ def _zeropower_via_newtonschulz(grad: np.ndarray, ns_coefficients, ns_steps: int
         # gram = X @ X.T
         np.matmul(x, x.T, out=w.a)
         _round_bf16(w.a, w.ua)
-        # gram_update = addmm(gram, gram, gram, beta=b, alpha=c) = b*gram + c*(gram @ gram)
-        np.matmul(w.a, w.a, out=w.b)
+        # gram_update = addmm(gram, gram, gram, beta=b, alpha=c) = b*gram + c*(gram @ gram);
+        # gram is exactly symmetric (numpy computes X @ X.T with syrk and mirrors it), so
+        # gram @ gram.T is the same product, and numpy runs it as syrk too: half the work
+        np.matmul(w.a, w.a.T, out=w.b)
         np.multiply(w.b, fc, out=w.b)
         np.multiply(w.a, fb, out=w.t)
         np.add(w.b, w.t, out=w.b)
