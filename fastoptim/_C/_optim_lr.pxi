@@ -94,16 +94,19 @@ cdef list _steady_groups(dict d):
     return groups
 
 
-cdef bint _read_lrs(list groups, double *out) noexcept:
-    # Each group's lr into out (groups: from _steady_groups); False when one is not a Python
+cdef bint _read_lrs(list groups, double *out, PyObject **objs) except -1:
+    # Each group's lr into out, and its float object (borrowed: valid until a group changes)
+    # into objs unless NULL (groups: from _steady_groups); False when one is not a Python
     # float (a Tensor lr, which the general path fills in place).
     cdef PyObject *v
     cdef Py_ssize_t i
     for i in range(len(groups)):
-        v = PyDict_GetItem(<object>_list_item(groups, i), "lr")
+        v = PyDict_GetItemWithError(<object>_list_item(groups, i), "lr")
         if v == NULL or type(<object>v) is not float:
             return False
         out[i] = PyFloat_AS_DOUBLE(<object>v)
+        if objs != NULL:
+            objs[i] = v
     return True
 
 
@@ -121,14 +124,14 @@ cdef list _write_lr_values(list groups, const double *values):
     return last
 
 
-cdef list _current_lrs(list groups):
-    # [group['lr'] ...] (read and checked by _read_lrs just before): the new _last_lr when
-    # the lrs stay.
-    cdef Py_ssize_t i, n = len(groups)
+cdef list _current_lrs(PyObject **objs, Py_ssize_t n):
+    # [group['lr'] ...] from the objects _read_lrs just found: the new _last_lr when the lrs
+    # stay.
+    cdef Py_ssize_t i
     cdef list last = PyList_New(n)
     cdef object x
     for i in range(n):
-        x = <object>PyDict_GetItem(<object>_list_item(groups, i), "lr")
+        x = <object>objs[i]
         Py_INCREF(x)
         PyList_SET_ITEM(last, i, x)
     return last
@@ -136,16 +139,16 @@ cdef list _current_lrs(list groups):
 
 cdef class _LRBuffer:
     # n doubles, on the stack of the step for small counts (the caller's `small`), else here.
-    cdef double *heap
+    cdef void *heap
 
     def __dealloc__(self):
         PyMem_Free(self.heap)
 
 
-cdef double *_lr_buffer(Py_ssize_t n, double *small, _LRBuffer owner) except NULL:
-    if n <= _LR_STACK:
+cdef void *_lr_buffer(Py_ssize_t nbytes, void *small, _LRBuffer owner) except NULL:
+    if nbytes <= _LR_STACK * sizeof(double):
         return small
-    owner.heap = <double *>PyMem_Malloc(n * sizeof(double))
+    owner.heap = PyMem_Malloc(nbytes)
     if owner.heap == NULL:
         raise MemoryError()
     return owner.heap
@@ -204,7 +207,8 @@ cdef bint _uniform_lr_step_c(object sched) except -1:
     cdef double f = 1.0
     cdef double small[_LR_STACK]
     cdef double *lrs
-    cdef _LRBuffer owner
+    cdef PyObject **objs
+    cdef _LRBuffer owner = None
     if not type(sched)._fast_step:
         return False
     d = sched.__dict__
@@ -224,15 +228,17 @@ cdef bint _uniform_lr_step_c(object sched) except -1:
     if factor is _DECLINE or (factor is not None and not _as_double(factor, &f)):
         return False
     n = len(groups)
-    owner = _LRBuffer.__new__(_LRBuffer) if n > _LR_STACK else None
-    lrs = _lr_buffer(n, small, owner)
-    if not _read_lrs(groups, lrs):
+    if n > _LR_STACK // 2:
+        owner = _LRBuffer.__new__(_LRBuffer)
+    lrs = <double *>_lr_buffer(n * (sizeof(double) + sizeof(PyObject *)), small, owner)
+    objs = <PyObject **>(lrs + n)
+    if not _read_lrs(groups, lrs, objs):
         return False
     d["_step_count"] = d["_step_count"] + 1
     d["last_epoch"] = epoch
     d["_get_lr_called_within_step"] = False
     if factor is None:
-        d["_last_lr"] = _current_lrs(groups)
+        d["_last_lr"] = _current_lrs(objs, n)
     else:
         for i in range(n):
             lrs[i] = lrs[i] * f
@@ -415,7 +421,7 @@ cdef bint _cosine_step_c(object sched) except -1:
     cdef double eta, td, ed, w, ratio, den, b
     cdef double small[_LR_STACK]
     cdef double *lrs
-    cdef _LRBuffer owner
+    cdef _LRBuffer owner = None
     if not type(sched)._fast_step:
         return False
     d = sched.__dict__
@@ -437,9 +443,10 @@ cdef bint _cosine_step_c(object sched) except -1:
         return False
     td, ed = <double>t, <double>e
     n = len(groups)
-    owner = _LRBuffer.__new__(_LRBuffer) if n > _LR_STACK else None
-    lrs = _lr_buffer(n, small, owner)
-    if not _read_lrs(groups, lrs):
+    if n > _LR_STACK:
+        owner = _LRBuffer.__new__(_LRBuffer)
+    lrs = <double *>_lr_buffer(n * sizeof(double), small, owner)
+    if not _read_lrs(groups, lrs, NULL):
         return False
     # C's x % m is 0 exactly when Python's is, whatever the signs (no overflow: |x| < 2**53)
     if (e - 1 - t) % (2 * t) == 0:
@@ -550,9 +557,9 @@ def _one_cycle_lr_step(object sched):
     return _one_cycle_step_c(sched)
 
 
-cdef inline bint _group_double(dict g, object key, double *out) noexcept:
+cdef inline bint _group_double(dict g, object key, double *out) except -1:
     # g[key] into out when it is a Python float.
-    cdef PyObject *v = PyDict_GetItem(g, key)
+    cdef PyObject *v = PyDict_GetItemWithError(g, key)
     if v == NULL or type(<object>v) is not float:
         return False
     out[0] = PyFloat_AS_DOUBLE(<object>v)
@@ -577,7 +584,7 @@ cdef bint _one_cycle_step_c(object sched) except -1:
     cdef double small[_LR_STACK]
     cdef double *vals      # per group: lr start, lr end, momentum start, momentum end
     cdef double *lrs
-    cdef _LRBuffer owner
+    cdef _LRBuffer owner = None
     cdef tuple betas
     if not type(sched)._fast_step:
         return False
@@ -629,8 +636,9 @@ cdef bint _one_cycle_step_c(object sched) except -1:
             return False
         beta1 = v is True
     n = len(groups)
-    owner = _LRBuffer.__new__(_LRBuffer) if 5 * n > _LR_STACK else None
-    vals = _lr_buffer(5 * n, small, owner)
+    if 5 * n > _LR_STACK:
+        owner = _LRBuffer.__new__(_LRBuffer)
+    vals = <double *>_lr_buffer(5 * n * sizeof(double), small, owner)
     lrs = vals + 4 * n
     # every value read must be a float (checked before anything is written)
     for i in range(n):
