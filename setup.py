@@ -56,8 +56,10 @@ from setuptools.command.build_ext import build_ext
 # visibility pragmas; -fno-semantic-interposition lets calls inside the library bind locally.
 CSRC_FLAGS = ["-std=c99", "-O3", "-fno-math-errno", "-Wall", "-Wextra", "-g0",
               "-fvisibility=hidden", "-fno-semantic-interposition"]
-# Glue flags (Cython's generated C, which is neither C99- nor -Wextra-clean).
-GLUE_FLAGS = ["-O3", "-fno-math-errno", "-Wno-unused-function", "-g0"]
+# Glue flags (Cython's generated C, which is neither C99- nor -Wextra-clean).  -ffp-contract=off:
+# the schedulers' C steps (_optim_lr.pxi) are Python float arithmetic bit for bit only if no
+# a * b + c is fused into one rounding (GCC fuses by default where the target has FMA).
+GLUE_FLAGS = ["-O3", "-fno-math-errno", "-ffp-contract=off", "-Wno-unused-function", "-g0"]
 CYTHON_DIRECTIVES = {"language_level": 3, "boundscheck": False, "wraparound": False,
                      "cdivision": True, "initializedcheck": False, "embedsignature": True}
 SANITIZERS = ("address", "undefined")   # what FASTOPTIM_SANITIZE may name

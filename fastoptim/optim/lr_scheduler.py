@@ -21,15 +21,18 @@ groups (one lambda, one ``max_lr``, ...) extend to it.  ``ReduceLROnPlateau.step
 fastoptim or torch 0-dim tensor or a numpy scalar as the metric.
 
 The hot path (``step``) is one pass over the groups: compute, write back, record ``_last_lr``.
-A training loop may step a scheduler every iteration, so the per-group loops run at C level
-(``fastoptim/_C/_optim.pyx``): the schedulers whose rule is ``group['lr'] * factor`` (StepLR,
-MultiStepLR, ConstantLR, LinearLR, ExponentialLR, PolynomialLR; ``_UniformLR``) state only
-the factor, and their steady-state ``step`` is a C function that declines to the general path
-for anything unusual (StepLR's, MultiStepLR's and ExponentialLR's factor is computed there
-too, from the same attributes, so their step runs no Python code); OneCycleLR's steady-state
-``step`` is a C function too, its annealing in double arithmetic in Python's order of
-operations, which is Python float arithmetic bit for bit.  The Python methods (``get_lr``,
-``_chain_factor``) stay the rule's statement and its general path.
+A training loop may step a scheduler every iteration, so the steady-state ``step`` of most
+schedulers is a C function (``fastoptim/_C/_optim_lr.pxi``) that declines to the general path
+(``LRScheduler.step``) for anything unusual: the schedulers whose rule is
+``group['lr'] * factor`` (StepLR, MultiStepLR, ConstantLR, LinearLR, ExponentialLR,
+PolynomialLR; ``_UniformLR``) state only the factor, which the C step computes from the same
+attributes; CosineAnnealingLR's recurrence and OneCycleLR's annealing run there in double
+arithmetic in Python's order of operations, which is Python float arithmetic bit for bit;
+LambdaLR and MultiplicativeLR call their lambdas from the C loop.  A class names in ``_C_RULE``
+the methods its C step replicates; a subclass overriding one of them gets the Python path.
+The Python methods (``get_lr``, ``_chain_factor``) stay the rule's statement and its general
+path.  CyclicLR, CosineAnnealingWarmRestarts, ReduceLROnPlateau and the composites step in
+Python.
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ from fastoptim import Tensor
 from fastoptim._C._optim import (
     UNIFORM_RULES,
     _anneal_groups,
+    _cosine_step,
+    _lambda_step,
     _one_cycle_step,
     _set_general_lr_step,
     _set_momenta,
@@ -187,6 +192,17 @@ class LRScheduler:
 
     _get_lr_called_within_step: bool = False
     _is_initial: bool = False
+    # A class whose ``step`` is a C steady-state step (fastoptim/_C/_optim_lr.pxi) names in
+    # ``_C_RULE`` the methods that state the rule the C step replicates; ``_fast_step`` (which
+    # the C step reads) is True for it and for a subclass that overrides none of them.
+    _C_RULE: tuple[str, ...] = ()
+    _fast_step = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        owner = next((c for c in cls.__mro__ if "_C_RULE" in vars(c)), LRScheduler)
+        cls._fast_step = bool(owner._C_RULE) and all(
+            getattr(cls, name) is getattr(owner, name) for name in owner._C_RULE)
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
         if not isinstance(optimizer, Optimizer):
@@ -380,7 +396,7 @@ def _write_lrs(groups: list, values: list) -> list:
     return last
 
 
-_set_general_lr_step(LRScheduler.step)
+_set_general_lr_step(LRScheduler.step, _write_lrs)
 
 
 class _LRScheduler(LRScheduler):
@@ -392,21 +408,20 @@ class _UniformLR(LRScheduler):
     ``_chain_factor()`` (None: unchanged), as torch's ``group['lr'] * factor``.
 
     That shape lets the steady-state ``step()`` run at C level
-    (``_optim._uniform_lr_step``: a step costs about as much for 100 groups as for one); it
-    declines, and the general path runs, for anything unusual (Tensor lrs, the first step, a
-    subclass that overrides ``get_lr``, ``step`` or ``_update_lr``).
+    (``_optim._uniform_lr_step``: one C loop over the groups); it declines, and the general
+    path runs, for anything unusual (Tensor lrs, the first step, a subclass that overrides
+    ``get_lr``, ``step`` or ``_update_lr``).
     """
 
-    _fast_step = True
+    _C_RULE = ("get_lr", "step", "_update_lr")
     # How the C step finds the factor: "call" ``_chain_factor()``, or the rule of StepLR,
-    # MultiStepLR or ExponentialLR computed in C from the same attributes (no Python frame);
-    # a subclass that overrides ``_chain_factor`` goes back to "call".
+    # MultiStepLR, ExponentialLR, ConstantLR, LinearLR or PolynomialLR computed in C from the
+    # same attributes (no Python frame); a subclass that overrides ``_chain_factor`` goes back
+    # to "call".
     _factor_rule = UNIFORM_RULES["call"]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls._fast_step = (cls.get_lr is _UniformLR.get_lr and cls.step is _UniformLR.step
-                          and cls._update_lr is LRScheduler._update_lr)
         owner = next(c for c in cls.__mro__ if "_factor_rule" in vars(c))
         if cls._chain_factor is not owner._chain_factor:
             cls._factor_rule = UNIFORM_RULES["call"]
@@ -453,6 +468,10 @@ class _LambdaScheduler(LRScheduler):
     def _check_lambdas(self) -> None:
         pass
 
+    # Advance one epoch (call it after ``optimizer.step()``): a C function calling the lambdas,
+    # whose general path is LRScheduler.step.
+    step = _lambda_step
+
     def _extend_group_settings(self, n_old: int) -> None:
         _extend_shared(self, self.lr_lambdas, len(self.optimizer.param_groups), "lr_lambda")
 
@@ -485,6 +504,9 @@ class LambdaLR(_LambdaScheduler):
         >>> scheduler = LambdaLR(optimizer, lr_lambda=lambda epoch: 0.95**epoch)
     """
 
+    _C_RULE = ("get_lr", "step", "_update_lr")
+    _multiplicative = False     # the C step's rule: base_lr * lmbda(epoch)
+
     def get_lr(self) -> list:
         """``base_lr * lmbda(last_epoch)`` for each group."""
         self._warn_if_not_in_step()
@@ -502,6 +524,9 @@ class MultiplicativeLR(_LambdaScheduler):
         lr_lambda (function or list): the factor as a function of the epoch, or one per group.
         last_epoch (int): index of the last epoch (default: -1).
     """
+
+    _C_RULE = ("get_lr", "step", "_update_lr")
+    _multiplicative = True      # the C step's rule: group['lr'] * lmbda(epoch)
 
     def _check_lambdas(self) -> None:
         for lr_lambda in self.lr_lambdas:
@@ -608,6 +633,8 @@ class ConstantLR(_UniformLR):
         last_epoch (int): index of the last epoch (default: -1).
     """
 
+    _factor_rule = UNIFORM_RULES["constant"]
+
     def __init__(
         self,
         optimizer: Optimizer,
@@ -647,6 +674,8 @@ class LinearLR(_UniformLR):
         total_iters (int): epochs of the ramp (default: 5).
         last_epoch (int): index of the last epoch (default: -1).
     """
+
+    _factor_rule = UNIFORM_RULES["linear"]
 
     def __init__(
         self,
@@ -832,6 +861,8 @@ class PolynomialLR(_UniformLR):
         last_epoch (int): index of the last epoch (default: -1).
     """
 
+    _factor_rule = UNIFORM_RULES["polynomial"]
+
     def __init__(
         self, optimizer: Optimizer, total_iters: int = 5, power: float = 1.0, last_epoch: int = -1
     ) -> None:
@@ -873,6 +904,11 @@ class CosineAnnealingLR(LRScheduler):
         self.T_max = T_max
         self.eta_min = eta_min
         super().__init__(optimizer, last_epoch)
+
+    # Advance one epoch (call it after ``optimizer.step()``): a C function (the recurrence of
+    # get_lr in C doubles), whose general path is LRScheduler.step.
+    _C_RULE = ("get_lr", "step", "_update_lr")
+    step = _cosine_step
 
     def get_lr(self) -> list:
         """torch's recurrence (closed form on the first step after resuming)."""
@@ -1452,18 +1488,15 @@ class OneCycleLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     _custom_anneal = False
-    # Whether the C step (``_optim._one_cycle_step``) may run: not for a subclass that changes
-    # the rule (get_lr, the annealing, step or _update_lr).
-    _fast_step = True
+    # What the C step (``_optim._one_cycle_step``) replicates: a subclass that changes one of
+    # them (the rule, the annealing) gets the Python path.
+    _C_RULE = ("get_lr", "_anneal_func", "_annealing_cos", "_annealing_linear", "step",
+               "_update_lr")
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._custom_anneal = (cls._annealing_cos is not OneCycleLR._annealing_cos
                               or cls._annealing_linear is not OneCycleLR._annealing_linear)
-        cls._fast_step = (not cls._custom_anneal and cls.get_lr is OneCycleLR.get_lr
-                          and cls._anneal_func is OneCycleLR._anneal_func
-                          and cls.step is OneCycleLR.step
-                          and cls._update_lr is LRScheduler._update_lr)
 
     # Advance one batch (call it after ``optimizer.step()``): a C function, whose general path
     # is LRScheduler.step.

@@ -1,0 +1,713 @@
+# The steady-state steps of the learning-rate schedulers (fastoptim/optim/lr_scheduler.py),
+# included into _optim.pyx.
+#
+# Why: a training loop may step its scheduler every iteration, and the Python rule (torch's)
+# is a loop of Python frames over the param groups.  A scheduler class whose rule is one of
+# those below has a C function as its ``step``: it does what ``LRScheduler.step()`` does for
+# that rule (``_step_count``, ``last_epoch``, each group's ``lr``, and momentum for OneCycleLR,
+# ``_last_lr``) with no Python frame, so a step over 100 groups costs a few microseconds.
+#
+# Design: each step
+#   1. checks, before it changes anything, that it is in the steady state it handles: the
+#      class keeps the methods that state the rule (``_fast_step``, set by
+#      ``LRScheduler.__init_subclass__``), not the first step after construction (its call-order
+#      check may warn), the group count the scheduler knows (a new group is adopted by the
+#      Python path), every lr a Python float (a Tensor lr is filled in place by the Python
+#      path), the rule's attributes of the types handled here; otherwise it declines, having
+#      changed nothing, and the caller runs the general path (``LRScheduler.step``: the rule's
+#      statement);
+#   2. computes the per-step scalars once, in double arithmetic in Python's order of operations,
+#      which is Python float arithmetic bit for bit: ints are taken up to 2**52 in magnitude,
+#      where Python's mixed int/float arithmetic is this double arithmetic and int/int true
+#      division is the correctly rounded double quotient; ``math.cos`` is libm's ``cos``; no
+#      contraction into fused multiply-adds (setup.py: -ffp-contract=off); a zero divisor
+#      declines (Python raises);
+#   3. writes every group in one C loop over the lrs read in step 1: one float object per
+#      group, stored in the group and in the new ``_last_lr`` list.
+# LambdaLR and MultiplicativeLR call their lambdas from C (the rule is the user's Python).
+# tests/test_lr_scheduler_fast_paths.py holds every step against its Python rule, exactly.
+
+from cpython.dict cimport PyDict_SetItem
+from cpython.float cimport PyFloat_FromDouble
+from cpython.list cimport PyList_New, PyList_SET_ITEM
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
+
+cdef object _general_lr_step = None
+cdef object _general_write_lrs = None
+
+
+def _set_general_lr_step(object step, object write_lrs):
+    """Register ``LRScheduler.step`` (the general path of the C steps) and
+    ``lr_scheduler._write_lrs`` (how LambdaLR's step writes values that are not all floats);
+    set once, by fastoptim.optim.lr_scheduler at import (this module cannot import it)."""
+    global _general_lr_step, _general_write_lrs
+    _general_lr_step = step
+    _general_write_lrs = write_lrs
+
+
+cdef enum:
+    # the doubles a step keeps on the stack (lrs, per group; OneCycleLR: 4 per group)
+    _LR_STACK = 256
+
+
+cdef inline bint _as_double(object v, double *out) noexcept:
+    # A Python float, or an int of at most 2**52 in magnitude (a double holds it, and the
+    # difference of two of them, exactly: arithmetic on it in C is then Python's mixed
+    # int/float arithmetic); False for anything else.
+    cdef long long k
+    cdef int overflow = 0
+    if type(v) is float:
+        out[0] = PyFloat_AS_DOUBLE(v)
+        return True
+    if type(v) is int:
+        k = PyLong_AsLongLongAndOverflow(v, &overflow)
+        if overflow or k > (1LL << 52) or k < -(1LL << 52):
+            return False
+        out[0] = <double>k
+        return True
+    return False
+
+
+cdef list _steady_groups(dict d):
+    """The optimizer's param groups when a steady-state step may run on them, else None: not
+    the first step after construction (``_step_count == 1``: its call-order check may warn),
+    the group count the scheduler knows (``base_lrs``), every group a dict."""
+    cdef object v = d.get("_step_count")
+    cdef list groups
+    cdef Py_ssize_t i, n
+    if type(v) is not int or v == 1:
+        return None
+    v = d.get("optimizer")
+    if v is None:
+        return None
+    v = v.param_groups
+    if type(v) is not list:
+        return None
+    groups = <list>v
+    n = len(groups)
+    v = d.get("base_lrs")
+    if type(v) is not list or len(<list>v) != n:
+        return None
+    for i in range(n):
+        if type(<object>_list_item(groups, i)) is not dict:
+            return None
+    return groups
+
+
+cdef bint _read_lrs(list groups, double *out, PyObject **objs) except -1:
+    # Each group's lr into out, and its float object (borrowed: valid until a group changes)
+    # into objs unless NULL (groups: from _steady_groups); False when one is not a Python
+    # float (a Tensor lr, which the general path fills in place).
+    cdef PyObject *v
+    cdef Py_ssize_t i
+    for i in range(len(groups)):
+        v = PyDict_GetItemWithError(<object>_list_item(groups, i), "lr")
+        if v == NULL or type(<object>v) is not float:
+            return False
+        out[i] = PyFloat_AS_DOUBLE(<object>v)
+        if objs != NULL:
+            objs[i] = v
+    return True
+
+
+cdef list _write_lr_values(list groups, const double *values):
+    # group['lr'] = values[i] for each group, one float object each, also in the returned list
+    # (the new _last_lr: Python's copies of floats are the floats themselves).
+    cdef Py_ssize_t i, n = len(groups)
+    cdef list last = PyList_New(n)
+    cdef object x
+    for i in range(n):
+        x = PyFloat_FromDouble(values[i])
+        PyDict_SetItem(<object>_list_item(groups, i), "lr", x)
+        Py_INCREF(x)
+        PyList_SET_ITEM(last, i, x)
+    return last
+
+
+cdef list _current_lrs(PyObject **objs, Py_ssize_t n):
+    # [group['lr'] ...] from the objects _read_lrs just found: the new _last_lr when the lrs
+    # stay.
+    cdef Py_ssize_t i
+    cdef list last = PyList_New(n)
+    cdef object x
+    for i in range(n):
+        x = <object>objs[i]
+        Py_INCREF(x)
+        PyList_SET_ITEM(last, i, x)
+    return last
+
+
+cdef class _LRBuffer:
+    # n doubles, on the stack of the step for small counts (the caller's `small`), else here.
+    cdef void *heap
+
+    def __dealloc__(self):
+        PyMem_Free(self.heap)
+
+
+cdef void *_lr_buffer(Py_ssize_t nbytes, void *small, _LRBuffer owner) except NULL:
+    if nbytes <= _LR_STACK * sizeof(double):
+        return small
+    owner.heap = PyMem_Malloc(nbytes)
+    if owner.heap == NULL:
+        raise MemoryError()
+    return owner.heap
+
+
+# ---- the uniform-factor schedulers (lr * factor) ------------------------------------------------
+
+def _uniform_step(self, epoch=None):
+    """Advance one epoch. Call it after ``optimizer.step()``.
+
+    (The ``step`` of the uniform-factor schedulers: the steady state at C level, see
+    ``_uniform_lr_step``; anything else through ``LRScheduler.step``.)"""
+    if epoch is not None or not _uniform_lr_step_c(self):
+        _general_lr_step(self, epoch)
+
+
+def _uniform_lr_step(object sched):
+    """``_uniform_step``'s steady state alone: True when it stepped, False (nothing changed)
+    when it declined."""
+    return _uniform_lr_step_c(sched)
+
+
+# What ``_UniformLR._factor_rule`` names: call ``_chain_factor()``, or compute the factor of a
+# built-in scheduler here (its ``_chain_factor`` is the same rule in Python).
+cdef enum:
+    _RULE_CALL = 0
+    _RULE_STEP = 1
+    _RULE_MULTISTEP = 2
+    _RULE_EXPONENTIAL = 3
+    _RULE_CONSTANT = 4
+    _RULE_LINEAR = 5
+    _RULE_POLYNOMIAL = 6
+UNIFORM_RULES = {"call": _RULE_CALL, "step": _RULE_STEP, "multistep": _RULE_MULTISTEP,
+                 "exponential": _RULE_EXPONENTIAL, "constant": _RULE_CONSTANT,
+                 "linear": _RULE_LINEAR, "polynomial": _RULE_POLYNOMIAL}
+cdef object _DECLINE = object()
+
+
+cdef bint _uniform_lr_step_c(object sched) except -1:
+    """The steady-state ``step()`` of a scheduler whose rule scales every group's lr by one
+    factor (``fastoptim.optim.lr_scheduler._UniformLR``), at C level: what
+    ``LRScheduler.step()`` does (``_step_count``, ``last_epoch``, ``group['lr'] = lr * factor``
+    for each group, ``_last_lr``), with the factor computed here for the class's
+    ``_factor_rule`` (StepLR, MultiStepLR, ExponentialLR, ConstantLR, LinearLR, PolynomialLR:
+    no Python frame at all), or from ``sched._chain_factor()`` (a subclass's own rule; None:
+    the lrs stay as they are).
+
+    Returns False, having changed nothing, when anything is unusual (see the file's comment);
+    the caller then runs the general path.
+    """
+    cdef dict d
+    cdef list groups
+    cdef object factor, v, epoch
+    cdef Py_ssize_t n, i
+    cdef int rule
+    cdef double f = 1.0
+    cdef double small[_LR_STACK]
+    cdef double *lrs
+    cdef PyObject **objs
+    cdef _LRBuffer owner = None
+    if not type(sched)._fast_step:
+        return False
+    d = sched.__dict__
+    groups = _steady_groups(d)
+    if groups is None:
+        return False
+    rule = type(sched)._factor_rule
+    if rule == _RULE_CALL:
+        return _uniform_call_step(sched, d, groups)
+    v = d.get("last_epoch")
+    if type(v) is not int:
+        return False
+    epoch = v + 1
+    # the factor of StepLR, MultiStepLR, ... itself, read from the same attributes (declines,
+    # before anything changed, for values it does not handle)
+    factor = _builtin_factor(rule, d, epoch)
+    if factor is _DECLINE or (factor is not None and not _as_double(factor, &f)):
+        return False
+    n = len(groups)
+    if n > _LR_STACK // 2:
+        owner = _LRBuffer.__new__(_LRBuffer)
+    lrs = <double *>_lr_buffer(n * (sizeof(double) + sizeof(PyObject *)), small, owner)
+    objs = <PyObject **>(lrs + n)
+    if not _read_lrs(groups, lrs, objs):
+        return False
+    d["_step_count"] = d["_step_count"] + 1
+    d["last_epoch"] = epoch
+    d["_get_lr_called_within_step"] = False
+    if factor is None:
+        d["_last_lr"] = _current_lrs(objs, n)
+    else:
+        for i in range(n):
+            lrs[i] = lrs[i] * f
+        d["_last_lr"] = _write_lr_values(groups, lrs)
+    return True
+
+
+cdef bint _uniform_call_step(object sched, dict d, list groups) except -1:
+    # The uniform step with the factor from sched._chain_factor() (a Python frame, which may
+    # change anything: the write loop is Python's arithmetic on whatever it finds).
+    cdef Py_ssize_t n = len(groups), i
+    cdef list last
+    cdef dict g
+    cdef object factor, lr
+    for i in range(n):
+        if type((<dict>groups[i]).get("lr")) is not float:
+            return False
+    d["_step_count"] = d["_step_count"] + 1
+    d["_get_lr_called_within_step"] = True
+    try:
+        d["last_epoch"] = d["last_epoch"] + 1
+        factor = sched._chain_factor()
+    finally:
+        d["_get_lr_called_within_step"] = False
+    last = [None] * n
+    for i in range(n):
+        g = <dict>groups[i]
+        lr = g["lr"]
+        if factor is not None:
+            lr = lr * factor
+            g["lr"] = lr
+        last[i] = lr
+    d["_last_lr"] = last
+    return True
+
+
+cdef object _builtin_factor(int rule, dict d, object epoch):
+    """``_chain_factor()`` at ``last_epoch == epoch`` for the built-in ``rule`` (None: the lrs
+    stay), or ``_DECLINE`` when an attribute is not what the rule handles here (the general
+    path then runs the Python rule)."""
+    cdef object m, v
+    cdef long long e, k
+    cdef int overflow = 0
+    cdef double x, t, ep, sf, ef, den
+    if rule == _RULE_STEP:      # gamma at every non-zero multiple of step_size
+        m = d.get("step_size")
+        if type(m) is not int or "gamma" not in d:
+            return _DECLINE
+        k = PyLong_AsLongLongAndOverflow(m, &overflow)
+        if overflow or k == 0:
+            return _DECLINE     # (0: the Python rule raises ZeroDivisionError, as torch's)
+        e = PyLong_AsLongLongAndOverflow(epoch, &overflow)
+        if overflow:
+            return _DECLINE
+        # C's e % k is 0 exactly when Python's is, whatever the signs
+        return None if (e == 0 or e % k != 0) else d["gamma"]
+    if rule == _RULE_MULTISTEP:   # gamma ** count at a milestone listed count times
+        m = d.get("milestones")
+        if type(m) is not _Counter or "gamma" not in d:
+            return _DECLINE
+        if epoch not in <dict>m:
+            return None
+        return d["gamma"] ** (<dict>m)[epoch]
+    if rule == _RULE_EXPONENTIAL:  # gamma, except in the constructor's initial step
+        if d.get("_is_initial") is not False or "gamma" not in d:
+            return _DECLINE
+        return d["gamma"]
+    if rule == _RULE_CONSTANT:     # factor at epoch 0, 1 / factor at total_iters
+        m = d.get("total_iters")
+        if type(m) is not int or "factor" not in d:
+            return _DECLINE
+        if epoch == 0:
+            return d["factor"]
+        if epoch != m:
+            return None
+        if not _as_double(d["factor"], &x) or x == 0.0:
+            return _DECLINE
+        return 1.0 / x
+    if rule == _RULE_LINEAR:       # start_factor at epoch 0, then the ratio of the factors
+        if epoch == 0:
+            return d.get("start_factor", _DECLINE)
+        v = d.get("_is_initial")
+        if v is True:
+            return None
+        m = d.get("total_iters")
+        if v is not False or type(m) is not int:
+            return _DECLINE
+        if epoch > m:
+            return None
+        v = d.get("start_factor")
+        if (type(v) is not float or not _as_double(d.get("end_factor"), &ef)
+                or not _as_double(m, &t) or not _as_double(epoch, &ep)):
+            return _DECLINE
+        sf = PyFloat_AS_DOUBLE(v)
+        # 1.0 + delta / (total_iters * start_factor + (last_epoch - 1) * delta)
+        x = ef - sf
+        den = t * sf + (ep - 1.0) * x
+        if den == 0.0:
+            return _DECLINE
+        return 1.0 + x / den
+    if rule == _RULE_POLYNOMIAL:   # the ratio of consecutive decay factors, ** power
+        v = d.get("_is_initial")
+        if v is True:
+            return None
+        m = d.get("total_iters")
+        if v is not False or type(m) is not int:
+            return _DECLINE
+        if epoch > m:
+            return None
+        v = d.get("power")
+        # power >= 0 (or NaN): the base is in [0, 1], so ** neither raises nor overflows
+        if (not _as_double(m, &t) or t <= 0.0 or not _as_double(epoch, &ep)
+                or not _as_double(v, &x) or x < 0.0):
+            return _DECLINE
+        den = 1.0 - (ep - 1.0) / t
+        if den == 0.0:
+            return _DECLINE
+        # ((1.0 - last_epoch / total_iters) / (1.0 - (last_epoch - 1) / total_iters)) ** power,
+        # the power Python's own (float.__pow__)
+        return PyFloat_FromDouble((1.0 - ep / t) / den) ** v
+    return _DECLINE
+
+
+def _write_float_lrs(list groups, list values):
+    """``group['lr'] = value`` for each group, returning the new lrs as a list (the scheduler's
+    ``_last_lr``), when every current lr and every value is a Python float; otherwise None,
+    having written nothing (the caller's general path handles Tensor lrs)."""
+    return _write_float_lrs_c(groups, values)
+
+
+cdef object _write_float_lrs_c(list groups, list values):
+    cdef Py_ssize_t n = len(groups), i
+    cdef object g
+    if len(values) != n:
+        return None
+    for i in range(n):
+        g = <object>_list_item(groups, i)
+        if (type(g) is not dict or type((<dict>g).get("lr")) is not float
+                or type(<object>_list_item(values, i)) is not float):
+            return None
+    for i in range(n):
+        PyDict_SetItem(<object>_list_item(groups, i), "lr", <object>_list_item(values, i))
+    return list(values)
+
+
+# ---- CosineAnnealingLR ---------------------------------------------------------------------------
+
+def _cosine_step(self, epoch=None):
+    """Advance one epoch. Call it after ``optimizer.step()``.
+
+    (CosineAnnealingLR's ``step``: the steady state at C level, see ``_cosine_lr_step``;
+    anything else through ``LRScheduler.step``.)"""
+    if epoch is not None or not _cosine_step_c(self):
+        _general_lr_step(self, epoch)
+
+
+def _cosine_lr_step(object sched):
+    """``_cosine_step``'s steady state alone: True when it stepped, False (nothing changed)
+    when it declined."""
+    return _cosine_step_c(sched)
+
+
+cdef bint _cosine_step_c(object sched) except -1:
+    """The steady-state ``step()`` of ``CosineAnnealingLR``: torch's recurrence
+    (``CosineAnnealingLR.get_lr`` past the constructor's step), at C level; with
+    ``e = last_epoch`` after the increment and ``T = T_max``, each group's lr becomes
+    ``lr + (base_lr - eta_min) * (1 - cos(pi / T)) / 2`` when ``(e - 1 - T) % (2 T) == 0``,
+    else ``ratio * (lr - eta_min) + eta_min`` with
+    ``ratio = (1 + cos(pi * e / T)) / (1 + cos(pi * (e - 1) / T))``.
+
+    Returns False, having changed nothing, when anything is unusual: besides the file's
+    common checks, the constructor's step, a ``T_max`` that is not an int in (0, 2**51], an
+    ``eta_min`` or base lr that is not a float or small int, a zero divisor."""
+    cdef dict d
+    cdef list groups, base
+    cdef object v
+    cdef Py_ssize_t n, i
+    cdef long long e, t
+    cdef int overflow = 0
+    cdef double eta, td, ed, w, ratio, den, b
+    cdef double small[_LR_STACK]
+    cdef double *lrs
+    cdef _LRBuffer owner = None
+    if not type(sched)._fast_step:
+        return False
+    d = sched.__dict__
+    groups = _steady_groups(d)
+    if groups is None or d["_step_count"] == 0 or d.get("_is_initial") is not False:
+        return False
+    v = d.get("last_epoch")
+    if type(v) is not int:
+        return False
+    e = PyLong_AsLongLongAndOverflow(v, &overflow)
+    if overflow or e >= (1LL << 51) or e < -(1LL << 51):
+        return False
+    e += 1
+    v = d.get("T_max")
+    if type(v) is not int:
+        return False
+    t = PyLong_AsLongLongAndOverflow(v, &overflow)
+    if overflow or t <= 0 or t > (1LL << 51) or not _as_double(d.get("eta_min"), &eta):
+        return False
+    td, ed = <double>t, <double>e
+    n = len(groups)
+    if n > _LR_STACK:
+        owner = _LRBuffer.__new__(_LRBuffer)
+    lrs = <double *>_lr_buffer(n * sizeof(double), small, owner)
+    if not _read_lrs(groups, lrs, NULL):
+        return False
+    # C's x % m is 0 exactly when Python's is, whatever the signs (no overflow: |x| < 2**53)
+    if (e - 1 - t) % (2 * t) == 0:
+        base = <list>d["base_lrs"]
+        for i in range(n):
+            if not _as_double(<object>_list_item(base, i), &b):
+                return False
+        w = 1.0 - cos(M_PI / td)
+        for i in range(n):
+            _as_double(<object>_list_item(base, i), &b)
+            lrs[i] = lrs[i] + (b - eta) * w / 2.0
+    else:
+        den = 1.0 + cos(M_PI * (ed - 1.0) / td)
+        if den == 0.0:
+            return False
+        ratio = (1.0 + cos(M_PI * ed / td)) / den
+        for i in range(n):
+            lrs[i] = ratio * (lrs[i] - eta) + eta
+    d["_step_count"] = d["_step_count"] + 1
+    d["last_epoch"] = d["last_epoch"] + 1
+    d["_get_lr_called_within_step"] = False
+    d["_last_lr"] = _write_lr_values(groups, lrs)
+    return True
+
+
+# ---- LambdaLR, MultiplicativeLR --------------------------------------------------------------
+
+def _lambda_step(self, epoch=None):
+    """Advance one epoch. Call it after ``optimizer.step()``.
+
+    (LambdaLR's and MultiplicativeLR's ``step``: the steady state at C level, see
+    ``_lambda_lr_step``; anything else through ``LRScheduler.step``.)"""
+    if epoch is not None or not _lambda_step_c(self):
+        _general_lr_step(self, epoch)
+
+
+def _lambda_lr_step(object sched):
+    """``_lambda_step``'s steady state alone: True when it stepped, False (nothing changed)
+    when it declined."""
+    return _lambda_step_c(sched)
+
+
+cdef bint _lambda_step_c(object sched) except -1:
+    """The steady-state ``step()`` of ``LambdaLR`` (``base_lr * lmbda(last_epoch)`` for each
+    group) and ``MultiplicativeLR`` (``group['lr'] * lmbda(last_epoch)``, the class's
+    ``_multiplicative``): what ``LRScheduler.step()`` does, with the lambdas called from a C
+    loop and Python's arithmetic on what they return.
+
+    Declines, having changed nothing, on the file's common checks (and the constructor's step,
+    and a lambda list of another length); once the lambdas have run, values that are not all
+    floats are written by the general writer (``_write_lrs``), as the Python path does."""
+    cdef dict d
+    cdef list groups, snapshot, lambdas, base, values
+    cdef object v, last
+    cdef Py_ssize_t n, i
+    cdef bint mult
+    if not type(sched)._fast_step:
+        return False
+    d = sched.__dict__
+    groups = _steady_groups(d)
+    if groups is None or d["_step_count"] == 0:
+        return False
+    mult = type(sched)._multiplicative
+    if mult and d.get("_is_initial") is not False:
+        return False
+    n = len(groups)
+    v = d.get("lr_lambdas")
+    if type(v) is not list or len(<list>v) != n or type(d.get("last_epoch")) is not int:
+        return False
+    for i in range(n):
+        if type((<dict>groups[i]).get("lr")) is not float:
+            return False
+    # what the Python rule zips over, fixed before the lambdas run
+    lambdas = list(<list>v)
+    base = list(<list>d["base_lrs"])
+    snapshot = list(groups)
+    values = [None] * n
+    d["_step_count"] = d["_step_count"] + 1
+    d["_get_lr_called_within_step"] = True
+    try:
+        d["last_epoch"] = d["last_epoch"] + 1
+        for i in range(n):
+            if mult:
+                values[i] = (<dict>snapshot[i])["lr"] * lambdas[i](sched.last_epoch)
+            else:
+                values[i] = base[i] * lambdas[i](sched.last_epoch)
+    finally:
+        d["_get_lr_called_within_step"] = False
+    last = _write_float_lrs_c(groups, values)
+    d["_last_lr"] = last if last is not None else _general_write_lrs(groups, values)
+    return True
+
+
+# ---- OneCycleLR --------------------------------------------------------------------------------
+
+def _one_cycle_step(self, epoch=None):
+    """Advance one batch. Call it after ``optimizer.step()``.
+
+    (OneCycleLR's ``step``: the steady state at C level, see ``_one_cycle_step_c``; anything
+    else through ``LRScheduler.step``.)"""
+    if epoch is not None or not _one_cycle_step_c(self):
+        _general_lr_step(self, epoch)
+
+
+def _one_cycle_lr_step(object sched):
+    """``_one_cycle_step``'s steady state alone: True when it stepped, False (nothing changed)
+    when it declined."""
+    return _one_cycle_step_c(sched)
+
+
+cdef inline bint _group_double(dict g, object key, double *out) except -1:
+    # g[key] into out when it is a Python float.
+    cdef PyObject *v = PyDict_GetItemWithError(g, key)
+    if v == NULL or type(<object>v) is not float:
+        return False
+    out[0] = PyFloat_AS_DOUBLE(<object>v)
+    return True
+
+
+cdef bint _one_cycle_step_c(object sched) except -1:
+    """The steady-state ``step()`` of ``OneCycleLR`` (built-in ``'cos'``/``'linear'``
+    annealing) at C level: what ``LRScheduler.step()`` with ``OneCycleLR.get_lr`` does
+    (``_step_count``, ``last_epoch``, the phase and its progress ``pct``, each group's lr and
+    momentum or ``betas[0]``, ``_last_lr``), in the file's double arithmetic.
+
+    Returns False, having changed nothing, when anything is unusual: besides the file's
+    common checks, the step past ``total_steps`` or an empty phase (the general path raises
+    torch's errors), or a value that is not a Python float (an int peak lr)."""
+    cdef dict d, g, phase
+    cdef list groups, phases
+    cdef object v, step_count, last_epoch, start_lr, end_lr, start_m, end_m, b, x_obj
+    cdef Py_ssize_t n, i, j, nphases, nb
+    cdef bint cos_anneal, momentum, beta1 = False
+    cdef double step_num, start_step = 0.0, end_step = 0.0, pct, c, total, s, e, x
+    cdef double small[_LR_STACK]
+    cdef double *vals      # per group: lr start, lr end, momentum start, momentum end
+    cdef double *lrs
+    cdef _LRBuffer owner = None
+    cdef tuple betas
+    if not type(sched)._fast_step:
+        return False
+    d = sched.__dict__
+    groups = _steady_groups(d)
+    if groups is None:
+        return False
+    step_count = d["_step_count"]
+    v = d.get("_anneal_func_type")
+    if v == "cos" and type(v) is str:
+        cos_anneal = True
+    elif v == "linear" and type(v) is str:
+        cos_anneal = False
+    else:
+        return False
+    last_epoch = d.get("last_epoch")
+    if not _as_double(last_epoch, &step_num) or not _as_double(d.get("total_steps"), &total):
+        return False
+    step_num += 1.0     # exact: |last_epoch| <= 2**52
+    if step_num > total or step_num < 0:
+        return False
+    # the phase and its progress, as OneCycleLR.get_lr finds them
+    v = d.get("_schedule_phases")
+    if type(v) is not list or len(<list>v) == 0:
+        return False
+    phases = <list>v
+    nphases = len(phases)
+    phase = None
+    for i in range(nphases):
+        v = phases[i]
+        if type(v) is not dict or not _as_double((<dict>v).get("end_step"), &end_step):
+            return False
+        if step_num <= end_step or i == nphases - 1:
+            phase = <dict>v
+            break
+        start_step = end_step
+    if end_step - start_step == 0.0:
+        return False    # (Python raises ZeroDivisionError)
+    pct = (step_num - start_step) / (end_step - start_step)
+    start_lr, end_lr = phase.get("start_lr"), phase.get("end_lr")
+    start_m, end_m = phase.get("start_momentum"), phase.get("end_momentum")
+    v = d.get("cycle_momentum")
+    if v is not True and v is not False:
+        return False
+    momentum = v is True
+    if momentum:
+        v = d.get("use_beta1")
+        if v is not True and v is not False:
+            return False
+        beta1 = v is True
+    n = len(groups)
+    if 5 * n > _LR_STACK:
+        owner = _LRBuffer.__new__(_LRBuffer)
+    vals = <double *>_lr_buffer(5 * n * sizeof(double), small, owner)
+    lrs = vals + 4 * n
+    # every value read must be a float (checked before anything is written)
+    for i in range(n):
+        g = <dict><object>_list_item(groups, i)
+        if (type(g.get("lr")) is not float or not _group_double(g, start_lr, vals + 4 * i)
+                or not _group_double(g, end_lr, vals + 4 * i + 1)):
+            return False
+        if momentum:
+            if (not _group_double(g, start_m, vals + 4 * i + 2)
+                    or not _group_double(g, end_m, vals + 4 * i + 3)):
+                return False
+            if beta1:
+                b = g.get("betas")
+                if type(b) is not tuple or len(<tuple>b) == 0:
+                    return False
+    c = cos(M_PI * pct) + 1.0 if cos_anneal else pct
+    for i in range(n):
+        if momentum:
+            s, e = vals[4 * i + 2], vals[4 * i + 3]
+            x = e + (s - e) / 2.0 * c if cos_anneal else (e - s) * c + s
+            g = <dict><object>_list_item(groups, i)
+            x_obj = PyFloat_FromDouble(x)
+            if beta1:       # (x, *betas[1:])
+                b = g["betas"]
+                nb = len(<tuple>b)
+                betas = PyTuple_New(nb)
+                Py_INCREF(x_obj)
+                PyTuple_SET_ITEM(betas, 0, x_obj)
+                for j in range(1, nb):
+                    v = <object>_list_item_t(b, j)
+                    Py_INCREF(v)
+                    PyTuple_SET_ITEM(betas, j, v)
+                g["betas"] = betas
+            else:
+                g["momentum"] = x_obj
+        s, e = vals[4 * i], vals[4 * i + 1]
+        lrs[i] = e + (s - e) / 2.0 * c if cos_anneal else (e - s) * c + s
+    d["_step_count"] = step_count + 1
+    d["last_epoch"] = last_epoch + 1
+    d["_get_lr_called_within_step"] = False
+    d["_last_lr"] = _write_lr_values(groups, lrs)
+    return True
+
+
+def _anneal_groups(list groups, object start_key, object end_key, bint cos, object c):
+    """OneCycleLR's annealing of every group at once, in Python arithmetic (so exactly
+    torch's): with ``start = group[start_key]``, ``end = group[end_key]``,
+    ``end + (start - end) / 2.0 * c`` for ``cos`` (c = cos(pi * pct) + 1), else
+    ``(end - start) * c + start`` (c = pct)."""
+    cdef list out = []
+    cdef object g, s, e
+    for g in groups:
+        s = g[start_key]
+        e = g[end_key]
+        if cos:
+            out.append(e + (s - e) / 2.0 * c)
+        else:
+            out.append((e - s) * c + s)
+    return out
+
+
+def _set_momenta(list groups, list momenta, bint use_beta1):
+    """``group['betas'] = (m, *betas[1:])`` (``use_beta1``) or ``group['momentum'] = m``."""
+    cdef Py_ssize_t i
+    cdef object g, b
+    for i in range(len(groups)):
+        g = groups[i]
+        if use_beta1:
+            b = g["betas"]
+            g["betas"] = (momenta[i],) + tuple(b[1:])
+        else:
+            g["momentum"] = momenta[i]
