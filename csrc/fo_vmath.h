@@ -27,16 +27,6 @@
 #define FO_NO_TRAPPING
 #endif
 
-/* The loss kernels' flat passes (exp, log, the point-wise formulas) are bound by arithmetic:
- * an AVX2 variant, chosen at load time, runs them eight floats wide (baseline x86-64: four).
- * Without FMA contraction (-std=c99 turns it off) each element's arithmetic is the same, so
- * the results are bit-identical on every CPU (as FO_AF_CLONES in optim_adafactor.c). */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define FO_VCLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define FO_VCLONES
-#endif
-
 FO_NO_TRAPPING static inline float fo_vexpf(float xi)
 {
     /* exp(x) = 2^k exp(r), k = round(x log2 e), r = x - k ln 2 (ln 2 in two parts); the
