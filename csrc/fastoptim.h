@@ -270,7 +270,8 @@ void fo_nll_backward_f64(int64_t outer, int64_t C, int64_t inner, const double *
 /* Cross-entropy of logits x [outer, C, inner] at class indices: fo_nll of log_softmax(x),
  * without writing the log-probabilities: returns the sum (and *wsum, out) as fo_nll and
  * writes probs = softmax(x), from which the backward takes the gradient with respect to x,
- *   gx_c = dlp_c - probs_c sum_c' dlp_c'   (dlp as fo_nll_backward's; 0 where ignored). */
+ *   gx_c = dlp_c - probs_c sum_c' dlp_c'   (dlp as fo_nll_backward's; 0 where ignored).
+ * gx may be probs itself (the gradient written over the saved softmax, in place). */
 double fo_cross_entropy_f32(int64_t outer, int64_t C, int64_t inner, const float *x,
                             const int64_t *target, const float *weight, int64_t ignore_index,
                             double smoothing, float *out, float *probs, double *wsum);

@@ -200,8 +200,10 @@ def test_cross_entropy_edge_values_match_torch():
      RuntimeError, "label_smoothing must be between 0.0 and 1.0. Got: 1.5"),
     (lambda: F.cross_entropy(fo.randn(3, 4), fo.tensor([0, 1, 2], dtype=fo.int32)),
      RuntimeError, "expected target dtype to be Long or Byte, but got Int"),
-    (lambda: F.cross_entropy(fo.randn(3, 4), fo.rand(3, 5)), RuntimeError,
-     "Expected target size [3, 4], got [3, 5]"),
+    (lambda: F.cross_entropy(fo.randn(3, 4), fo.rand(3, 5)), RuntimeError,   # not probabilities
+     "0D or 1D target tensor expected, multi-target not supported"),
+    (lambda: F.cross_entropy(fo.randn(3, 4), fo.zeros(3, 4, dtype=fo.int64)), RuntimeError,
+     "Expected floating point type for target with class probabilities, got Long"),
     (lambda: F.cross_entropy(fo.randn(3, 4), fo.tensor([0, 1, 2]), weight=fo.ones(3)),
      RuntimeError, "weight tensor should be defined either for all 4 classes or no classes but "
                    "got weight tensor of shape: [3]"),
@@ -430,3 +432,148 @@ def test_float32_log_softmax_row_sums_over_widths():
     for n in (1, 2, 3, 7, 10, 64, 1000, 100000):
         got = F.log_softmax(_fo(np.full((2, n), 3.0, np.float32)), 1).numpy()
         np.testing.assert_allclose(got, -np.log(n), rtol=3e-7, atol=1e-7)
+
+
+# ---- the lean paths (issue 13's speed work): same numbers, same semantics ----------------------
+def _ce_pair(torch, dtype=np.float32, shape=(64, 10)):
+    g = np.random.default_rng(7)
+    x = g.standard_normal(shape).astype(dtype)
+    t = g.integers(0, shape[1], shape[0])
+    return (_fo(x, True), fo.tensor(t)), (torch.tensor(x, requires_grad=True), torch.tensor(t))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cross_entropy_retain_graph_keeps_its_saved_softmax(dtype):
+    # without retain_graph the backward writes the gradient over the saved softmax; with it,
+    # the softmax must survive for the next backward (and .grad must not alias it)
+    torch = _torch()
+    (a, t), (ta, tt) = _ce_pair(torch, dtype)
+    loss, lt = F.cross_entropy(a, t), torch.nn.functional.cross_entropy(ta, tt)
+    for _ in range(3):
+        loss.backward(retain_graph=True)
+        lt.backward(retain_graph=True)
+        _close(a.grad.numpy(), ta.grad.numpy(), dtype)
+    loss.backward()
+    lt.backward()
+    _close(a.grad.numpy(), ta.grad.numpy(), dtype)
+    with pytest.raises(RuntimeError, match="Trying to backward through the graph a second"):
+        loss.backward()
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_cross_entropy_autograd_grad_and_fresh_grads_match_torch(reduction):
+    torch = _torch()
+    (a, t), (ta, tt) = _ce_pair(torch, np.float64, (9, 4))
+    loss = F.cross_entropy(a, t, reduction=reduction).sum()
+    lt = torch.nn.functional.cross_entropy(ta, tt, reduction=reduction).sum()
+    (ga,) = fo.autograd.grad(loss, [a])
+    (gt,) = torch.autograd.grad(lt, [ta])
+    _close(ga.numpy(), gt.numpy(), np.float64)
+    assert a.grad is None
+    for _ in range(2):      # a new graph each time, .grad accumulating
+        F.cross_entropy(a, t, reduction=reduction).sum().backward()
+        torch.nn.functional.cross_entropy(ta, tt, reduction=reduction).sum().backward()
+    _close(a.grad.numpy(), ta.grad.numpy(), np.float64)
+
+
+@pytest.mark.parametrize("name,kw", [("CrossEntropyLoss", dict(reduction="sum")),
+                                     ("CrossEntropyLoss", dict(ignore_index=3)),
+                                     ("CrossEntropyLoss", dict(label_smoothing=0.2)),
+                                     ("NLLLoss", dict(reduction="none")),
+                                     ("NLLLoss", dict(ignore_index=1)),
+                                     ("BCELoss", dict(reduction="sum")),
+                                     ("BCEWithLogitsLoss", dict(reduction="none")),
+                                     ("MSELoss", dict(reduction="sum"))])
+def test_loss_modules_read_their_attributes_at_call_time(name, kw):
+    # the modules' forward is compiled: an attribute changed after construction still counts,
+    # as in torch, and a subclass's own forward still runs
+    torch = _torch()
+    g = np.random.default_rng(3)
+    x = g.standard_normal((8, 5)).astype(np.float32)
+    if name in ("CrossEntropyLoss", "NLLLoss"):
+        y = g.integers(0, 5, 8)
+    else:
+        y = g.random((8, 5)).astype(np.float32)
+    if name in ("BCELoss",):
+        x = 1 / (1 + np.exp(-x))
+    if name == "NLLLoss":
+        x = x - np.log(np.exp(x).sum(1, keepdims=True))
+    crit, tcrit = getattr(nn, name)(), getattr(torch.nn, name)()
+    for k, v in kw.items():
+        setattr(crit, k, v)
+        setattr(tcrit, k, v)
+    a, ta = _fo(x, True), torch.tensor(x, requires_grad=True)
+    loss, lt = crit(a, fo.tensor(y)), tcrit(ta, torch.tensor(y))
+    loss.sum().backward()
+    lt.sum().backward()
+    _close(loss.detach().numpy(), lt.detach().numpy(), np.float32)
+    _close(a.grad.numpy(), ta.grad.numpy(), np.float32)
+
+    class Doubled(getattr(nn, name)):
+        def forward(self, input, target):
+            return super().forward(input, target) * 2
+
+    _close(Doubled()(a, fo.tensor(y)).detach().numpy(),
+           2 * getattr(torch.nn, name)()(ta, torch.tensor(y)).detach().numpy(), np.float32)
+
+
+def test_mse_loss_weight_is_refused_not_ignored():
+    with pytest.raises(NotImplementedError, match=r"mse_loss\(\): weight= is not supported"):
+        F.mse_loss(fo.ones(3), fo.zeros(3), weight=fo.ones(3))
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 10, 31, 32, 33, 64])
+@pytest.mark.parametrize("rows", [1, 63, 64, 65, 130])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_short_and_long_rows_with_special_values_match_torch(n, rows, dtype):
+    # rows of up to 32 classes take the transposed (rows-in-lanes) block, longer rows the
+    # row-wise one; NaN, +-inf and all -inf rows must come out as torch's in both
+    torch = _torch()
+    g = np.random.default_rng(n * 1000 + rows)
+    x = (g.standard_normal((rows, n)) * 4).astype(dtype)
+    if rows >= 4:
+        x[1, g.integers(0, n)] = np.nan
+        x[2, g.integers(0, n)] = np.inf
+        x[3, :] = -np.inf
+    if rows >= 5 and n > 1:
+        x[4, 0] = -np.inf
+    t = g.integers(0, n, rows)
+    tx = torch.tensor(x)
+    for log in (False, True):
+        got = (F.log_softmax if log else F.softmax)(_fo(x), 1).numpy()
+        want = (torch.log_softmax if log else torch.softmax)(tx, 1).numpy()
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        _close(np.nan_to_num(got), np.nan_to_num(want), dtype)
+    a, ta = _fo(x, True), torch.tensor(x, requires_grad=True)
+    loss = F.cross_entropy(a, fo.tensor(t), reduction="none")
+    lt = torch.nn.functional.cross_entropy(ta, torch.tensor(t), reduction="none")
+    np.testing.assert_array_equal(np.isnan(loss.detach().numpy()), np.isnan(lt.detach().numpy()))
+    _close(np.nan_to_num(loss.detach().numpy()), np.nan_to_num(lt.detach().numpy()), dtype)
+    loss.sum().backward()
+    lt.sum().backward()
+    np.testing.assert_array_equal(np.isnan(a.grad.numpy()), np.isnan(ta.grad.numpy()))
+    _close(np.nan_to_num(a.grad.numpy()), np.nan_to_num(ta.grad.numpy()), dtype)
+
+
+@pytest.mark.parametrize("fn,shape,target", [
+    ("cross_entropy", (3, 4), np.zeros((3, 1), np.int64)),
+    ("cross_entropy", (3, 4), np.zeros((), np.int64)),
+    ("nll_loss", (4,), np.zeros((1, 1), np.int64)),
+    ("cross_entropy", (3, 4, 5), np.zeros((3, 6), np.int64)),
+    ("cross_entropy", (3, 4, 5), np.zeros((3, 5, 1), np.int64)),
+    ("cross_entropy", (3, 4, 5), np.zeros((2, 5), np.int64)),
+    ("cross_entropy", (3, 4), np.zeros((3, 5), np.float32)),
+    ("cross_entropy", (3, 4), np.zeros((4, 3), np.float32)),
+    ("cross_entropy", (3, 4), np.zeros((3,), np.float32)),
+    ("cross_entropy", (3, 4), np.zeros((4,), np.int32)),
+    ("cross_entropy", (3, 4), np.zeros((3, 4), np.int32)),
+    ("nll_loss", (3, 4), np.zeros((3,), np.float32)),
+])
+def test_class_loss_target_shape_errors_are_torchs(fn, shape, target):
+    torch = _torch()
+    with pytest.raises(Exception) as got:
+        getattr(F, fn)(fo.zeros(*shape), fo.tensor(target))
+    with pytest.raises(Exception) as want:
+        getattr(torch.nn.functional, fn)(torch.zeros(*shape), torch.tensor(target))
+    assert type(got.value) is type(want.value)
+    assert str(got.value) == str(want.value)

@@ -27,6 +27,21 @@ cdef extern from *:
     bint _grad_enabled "fo_grad_enabled"
 
 
+# Whether the backward walk running in this thread keeps the nodes' saved values (retain_graph)
+# or drops them when it ends: a backward may then take over an array it saved (cross_entropy
+# writes its gradient into its saved softmax) instead of allocating one.  Per thread, as grad
+# mode; _walk sets it and restores it (a hook may run a walk of its own).
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    static __thread int fo_walk_keeps_saved __attribute__((tls_model("initial-exec"))) = 0;
+    #else
+    static _Thread_local int fo_walk_keeps_saved = 0;
+    #endif
+    """
+    bint _walk_keeps_saved "fo_walk_keeps_saved"
+
+
 def is_grad_enabled():
     return _grad_enabled
 
@@ -256,12 +271,35 @@ cdef object _run_hooks(Tensor t, object g):
     return g
 
 
+cdef cnp.ndarray _read_only_one(object dt):
+    cdef cnp.ndarray a = np.ones((), dtype=dt)
+    a.flags.writeable = False
+    return a
+
+
+# The implicit gradient 1 of a 0-dim root (loss.backward()), one per dtype: read-only and never
+# owned (_gown False), so no backward writes into it (a backward may write into g only when it
+# owns it; .grad, autograd.grad and Function backwards take copies of what they do not own),
+# and an in-place edit by a hook down a pass-through chain raises instead of changing it.
+cdef cnp.ndarray _SEED_F32 = _read_only_one(np.float32)
+cdef cnp.ndarray _SEED_F64 = _read_only_one(np.float64)
+
+
 cdef void _backward(Tensor root, object gradient, bint retain) except *:
     """Tensor.backward(): the gradient of root into the leaves' .grad."""
-    cdef cnp.ndarray g0 = _root_grad(root, gradient, 0)
-    cdef list order = _topo(root)
-    root._gacc = g0
-    root._gown = True
+    cdef cnp.ndarray g0
+    cdef list order
+    cdef int tn = root._tnum
+    if gradient is None and root._ndim == 0 and root._requires_grad and \
+            root._hooks is None and (tn == cnp.NPY_FLOAT or tn == cnp.NPY_DOUBLE):
+        order = _topo(root)             # the usual loss.backward(): no array to make
+        root._gacc = _SEED_F32 if tn == cnp.NPY_FLOAT else _SEED_F64
+        root._gown = False
+    else:
+        g0 = _root_grad(root, gradient, 0)
+        order = _topo(root)
+        root._gacc = g0
+        root._gown = True
     _walk(order, None, False, retain)
 
 
@@ -285,6 +323,9 @@ cdef dict _walk(list order, dict want, bint capture, bint retain):
     cdef Py_ssize_t i
     cdef dict got = {} if capture else None
     cdef object g
+    global _walk_keeps_saved
+    cdef bint outer_keeps = _walk_keeps_saved
+    _walk_keeps_saved = retain
     try:
         for i in range(len(order) - 1, -1, -1):
             t = <Tensor>order[i]
@@ -318,6 +359,7 @@ cdef dict _walk(list order, dict want, bint capture, bint retain):
             _OPS[t._op].backward(t, g, t._gown)
             t._gacc = None
     finally:
+        _walk_keeps_saved = outer_keeps
         for i in range(len(order)):
             t = <Tensor>order[i]
             t._gacc = None

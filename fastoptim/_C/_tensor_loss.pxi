@@ -143,31 +143,71 @@ _register(N_SOFTMAX, NULL, _softmax_name, _softmax_backward, _release_all)
 # nll_loss / cross_entropy
 # ---------------------------------------------------------------------------------------------
 
-cdef tuple _class_layout(Tensor a, Tensor target, bint probs):
-    """(outer, C, inner) of an input [C], [N, C] or [N, C, d1, ...], with the target's shape
-    checked as torch checks it."""
+cdef str _scalar_type_name(cnp.ndarray a):
+    """torch's name of an array's dtype, as its error messages print it."""
+    cdef int t = cnp.PyArray_TYPE(a)
+    if t == cnp.NPY_FLOAT:
+        return "Float"
+    if t == cnp.NPY_DOUBLE:
+        return "Double"
+    if t == cnp.NPY_INT64:
+        return "Long"
+    if t == cnp.NPY_INT32:
+        return "Int"
+    if t == cnp.NPY_UINT8:
+        return "Byte"
+    if t == cnp.NPY_BOOL:
+        return "Bool"
+    return _dtype_of(a).name.capitalize()
+
+
+cdef int _class_layout(Tensor a, Tensor target, bint probs, int64_t *lay) except -1:
+    """lay = (outer, C, inner) of an input [C], [N, C] or [N, C, d1, ...], with the target's
+    shape checked as torch checks it: from the arrays' dims (no shape tuples: this runs on
+    every call), the message built by _class_layout_error only when the check fails."""
+    cdef int nd = cnp.PyArray_NDIM(a._np), tnd = cnp.PyArray_NDIM(target._np), k
+    cdef cnp.npy_intp *s = cnp.PyArray_DIMS(a._np)
+    cdef cnp.npy_intp *ts = cnp.PyArray_DIMS(target._np)
+    cdef bint ok
+    if nd == 0:
+        raise IndexError("Dimension out of range (expected to be in range of [-1, 0], but got 1)")
+    if probs:                   # the target has the input's shape
+        ok = tnd == nd
+        for k in range(nd if ok else 0):
+            ok = ok and ts[k] == s[k]
+    elif nd == 1:               # unbatched: a 0-d target
+        ok = tnd == 0
+    else:                       # [N, d1, ...] against [N, C, d1, ...]
+        ok = tnd == nd - 1 and ts[0] == s[0]
+        for k in range(1, tnd if ok else 0):
+            ok = ok and ts[k] == s[k + 1]
+    if not ok:
+        _class_layout_error(a, target, probs)
+    if nd == 1:
+        lay[0], lay[1], lay[2] = 1, s[0], 1
+        return 0
+    lay[0], lay[1], lay[2] = s[0], s[1], 1
+    for k in range(2, nd):
+        lay[2] *= s[k]
+    return 0
+
+
+cdef int _class_layout_error(Tensor a, Tensor target, bint probs) except -1:
+    """torch's error for a target whose shape does not fit the input's (_class_layout found
+    that it does not)."""
     cdef tuple s = _shp(a._np)
     cdef tuple ts = _shp(target._np)
     cdef int nd = len(s)
-    if nd == 0:
-        raise IndexError("Dimension out of range (expected to be in range of [-1, 0], but got 1)")
     if probs:
-        if ts != s:
-            raise RuntimeError(f"Expected target size {list(s)}, got {list(ts)}")
-    elif nd == 1:
-        if len(ts) != 0:
-            raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
-    else:
-        if len(ts) == 0 or ts[0] != s[0]:
-            raise ValueError(f"Expected input batch_size ({s[0]}) to match target batch_size "
-                             f"({ts[0] if len(ts) else 0}).")
-        if nd == 2 and len(ts) != 1:
-            raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
-        if nd > 2 and ts != s[:1] + s[2:]:
-            raise RuntimeError(f"Expected target size {list(s[:1] + s[2:])}, got {list(ts)}")
+        raise RuntimeError(f"Expected target size {list(s)}, got {list(ts)}")
     if nd == 1:
-        return 1, s[0], 1
-    return _sm_split(s, 1)
+        raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
+    if len(ts) == 0 or ts[0] != s[0]:
+        raise ValueError(f"Expected input batch_size ({s[0]}) to match target batch_size "
+                         f"({ts[0] if len(ts) else 0}).")
+    if nd == 2:
+        raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
+    raise RuntimeError(f"Expected target size {list(s[:1] + s[2:])}, got {list(ts)}")
 
 
 cdef Tensor _class_loss(Tensor a, Tensor target, object weight, int64_t ignore_index, int red,
@@ -175,21 +215,19 @@ cdef Tensor _class_loss(Tensor a, Tensor target, object weight, int64_t ignore_i
     """nll_loss (fused = False: `a` holds log-probabilities) or cross_entropy with class
     indices (fused: log_softmax of the logits `a` inside the same node)."""
     cdef int64_t outer, C, inner, bad
+    cdef int64_t lay[3]
     cdef cnp.ndarray x, lp, tgt, w, out = None
     cdef double total, wsum = 0.0
     cdef Tensor t
     cdef int ttype = cnp.PyArray_TYPE(target._np)
-    cdef str kind
+    _class_layout(a, target, False, lay)        # torch checks the shapes first
+    outer, C, inner = lay[0], lay[1], lay[2]
     if ttype != cnp.NPY_INT64 and ttype != cnp.NPY_UINT8:
-        kind = "Float" if _is_float(target._np) else _dtype_of(target._np).name.capitalize()
-        if kind == "Int32":
-            kind = "Int"
-        elif kind == "Float" and cnp.PyArray_TYPE(target._np) == cnp.NPY_DOUBLE:
-            kind = "Double"
-        raise RuntimeError(f"expected target dtype to be Long or Byte, but got {kind}")
-    outer, C, inner = _class_layout(a, target, False)
+        raise RuntimeError("expected target dtype to be Long or Byte, but got "
+                           f"{_scalar_type_name(target._np)}")
     x = _contig(a._np)
-    tgt = _contig(target._np.astype(np.int64, copy=False))
+    tgt = target._np if ttype == cnp.NPY_INT64 else target._np.astype(np.int64)
+    tgt = _contig(tgt)
     w = _loss_opt_array(weight, x, None, "weight")
     if w is not None and cnp.PyArray_SIZE(w) != C:
         raise RuntimeError(f"weight tensor should be defined either for all {C} classes or no "
@@ -227,7 +265,9 @@ cdef void _nll_backward(Tensor t, cnp.ndarray g, bint gown) except *:
     cdef int64_t ignore_index, outer, C, inner
     cdef bint fused
     lp, tgt, w, ignore_index, outer, C, inner, fused = t._saved
-    gx = _empty_like(lp)
+    # cross_entropy's saved softmax becomes the gradient in place when this walk drops the
+    # saved values anyway (no retain_graph): one array fewer per step
+    gx = lp if fused and not _walk_keeps_saved else _empty_like(lp)
     g = _contig(g)
     cdef const void *gp = _ptr(g) if t._sub == 0 else NULL
     cdef double g0 = _first(g) * t._p1 if t._sub != 0 else 0.0
@@ -249,10 +289,12 @@ _register(N_NLL, NULL, _nll_name, _nll_backward, _release_all)
 
 cdef Tensor _soft_ce(Tensor a, Tensor target, object weight, int red, double smoothing):
     cdef int64_t outer, C, inner
+    cdef int64_t lay[3]
     cdef cnp.ndarray x, lp, tg, w, out = None
     cdef double total
     cdef Tensor t
-    outer, C, inner = _class_layout(a, target, True)
+    _class_layout(a, target, True, lay)
+    outer, C, inner = lay[0], lay[1], lay[2]
     if cnp.PyArray_TYPE(target._np) != cnp.PyArray_TYPE(a._np):
         raise RuntimeError(f"expected scalar type {_dtype_of(a._np).name.capitalize()} but "
                            f"found {_dtype_of(target._np).name.capitalize()}")
@@ -311,28 +353,44 @@ cdef object _soft_ce_name(Tensor t):
 _register(N_SOFT_CE, NULL, _soft_ce_name, _soft_ce_backward, _release_all)
 
 
-def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
-             reduction="mean"):
-    """Negative log-likelihood of log-probabilities `input` at class indices `target`."""
+cdef Tensor _nll_loss(object input, object target, object weight, object ignore_index,
+                      object size_average, object reduce, object reduction):
     cdef Tensor a = _loss_float_input(_loss_tensor_arg(input, "nll_loss", "input"), "nll_loss")
     cdef Tensor b = _loss_tensor_arg(target, "nll_loss", "target")
     cdef int red = _loss_reduction_arg(size_average, reduce, reduction)
     return _class_loss(a, b, weight, ignore_index, red, 0.0, False)
 
 
-def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100,
-                  reduce=None, reduction="mean", label_smoothing=0.0):
-    """Cross-entropy of logits `input` against class indices (int64 target) or class
-    probabilities (a float target of input's shape): log_softmax and the loss in one node."""
-    cdef Tensor a = _loss_float_input(_loss_tensor_arg(input, "cross_entropy", "input"), "cross_entropy")
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+             reduction="mean"):
+    """Negative log-likelihood of log-probabilities `input` at class indices `target`."""
+    return _nll_loss(input, target, weight, ignore_index, size_average, reduce, reduction)
+
+
+cdef Tensor _cross_entropy(object input, object target, object weight, object ignore_index,
+                           object size_average, object reduce, object reduction,
+                           object label_smoothing):
+    cdef Tensor a = _loss_float_input(_loss_tensor_arg(input, "cross_entropy", "input"),
+                                      "cross_entropy")
     cdef Tensor b = _loss_tensor_arg(target, "cross_entropy", "target")
     cdef int red = _loss_reduction_arg(size_average, reduce, reduction)
     cdef double ls = label_smoothing
     if not (0.0 <= ls <= 1.0):
         raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {ls:g}")
-    if _is_float(b._np):
+    if cnp.PyArray_SAMESHAPE(a._np, b._np):    # torch: a target of input's shape holds
+        if not _is_float(b._np):                # class probabilities, any other class indices
+            raise RuntimeError("Expected floating point type for target with class "
+                               f"probabilities, got {_scalar_type_name(b._np)}")
         return _soft_ce(a, b, weight, red, ls)
     return _class_loss(a, b, weight, ignore_index, red, ls, True)
+
+
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100,
+                  reduce=None, reduction="mean", label_smoothing=0.0):
+    """Cross-entropy of logits `input` against class indices (int64 target) or class
+    probabilities (a float target of input's shape): log_softmax and the loss in one node."""
+    return _cross_entropy(input, target, weight, ignore_index, size_average, reduce, reduction,
+                          label_smoothing)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -383,8 +441,8 @@ cdef Tensor _pointwise_loss(str fn, int kind, object input, object target, objec
             raise RuntimeError("all elements of input should be between 0 and 1")
         if _lkern(y).first_outside(n, _ptr(y), 0.0, 1.0) >= 0:
             raise RuntimeError("all elements of target should be between 0 and 1")
-    w = _loss_opt_array(weight, x, _shp(x), "weight")
-    pw = _loss_opt_array(pos_weight, x, _shp(x), "pos_weight")
+    w = _loss_opt_array(weight, x, _shp(x), "weight") if weight is not None else None
+    pw = _loss_opt_array(pos_weight, x, _shp(x), "pos_weight") if pos_weight is not None else None
     if red == 0:
         out = _empty_like(x)
     total = _lkern(x).pointwise(kind, n, _ptr(x), _ptr(y), _optr(w), _optr(pw), p, _optr(out))
@@ -481,3 +539,39 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     return _pointwise_loss("binary_cross_entropy_with_logits", FO_LOSS_BCE_LOGITS, input,
                            target, weight, pos_weight, 0.0,
                            _loss_reduction_arg(size_average, reduce, reduction))
+
+
+# ---------------------------------------------------------------------------------------------
+# the loss modules' forward
+# ---------------------------------------------------------------------------------------------
+# fastoptim/nn/loss.py makes these the forward of NLLLoss, CrossEntropyLoss, BCELoss and
+# BCEWithLogitsLoss (``forward = _nll_loss_forward``): a compiled function binds as a method
+# like a Python one, so ``criterion(x, y)`` runs no Python frame between the module call and
+# the kernels.  Each reads its module's attributes at call time, as torch's forward does (a
+# changed ``criterion.reduction`` takes effect).
+
+def _nll_loss_forward(self, input, target):
+    """NLLLoss.forward: nll_loss with the module's weight, ignore_index and reduction."""
+    return _nll_loss(input, target, self.weight, self.ignore_index, None, None,
+                     self.reduction)
+
+
+def _cross_entropy_forward(self, input, target):
+    """CrossEntropyLoss.forward: cross_entropy with the module's weight, ignore_index,
+    reduction and label_smoothing."""
+    return _cross_entropy(input, target, self.weight, self.ignore_index, None, None,
+                          self.reduction, self.label_smoothing)
+
+
+def _bce_forward(self, input, target):
+    """BCELoss.forward: binary_cross_entropy with the module's weight and reduction."""
+    return _pointwise_loss("binary_cross_entropy", FO_LOSS_BCE, input, target, self.weight,
+                           None, 0.0, _loss_reduction(self.reduction))
+
+
+def _bce_with_logits_forward(self, input, target):
+    """BCEWithLogitsLoss.forward: binary_cross_entropy_with_logits with the module's weight,
+    pos_weight and reduction."""
+    return _pointwise_loss("binary_cross_entropy_with_logits", FO_LOSS_BCE_LOGITS, input,
+                           target, self.weight, self.pos_weight, 0.0,
+                           _loss_reduction(self.reduction))

@@ -3,6 +3,19 @@
 
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     """Mean squared error, one fused node (as torch's MseLoss) when shapes match."""
+    if weight is not None:      # torch 2.13's per-element weights: not implemented (was ignored)
+        raise NotImplementedError("mse_loss(): weight= is not supported by fastoptim")
+    return _mse_loss(input, target, size_average, reduce, reduction)
+
+
+def _mse_loss_forward(self, input, target):
+    """MSELoss.forward (nn/modules.py makes it the method: a compiled function binds as one,
+    so a call of the module runs no Python frame): mse_loss with the module's reduction."""
+    return _mse_loss(input, target, None, None, self.reduction)
+
+
+cdef object _mse_loss(object input, object target, object size_average, object reduce,
+                      object reduction):
     cdef Tensor a = <Tensor>input
     cdef Tensor b
     cdef cnp.ndarray x, y

@@ -1,7 +1,15 @@
 """nn's loss modules beyond MSELoss: thin holders of their arguments over the fused
 functional forms (fastoptim.nn.functional, C kernels in csrc/tensor_loss.c), with torch's
 signatures and defaults.  The reduction argument is checked once, by modules._Loss (MSELoss's
-base too)."""
+base too).  The forward of NLLLoss, CrossEntropyLoss, BCELoss and BCEWithLogitsLoss is a
+compiled function (fastoptim/_C/_tensor_loss.pxi), so that a call of one runs no Python frame:
+on a small batch the frame and the keyword arguments were a visible part of a step."""
+from fastoptim._C._tensor import (
+    _bce_forward,
+    _bce_with_logits_forward,
+    _cross_entropy_forward,
+    _nll_loss_forward,
+)
 from fastoptim.nn import functional as F
 from fastoptim.nn.modules import _Loss
 
@@ -36,9 +44,7 @@ class HuberLoss(_Loss):
 
 
 class BCELoss(_WeightedLoss):
-    def forward(self, input, target):
-        return F.binary_cross_entropy(input, target, weight=self.weight,
-                                      reduction=self.reduction)
+    forward = _bce_forward      # F.binary_cross_entropy(input, target, self.weight, ...)
 
 
 class BCEWithLogitsLoss(_Loss):
@@ -48,10 +54,7 @@ class BCEWithLogitsLoss(_Loss):
         self.register_buffer("weight", weight)
         self.register_buffer("pos_weight", pos_weight)
 
-    def forward(self, input, target):
-        return F.binary_cross_entropy_with_logits(input, target, self.weight,
-                                                  pos_weight=self.pos_weight,
-                                                  reduction=self.reduction)
+    forward = _bce_with_logits_forward   # F.binary_cross_entropy_with_logits(input, target, ...)
 
 
 class NLLLoss(_WeightedLoss):
@@ -60,9 +63,7 @@ class NLLLoss(_WeightedLoss):
         super().__init__(weight, size_average, reduce, reduction)
         self.ignore_index = ignore_index
 
-    def forward(self, input, target):
-        return F.nll_loss(input, target, weight=self.weight, ignore_index=self.ignore_index,
-                          reduction=self.reduction)
+    forward = _nll_loss_forward   # F.nll_loss(input, target, self.weight, ...)
 
 
 class CrossEntropyLoss(_WeightedLoss):
@@ -72,7 +73,4 @@ class CrossEntropyLoss(_WeightedLoss):
         self.ignore_index = ignore_index
         self.label_smoothing = label_smoothing
 
-    def forward(self, input, target):
-        return F.cross_entropy(input, target, weight=self.weight,
-                               ignore_index=self.ignore_index, reduction=self.reduction,
-                               label_smoothing=self.label_smoothing)
+    forward = _cross_entropy_forward   # F.cross_entropy(input, target, self.weight, ...)

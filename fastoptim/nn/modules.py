@@ -8,9 +8,15 @@ Parameters and submodules are kept in ordered registries (``_parameters``, ``_mo
 import math
 from collections import OrderedDict, namedtuple
 
-from fastoptim._C._tensor import Tensor, _CallsForward, _legacy_reduction, empty, no_grad
+from fastoptim._C._tensor import (
+    Tensor,
+    _CallsForward,
+    _legacy_reduction,
+    _mse_loss_forward,
+    empty,
+    no_grad,
+)
 from fastoptim._C._tensor import linear as _linear
-from fastoptim._C._tensor import mse_loss as _mse_loss
 from fastoptim.nn import functional as F
 from fastoptim.nn import init
 from fastoptim.nn.parameter import Parameter
@@ -438,5 +444,4 @@ class _Loss(Module):
 class MSELoss(_Loss):
     """Mean squared error: reduction 'mean' (default), 'sum' or 'none'."""
 
-    def forward(self, input, target):
-        return _mse_loss(input, target, None, None, self.reduction)
+    forward = _mse_loss_forward     # mse_loss(input, target, reduction=self.reduction)
