@@ -39,6 +39,12 @@ extern "C" {
 int fo_abi_version(void);
 const char *fo_version(void);
 
+/* The instruction set the optimizer kernels whose loops are compiled twice (csrc/fo_simd.c)
+ * run on in this process: "avx2" when the CPU has it, else "baseline" (the build's own target,
+ * SSE2 on x86-64); FASTOPTIM_SIMD=baseline in the environment when the library loads forces
+ * "baseline".  Either gives bit-identical results. */
+const char *fo_simd(void);
+
 /* ======================================================================================
  * Tensor ops: forward and backward kernels of the autograd (csrc/tensor_*.c)
  * ====================================================================================== */

@@ -50,6 +50,35 @@ typedef struct fo_step_cache {
 typedef void (*fo_segment_fn)(const void *ctx, int64_t i, int64_t off, int64_t len, float t,
                               fo_step_cache *cache);
 
+/* Runtime SIMD dispatch (fo_simd.c says why).  FO_SEGMENTS(name) turns the always-inline segment
+ * body FO_FN(name##_segment_body) into the callbacks FO_FN(name##_segment) (the build's baseline
+ * target) and, on x86-64 with GCC or clang, FO_FN(name##_segment_avx2) (the same source compiled
+ * for AVX2, without FMA), and defines FO_FN(name##_segment_pick)(), the one to run.  A build can
+ * opt out with CFLAGS=-DFO_NO_SIMD_DISPATCH. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) \
+    && !defined(FO_NO_SIMD_DISPATCH)
+#define FO_SIMD_DISPATCH 1
+extern int fo_simd_avx2; /* fo_simd.c: set once when the library loads */
+#define FO_SEGMENT_AVX2(name)                                                                 \
+    __attribute__((target("avx2"))) static void FO_FN(name##_segment_avx2)(                 \
+        const void *ctx, int64_t i, int64_t off, int64_t n, float t, fo_step_cache *cache)  \
+    {                                                                                         \
+        FO_FN(name##_segment_body)(ctx, i, off, n, t, cache);                                 \
+    }
+#define FO_SEGMENT_PICK(name) (fo_simd_avx2 ? FO_FN(name##_segment_avx2) : FO_FN(name##_segment))
+#else
+#define FO_SEGMENT_AVX2(name)
+#define FO_SEGMENT_PICK(name) FO_FN(name##_segment)
+#endif
+#define FO_SEGMENTS(name)                                                                     \
+    static void FO_FN(name##_segment)(const void *ctx, int64_t i, int64_t off, int64_t n,    \
+                                      float t, fo_step_cache *cache)                          \
+    {                                                                                         \
+        FO_FN(name##_segment_body)(ctx, i, off, n, t, cache);                                 \
+    }                                                                                         \
+    FO_SEGMENT_AVX2(name)                                                                     \
+    FO_INLINE fo_segment_fn FO_FN(name##_segment_pick)(void) { return FO_SEGMENT_PICK(name); }
+
 /* Elements are split at multiples of this many, so two threads never write one cache line. */
 #define FO_SEGMENT_ALIGN 16
 
@@ -136,6 +165,11 @@ FO_INLINE void fo_multi_tensor_run(const int64_t *numels, int64_t ntensors, floa
 /* sqrt for the element type: the .inc bodies call FO_FN(sqrt)(x). */
 FO_INLINE float fo_sqrt_f32(float x) { return sqrtf(x); }
 FO_INLINE double fo_sqrt_f64(double x) { return sqrt(x); }
+
+/* |x| for the element type (exact, so the same as torch's abs; a float32 |x| through double
+ * would cost two conversions per element). */
+FO_INLINE float fo_fabs_f32(float x) { return fabsf(x); }
+FO_INLINE double fo_fabs_f64(double x) { return fabs(x); }
 
 /* torch.maximum semantics: NaN if either operand is NaN. */
 FO_INLINE float fo_nanmax_f32(float a, float b) { return (a != a || a > b) ? a : b; }

@@ -47,6 +47,18 @@ def _loaded_abi_version():
     return ctypes.CDLL(path).fo_abi_version()
 
 
+def _loaded_simd():
+    """The instruction set the dispatched optimizer loops run on (fo_simd(): "avx2" or
+    "baseline"), or None."""
+    import ctypes
+    path = _library_path()
+    if path is None or not os.path.exists(path):
+        return None
+    fn = ctypes.CDLL(path).fo_simd
+    fn.restype = ctypes.c_char_p
+    return fn().decode()
+
+
 def _blas_info():
     try:
         import numpy as np
@@ -72,6 +84,7 @@ def show_config(file=None):
         f"  c flags:    {' '.join(bi.c_flags) if bi else 'unknown'} (csrc: libfastoptim)",
         f"  glue flags: {' '.join(bi.glue_flags) if bi else 'unknown'} (Cython modules)",
         f"  openmp:     {'on' if bi and bi.openmp else 'off'}",
+        f"  simd:       {_loaded_simd()} (optimizer loops; FASTOPTIM_SIMD=baseline forces)",
         f"  threads:    {threads} (OMP_NUM_THREADS or cpu count)",
         f"  omp wait:   {os.environ.get('OMP_WAIT_POLICY', 'default')} (OMP_WAIT_POLICY)",
         f"  numpy:      {np.__version__} (built against {bi.numpy_build if bi else '?'})",

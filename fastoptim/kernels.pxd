@@ -16,6 +16,7 @@ cdef extern from "fastoptim.h" nogil:
         FASTOPTIM_ABI_VERSION
     int fo_abi_version()
     const char *fo_version()
+    const char *fo_simd()
 
     # ---- tensor ops -------------------------------------------------------------------
     enum:

@@ -1,0 +1,140 @@
+"""The optimizer loops compiled twice (csrc/fo_simd.c, FO_SEGMENTS in csrc/optim_multi.h): the
+AVX2 and the baseline variants give bit-identical results.
+
+Why: on a CPU with AVX2 the library runs the AVX2 variants, so the rest of the suite never
+reaches the baseline loops there (and on a CPU without it, never the AVX2 ones).  A child
+process with FASTOPTIM_SIMD=baseline runs the same steps as a child with the default choice,
+and every param and state bit must agree; NaNs are compared as NaNs (which of two NaN operands
+an instruction returns is not arithmetic, and numpy does not promise it either).  The steps
+cover the loops' lengths (the 8-lane body, the 4-lane epilogue, scalar tails, empty and 0-dim
+params), special grads (0, -0, +-inf, NaN, subnormals), every flag branch of the five
+dispatched kernels, and Rprop's factor selection with etas outside the constructor's range
+(set in the group afterwards, which the step honours as torch's does).
+"""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import fastoptim
+from fastoptim._config import _loaded_simd
+
+# a `python -c` child must not import the source tree of the repository it starts in (conftest)
+_PY = [sys.executable] + (["-P"] if sys.version_info >= (3, 11) else [])
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(fastoptim.__file__)))
+
+_STEPS = textwrap.dedent("""
+    import hashlib, json
+    import numpy as np
+    import fastoptim
+    from fastoptim import nn, optim
+    from fastoptim._config import _loaded_simd
+
+    # (class, constructor kwargs, group entries set after construction)
+    CONFIGS = [
+        ("Adamax", {}, {}),
+        ("Adamax", {"weight_decay": 0.1, "maximize": True}, {}),
+        ("Adamax", {"betas": (0.3, 0.5), "eps": 1e-3}, {}),
+        ("NAdam", {}, {}),
+        ("NAdam", {"weight_decay": 0.1, "momentum_decay": 6e-3}, {}),
+        ("NAdam", {"weight_decay": 0.1, "decoupled_weight_decay": True, "maximize": True}, {}),
+        ("NAdam", {"betas": (0.3, 0.9), "lr": 0.01}, {}),
+        ("RAdam", {}, {}),
+        ("RAdam", {"weight_decay": 0.1, "maximize": True}, {}),
+        ("RAdam", {"betas": (0.3, 0.99), "weight_decay": 0.2, "decoupled_weight_decay": True},
+         {}),
+        ("ASGD", {}, {}),
+        ("ASGD", {"t0": 2, "lambd": 0.1, "alpha": 0.5, "weight_decay": 0.1, "maximize": True},
+         {}),
+        ("Rprop", {}, {}),
+        ("Rprop", {"lr": 0.1, "etas": (0.3, 1.1), "step_sizes": (1e-3, 0.105),
+                   "maximize": True}, {}),
+        ("Rprop", {}, {"etas": (0.5, -2.0)}),    # etaplus < 0: a positive sign ends at etaminus
+        ("Rprop", {}, {"etas": (0.0, 1.2)}),     # etaminus 0: a negative sign ends at 1
+        ("Rprop", {}, {"etas": (0.5, 0.0)}),     # etaplus 0: a positive sign ends at 1
+    ]
+    SHAPES = [(1003,), (8,), (1,), (13,), (0,), (37, 5), ()]
+    STEPS = 8   # RAdam's rectified branch starts at step 6
+
+    def grad(rng, shape, dtype):
+        g = rng.standard_normal(shape).astype(dtype)
+        g[rng.random(shape) < 0.1] = 0.0            # exact zeros: Rprop's sign 0
+        flat = g.reshape(-1)
+        if flat.size > 100:
+            tiny = np.finfo(dtype).smallest_subnormal
+            special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, tiny, -tiny], dtype)
+            flat[rng.choice(flat.size, special.size, replace=False)] = special
+        return g
+
+    def digest(h, t):
+        a = np.array(t.detach().numpy(), copy=True)
+        a[np.isnan(a)] = np.nan                      # one NaN pattern
+        h.update(a.tobytes())
+
+    def run(name, kwargs, later, dtype):
+        rng = np.random.default_rng(0)
+        params = [nn.Parameter(fastoptim.from_numpy(rng.standard_normal(s).astype(dtype)))
+                  for s in SHAPES]
+        opt = getattr(optim, name)(params, **kwargs)
+        opt.param_groups[0].update(later)
+        h = hashlib.sha256()
+        for _ in range(STEPS):
+            for p in params:
+                p.grad = fastoptim.from_numpy(grad(rng, tuple(p.shape), dtype))
+            opt.step()
+            for p in params:
+                digest(h, p)
+                for key, value in sorted(opt.state[p].items()):
+                    digest(h, value)
+        return h.hexdigest()
+
+    out = {f"{name}{kwargs}{later}-{np.dtype(dtype).name}": run(name, kwargs, later, dtype)
+           for name, kwargs, later in CONFIGS for dtype in (np.float32, np.float64)}
+    print(json.dumps({"simd": _loaded_simd(), "digests": out}))
+""")
+
+
+def _child(simd):
+    env = dict(os.environ)
+    env.pop("FASTOPTIM_SIMD", None)
+    if simd is not None:
+        env["FASTOPTIM_SIMD"] = simd
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.Popen([*_PY, "-c", _STEPS], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(scope="module")
+def runs():
+    procs = {"default": _child(None), "baseline": _child("baseline")}
+    out = {}
+    for name, proc in procs.items():
+        stdout, stderr = proc.communicate(timeout=600)
+        assert proc.returncode == 0, stderr
+        out[name] = json.loads(stdout)
+    return out
+
+
+def test_the_choice_is_reported_and_can_be_forced(runs):
+    assert _loaded_simd() in ("avx2", "baseline")
+    if os.environ.get("FASTOPTIM_SIMD") != "baseline":   # (the child's default is not forced)
+        assert runs["default"]["simd"] == _loaded_simd()
+    assert runs["baseline"]["simd"] == "baseline"
+
+
+def test_avx2_and_baseline_loops_are_bit_identical(runs):
+    if runs["default"]["simd"] == "baseline":
+        pytest.skip("this CPU has no AVX2 (or the build has no dispatch): one variant only")
+    want, got = runs["baseline"]["digests"], runs["default"]["digests"]
+    assert list(got) == list(want)
+    differing = [case for case in want if got[case] != want[case]]
+    assert differing == [], f"{len(differing)} of {len(want)} runs differ: {differing}"
+
+
+def test_the_runs_depend_on_the_data(runs):
+    # the control: every configuration gives its own digest, so equal digests mean equal bits
+    digests = runs["baseline"]["digests"]
+    assert len(set(digests.values())) == len(digests)
