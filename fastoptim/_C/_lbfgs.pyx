@@ -15,7 +15,7 @@ kept.  The plain NumPy twins are in ``fastoptim.optim._reference_lbfgs``.
 cimport numpy as cnp
 import numpy as np
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
-from libc.stdint cimport int64_t, uintptr_t
+from libc.stdint cimport uintptr_t
 
 from fastoptim._C.kernels cimport (
     fo_lbfgs_add_grad_f32, fo_lbfgs_add_grad_f64, fo_lbfgs_axpy_f32, fo_lbfgs_axpy_f64,

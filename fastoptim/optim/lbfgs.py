@@ -478,11 +478,10 @@ class LBFGS(Optimizer):
                     if len(old_dirs) > len(al):   # torch's al[i] = ... past its list
                         raise IndexError("list assignment index out of range")
                     al_written = len(old_dirs)
-                new_d = vec.take()
-                gtd = T(_lbfgs.direction(flat_grad, old_dirs, old_stps, ro, float(H_diag),
-                                         new_d, al_buf))
-                vec.give(d)
-                d = new_d
+                vec.give(d)   # (first: it is the warmest vector to write the new d into)
+                d = vec.take()
+                gtd = T(_lbfgs.direction(flat_grad, old_dirs, old_stps, ro, float(H_diag), d,
+                                         al_buf))
 
                 # torch copies flat_grad into prev_flat_grad; the vector itself becomes it
                 if prev_flat_grad is not flat_grad:
