@@ -367,11 +367,23 @@ def test_add_grad_matches_twin(n, dtype):
         assert np.all(np.abs(a.astype(np.float64) - b) <= bound)
 
 
-def test_kernels_propagate_nan():
-    g = np.array([1.0, np.nan, -3.0], np.float32)
-    assert np.isnan(_lbfgs.gather([g], [3], np.empty(3, np.float32)))
-    p = np.zeros(3, np.float32)
-    assert np.isnan(_lbfgs.add_grad([p], g, 1.0))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [3, 37])
+def test_kernels_max_is_torchs_with_inf_and_nan(n, dtype):
+    """max|v| as torch's abs().max(): an inf is the max, a NaN anywhere wins (the fast pass
+    drops NaN and rescans when it saw a non-finite value)."""
+    for bad, want in ((np.inf, np.inf), (-np.inf, np.inf), (np.nan, np.nan)):
+        for pos in (0, n // 2, n - 1):
+            g = np.arange(n, dtype=dtype) - 5
+            g[pos] = bad
+            if bad is np.nan:
+                g[(pos + 1) % n] = np.inf   # NaN beats inf, in any order
+            got = _lbfgs.gather([g], [n], np.empty(n, dtype))
+            np.testing.assert_equal(got, want)
+            np.testing.assert_equal(got, ref.gather([g], [n], np.empty(n, dtype)))
+            np.testing.assert_equal(_lbfgs.add_grad([np.zeros(n, dtype)], g, 1.0), want)
+    big = np.full(n, np.finfo(dtype).max, dtype)   # d * t overflows: inf, not NaN
+    assert _lbfgs.add_grad([np.zeros(n, dtype)], big, 4.0) == np.inf
     assert _lbfgs.gather([None], [2], np.empty(2)) == 0.0
 
 
