@@ -864,11 +864,81 @@ void fo_unpack_pieces_f64(const double *buffer, const fo_piece *pieces, double *
                           int64_t npieces, double divisor);
 
 /* --------------------------------------------------------------------------------------------
- * L-BFGS's flat-vector axpy (csrc/optim_lbfgs.c): y[i] = fma(x[i], alpha, y[i]) over n
- * elements (alpha cast to float for f32), torch's add_(x, alpha=alpha). x and y must not
- * overlap. */
+ * L-BFGS's flat-vector work (csrc/optim_lbfgs.c), torch 2.13's order of operations, serial.
+ * Every dot below sums in double over fixed lanes (the same result on every CPU) and is
+ * rounded to T; "fma" is one rounding, torch's add_(x, alpha=a).  No output may overlap an
+ * input. */
+
+/* y[i] = fma(x[i], alpha, y[i]) over n elements (alpha cast to T), torch's add_(x, alpha). */
 void fo_lbfgs_axpy_f32(int64_t n, double alpha, const float *x, float *y);
 void fo_lbfgs_axpy_f64(int64_t n, double alpha, const double *x, double *y);
+
+/* One param's slice of the flat vector: numel elements at data (a grad to read, NULL for a
+ * param without one; or a param to update). */
+typedef struct fo_lbfgs_segment_f32 {
+    float *data;
+    int64_t numel;
+} fo_lbfgs_segment_f32;
+typedef struct fo_lbfgs_segment_f64 {
+    double *data;
+    int64_t numel;
+} fo_lbfgs_segment_f64;
+
+/* torch's _gather_flat_grad: flat = concat(segs' data, zeros where data is NULL); returns
+ * max|flat| (NaN if flat holds one; 0 for no elements).  Reads the segments, writes flat. */
+float fo_lbfgs_gather_f32(const fo_lbfgs_segment_f32 *segs, int64_t nsegs, float *flat);
+double fo_lbfgs_gather_f64(const fo_lbfgs_segment_f64 *segs, int64_t nsegs, double *flat);
+
+/* A new curvature pair, one pass: y = g - prev, s = d * t (t cast to T), ys = y.s, yy = y.y. */
+typedef struct fo_lbfgs_pair_args_f32 {
+    int64_t n;
+    const float *g, *prev, *d;
+    double t;
+    float *y, *s;           /* written */
+    float ys, yy;           /* out */
+} fo_lbfgs_pair_args_f32;
+typedef struct fo_lbfgs_pair_args_f64 {
+    int64_t n;
+    const double *g, *prev, *d;
+    double t;
+    double *y, *s;
+    double ys, yy;
+} fo_lbfgs_pair_args_f64;
+void fo_lbfgs_pair_f32(fo_lbfgs_pair_args_f32 *w);
+void fo_lbfgs_pair_f64(fo_lbfgs_pair_args_f64 *w);
+
+/* The two-loop recursion over the m pairs (dirs[i] = y_i, stps[i] = s_i, ro[i], oldest first),
+ * d = -H g in torch's order, then gtd = g.d:
+ *   q = -g;  for i = m-1 .. 0: al[i] = (s_i.q) ro[i];  q = fma(y_i, -al[i], q)
+ *   r = q * h_diag;  for i = 0 .. m-1: be = (y_i.r) ro[i];  r = fma(s_i, al[i] - be, r)
+ * in 2m + 1 passes (each fma pass also takes the next dot).  Writes d (q and r) and al[0..m). */
+typedef struct fo_lbfgs_direction_args_f32 {
+    int64_t n, m;
+    const float *const *dirs, *const *stps;
+    const float *ro;
+    float h_diag;
+    const float *g;
+    float *d, *al;          /* written */
+    float gtd;              /* out */
+} fo_lbfgs_direction_args_f32;
+typedef struct fo_lbfgs_direction_args_f64 {
+    int64_t n, m;
+    const double *const *dirs, *const *stps;
+    const double *ro;
+    double h_diag;
+    const double *g;
+    double *d, *al;
+    double gtd;
+} fo_lbfgs_direction_args_f64;
+void fo_lbfgs_direction_f32(fo_lbfgs_direction_args_f32 *w);
+void fo_lbfgs_direction_f64(fo_lbfgs_direction_args_f64 *w);
+
+/* torch's _add_grad: each segment's param += t * its slice of d (fma, t cast to T); returns
+ * max|d * t| (NaN if one; 0 for no elements).  Reads d, updates the segments. */
+float fo_lbfgs_add_grad_f32(const fo_lbfgs_segment_f32 *segs, int64_t nsegs, const float *d,
+                            double t);
+double fo_lbfgs_add_grad_f64(const fo_lbfgs_segment_f64 *segs, int64_t nsegs, const double *d,
+                             double t);
 
 #if defined(__GNUC__) && !defined(_WIN32)
 #pragma GCC visibility pop

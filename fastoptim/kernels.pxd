@@ -460,6 +460,64 @@ cdef extern from "fastoptim.h" nogil:
     void fo_unpack_pieces_f64(const double *buffer, const fo_piece *pieces, double *const *dsts,
                               int64_t npieces, double divisor)
 
-    # ---- L-BFGS's flat-vector axpy ------------------------------------------------------
+    # ---- L-BFGS's flat-vector work -------------------------------------------------------
     void fo_lbfgs_axpy_f32(int64_t n, double alpha, const float *x, float *y)
     void fo_lbfgs_axpy_f64(int64_t n, double alpha, const double *x, double *y)
+    ctypedef struct fo_lbfgs_segment_f32:
+        float *data
+        int64_t numel
+    ctypedef struct fo_lbfgs_segment_f64:
+        double *data
+        int64_t numel
+    float fo_lbfgs_gather_f32(const fo_lbfgs_segment_f32 *segs, int64_t nsegs, float *flat)
+    double fo_lbfgs_gather_f64(const fo_lbfgs_segment_f64 *segs, int64_t nsegs, double *flat)
+    ctypedef struct fo_lbfgs_pair_args_f32:
+        int64_t n
+        const float *g
+        const float *prev
+        const float *d
+        double t
+        float *y
+        float *s
+        float ys
+        float yy
+    ctypedef struct fo_lbfgs_pair_args_f64:
+        int64_t n
+        const double *g
+        const double *prev
+        const double *d
+        double t
+        double *y
+        double *s
+        double ys
+        double yy
+    void fo_lbfgs_pair_f32(fo_lbfgs_pair_args_f32 *w)
+    void fo_lbfgs_pair_f64(fo_lbfgs_pair_args_f64 *w)
+    ctypedef struct fo_lbfgs_direction_args_f32:
+        int64_t n
+        int64_t m
+        const float *const *dirs
+        const float *const *stps
+        const float *ro
+        float h_diag
+        const float *g
+        float *d
+        float *al
+        float gtd
+    ctypedef struct fo_lbfgs_direction_args_f64:
+        int64_t n
+        int64_t m
+        const double *const *dirs
+        const double *const *stps
+        const double *ro
+        double h_diag
+        const double *g
+        double *d
+        double *al
+        double gtd
+    void fo_lbfgs_direction_f32(fo_lbfgs_direction_args_f32 *w)
+    void fo_lbfgs_direction_f64(fo_lbfgs_direction_args_f64 *w)
+    float fo_lbfgs_add_grad_f32(const fo_lbfgs_segment_f32 *segs, int64_t nsegs,
+                                const float *d, double t)
+    double fo_lbfgs_add_grad_f64(const fo_lbfgs_segment_f64 *segs, int64_t nsegs,
+                                 const double *d, double t)

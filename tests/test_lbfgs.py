@@ -1,5 +1,6 @@
 """LBFGS against torch 2.13 (same iterates, state dicts both ways, messages) and its compiled
-vector work (``_lbfgs.axpy``, ``lbfgs._two_loop``) against the NumPy twin."""
+vector work (``fastoptim._C._lbfgs``: axpy, gather, pair, direction, add_grad) against the
+NumPy twins (``_reference_lbfgs``) over dtypes, sizes and history lengths."""
 
 import copy
 
@@ -7,11 +8,11 @@ import numpy as np
 import pytest
 
 import fastoptim
+from fastoptim._C import _lbfgs
 from fastoptim._C._lbfgs import axpy
 from fastoptim.optim import LBFGS
 from fastoptim.optim import _reference_lbfgs as ref
 from fastoptim.optim._descriptions import WHOLE_STEP
-from fastoptim.optim.lbfgs import _two_loop
 
 try:
     import torch
@@ -256,20 +257,201 @@ def test_axpy_rejects_bad_input():
         axpy(1.0, [0.0], a)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("n,hist", [(1, 1), (9, 3), (500, 10), (3, 0)])
-def test_two_loop_matches_twin(n, hist, dtype):
-    rng = np.random.default_rng(n + hist)
-    g = rng.standard_normal(n).astype(dtype)
+SIZES = [0, 1, 7, 1001, 65539]   # empty, one, odd (a tail shorter than the lanes), large
+DTYPES = [np.float32, np.float64]
+RTOL = {np.float32: 2e-5, np.float64: 1e-12}
+
+
+def _history(rng, n, hist, dtype):
     dirs = [rng.standard_normal(n).astype(dtype) for _ in range(hist)]
     stps = [(y + 0.1 * rng.standard_normal(n)).astype(dtype) for y in dirs]
-    ro = [dtype(1.0) / y.dot(s) for y, s in zip(dirs, stps)]
+    ro = [dtype(1.0) / (y.dot(s) if n else dtype(1.0)) for y, s in zip(dirs, stps)]
+    return dirs, stps, ro
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", SIZES)
+def test_gather_matches_twin(n, dtype):
+    rng = np.random.default_rng(n)
+    numels = [n // 3, 0, 3, n - n // 3]
+    grads = [rng.standard_normal(k).astype(dtype).reshape(-1, 1) if k else
+             np.zeros((0, 2), dtype) for k in numels]
+    grads[2] = None   # a param without a grad: zeros
+    total = sum(numels)
+    got, want = np.full(total, np.nan, dtype), np.full(total, np.nan, dtype)
+    m_got = _lbfgs.gather(grads, numels, got)
+    m_want = ref.gather(grads, numels, want)
+    np.testing.assert_array_equal(got, want)
+    assert m_got == m_want
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", SIZES)
+def test_pair_matches_twin(n, dtype):
+    rng = np.random.default_rng(n + 1)
+    g, prev, d = (rng.standard_normal(n).astype(dtype) for _ in range(3))
+    before = [a.copy() for a in (g, prev, d)]
+    y, s, y2, s2 = (np.empty(n, dtype) for _ in range(4))
+    ys, yy = _lbfgs.pair(g, prev, d, 0.3, y, s)
+    ys2, yy2 = ref.pair(g, prev, d, 0.3, y2, s2)
+    np.testing.assert_array_equal(y, y2)
+    np.testing.assert_array_equal(s, s2)
+    assert ys == pytest.approx(ys2, rel=RTOL[dtype], abs=RTOL[dtype])
+    assert yy == pytest.approx(yy2, rel=RTOL[dtype], abs=RTOL[dtype])
+    assert dtype(ys) == ys and dtype(yy) == yy   # rounded to the dtype
+    for a, b in zip((g, prev, d), before):
+        np.testing.assert_array_equal(a, b)   # inputs not mutated
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("hist", [0, 1, 3, 10])
+@pytest.mark.parametrize("n", SIZES)
+def test_direction_matches_twin(n, hist, dtype):
+    rng = np.random.default_rng(n + hist)
+    g = rng.standard_normal(n).astype(dtype)
+    dirs, stps, ro = _history(rng, n, hist, dtype)
     h = dtype(0.7)
-    want, want_al = ref.lbfgs_direction(g, dirs, stps, ro, h)
-    al = [None] * (hist + 2)
-    got = _two_loop(g, dirs, stps, ro, h, al)
-    rtol = 1e-12 if dtype == np.float64 else 2e-4
-    scale = max(1.0, float(np.abs(want).max())) if n else 1.0
-    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * scale)
-    for a, b in zip(al, want_al):
-        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * scale)
+    al, al2 = np.zeros(hist + 2, dtype), np.zeros(hist + 2, dtype)
+    d, d2 = np.empty(n, dtype), np.empty(n, dtype)
+    gtd = _lbfgs.direction(g, dirs, stps, ro, float(h), d, al)
+    gtd2 = ref.direction(g, dirs, stps, ro, float(h), d2, al2)
+    rtol = RTOL[dtype] * (1 + hist)
+    scale = max(1.0, float(np.abs(d2).max())) if n else 1.0
+    np.testing.assert_allclose(d, d2, rtol=rtol, atol=rtol * scale)
+    np.testing.assert_allclose(al, al2, rtol=rtol, atol=rtol * scale)
+    assert gtd == pytest.approx(gtd2, rel=rtol, abs=rtol * scale * max(n, 1))
+    if hist == 0:   # the first iteration's d = -g (times H), exactly
+        np.testing.assert_array_equal(d, -g * h)
+
+
+def test_direction_is_torchs_recursion():
+    """The twin against torch's own loop (float64, torch's ops on torch tensors)."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    n, hist = 301, 4
+    g = rng.standard_normal(n)
+    dirs, stps, ro = _history(rng, n, hist, np.float64)
+    d, al = np.empty(n), np.zeros(hist)
+    gtd = _lbfgs.direction(g, dirs, stps, ro, 0.7, d, al)
+    tg = torch.tensor(g)
+    td = [torch.tensor(v) for v in dirs]
+    ts = [torch.tensor(v) for v in stps]
+    tro = [torch.tensor(r) for r in ro]
+    tal = [None] * hist
+    q = tg.neg()
+    for i in range(hist - 1, -1, -1):
+        tal[i] = ts[i].dot(q) * tro[i]
+        q.add_(td[i], alpha=-tal[i])
+    r = torch.mul(q, torch.tensor(0.7, dtype=torch.float64))
+    for i in range(hist):
+        be_i = td[i].dot(r) * tro[i]
+        r.add_(ts[i], alpha=tal[i] - be_i)
+    np.testing.assert_allclose(d, r.numpy(), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(al, [float(a) for a in tal], rtol=1e-13, atol=1e-13)
+    assert gtd == pytest.approx(float(tg.dot(r)), rel=1e-13)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", SIZES)
+def test_add_grad_matches_twin(n, dtype):
+    rng = np.random.default_rng(n + 2)
+    shapes = [(n // 2,), (0,), (n - n // 2, 1)]
+    params = [rng.standard_normal(sh).astype(dtype) for sh in shapes]
+    params2 = [p.copy() for p in params]
+    d = rng.standard_normal(n).astype(dtype)
+    m = _lbfgs.add_grad(params, d, -0.37)
+    m2 = ref.add_grad(params2, d, -0.37)
+    assert m == m2
+    for a, b in zip(params, params2):
+        bound = 2 * np.finfo(dtype).eps * (np.abs(b) + 1)
+        assert np.all(np.abs(a.astype(np.float64) - b) <= bound)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [3, 37])
+def test_kernels_max_is_torchs_with_inf_and_nan(n, dtype):
+    """max|v| as torch's abs().max(): an inf is the max, a NaN anywhere wins (the fast pass
+    drops NaN and rescans when it saw a non-finite value)."""
+    for bad, want in ((np.inf, np.inf), (-np.inf, np.inf), (np.nan, np.nan)):
+        for pos in (0, n // 2, n - 1):
+            g = np.arange(n, dtype=dtype) - 5
+            g[pos] = bad
+            if bad is np.nan:
+                g[(pos + 1) % n] = np.inf   # NaN beats inf, in any order
+            got = _lbfgs.gather([g], [n], np.empty(n, dtype))
+            np.testing.assert_equal(got, want)
+            np.testing.assert_equal(got, ref.gather([g], [n], np.empty(n, dtype)))
+            np.testing.assert_equal(_lbfgs.add_grad([np.zeros(n, dtype)], g, 1.0), want)
+    big = np.full(n, np.finfo(dtype).max, dtype)   # d * t overflows: inf, not NaN
+    assert _lbfgs.add_grad([np.zeros(n, dtype)], big, 4.0) == np.inf
+    assert _lbfgs.gather([None], [2], np.empty(2)) == 0.0
+
+
+def test_kernels_reject_bad_input():
+    n = 8
+    g, d, y, s = (np.zeros(n) for _ in range(4))
+    with pytest.raises(TypeError, match="direction: d has dtype float32, expected float64"):
+        _lbfgs.direction(g, [], [], [], 1.0, d.astype(np.float32), np.zeros(1))
+    with pytest.raises(ValueError, match=r"direction: dirs\[0\] has 7 elements, expected 8"):
+        _lbfgs.direction(g, [np.zeros(7)], [np.zeros(8)], [1.0], 1.0, d, np.zeros(1))
+    with pytest.raises(ValueError, match=r"direction: d and direction: stps\[0\] overlap"):
+        _lbfgs.direction(g, [y], [d], [1.0], 1.0, d, np.zeros(1))
+    with pytest.raises(ValueError, match="one entry per pair"):
+        _lbfgs.direction(g, [y], [s], [], 1.0, d, np.zeros(1))
+    with pytest.raises(ValueError, match="at least 1 elements"):
+        _lbfgs.direction(g, [y], [s], [1.0], 1.0, d, np.zeros(0))
+    with pytest.raises(ValueError, match="pair: y and pair: g overlap"):
+        _lbfgs.pair(g, d, d, 1.0, g, s)
+    with pytest.raises(ValueError, match="pair: prev must be C-contiguous"):
+        _lbfgs.pair(g, np.zeros(2 * n)[::2], d, 1.0, y, s)
+    ro = np.zeros(n)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="pair: s is read-only"):
+        _lbfgs.pair(g, d, d, 1.0, y, ro)
+    with pytest.raises(ValueError, match="gather: flat has 8 elements, expected 7"):
+        _lbfgs.gather([np.zeros(7)], [7], g)
+    with pytest.raises(ValueError, match=r"gather: grads\[0\] has 6 elements, expected 7"):
+        _lbfgs.gather([np.zeros(6)], [7], np.zeros(7))
+    with pytest.raises(TypeError, match="gather: flat must be float32 or float64, got int64"):
+        _lbfgs.gather([], [], np.zeros(0, np.int64))
+    with pytest.raises(ValueError, match=r"add_grad: d has 8 elements, expected 4"):
+        _lbfgs.add_grad([np.zeros(4)], d, 1.0)
+    with pytest.raises(ValueError, match=r"add_grad: params\[0\] and add_grad: d overlap"):
+        _lbfgs.add_grad([d], d, 1.0)
+    with pytest.raises(TypeError, match=r"add_grad: params\[0\] must be a numpy array"):
+        _lbfgs.add_grad([[0.0]], np.zeros(1), 1.0)
+
+
+@pytest.mark.parametrize("kwargs", [CONFIGS[2], CONFIGS[3]], ids=["fixed", "wolfe"])
+def test_state_tensors_are_never_written_after_a_step(kwargs):
+    """torch's history, d and prev_flat_grad are fresh tensors each step: one kept from an
+    earlier state (no deepcopy) keeps its values while the optimizer recycles its vectors."""
+    fo, fp, fc = make("fo", "lsq", np.float64, kwargs)
+    kept = []
+    for _ in range(4):
+        fo.step(fc)
+        st = fo.state[fp[0]]
+        tensors = [st["d"], st["prev_flat_grad"], *st["old_dirs"], *st["old_stps"]]
+        kept.append([(t, t.numpy().copy()) for t in tensors])
+    for snapshot in kept:
+        for t, v in snapshot:
+            np.testing.assert_array_equal(t.numpy(), v)
+
+
+def test_mixed_dtypes_and_empty_params_raise():
+    a = fastoptim.tensor(np.zeros(2, np.float32), requires_grad=True)
+    b = fastoptim.tensor(np.zeros(2, np.float64), requires_grad=True)
+    opt = LBFGS([a, b])
+
+    def closure():
+        opt.zero_grad()
+        loss = (a.sum() + b.sum()) ** 2
+        loss.backward()
+        return loss
+
+    with pytest.raises(TypeError, match="same dtype.*float32 and float64"):
+        opt.step(closure)
+    e = fastoptim.tensor(np.zeros(0), requires_grad=True)
+    opt = LBFGS([e])
+    with pytest.raises(RuntimeError, match=r"^max\(\): Expected reduction dim"):
+        opt.step(lambda: e.sum())

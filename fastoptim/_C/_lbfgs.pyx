@@ -1,15 +1,77 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
-"""L-BFGS's compiled vector op: ``axpy(alpha, x, y)``, ``y += alpha * x`` with one rounding.
+"""The checked entry points of L-BFGS's flat-vector kernels (csrc/optim_lbfgs.c).
 
-Why it exists: ``fastoptim.optim.LBFGS`` runs torch's algorithm over flat numpy vectors; dots are
-BLAS (``numpy.dot``), but numpy has no fused multiply-add, and torch's ``add_(x, alpha=a)`` is
-one (ATen's vectorised fmadd). This module is the checked entry point of
-``fo_lbfgs_axpy_f32/_f64`` (csrc/optim_lbfgs.c): same dtype, contiguous, equal sizes, no
-overlap, then one call without the GIL.
+Why it exists: ``fastoptim.optim.LBFGS`` runs torch's algorithm over one flat numpy vector of
+all params; the kernels (``fo_lbfgs_*_f32/_f64``) trust their caller with raw pointers.  Each
+function here is that careful caller: it proves that every array is a C-contiguous numpy array
+of one dtype (float32 or float64, native byte order) and the expected size, that what is
+written is writeable and overlaps nothing else of the call; then it fills the kernel's struct by
+field name and makes one call without the GIL.  The checks read numpy's C fields (no Python
+attribute lookups), so a call over a history of m pairs costs well under a microsecond per pair.
+
+``axpy`` (``y += alpha * x``, one rounding) is also used by ``optim.Muon``; its signature is
+kept.  The plain NumPy twins are in ``fastoptim.optim._reference_lbfgs``.
 """
+cimport numpy as cnp
 import numpy as np
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.stdint cimport uintptr_t
 
-from fastoptim._C.kernels cimport fo_lbfgs_axpy_f32, fo_lbfgs_axpy_f64
+from fastoptim._C.kernels cimport (
+    fo_lbfgs_add_grad_f32, fo_lbfgs_add_grad_f64, fo_lbfgs_axpy_f32, fo_lbfgs_axpy_f64,
+    fo_lbfgs_direction_args_f32, fo_lbfgs_direction_args_f64, fo_lbfgs_direction_f32,
+    fo_lbfgs_direction_f64, fo_lbfgs_gather_f32, fo_lbfgs_gather_f64, fo_lbfgs_pair_args_f32,
+    fo_lbfgs_pair_args_f64, fo_lbfgs_pair_f32, fo_lbfgs_pair_f64, fo_lbfgs_segment_f32,
+    fo_lbfgs_segment_f64,
+)
+
+cnp.import_array()
+
+
+cdef int _typenum(object x, str what) except -1:
+    """NPY_FLOAT or NPY_DOUBLE: ``x`` must be a native float32/float64 numpy array."""
+    if not cnp.PyArray_Check(x):
+        raise TypeError(f"{what} must be a numpy array, got {type(x).__name__}")
+    cdef cnp.ndarray a = <cnp.ndarray>x
+    cdef int t = cnp.PyArray_TYPE(a)
+    if (t != cnp.NPY_FLOAT and t != cnp.NPY_DOUBLE) or not cnp.PyArray_ISNOTSWAPPED(a):
+        raise TypeError(f"{what} must be float32 or float64, got {a.dtype}")
+    return t
+
+
+cdef cnp.ndarray _vec(object x, str what, int typenum, Py_ssize_t n, bint written):
+    """``x`` as a C-contiguous array of ``typenum`` with ``n`` elements (writeable if
+    ``written``)."""
+    if not cnp.PyArray_Check(x):
+        raise TypeError(f"{what} must be a numpy array, got {type(x).__name__}")
+    cdef cnp.ndarray a = <cnp.ndarray>x
+    if cnp.PyArray_TYPE(a) != typenum or not cnp.PyArray_ISNOTSWAPPED(a):
+        want = "float32" if typenum == cnp.NPY_FLOAT else "float64"
+        raise TypeError(f"{what} has dtype {a.dtype}, expected {want} (the dtype of the call)")
+    if cnp.PyArray_SIZE(a) != n:
+        raise ValueError(f"{what} has {cnp.PyArray_SIZE(a)} elements, expected {n}")
+    if not cnp.PyArray_IS_C_CONTIGUOUS(a):
+        raise ValueError(f"{what} must be C-contiguous")
+    if written and not cnp.PyArray_ISWRITEABLE(a):
+        raise ValueError(f"{what} is read-only; expected a writeable array (it is written in "
+                         "place)")
+    return a
+
+
+cdef inline uintptr_t _lo(cnp.ndarray a):
+    return <uintptr_t>cnp.PyArray_DATA(a)
+
+
+cdef inline uintptr_t _hi(cnp.ndarray a):
+    return <uintptr_t>cnp.PyArray_DATA(a) + <uintptr_t>cnp.PyArray_NBYTES(a)
+
+
+cdef int _disjoint(cnp.ndarray w, str wname, cnp.ndarray r, str rname) except -1:
+    """Raise if the written array ``w`` shares bytes with ``r`` (empty arrays share none)."""
+    if cnp.PyArray_NBYTES(w) and cnp.PyArray_NBYTES(r) and _lo(w) < _hi(r) and _lo(r) < _hi(w):
+        raise ValueError(f"{wname} and {rname} overlap in memory; {wname} is written and must "
+                         "have its own storage")
+    return 0
 
 
 def axpy(double alpha, x, y):
@@ -32,21 +94,242 @@ def axpy(double alpha, x, y):
         raise ValueError("axpy: y is read-only")
     if np.may_share_memory(x, y):
         raise ValueError("axpy: x and y may share memory")
-    cdef const float[::1] xf
-    cdef float[::1] yf
-    cdef const double[::1] xd
-    cdef double[::1] yd
     cdef Py_ssize_t n = x.size
     if n == 0:
         return y
+    cdef void *xp = cnp.PyArray_DATA(<cnp.ndarray>x)
+    cdef void *yp = cnp.PyArray_DATA(<cnp.ndarray>y)
     if x.dtype == np.float32:
-        xf = x.reshape(-1)
-        yf = y.reshape(-1)
         with nogil:
-            fo_lbfgs_axpy_f32(n, alpha, &xf[0], &yf[0])
+            fo_lbfgs_axpy_f32(n, alpha, <const float *>xp, <float *>yp)
     else:
-        xd = x.reshape(-1)
-        yd = y.reshape(-1)
         with nogil:
-            fo_lbfgs_axpy_f64(n, alpha, &xd[0], &yd[0])
+            fo_lbfgs_axpy_f64(n, alpha, <const double *>xp, <double *>yp)
     return y
+
+
+def gather(grads, numels, flat):
+    """torch's ``_gather_flat_grad`` into ``flat``: ``flat = concat(grads)`` (zeros where a
+    grad is None); returns ``max|flat|`` as a float (NaN if ``flat`` holds one, 0.0 if empty).
+
+    ``grads[i]``: None or a C-contiguous array of ``flat``'s dtype with ``numels[i]`` elements
+    (any shape); ``flat``: writeable, ``sum(numels)`` elements, overlapping no grad.
+    """
+    cdef int tn = _typenum(flat, "gather: flat")
+    cdef Py_ssize_t k = len(grads), i
+    if len(numels) != k:
+        raise ValueError(f"gather: numels has {len(numels)} entries but grads has {k}")
+    cdef Py_ssize_t total = 0
+    for i in range(k):
+        if numels[i] < 0:
+            raise ValueError(f"gather: numels[{i}] is {numels[i]}, expected >= 0")
+        total += numels[i]
+    cdef cnp.ndarray f = _vec(flat, "gather: flat", tn, total, True)
+    cdef list keep = []
+    cdef cnp.ndarray a
+    for i in range(k):
+        if grads[i] is not None:
+            a = _vec(grads[i], f"gather: grads[{i}]", tn, numels[i], False)
+            _disjoint(f, "gather: flat", a, f"gather: grads[{i}]")
+            keep.append(a)
+        else:
+            keep.append(None)
+    cdef fo_lbfgs_segment_f32 *s32 = NULL
+    cdef fo_lbfgs_segment_f64 *s64 = NULL
+    cdef double result
+    cdef void *fp = cnp.PyArray_DATA(f)
+    try:
+        if tn == cnp.NPY_FLOAT:
+            s32 = <fo_lbfgs_segment_f32 *>PyMem_Malloc((k + 1) * sizeof(fo_lbfgs_segment_f32))
+            if s32 == NULL:
+                raise MemoryError()
+            for i in range(k):
+                s32[i].data = NULL if keep[i] is None else \
+                    <float *>cnp.PyArray_DATA(<cnp.ndarray>keep[i])
+                s32[i].numel = numels[i]
+            with nogil:
+                result = fo_lbfgs_gather_f32(s32, k, <float *>fp)
+        else:
+            s64 = <fo_lbfgs_segment_f64 *>PyMem_Malloc((k + 1) * sizeof(fo_lbfgs_segment_f64))
+            if s64 == NULL:
+                raise MemoryError()
+            for i in range(k):
+                s64[i].data = NULL if keep[i] is None else \
+                    <double *>cnp.PyArray_DATA(<cnp.ndarray>keep[i])
+                s64[i].numel = numels[i]
+            with nogil:
+                result = fo_lbfgs_gather_f64(s64, k, <double *>fp)
+    finally:
+        PyMem_Free(s32)
+        PyMem_Free(s64)
+    return result
+
+
+def pair(g, prev, d, double t, y, s):
+    """A curvature pair in one pass: ``y = g - prev``, ``s = d * t`` (``t`` cast to the dtype),
+    written in place; returns ``(y.s, y.y)`` as floats (dots summed in double, rounded to the
+    dtype).  All six arrays: one dtype and size, C-contiguous; ``y`` and ``s`` writeable and
+    overlapping nothing else."""
+    cdef int tn = _typenum(g, "pair: g")
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(<cnp.ndarray>g)
+    cdef cnp.ndarray ga = _vec(g, "pair: g", tn, n, False)
+    cdef cnp.ndarray pa = _vec(prev, "pair: prev", tn, n, False)
+    cdef cnp.ndarray da = _vec(d, "pair: d", tn, n, False)
+    cdef cnp.ndarray ya = _vec(y, "pair: y", tn, n, True)
+    cdef cnp.ndarray sa = _vec(s, "pair: s", tn, n, True)
+    for w, wn in ((ya, "pair: y"), (sa, "pair: s")):
+        for r, rn in ((ga, "pair: g"), (pa, "pair: prev"), (da, "pair: d")):
+            _disjoint(w, wn, r, rn)
+    _disjoint(ya, "pair: y", sa, "pair: s")
+    cdef fo_lbfgs_pair_args_f32 w32
+    cdef fo_lbfgs_pair_args_f64 w64
+    if tn == cnp.NPY_FLOAT:
+        w32.n = n
+        w32.g = <const float *>cnp.PyArray_DATA(ga)
+        w32.prev = <const float *>cnp.PyArray_DATA(pa)
+        w32.d = <const float *>cnp.PyArray_DATA(da)
+        w32.t = t
+        w32.y = <float *>cnp.PyArray_DATA(ya)
+        w32.s = <float *>cnp.PyArray_DATA(sa)
+        with nogil:
+            fo_lbfgs_pair_f32(&w32)
+        return w32.ys, w32.yy
+    w64.n = n
+    w64.g = <const double *>cnp.PyArray_DATA(ga)
+    w64.prev = <const double *>cnp.PyArray_DATA(pa)
+    w64.d = <const double *>cnp.PyArray_DATA(da)
+    w64.t = t
+    w64.y = <double *>cnp.PyArray_DATA(ya)
+    w64.s = <double *>cnp.PyArray_DATA(sa)
+    with nogil:
+        fo_lbfgs_pair_f64(&w64)
+    return w64.ys, w64.yy
+
+
+def direction(g, dirs, stps, ro, double h_diag, d, al):
+    """The two-loop recursion, torch's order: ``d = -H g`` from the pairs ``(dirs[i], stps[i],
+    ro[i])`` (oldest first), written into ``d``, with ``al[0..m)`` (numpy array of the dtype,
+    at least m long); returns ``g.d`` (torch's ``gtd``) as a float.
+
+    ``g``, every ``dirs[i]``/``stps[i]`` and ``d``: one dtype and size, C-contiguous; ``ro``: m
+    numbers (cast to the dtype), ``h_diag`` too; ``d`` and ``al`` writeable and overlapping
+    nothing else.
+    """
+    cdef int tn = _typenum(g, "direction: g")
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(<cnp.ndarray>g), m = len(dirs), i
+    if len(stps) != m or len(ro) != m:
+        raise ValueError(f"direction: dirs, stps and ro must have one entry per pair, got "
+                         f"{m}, {len(stps)} and {len(ro)}")
+    cdef cnp.ndarray ga = _vec(g, "direction: g", tn, n, False)
+    cdef cnp.ndarray da = _vec(d, "direction: d", tn, n, True)
+    _disjoint(da, "direction: d", ga, "direction: g")
+    cdef int altn = _typenum(al, "direction: al")
+    cdef cnp.ndarray ala = <cnp.ndarray>al
+    if altn != tn:
+        raise TypeError(f"direction: al has dtype {ala.dtype}, expected {ga.dtype}")
+    if cnp.PyArray_SIZE(ala) < m or not cnp.PyArray_IS_C_CONTIGUOUS(ala) \
+            or not cnp.PyArray_ISWRITEABLE(ala):
+        raise ValueError(f"direction: al must be a writeable C-contiguous array of at least "
+                         f"{m} elements")
+    _disjoint(ala, "direction: al", ga, "direction: g")
+    _disjoint(ala, "direction: al", da, "direction: d")
+    cdef cnp.ndarray a
+    for lst, name in ((dirs, "dirs"), (stps, "stps")):
+        for i in range(m):
+            a = _vec(lst[i], f"direction: {name}[{i}]", tn, n, False)
+            _disjoint(da, "direction: d", a, f"direction: {name}[{i}]")
+            _disjoint(ala, "direction: al", a, f"direction: {name}[{i}]")
+    cdef fo_lbfgs_direction_args_f32 w32
+    cdef fo_lbfgs_direction_args_f64 w64
+    cdef void **ptrs = <void **>PyMem_Malloc((2 * m + 1) * sizeof(void *))
+    cdef void *rov = PyMem_Malloc((m + 1) * sizeof(double))
+    try:
+        if ptrs == NULL or rov == NULL:
+            raise MemoryError()
+        for i in range(m):
+            ptrs[i] = cnp.PyArray_DATA(<cnp.ndarray>dirs[i])
+            ptrs[m + i] = cnp.PyArray_DATA(<cnp.ndarray>stps[i])
+        if tn == cnp.NPY_FLOAT:
+            for i in range(m):
+                (<float *>rov)[i] = <float>(<double>ro[i])
+            w32.n = n
+            w32.m = m
+            w32.dirs = <const float *const *>ptrs
+            w32.stps = <const float *const *>(ptrs + m)
+            w32.ro = <const float *>rov
+            w32.h_diag = <float>h_diag
+            w32.g = <const float *>cnp.PyArray_DATA(ga)
+            w32.d = <float *>cnp.PyArray_DATA(da)
+            w32.al = <float *>cnp.PyArray_DATA(ala)
+            with nogil:
+                fo_lbfgs_direction_f32(&w32)
+            return w32.gtd
+        for i in range(m):
+            (<double *>rov)[i] = <double>ro[i]
+        w64.n = n
+        w64.m = m
+        w64.dirs = <const double *const *>ptrs
+        w64.stps = <const double *const *>(ptrs + m)
+        w64.ro = <const double *>rov
+        w64.h_diag = h_diag
+        w64.g = <const double *>cnp.PyArray_DATA(ga)
+        w64.d = <double *>cnp.PyArray_DATA(da)
+        w64.al = <double *>cnp.PyArray_DATA(ala)
+        with nogil:
+            fo_lbfgs_direction_f64(&w64)
+        return w64.gtd
+    finally:
+        PyMem_Free(ptrs)
+        PyMem_Free(rov)
+
+
+def add_grad(params, d, double t):
+    """torch's ``_add_grad``: ``params[i] += t * d[segment i]`` in place (fma, ``t`` cast to
+    the dtype), the segments of ``d`` in order; returns ``max|d * t|`` as a float (NaN if one,
+    0.0 if empty).  ``params[i]``: writeable C-contiguous arrays of ``d``'s dtype whose sizes add
+    up to ``d``'s, none overlapping ``d``."""
+    cdef int tn = _typenum(d, "add_grad: d")
+    cdef cnp.ndarray da = <cnp.ndarray>d
+    cdef Py_ssize_t k = len(params), i, total = 0
+    cdef list keep = []
+    cdef cnp.ndarray a
+    for i in range(k):
+        p = params[i]
+        if not cnp.PyArray_Check(p):
+            raise TypeError(f"add_grad: params[{i}] must be a numpy array, got "
+                            f"{type(p).__name__}")
+        a = _vec(p, f"add_grad: params[{i}]", tn, cnp.PyArray_SIZE(<cnp.ndarray>p), True)
+        total += cnp.PyArray_SIZE(a)
+        keep.append(a)
+    _vec(d, "add_grad: d", tn, total, False)
+    for i in range(k):
+        _disjoint(<cnp.ndarray>keep[i], f"add_grad: params[{i}]", da, "add_grad: d")
+    cdef fo_lbfgs_segment_f32 *s32 = NULL
+    cdef fo_lbfgs_segment_f64 *s64 = NULL
+    cdef double result
+    cdef void *dp = cnp.PyArray_DATA(da)
+    try:
+        if tn == cnp.NPY_FLOAT:
+            s32 = <fo_lbfgs_segment_f32 *>PyMem_Malloc((k + 1) * sizeof(fo_lbfgs_segment_f32))
+            if s32 == NULL:
+                raise MemoryError()
+            for i in range(k):
+                a = <cnp.ndarray>keep[i]
+                s32[i].data = <float *>cnp.PyArray_DATA(a)
+                s32[i].numel = cnp.PyArray_SIZE(a)
+            with nogil:
+                result = fo_lbfgs_add_grad_f32(s32, k, <const float *>dp, t)
+        else:
+            s64 = <fo_lbfgs_segment_f64 *>PyMem_Malloc((k + 1) * sizeof(fo_lbfgs_segment_f64))
+            if s64 == NULL:
+                raise MemoryError()
+            for i in range(k):
+                a = <cnp.ndarray>keep[i]
+                s64[i].data = <double *>cnp.PyArray_DATA(a)
+                s64[i].numel = cnp.PyArray_SIZE(a)
+            with nogil:
+                result = fo_lbfgs_add_grad_f64(s64, k, <const double *>dp, t)
+    finally:
+        PyMem_Free(s32)
+        PyMem_Free(s64)
+    return result

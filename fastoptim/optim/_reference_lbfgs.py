@@ -1,29 +1,73 @@
-"""The NumPy twin of LBFGS's compiled vector work: the two-loop recursion written plainly.
+"""The NumPy twins of LBFGS's compiled vector work (``fastoptim._C._lbfgs``), written plainly.
 
-``fastoptim.optim.lbfgs._two_loop`` runs it with BLAS dots and the fused C axpy
-(``_lbfgs.axpy``) in place on one vector; this is the obvious allocating transcription of
-torch's loop (``q = q - a_i y_i``), for the tests to hold the two against each other and as the
-documentation of what the compiled path computes.
+Each function has the signature of its kernel's entry point and computes the same thing the
+obvious way, one torch op per line (``q = q - a_i y_i`` as a new array, where the kernel fuses
+it with the next dot and writes in place), for the tests to hold the two against each other and
+as the documentation of what the compiled path computes.  Dots sum in float64 and round to the
+dtype, as the kernels' do (their summation order differs: fixed lanes, not BLAS's).
 """
 
 import numpy as np
 
 
-def lbfgs_direction(flat_grad, old_dirs, old_stps, ro, H_diag):
-    """``d = -H flat_grad`` from the history ``(y_i, s_i, rho_i)``, oldest first."""
-    num_old = len(old_dirs)
-    al = [None] * num_old
-    q = -flat_grad
+def _dot(a, b):
+    """``a.b`` summed in float64, rounded to ``a``'s dtype (a numpy scalar of it)."""
+    return a.dtype.type(np.dot(a.astype(np.float64), b.astype(np.float64)))
+
+
+def _absmax(v):
+    """torch's ``v.abs().max()`` as a float (NaN if ``v`` holds one), 0.0 for no elements."""
+    return float(np.abs(v).max()) if v.size else 0.0
+
+
+def gather(grads, numels, flat):
+    """``flat = concat(grads)`` (zeros where a grad is None); returns ``max|flat|``."""
+    parts = [np.zeros(n, flat.dtype) if g is None else np.asarray(g).reshape(-1)
+             for g, n in zip(grads, numels, strict=True)]
+    flat[...] = np.concatenate(parts) if parts else np.zeros(0, flat.dtype)
+    return _absmax(flat)
+
+
+def pair(g, prev, d, t, y, s):
+    """``y = g - prev``, ``s = d * t``; returns ``(y.s, y.y)``."""
+    y[...] = g - prev
+    s[...] = d * g.dtype.type(t)
+    return float(_dot(y, s)), float(_dot(y, y))
+
+
+def direction(g, dirs, stps, ro, h_diag, d, al):
+    """The two-loop recursion as torch writes it (``d = -H g``); returns ``g.d``."""
+    T = g.dtype.type
+    num_old = len(dirs)
+    ro = [T(r) for r in ro]
+    q = -g
     for i in range(num_old - 1, -1, -1):
-        al[i] = np.dot(old_stps[i], q) * ro[i]
-        q = q - al[i] * old_dirs[i]
-    r = q * H_diag
+        al[i] = _dot(stps[i], q) * ro[i]
+        q = axpy(-al[i], dirs[i], q)
+    r = q * T(h_diag)
     for i in range(num_old):
-        be_i = np.dot(old_dirs[i], r) * ro[i]
-        r = r + (al[i] - be_i) * old_stps[i]
-    return r, al
+        be_i = _dot(dirs[i], r) * ro[i]
+        r = axpy(T(al[i]) - be_i, stps[i], r)
+    d[...] = r
+    return float(_dot(g, d))
+
+
+def add_grad(params, d, t):
+    """``params[i] += t * d[segment i]``; returns ``max|d * t|``."""
+    offset = 0
+    for p in params:
+        n = p.size
+        p[...] = axpy(t, d[offset:offset + n].reshape(p.shape), p)
+        offset += n
+    return _absmax(d * d.dtype.type(t))
 
 
 def axpy(alpha, x, y):
-    """``y + alpha * x`` (a new array; the kernel fuses it into one rounding)."""
-    return y + np.asarray(alpha, dtype=y.dtype) * x
+    """``y + alpha * x`` (a new array).  The kernel rounds once (fma); here float32 goes
+    through float64 (the product is exact there, so only the rare double rounding differs) and
+    float64 rounds twice: within an ulp of the kernel either way."""
+    a = np.asarray(alpha, dtype=y.dtype)
+    if y.dtype == np.float32:
+        return (y.astype(np.float64) + a.astype(np.float64) * x.astype(np.float64)).astype(
+            np.float32)
+    return y + a * x

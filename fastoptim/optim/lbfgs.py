@@ -10,12 +10,16 @@ Design: a line-by-line transcription of ``torch/optim/lbfgs.py`` (same branches,
 operations) where every vector is a flat numpy array of the params' dtype and every scalar that
 torch keeps as a 0-dim tensor (``ys``, ``ro[i]``, ``al[i]``, ``H_diag``, ``gtd``) is a numpy scalar
 of that dtype -- numpy's scalar promotion (NEP 50) then matches torch's 0-dim-tensor promotion,
-so float32 runs compute their scalars in float32 exactly where torch does. The vector work runs in
-compiled code: dots are BLAS ``ddot``/``sdot`` (``numpy.dot`` on contiguous flat vectors), the
-axpys (two-loop recursion, ``_add_grad``) are a small C kernel, ``_lbfgs.axpy``, fused as torch's
-``add_(x, alpha=a)`` is (numpy has no FMA; a mul then add drifts from torch by an ulp an
-iteration). The plain
-transcription the class is tested against is ``_reference_lbfgs.lbfgs_direction``.
+so float32 runs compute their scalars in float32 exactly where torch does. The vector work is
+four C kernels (``fastoptim._C._lbfgs``, csrc/optim_lbfgs.c), each one pass or one call where
+torch makes several ops: ``gather`` (the flat grad into a reused vector, with ``max|g|``),
+``pair`` (``y``, ``s``, ``y.s``, ``y.y``), ``direction`` (the whole two-loop recursion, each axpy
+fused with the dot after it, then ``g.d``) and ``add_grad`` (every param, with ``max|d t|``).
+Per element they round as torch does (``add_(x, alpha=a)`` is one fma); their dots sum in
+double. An iteration allocates nothing once warm: vectors made during a step are recycled
+(``_Vectors``), never those handed out in the state. The strong-Wolfe search is torch's Python
+over numpy (its cost is the closure calls). The plain NumPy twins of the kernels are in
+``_reference_lbfgs``.
 
 State: as torch, everything lives in ``self.state[first param]`` with torch's keys (``d``, ``t``,
 ``old_dirs``, ``old_stps``, ``ro``, ``H_diag``, ``prev_flat_grad``, ``prev_loss``, ``n_iter``,
@@ -32,7 +36,7 @@ import numpy as np
 
 import fastoptim
 from fastoptim import Tensor
-from fastoptim._C._lbfgs import axpy
+from fastoptim._C import _lbfgs
 
 from .optimizer import Optimizer, _to_scalar
 
@@ -158,19 +162,42 @@ def _strong_wolfe(obj_func, x, t, d, f, g, gtd, c1=1e-4, c2=0.9, tolerance_chang
     return f_new, g_new, t, ls_func_evals
 
 
-def _two_loop(flat_grad, old_dirs, old_stps, ro, H_diag, al):
-    """The L-BFGS two-loop recursion in torch's order, ``d = -H grad``: BLAS dots and fused
-    axpys (``_lbfgs.axpy``, torch's ``add_(x, alpha=a)``) in place on the one new vector."""
-    num_old = len(old_dirs)
-    q = np.negative(flat_grad)
-    for i in range(num_old - 1, -1, -1):
-        al[i] = old_stps[i].dot(q) * ro[i]
-        axpy(-al[i], old_dirs[i], q)
-    r = np.multiply(q, H_diag, out=q)
-    for i in range(num_old):
-        be_i = old_dirs[i].dot(r) * ro[i]
-        axpy(al[i] - be_i, old_stps[i], r)
-    return r
+class _Vectors:
+    """The flat vectors a step may overwrite in place, and the spare ones it may reuse.
+
+    A vector handed out in the state (``d``, ``prev_flat_grad``, the history) is never written
+    again: torch makes those tensors fresh each iteration, and a user (or a second optimizer
+    loaded from our state dict) may hold them.  So only vectors made during the current step
+    are recycled -- an evicted history pair, the previous direction, the previous
+    ``prev_flat_grad`` -- and the step's new ones come from that spare list before any
+    allocation.  ``seal`` at the end of a step: everything still owned is in the state now.
+    """
+
+    __slots__ = ("n", "dtype", "spare", "owned")
+
+    def __init__(self, n: int, dtype) -> None:
+        self.n, self.dtype = n, dtype
+        self.spare: list[np.ndarray] = []
+        self.owned: dict[int, np.ndarray] = {}   # made this step (the dict keeps them alive)
+
+    def take(self) -> np.ndarray:
+        a = self.spare.pop() if self.spare else np.empty(self.n, self.dtype)
+        self.owned[id(a)] = a
+        return a
+
+    def give(self, a) -> None:
+        """``a`` is no longer used: reuse it if this step made it (never one from the state)."""
+        if a is not None and self.owned.get(id(a)) is a:
+            del self.owned[id(a)]
+            self.spare.append(a)
+
+    def seal(self) -> None:
+        self.owned.clear()
+        del self.spare[_MAX_SPARE:]
+
+
+# spare vectors kept between steps (a steady iteration frees at most four: y, s, d, prev)
+_MAX_SPARE = 4
 
 
 def _to_state(value):
@@ -262,11 +289,13 @@ class LBFGS(Optimizer):
 
         self._params = self.param_groups[0]["params"]
         self._numel_cache = None
+        self._vectors = None
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self._params = self.param_groups[0]["params"]
         self._numel_cache = None
+        self._vectors = None
 
     def _numel(self) -> int:
         if self._numel_cache is None:
@@ -274,26 +303,48 @@ class LBFGS(Optimizer):
         return self._numel_cache
 
     def _dtype(self):
-        return self._params[0]._np.dtype
+        """The one dtype of every param (the flat vector has one)."""
+        dtype = self._params[0]._np.dtype
+        for p in self._params:
+            if p._np.dtype != dtype:
+                raise TypeError(
+                    "LBFGS: every param must have the same dtype (fastoptim keeps them in one "
+                    f"flat vector), got {dtype} and {p._np.dtype}"
+                )
+        return dtype
+
+    def _scratch(self, dtype) -> _Vectors:
+        v = self._vectors
+        n = self._numel()
+        if v is None or v.n != n or v.dtype != dtype:
+            v = self._vectors = _Vectors(n, dtype)
+        return v
+
+    def _gather_flat_grad_into(self, flat: np.ndarray) -> float:
+        """torch's ``_gather_flat_grad`` into ``flat`` (zeros for a param without a grad), one
+        C call; returns ``max|flat|`` (torch's ``flat_grad.abs().max()``, NaN if one)."""
+        grads, numels = [], []
+        for p in self._params:
+            g = p.grad
+            a = p._np
+            numels.append(a.size)
+            if g is None:
+                grads.append(None)
+            else:
+                ga = g._np
+                grads.append(ga if ga.flags.c_contiguous else np.ascontiguousarray(ga))
+        return _lbfgs.gather(grads, numels, flat)
 
     def _gather_flat_grad(self) -> np.ndarray:
         """All grads as one new flat vector (zeros for a param without a grad)."""
-        views = []
-        for p in self._params:
-            g = p.grad
-            views.append(np.zeros(p.numel(), p._np.dtype) if g is None else g._np.reshape(-1))
-        return np.concatenate(views)
+        flat = np.empty(self._numel(), self._dtype())
+        self._gather_flat_grad_into(flat)
+        return flat
 
-    def _add_grad(self, step_size, update: np.ndarray) -> None:
-        """``p += step_size * update[segment]`` for every param, in place."""
-        offset = 0
-        for p in self._params:
-            a = p._np
-            numel = a.size
-            axpy(step_size, update[offset:offset + numel], a)
-            offset += numel
-        if offset != self._numel():
-            raise AssertionError(f"Expected offset {offset} to equal {self._numel()}")
+    def _add_grad(self, step_size, update: np.ndarray) -> float:
+        """``p += step_size * update[segment]`` for every param, in place, one C call; returns
+        ``max|update * step_size|`` (torch's ``d.mul(t).abs().max()`` of the stop test)."""
+        return _lbfgs.add_grad([p._np for p in self._params], update, float(step_size))
 
     def _clone_param(self) -> list[np.ndarray]:
         return [p._np.copy() for p in self._params]
@@ -340,6 +391,7 @@ class LBFGS(Optimizer):
         line_search_fn = group["line_search_fn"]
         history_size = group["history_size"]
         dtype = self._dtype()
+        T = dtype.type   # torch's 0-dim tensors of the params' dtype: numpy scalars of it
 
         state = self.state[self._params[0]]
         state.setdefault("func_evals", 0)
@@ -350,9 +402,28 @@ class LBFGS(Optimizer):
         current_evals = 1
         state["func_evals"] += 1
 
-        flat_grad = self._gather_flat_grad()
-        opt_cond = np.abs(flat_grad).max() <= tolerance_grad
+        if self._numel() == 0:  # torch's flat_grad.abs().max() of no elements
+            raise RuntimeError(
+                "max(): Expected reduction dim to be specified for input.numel() == 0. "
+                "Specify the reduction dim with the 'dim' argument."
+            )
+        vec = self._scratch(dtype)
+        try:
+            return self._iterate(state, closure, orig_loss, loss, current_evals, vec, T, lr,
+                                 max_iter, max_eval, tolerance_grad, tolerance_change,
+                                 line_search_fn, history_size)
+        finally:
+            vec.seal()
+
+    def _iterate(self, state, closure, orig_loss, loss, current_evals, vec, T, lr, max_iter,
+                 max_eval, tolerance_grad, tolerance_change, line_search_fn, history_size):
+        """torch's loop, line by line; the vector work is the four kernels of ``_lbfgs``, in
+        place on vectors from ``vec``."""
+        dtype = vec.dtype
+        flat_grad = vec.take()
+        opt_cond = T(self._gather_flat_grad_into(flat_grad)) <= tolerance_grad
         if opt_cond:
+            vec.give(flat_grad)
             return orig_loss
 
         d = _from_state(state.get("d"), dtype)
@@ -370,6 +441,9 @@ class LBFGS(Optimizer):
         al = None
         if "al" in state:
             al = [_from_state(v, dtype) for v in state["al"]]
+        # the two-loop's al[i], written by the kernel; torch's list gets them at the end
+        al_buf = np.zeros(max(history_size, len(old_dirs or ())), dtype)
+        al_written = 0
 
         try:
             n_iter = 0
@@ -377,34 +451,42 @@ class LBFGS(Optimizer):
                 n_iter += 1
                 state["n_iter"] += 1
 
-                # direction
+                # direction (the first: d = -g, as the recursion over no pairs with H = 1)
                 if state["n_iter"] == 1:
-                    d = np.negative(flat_grad)
                     old_dirs = []
                     old_stps = []
                     ro = []
                     H_diag = 1
                 else:
-                    y = np.subtract(flat_grad, prev_flat_grad)
-                    s = np.multiply(d, t)
-                    ys = y.dot(s)
+                    y, s = vec.take(), vec.take()
+                    ys, yy = _lbfgs.pair(flat_grad, prev_flat_grad, d, float(t), y, s)
+                    ys = T(ys)
                     if ys > 1e-10:
                         if len(old_dirs) == history_size:
-                            old_dirs.pop(0)
-                            old_stps.pop(0)
+                            vec.give(old_dirs.pop(0))
+                            vec.give(old_stps.pop(0))
                             ro.pop(0)
                         old_dirs.append(y)
                         old_stps.append(s)
                         ro.append(1.0 / ys)
-                        H_diag = ys / y.dot(y)
+                        H_diag = ys / T(yy)
+                    else:
+                        vec.give(y)
+                        vec.give(s)
                     if al is None:
                         al = [None] * history_size
-                    d = _two_loop(flat_grad, old_dirs, old_stps, ro, H_diag, al)
+                    if len(old_dirs) > len(al):   # torch's al[i] = ... past its list
+                        raise IndexError("list assignment index out of range")
+                    al_written = len(old_dirs)
+                vec.give(d)   # (first: it is the warmest vector to write the new d into)
+                d = vec.take()
+                gtd = T(_lbfgs.direction(flat_grad, old_dirs, old_stps, ro, float(H_diag), d,
+                                         al_buf))
 
-                if prev_flat_grad is None:
-                    prev_flat_grad = flat_grad.copy()
-                else:
-                    np.copyto(prev_flat_grad, flat_grad)
+                # torch copies flat_grad into prev_flat_grad; the vector itself becomes it
+                if prev_flat_grad is not flat_grad:
+                    vec.give(prev_flat_grad)
+                prev_flat_grad = flat_grad
                 prev_loss = loss
 
                 # step length
@@ -413,7 +495,7 @@ class LBFGS(Optimizer):
                 else:
                     t = lr
 
-                gtd = flat_grad.dot(d)
+                # directional derivative (gtd = g.d, from the recursion's last pass)
                 if gtd > -tolerance_change:
                     break
 
@@ -430,14 +512,14 @@ class LBFGS(Optimizer):
                         obj_func, x_init, t, d, loss, flat_grad, gtd,
                         max_ls=max_eval - current_evals,
                     )
-                    self._add_grad(t, d)
+                    step_max = self._add_grad(t, d)
                     opt_cond = np.abs(flat_grad).max() <= tolerance_grad
                 else:
-                    self._add_grad(t, d)
+                    step_max = self._add_grad(t, d)
                     if n_iter != max_iter:
                         loss = float(closure())
-                        flat_grad = self._gather_flat_grad()
-                        opt_cond = np.abs(flat_grad).max() <= tolerance_grad
+                        flat_grad = vec.take()
+                        opt_cond = T(self._gather_flat_grad_into(flat_grad)) <= tolerance_grad
                         ls_func_evals = 1
 
                 current_evals += ls_func_evals
@@ -449,14 +531,18 @@ class LBFGS(Optimizer):
                     break
                 if opt_cond:
                     break
-                if np.abs(np.multiply(d, t)).max() <= tolerance_change:
+                if T(step_max) <= tolerance_change:   # torch: d.mul(t).abs().max()
                     break
                 if abs(loss - prev_loss) < tolerance_change:
                     break
         finally:
             if al is not None:
+                for i in range(min(al_written, len(al))):
+                    al[i] = al_buf[i]
                 state["al"] = [_to_state(v) for v in al]
 
+        if flat_grad is not prev_flat_grad:
+            vec.give(flat_grad)
         state["d"] = _to_state(d)
         state["t"] = _to_state(t)
         state["old_dirs"] = [_to_state(v) for v in old_dirs]
