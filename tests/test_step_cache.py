@@ -265,7 +265,8 @@ def test_the_cache_holds_its_params_and_is_never_copied():
     assert cache._info() == (True, len(ps))
     assert copy.deepcopy(cache)._info() == (False, 0)
     assert pickle.loads(pickle.dumps(cache))._info() == (False, 0)
-    assert "_step_caches" not in copy.deepcopy(opt).__dict__
+    assert [c._info() for c in copy.deepcopy(opt)._step_caches] == [(False, 0)]
+    assert [c._info() for c in pickle.loads(pickle.dumps(opt))._step_caches] == [(False, 0)]
     # a grad dropped between steps is not kept alive by the cache
     g = ps[0].grad
     ref = weakref.ref(g._np)
