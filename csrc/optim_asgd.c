@@ -12,16 +12,25 @@ void fo_asgd_advance(void *const *mus, void *const *etas, const float *const *st
                      int64_t ntensors, int scalars_f64, const fo_asgd_hyper *hyper)
 {
     const double lr = hyper->lr, lambd = hyper->lambd, alpha = hyper->alpha, t0 = hyper->t0;
+    /* eta and mu depend on the step count only, and consecutive tensors are usually at the same
+     * step: one pow() per distinct count in a row, not one per tensor (it cost more than the
+     * update of a small tensor).  A NaN count never equals the last one: computed each time. */
+    float last_t = 0.0f, eta = 0.0f, mu = 0.0f;
+    int have = 0;
     for (int64_t i = 0; i < ntensors; ++i) {
         /* torch: eta.copy_(as_tensor(lr / ((1 + lambd * lr * step) ** alpha)));
          *        mu.copy_(as_tensor(1 / max(1, step - t0))):
          * Python floats made float32 tensors by as_tensor (the default dtype) and then copied,
          * so a float64 eta or mu (loaded into a float64 param) holds float32 values too.
          * Python's max(1, x) is x only when x > 1, so a NaN gives 1. */
-        const double t = (double)*steps[i];
-        const double d = t - t0;
-        const float eta = (float)(lr / pow(1.0 + lambd * lr * t, alpha));
-        const float mu = (float)(1.0 / (d > 1.0 ? d : 1.0));
+        if (!have || *steps[i] != last_t) {
+            const double t = (double)*steps[i];
+            const double d = t - t0;
+            eta = (float)(lr / pow(1.0 + lambd * lr * t, alpha));
+            mu = (float)(1.0 / (d > 1.0 ? d : 1.0));
+            last_t = *steps[i];
+            have = 1;
+        }
         fo_scalar_set(etas[i], scalars_f64, (double)eta);
         fo_scalar_set(mus[i], scalars_f64, (double)mu);
     }

@@ -24,8 +24,18 @@ FO_INLINE double fo_nadam_mul(double mu_product, double mu, int f64)
 void fo_nadam_advance(void *const *mu_products, const float *const *steps, int64_t ntensors,
                       int scalars_f64, const fo_nadam_hyper *hyper)
 {
+    /* mu depends on the step count only, and consecutive tensors are usually at the same step:
+     * one pow() per distinct count in a row, not one per tensor.  A NaN count never equals the
+     * last one: computed each time. */
+    float last_t = 0.0f;
+    double mu = 0.0;
+    int have = 0;
     for (int64_t i = 0; i < ntensors; ++i) {
-        const double mu = fo_nadam_mu(hyper->beta1, hyper->momentum_decay, (double)*steps[i]);
+        if (!have || *steps[i] != last_t) {
+            mu = fo_nadam_mu(hyper->beta1, hyper->momentum_decay, (double)*steps[i]);
+            last_t = *steps[i];
+            have = 1;
+        }
         const double mp = fo_scalar_get(mu_products[i], scalars_f64);
         fo_scalar_set(mu_products[i], scalars_f64, fo_nadam_mul(mp, mu, scalars_f64));
     }

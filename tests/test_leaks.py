@@ -22,6 +22,11 @@ Measured here (README "Reliability"), every class: RSS +0 bytes and malloc +0 to
 the injected C leak grew malloc's count by 2.24 MB and RSS by only 0.78 MB.
 
 FASTOPTIM_LEAK_LONG=1 runs 200,000 and 50,000 iterations instead (bounds scaled alike).
+
+A steady step allocates nothing (benchmark regime (f), here for every described optimizer, two
+of its table's configurations, float32 and float64): tracemalloc's peak during one step above
+what was live before it stays under 16 KiB, where any temporary array of the 1 MiB param would
+show (a control step that makes one fails the bound).
 """
 import ctypes
 import gc
@@ -157,3 +162,62 @@ def test_traced_bound_catches_a_100_byte_python_leak():
                      hook=lambda: kept.append(bytes(payload)))
     assert sys.getsizeof(kept[0]) == LEAK
     assert growth["traced"] >= TRACED_BOUND, growth
+
+
+# ---- a steady step allocates nothing (benchmark regime (f), for every described optimizer) ---
+
+ALLOC_NUMEL = 1 << 18          # 1 MiB of float32: any array a step made would show
+ALLOC_BOUND = 16 * 1024        # the settings tuple, the call's Python frames
+
+
+def _steady_peak(cls, kwargs, dtype, hook=None):
+    """Peak bytes traced during one steady step (step 5) above what was live before it, of a
+    group of one large param and a few small ones (and a 0-dim one), all with grads; ``hook``:
+    a step pre-hook to register (the control's)."""
+    import numpy as np
+    rng = np.random.default_rng(0)
+    shapes = [(ALLOC_NUMEL,), (3, 4), (), (7,)]
+    ps = [fastoptim.from_numpy(rng.standard_normal(s).astype(dtype)).requires_grad_()
+          for s in shapes]
+    for p in ps:
+        p.grad = fastoptim.from_numpy(rng.standard_normal(p.shape).astype(dtype))
+    opt = getattr(optim, cls)(ps, **kwargs)
+    if hook is not None:
+        opt.register_step_pre_hook(hook)
+    for _ in range(4):
+        opt.step()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        opt.step()                # tracemalloc's own first-use allocations
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        opt.step()
+        return tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+
+
+def _alloc_cases():
+    from optim_table import TABLE
+
+    from fastoptim.optim._descriptions import BY_NAME
+    return [(BY_NAME[n].cls, kw) for n, row in TABLE.items() for kw in row["class"][:2]]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("cls,kwargs", _alloc_cases(),
+                         ids=[f"{c}-{i % 2}" for i, (c, _) in enumerate(_alloc_cases())])
+def test_a_steady_step_allocates_nothing(cls, kwargs, dtype):
+    peak = _steady_peak(cls, kwargs, dtype)
+    assert peak < ALLOC_BOUND, f"{cls}({kwargs}): a steady step allocated {peak} bytes at its peak"
+
+
+def test_the_allocation_bound_catches_a_temporary_array():
+    # the control: a step that makes one temporary array the size of the large param fails it
+    import numpy as np
+
+    def hook(opt, args, kwargs):
+        np.ones(ALLOC_NUMEL, np.float32).sum()
+
+    assert _steady_peak("SGD", {"lr": 0.1}, "float32", hook) >= ALLOC_NUMEL * 4

@@ -4,7 +4,8 @@ Why: the classes' steady step keeps each run's validated pointer arrays between 
 re-checks them instead of rebuilding them.  A change the re-check missed would step stale
 memory -- a silent wrong answer, or a write through a freed buffer.  Each test makes one kind of
 change between steady steps (a new grad, a grad set to None, a param replaced or rebound, a
-dtype change, loaded or edited state, a new group, a hook that swaps grads, an lr change) and
+dtype change, loaded or edited state, a per-tensor scalar state replaced, rebound, edited in
+place or made float64, a new group, a hook that swaps grads, an lr change) and
 holds the run against the same run with the shortcut declined (the general path, which
 collects and validates from scratch every step), bit for bit.
 """
@@ -17,8 +18,11 @@ from fastoptim import optim
 from fastoptim._C import _optim
 from fastoptim.optim import _step
 
+# NAdam and ASGD keep per-tensor scalar state (0-dim mu_product; eta and mu, averaging from
+# step 3 on with t0=1), whose objects, data pointers and dtypes the re-check covers too
 CONFIGS = [("SGD", {"lr": 0.1}), ("SGD", {"lr": 0.1, "momentum": 0.9}),
-           ("Adam", {"lr": 0.01}), ("Adagrad", {"lr": 0.1})]
+           ("Adam", {"lr": 0.01}), ("Adagrad", {"lr": 0.1}), ("NAdam", {"lr": 0.01}),
+           ("ASGD", {"lr": 0.01, "t0": 1.0})]
 IDS = [f"{n}-{'-'.join(map(str, k.values()))}" for n, k in CONFIGS]
 
 
@@ -104,18 +108,56 @@ def dtype_change(opt, ps):
                 st[k] = tensor(v.detach().numpy(), np.float64)
 
 
+def _array_key(opt, st):
+    """A state key of ``st`` holding an array like the param (not the step, not a scalar)."""
+    return next(k for k in st if k != "step" and k not in opt._DESCRIPTION.scalar_keys)
+
+
+def _scalar_keys(opt, ps, i=0):
+    """The per-tensor scalar state keys of ``ps[i]`` (NAdam's, ASGD's), else ()."""
+    st = opt.state.get(ps[i])
+    return [k for k in st if k in opt._DESCRIPTION.scalar_keys] if st else []
+
+
 def state_value_replaced(opt, ps):
     st = opt.state.get(ps[0])
     if st:
-        k = next(k for k in st if k != "step")
-        st[k] = tensor(np.full(ps[0].shape, 0.25))
+        st[_array_key(opt, st)] = tensor(np.full(ps[0].shape, 0.25))
 
 
 def state_value_rebound(opt, ps):
     st = opt.state.get(ps[0])
     if st:
-        k = next(k for k in st if k != "step")
-        st[k].data = tensor(np.full(ps[0].shape, 0.75))
+        st[_array_key(opt, st)].data = tensor(np.full(ps[0].shape, 0.75))
+
+
+def scalar_replaced(opt, ps):
+    for k in _scalar_keys(opt, ps):
+        opt.state[ps[0]][k] = tensor(0.5)
+
+
+def scalar_rebound(opt, ps):
+    for k in _scalar_keys(opt, ps, 1):
+        opt.state[ps[1]][k].data = tensor(0.25)
+
+
+def scalar_in_place(opt, ps):
+    for k in _scalar_keys(opt, ps, 2):
+        opt.state[ps[2]][k].fill_(0.75)
+
+
+def scalar_dtype(opt, ps):
+    # float64 scalars beside float32 ones in one batch (as loading into a float64 param makes
+    # them): the gather splits the batch by scalar dtype
+    for k in _scalar_keys(opt, ps):
+        st = opt.state[ps[0]]
+        st[k] = tensor(st[k].item(), np.float64)
+
+
+def scalar_dtype_rebound(opt, ps):
+    for k in _scalar_keys(opt, ps, 3):
+        st = opt.state[ps[3]]
+        st[k].data = tensor(st[k].item(), np.float64)
 
 
 def state_dropped(opt, ps):
@@ -156,7 +198,8 @@ def nothing(opt, ps):
 
 CHANGES = [new_grads, none_grad, zero_grad_to_none, zero_grad_in_place, grad_values_in_place,
            grad_rebound, param_replaced, param_rebound, dtype_change, state_value_replaced,
-           state_value_rebound, state_dropped, loaded, group_added, hook_swaps_grads,
+           state_value_rebound, scalar_replaced, scalar_rebound, scalar_in_place, scalar_dtype,
+           scalar_dtype_rebound, state_dropped, loaded, group_added, hook_swaps_grads,
            lr_changed, nothing]
 
 
@@ -173,8 +216,41 @@ def test_a_change_between_steps_is_seen(name, kwargs, change, groups, monkeypatc
         assert fast_state[i].keys() == slow_state[i].keys()
         for k in fast_state[i]:
             np.testing.assert_array_equal(fast_state[i][k], slow_state[i][k])
-    if change in (nothing, lr_changed, grad_values_in_place, zero_grad_in_place):
-        assert reused >= 2 * groups     # the steady steps re-checked their caches
+    if change in (nothing, lr_changed, grad_values_in_place, zero_grad_in_place,
+                  scalar_in_place, new_grads, grad_rebound, hook_swaps_grads):
+        # the steady steps re-checked their caches (grads that moved taken in place)
+        assert reused >= 2 * groups
+
+
+@pytest.mark.parametrize("name,kwargs", CONFIGS[1:], ids=IDS[1:])
+def test_a_new_grad_that_overlaps_written_state_is_refused(name, kwargs):
+    # a grad that moved is taken into the record, and the overlap proof is redone: a grad over
+    # a state array's memory fails it, the step raises and writes nothing
+    opt, ps = setup(name, kwargs)
+    for _ in range(2):
+        opt.step()
+    st = opt.state[ps[1]]
+    key = _array_key(opt, st)
+    ps[1].grad = fastoptim.from_numpy(st[key].detach().numpy())   # shares the state's memory
+    before = [p.detach().numpy().copy() for p in ps]
+    with pytest.raises(ValueError, match="overlap in memory"):
+        opt.step()
+    for p, b in zip(ps, before):
+        np.testing.assert_array_equal(p.detach().numpy(), b)
+
+
+def test_new_grads_every_step_reuse_the_cache():
+    # the training loop's zero_grad() then backward(): new grads each step, the record kept
+    opt, ps = setup("Adam", {"lr": 0.01})
+    opt.step()            # the general path (state made)
+    opt.step()            # the first steady step: gathered in full, recorded
+    before = _optim._step_cache_reuses()
+    for _ in range(5):
+        opt.zero_grad()
+        for p in ps:
+            p.grad = tensor(np.ones(p.shape))
+        opt.step()
+    assert _optim._step_cache_reuses() - before == 5
 
 
 def test_the_cache_holds_its_params_and_is_never_copied():
@@ -189,7 +265,8 @@ def test_the_cache_holds_its_params_and_is_never_copied():
     assert cache._info() == (True, len(ps))
     assert copy.deepcopy(cache)._info() == (False, 0)
     assert pickle.loads(pickle.dumps(cache))._info() == (False, 0)
-    assert "_step_caches" not in copy.deepcopy(opt).__dict__
+    assert [c._info() for c in copy.deepcopy(opt)._step_caches] == [(False, 0)]
+    assert [c._info() for c in pickle.loads(pickle.dumps(opt))._step_caches] == [(False, 0)]
     # a grad dropped between steps is not kept alive by the cache
     g = ps[0].grad
     ref = weakref.ref(g._np)
@@ -241,8 +318,7 @@ def t_storage(opt, ps, torch):
 def t_state_replaced(opt, ps, torch):
     st = opt.state.get(ps[0])
     if st:
-        k = next(k for k in st if k != "step")
-        st[k] = torch.full_like(ps[0], 0.25)
+        st[_array_key(opt, st)] = torch.full_like(ps[0], 0.25)
 
 
 def t_momentum_on(opt, ps, torch):

@@ -1212,15 +1212,21 @@ cdef class StepCache:
     the pointer arrays of the last successful gather (``Work``) and what they were read from,
     and the next step re-checks them instead of rebuilding them: per param, the list item is
     the same object (held, so identity means something), its grad and state hold the same data
-    pointers with the same facts (dtype, shape, flags: ``_matches`` as in a full gather), and
-    the state values are the same objects.  Those are found without dict lookups when the
-    optimizer's state dict and the param's state dict kept their version tags (PEP 509: nothing
-    inserted, replaced or removed), by lookups otherwise.  An identical set of (address, size,
-    list) is what the overlap proof was about, so it still holds; the zero-division test of the
-    step counters runs every step.  Anything that differs (a new grad object at another
-    address, a grad set to None, a param replaced or rebound, a dtype change, loaded or edited
-    state, another group layout or settings that change the state lists) makes a full gather
-    that replaces the record.  Only successes are kept.
+    pointers with the same facts (dtype, shape, flags: ``_matches`` as in a full gather; for a
+    per-tensor scalar, NAdam's ``mu_product`` or ASGD's ``eta``/``mu``, one aligned writeable
+    element of the dtype recorded for that tensor's scalars), and the state values are the same
+    objects.  Those are found without dict lookups when the optimizer's state dict and the
+    param's state dict kept their version tags (PEP 509: nothing inserted, replaced or
+    removed), by lookups otherwise.  An identical set of (address, size, list) is what the
+    overlap proof was about, so it still holds; the zero-division test of the step counters
+    runs every step.  A grad at another address with the right facts (a training loop's
+    ``zero_grad()`` then ``backward()`` makes new grads every step) is taken into the record
+    in place, and the overlap proof is then redone over the whole call.  Anything else that
+    differs (a grad set to None or appearing, a param replaced or rebound, a dtype change,
+    loaded or edited state, another group layout or settings that change the state lists)
+    makes a full gather that replaces the record; so does every step of a batch whose tensors'
+    scalars mix float32 and float64 (the gather reordered it, see ``_partition``).  Only
+    successes are kept.
     """
     cdef Work w
     cdef bint valid              # w holds a validated gather of the params recorded below
@@ -1305,8 +1311,9 @@ cdef inline Batch *_batch_of(Work *w, int tnum, Py_ssize_t *j32, Py_ssize_t *j64
 
 cdef int _revalidate(StepCache cc, list params, object state, tuple keys, int nlists,
                      object step_key) except -1:
-    # 1 when cc's gather is still exactly what a full gather of params would build (see
-    # StepCache), else 0 (cc's Work untouched either way: it is only compared).
+    # 1 when cc's gather, with the grads that moved taken anew, is exactly what a full gather
+    # of params would build (see StepCache), else 0 (cc's Work then holds nothing usable: the
+    # caller gathers in full).
     cdef Work *w = &cc.w
     cdef Py_ssize_t i, j, j32 = 0, j64 = 0, n = len(params), nv = nlists - 2
     cdef PyObject *po
@@ -1318,12 +1325,12 @@ cdef int _revalidate(StepCache cc, list params, object state, tuple keys, int nl
     cdef Batch *b
     cdef int k
     cdef bint stateful = nlists > 2 or step_key is not None
-    cdef bint state_same
+    cdef bint state_same, moved = False
     if (not cc.valid or n != cc.n or keys is not cc.keys or step_key is not cc.step_key
             or state is not cc.state or not isinstance(state, dict)):
         return 0
-    if w.scalar_lists:      # per-tensor scalars (NAdam, ASGD): re-gathered in full, not re-checked
-        return 0
+    if w.scalar_lists and (0 < w.b32.nsf64 < w.b32.n or 0 < w.b64.nsf64 < w.b64.n):
+        return 0            # a batch mixing scalar dtypes was reordered (_partition): gathered
     state_same = FO_DICT_VERSION and fo_dict_version(<PyObject *>state) == cc.state_version
     for i in range(n):
         po = _list_item(params, i)
@@ -1344,8 +1351,13 @@ cdef int _revalidate(StepCache cc, list params, object state, tuple keys, int nl
                 or b.numels[j] != pa.numel):
             return 0
         _arr_of_tensor(&xa, <Tensor>g)
-        if b.arr[1][j] != xa.data or not _matches(&xa, &pa, FLAGS_READ):
+        if not _matches(&xa, &pa, FLAGS_READ):
             return 0
+        if b.arr[1][j] != xa.data:
+            # another grad (zero_grad(), then backward: the usual training loop): taken, and
+            # the overlap proof redone below, as a full gather would
+            b.arr[1][j] = xa.data
+            moved = True
         if not stateful:
             continue
         vals = cc.vals + i * VALS_PER
@@ -1364,15 +1376,23 @@ cdef int _revalidate(StepCache cc, list params, object state, tuple keys, int nl
                 if xo != vals[VALS_PER - 1]:
                     return 0
         for k in range(nv):
-            if (not _arr_of(&xa, <object>vals[k]) or b.arr[2 + k][j] != xa.data
-                    or not _matches(&xa, &pa, FLAGS_WRITE)):
+            if not _arr_of(&xa, <object>vals[k]) or b.arr[2 + k][j] != xa.data:
+                return 0
+            if w.scalar_lists & (1u << (2 + k)):
+                # a per-tensor scalar (NAdam's mu_product, ASGD's eta and mu): of the dtype
+                # the gather recorded for the tensor's scalars, which its span's size follows
+                if _scalar_kind(&xa) != b.sf64[j]:
+                    return 0
+            elif not _matches(&xa, &pa, FLAGS_WRITE):
                 return 0
         if step_key is not None:
             xo = vals[VALS_PER - 1]
             if (not _arr_of(&xa, <object>xo) or <void *>b.steps[j] != xa.data
                     or not _step_ok(&xa)):
                 return 0
-    return j32 == w.b32.n and j64 == w.b64.n
+    if j32 != w.b32.n or j64 != w.b64.n:
+        return 0
+    return not (moved and _check_overlaps(w, None, None, None, False))
 
 
 cdef Py_ssize_t _cache_reuses = 0      # gathers a StepCache re-checked instead of rebuilt

@@ -130,18 +130,18 @@ def grouped_step(d: Description):
         groups = self.param_groups
         if len(groups) > 1:
             groups = self._batched_groups(names)
-        caches = self.__dict__.get("_step_caches")
-        if caches is None or len(caches) < len(groups):
-            caches = self._step_caches = _grow(caches, len(groups))
-        state = self.state
+        caches = self._step_caches          # (Optimizer.__init__ makes the first one)
         if len(groups) == 1:
             group = groups[0]
             if fused_once and group["fused"]:
                 self._fused_dtype_check_once(group)
             # Steady state: collected, validated and updated in one C call (False: not done).
-            if not group_step(kplan, settings(group), group["params"], state, caches[0]):
+            if not group_step(kplan, settings(group), group["params"], self.state, caches[0]):
                 _prepare_group(self, group)()
             return loss
+        if len(caches) < len(groups):
+            caches.extend(_optim.StepCache() for _ in range(len(groups) - len(caches)))
+        state = self.state
         # Several runs: every one is collected and validated before any is written, so that
         # an error in a later group leaves the earlier ones as they were.  The steady ones are
         # left pending and run with the last one's kernels (one parallel region in team mode).
@@ -174,12 +174,6 @@ def _hyper(d: Description, group: dict[str, Any]) -> tuple:
     if fixed:
         values = [fixed.get(h.name, v) for h, v in zip(d.hyper, values)]
     return tuple(values)
-
-
-def _grow(caches: list | None, n: int) -> list:
-    """The optimizer's ``StepCache`` list (one per run of groups), grown to ``n``."""
-    caches = [] if caches is None else caches
-    return caches + [_optim.StepCache() for _ in range(n - len(caches))]
 
 
 def _noop() -> None:

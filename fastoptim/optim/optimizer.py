@@ -44,7 +44,7 @@ import numpy as np
 
 import fastoptim
 from fastoptim import Tensor
-from fastoptim._C._optim import _batch_groups, _collect
+from fastoptim._C._optim import StepCache, _batch_groups, _collect
 
 from . import _torch_params
 from ._state import _as_numpy, _cast_array, _cast_step, _cast_value, _new_step
@@ -231,6 +231,9 @@ class Optimizer:
         self.param_groups: list[dict[str, Any]] = []
         # torch params: their kernel views (_torch_params); None over fastoptim Tensors
         self._torch_params: _torch_params.TorchParams | None = None
+        # the shared step's record of each run of groups' last gather (_step.grouped_step), one
+        # made ahead so that a one-group step looks nothing up; never pickled or copied
+        self._step_caches: list[StepCache] = [StepCache()]
 
         param_groups = list(params)
         if len(param_groups) == 0:
@@ -261,6 +264,8 @@ class Optimizer:
         ):
             if name not in self.__dict__:
                 setattr(self, name, OrderedDict())
+        if "_step_caches" not in self.__dict__:   # unpickled or copied: records start empty
+            self._step_caches = [StepCache()]
         if "_torch_params" not in self.__dict__:  # unpickled: views are not pickled
             self._torch_params = None
             torch_ps = [p for g in self.param_groups for p in g["params"]
