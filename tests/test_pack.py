@@ -8,6 +8,7 @@ tensor across buckets, missing sources (zeros), divisors (sum: 1, average: N), a
 
 import numpy as np
 import pytest
+
 from fastoptim._C._pack import Pieces, pack_numpy, unpack_numpy
 
 DTYPES = [np.float32, np.float64]
