@@ -16,8 +16,9 @@ faces of the same memory:
   C path run unchanged: one C call per group, writing the torch memory in place.
 
 A step that changes nothing of it (the same grad tensors, storage, state) skips the sync: a
-C-level check (``_optim.TorchSteady``: per param ``.grad`` and ``data_ptr()``, and the version
-tags of the state dicts) says so, and the kernel groups are the groups over the same views.
+C-level check (``_optim.TorchSteady``: per param ``.grad``, ``data_ptr()`` and ``shape``, and
+the version tags of the state dicts) says so, and the kernel groups are the groups over the
+same views.
 Otherwise, per param, the sync costs a few attribute reads and identity checks.  A grad that is
 the same torch tensor as last step (``zero_grad(set_to_none=False)``, or accumulation) reuses
 its view: nothing is allocated.  With ``set_to_none=True`` (torch's default) autograd makes a
@@ -155,7 +156,8 @@ class TorchParams:
         mirrors = [self.mirrors[id(p)] for p in params]
         self.group_views = [kg["params"] for kg in groups]
         self.steady.record(params, [p.grad for p in params], [m.view for m in mirrors],
-                           [m.ptr for m in mirrors], opt.state, self.kernel_state)
+                           [m.ptr for m in mirrors], [m.shape for m in mirrors], opt.state,
+                           self.kernel_state)
 
     def _sync(self, opt: Any) -> list[dict[str, Any]]:
         """Check every grad, re-bind the views' grads and state; the kernel's groups."""
@@ -168,7 +170,10 @@ class TorchParams:
             for pos, p in enumerate(group["params"]):
                 m = mirrors[id(p)]
                 if p.data_ptr() != m.ptr or p.shape != m.shape:
-                    # p.data = ... rebound the storage: a new view of it
+                    # p.data = ... rebound the storage, or a view or resize_ changed the shape
+                    # at the same address: a new view of it (checked as at construction)
+                    check_param(p, gi, pos, True)
+                    kstate.pop(m.view, None)
                     m.view = _view(p)
                     m.view.requires_grad_(True)
                     m.ptr, m.shape = p.data_ptr(), p.shape
