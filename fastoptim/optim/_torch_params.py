@@ -39,7 +39,7 @@ import fastoptim
 from fastoptim import Tensor
 from fastoptim._C import _optim
 
-__all__ = ["TorchParams", "check_param", "is_torch_tensor"]
+__all__ = ["TorchParams", "call_views", "check_param", "is_torch_tensor"]
 
 
 def is_torch_tensor(x: Any) -> bool:
@@ -234,6 +234,34 @@ class TorchParams:
         for k, v in state.items():
             out[k] = _torch_value(v) if id(k) in self.mirrors else v
         return out
+
+
+def call_views(op: str, names: tuple, lists: list) -> list | None:
+    """The functionals' lists (``fastoptim.optim.functional``) with every torch tensor in them
+    replaced by a fastoptim view of its memory (no copy: the kernel then updates the torch
+    tensors in place); None when there is none.  A torch tensor the kernels cannot reach
+    (another device, sparse, complex) is refused here, named."""
+    if "torch" not in sys.modules:
+        return None
+    torch = sys.modules["torch"]
+    if not any(isinstance(x, torch.Tensor) for lst in lists if lst is not None for x in lst):
+        return None
+    out = []
+    for name, lst in zip(names, lists):
+        if lst is None:
+            out.append(None)
+            continue
+        views = []
+        for i, x in enumerate(lst):
+            if isinstance(x, torch.Tensor):
+                if x.device.type != "cpu" or x.layout != torch.strided or x.is_complex():
+                    raise TypeError(f"{op}: {name}[{i}] is a torch tensor on {x.device} with "
+                                    f"layout {x.layout} and dtype {x.dtype}; fastoptim updates "
+                                    "dense real CPU tensors only")
+                x = _view(x)
+            views.append(x)
+        out.append(views)
+    return out
 
 
 def _check_grad(p: Any, g: Any, gi: int, pos: int) -> None:
