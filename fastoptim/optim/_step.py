@@ -37,8 +37,8 @@ from fastoptim._C import _optim
 from fastoptim._C._optim import group_step
 
 from ._descriptions import Description
-from ._torch_params import _torch_value, call_views, is_torch_tensor
 from ._state import _fresh_state, _packed_like
+from ._torch_params import _torch_value, call_views, is_torch_tensor
 from .optimizer import _device_dtype_check_for_fused, _use_grad_for_differentiable
 
 __all__ = ["grouped_step", "plan", "run"]
