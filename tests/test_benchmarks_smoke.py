@@ -321,7 +321,8 @@ def test_a_subset_merges_into_a_saved_run(smoke, tmp_path):
     assert row["repeats"] == 2 and "merged_from" in row
     assert row["timing"]["method"] == "interleaved"
     assert len(row["times"]["fastoptim"]["repeat_medians_ns"]) == 2
-    assert merged["config"]["isolate"] == ["a", "b", "c", "e"]   # (d) is now interleaved
+    # (d) is now interleaved
+    assert merged["config"]["isolate"] == ["a", "b", "c", "e", "ta", "tb", "tc", "te"]
     # (d) runs sgd with and without a scheduler stepping every iteration: three rows
     assert merged["merges"][0]["rows"] == ["d/sgd/t1", "d/sgd+StepLR/t1", "d/sgd+OneCycleLR/t1",
                                            "f/sgd/t1"]
