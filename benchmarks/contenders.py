@@ -47,7 +47,10 @@ MODES = {
 # step is timed, on grads set once
 ON_TORCH = ("ta", "tb", "tc", "te")
 TIMED = ("a", "b", "c", "d", "e") + ON_TORCH   # the timed regimes; (f) measures memory
-ISOLATE_DEFAULT = "a,b,c,d,e"       # timed one process per contender by default
+# timed one process per contender by default: every timed regime.  The ones on torch tensors
+# too: timed interleaved in one process, each contender's sample started on caches the others
+# had filled (tb: four contenders' 12 MB each, over a 32 MiB L3), while (b) timed each alone
+ISOLATE_DEFAULT = "a,b,c,d,e,ta,tb,tc,te"
 FWDBWD = "fwd+bwd"                  # the optimizer-free task of regime (e)
 # regime (d) with an LR scheduler stepping every iteration: row name -> (optimizer, class, kwargs)
 SCHEDULED = {
@@ -71,10 +74,13 @@ def spec_of(optimizer):
     return BY_NAME[optimizer]
 
 
-def library(name):
-    """The library whose process times contender ``name``: ``torch`` or ``fastoptim`` (which
-    also runs its C yardsticks and the NumPy twins)."""
-    return "torch" if name.startswith("torch:") else "fastoptim"
+def library(name, regime=None):
+    """The libraries a process timing contender ``name`` of ``regime`` loads: ``torch``,
+    ``fastoptim`` (which also runs its C yardsticks and the NumPy twins), or, for fastoptim's
+    optimizer over torch's tensors (the regimes ``ON_TORCH``), ``fastoptim+torch``."""
+    if name.startswith("torch:"):
+        return "torch"
+    return "fastoptim+torch" if regime in ON_TORCH else "fastoptim"
 
 
 def names(regime, optimizer, mode, with_torch):
@@ -130,6 +136,8 @@ def data(count, numel, seed=0):
 
 def prepare(regime, mode):
     """Make the row's arrays now (in a process about to fork contender processes)."""
+    if regime in ON_TORCH:
+        regime = regime[1]
     if regime == "a":
         data(1, mode.a_numel)
     elif regime in ("b", "c"):
@@ -235,7 +243,7 @@ def _mlp_step(lib, spec, extra, weights, x, y, classes=None):
 def build(regime, optimizer, name, mode, max_repeats=None):
     """The ``Contender`` ``name`` of row (``regime``, ``optimizer``) in ``mode``."""
     spec = spec_of(optimizer)
-    lib = importlib.import_module(library(name))
+    lib = importlib.import_module("torch" if name.startswith("torch:") else "fastoptim")
     extra = {}
     if name.startswith("torch:") and spec is not None:
         extra = torch_variants(spec)[name[6:]]
@@ -294,11 +302,16 @@ def _step_on_torch(regime, spec, name, mode, extra):
 
 
 def set_threads(lib_name, n):
-    """Give one library ``n`` threads; return the count it reports."""
+    """Give the library ``lib_name`` names (``library``) ``n`` threads; return the count it
+    reports (``fastoptim+torch``: both get ``n``, and fastoptim's count is returned once torch's
+    is checked to be the same)."""
     if lib_name == "torch":
         import torch
         torch.set_num_threads(n)
         return torch.get_num_threads()
+    if lib_name == "fastoptim+torch":
+        if set_threads("torch", n) != n:
+            raise RuntimeError(f"torch would not take {n} threads")
     from fastoptim._C import _optim
     _optim._set_num_threads(n)
     return _optim._get_num_threads()

@@ -9,8 +9,10 @@ contender pays for them: a 1 ms MLP step measured anywhere between 0.6 and 40 ms
 How: the benchmark worker (one per thread count, environment already set) starts two *zygotes*,
 ``python benchmarks/isolated.py fastoptim|torch``, each importing NumPy and its one library
 once (fastoptim's zygote never imports torch, torch's never imports fastoptim) and then waiting
-for jobs on stdin without running any parallel code.  A job is one *round* of one contender: the
-zygote forks a child, which sets its library's thread count, builds the contender
+for jobs on stdin without running any parallel code.  The regimes on torch tensors (``ta`` ...
+``te``) time fastoptim's optimizer over torch's tensors in a third one, ``fastoptim+torch``,
+which loads both (and gives both the row's thread count).  A job is one *round* of one
+contender: the zygote forks a child, which sets its library's thread count, builds the contender
 (``contenders.build``), warms it up, takes its samples and exits, reporting them through a pipe;
 the zygote waits for the child to end before it answers.  Forking keeps a round cheap (no
 interpreter start, no torch import) and the child starts with no thread pool at all: the zygote
@@ -101,12 +103,13 @@ def time_isolated(zygotes, regime, optimizer, contenders, mode, threads):
             job = {"regime": regime, "optimizer": optimizer, "name": name,
                    "mode": vars(mode), "threads": threads, "samples": want,
                    "number": number.get(name)}
-            out = zygotes[library(name)].run(job)
+            out = zygotes[library(name, regime)].run(job)
             processes += 1
             samples[name] += out["samples_ns"]
             per_round_ns[name].append(_median(out["samples_ns"]))
             number[name] = out["number"]
-            seen[library(name)] = {"threads": out["threads"], "wait_policy": out["wait_policy"]}
+            seen[library(name, regime)] = {"threads": out["threads"],
+                                           "wait_policy": out["wait_policy"]}
     times = {name: {"median_ns": _median(s), "samples_ns": s, "rounds_ns": per_round_ns[name],
                     "number": number[name]}
              for name, s in samples.items()}
@@ -186,7 +189,8 @@ def serve(lib):
         sys.path.insert(0, ROOT)
     import contenders
 
-    importlib.import_module(lib)      # load the library once, before any fork; run nothing
+    for name in lib.split("+"):       # load the libraries once, before any fork; run nothing
+        importlib.import_module(name)
     proto.write('{"ready": true}\n')
     proto.flush()
     for line in sys.stdin:

@@ -110,7 +110,7 @@ def regime_timed(regime, optimizer, ctx):
     m = ctx.mode
     which = cn.names(regime, optimizer, m, torch is not None)
     if regime in ctx.isolate:
-        zygotes = {lib: ctx.zygote(lib) for lib in {cn.library(n) for n, _ in which}}
+        zygotes = {lib: ctx.zygote(lib) for lib in {cn.library(n, regime) for n, _ in which}}
         times, how = time_isolated(zygotes, regime, optimizer, which, m, ctx.threads)
     else:
         built = [cn.build(regime, optimizer, name, m, cap) for name, cap in which]

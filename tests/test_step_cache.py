@@ -393,3 +393,64 @@ def test_torch_params_steady_step_skips_the_sync(monkeypatch):
     ps[0].grad = torch.ones(4)       # a new grad: synced again
     opt.step()
     assert calls == [1]
+
+
+def _resized_run(torch, make):
+    """Two steady steps, then the param narrowed in place at the same address (``p.data =
+    p.data[:5]``) and its grad resized in place (the same grad object), then a step: the
+    param and the storage past its new end, as ``make`` (an optimizer class) leaves them."""
+    p = torch.arange(8.0, dtype=torch.float64).requires_grad_()
+    p.grad = torch.full((8,), 0.5, dtype=torch.float64)
+    storage = p.detach()            # all 8 elements of the storage, seen after the resize
+    opt = make([p])
+    opt.step()
+    opt.step()
+    ptr = p.data_ptr()
+    p.data = p.data[:5]
+    p.grad.resize_(5)
+    assert p.data_ptr() == ptr and p.grad.shape == (5,)
+    before = storage.clone()
+    try:
+        opt.step()
+    except (RuntimeError, ValueError) as e:
+        return None, before, storage.clone(), e
+    return p.detach().clone(), before, storage.clone(), None
+
+
+def test_torch_param_resized_at_the_same_address_is_synced():
+    # Stateless SGD: the step updates the param's 5 elements, not the 8 its old view had.
+    torch = pytest.importorskip("torch")
+    ours = _resized_run(torch, lambda ps: optim.SGD(ps, lr=0.25))
+    theirs = _resized_run(torch, lambda ps: torch.optim.SGD(ps, lr=0.25))
+    assert ours[3] is None and theirs[3] is None
+    assert torch.equal(ours[0], theirs[0])
+    assert torch.equal(ours[2], theirs[2])          # the 3 elements past the end: untouched
+    assert torch.equal(ours[2][5:], ours[1][5:])
+
+
+def test_torch_param_resized_under_its_state_raises_before_writing():
+    # Adam's state keeps the old 8 elements: torch's step raises; ours too, writing nothing.
+    torch = pytest.importorskip("torch")
+    _, before, after, err = _resized_run(torch, lambda ps: optim.Adam(ps, lr=0.25))
+    assert err is not None and "5" in str(err) and "8" in str(err)
+    assert torch.equal(before, after)
+    assert _resized_run(torch, lambda ps: torch.optim.Adam(ps, lr=0.25))[3] is not None
+
+
+def test_torch_param_reshaped_at_the_same_address_is_synced():
+    # p.data = p.data.view(...): same address, same numel, a new shape: the kernel's view and
+    # the published state follow it (torch's SGD momentum buffer is made in the new shape).
+    torch = pytest.importorskip("torch")
+    p = torch.arange(6.0, dtype=torch.float64).requires_grad_()
+    p.grad = torch.ones(6, dtype=torch.float64)
+    opt = optim.SGD([p], lr=0.5)
+    opt.step()
+    opt.step()
+    p.data = p.data.view(2, 3)
+    p.grad = None
+    p.grad = torch.ones(2, 3, dtype=torch.float64)
+    opt.param_groups[0]["momentum"] = 0.9
+    opt.step()
+    assert opt._torch_params.view_of(p).shape == (2, 3)
+    assert opt.state[p]["momentum_buffer"].shape == (2, 3)
+    assert torch.equal(p.detach(), torch.arange(6.0, dtype=torch.float64).view(2, 3) - 1.5)

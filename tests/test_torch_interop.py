@@ -358,3 +358,55 @@ def test_bad_grad_is_refused_before_anything_is_written():
     b.grad = torch.ones(2, 3, dtype=torch.float64)
     opt.step()
     assert not torch.equal(a.detach(), torch.ones(3, 2, dtype=torch.float64))
+
+
+# ------------------------------------------------------------------ functionals on torch tensors
+def _adam_kw():
+    return dict(amsgrad=False, beta1=0.9, beta2=0.999, lr=0.1, weight_decay=0.01, eps=1e-8,
+                maximize=False)
+
+
+def _sgd_kw():
+    return dict(weight_decay=0.0, momentum=0.9, lr=0.1, dampening=0.0, nesterov=False,
+                maximize=False)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_functionals_update_torch_tensors_in_place_as_torch_does(dtype):
+    from torch.optim.adam import adam as torch_adam
+    from torch.optim.sgd import sgd as torch_sgd
+
+    from fastoptim.optim import functional as F
+
+    gen = torch.Generator().manual_seed(0)
+    shapes = [(3, 4), (1,), (7,)]
+    ps = [torch.randn(s, generator=gen, dtype=dtype) for s in shapes]
+    gs = [torch.randn(s, generator=gen, dtype=dtype) for s in shapes]
+    ours = [p.clone() for p in ps]
+    theirs = [p.clone() for p in ps]
+    ptrs = [p.data_ptr() for p in ours]
+    om, ov = [torch.zeros_like(p) for p in ps], [torch.zeros_like(p) for p in ps]
+    tm, tv = [torch.zeros_like(p) for p in ps], [torch.zeros_like(p) for p in ps]
+    os_, ts = [torch.tensor(0.0) for _ in ps], [torch.tensor(0.0) for _ in ps]
+    obuf, tbuf = [None] * 3, [None] * 3
+    for _ in range(3):
+        F.adam(ours, gs, om, ov, [], os_, **_adam_kw())
+        torch_adam(theirs, gs, tm, tv, [], ts, foreach=False, **_adam_kw())
+        F.sgd(ours, gs, obuf, **_sgd_kw())
+        torch_sgd(theirs, gs, tbuf, foreach=False, **_sgd_kw())
+    assert [p.data_ptr() for p in ours] == ptrs           # in place
+    for a, b in zip(ours + om + ov + os_, theirs + tm + tv + ts):
+        torch.testing.assert_close(a, b, **TOL[a.dtype] if a.dtype in TOL else {})
+    # the momentum buffers SGD made are torch tensors, stepped in place on later calls
+    assert all(isinstance(b, torch.Tensor) for b in obuf)
+    for a, b in zip(obuf, tbuf):
+        torch.testing.assert_close(a, b, **TOL[dtype])
+
+
+def test_functionals_refuse_a_torch_tensor_they_cannot_update():
+    from fastoptim.optim import functional as F
+
+    p = torch.zeros(3, dtype=torch.complex64)
+    with pytest.raises(TypeError, match=r"adam: params\[0\] is a torch tensor .* dense real CPU"):
+        F.adam([p], [p.clone()], [p.clone()], [p.clone()], [], [torch.tensor(0.0)],
+               **_adam_kw())

@@ -2329,18 +2329,20 @@ cdef class TorchSteady:
     Why: the sync of the torch params' grads and state with their kernel views ran in Python,
     a few microseconds per param per step.  A steady step changes none of it: each param's
     ``.grad`` is the same torch tensor (``zero_grad(set_to_none=False)``, accumulation, grads
-    set once), its storage has not moved (``data_ptr()``), its view's grad is still that grad's
-    view, and neither the optimizer's state dict nor the param's state dict changed (their
-    version tags, as in StepCache; without them this check always says "sync").  ``check``
-    says whether all of that holds; ``record`` notes it after a sync.  Every param reads two
-    attributes (``grad``, ``data_ptr()``) and nothing is looked up by a torch tensor's
-    Python-level hash.
+    set once), its storage has not moved (``data_ptr()``) nor changed shape (``p.data =
+    p.data.view(...)`` and ``p.resize_(...)`` keep the address: the kernel view would keep the
+    old shape and size), its view's grad is still that grad's view, and neither the optimizer's
+    state dict nor the param's state dict changed (their version tags, as in StepCache; without
+    them this check always says "sync").  ``check`` says whether all of that holds; ``record``
+    notes it after a sync.  Every param reads three attributes (``grad``, ``data_ptr()``,
+    ``shape``) and nothing is looked up by a torch tensor's Python-level hash.
     """
     cdef Py_ssize_t n
     cdef list params              # the torch params, in group order (held)
     cdef list grads               # their grads as synced (held; None allowed)
     cdef list views               # their kernel views (held)
     cdef list grad_views          # the views' grads as synced (held; None allowed)
+    cdef list shapes              # the params' shapes (torch.Size) as synced
     cdef uintptr_t *ptrs
     cdef PyObject **states        # each param's torch state dict, or NULL (borrowed)
     cdef uint64_t *versions       # their version tags
@@ -2361,10 +2363,10 @@ cdef class TorchSteady:
     def invalidate(self):
         self.valid = False
 
-    def record(self, list params, list grads, list views, list ptrs, object tstate,
-               object kstate):
-        """Note the sync just made: params, their grads, views and data pointers, and both
-        state dicts (the torch one and the views' one) as they are now."""
+    def record(self, list params, list grads, list views, list ptrs, list shapes,
+               object tstate, object kstate):
+        """Note the sync just made: params, their grads, views, data pointers and shapes, and
+        both state dicts (the torch one and the views' one) as they are now."""
         cdef Py_ssize_t i, n = len(params)
         cdef char *mem
         cdef PyObject *st
@@ -2390,7 +2392,7 @@ cdef class TorchSteady:
             st = PyDict_GetItemWithError(<dict>kstate, views[i])
             self.kstates[i] = st
             self.kversions[i] = fo_dict_version(st) if st != NULL else 0
-        self.params, self.grads, self.views = params, grads, views
+        self.params, self.grads, self.views, self.shapes = params, grads, views, shapes
         self.grad_views = [(<Tensor>v)._grad for v in views]
         self.tstate = tstate
         self.tstate_version = fo_dict_version(<PyObject *>tstate)
@@ -2425,6 +2427,8 @@ cdef class TorchSteady:
                 if (<Tensor>self.views[i])._grad is not self.grad_views[i]:
                     return False
                 if <uintptr_t>p.data_ptr() != self.ptrs[i]:
+                    return False
+                if p.shape != self.shapes[i]:
                     return False
                 st = self.states[i]
                 if st != NULL and fo_dict_version(st) != self.versions[i]:

@@ -38,6 +38,7 @@ from fastoptim._C._optim import group_step
 
 from ._descriptions import Description
 from ._state import _fresh_state, _packed_like
+from ._torch_params import _torch_value, call_views, is_torch_tensor
 from .optimizer import _device_dtype_check_for_fused, _use_grad_for_differentiable
 
 __all__ = ["grouped_step", "plan", "run"]
@@ -251,8 +252,24 @@ def run(d: Description, hyper: tuple, params, grads, states: list, steps=None) -
     these settings make none), ``steps`` the counters.  A description whose first buffer is
     taken from the grad (SGD) has None entries in its state list replaced in place by new
     buffers (Tensors), flagged for the kernel; returns whether any was made."""
-    args, made = _prepare_run(d, hyper, params, grads, states, steps)
+    lists = [params, grads, *states] + ([steps] if d.step else [])
+    views = call_views(d.name, _facts(d)[4], lists)
+    if views is None:
+        args, made = _prepare_run(d, hyper, params, grads, states, steps)
+        _call(*args)
+        return made
+    # torch tensors: the call runs on views of their memory; a buffer made from the grad
+    # (None in a state list) goes back to the caller's list as a torch tensor over it
+    vstates = views[2:2 + len(states)]
+    args, made = _prepare_run(d, hyper, views[0], views[1], vstates,
+                              views[-1] if d.step else steps)
     _call(*args)
+    for orig, new in zip(states, vstates):
+        if orig is None or new is None:
+            continue
+        for i, (a, b) in enumerate(zip(orig, new)):
+            if a is None and b is not None:
+                orig[i] = _torch_value(b) if is_torch_tensor(params[i]) else b
     return made
 
 

@@ -16,8 +16,9 @@ faces of the same memory:
   C path run unchanged: one C call per group, writing the torch memory in place.
 
 A step that changes nothing of it (the same grad tensors, storage, state) skips the sync: a
-C-level check (``_optim.TorchSteady``: per param ``.grad`` and ``data_ptr()``, and the version
-tags of the state dicts) says so, and the kernel groups are the groups over the same views.
+C-level check (``_optim.TorchSteady``: per param ``.grad``, ``data_ptr()`` and ``shape``, and
+the version tags of the state dicts) says so, and the kernel groups are the groups over the
+same views.
 Otherwise, per param, the sync costs a few attribute reads and identity checks.  A grad that is
 the same torch tensor as last step (``zero_grad(set_to_none=False)``, or accumulation) reuses
 its view: nothing is allocated.  With ``set_to_none=True`` (torch's default) autograd makes a
@@ -38,7 +39,7 @@ import fastoptim
 from fastoptim import Tensor
 from fastoptim._C import _optim
 
-__all__ = ["TorchParams", "check_param", "is_torch_tensor"]
+__all__ = ["TorchParams", "call_views", "check_param", "is_torch_tensor"]
 
 
 def is_torch_tensor(x: Any) -> bool:
@@ -155,7 +156,8 @@ class TorchParams:
         mirrors = [self.mirrors[id(p)] for p in params]
         self.group_views = [kg["params"] for kg in groups]
         self.steady.record(params, [p.grad for p in params], [m.view for m in mirrors],
-                           [m.ptr for m in mirrors], opt.state, self.kernel_state)
+                           [m.ptr for m in mirrors], [m.shape for m in mirrors], opt.state,
+                           self.kernel_state)
 
     def _sync(self, opt: Any) -> list[dict[str, Any]]:
         """Check every grad, re-bind the views' grads and state; the kernel's groups."""
@@ -168,7 +170,10 @@ class TorchParams:
             for pos, p in enumerate(group["params"]):
                 m = mirrors[id(p)]
                 if p.data_ptr() != m.ptr or p.shape != m.shape:
-                    # p.data = ... rebound the storage: a new view of it
+                    # p.data = ... rebound the storage, or a view or resize_ changed the shape
+                    # at the same address: a new view of it (checked as at construction)
+                    check_param(p, gi, pos, True)
+                    kstate.pop(m.view, None)
                     m.view = _view(p)
                     m.view.requires_grad_(True)
                     m.ptr, m.shape = p.data_ptr(), p.shape
@@ -229,6 +234,34 @@ class TorchParams:
         for k, v in state.items():
             out[k] = _torch_value(v) if id(k) in self.mirrors else v
         return out
+
+
+def call_views(op: str, names: tuple, lists: list) -> list | None:
+    """The functionals' lists (``fastoptim.optim.functional``) with every torch tensor in them
+    replaced by a fastoptim view of its memory (no copy: the kernel then updates the torch
+    tensors in place); None when there is none.  A torch tensor the kernels cannot reach
+    (another device, sparse, complex) is refused here, named."""
+    if "torch" not in sys.modules:
+        return None
+    torch = sys.modules["torch"]
+    if not any(isinstance(x, torch.Tensor) for lst in lists if lst is not None for x in lst):
+        return None
+    out = []
+    for name, lst in zip(names, lists):
+        if lst is None:
+            out.append(None)
+            continue
+        views = []
+        for i, x in enumerate(lst):
+            if isinstance(x, torch.Tensor):
+                if x.device.type != "cpu" or x.layout != torch.strided or x.is_complex():
+                    raise TypeError(f"{op}: {name}[{i}] is a torch tensor on {x.device} with "
+                                    f"layout {x.layout} and dtype {x.dtype}; fastoptim updates "
+                                    "dense real CPU tensors only")
+                x = _view(x)
+            views.append(x)
+        out.append(views)
+    return out
 
 
 def _check_grad(p: Any, g: Any, gi: int, pos: int) -> None:

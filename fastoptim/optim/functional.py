@@ -8,8 +8,10 @@ optimizer shares (the classes' general path calls it too): one multi-tensor C ke
 through ``fastoptim._C._optim.step``.  The math they compute is written out in
 ``fastoptim.optim._reference`` and in ``csrc/fastoptim.h``.
 
-List elements may be numpy arrays or fastoptim Tensors (anything with a ``_np`` attribute: the
-Tensor's zero-copy numpy storage).  Non-contiguous params or state are updated through a
+List elements may be numpy arrays, fastoptim Tensors (anything with a ``_np`` attribute: the
+Tensor's zero-copy numpy storage) or CPU torch tensors (updated in place through views of
+their memory, as the optimizer classes update torch params; a new SGD momentum buffer is then
+a torch tensor).  Non-contiguous params or state are updated through a
 contiguous copy that is written back; non-contiguous grads are copied.  ``state_steps`` entries
 are one-element float32 arrays/Tensors, incremented in place.  ``lr`` may be a float or a
 one-element array/Tensor.  The ``foreach``, ``fused``, ``capturable``, ``differentiable``,
