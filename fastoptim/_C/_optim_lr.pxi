@@ -146,7 +146,7 @@ cdef class _LRBuffer:
 
 
 cdef void *_lr_buffer(Py_ssize_t nbytes, void *small, _LRBuffer owner) except NULL:
-    if nbytes <= _LR_STACK * sizeof(double):
+    if nbytes <= <Py_ssize_t>(_LR_STACK * sizeof(double)):
         return small
     owner.heap = PyMem_Malloc(nbytes)
     if owner.heap == NULL:
