@@ -454,3 +454,33 @@ def test_torch_param_reshaped_at_the_same_address_is_synced():
     assert opt._torch_params.view_of(p).shape == (2, 3)
     assert opt.state[p]["momentum_buffer"].shape == (2, 3)
     assert torch.equal(p.detach(), torch.arange(6.0, dtype=torch.float64).view(2, 3) - 1.5)
+
+
+GRAD_SWAPS = {
+    "data": lambda torch, g: setattr(g, "data", torch.full_like(g, 10.0)),
+    "set_": lambda torch, g: g.set_(torch.full_like(g, -3.0)),
+}
+
+
+@pytest.mark.parametrize("swap", sorted(GRAD_SWAPS))
+@pytest.mark.parametrize("make", ["SGD", "Adam"])
+def test_torch_grad_memory_swapped_on_the_same_object_is_synced(make, swap):
+    # p.grad.data = x / p.grad.set_(x): the same grad object, new memory. The steady check
+    # and the sync compare the grad's data_ptr() and shape too, so the step reads the new
+    # values (a check by identity alone read the old memory: a silent wrong answer).
+    torch = pytest.importorskip("torch")
+
+    def run(lib):
+        p = torch.ones(4, dtype=torch.float64).requires_grad_()
+        p.grad = torch.full((4,), 0.5, dtype=torch.float64)
+        opt = getattr(lib, make)([p], lr=0.1)
+        opt.step()
+        opt.step()
+        g = p.grad
+        GRAD_SWAPS[swap](torch, g)
+        assert p.grad is g
+        opt.step()
+        opt.step()
+        return p.detach().clone()
+
+    assert torch.equal(run(optim), run(torch.optim))

@@ -2331,11 +2331,14 @@ cdef class TorchSteady:
     ``.grad`` is the same torch tensor (``zero_grad(set_to_none=False)``, accumulation, grads
     set once), its storage has not moved (``data_ptr()``) nor changed shape (``p.data =
     p.data.view(...)`` and ``p.resize_(...)`` keep the address: the kernel view would keep the
-    old shape and size), its view's grad is still that grad's view, and neither the optimizer's
+    old shape and size), nor has the grad's (``p.grad.data = x``, ``set_`` and ``resize_`` swap
+    a grad's memory on the same object: the view would read the old memory), its view's grad
+    is still that grad's view, and neither the optimizer's
     state dict nor the param's state dict changed (their version tags, as in StepCache; without
     them this check always says "sync").  ``check`` says whether all of that holds; ``record``
     notes it after a sync.  Every param reads three attributes (``grad``, ``data_ptr()``,
-    ``shape``) and nothing is looked up by a torch tensor's Python-level hash.
+    ``shape``), and its grad two (``data_ptr()``, ``shape``); nothing is looked up by a torch
+    tensor's Python-level hash.
     """
     cdef Py_ssize_t n
     cdef list params              # the torch params, in group order (held)
@@ -2343,7 +2346,9 @@ cdef class TorchSteady:
     cdef list views               # their kernel views (held)
     cdef list grad_views          # the views' grads as synced (held; None allowed)
     cdef list shapes              # the params' shapes (torch.Size) as synced
+    cdef list grad_shapes         # their grads' shapes as synced (None for no grad)
     cdef uintptr_t *ptrs
+    cdef uintptr_t *grad_ptrs     # their grads' data_ptr() as synced
     cdef PyObject **states        # each param's torch state dict, or NULL (borrowed)
     cdef uint64_t *versions       # their version tags
     cdef object tstate            # the optimizer's torch state dict (held)
@@ -2364,9 +2369,10 @@ cdef class TorchSteady:
         self.valid = False
 
     def record(self, list params, list grads, list views, list ptrs, list shapes,
-               object tstate, object kstate):
-        """Note the sync just made: params, their grads, views, data pointers and shapes, and
-        both state dicts (the torch one and the views' one) as they are now."""
+               list grad_ptrs, list grad_shapes, object tstate, object kstate):
+        """Note the sync just made: params, their grads, views, data pointers and shapes, the
+        grads' data pointers and shapes, and both state dicts (the torch one and the views'
+        one) as they are now."""
         cdef Py_ssize_t i, n = len(params)
         cdef char *mem
         cdef PyObject *st
@@ -2375,17 +2381,19 @@ cdef class TorchSteady:
             return
         PyMem_Free(self.ptrs)
         self.ptrs = NULL
-        mem = <char *>PyMem_Malloc(n * (sizeof(uintptr_t) + 2 * sizeof(PyObject *)
+        mem = <char *>PyMem_Malloc(n * (2 * sizeof(uintptr_t) + 2 * sizeof(PyObject *)
                                         + 2 * sizeof(uint64_t)) + 1)
         if mem == NULL:
             raise MemoryError()
         self.ptrs = <uintptr_t *>mem
-        self.states = <PyObject **>(self.ptrs + n)
+        self.grad_ptrs = self.ptrs + n
+        self.states = <PyObject **>(self.grad_ptrs + n)
         self.versions = <uint64_t *>(self.states + n)
         self.kstates = <PyObject **>(self.versions + n)
         self.kversions = <uint64_t *>(self.kstates + n)
         for i in range(n):
             self.ptrs[i] = <uintptr_t>ptrs[i]
+            self.grad_ptrs[i] = <uintptr_t>grad_ptrs[i]
             st = PyDict_GetItemWithError(<dict>tstate, params[i])
             self.states[i] = st
             self.versions[i] = fo_dict_version(st) if st != NULL else 0
@@ -2393,6 +2401,7 @@ cdef class TorchSteady:
             self.kstates[i] = st
             self.kversions[i] = fo_dict_version(st) if st != NULL else 0
         self.params, self.grads, self.views, self.shapes = params, grads, views, shapes
+        self.grad_shapes = grad_shapes
         self.grad_views = [(<Tensor>v)._grad for v in views]
         self.tstate = tstate
         self.tstate_version = fo_dict_version(<PyObject *>tstate)
@@ -2429,6 +2438,9 @@ cdef class TorchSteady:
                 if <uintptr_t>p.data_ptr() != self.ptrs[i]:
                     return False
                 if p.shape != self.shapes[i]:
+                    return False
+                if g is not None and (<uintptr_t>g.data_ptr() != self.grad_ptrs[i]
+                                      or g.shape != self.grad_shapes[i]):
                     return False
                 st = self.states[i]
                 if st != NULL and fo_dict_version(st) != self.versions[i]:

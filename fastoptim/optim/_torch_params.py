@@ -81,7 +81,8 @@ def _view(t: Any) -> Tensor:
 class _Mirror:
     """One torch param's kernel face: its view, its grad's view, its state's views."""
 
-    __slots__ = ("grad", "grad_view", "ptr", "shape", "state", "state_views", "view")
+    __slots__ = ("grad", "grad_ptr", "grad_shape", "grad_view", "ptr", "shape", "state",
+                 "state_views", "view")
 
     def __init__(self, p: Any) -> None:
         self.view = _view(p)
@@ -89,6 +90,8 @@ class _Mirror:
         self.ptr = p.data_ptr()
         self.shape = p.shape
         self.grad = None          # the torch grad the view's grad was made from
+        self.grad_ptr = 0         # its data_ptr() and shape then (its memory can be swapped
+        self.grad_shape = None    # in place on the same object: p.grad.data = x, set_, resize_)
         self.grad_view = None
         self.state = None         # the torch state dict the views below mirror
         self.state_views = None   # {key: (torch value, view value)}
@@ -156,8 +159,9 @@ class TorchParams:
         mirrors = [self.mirrors[id(p)] for p in params]
         self.group_views = [kg["params"] for kg in groups]
         self.steady.record(params, [p.grad for p in params], [m.view for m in mirrors],
-                           [m.ptr for m in mirrors], [m.shape for m in mirrors], opt.state,
-                           self.kernel_state)
+                           [m.ptr for m in mirrors], [m.shape for m in mirrors],
+                           [m.grad_ptr for m in mirrors], [m.grad_shape for m in mirrors],
+                           opt.state, self.kernel_state)
 
     def _sync(self, opt: Any) -> list[dict[str, Any]]:
         """Check every grad, re-bind the views' grads and state; the kernel's groups."""
@@ -183,9 +187,10 @@ class TorchParams:
                 g = p.grad
                 if g is None:
                     v.grad = None
-                elif g is not m.grad:
+                elif g is not m.grad or g.data_ptr() != m.grad_ptr or g.shape != m.grad_shape:
                     _check_grad(p, g, gi, pos)
                     m.grad = g
+                    m.grad_ptr, m.grad_shape = g.data_ptr(), g.shape
                     m.grad_view = _view(g)
                     v.grad = m.grad_view
                 elif v.grad is not m.grad_view:
