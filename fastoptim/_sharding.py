@@ -1,4 +1,5 @@
-"""How ZeRO-1 splits parameters between ranks: torch's sorted-greedy rule, with no MPI.
+"""How data parallelism splits work, with no MPI: ZeRO-1's split of parameters between ranks
+(torch's sorted-greedy rule), and ``DistributedOptimizer``'s cut of the grads into buckets.
 
 It lives outside ``fastoptim.distributed`` so that it imports (and is tested) where mpi4py is
 missing: ``import fastoptim.distributed`` itself needs mpi4py.
@@ -16,7 +17,28 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-__all__ = ["partition_parameters"]
+__all__ = ["bucket_pieces", "partition_parameters"]
+
+
+def bucket_pieces(sizes: list[int],
+                  chunk: int) -> list[tuple[int, int, list[tuple[int, int, int]]]]:
+    """Tensors of ``sizes`` elements laid end to end in one flat buffer, cut into buckets of
+    ``chunk`` elements (the last one shorter; a tensor may span buckets): per bucket
+    ``(start, stop, pieces)``, ``pieces`` ``(k, lo, hi)`` meaning elements ``lo:hi`` of tensor
+    ``k``, laid end to end from ``start``."""
+    total = sum(sizes)
+    starts = list(range(0, total, chunk))
+    pieces: list[list[tuple[int, int, int]]] = [[] for _ in starts]
+    offset = 0
+    for k, n in enumerate(sizes):
+        lo = 0
+        while lo < n:
+            b = (offset + lo) // chunk
+            hi = min(n, (b + 1) * chunk - offset)
+            pieces[b].append((k, lo, hi))
+            lo = hi
+        offset += n
+    return [(s, min(s + chunk, total), p) for s, p in zip(starts, pieces)]
 
 
 def partition_parameters(param_groups: list[dict[str, Any]], world_size: int) -> list[list[dict]]:

@@ -10,26 +10,9 @@ import numpy as np
 import pytest
 
 from fastoptim._C._pack import Pieces, pack_numpy, unpack_numpy
+from fastoptim._sharding import bucket_pieces
 
 DTYPES = [np.float32, np.float64]
-
-
-def _layout(sizes, chunk):
-    """Buckets of ``chunk`` elements over tensors of ``sizes`` laid end to end, as
-    ``DistributedOptimizer``'s plan cuts them: ``[(start, stop, pieces)]``."""
-    total = sum(sizes)
-    starts = list(range(0, total, chunk))
-    pieces = [[] for _ in starts]
-    offset = 0
-    for i, n in enumerate(sizes):
-        lo = 0
-        while lo < n:
-            b = (offset + lo) // chunk
-            hi = min(n, (b + 1) * chunk - offset)
-            pieces[b].append((i, lo, hi))
-            lo = hi
-        offset += n
-    return [(s, min(s + chunk, total), p) for s, p in zip(starts, pieces)]
 
 
 CASES = [([0], 4), ([1], 4), ([7], 3), ([5, 0, 3, 1], 4), ([1000] * 3, 333),
@@ -47,7 +30,7 @@ def test_pack_unpack_match_twins(dtype, sizes, chunk, divisor):
     total = sum(sizes)
     flat_c = np.full(total, np.nan, dtype)
     flat_t = np.full(total, np.nan, dtype)
-    for start, stop, pieces in _layout(sizes, chunk):
+    for start, stop, pieces in bucket_pieces(sizes, chunk):
         Pieces(flat_c[start:stop], pieces).pack(srcs)
         pack_numpy(flat_t[start:stop], pieces, srcs)
     np.testing.assert_array_equal(flat_c, flat_t)
@@ -58,7 +41,7 @@ def test_pack_unpack_match_twins(dtype, sizes, chunk, divisor):
     reduced = (rng.standard_normal(total) * 7).astype(dtype)
     dst_c = [np.full(n, np.nan, dtype) for n in sizes]
     dst_t = [np.full(n, np.nan, dtype) for n in sizes]
-    for start, stop, pieces in _layout(sizes, chunk):
+    for start, stop, pieces in bucket_pieces(sizes, chunk):
         Pieces(reduced[start:stop].copy(), pieces).unpack(dst_c, divisor)
         unpack_numpy(reduced[start:stop], pieces, dst_t, divisor)
     for c, t in zip(dst_c, dst_t):

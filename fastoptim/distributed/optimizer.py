@@ -47,6 +47,7 @@ from mpi4py import MPI
 
 import fastoptim
 from fastoptim._C._pack import KERNEL_DTYPES, Pieces, pack_numpy, unpack_numpy
+from fastoptim._sharding import bucket_pieces
 from fastoptim.optim import Optimizer
 
 from ._collectives import _agree, _digest, _raise_disagreement, _view, _world
@@ -74,7 +75,7 @@ class _Plan:
     def __init__(self, layout: tuple, present: tuple, bucket_size: int) -> None:
         self.layout, self.present = layout, present
         self.digest = _digest((layout, present))
-        self.buckets: list[tuple[np.ndarray, list[tuple[int, int, int, int]]]] = []
+        self.buckets: list[tuple[np.ndarray, list[tuple[int, int, int]], Pieces | None]] = []
         by_dtype: dict[np.dtype, list[int]] = {}
         for i, ((_, dtype), here) in enumerate(zip(layout, present)):
             if here:
@@ -87,21 +88,11 @@ class _Plan:
                 continue
             flat = np.empty(total, dtype=np.dtype(dtype))
             chunk = max(1, bucket_size // flat.itemsize)
-            starts = list(range(0, total, chunk))
-            pieces: list[list[tuple[int, int, int]]] = [[] for _ in starts]
-            offset = 0
-            for i, n in zip(members, sizes):
-                lo = 0
-                while lo < n:
-                    b = (offset + lo) // chunk
-                    hi = min(n, (b + 1) * chunk - offset)
-                    pieces[b].append((i, lo, hi))
-                    lo = hi
-                offset += n
-            for b, start in enumerate(starts):
-                buf = flat[start:start + chunk]
-                kernel = Pieces(buf, pieces[b]) if buf.dtype in KERNEL_DTYPES else None
-                self.buckets.append((buf, pieces[b], kernel))
+            for start, stop, pieces in bucket_pieces(sizes, chunk):
+                pieces = [(members[k], lo, hi) for k, lo, hi in pieces]
+                buf = flat[start:stop]
+                kernel = Pieces(buf, pieces) if buf.dtype in KERNEL_DTYPES else None
+                self.buckets.append((buf, pieces, kernel))
 
 
 class DistributedOptimizer(Optimizer):
