@@ -2,11 +2,10 @@
 catch every change it caught before (issue 11).
 
 Why: the check reads, per param, ``.grad``, ``data_ptr()`` and ``shape``, and per grad
-``data_ptr()`` and ``shape``.  It now reads them under ``DisableTorchFunctionSubclass`` for
-``nn.Parameter`` (whose ``__torch_function__`` is torch's disabled one), and hands out the
-kernel groups it kept instead of copying them.  Each test makes one change between steady steps
+``data_ptr()`` and ``shape``, and now hands out the kernel groups it kept instead of copying
+them per step.  Each test makes one change between steady steps
 (after a param without a grad, at the end, in one-group-per-param layouts), for plain tensors,
-``nn.Parameter`` and a subclass with a live ``__torch_function__`` (read the old way), and
+``nn.Parameter`` and a subclass with a live ``__torch_function__``, and
 compares the params with torch.optim's after the same script.
 """
 

@@ -51,7 +51,6 @@ class StepCache:
 
 class TorchSteady:
     """What a step over torch params synced last time (see the .pyx)."""
-    def __init__(self, torch_module: Any = None) -> None: ...
     def invalidate(self) -> None: ...
     def record(self, params: list[Any], grads: list[Any], views: list[Any], ptrs: list[int],
                shapes: list[Any], grad_ptrs: list[int], grad_shapes: list[Any],

@@ -2340,18 +2340,15 @@ cdef class TorchSteady:
     facts (``grad``, ``data_ptr()``, ``shape``), and its grad two (``data_ptr()``, ``shape``);
     nothing is looked up by a torch tensor's Python-level hash.
 
-    What those reads cost is torch's bindings (callgrind: 700-1100 instructions each), and most
-    of it is not the fact but the ``__torch_function__`` test torch runs first on a tensor
-    subclass (``nn.Parameter``): an attribute lookup by a freshly interned name.  So, the same
-    facts, cheaper:
-
-    * when every param's type is ``torch.Tensor`` or has torch's disabled ``__torch_function__``
-      (``nn.Parameter``: torch's test then always says "no override"), the reads run under
-      ``torch._C.DisableTorchFunctionSubclass`` (entered once per check), which skips the test;
-      any other subclass reads as before (its override may answer differently);
-    * the kernel groups (the user's group dicts with the views as "params") are kept and
-      handed out again while neither the user's group dict nor the kernel's changed (version
-      tags), not copied per group per step: the per-group cost of one group per param.
+    What those reads cost is torch's bindings (callgrind, per read over nn.Parameters, above
+    a bare Python loop: ``.grad`` 610, ``data_ptr()`` 720, ``shape`` 1030, the grad's
+    ``data_ptr()`` 680 and ``shape`` 980; under ``DisableTorchFunctionSubclass`` the same, so
+    the ``__torch_function__`` test is not the cost; ``size()`` 1320, ``dim()`` 590,
+    ``_version`` 520, the unbound ``TensorBase.data_ptr`` 740, the getset's ``__get__`` 990:
+    none is a cheaper way to the same facts).  The kernel groups (the user's group dicts with
+    the views as "params") are kept and handed out again while neither the user's group dict
+    nor the kernel's changed (version tags), not copied per group per step: the per-group cost
+    of one group per param.
     """
     cdef Py_ssize_t n
     cdef list params              # the torch params, in group order (held)
@@ -2375,22 +2372,7 @@ cdef class TorchSteady:
     cdef list group_views         # their "params" lists (held)
     cdef uint64_t *gversions      # the user's group dicts' version tags when each was made
     cdef uint64_t *kgversions     # the kernel group dicts' version tags then
-    cdef bint plain               # every param's type skips torch's __torch_function__ test
     cdef bint valid
-    cdef object no_subclass       # torch._C.DisableTorchFunctionSubclass, or None
-    cdef object tensor_type       # torch.Tensor
-    cdef object disabled_impl     # torch._C._disabled_torch_function_impl
-
-    def __init__(self, object torch_module=None):
-        """``torch_module``: torch (its helpers above are looked up once); None: the plain
-        reads (no torch-specific shortcut)."""
-        self.no_subclass = self.tensor_type = self.disabled_impl = None
-        if torch_module is not None:
-            c = torch_module._C
-            self.disabled_impl = getattr(c, "_disabled_torch_function_impl", None)
-            if self.disabled_impl is not None:
-                self.no_subclass = getattr(c, "DisableTorchFunctionSubclass", None)
-            self.tensor_type = torch_module.Tensor
 
     def __dealloc__(self):
         PyMem_Free(self.ptrs)
@@ -2411,7 +2393,6 @@ cdef class TorchSteady:
         cdef Py_ssize_t i, n = len(params), ng = len(groups)
         cdef char *mem
         cdef PyObject *st
-        cdef object t, ok_type = None
         cdef dict g
         self.valid = False
         if (not FO_DICT_VERSION or not isinstance(tstate, dict) or not isinstance(kstate, dict)
@@ -2435,7 +2416,6 @@ cdef class TorchSteady:
         if self.gversions == NULL:
             raise MemoryError()
         self.kgversions = self.gversions + ng
-        self.plain = self.no_subclass is not None
         for i in range(n):
             self.ptrs[i] = <uintptr_t>ptrs[i]
             self.grad_ptrs[i] = <uintptr_t>grad_ptrs[i]
@@ -2445,13 +2425,6 @@ cdef class TorchSteady:
             st = PyDict_GetItemWithError(<dict>kstate, views[i])
             self.kstates[i] = st
             self.kversions[i] = fo_dict_version(st) if st != NULL else 0
-            t = type(params[i])
-            if self.plain and t is not ok_type:
-                if t is self.tensor_type or getattr(t, "__torch_function__",
-                                                    None) is self.disabled_impl:
-                    ok_type = t
-                else:
-                    self.plain = False
         for i in range(ng):
             g = <dict?>groups[i]
             self.gversions[i] = fo_dict_version(<PyObject *>g)
@@ -2473,17 +2446,10 @@ cdef class TorchSteady:
     def check(self, list groups, object tstate):
         """The kernel groups for ``groups`` (dicts with "params") if their params are those
         recorded, in order, and nothing of theirs changed since (see the class); else None."""
-        cdef bint same = False
         if (not self.valid or tstate is not self.tstate
                 or fo_dict_version(<PyObject *>tstate) != self.tstate_version
-                or len(groups) != self.ngroups):
-            return None
-        if self.plain:
-            with self.no_subclass():
-                same = self._unchanged(groups)
-        else:
-            same = self._unchanged(groups)
-        if not same:
+                or len(groups) != self.ngroups
+                or not self._unchanged(groups)):
             return None
         return self._kernel_groups(groups)
 

@@ -169,7 +169,7 @@ class TorchParams:
         self.mirrors: dict[int, _Mirror] = {}        # id(torch param) -> its mirror
         self.kernel_state: defaultdict[Any, Any] = defaultdict(dict)   # keyed by views
         # the last sync, for the C-level test that the next step needs none (_optim.TorchSteady)
-        self.steady = _optim.TorchSteady(sys.modules["torch"])
+        self.steady = _optim.TorchSteady()
         # what the synced step writes (bump_versions after it), and whether an inference
         # tensor is among them (refused outside inference mode, before the step)
         self.written: list[Any] = []
