@@ -2335,10 +2335,20 @@ cdef class TorchSteady:
     a grad's memory on the same object: the view would read the old memory), its view's grad
     is still that grad's view, and neither the optimizer's
     state dict nor the param's state dict changed (their version tags, as in StepCache; without
-    them this check always says "sync").  ``check`` says whether all of that holds; ``record``
-    notes it after a sync.  Every param reads three attributes (``grad``, ``data_ptr()``,
-    ``shape``), and its grad two (``data_ptr()``, ``shape``); nothing is looked up by a torch
-    tensor's Python-level hash.
+    them this check always says "sync").  ``check`` says whether all of that holds (by handing
+    out the kernel groups, or None); ``record`` notes it after a sync.  Every param reads three
+    facts (``grad``, ``data_ptr()``, ``shape``), and its grad two (``data_ptr()``, ``shape``);
+    nothing is looked up by a torch tensor's Python-level hash.
+
+    What those reads cost is torch's bindings (callgrind, per read over nn.Parameters, above
+    a bare Python loop: ``.grad`` 610, ``data_ptr()`` 720, ``shape`` 1030, the grad's
+    ``data_ptr()`` 680 and ``shape`` 980; under ``DisableTorchFunctionSubclass`` the same, so
+    the ``__torch_function__`` test is not the cost; ``size()`` 1320, ``dim()`` 590,
+    ``_version`` 520, the unbound ``TensorBase.data_ptr`` 740, the getset's ``__get__`` 990:
+    none is a cheaper way to the same facts).  The kernel groups (the user's group dicts with
+    the views as "params") are kept and handed out again while neither the user's group dict
+    nor the kernel's changed (version tags), not copied per group per step: the per-group cost
+    of one group per param.
     """
     cdef Py_ssize_t n
     cdef list params              # the torch params, in group order (held)
@@ -2357,10 +2367,16 @@ cdef class TorchSteady:
     cdef uint64_t kstate_version
     cdef PyObject **kstates       # each view's state dict, or NULL (borrowed)
     cdef uint64_t *kversions
+    cdef Py_ssize_t ngroups
+    cdef list kgroups             # the kernel groups handed out (held)
+    cdef list group_views         # their "params" lists (held)
+    cdef uint64_t *gversions      # the user's group dicts' version tags when each was made
+    cdef uint64_t *kgversions     # the kernel group dicts' version tags then
     cdef bint valid
 
     def __dealloc__(self):
         PyMem_Free(self.ptrs)
+        PyMem_Free(self.gversions)
 
     def __reduce__(self):
         return (TorchSteady, ())
@@ -2369,18 +2385,23 @@ cdef class TorchSteady:
         self.valid = False
 
     def record(self, list params, list grads, list views, list ptrs, list shapes,
-               list grad_ptrs, list grad_shapes, object tstate, object kstate):
+               list grad_ptrs, list grad_shapes, object tstate, object kstate,
+               list groups, list kgroups):
         """Note the sync just made: params, their grads, views, data pointers and shapes, the
-        grads' data pointers and shapes, and both state dicts (the torch one and the views'
-        one) as they are now."""
-        cdef Py_ssize_t i, n = len(params)
+        grads' data pointers and shapes, both state dicts (the torch one and the views' one)
+        as they are now, and the user's groups with the kernel groups made of them."""
+        cdef Py_ssize_t i, n = len(params), ng = len(groups)
         cdef char *mem
         cdef PyObject *st
+        cdef dict g
         self.valid = False
-        if not FO_DICT_VERSION or not isinstance(tstate, dict) or not isinstance(kstate, dict):
+        if (not FO_DICT_VERSION or not isinstance(tstate, dict) or not isinstance(kstate, dict)
+                or len(kgroups) != ng):
             return
         PyMem_Free(self.ptrs)
         self.ptrs = NULL
+        PyMem_Free(self.gversions)
+        self.gversions = NULL
         mem = <char *>PyMem_Malloc(n * (2 * sizeof(uintptr_t) + 2 * sizeof(PyObject *)
                                         + 2 * sizeof(uint64_t)) + 1)
         if mem == NULL:
@@ -2391,6 +2412,10 @@ cdef class TorchSteady:
         self.versions = <uint64_t *>(self.states + n)
         self.kstates = <PyObject **>(self.versions + n)
         self.kversions = <uint64_t *>(self.kstates + n)
+        self.gversions = <uint64_t *>PyMem_Malloc(2 * ng * sizeof(uint64_t) + 1)
+        if self.gversions == NULL:
+            raise MemoryError()
+        self.kgversions = self.gversions + ng
         for i in range(n):
             self.ptrs[i] = <uintptr_t>ptrs[i]
             self.grad_ptrs[i] = <uintptr_t>grad_ptrs[i]
@@ -2400,9 +2425,17 @@ cdef class TorchSteady:
             st = PyDict_GetItemWithError(<dict>kstate, views[i])
             self.kstates[i] = st
             self.kversions[i] = fo_dict_version(st) if st != NULL else 0
+        for i in range(ng):
+            g = <dict?>groups[i]
+            self.gversions[i] = fo_dict_version(<PyObject *>g)
+            g = <dict?>kgroups[i]
+            self.kgversions[i] = fo_dict_version(<PyObject *>g)
         self.params, self.grads, self.views, self.shapes = params, grads, views, shapes
         self.grad_shapes = grad_shapes
         self.grad_views = [(<Tensor>v)._grad for v in views]
+        self.kgroups = list(kgroups)
+        self.group_views = [(<dict?>kg)["params"] for kg in kgroups]
+        self.ngroups = ng
         self.tstate = tstate
         self.tstate_version = fo_dict_version(<PyObject *>tstate)
         self.kstate = kstate
@@ -2411,14 +2444,20 @@ cdef class TorchSteady:
         self.valid = True
 
     def check(self, list groups, object tstate):
-        """Whether the params of ``groups`` (dicts with "params") are those recorded, in order,
-        and nothing of theirs changed since (see the class)."""
+        """The kernel groups for ``groups`` (dicts with "params") if their params are those
+        recorded, in order, and nothing of theirs changed since (see the class); else None."""
+        if (not self.valid or tstate is not self.tstate
+                or fo_dict_version(<PyObject *>tstate) != self.tstate_version
+                or len(groups) != self.ngroups
+                or not self._unchanged(groups)):
+            return None
+        return self._kernel_groups(groups)
+
+    cdef bint _unchanged(self, list groups) except -1:
+        """The per-param part of ``check``."""
         cdef Py_ssize_t i = 0, j, m
         cdef object group, ps, p, g
         cdef PyObject *st
-        if (not self.valid or tstate is not self.tstate
-                or fo_dict_version(<PyObject *>tstate) != self.tstate_version):
-            return False
         for group in groups:
             ps = (<dict?>group)["params"]
             if type(ps) is not list:
@@ -2447,6 +2486,23 @@ cdef class TorchSteady:
                     return False
                 i += 1
         return i == self.n
+
+    cdef list _kernel_groups(self, list groups):
+        """The kernel groups: the kept ones, but a fresh copy (the views as "params") of each
+        user group that changed since (an lr a scheduler set) or whose copy did."""
+        cdef Py_ssize_t gi
+        cdef dict g, kg
+        for gi in range(self.ngroups):
+            g = <dict?>groups[gi]
+            kg = <dict>self.kgroups[gi]
+            if (fo_dict_version(<PyObject *>g) != self.gversions[gi]
+                    or fo_dict_version(<PyObject *>kg) != self.kgversions[gi]):
+                kg = dict(g)
+                kg["params"] = self.group_views[gi]
+                self.kgroups[gi] = kg
+                self.gversions[gi] = fo_dict_version(<PyObject *>g)
+                self.kgversions[gi] = fo_dict_version(<PyObject *>kg)
+        return list(self.kgroups)
 
     def kernel_unchanged(self, object kstate):
         """Whether the views' state is as recorded (the step made or replaced no state, so

@@ -38,7 +38,7 @@ from fastoptim._C._optim import group_step
 
 from ._descriptions import Description
 from ._state import _fresh_state, _packed_like
-from ._torch_params import _torch_value, call_views, is_torch_tensor
+from ._torch_params import _torch_value, bump_versions, call_views, is_torch_tensor, written_by_call
 from .optimizer import _device_dtype_check_for_fused, _use_grad_for_differentiable
 
 __all__ = ["grouped_step", "plan", "run"]
@@ -259,11 +259,14 @@ def run(d: Description, hyper: tuple, params, grads, states: list, steps=None) -
         _call(*args)
         return made
     # torch tensors: the call runs on views of their memory; a buffer made from the grad
-    # (None in a state list) goes back to the caller's list as a torch tensor over it
+    # (None in a state list) goes back to the caller's list as a torch tensor over it; the
+    # torch tensors written get their version counters bumped, as torch's ops would
+    written = written_by_call(lists, _facts(d)[5])
     vstates = views[2:2 + len(states)]
     args, made = _prepare_run(d, hyper, views[0], views[1], vstates,
                               views[-1] if d.step else steps)
     _call(*args)
+    bump_versions(written)
     for orig, new in zip(states, vstates):
         if orig is None or new is None:
             continue

@@ -25,8 +25,22 @@ its view: nothing is allocated.  With ``set_to_none=True`` (torch's default) aut
 new grad tensor every step, and we make one view of it (a numpy array header and a Tensor).
 
 Everything is checked before the step body runs, so a bad grad leaves params and state
-untouched.  Importing this module does not import torch: it reads ``sys.modules`` and is used
-only once a torch tensor has been passed.
+untouched.
+
+torch's version counters: torch's own optimizers write through ATen, which bumps the
+``_version`` of every tensor they update in place; autograd compares it with the version a
+tensor had when saved for backward ("... has been modified by an inplace operation").  Our
+kernels write the memory behind torch's back, so after each successful step we bump, in one
+C call (``torch._C._increment_version``, what ``torch.autograd.graph.increment_version``
+calls), every tensor the step wrote: each param that had a grad and every tensor of its
+state.  torch bumps once per in-place op it happens to use (Adam's param once, AdamW's
+twice); we bump once per step, which is what the check needs.  The list is made at each
+sync and reused by steady steps.  An inference tensor (made under ``torch.inference_mode()``)
+has no counter; torch refuses to update one in place outside inference mode, and so do we,
+with torch's message, before anything is written.
+
+Importing this module does not import torch: it reads ``sys.modules`` and is used only once a
+torch tensor has been passed.
 """
 
 from __future__ import annotations
@@ -39,7 +53,14 @@ import fastoptim
 from fastoptim import Tensor
 from fastoptim._C import _optim
 
-__all__ = ["TorchParams", "call_views", "check_param", "is_torch_tensor"]
+__all__ = ["TorchParams", "bump_versions", "call_views", "check_param", "is_torch_tensor",
+           "written_by_call"]
+
+# torch's message (c10's VariableVersion::bump) for an in-place update of an inference tensor
+# outside inference mode, word for word (its sentences are joined without spaces)
+_INFERENCE_UPDATE = ("Inplace update to inference tensor outside InferenceMode is not allowed."
+                     "You can make a clone to get a normal tensor before doing inplace update."
+                     "See https://github.com/pytorch/rfcs/pull/17 for more details.")
 
 
 def is_torch_tensor(x: Any) -> bool:
@@ -78,23 +99,67 @@ def _view(t: Any) -> Tensor:
     return fastoptim.from_dlpack(t.detach())
 
 
+def _tensors_in(value: Any) -> list:
+    """The torch tensors of a state value (a tensor, or a list/tuple/dict holding some)."""
+    if is_torch_tensor(value):
+        return [value]
+    if isinstance(value, dict):
+        value = value.values()
+    elif not isinstance(value, (list, tuple)):
+        return []
+    return [t for v in value for t in _tensors_in(v)]
+
+
+def bump_versions(tensors: list) -> None:
+    """Bump torch's version counter of each of ``tensors`` once (torch tensors our kernels just
+    wrote in place: see the module docstring); inference tensors have none, torch skips them."""
+    if tensors:
+        sys.modules["torch"]._C._increment_version(tensors)
+
+
+def written_by_call(lists: list, writeable: tuple) -> list:
+    """The torch tensors of a functional's ``lists`` that its kernel call writes (``writeable``
+    says which lists), to bump after the call; raises torch's error first if one is an
+    inference tensor outside inference mode (torch refuses that in-place update)."""
+    torch = sys.modules["torch"]
+    out = [x for lst, w in zip(lists, writeable) if w and lst is not None
+           for x in lst if isinstance(x, torch.Tensor)]
+    if not torch.is_inference_mode_enabled() and any(t.is_inference() for t in out):
+        raise RuntimeError(_INFERENCE_UPDATE)
+    return out
+
+
 class _Mirror:
     """One torch param's kernel face: its view, its grad's view, its state's views."""
 
-    __slots__ = ("grad", "grad_ptr", "grad_shape", "grad_view", "ptr", "shape", "state",
-                 "state_views", "view")
+    __slots__ = ("grad", "grad_ptr", "grad_shape", "grad_view", "inference", "ptr", "shape",
+                 "state", "state_inference", "state_tensors", "state_views", "view")
 
     def __init__(self, p: Any) -> None:
+        self.bind(p)
+        self.state = None         # the torch state dict the views below mirror
+        self.state_views = None   # {key: (torch value, view value)}
+        self.state_tensors = []   # the torch tensors in the state, as the step writes them
+        self.state_inference = False    # whether one of them is an inference tensor
+
+    def bind(self, p: Any) -> None:
+        """(Re)make the view of ``p``'s memory as it is now."""
         self.view = _view(p)
         self.view.requires_grad_(True)
         self.ptr = p.data_ptr()
         self.shape = p.shape
+        self.inference = p.is_inference()   # no version counter, no update outside the mode
         self.grad = None          # the torch grad the view's grad was made from
         self.grad_ptr = 0         # its data_ptr() and shape then (its memory can be swapped
         self.grad_shape = None    # in place on the same object: p.grad.data = x, set_, resize_)
         self.grad_view = None
-        self.state = None         # the torch state dict the views below mirror
-        self.state_views = None   # {key: (torch value, view value)}
+
+    def set_state(self, ts: Any, views: dict) -> None:
+        """Mirror the torch state dict ``ts`` by ``views`` ({key: (torch value, view)})."""
+        self.state = ts
+        self.state_views = views
+        self.state_tensors = [t for tv, _ in views.values() for t in _tensors_in(tv)]
+        self.state_inference = any(t.is_inference() for t in self.state_tensors)
 
 
 class TorchParams:
@@ -105,7 +170,10 @@ class TorchParams:
         self.kernel_state: defaultdict[Any, Any] = defaultdict(dict)   # keyed by views
         # the last sync, for the C-level test that the next step needs none (_optim.TorchSteady)
         self.steady = _optim.TorchSteady()
-        self.group_views: list[list[Tensor]] = []    # the kernel groups' params, last sync
+        # what the synced step writes (bump_versions after it), and whether an inference
+        # tensor is among them (refused outside inference mode, before the step)
+        self.written: list[Any] = []
+        self.inference = False
 
     def add(self, p: Any) -> None:
         if id(p) not in self.mirrors:
@@ -136,11 +204,14 @@ class TorchParams:
                 kwargs = {**kwargs, "closure": None}
             else:
                 args = (args[0], None, *args[2:])
-        steady = self.steady.check(opt.param_groups, opt.state)
-        if steady:       # nothing to sync: the kernel groups are the groups over the same views
-            groups = [{**g, "params": vs} for g, vs in zip(opt.param_groups, self.group_views)]
+        groups = self.steady.check(opt.param_groups, opt.state)
+        steady = bool(groups)   # nothing to sync: the kernel groups over the same views
+        if steady:
+            inference = self.inference
         else:
-            groups = self._sync(opt)
+            groups, inference = self._sync(opt)
+        if inference and not torch.is_inference_mode_enabled():
+            raise RuntimeError(_INFERENCE_UPDATE)
         saved = opt.param_groups, opt.state
         opt.param_groups, opt.state = groups, self.kernel_state
         try:
@@ -151,24 +222,35 @@ class TorchParams:
         if not (steady and self.steady.kernel_unchanged(self.kernel_state)):
             self._publish(opt)
             self._record(opt, groups)
+        bump_versions(self.written)
         return loss
 
     def _record(self, opt: Any, groups: list[dict[str, Any]]) -> None:
         """Note this sync (``self.steady``), so that a step that changes nothing skips it."""
         params = [p for g in opt.param_groups for p in g["params"]]
         mirrors = [self.mirrors[id(p)] for p in params]
-        self.group_views = [kg["params"] for kg in groups]
-        self.steady.record(params, [p.grad for p in params], [m.view for m in mirrors],
+        grads = [p.grad for p in params]
+        written = []
+        inference = False
+        for p, g, m in zip(params, grads, mirrors):
+            if g is not None:       # the kernels skip a param without a grad, as torch does
+                written.append(p)
+                written += m.state_tensors
+                inference = inference or m.inference or m.state_inference
+        self.written, self.inference = written, inference
+        self.steady.record(params, grads, [m.view for m in mirrors],
                            [m.ptr for m in mirrors], [m.shape for m in mirrors],
                            [m.grad_ptr for m in mirrors], [m.grad_shape for m in mirrors],
-                           opt.state, self.kernel_state)
+                           opt.state, self.kernel_state, opt.param_groups, groups)
 
-    def _sync(self, opt: Any) -> list[dict[str, Any]]:
-        """Check every grad, re-bind the views' grads and state; the kernel's groups."""
+    def _sync(self, opt: Any) -> tuple[list[dict[str, Any]], bool]:
+        """Check every grad, re-bind the views' grads and state; the kernel's groups, and
+        whether the step would write an inference tensor."""
         mirrors = self.mirrors
         tstate = opt.state
         kstate = self.kernel_state
         groups = []
+        inference = False
         for gi, group in enumerate(opt.param_groups):
             views = []
             for pos, p in enumerate(group["params"]):
@@ -178,11 +260,9 @@ class TorchParams:
                     # at the same address: a new view of it (checked as at construction)
                     check_param(p, gi, pos, True)
                     kstate.pop(m.view, None)
-                    m.view = _view(p)
-                    m.view.requires_grad_(True)
-                    m.ptr, m.shape = p.data_ptr(), p.shape
+                    m.bind(p)
                     m.grad = m.grad_view = None
-                    m.state = None
+                    m.set_state(None, {})
                 v = m.view
                 g = p.grad
                 if g is None:
@@ -198,17 +278,18 @@ class TorchParams:
                 ts = tstate.get(p)
                 if ts is None:
                     kstate.pop(v, None)
-                    m.state = None
+                    m.set_state(None, {})
                 elif ts is not m.state or len(ts) != len(m.state_views) or any(
                         ts.get(k) is not tv for k, (tv, _) in m.state_views.items()):
-                    m.state = ts
-                    m.state_views = {k: (tv, _kernel_value(tv)) for k, tv in ts.items()}
+                    m.set_state(ts, {k: (tv, _kernel_value(tv)) for k, tv in ts.items()})
                     kstate[v] = {k: kv for k, (_, kv) in m.state_views.items()}
+                if g is not None:
+                    inference = inference or m.inference or m.state_inference
                 views.append(v)
             kg = dict(group)
             kg["params"] = views
             groups.append(kg)
-        return groups
+        return groups, inference
 
     def _publish(self, opt: Any) -> None:
         """Give the state the step made (as Tensors) to the torch side, sharing memory."""
@@ -230,8 +311,7 @@ class TorchParams:
                     tv = old[0] if old is not None and old[1] is kv else _torch_value(kv)
                     ts[k] = tv
                     new[k] = (tv, kv)
-                m.state = ts
-                m.state_views = new
+                m.set_state(ts, new)
 
     def load_state(self, state: Any) -> Any:
         """Loaded state (Tensors, cast for the kernels) as the torch state that shares it."""
