@@ -13,7 +13,8 @@ kernels' loops (each flag combination they instantiate: Adam/AdamW's maximize x 
 amsgrad x lerp branch, SGD's decay x momentum mode x nesterov, RMSprop's decay x centered lerp
 branch x momentum, Adagrad's and Adadelta's decay), and Rprop's factor selection with etas
 outside the constructor's range (set in the group afterwards, which the step honours as torch's
-does).
+does).  The benchmark yardstick (csrc/bench_roofline.c) has the same two variants, compared
+here too.
 """
 import itertools
 import json
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 from optim_table import class_cases
 
@@ -180,3 +182,24 @@ def test_the_runs_depend_on_the_data(runs):
     assert len(set(ours)) == len(ours) and not table & set(ours)
     assert len(table) > len(TABLE_CASES)     # most table cases differ too
 
+
+def test_the_yardstick_variants_agree():
+    # the roofline's AVX2 and baseline passes (csrc/bench_roofline.c) give the same values, in
+    # every specialised shape and the generic one, at lengths that reach each loop's tails
+    from fastoptim._C import _bench
+    assert _bench.roofline_simd() in ("avx2", "baseline")
+    rng = np.random.default_rng(1)
+    for dtype in (np.float32, np.float64):
+        for nread, nwrite in [(1, 1), (1, 3), (2, 4), (3, 2)]:
+            for n in (0, 1, 7, 1003):
+                start = [rng.standard_normal(n).astype(dtype) for _ in range(nread + nwrite)]
+                out = []
+                for baseline in (False, True):
+                    arrays = [a.copy() for a in start]
+                    _bench.roofline(arrays[:nread], arrays[nread:], baseline=baseline)
+                    out.append(arrays)
+                for a, b in zip(*out):
+                    assert a.tobytes() == b.tobytes(), (dtype, nread, nwrite, n)
+                want = sum(start) / dtype(nread + nwrite) if n else None
+                if n:
+                    np.testing.assert_allclose(out[0][-1], want, rtol=1e-5, atol=1e-6)
