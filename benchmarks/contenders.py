@@ -257,12 +257,15 @@ def build(regime, optimizer, name, mode, max_repeats=None):
             ps, gs = ([x.reshape(matrix_shape(x.size)) for x in xs] for xs in (ps, gs))
         if name == "roofline":      # reads what the step reads (g), writes p and each state
             from fastoptim._C import _bench
-            from fastoptim.optim._state import _packed_like
-            reads = [gs[0].copy()]
-            writes = [ps[0].copy()]
-            # each state array placed as fastoptim places its state (relative to the param's
-            # page offset): the limit is then measured on the layout the step runs on
-            writes += [_packed_like(writes[:1])[0] for _ in spec.state]
+            # on the step's own arrays: the optimizer built as the "fastoptim" contender builds
+            # it, in a process forked from the same zygote, and stepped once so that its state
+            # exists: the same allocations in the same order, so the same addresses (page
+            # offsets, 4K aliasing between the arrays, huge pages) as the step it is the limit of
+            ts = params(lib, ps, gs)
+            opt = getattr(lib.optim, spec.cls)(ts, **spec.kwargs)
+            opt.step()
+            reads = [ts[0].grad.numpy()]
+            writes = [ts[0].detach().numpy()] + [opt.state[ts[0]][k].numpy() for k in spec.state]
 
             def fn():
                 _bench.roofline(reads, writes)

@@ -365,6 +365,10 @@ def table(data, regime_titles):
              + ("" if data.get("complete", True) else
                 f" -- INCOMPLETE run ({len(data['rows'])} rows measured)"),
              f"machine: {describe_machine(data.get('machine'))}"]
+    fo_flags = (data.get("flags") or {}).get("fastoptim") or {}
+    if "simd" in fo_flags:
+        lines.append(f"simd: optimizer loops {fo_flags['simd']}, roofline "
+                     f"{fo_flags.get('roofline_simd')}")
     lines += load_lines(data)
     figs_by_row = {}
     for f in data["figures"]:

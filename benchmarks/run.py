@@ -142,6 +142,12 @@ def environment(probe_s):
         flags["fastoptim"] = {"compiler": bi.compiler, "c_flags": bi.c_flags, "openmp": bi.openmp}
     except ImportError:
         flags["fastoptim"] = None
+    if flags["fastoptim"] is not None:
+        # what the optimizer loops run on (FASTOPTIM_SIMD=baseline forces SSE2) and what the
+        # roofline yardstick runs on (the widest this CPU has, csrc/bench_roofline.c)
+        from fastoptim._C import _bench
+        from fastoptim._config import _loaded_simd
+        flags["fastoptim"].update(simd=_loaded_simd(), roofline_simd=_bench.roofline_simd())
     if versions["torch"]:
         import torch
         flags["torch"] = {"cpu_capability": torch.backends.cpu.get_cpu_capability(),

@@ -15,10 +15,16 @@
  * only reads and those it updates in place (e.g. Adam: reads g; updates p, m, v) it moves the
  * same bytes as that step, so the ratio of their times is "% of the memory limit".  No two
  * arrays may overlap.  Threads as the optimizers (optim_multi.h): equal contiguous shares,
- * serial below FO_OMP_MIN_ELEMS.  Specialised loops for 1-2 reads and 1-4 writes. */
+ * serial below FO_OMP_MIN_ELEMS.  Specialised loops for 1-2 reads and 1-4 writes.  The pass
+ * runs the widest instruction set compiled in that this CPU has (fo_roofline_simd() names it;
+ * bench_roofline.c says why), or the build's baseline one when `baseline` is nonzero; both give
+ * the same values. */
 void fo_roofline_f32(int nread, const float *const *reads, int nwrite, float *const *writes,
-                     int64_t n);
+                     int64_t n, int baseline);
 void fo_roofline_f64(int nread, const double *const *reads, int nwrite, double *const *writes,
-                     int64_t n);
+                     int64_t n, int baseline);
+
+/* "avx2" or "baseline": what fo_roofline_* run when `baseline` is 0. */
+const char *fo_roofline_simd(void);
 
 #endif /* FASTOPTIM_BENCH_ROOFLINE_H */

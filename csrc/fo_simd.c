@@ -2,15 +2,17 @@
  * library loads (fo_simd in fastoptim.h).
  *
  * Why it exists: what we ship is compiled for baseline x86-64 (SSE2: 4 float lanes, two-operand
- * instructions, selects as and/andnot/or), and at that width the loops of NAdam and RAdam (three
- * divisions or square roots per element), Adamax and Rprop (chains of compares and selects) are
- * bound by arithmetic rather than by memory.  Their segment callbacks are therefore compiled a
- * second time for AVX2 (FO_SEGMENTS in optim_multi.h) and this file says which one runs.  Both
- * run the same IEEE operations in the same order (the AVX2 target has no FMA, and -std=c99 keeps
- * the compiler from contracting a*b+c anyway), so the results are bit-identical whichever runs;
- * FASTOPTIM_SIMD=baseline forces the baseline loops, so the tests can check exactly that.
- * The choice is a plain global set by a constructor, before any kernel can run, and only read
- * afterwards: no locking, no per-call CPU query. */
+ * instructions, selects as and/andnot/or), and at that width the loops of Adam/AdamW, RMSprop,
+ * Adagrad, Adadelta, NAdam and RAdam (one to three divisions or square roots per element),
+ * Adamax and Rprop (chains of compares and selects) are bound by arithmetic rather than by
+ * memory.  The segment callbacks of the eleven elementwise optimizers (SGD's and ASGD's too:
+ * fewer instructions per byte) are therefore compiled a second time for AVX2 (FO_SEGMENTS in
+ * optim_multi.h) and this file says which one runs.  Both run the same IEEE operations in the
+ * same order (the AVX2 target has no FMA, and -std=c99 keeps the compiler from contracting
+ * a*b+c anyway), so the results are bit-identical whichever runs; FASTOPTIM_SIMD=baseline forces
+ * the baseline loops, so the tests can check exactly that.  The choice is a plain global set by
+ * a constructor, before any kernel can run, and only read afterwards: no locking, no per-call
+ * CPU query. */
 #include <stdlib.h>
 #include <string.h>
 

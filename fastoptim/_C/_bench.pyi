@@ -7,7 +7,10 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+def roofline_simd() -> str: ...
 def roofline(
     reads: Sequence[npt.NDArray[np.floating]],
     writes: Sequence[npt.NDArray[np.floating]],
+    *,
+    baseline: bool = False,
 ) -> None: ...

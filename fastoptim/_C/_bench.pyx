@@ -15,9 +15,10 @@ from libc.stdint cimport int64_t, uintptr_t
 
 cdef extern from "bench_roofline.h" nogil:
     void fo_roofline_f32(int nread, const float *const *reads, int nwrite,
-                         float *const *writes, int64_t n)
+                         float *const *writes, int64_t n, int baseline)
     void fo_roofline_f64(int nread, const double *const *reads, int nwrite,
-                         double *const *writes, int64_t n)
+                         double *const *writes, int64_t n, int baseline)
+    const char *fo_roofline_simd()
 
 cnp.import_array()
 
@@ -40,14 +41,23 @@ cdef void *_checked(object x, str name, object dtype, Py_ssize_t n, bint write) 
     return cnp.PyArray_DATA(<cnp.ndarray>x)
 
 
-def roofline(reads, writes):
+def roofline_simd():
+    """The instruction set ``roofline`` runs on: ``"avx2"`` when this CPU has it (whatever
+    FASTOPTIM_SIMD says: the machine's limit does not depend on which optimizer loops run), else
+    ``"baseline"`` (csrc/bench_roofline.c says why)."""
+    return fo_roofline_simd().decode()
+
+
+def roofline(reads, writes, *, bint baseline=False):
     """One pass over arrays of n elements: every ``w`` in ``writes`` becomes the element-wise mean
     of all the arrays (``reads`` and ``writes``), in place.
 
     ``reads`` (only read, like a grad) and ``writes`` (read and written, like a param or an
     optimizer state) are lists of 1 to 8 C-contiguous float32 or float64 arrays of one dtype and
     one size, no two sharing memory.  Runs on the OpenMP threads set by
-    ``fastoptim._C._optim._set_num_threads``.
+    ``fastoptim._C._optim._set_num_threads``, with the widest instructions this CPU has
+    (``roofline_simd()``), or the build's baseline ones if ``baseline`` (for comparison: the
+    values are the same).
     """
     cdef void *ptrs[2 * MAX_ARRAYS]
     cdef int nr = len(reads), nw = len(writes), k, j
@@ -73,8 +83,9 @@ def roofline(reads, writes):
     n64 = n
     if dtype == np.float32:
         with nogil:
-            fo_roofline_f32(nr, <const float *const *>ptrs, nw, <float *const *>(ptrs + nr), n64)
+            fo_roofline_f32(nr, <const float *const *>ptrs, nw, <float *const *>(ptrs + nr), n64,
+                            baseline)
     else:
         with nogil:
             fo_roofline_f64(nr, <const double *const *>ptrs, nw, <double *const *>(ptrs + nr),
-                            n64)
+                            n64, baseline)
