@@ -648,8 +648,8 @@ class Optimizer:
         exactly what the separate calls would; state is still created param by param in group
         order. Checked on every step: edits to a group (an LR scheduler's ``lr``) take effect
         at once (the last result is returned again while no group changed, see
-        ``_optim._batch_groups``). Values are compared only when plain (numbers, flags, None, and tuples
-        of those, such as ``betas``); a group holding anything else (a Tensor lr, a numpy
+        ``_optim._batch_groups``). Values are compared only when plain (numbers, flags, None,
+        and tuples of those, such as ``betas``); a group holding anything else (a Tensor lr, a numpy
         scalar) is never merged, so no value's own ``==`` runs. Equality is ``==``: ``1``,
         ``1.0`` and ``True`` reach the kernel as the same double; ``0.0`` and ``-0.0`` also
         count as equal (they could differ only in the sign of an exactly-zero result). The
