@@ -2144,8 +2144,9 @@ def _batch_groups(list groups, tuple names, StepCache cache=None):
     again (the same list) when nothing it depends on changed: the same ``groups`` list of the
     same dicts, each unchanged since (its version tag, PEP 509), and every params list of a
     merged run holding the same params.  Why: with one group per param, looking up every
-    group's settings again on every step cost ~0.3 us a group, after the kernel's pass had
-    pushed the group dicts out of the caches; the re-check reads three cache lines a group.
+    group's settings again and merging the runs anew cost ~1,170 instructions a group on every
+    step (callgrind, Adamax, 1000 groups), over dicts the kernel's pass had pushed out of the
+    caches; the re-check costs ~44 and reads three cache lines a group.
     """
     cdef Py_ssize_t n = len(groups), nk = len(names), i, k, start = 0
     cdef PyObject *prev[MAX_HYPER]
