@@ -190,3 +190,74 @@ def test_equal_values_merge_whatever_their_identity_and_plain_type():
     assert [len(b["params"]) for b in _batches(opt)] == [4]
     opt.param_groups[2]["lr"] = float("nan")           # nan != nan: never merged
     assert [len(b["params"]) for b in _batches(opt)] == [2, 1, 1]
+
+
+def _layout(batches):
+    return [(list(b["params"]), {k: b[k] for k in b if k != "params"}) for b in batches]
+
+
+def test_an_unchanged_batching_is_reused_and_every_change_is_seen():
+    """The optimizer keeps its last batching (in its first StepCache) and returns it again
+    while nothing it depends on changed; each kind of change gives what batching from scratch
+    (no cache) gives."""
+    from fastoptim._C import _optim
+
+    names = adam_mod._DESCRIPTION.group_keys
+    ps = [fastoptim.nn.Parameter(fastoptim.zeros(2)) for _ in range(6)]
+    groups = [{"params": [p]} for p in ps]
+    groups[3]["lr"] = 0.5
+    opt = optim.Adam(groups, lr=0.1)
+
+    def check():
+        got = _batches(opt)
+        assert _layout(got) == _layout(_optim._batch_groups(opt.param_groups, names))
+        return got
+
+    first = check()
+    assert [len(b["params"]) for b in first] == [3, 1, 2]
+    assert _batches(opt) is first                        # nothing changed: the same result
+    opt.param_groups[4]["lr"] = 0.5                      # a setting edited
+    assert [len(b["params"]) for b in check()] == [3, 2, 1]
+    extra = fastoptim.nn.Parameter(fastoptim.zeros(2))
+    opt.param_groups[1]["params"].append(extra)         # a merged run's list grown in place
+    assert [len(b["params"]) for b in check()] == [4, 2, 1]
+    opt.param_groups[1]["params"][0] = ps[5]            # an item replaced, same length
+    assert check()[0]["params"][1] is ps[5]
+    opt.param_groups[1]["params"].pop()                 # shrunk
+    assert [len(b["params"]) for b in check()] == [3, 2, 1]
+    before = _batches(opt)
+    opt.param_groups[2] = {**opt.param_groups[2]}       # a group replaced by an equal copy
+    assert _batches(opt) is not before
+    check()
+    opt.add_param_group({"params": [extra], "lr": 0.5})  # a group added
+    assert [len(b["params"]) for b in check()] == [3, 2, 1, 1]
+    opt.param_groups = opt.param_groups[:3]              # another list
+    assert [len(b["params"]) for b in check()] == [3]
+    del opt.param_groups[0]["eps"]                       # a missing setting still raises
+    with pytest.raises(KeyError, match="eps"):
+        _batches(opt)
+
+
+def test_reused_batching_steps_as_batching_from_scratch():
+    """Steps over a reused batching (one group per param, settings edited midway, a param's
+    grad dropped) are bit-identical to steps that batch from scratch every time."""
+    from fastoptim._C import _optim
+
+    names = adam_mod._DESCRIPTION.group_keys
+    init, grads = _data(3, np.float32)
+    runs = []
+    for cached in (True, False):
+        params = [fastoptim.nn.Parameter(fastoptim.from_numpy(a.copy())) for a in init]
+        opt = optim.Adam([{"params": [p]} for p in params], lr=0.01)
+        if not cached:
+            opt._batched_groups = lambda hyper, o=opt: _optim._batch_groups(o.param_groups,
+                                                                          names)
+        for step in range(STEPS):
+            for i, (p, g) in enumerate(zip(params, grads[step])):
+                p.grad = None if (i + step) % 7 == 0 else fastoptim.from_numpy(g.copy())
+            if step == STEPS // 2:
+                for group in opt.param_groups[::2]:
+                    group["lr"] = 0.003
+            opt.step()
+        runs.append(b"".join(p.detach().numpy().tobytes() for p in params))
+    assert runs[0] == runs[1]

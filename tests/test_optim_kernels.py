@@ -130,6 +130,36 @@ def test_kernel_matches_twin_large_group(name, k, dtype):
     _assert_all_close(got, want, TOL_TWIN[dtype])
 
 
+# A group of mixed sizes: odd, power-of-two and one-past sizes, empty and 0-dim tensors, large
+# ones between small ones.
+MIXED_GROUP = [(255,), (256,), (0,), (257,), (1024,), (8192,), (8193,), (1,), (16384,),
+               (16385,), (3000,), (), (40_000,), (511,)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize(("name", "k"), CASES, ids=CASE_IDS)
+def test_mixed_size_group_matches_twin_and_single_calls(name, k, dtype):
+    """Every element of a group of mixed sizes is updated once, as the twin does, and to the
+    bit as when each tensor is stepped by a call of its own."""
+    got = _run(fun, name, k, MIXED_GROUP, dtype, n_steps=4)
+    want = _run(ref, name, k, MIXED_GROUP, dtype, n_steps=4)
+    _assert_all_close(got, want, TOL_TWIN[dtype])
+    params, state, hp = _make(name, k, MIXED_GROUP, dtype)
+    single = [([p.copy()], [[None if x[i] is None else x[i].copy()] for x in state])
+              for i, p in enumerate(params)]
+    f = getattr(fun, name)
+    rng = np.random.default_rng(5)
+    for _ in range(4):
+        grads = _grads(rng, MIXED_GROUP, dtype)
+        f(params, grads, *state, **hp)
+        for i, (ps, st) in enumerate(single):
+            f(ps, [grads[i]], *st, **hp)
+    for i, (ps, st) in enumerate(single):
+        assert params[i].tobytes() == ps[0].tobytes(), (i, MIXED_GROUP[i])
+        for lst, one in zip(state, st, strict=True):
+            assert lst[i] is None or lst[i].tobytes() == one[0].tobytes(), (i, MIXED_GROUP[i])
+
+
 @pytest.mark.parametrize(("name", "k"), CASES, ids=CASE_IDS)
 def test_mixed_dtype_group(name, k):
     """A group may mix float32 and float64 params: one C call per dtype, same results."""

@@ -646,15 +646,16 @@ class Optimizer:
         ``names`` must cover every setting the update or ``_init_group`` reads. The kernels
         update each tensor independently with its own step count, so a merged call computes
         exactly what the separate calls would; state is still created param by param in group
-        order. Recomputed on every step: edits to a group (an LR scheduler's ``lr``) take
-        effect at once. Values are compared only when plain (numbers, flags, None, and tuples
-        of those, such as ``betas``); a group holding anything else (a Tensor lr, a numpy
+        order. Checked on every step: edits to a group (an LR scheduler's ``lr``) take effect
+        at once (the last result is returned again while no group changed, see
+        ``_optim._batch_groups``). Values are compared only when plain (numbers, flags, None,
+        and tuples of those, such as ``betas``); a group holding anything else (a Tensor lr, a numpy
         scalar) is never merged, so no value's own ``==`` runs. Equality is ``==``: ``1``,
         ``1.0`` and ``True`` reach the kernel as the same double; ``0.0`` and ``-0.0`` also
         count as equal (they could differ only in the sign of an exactly-zero result). The
         loop is ``_optim._batch_groups``, at C level: it runs over every group on every step.
         """
-        return _batch_groups(self.param_groups, names)
+        return _batch_groups(self.param_groups, names, self._step_caches[0])
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a param group (e.g. unfrozen layers while fine-tuning); missing keys default."""
