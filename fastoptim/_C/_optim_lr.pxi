@@ -698,16 +698,18 @@ cdef bint _one_cycle_step_c(object sched) except -1:
     return True
 
 
-cdef int _set_momentum_c(dict g, bint beta1, double m) except -1:
+cdef inline int _set_momentum_c(dict g, bint beta1, double m) except -1:
     # group['betas'] = (m, *group['betas'][1:]) when beta1 (the caller checked betas a tuple),
     # else group['momentum'] = m: the cyclic schedulers' momentum write (_set_momentum).
-    cdef object x = PyFloat_FromDouble(m), b, v
+    if beta1:
+        return _set_beta1(g, PyFloat_FromDouble(m))
+    return PyDict_SetItem(g, "momentum", PyFloat_FromDouble(m))
+
+
+cdef int _set_beta1(dict g, object x) except -1:
+    cdef object b = g["betas"], v
     cdef tuple betas
     cdef Py_ssize_t j, nb
-    if not beta1:
-        g["momentum"] = x
-        return 0
-    b = g["betas"]
     if type(b) is not tuple:
         raise TypeError(f"param group 'betas' must be a tuple here, but got {type(b).__name__}")
     nb = len(<tuple>b)

@@ -26,13 +26,16 @@ schedulers is a C function (``fastoptim/_C/_optim_lr.pxi``) that declines to the
 (``LRScheduler.step``) for anything unusual: the schedulers whose rule is
 ``group['lr'] * factor`` (StepLR, MultiStepLR, ConstantLR, LinearLR, ExponentialLR,
 PolynomialLR; ``_UniformLR``) state only the factor, which the C step computes from the same
-attributes; CosineAnnealingLR's recurrence and OneCycleLR's annealing run there in double
-arithmetic in Python's order of operations, which is Python float arithmetic bit for bit;
-LambdaLR and MultiplicativeLR call their lambdas from the C loop.  A class names in ``_C_RULE``
-the methods its C step replicates; a subclass overriding one of them gets the Python path.
-The Python methods (``get_lr``, ``_chain_factor``) stay the rule's statement and its general
-path.  CyclicLR, CosineAnnealingWarmRestarts, ReduceLROnPlateau and the composites step in
-Python.
+attributes; CosineAnnealingLR's recurrence, OneCycleLR's annealing, CyclicLR's cycle and
+CosineAnnealingWarmRestarts' periods (its chainable and ``step(epoch)`` forms) run there in
+double arithmetic in Python's order of operations, which is Python float arithmetic bit for
+bit; LambdaLR and MultiplicativeLR call their lambdas from the C loop, CyclicLR its scale
+function (unless it is the 'triangular' or 'triangular2' one, computed in C).  A class names in
+``_C_RULE`` the methods its C step replicates; a subclass overriding one of them gets the
+Python path.  The Python methods (``get_lr``, ``_chain_factor``, ``CyclicLR._scaled``,
+``CosineAnnealingWarmRestarts._step_rule``) stay the rule's statement and its general path.
+ReduceLROnPlateau, SWALR and the composites step in Python (the composites through their
+children's C steps; ReduceLROnPlateau's and ChainedScheduler's ``_last_lr`` are read in C).
 """
 
 from __future__ import annotations
