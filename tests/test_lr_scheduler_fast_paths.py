@@ -1,13 +1,15 @@
 """The C steps of the schedulers against their Python rules, bit for bit.
 
 Why: a training loop steps its scheduler every iteration, so StepLR, MultiStepLR,
-ExponentialLR, ConstantLR, LinearLR, PolynomialLR (factor computed in C), CosineAnnealingLR and
-OneCycleLR (the rule in C doubles), LambdaLR and MultiplicativeLR (lambdas called from C) step
-at C level (``fastoptim/_C/_optim_lr.pxi``); the Python ``get_lr`` / ``_chain_factor`` stay the
-statement of the rule and the general path.  The C step is the fast twin, the Python rule the
-slow one: each case runs the same scheduler twice, once through the C step (which must report
-that it ran) and once through a subclass that overrides ``step`` (so only the Python rule
-runs), and every group setting (with its type), ``_last_lr`` and the state dict must be equal
+ExponentialLR, ConstantLR, LinearLR, PolynomialLR (factor computed in C), CosineAnnealingLR,
+OneCycleLR, CyclicLR and CosineAnnealingWarmRestarts (the rule in C doubles; CyclicLR calls a
+custom scale function from C), LambdaLR and MultiplicativeLR (lambdas called from C) step at C
+level (``fastoptim/_C/_optim_lr.pxi``); the Python ``get_lr`` / ``_chain_factor`` /
+``_step_rule`` stay the statement of the rule and the general path.  The C step is the fast
+twin, the Python rule the slow one: each case runs the same scheduler twice, once through the C
+step (which must report that it ran) and once through a subclass that overrides ``step`` (so
+only the Python rule runs), and every group setting (with its type), ``_last_lr`` and the state
+dict must be equal
 exactly (not to a tolerance), over sizes from 2 groups to more than the C step's stack buffer.
 The declines are tested too: anything unusual goes to the general path having changed nothing.
 """
@@ -21,9 +23,12 @@ import pytest
 import fastoptim
 from fastoptim._C._optim import (
     _cosine_lr_step,
+    _cyclic_lr_step,
+    _float_lrs,
     _lambda_lr_step,
     _one_cycle_lr_step,
     _uniform_lr_step,
+    _warm_restarts_lr_step,
 )
 from fastoptim.optim import lr_scheduler as S
 
@@ -39,8 +44,10 @@ def make_opt(kind, lrs=(0.05, 0.5)):
 
 
 def python_only(cls):
-    """``cls`` whose ``step`` is ``LRScheduler.step``: no C step, only the Python rule."""
-    return type("PythonOnly" + cls.__name__, (cls,), {"step": S.LRScheduler.step})
+    """``cls`` whose ``step`` is its Python rule (``LRScheduler.step``, or the class's own
+    ``_step_rule``): no C step."""
+    step = getattr(cls, "_step_rule", S.LRScheduler.step)
+    return type("PythonOnly" + cls.__name__, (cls,), {"step": step})
 
 
 MANY = tuple(0.01 * (1 + i % 7) for i in range(300))   # more groups than the stack buffer
@@ -48,6 +55,17 @@ MANY = tuple(0.01 * (1 + i % 7) for i in range(300))   # more groups than the st
 
 def warmup(epoch):
     return 1 if epoch < 10 else 0.5    # an int factor, then a float
+
+
+class Halves:
+    """A callable scale function object (kept in the state dict)."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, x):
+        self.calls += 1
+        return 1 if x < 3 else 0.5 ** (x - 2)      # an int scale, then floats
 
 
 # name -> (class, kwargs, optimizer kind, steps, the C step[, the groups' lrs])
@@ -101,6 +119,36 @@ CASES = {
                          _lambda_lr_step),
     "MultiplicativeLR-epochs": (S.MultiplicativeLR, dict(lr_lambda=lambda e: 1 + (e % 3 - 1) / 8),
                                 "adagrad", 100, _lambda_lr_step),
+    "CyclicLR": (S.CyclicLR, dict(base_lr=0.001, max_lr=[0.1, 1.0], step_size_up=20), "sgd",
+                 200, _cyclic_lr_step),
+    "CyclicLR-tri2-betas-down": (S.CyclicLR, dict(base_lr=[0.01, 0], max_lr=0.3, step_size_up=7,
+                                                  step_size_down=13, mode="triangular2"),
+                                 "adam", 200, _cyclic_lr_step),
+    "CyclicLR-exp-range": (S.CyclicLR, dict(base_lr=0.01, max_lr=0.2, step_size_up=9,
+                                            mode="exp_range", gamma=0.99, base_momentum=0.7,
+                                            max_momentum=[0.9, 0.95]), "sgd", 200,
+                           _cyclic_lr_step),
+    "CyclicLR-nomomentum-int-bounds": (S.CyclicLR, dict(base_lr=0, max_lr=1, step_size_up=5,
+                                                        step_size_down=1, cycle_momentum=False),
+                                       "adagrad", 60, _cyclic_lr_step),
+    "CyclicLR-scalefn-iterations": (S.CyclicLR, dict(base_lr=0.01, max_lr=0.2, step_size_up=12,
+                                                     scale_fn=lambda x: 0.5 ** (x / 50),
+                                                     scale_mode="iterations"), "adam", 120,
+                                    _cyclic_lr_step),
+    "CyclicLR-scalefn-object-cycle": (S.CyclicLR, dict(base_lr=0.02, max_lr=0.4, step_size_up=4,
+                                                       scale_fn=Halves()), "sgd", 60,
+                                      _cyclic_lr_step),
+    "CyclicLR-many-betas": (S.CyclicLR, dict(base_lr=0.001, max_lr=0.05, step_size_up=6,
+                                             mode="triangular2"), "adam", 40, _cyclic_lr_step,
+                            MANY),
+    "CosineAnnealingWarmRestarts": (S.CosineAnnealingWarmRestarts, dict(T_0=10), "sgd", 200,
+                                    _warm_restarts_lr_step),
+    "CosineAnnealingWarmRestarts-mult": (S.CosineAnnealingWarmRestarts,
+                                         dict(T_0=3, T_mult=2, eta_min=0.001), "adam", 200,
+                                         _warm_restarts_lr_step),
+    "CosineAnnealingWarmRestarts-int-eta-many": (S.CosineAnnealingWarmRestarts,
+                                                 dict(T_0=4, T_mult=3, eta_min=0), "sgd", 50,
+                                                 _warm_restarts_lr_step, MANY),
 }
 
 
@@ -152,7 +200,8 @@ def test_one_cycle_overrun_declines_then_raises_torchs_error():
 
 @pytest.mark.parametrize("name", ["StepLR", "MultiStepLR", "ExponentialLR", "OneCycleLR",
                                   "ConstantLR", "LinearLR", "PolynomialLR", "CosineAnnealingLR",
-                                  "LambdaLR", "MultiplicativeLR"])
+                                  "LambdaLR", "MultiplicativeLR", "CyclicLR",
+                                  "CosineAnnealingWarmRestarts"])
 def test_c_step_declines_for_a_tensor_lr_and_changes_nothing(name):
     cls, kw, kind, _, c_step = CASES[name]
     opt = make_opt(kind)
@@ -220,6 +269,18 @@ ODD = {
                                7.0, _uniform_lr_step),
     "StepLR-numpy-gamma": (S.StepLR, dict(step_size=1), "gamma", np.float64(0.5),
                            _uniform_lr_step),
+    "CyclicLR-numpy-total": (S.CyclicLR, dict(base_lr=0.01, max_lr=0.1, step_size_up=3),
+                             "total_size", np.float64(6.0), _cyclic_lr_step),
+    "CyclicLR-numpy-max-lrs": (S.CyclicLR, dict(base_lr=0.01, max_lr=0.1, step_size_up=3),
+                               "max_lrs", [np.float64(0.1), 0.2], _cyclic_lr_step),
+    "CyclicLR-tuple-momenta": (S.CyclicLR, dict(base_lr=0.01, max_lr=0.1, step_size_up=3),
+                               "base_momentums", (0.8, 0.8), _cyclic_lr_step),
+    "CyclicLR-zero-step-ratio": (S.CyclicLR, dict(base_lr=0.01, max_lr=0.1, step_size_up=3),
+                            "step_ratio", 0.0, None),
+    "CosineAnnealingWarmRestarts-float-T_i": (S.CosineAnnealingWarmRestarts, dict(T_0=5), "T_i",
+                                              5.0, _warm_restarts_lr_step),
+    "CosineAnnealingWarmRestarts-numpy-T_cur": (S.CosineAnnealingWarmRestarts, dict(T_0=5),
+                                                "T_cur", np.int64(2), _warm_restarts_lr_step),
 }
 
 
@@ -234,9 +295,17 @@ def test_c_step_declines_for_odd_attributes_and_the_python_rule_steps(name):
         setattr(s, attr, value)
     for i in range(12):
         before = (settings(fast_opt), dict(fast.__dict__))
-        assert c_step(fast) is False, f"step {i}"
-        assert (settings(fast_opt), fast.__dict__) == before
-        fast.step()
+        if c_step is None:      # a division by zero at some steps: both raise it
+            if not _cyclic_lr_step(fast):
+                assert (settings(fast_opt), fast.__dict__) == before
+                for sched in (fast, slow):
+                    with pytest.raises(ZeroDivisionError):
+                        sched.step()
+                continue
+        else:
+            assert c_step(fast) is False, f"step {i}"
+            assert (settings(fast_opt), fast.__dict__) == before
+            fast.step()
         slow.step()
         assert settings(fast_opt) == settings(slow_opt), f"step {i}"
         assert typed(fast.get_last_lr()) == typed(slow.get_last_lr())
@@ -303,7 +372,7 @@ def test_overriding_the_rule_leaves_the_python_path():
 
     assert S.CosineAnnealingLR._fast_step and not Cos._fast_step
     assert S.LambdaLR._fast_step and S.MultiplicativeLR._fast_step and PlainLam._fast_step
-    assert not Lam._fast_step and not S.CosineAnnealingWarmRestarts._fast_step
+    assert not Lam._fast_step and not S.ReduceLROnPlateau._fast_step
     for cls, kw, c_step in ((Cos, dict(T_max=5), _cosine_lr_step),
                             (Lam, dict(lr_lambda=lambda e: 0.5), _lambda_lr_step)):
         opt = make_opt("sgd")
@@ -312,3 +381,133 @@ def test_overriding_the_rule_leaves_the_python_path():
         s.step()
         assert c_step(s) is False
     assert opt.param_groups[0]["lr"] == 0.05 * 0.5
+
+
+@pytest.mark.parametrize("t_mult", [1, 2, 3])
+def test_warm_restarts_closed_form_equals_the_python_rule_exactly(t_mult):
+    # torch's documented use: step(epoch + i / iters) every batch, int epochs, epochs before
+    # T_0, and chainable steps in between
+    kw = dict(T_0=3, T_mult=t_mult, eta_min=0.002)
+    fast_opt, slow_opt = make_opt("adam"), make_opt("adam")
+    fast = S.CosineAnnealingWarmRestarts(fast_opt, **kw)
+    slow = python_only(S.CosineAnnealingWarmRestarts)(slow_opt, **kw)
+    epochs = [e + i / 7 for e in range(40) for i in range(7)] + [26, 2, 0, 45.5, 3, 3.0, 1e6]
+    for j, epoch in enumerate(epochs):
+        for e in (epoch, None) if j % 5 == 0 else (epoch,):
+            assert _warm_restarts_lr_step(fast, e), f"epoch {epoch!r}"
+            slow.step(e)
+            assert settings(fast_opt) == settings(slow_opt), f"epoch {epoch!r}"
+            assert typed(fast.get_last_lr()) == typed(slow.get_last_lr())
+            assert typed([fast.T_cur, fast.T_i, fast.last_epoch]) == typed(
+                [slow.T_cur, slow.T_i, slow.last_epoch]), f"epoch {epoch!r}"
+    assert fast.state_dict() == slow.state_dict()
+
+
+@pytest.mark.parametrize("epoch", [-1, -0.5, float("nan"), float("inf"), np.float64(2.5), True,
+                                   2.0**60])
+def test_warm_restarts_declines_for_odd_epochs_and_the_python_rule_decides(epoch):
+    fast_opt, slow_opt = make_opt("sgd"), make_opt("sgd")
+    fast = S.CosineAnnealingWarmRestarts(fast_opt, 4, T_mult=2)
+    slow = python_only(S.CosineAnnealingWarmRestarts)(slow_opt, 4, T_mult=2)
+    before = (settings(fast_opt), dict(fast.__dict__))
+    assert _warm_restarts_lr_step(fast, epoch) is False
+    assert (settings(fast_opt), fast.__dict__) == before
+    outcomes = []
+    for s in (fast, slow):
+        try:
+            s.step(epoch)
+            outcomes.append(None)
+        except (ValueError, OverflowError) as exc:
+            outcomes.append((type(exc), str(exc)))
+    assert outcomes[0] == outcomes[1]
+    assert settings(fast_opt) == settings(slow_opt)
+    assert fast.__dict__.keys() == slow.__dict__.keys()
+
+
+def test_cyclic_scale_fn_that_raises_leaves_the_state_of_the_python_rule():
+    def make(cls):
+        def scale(x):
+            if x == 4:
+                raise ArithmeticError("no cycle 4")
+            return 1.0
+
+        opt = make_opt("sgd")
+        return opt, cls(opt, 0.01, 0.1, step_size_up=1, scale_fn=scale)
+
+    runs = [make(S.CyclicLR), make(python_only(S.CyclicLR))]
+    for opt, s in runs:
+        opt.step()
+        for _ in range(5):
+            s.step()
+        with pytest.raises(ArithmeticError, match="no cycle 4"):
+            s.step()
+    (fo, fs), (so, ss) = runs
+    assert settings(fo) == settings(so) and fs.state_dict() == ss.state_dict()
+    assert fs._get_lr_called_within_step is False
+
+
+def test_cyclic_scale_that_is_not_a_float_is_applied_by_the_python_rule():
+    kw = dict(base_lr=0.01, max_lr=0.1, step_size_up=3,
+              scale_fn=lambda x: np.float64(0.9) ** x, scale_mode="iterations")
+    fast_opt, slow_opt = make_opt("adam"), make_opt("adam")
+    fast, slow = S.CyclicLR(fast_opt, **kw), python_only(S.CyclicLR)(slow_opt, **kw)
+    for i in range(10):
+        fast_opt.step()
+        slow_opt.step()
+        if i == 0:
+            fast.step()
+        else:
+            assert _cyclic_lr_step(fast)      # the scale came from C's call; _scaled wrote it
+        slow.step()
+        assert settings(fast_opt) == settings(slow_opt), f"step {i}"
+        assert typed(fast.get_last_lr()) == typed(slow.get_last_lr())
+    assert type(fast_opt.param_groups[0]["lr"]) is np.float64
+    assert type(fast_opt.param_groups[0]["betas"][0]) is np.float64
+
+
+def test_overriding_the_cyclic_rules_leaves_the_c_step():
+    class Flat(S.CyclicLR):
+        def scale_fn(self, x):
+            return 0.5
+
+    class Warm(S.CosineAnnealingWarmRestarts):
+        def _step_rule(self, epoch=None):
+            super()._step_rule(epoch)
+
+    assert S.CyclicLR._fast_step and S.CosineAnnealingWarmRestarts._fast_step
+    assert not Flat._fast_step and not Warm._fast_step
+    opt = make_opt("sgd")
+    s = Flat(opt, 0.01, 0.1, step_size_up=2)
+    opt.step()
+    s.step()
+    assert _cyclic_lr_step(s) is False
+    s.step()
+    assert opt.param_groups[0]["lr"] == 0.01 + (0.1 - 0.01) * 1.0 * 0.5   # x = 1 at step 2
+    w = Warm(make_opt("sgd"), 5)
+    assert _warm_restarts_lr_step(w) is False
+
+
+def test_float_lrs_and_the_schedulers_that_read_the_lrs():
+    opt = make_opt("sgd", (0.1, 0.2, 0.3))
+    last = _float_lrs(opt.param_groups)
+    assert last == [0.1, 0.2, 0.3] and last is not _float_lrs(opt.param_groups)
+    opt.param_groups[1]["lr"] = fastoptim.tensor(0.2, dtype=fastoptim.float64)
+    assert _float_lrs(opt.param_groups) is None
+    assert _float_lrs([{"lr": 1}]) is None and _float_lrs([{}]) is None
+    assert _float_lrs([[("lr", 0.1)]]) is None and _float_lrs([]) == []
+    # ReduceLROnPlateau's _last_lr: the floats, and clones of a Tensor lr
+    s = S.ReduceLROnPlateau(opt, patience=0, factor=0.5)
+    for metric in (1.0, 2.0, 3.0):
+        s.step(metric)
+    lrs = s.get_last_lr()
+    assert isinstance(lrs[1], fastoptim.Tensor) and lrs[1] is not opt.param_groups[1]["lr"]
+    assert [float(v) for v in lrs] == [0.025, 0.05, 0.075]
+    opt = make_opt("sgd", (0.1, 0.2))
+    s = S.ReduceLROnPlateau(opt, patience=1, factor=0.5)
+    for metric in (1.0, 2.0, 3.0):
+        s.step(metric)
+    assert typed(s.get_last_lr()) == typed([0.05, 0.1])
+    chained = S.ChainedScheduler([S.StepLR(opt, 1, 0.5), S.ExponentialLR(opt, 0.5)])
+    opt.step()
+    chained.step()
+    assert typed(chained.get_last_lr()) == typed([0.05 * 0.25, 0.1 * 0.25])

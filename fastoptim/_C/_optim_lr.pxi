@@ -4,8 +4,10 @@
 # Why: a training loop may step its scheduler every iteration, and the Python rule (torch's)
 # is a loop of Python frames over the param groups.  A scheduler class whose rule is one of
 # those below has a C function as its ``step``: it does what ``LRScheduler.step()`` does for
-# that rule (``_step_count``, ``last_epoch``, each group's ``lr``, and momentum for OneCycleLR,
-# ``_last_lr``) with no Python frame, so a step over 100 groups costs a few microseconds.
+# that rule (``_step_count``, ``last_epoch``, each group's ``lr``, and momentum for OneCycleLR
+# and CyclicLR, ``_last_lr``) with no Python frame, so a step over 100 groups costs a few
+# microseconds.  CosineAnnealingWarmRestarts has its own ``step`` (``T_cur``, ``T_i``, the
+# ``step(epoch)`` form): its C step does what that does, and falls back to it.
 #
 # Design: each step
 #   1. checks, before it changes anything, that it is in the steady state it handles: the
@@ -24,11 +26,14 @@
 #      declines (Python raises);
 #   3. writes every group in one C loop over the lrs read in step 1: one float object per
 #      group, stored in the group and in the new ``_last_lr`` list.
-# LambdaLR and MultiplicativeLR call their lambdas from C (the rule is the user's Python).
+# LambdaLR and MultiplicativeLR call their lambdas from C (the rule is the user's Python), and
+# CyclicLR its scale function unless it is the 'triangular' or 'triangular2' one.
 # tests/test_lr_scheduler_fast_paths.py holds every step against its Python rule, exactly.
 
 from cpython.dict cimport PyDict_SetItem
 from cpython.float cimport PyFloat_FromDouble
+from cpython.long cimport PyLong_FromDouble, PyLong_FromLongLong
+from libc.math cimport copysign, floor, fmod, isfinite, log
 from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 
@@ -46,7 +51,7 @@ def _set_general_lr_step(object step, object write_lrs):
 
 
 cdef enum:
-    # the doubles a step keeps on the stack (lrs, per group; OneCycleLR: 4 per group)
+    # the doubles a step keeps on the stack (lrs, per group; OneCycleLR, CyclicLR: 5 per group)
     _LR_STACK = 256
 
 
@@ -68,14 +73,39 @@ cdef inline bint _as_double(object v, double *out) noexcept:
     return False
 
 
-cdef list _steady_groups(dict d):
+cdef inline bint _small_int(object v, long long *out) noexcept:
+    # A Python int (not a bool) of at most 2**52 in magnitude into out; False for anything else.
+    cdef long long k
+    cdef int overflow = 0
+    if type(v) is not int:
+        return False
+    k = PyLong_AsLongLongAndOverflow(v, &overflow)
+    if overflow or k > (1LL << 52) or k < -(1LL << 52):
+        return False
+    out[0] = k
+    return True
+
+
+cdef inline double _float_mod(double x, double m) noexcept:
+    # Python's float x % m (float_rem): the remainder takes the divisor's sign.
+    cdef double r = fmod(x, m)
+    if r != 0.0:
+        if (m < 0.0) != (r < 0.0):
+            r += m
+    else:
+        r = copysign(0.0, m)
+    return r
+
+
+cdef list _steady_groups(dict d, bint counted=True):
     """The optimizer's param groups when a steady-state step may run on them, else None: not
-    the first step after construction (``_step_count == 1``: its call-order check may warn),
+    the first step after construction (``_step_count == 1``: its call-order check may warn;
+    not asked when ``counted`` is False, for a scheduler whose own ``step`` has no such check),
     the group count the scheduler knows (``base_lrs``), every group a dict."""
     cdef object v = d.get("_step_count")
     cdef list groups
     cdef Py_ssize_t i, n
-    if type(v) is not int or v == 1:
+    if counted and (type(v) is not int or v == 1):
         return None
     v = d.get("optimizer")
     if v is None:
@@ -577,15 +607,14 @@ cdef bint _one_cycle_step_c(object sched) except -1:
     torch's errors), or a value that is not a Python float (an int peak lr)."""
     cdef dict d, g, phase
     cdef list groups, phases
-    cdef object v, step_count, last_epoch, start_lr, end_lr, start_m, end_m, b, x_obj
-    cdef Py_ssize_t n, i, j, nphases, nb
+    cdef object v, step_count, last_epoch, start_lr, end_lr, start_m, end_m, b
+    cdef Py_ssize_t n, i, nphases
     cdef bint cos_anneal, momentum, beta1 = False
     cdef double step_num, start_step = 0.0, end_step = 0.0, pct, c, total, s, e, x
     cdef double small[_LR_STACK]
     cdef double *vals      # per group: lr start, lr end, momentum start, momentum end
     cdef double *lrs
     cdef _LRBuffer owner = None
-    cdef tuple betas
     if not type(sched)._fast_step:
         return False
     d = sched.__dict__
@@ -652,28 +681,14 @@ cdef bint _one_cycle_step_c(object sched) except -1:
                 return False
             if beta1:
                 b = g.get("betas")
-                if type(b) is not tuple or len(<tuple>b) == 0:
+                if type(b) is not tuple:
                     return False
     c = cos(M_PI * pct) + 1.0 if cos_anneal else pct
     for i in range(n):
         if momentum:
             s, e = vals[4 * i + 2], vals[4 * i + 3]
             x = e + (s - e) / 2.0 * c if cos_anneal else (e - s) * c + s
-            g = <dict><object>_list_item(groups, i)
-            x_obj = PyFloat_FromDouble(x)
-            if beta1:       # (x, *betas[1:])
-                b = g["betas"]
-                nb = len(<tuple>b)
-                betas = PyTuple_New(nb)
-                Py_INCREF(x_obj)
-                PyTuple_SET_ITEM(betas, 0, x_obj)
-                for j in range(1, nb):
-                    v = <object>_list_item_t(b, j)
-                    Py_INCREF(v)
-                    PyTuple_SET_ITEM(betas, j, v)
-                g["betas"] = betas
-            else:
-                g["momentum"] = x_obj
+            _set_momentum_c(<dict><object>_list_item(groups, i), beta1, x)
         s, e = vals[4 * i], vals[4 * i + 1]
         lrs[i] = e + (s - e) / 2.0 * c if cos_anneal else (e - s) * c + s
     d["_step_count"] = step_count + 1
@@ -681,6 +696,32 @@ cdef bint _one_cycle_step_c(object sched) except -1:
     d["_get_lr_called_within_step"] = False
     d["_last_lr"] = _write_lr_values(groups, lrs)
     return True
+
+
+cdef inline int _set_momentum_c(dict g, bint beta1, double m) except -1:
+    # group['betas'] = (m, *group['betas'][1:]) when beta1 (the caller checked betas a tuple),
+    # else group['momentum'] = m: the cyclic schedulers' momentum write (_set_momentum).
+    if beta1:
+        return _set_beta1(g, PyFloat_FromDouble(m))
+    return PyDict_SetItem(g, "momentum", PyFloat_FromDouble(m))
+
+
+cdef int _set_beta1(dict g, object x) except -1:
+    cdef object b = g["betas"], v
+    cdef tuple betas
+    cdef Py_ssize_t j, nb
+    if type(b) is not tuple:
+        raise TypeError(f"param group 'betas' must be a tuple here, but got {type(b).__name__}")
+    nb = len(<tuple>b)
+    betas = PyTuple_New(nb if nb > 0 else 1)
+    Py_INCREF(x)
+    PyTuple_SET_ITEM(betas, 0, x)
+    for j in range(1, nb):
+        v = <object>_list_item_t(b, j)
+        Py_INCREF(v)
+        PyTuple_SET_ITEM(betas, j, v)
+    g["betas"] = betas
+    return 0
 
 
 def _anneal_groups(list groups, object start_key, object end_key, bint cos, object c):
@@ -711,3 +752,349 @@ def _set_momenta(list groups, list momenta, bint use_beta1):
             g["betas"] = (momenta[i],) + tuple(b[1:])
         else:
             g["momentum"] = momenta[i]
+
+
+# ---- CyclicLR ------------------------------------------------------------------------------------
+
+cdef object _triangular_fn = None
+cdef object _triangular2_fn = None
+
+
+def _set_cyclic_scale_fns(object triangular, object triangular2):
+    """Register CyclicLR's 'triangular' and 'triangular2' scale functions, whose scale the C
+    step computes itself (any other scale function is called); set once, by
+    fastoptim.optim.lr_scheduler at import."""
+    global _triangular_fn, _triangular2_fn
+    _triangular_fn = triangular
+    _triangular2_fn = triangular2
+
+
+def _cyclic_step(self, epoch=None):
+    """Advance one batch. Call it after ``optimizer.step()``.
+
+    (CyclicLR's ``step``: the steady state at C level, see ``_cyclic_lr_step``; anything else
+    through ``LRScheduler.step``.)"""
+    if epoch is not None or not _cyclic_step_c(self):
+        _general_lr_step(self, epoch)
+
+
+def _cyclic_lr_step(object sched):
+    """``_cyclic_step``'s steady state alone: True when it stepped, False (nothing changed)
+    when it declined."""
+    return _cyclic_step_c(sched)
+
+
+cdef int _cyclic_read(dict d, list groups, double *vals) except -1:
+    # What CyclicLR._scaled reads, checked and read into vals (per group: base lr, max lr, base
+    # momentum, max momentum): 0 when something is not what the C write handles (nothing is
+    # changed), else 1 (lrs only), 2 (and group['momentum']) or 3 (and group['betas'][0]).
+    cdef Py_ssize_t n = len(groups), i
+    cdef object base = d.get("base_lrs"), top = d.get("max_lrs"), v, g
+    cdef object mbase = None, mtop = None
+    cdef int how = 1
+    if type(base) is not list or type(top) is not list:
+        return 0
+    if len(<list>base) != n or len(<list>top) != n:
+        return 0
+    v = d.get("cycle_momentum")
+    if v is not True and v is not False:
+        return 0
+    if v is True:
+        v = d.get("use_beta1")
+        if v is not True and v is not False:
+            return 0
+        how = 3 if v is True else 2
+        mbase, mtop = d.get("base_momentums"), d.get("max_momentums")
+        if type(mbase) is not list or type(mtop) is not list:
+            return 0
+        if len(<list>mbase) != n or len(<list>mtop) != n:
+            return 0
+    for i in range(n):
+        g = <object>_list_item(groups, i)
+        if type(g) is not dict or type((<dict>g).get("lr")) is not float:
+            return 0
+        if (not _as_double(<object>_list_item(base, i), vals + 4 * i)
+                or not _as_double(<object>_list_item(top, i), vals + 4 * i + 1)):
+            return 0
+        if how >= 2:
+            if (not _as_double(<object>_list_item(mbase, i), vals + 4 * i + 2)
+                    or not _as_double(<object>_list_item(mtop, i), vals + 4 * i + 3)):
+                return 0
+            if how == 3 and type((<dict>g).get("betas")) is not tuple:
+                return 0
+    return how
+
+
+cdef list _cyclic_write(list groups, double *vals, int how, double sf, double scale):
+    # CyclicLR._scaled from what _cyclic_read read: each group's momentum (how >= 2) and lr;
+    # returns the new _last_lr.  (Python writes every momentum, then every lr: the same end
+    # state, even for a group listed twice.)
+    cdef Py_ssize_t n = len(groups), i
+    cdef double b, m
+    cdef double *lrs = vals + 4 * n
+    for i in range(n):
+        b, m = vals[4 * i], vals[4 * i + 1]
+        lrs[i] = b + (m - b) * sf * scale       # base_lr + base_height * scale
+        if how >= 2:
+            b, m = vals[4 * i + 2], vals[4 * i + 3]
+            _set_momentum_c(<dict><object>_list_item(groups, i), how == 3,
+                            m - (m - b) * sf * scale)
+    return _write_lr_values(groups, lrs)
+
+
+cdef bint _cyclic_step_c(object sched) except -1:
+    """The steady-state ``step()`` of ``CyclicLR`` at C level: what ``LRScheduler.step()``
+    with ``CyclicLR.get_lr`` does (``_step_count``, ``last_epoch``, the cycle and the
+    position in it, the scale, each group's lr and momentum or ``betas[0]``, ``_last_lr``).
+    The scale of the 'triangular' and 'triangular2' modes is computed here; any other scale
+    function ('exp_range', a custom ``scale_fn``) is called, as the Python rule calls it; if
+    what it returns is not a float or small int, or the scheduler is not what the C write
+    handles once it returned, the rest is the Python rule's (``_scaled``).
+
+    Returns False, having changed nothing, when anything is unusual before the scale is known:
+    besides the file's common checks, a zero divisor, an overflowing power (Python raises)."""
+    cdef dict d
+    cdef list groups, values
+    cdef object v, last_epoch, fn, scale_obj, last
+    cdef long long le, cycle
+    cdef double ts, sr, t1, cf, x, sf, scale = 1.0, p
+    cdef bint by_cycle
+    cdef Py_ssize_t n
+    cdef int how = 0
+    cdef double small[_LR_STACK]
+    cdef double *vals
+    cdef _LRBuffer owner = None
+    if not type(sched)._fast_step:
+        return False
+    d = sched.__dict__
+    groups = _steady_groups(d)
+    if groups is None:
+        return False
+    last_epoch = d.get("last_epoch")
+    if not _small_int(last_epoch, &le) or le == (1LL << 52):
+        return False
+    le += 1
+    if (not _as_double(d.get("total_size"), &ts) or ts == 0.0
+            or not _as_double(d.get("step_ratio"), &sr)):
+        return False
+    # cycle = floor(1 + last_epoch / total_size); x = 1.0 + last_epoch / total_size - cycle
+    t1 = 1.0 + <double>le / ts
+    cf = floor(t1)
+    if not fabs(cf) <= <double>(1LL << 52):
+        return False        # (NaN, or out of the exact range)
+    cycle = <long long>cf
+    x = t1 - cf
+    if x <= sr:
+        if sr == 0.0:
+            return False    # (Python raises ZeroDivisionError)
+        sf = x / sr
+    else:
+        if sr - 1.0 == 0.0:
+            return False
+        sf = (x - 1.0) / (sr - 1.0)
+    v = d.get("scale_mode")
+    if type(v) is not str or "_scale_fn_custom" not in d:
+        return False
+    by_cycle = v == "cycle"
+    fn = d["_scale_fn_custom"]
+    if fn is None:
+        fn = d.get("_scale_fn_ref")
+        if fn is None:
+            return False
+        if fn is _triangular_fn:            # 1.0
+            fn = None
+        elif fn is _triangular2_fn:         # 1 / (2.0 ** (x - 1)), Python's float power
+            p = pow(2.0, <double>((cycle if by_cycle else le) - 1))
+            if p == 0.0 or not isfinite(p):
+                return False    # (Python raises ZeroDivisionError, OverflowError)
+            scale = 1.0 / p
+            fn = None
+    n = len(groups)
+    if 5 * n > _LR_STACK:
+        owner = _LRBuffer.__new__(_LRBuffer)
+    vals = <double *>_lr_buffer(5 * n * sizeof(double), small, owner)
+    if fn is None:
+        how = _cyclic_read(d, groups, vals)
+        if how == 0:
+            return False
+    d["_step_count"] = d["_step_count"] + 1
+    d["last_epoch"] = last_epoch + 1
+    d["_get_lr_called_within_step"] = False
+    if fn is None:
+        d["_last_lr"] = _cyclic_write(groups, vals, how, sf, scale)
+        return True
+    # the scale function is Python's: called as the rule calls it, then the rest read afresh
+    d["_get_lr_called_within_step"] = True
+    try:
+        scale_obj = fn(PyLong_FromLongLong(cycle) if by_cycle else d["last_epoch"])
+    finally:
+        d["_get_lr_called_within_step"] = False
+    if _as_double(scale_obj, &scale):
+        how = _cyclic_read(d, groups, vals)
+    if how != 0:
+        d["_last_lr"] = _cyclic_write(groups, vals, how, sf, scale)
+        return True
+    values = sched._scaled(PyFloat_FromDouble(sf), scale_obj)
+    last = _write_float_lrs_c(groups, values)
+    d["_last_lr"] = last if last is not None else _general_write_lrs(groups, values)
+    return True
+
+
+# ---- CosineAnnealingWarmRestarts -----------------------------------------------------------------
+
+def _warm_restarts_step(self, epoch=None):
+    """Advance one epoch, or go to ``epoch`` (which may be fractional).
+
+    (CosineAnnealingWarmRestarts' ``step``, chainable and ``step(epoch)``: the steady state at
+    C level, see ``_warm_restarts_lr_step``; anything else through the class's Python rule,
+    ``_step_rule``.)"""
+    if not _warm_restarts_step_c(self, epoch):
+        self._step_rule(epoch)
+
+
+def _warm_restarts_lr_step(object sched, object epoch=None):
+    """``_warm_restarts_step``'s steady state alone: True when it stepped, False (nothing
+    changed) when it declined."""
+    return _warm_restarts_step_c(sched, epoch)
+
+
+cdef bint _warm_restarts_step_c(object sched, object epoch) except -1:
+    """``CosineAnnealingWarmRestarts.step(epoch)`` (``_step_rule``) at C level: ``T_cur``,
+    ``T_i`` and ``last_epoch`` as the rule moves them (the restart of the chainable form, the
+    period of a given epoch, ``math.log`` and all, in Python's arithmetic), then each group's
+    ``eta_min + (base_lr - eta_min) * (1 + cos(pi * T_cur / T_i)) / 2`` and ``_last_lr``.
+
+    Returns False, having changed nothing, when anything is unusual: besides the file's common
+    checks (its own ``step`` has no call-order check), the constructor's step, an epoch that is
+    not an int or a finite float within 2**52 or is negative (the rule raises), ``T_0``,
+    ``T_i``, ``T_mult`` not ints in range, ``T_cur`` not an int or finite float, a value out
+    of the exact range."""
+    cdef dict d
+    cdef list groups, base
+    cdef object v, t_cur, t_i, last_epoch
+    cdef long long le, ti, t0, tm, tc, e = 0, pn, k
+    cdef double eta, tcd, ed, x, w, b
+    cdef Py_ssize_t n, i
+    cdef double small[_LR_STACK]
+    cdef double *lrs
+    cdef _LRBuffer owner = None
+    if not type(sched)._fast_step:
+        return False
+    d = sched.__dict__
+    groups = _steady_groups(d, False)
+    if groups is None:
+        return False
+    v = d.get("T_i")
+    t_i = v
+    if (not _small_int(d.get("last_epoch"), &le) or not _small_int(v, &ti) or ti <= 0
+            or not _small_int(d.get("T_0"), &t0) or t0 <= 0
+            or not _small_int(d.get("T_mult"), &tm) or tm < 1
+            or not _as_double(d.get("eta_min"), &eta)):
+        return False
+    if epoch is None:
+        # T_cur + 1, restarting (T_cur % T_i, T_i * T_mult) at the period's end
+        if le < 0 or le >= (1LL << 52):
+            return False        # (the constructor's step is the closed form at 0)
+        last_epoch = d["last_epoch"] + 1
+        v = d.get("T_cur")
+        if _small_int(v, &tc):
+            if tc >= (1LL << 52):
+                return False
+            tc += 1
+            if tc >= ti:
+                tc = tc % ti    # (tc > 0, ti > 0: C's % is Python's)
+                if ti > (1LL << 52) // tm:
+                    return False
+                t_i = PyLong_FromLongLong(ti * tm)
+            t_cur = PyLong_FromLongLong(tc)
+            tcd = <double>tc
+        elif type(v) is float and isfinite(PyFloat_AS_DOUBLE(v)):
+            tcd = PyFloat_AS_DOUBLE(v) + 1.0
+            if tcd >= <double>ti:
+                tcd = _float_mod(tcd, <double>ti)
+                if ti > (1LL << 52) // tm:
+                    return False
+                t_i = PyLong_FromLongLong(ti * tm)
+            t_cur = PyFloat_FromDouble(tcd)
+        else:
+            return False
+    else:
+        if _small_int(epoch, &e):
+            ed = <double>e
+            last_epoch = epoch                      # math.floor of an int: the int
+        elif (type(epoch) is float and isfinite(PyFloat_AS_DOUBLE(epoch))
+                and fabs(PyFloat_AS_DOUBLE(epoch)) < <double>(1LL << 52)):
+            ed = PyFloat_AS_DOUBLE(epoch)
+            last_epoch = PyLong_FromDouble(floor(ed))
+        else:
+            return False
+        if ed < 0.0:
+            return False        # (the rule raises ValueError)
+        if ed < <double>t0:
+            t_i, t_cur, tcd = d["T_0"], epoch, ed
+        elif tm == 1:
+            # epoch % T_0 (T_i stays)
+            if type(epoch) is int:
+                tc = e % t0
+                t_cur, tcd = PyLong_FromLongLong(tc), <double>tc
+            else:
+                tcd = _float_mod(ed, <double>t0)
+                t_cur = PyFloat_FromDouble(tcd)
+        else:
+            # n = int(math.log(epoch / T_0 * (T_mult - 1) + 1, T_mult)) (x >= 1, T_mult >= 2)
+            x = ed / <double>t0 * <double>(tm - 1) + 1.0
+            k = <long long>(log(x) / log(<double>tm))
+            pn = 1                                  # T_mult ** n, exactly
+            for i in range(k):
+                if pn > (1LL << 52) // tm:
+                    return False
+                pn *= tm
+            if pn > (1LL << 52) // t0:
+                return False
+            # epoch - T_0 * (T_mult**n - 1) / (T_mult - 1): an int quotient, correctly rounded
+            tcd = ed - <double>(t0 * (pn - 1)) / <double>(tm - 1)
+            t_cur = PyFloat_FromDouble(tcd)
+            t_i = PyLong_FromLongLong(t0 * pn)
+    # eta_min + (base_lr - eta_min) * (1 + cos(pi * T_cur / T_i)) / 2, for each group
+    _small_int(t_i, &ti)
+    n = len(groups)
+    base = <list>d["base_lrs"]
+    if n > _LR_STACK:
+        owner = _LRBuffer.__new__(_LRBuffer)
+    lrs = <double *>_lr_buffer(n * sizeof(double), small, owner)
+    for i in range(n):
+        if (type((<dict><object>_list_item(groups, i)).get("lr")) is not float
+                or not _as_double(<object>_list_item(base, i), &b)):
+            return False
+        lrs[i] = b
+    w = 1.0 + cos(M_PI * tcd / <double>ti)
+    for i in range(n):
+        lrs[i] = eta + (lrs[i] - eta) * w / 2.0
+    d["T_cur"] = t_cur
+    d["T_i"] = t_i
+    d["last_epoch"] = last_epoch
+    d["_get_lr_called_within_step"] = False
+    d["_last_lr"] = _write_lr_values(groups, lrs)
+    return True
+
+
+# ---- the lrs as they are (ReduceLROnPlateau, ChainedScheduler) ----------------------------------
+
+def _float_lrs(list groups):
+    """``[group['lr'] ...]`` when every group is a dict whose lr is a Python float (the
+    scheduler's ``_last_lr``: Python's copies of floats are the floats themselves), else None
+    (the caller's general path clones Tensor lrs)."""
+    cdef Py_ssize_t n = len(groups), i
+    cdef PyObject *v
+    cdef object g
+    cdef list last = PyList_New(n)
+    for i in range(n):
+        g = <object>_list_item(groups, i)
+        if type(g) is not dict:
+            return None
+        v = PyDict_GetItemWithError(g, "lr")
+        if v == NULL or type(<object>v) is not float:
+            return None
+        Py_INCREF(<object>v)
+        PyList_SET_ITEM(last, i, <object>v)
+    return last

@@ -26,13 +26,16 @@ schedulers is a C function (``fastoptim/_C/_optim_lr.pxi``) that declines to the
 (``LRScheduler.step``) for anything unusual: the schedulers whose rule is
 ``group['lr'] * factor`` (StepLR, MultiStepLR, ConstantLR, LinearLR, ExponentialLR,
 PolynomialLR; ``_UniformLR``) state only the factor, which the C step computes from the same
-attributes; CosineAnnealingLR's recurrence and OneCycleLR's annealing run there in double
-arithmetic in Python's order of operations, which is Python float arithmetic bit for bit;
-LambdaLR and MultiplicativeLR call their lambdas from the C loop.  A class names in ``_C_RULE``
-the methods its C step replicates; a subclass overriding one of them gets the Python path.
-The Python methods (``get_lr``, ``_chain_factor``) stay the rule's statement and its general
-path.  CyclicLR, CosineAnnealingWarmRestarts, ReduceLROnPlateau and the composites step in
-Python.
+attributes; CosineAnnealingLR's recurrence, OneCycleLR's annealing, CyclicLR's cycle and
+CosineAnnealingWarmRestarts' periods (its chainable and ``step(epoch)`` forms) run there in
+double arithmetic in Python's order of operations, which is Python float arithmetic bit for
+bit; LambdaLR and MultiplicativeLR call their lambdas from the C loop, CyclicLR its scale
+function (unless it is the 'triangular' or 'triangular2' one, computed in C).  A class names in
+``_C_RULE`` the methods its C step replicates; a subclass overriding one of them gets the
+Python path.  The Python methods (``get_lr``, ``_chain_factor``, ``CyclicLR._scaled``,
+``CosineAnnealingWarmRestarts._step_rule``) stay the rule's statement and its general path.
+ReduceLROnPlateau, SWALR and the composites step in Python (the composites through their
+children's C steps; ReduceLROnPlateau's and ChainedScheduler's ``_last_lr`` are read in C).
 """
 
 from __future__ import annotations
@@ -54,11 +57,15 @@ from fastoptim._C._optim import (
     UNIFORM_RULES,
     _anneal_groups,
     _cosine_step,
+    _cyclic_step,
+    _float_lrs,
     _lambda_step,
     _one_cycle_step,
+    _set_cyclic_scale_fns,
     _set_general_lr_step,
     _set_momenta,
     _uniform_step,
+    _warm_restarts_step,
     _write_float_lrs,
 )
 
@@ -111,6 +118,13 @@ def _group_values(optimizer: Optimizer, key: str) -> list:
         v.clone() if isinstance(v, Tensor) else v
         for v in [group[key] for group in optimizer.param_groups]
     ]
+
+
+def _lr_values(optimizer: Optimizer) -> list:
+    """``_group_values(optimizer, "lr")``, at C level when every lr is a Python float."""
+    groups = optimizer.param_groups
+    last = _float_lrs(groups) if type(groups) is list else None
+    return last if last is not None else _group_values(optimizer, "lr")
 
 
 def _set_group_value(group: dict, key: str, value: Any) -> None:
@@ -965,7 +979,7 @@ class ChainedScheduler(_ComposedState, LRScheduler):
         """Step each scheduler once."""
         for scheduler in self._schedulers:
             scheduler.step()
-        self._last_lr = _group_values(self._schedulers[-1].optimizer, "lr")
+        self._last_lr = _lr_values(self._schedulers[-1].optimizer)
 
 
 def _metric_value(metrics: Any) -> float:
@@ -1065,7 +1079,7 @@ class ReduceLROnPlateau(LRScheduler):
             self._reduce_lr(epoch)
             self.cooldown_counter = self.cooldown
             self.num_bad_epochs = 0
-        self._last_lr = _group_values(self.optimizer, "lr")
+        self._last_lr = _lr_values(self.optimizer)
 
     def _reduce_lr(self, epoch: int) -> None:
         if len(self.optimizer.param_groups) != len(self.min_lrs):
@@ -1261,7 +1275,11 @@ class CyclicLR(LRScheduler):
         else:
             scale_factor = (x - 1) / (self.step_ratio - 1)
         scale = self.scale_fn(cycle if self.scale_mode == "cycle" else self.last_epoch)
+        return self._scaled(scale_factor, scale)
 
+    def _scaled(self, scale_factor: float, scale: Any) -> list:
+        """The lrs at ``scale_factor`` (the position in the cycle) and ``scale`` (the
+        amplitude); the momenta are written into the groups."""
         lrs = []
         for base_lr, max_lr in zip(self.base_lrs, self.max_lrs, strict=True):
             base_height = (max_lr - base_lr) * scale_factor
@@ -1277,6 +1295,12 @@ class CyclicLR(LRScheduler):
             for group, momentum in zip(self.optimizer.param_groups, momentums, strict=True):
                 _set_momentum(group, self.use_beta1, momentum)
         return lrs
+
+    # Advance one batch (call it after ``optimizer.step()``): a C function (the 'triangular'
+    # and 'triangular2' scales computed in C, any other scale function called), whose general
+    # path is LRScheduler.step.
+    _C_RULE = ("get_lr", "_scaled", "scale_fn", "step", "_update_lr")
+    step = _cyclic_step
 
     def state_dict(self) -> dict[str, Any]:
         """The attributes without the scale functions (a custom callable object's
@@ -1296,6 +1320,9 @@ class CyclicLR(LRScheduler):
         if fn is not None:
             self._scale_fn_custom.__dict__.update(fn)
         self._init_scale_fn()
+
+
+_set_cyclic_scale_fns(CyclicLR._triangular_scale_fn, CyclicLR._triangular2_scale_fn)
 
 
 class CosineAnnealingWarmRestarts(LRScheduler):
@@ -1342,7 +1369,12 @@ class CosineAnnealingWarmRestarts(LRScheduler):
             for base_lr in self.base_lrs
         ]
 
-    def step(self, epoch: float | None = None) -> None:
+    # Advance one epoch, or go to ``epoch`` (which may be fractional): a C function (the
+    # period's arithmetic in Python's order, in C doubles), whose general path is _step_rule.
+    _C_RULE = ("get_lr", "step", "_step_rule")
+    step = _warm_restarts_step
+
+    def _step_rule(self, epoch: float | None = None) -> None:
         """Advance one epoch, or go to ``epoch`` (which may be fractional)."""
         if epoch is None and self.last_epoch < 0:
             epoch = 0
