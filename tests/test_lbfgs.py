@@ -594,6 +594,13 @@ def bench_like(dtype=np.float64, **kwargs):
     return make("fo", "lsq", dtype, kwargs)
 
 
+def _storage_addresses(st):
+    """Where the memory of the state's flat vectors starts (their owners' data pointers)."""
+    owners = [t._np if t._np.base is None else t._np.base
+              for t in [st["d"], st["prev_flat_grad"], *st["old_dirs"], *st["old_stps"]]]
+    return {a.__array_interface__["data"][0] for a in owners}
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_steady_steps_allocate_no_vectors(dtype):
     """Once the history is full, the oldest pair's buffers take the newest (a ring) and the
@@ -606,10 +613,10 @@ def test_steady_steps_allocate_no_vectors(dtype):
     for _ in range(5):
         fo.step(fc)
         st = fo.state[fp[0]]
-        buffers |= {t._np.__array_interface__["data"][0]
-                    for t in [st["d"], st["prev_flat_grad"], *st["old_dirs"], *st["old_stps"]]}
+        buffers |= _storage_addresses(st)
+        del st   # (a reference kept to a state vector would keep it from the ring)
     assert fo._vectors.made == made
-    assert len(buffers) <= 2 * 3 + 2 + 4   # the history, d, prev_flat_grad and the spares
+    assert len(buffers) <= 2 * 3 + 2 + 6   # the history, d, prev_flat_grad and the spares
 
 
 @needs_torch
