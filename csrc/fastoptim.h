@@ -907,11 +907,40 @@ typedef struct fo_lbfgs_pair_args_f64 {
 void fo_lbfgs_pair_f32(fo_lbfgs_pair_args_f32 *w);
 void fo_lbfgs_pair_f64(fo_lbfgs_pair_args_f64 *w);
 
+/* fo_lbfgs_gather fused with the pair that follows it (and the recursion's first dot), block by
+ * block in one pass: g = concat(segs' data, zeros where NULL), gmax = max|g|; y = g - prev,
+ * s = d * t, ys = y.s, yy = y.y; and when q is not NULL, q = -g and sq = s.q (in double, not
+ * rounded: the recursion's first dot over this pair, see fo_lbfgs_direction's q_ready).  The
+ * same values, bit for bit, as fo_lbfgs_gather, fo_lbfgs_pair and the recursion's first pass
+ * one after the other.  Reads the segments, prev and d; writes g, y, s, q. */
+typedef struct fo_lbfgs_gather_pair_args_f32 {
+    const fo_lbfgs_segment_f32 *segs;
+    int64_t nsegs, n;       /* n = the segments' numels summed */
+    const float *prev, *d;
+    double t;
+    float *g, *y, *s, *q;   /* written (q may be NULL) */
+    float gmax, ys, yy;     /* out */
+    double sq;              /* out, when q */
+} fo_lbfgs_gather_pair_args_f32;
+typedef struct fo_lbfgs_gather_pair_args_f64 {
+    const fo_lbfgs_segment_f64 *segs;
+    int64_t nsegs, n;
+    const double *prev, *d;
+    double t;
+    double *g, *y, *s, *q;
+    double gmax, ys, yy;
+    double sq;
+} fo_lbfgs_gather_pair_args_f64;
+void fo_lbfgs_gather_pair_f32(fo_lbfgs_gather_pair_args_f32 *w);
+void fo_lbfgs_gather_pair_f64(fo_lbfgs_gather_pair_args_f64 *w);
+
 /* The two-loop recursion over the m pairs (dirs[i] = y_i, stps[i] = s_i, ro[i], oldest first),
  * d = -H g in torch's order, then gtd = g.d:
  *   q = -g;  for i = m-1 .. 0: al[i] = (s_i.q) ro[i];  q = fma(y_i, -al[i], q)
  *   r = q * h_diag;  for i = 0 .. m-1: be = (y_i.r) ro[i];  r = fma(s_i, al[i] - be, r)
- * in 2m + 1 passes (each fma pass also takes the next dot).  Writes d (q and r) and al[0..m). */
+ * in 2m + 1 passes (each fma pass also takes the next dot).  Writes d (q and r) and al[0..m).
+ * q_ready (m >= 1): d already holds -g and sq is s_{m-1}.(-g) in double (fo_lbfgs_gather_pair's
+ * q and sq), so the first pass is skipped: 2m passes, the same result. */
 typedef struct fo_lbfgs_direction_args_f32 {
     int64_t n, m;
     const float *const *dirs, *const *stps;
@@ -920,6 +949,8 @@ typedef struct fo_lbfgs_direction_args_f32 {
     const float *g;
     float *d, *al;          /* written */
     float gtd;              /* out */
+    int q_ready;
+    double sq;
 } fo_lbfgs_direction_args_f32;
 typedef struct fo_lbfgs_direction_args_f64 {
     int64_t n, m;
@@ -929,6 +960,8 @@ typedef struct fo_lbfgs_direction_args_f64 {
     const double *g;
     double *d, *al;
     double gtd;
+    int q_ready;
+    double sq;
 } fo_lbfgs_direction_args_f64;
 void fo_lbfgs_direction_f32(fo_lbfgs_direction_args_f32 *w);
 void fo_lbfgs_direction_f64(fo_lbfgs_direction_args_f64 *w);

@@ -7,6 +7,8 @@
  * bandwidth, so each saved pass counts.  What is fused:
  *   - fo_lbfgs_gather: the grads into the flat vector, with max|g| (torch's opt_cond);
  *   - fo_lbfgs_pair: y = g - g_prev, s = d t, with y.s and y.y, in one pass;
+ *   - fo_lbfgs_gather_pair: the two above in one pass (block by block), with q = -g and s.q,
+ *     the recursion's first pass: what an iteration does after its closure, when it goes on;
  *   - fo_lbfgs_direction: the whole two-loop recursion in one call, each axpy fused with the
  *     dot that follows it in torch's order (the dot reads the vector the axpy just wrote), the
  *     scaling by H_diag fused into the last axpy of the first loop, and the directional
@@ -34,6 +36,9 @@
 /* The lanes of every sum: 16 doubles = four AVX registers, enough independent fma chains to
  * hide their latency. */
 #define LB_LANES 16
+
+/* fo_lbfgs_gather_pair's block: 1024 elements, six vectors' blocks in L1 (4-8 KB each). */
+#define LB_BLOCK 1024
 
 /* for k in [0, n), j = k % LB_LANES: BODY (full blocks of lanes, then the tail) */
 #define LB_FOR(n, ...)                                                                        \

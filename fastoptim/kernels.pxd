@@ -493,6 +493,38 @@ cdef extern from "fastoptim.h" nogil:
         double yy
     void fo_lbfgs_pair_f32(fo_lbfgs_pair_args_f32 *w)
     void fo_lbfgs_pair_f64(fo_lbfgs_pair_args_f64 *w)
+    ctypedef struct fo_lbfgs_gather_pair_args_f32:
+        const fo_lbfgs_segment_f32 *segs
+        int64_t nsegs
+        int64_t n
+        const float *prev
+        const float *d
+        double t
+        float *g
+        float *y
+        float *s
+        float *q
+        float gmax
+        float ys
+        float yy
+        double sq
+    ctypedef struct fo_lbfgs_gather_pair_args_f64:
+        const fo_lbfgs_segment_f64 *segs
+        int64_t nsegs
+        int64_t n
+        const double *prev
+        const double *d
+        double t
+        double *g
+        double *y
+        double *s
+        double *q
+        double gmax
+        double ys
+        double yy
+        double sq
+    void fo_lbfgs_gather_pair_f32(fo_lbfgs_gather_pair_args_f32 *w)
+    void fo_lbfgs_gather_pair_f64(fo_lbfgs_gather_pair_args_f64 *w)
     ctypedef struct fo_lbfgs_direction_args_f32:
         int64_t n
         int64_t m
@@ -504,6 +536,8 @@ cdef extern from "fastoptim.h" nogil:
         float *d
         float *al
         float gtd
+        int q_ready
+        double sq
     ctypedef struct fo_lbfgs_direction_args_f64:
         int64_t n
         int64_t m
@@ -515,6 +549,8 @@ cdef extern from "fastoptim.h" nogil:
         double *d
         double *al
         double gtd
+        int q_ready
+        double sq
     void fo_lbfgs_direction_f32(fo_lbfgs_direction_args_f32 *w)
     void fo_lbfgs_direction_f64(fo_lbfgs_direction_args_f64 *w)
     float fo_lbfgs_add_grad_f32(const fo_lbfgs_segment_f32 *segs, int64_t nsegs,

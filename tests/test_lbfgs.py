@@ -424,7 +424,7 @@ def test_kernels_reject_bad_input():
 
 @pytest.mark.parametrize("kwargs", [CONFIGS[2], CONFIGS[3]], ids=["fixed", "wolfe"])
 def test_state_tensors_are_never_written_after_a_step(kwargs):
-    """torch's history, d and prev_flat_grad are fresh tensors each step: one kept from an
+    """torch's history and d are fresh tensors each step: one kept from an
     earlier state (no deepcopy) keeps its values while the optimizer recycles its vectors."""
     fo, fp, fc = make("fo", "lsq", np.float64, kwargs)
     kept = []
@@ -455,3 +455,245 @@ def test_mixed_dtypes_and_empty_params_raise():
     opt = LBFGS([e])
     with pytest.raises(RuntimeError, match=r"^max\(\): Expected reduction dim"):
         opt.step(lambda: e.sum())
+
+
+def _segments(rng, n, dtype):
+    """Grads whose segments cross gather_pair's 1024-element blocks at odd places, one None."""
+    numels = [n // 3, 0, 3 if n >= 3 else 0, n - n // 3 - (3 if n >= 3 else 0)]
+    grads = [rng.standard_normal(k).astype(dtype).reshape(-1, 1) if k else
+             np.zeros((0, 2), dtype) for k in numels]
+    grads[2] = None
+    return grads, numels
+
+
+@pytest.mark.parametrize("with_q", [True, False], ids=["q", "no-q"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", SIZES + [2048, 3 * 1024 + 17])
+def test_gather_pair_is_gather_then_pair_bit_for_bit(n, dtype, with_q):
+    """The fused pass gives exactly what gather, pair and the recursion's first pass give one
+    after the other (same lanes, same order), and the twin's values within the dots' rounding."""
+    rng = np.random.default_rng(n + 3)
+    grads, numels = _segments(rng, n, dtype)
+    prev, d = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
+    before = [a.copy() for a in (prev, d)] + [g.copy() for g in grads if g is not None]
+    flat, y, s, q = (np.full(n, np.nan, dtype) for _ in range(4))
+    gmax, ys, yy, sq = _lbfgs.gather_pair(grads, numels, flat, prev, d, -0.3, y, s,
+                                          q if with_q else None)
+    flat2, y2, s2 = (np.empty(n, dtype) for _ in range(3))
+    assert gmax == _lbfgs.gather(grads, numels, flat2)
+    assert (ys, yy) == _lbfgs.pair(flat2, prev, d, -0.3, y2, s2)
+    for a, b in ((flat, flat2), (y, y2), (s, s2)):
+        np.testing.assert_array_equal(a, b)
+    if with_q:
+        np.testing.assert_array_equal(q, -flat2)
+        # the recursion over this one pair, from q and s.q, is the recursion from scratch
+        al, al2 = np.zeros(1, dtype), np.zeros(1, dtype)
+        d_fused, d_plain = q, np.empty(n, dtype)
+        ro = [1.0 / ys if ys else 1.0]
+        gtd = _lbfgs.direction(flat2, [y2], [s2], ro, 0.7, d_fused, al, sq)
+        gtd2 = _lbfgs.direction(flat2, [y2], [s2], ro, 0.7, d_plain, al2)
+        assert gtd == gtd2
+        np.testing.assert_array_equal(d_fused, d_plain)
+        np.testing.assert_array_equal(al, al2)
+    else:
+        np.testing.assert_array_equal(q, np.full(n, np.nan, dtype))   # q untouched
+        assert sq == 0.0
+    want = [np.empty(n, dtype) for _ in range(4)]
+    w = ref.gather_pair(grads, numels, want[0], prev, d, -0.3, want[1], want[2],
+                        want[3] if with_q else None)
+    for a, b in zip((flat, y, s), want):
+        np.testing.assert_array_equal(a, b)
+    assert gmax == w[0]
+    for got, exp in zip((ys, yy, sq), w[1:]):
+        assert got == pytest.approx(exp, rel=RTOL[dtype], abs=RTOL[dtype] * max(n, 1))
+    after = [a for a in (prev, d)] + [g for g in grads if g is not None]
+    for a, b in zip(after, before):
+        np.testing.assert_array_equal(a, b)   # inputs not mutated
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("hist", [1, 3, 10])
+@pytest.mark.parametrize("n", [1, 7, 1001, 5000])
+def test_direction_from_q_is_the_same_recursion(n, hist, dtype):
+    """direction(..., sq) skips the first pass (d already -g, s.q known): the same d, al, gtd."""
+    rng = np.random.default_rng(n * hist)
+    g = rng.standard_normal(n).astype(dtype)
+    dirs, stps, ro = _history(rng, n, hist, dtype)
+    # q = -g and sq = s_{m-1}.q from gather_pair (s = stps[-1] * 1: the same vector)
+    q, s = np.empty(n, dtype), np.empty(n, dtype)
+    _, _, _, sq = _lbfgs.gather_pair([g], [n], np.empty(n, dtype), g, stps[-1], 1.0,
+                                     np.empty(n, dtype), s, q)
+    np.testing.assert_array_equal(s, stps[-1])
+    d, d2 = q, np.empty(n, dtype)
+    al, al2 = np.zeros(hist, dtype), np.zeros(hist, dtype)
+    gtd = _lbfgs.direction(g, dirs, stps, ro, 0.7, d, al, sq)
+    gtd2 = _lbfgs.direction(g, dirs, stps, ro, 0.7, d2, al2)
+    np.testing.assert_array_equal(d, d2)
+    np.testing.assert_array_equal(al, al2)
+    assert gtd == gtd2
+
+
+def test_gather_pair_rejects_bad_input():
+    n = 8
+    f, p, d, y, s, q = (np.zeros(n) for _ in range(6))
+    g = [np.ones(n)]
+    with pytest.raises(ValueError, match="gather_pair: y and gather_pair: d overlap"):
+        _lbfgs.gather_pair(g, [n], f, p, d, 1.0, d, s, q)
+    with pytest.raises(ValueError, match="gather_pair: s and gather_pair: q overlap"):
+        _lbfgs.gather_pair(g, [n], f, p, d, 1.0, y, s, s)
+    with pytest.raises(ValueError, match=r"gather_pair: flat and gather_pair: grads\[0\] overlap"):
+        _lbfgs.gather_pair([f], [n], f, p, d, 1.0, y, s, q)
+    with pytest.raises(ValueError, match="gather_pair: q has 7 elements, expected 8"):
+        _lbfgs.gather_pair(g, [n], f, p, d, 1.0, y, s, np.zeros(7))
+    with pytest.raises(TypeError, match="gather_pair: prev has dtype float32, expected float64"):
+        _lbfgs.gather_pair(g, [n], f, p.astype(np.float32), d, 1.0, y, s, q)
+    with pytest.raises(ValueError, match="gather_pair: flat has 8 elements, expected 7"):
+        _lbfgs.gather_pair([np.zeros(7)], [7], f, p, d, 1.0, y, s, q)
+
+
+def test_reclaim_returns_memory_nobody_else_reaches():
+    """reclaim pops the entry, and hands back its storage only when the list slot was the sole
+    way to reach it: not when the Tensor, its array, a numpy() view or a Tensor view is held."""
+    def entry():
+        return [fastoptim.from_numpy(np.arange(5.0))]
+
+    lst = entry()
+    addr = lst[0]._np.__array_interface__["data"][0]   # (holding the owner would be a holder)
+    got = _lbfgs.reclaim(lst, 0)
+    assert got is not None and lst == []
+    assert got.__array_interface__["data"][0] == addr and got.flags.owndata
+    np.testing.assert_array_equal(got, np.arange(5.0))
+    lst = [fastoptim.tensor(np.arange(3.0))]   # a tensor whose array owns its data
+    assert _lbfgs.reclaim(lst, 0) is not None
+    holders = {
+        "the tensor": lambda t: t,
+        "numpy()": lambda t: t.numpy(),
+        "np.asarray": lambda t: np.asarray(t),
+        "a tensor view": lambda t: t[1:],
+        "a reshape": lambda t: t.reshape(5, 1),
+        "a memoryview": lambda t: memoryview(t.numpy()),
+    }
+    for name, hold in holders.items():
+        lst = entry()
+        kept = hold(lst[0])
+        assert _lbfgs.reclaim(lst, 0) is None, name
+        assert lst == []
+        del kept
+    lst = [np.zeros(3), None, fastoptim.from_numpy(np.zeros(4)[::2])]
+    assert _lbfgs.reclaim(lst, 0) is None   # not a Tensor
+    assert _lbfgs.reclaim(lst, 0) is None
+    assert _lbfgs.reclaim(lst, 0).shape == (4,)   # a strided view's whole owner (size: caller's)
+    with pytest.raises(IndexError, match="index 0 out of range for a list of 0"):
+        _lbfgs.reclaim(lst, 0)
+
+
+def bench_like(dtype=np.float64, **kwargs):
+    """The benchmark's shape of run, small: tolerances off, a history that fills and turns."""
+    kwargs = {"history_size": 3, "max_iter": 7, "tolerance_grad": -1.0,
+              "tolerance_change": -1.0, "lr": 0.05, **kwargs}
+    return make("fo", "lsq", dtype, kwargs)
+
+
+def _storage_addresses(st):
+    """Where the memory of the state's flat vectors starts (their owners' data pointers)."""
+    owners = [t._np if t._np.base is None else t._np.base
+              for t in [st["d"], st["prev_flat_grad"], *st["old_dirs"], *st["old_stps"]]]
+    return {a.__array_interface__["data"][0] for a in owners}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_steady_steps_allocate_no_vectors(dtype):
+    """Once the history is full, the oldest pair's buffers take the newest (a ring) and the
+    state's previous d/prev_flat_grad are reused: no new flat vector, step after step."""
+    fo, fp, fc = bench_like(dtype)
+    fo.step(fc)
+    fo.step(fc)
+    made = fo._vectors.made
+    buffers = set()
+    for _ in range(5):
+        fo.step(fc)
+        st = fo.state[fp[0]]
+        buffers |= _storage_addresses(st)
+        del st   # (a reference kept to a state vector would keep it from the ring)
+    assert fo._vectors.made == made
+    assert len(buffers) <= 2 * 3 + 2 + 6   # the history, d, prev_flat_grad and the spares
+
+
+@needs_torch
+@pytest.mark.parametrize("kwargs", [{}, {"line_search_fn": "strong_wolfe"}],
+                         ids=["fixed", "wolfe"])
+def test_ring_iterates_match_torch(kwargs):
+    """The bench-like run (history full from the first step on, every later pair evicting a
+    recycled one) against torch, float64 to 1e-10, over 6 steps."""
+    fo, fp, fc = bench_like(**kwargs)
+    th, tp, tc = make("torch", "lsq", np.float64, {
+        "history_size": 3, "max_iter": 7, "tolerance_grad": -1.0, "tolerance_change": -1.0,
+        "lr": 0.05, **kwargs})
+    for _ in range(6):
+        fo.step(fc)
+        th.step(tc)
+        for a, b in zip(values(fp), values(tp)):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+    sf, st = fo.state[fp[0]], th.state[tp[0]]
+    for k in ("old_dirs", "old_stps"):
+        for x, y in zip(sf[k], st[k], strict=True):
+            np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-10, atol=1e-12)
+
+
+HOLDS = {
+    "tensor": lambda t: t,
+    "numpy": lambda t: t.numpy(),
+    "tensor view": lambda t: t[0:],
+    "array": lambda t: np.asarray(t),
+}
+
+
+@pytest.mark.parametrize("hold", sorted(HOLDS))
+def test_held_state_vectors_keep_their_values(hold):
+    """A state vector held in any way (the Tensor, its numpy() view, a Tensor view, an array
+    made from it) keeps its values while the optimizer recycles every other vector."""
+    fo, fp, fc = bench_like()
+    fo.step(fc)
+    kept = []
+    for _ in range(4):
+        fo.step(fc)
+        st = fo.state[fp[0]]
+        for t in [st["d"], st["prev_flat_grad"], *st["old_dirs"], *st["old_stps"]]:
+            kept.append((HOLDS[hold](t), t.numpy().copy()))
+    made = fo._vectors.made
+    for _ in range(3):
+        fo.step(fc)
+    assert fo._vectors.made > made   # (what is held cannot be reused: new vectors instead)
+    for h, v in kept:
+        np.testing.assert_array_equal(np.asarray(h).reshape(-1), v)
+
+
+@needs_torch
+def test_state_after_a_raising_closure_is_torchs():
+    """The closure raises mid-step: the history lists hold what torch's do (popped and
+    appended in place), and the next step goes on as torch's."""
+    runs = {}
+    for lib in ("fo", "torch"):
+        opt, params, closure = make(lib, "lsq", np.float64, {
+            "history_size": 3, "max_iter": 7, "tolerance_grad": -1.0, "tolerance_change": -1.0,
+            "lr": 0.05})
+        opt.step(closure)
+        calls = [0]
+
+        def failing(calls=calls, closure=closure):
+            calls[0] += 1
+            if calls[0] == 5:
+                raise KeyError("boom")
+            return closure()
+
+        with pytest.raises(KeyError):
+            opt.step(failing)
+        opt.step(closure)
+        runs[lib] = (opt, params)
+    (fo, fp), (th, tp) = runs["fo"], runs["torch"]
+    for a, b in zip(values(fp), values(tp)):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+    sf, st = fo.state[fp[0]], th.state[tp[0]]
+    assert (sf["n_iter"], sf["func_evals"]) == (st["n_iter"], st["func_evals"])
+    for k in ("old_dirs", "old_stps", "ro"):
+        assert len(sf[k]) == len(st[k])

@@ -11,21 +11,35 @@ attribute lookups), so a call over a history of m pairs costs well under a micro
 
 ``axpy`` (``y += alpha * x``, one rounding) is also used by ``optim.Muon``; its signature is
 kept.  The plain NumPy twins are in ``fastoptim.optim._reference_lbfgs``.
+
+``reclaim`` is the one place that decides whether a vector LBFGS handed out in its state may be
+written again: only when nothing but the optimizer's own list can reach its memory (reference
+counts of the Tensor, its array and the array's owner), see its docstring.
 """
 cimport numpy as cnp
 import numpy as np
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.object cimport PyObject
 from libc.stdint cimport uintptr_t
+
+from fastoptim._C._tensor cimport Tensor
 
 from fastoptim._C.kernels cimport (
     fo_lbfgs_add_grad_f32, fo_lbfgs_add_grad_f64, fo_lbfgs_axpy_f32, fo_lbfgs_axpy_f64,
     fo_lbfgs_direction_args_f32, fo_lbfgs_direction_args_f64, fo_lbfgs_direction_f32,
-    fo_lbfgs_direction_f64, fo_lbfgs_gather_f32, fo_lbfgs_gather_f64, fo_lbfgs_pair_args_f32,
+    fo_lbfgs_direction_f64, fo_lbfgs_gather_f32, fo_lbfgs_gather_f64,
+    fo_lbfgs_gather_pair_args_f32, fo_lbfgs_gather_pair_args_f64, fo_lbfgs_gather_pair_f32,
+    fo_lbfgs_gather_pair_f64, fo_lbfgs_pair_args_f32,
     fo_lbfgs_pair_args_f64, fo_lbfgs_pair_f32, fo_lbfgs_pair_f64, fo_lbfgs_segment_f32,
     fo_lbfgs_segment_f64,
 )
 
 cnp.import_array()
+
+cdef extern from "Python.h":
+    Py_ssize_t Py_REFCNT(PyObject *o)
+    PyObject *_type_of "(PyObject *)Py_TYPE" (PyObject *o)
 
 
 cdef int _typenum(object x, str what) except -1:
@@ -108,6 +122,52 @@ def axpy(double alpha, x, y):
     return y
 
 
+cdef list _grads(str fn, grads, numels, cnp.ndarray f, int tn):
+    """The grads of a gather into ``f``, checked (``None`` stays None), as a list."""
+    cdef Py_ssize_t k = len(grads), i, total = 0
+    if len(numels) != k:
+        raise ValueError(f"{fn}: numels has {len(numels)} entries but grads has {k}")
+    for i in range(k):
+        if numels[i] < 0:
+            raise ValueError(f"{fn}: numels[{i}] is {numels[i]}, expected >= 0")
+        total += numels[i]
+    _vec(f, f"{fn}: flat", tn, total, True)
+    cdef list keep = []
+    cdef cnp.ndarray a
+    for i in range(k):
+        if grads[i] is not None:
+            a = _vec(grads[i], f"{fn}: grads[{i}]", tn, numels[i], False)
+            _disjoint(f, f"{fn}: flat", a, f"{fn}: grads[{i}]")
+            keep.append(a)
+        else:
+            keep.append(None)
+    return keep
+
+
+cdef void *_segments(list keep, numels, int tn) except NULL:
+    """The kernels' segment array for checked grads (PyMem_Malloc'd: the caller frees it)."""
+    cdef Py_ssize_t k = len(keep), i
+    cdef fo_lbfgs_segment_f32 *s32
+    cdef fo_lbfgs_segment_f64 *s64
+    if tn == cnp.NPY_FLOAT:
+        s32 = <fo_lbfgs_segment_f32 *>PyMem_Malloc((k + 1) * sizeof(fo_lbfgs_segment_f32))
+        if s32 == NULL:
+            raise MemoryError()
+        for i in range(k):
+            s32[i].data = NULL if keep[i] is None else \
+                <float *>cnp.PyArray_DATA(<cnp.ndarray>keep[i])
+            s32[i].numel = numels[i]
+        return s32
+    s64 = <fo_lbfgs_segment_f64 *>PyMem_Malloc((k + 1) * sizeof(fo_lbfgs_segment_f64))
+    if s64 == NULL:
+        raise MemoryError()
+    for i in range(k):
+        s64[i].data = NULL if keep[i] is None else \
+            <double *>cnp.PyArray_DATA(<cnp.ndarray>keep[i])
+        s64[i].numel = numels[i]
+    return s64
+
+
 def gather(grads, numels, flat):
     """torch's ``_gather_flat_grad`` into ``flat``: ``flat = concat(grads)`` (zeros where a
     grad is None); returns ``max|flat|`` as a float (NaN if ``flat`` holds one, 0.0 if empty).
@@ -116,53 +176,85 @@ def gather(grads, numels, flat):
     (any shape); ``flat``: writeable, ``sum(numels)`` elements, overlapping no grad.
     """
     cdef int tn = _typenum(flat, "gather: flat")
-    cdef Py_ssize_t k = len(grads), i
-    if len(numels) != k:
-        raise ValueError(f"gather: numels has {len(numels)} entries but grads has {k}")
-    cdef Py_ssize_t total = 0
-    for i in range(k):
-        if numels[i] < 0:
-            raise ValueError(f"gather: numels[{i}] is {numels[i]}, expected >= 0")
-        total += numels[i]
-    cdef cnp.ndarray f = _vec(flat, "gather: flat", tn, total, True)
-    cdef list keep = []
-    cdef cnp.ndarray a
-    for i in range(k):
-        if grads[i] is not None:
-            a = _vec(grads[i], f"gather: grads[{i}]", tn, numels[i], False)
-            _disjoint(f, "gather: flat", a, f"gather: grads[{i}]")
-            keep.append(a)
-        else:
-            keep.append(None)
-    cdef fo_lbfgs_segment_f32 *s32 = NULL
-    cdef fo_lbfgs_segment_f64 *s64 = NULL
+    cdef cnp.ndarray f = <cnp.ndarray>flat
+    cdef list keep = _grads("gather", grads, numels, f, tn)
+    cdef Py_ssize_t k = len(keep)
+    cdef void *segs = _segments(keep, numels, tn)
     cdef double result
     cdef void *fp = cnp.PyArray_DATA(f)
     try:
         if tn == cnp.NPY_FLOAT:
-            s32 = <fo_lbfgs_segment_f32 *>PyMem_Malloc((k + 1) * sizeof(fo_lbfgs_segment_f32))
-            if s32 == NULL:
-                raise MemoryError()
-            for i in range(k):
-                s32[i].data = NULL if keep[i] is None else \
-                    <float *>cnp.PyArray_DATA(<cnp.ndarray>keep[i])
-                s32[i].numel = numels[i]
             with nogil:
-                result = fo_lbfgs_gather_f32(s32, k, <float *>fp)
+                result = fo_lbfgs_gather_f32(<fo_lbfgs_segment_f32 *>segs, k, <float *>fp)
         else:
-            s64 = <fo_lbfgs_segment_f64 *>PyMem_Malloc((k + 1) * sizeof(fo_lbfgs_segment_f64))
-            if s64 == NULL:
-                raise MemoryError()
-            for i in range(k):
-                s64[i].data = NULL if keep[i] is None else \
-                    <double *>cnp.PyArray_DATA(<cnp.ndarray>keep[i])
-                s64[i].numel = numels[i]
             with nogil:
-                result = fo_lbfgs_gather_f64(s64, k, <double *>fp)
+                result = fo_lbfgs_gather_f64(<fo_lbfgs_segment_f64 *>segs, k, <double *>fp)
     finally:
-        PyMem_Free(s32)
-        PyMem_Free(s64)
+        PyMem_Free(segs)
     return result
+
+
+def gather_pair(grads, numels, flat, prev, d, double t, y, s, q):
+    """``gather`` and then ``pair`` (and the recursion's first dot) in one pass: ``flat =
+    concat(grads)``, ``y = flat - prev``, ``s = d * t`` and, unless ``q`` is None, ``q =
+    -flat``; returns ``(max|flat|, y.s, y.y, s.q)`` as floats (``s.q`` summed in double, not
+    rounded; 0.0 without ``q``) -- bit for bit what ``gather``, ``pair`` and ``direction``'s
+    first pass give.  ``grads``/``numels`` as for ``gather``; every vector of ``flat``'s dtype
+    and size, C-contiguous; ``flat``, ``y``, ``s``, ``q`` writeable and overlapping nothing
+    else of the call.
+    """
+    cdef int tn = _typenum(flat, "gather_pair: flat")
+    cdef cnp.ndarray f = <cnp.ndarray>flat
+    cdef list keep = _grads("gather_pair", grads, numels, f, tn)
+    cdef Py_ssize_t k = len(keep), n = cnp.PyArray_SIZE(f), i
+    cdef cnp.ndarray pa = _vec(prev, "gather_pair: prev", tn, n, False)
+    cdef cnp.ndarray da = _vec(d, "gather_pair: d", tn, n, False)
+    cdef cnp.ndarray ya = _vec(y, "gather_pair: y", tn, n, True)
+    cdef cnp.ndarray sa = _vec(s, "gather_pair: s", tn, n, True)
+    cdef cnp.ndarray qa = None if q is None else _vec(q, "gather_pair: q", tn, n, True)
+    written = [(f, "gather_pair: flat"), (ya, "gather_pair: y"), (sa, "gather_pair: s")]
+    if qa is not None:
+        written.append((qa, "gather_pair: q"))
+    read = [(pa, "gather_pair: prev"), (da, "gather_pair: d")]
+    read += [(keep[i], f"gather_pair: grads[{i}]") for i in range(k) if keep[i] is not None]
+    for i, (w, wn) in enumerate(written):
+        for r, rn in read + written[i + 1:]:
+            _disjoint(w, wn, r, rn)
+    cdef fo_lbfgs_gather_pair_args_f32 w32
+    cdef fo_lbfgs_gather_pair_args_f64 w64
+    cdef void *segs = _segments(keep, numels, tn)
+    try:
+        if tn == cnp.NPY_FLOAT:
+            w32.segs = <const fo_lbfgs_segment_f32 *>segs
+            w32.nsegs = k
+            w32.n = n
+            w32.prev = <const float *>cnp.PyArray_DATA(pa)
+            w32.d = <const float *>cnp.PyArray_DATA(da)
+            w32.t = t
+            w32.g = <float *>cnp.PyArray_DATA(f)
+            w32.y = <float *>cnp.PyArray_DATA(ya)
+            w32.s = <float *>cnp.PyArray_DATA(sa)
+            w32.q = NULL if qa is None else <float *>cnp.PyArray_DATA(qa)
+            w32.sq = 0.0
+            with nogil:
+                fo_lbfgs_gather_pair_f32(&w32)
+            return w32.gmax, w32.ys, w32.yy, w32.sq
+        w64.segs = <const fo_lbfgs_segment_f64 *>segs
+        w64.nsegs = k
+        w64.n = n
+        w64.prev = <const double *>cnp.PyArray_DATA(pa)
+        w64.d = <const double *>cnp.PyArray_DATA(da)
+        w64.t = t
+        w64.g = <double *>cnp.PyArray_DATA(f)
+        w64.y = <double *>cnp.PyArray_DATA(ya)
+        w64.s = <double *>cnp.PyArray_DATA(sa)
+        w64.q = NULL if qa is None else <double *>cnp.PyArray_DATA(qa)
+        w64.sq = 0.0
+        with nogil:
+            fo_lbfgs_gather_pair_f64(&w64)
+        return w64.gmax, w64.ys, w64.yy, w64.sq
+    finally:
+        PyMem_Free(segs)
 
 
 def pair(g, prev, d, double t, y, s):
@@ -206,14 +298,16 @@ def pair(g, prev, d, double t, y, s):
     return w64.ys, w64.yy
 
 
-def direction(g, dirs, stps, ro, double h_diag, d, al):
+def direction(g, dirs, stps, ro, double h_diag, d, al, sq=None):
     """The two-loop recursion, torch's order: ``d = -H g`` from the pairs ``(dirs[i], stps[i],
     ro[i])`` (oldest first), written into ``d``, with ``al[0..m)`` (numpy array of the dtype,
     at least m long); returns ``g.d`` (torch's ``gtd``) as a float.
 
     ``g``, every ``dirs[i]``/``stps[i]`` and ``d``: one dtype and size, C-contiguous; ``ro``: m
     numbers (cast to the dtype), ``h_diag`` too; ``d`` and ``al`` writeable and overlapping
-    nothing else.
+    nothing else.  ``sq``: None, or (m >= 1) ``d`` already holds ``-g`` and ``sq`` is
+    ``stps[m-1].(-g)`` summed in double -- ``gather_pair``'s ``q`` and ``s.q`` over the newest
+    pair -- and the recursion's first pass is skipped (the same result).
     """
     cdef int tn = _typenum(g, "direction: g")
     cdef Py_ssize_t n = cnp.PyArray_SIZE(<cnp.ndarray>g), m = len(dirs), i
@@ -239,6 +333,8 @@ def direction(g, dirs, stps, ro, double h_diag, d, al):
             a = _vec(lst[i], f"direction: {name}[{i}]", tn, n, False)
             _disjoint(da, "direction: d", a, f"direction: {name}[{i}]")
             _disjoint(ala, "direction: al", a, f"direction: {name}[{i}]")
+    cdef int q_ready = sq is not None and m > 0
+    cdef double sqv = <double>sq if q_ready else 0.0
     cdef fo_lbfgs_direction_args_f32 w32
     cdef fo_lbfgs_direction_args_f64 w64
     cdef void **ptrs = <void **>PyMem_Malloc((2 * m + 1) * sizeof(void *))
@@ -261,6 +357,8 @@ def direction(g, dirs, stps, ro, double h_diag, d, al):
             w32.g = <const float *>cnp.PyArray_DATA(ga)
             w32.d = <float *>cnp.PyArray_DATA(da)
             w32.al = <float *>cnp.PyArray_DATA(ala)
+            w32.q_ready = q_ready
+            w32.sq = sqv
             with nogil:
                 fo_lbfgs_direction_f32(&w32)
             return w32.gtd
@@ -275,6 +373,8 @@ def direction(g, dirs, stps, ro, double h_diag, d, al):
         w64.g = <const double *>cnp.PyArray_DATA(ga)
         w64.d = <double *>cnp.PyArray_DATA(da)
         w64.al = <double *>cnp.PyArray_DATA(ala)
+        w64.q_ready = q_ready
+        w64.sq = sqv
         with nogil:
             fo_lbfgs_direction_f64(&w64)
         return w64.gtd
@@ -332,4 +432,49 @@ def add_grad(params, d, double t):
     finally:
         PyMem_Free(s32)
         PyMem_Free(s64)
+    return result
+
+
+def reclaim(list holder, Py_ssize_t i):
+    """Remove ``holder[i]`` (a fastoptim Tensor LBFGS put in its state) and return the numpy
+    array owning its memory if nothing else can reach that memory any more, else None.
+
+    "Nothing else" is read from reference counts, before the removal: the Tensor is referenced
+    only by its slot in ``holder``, its array only by the Tensor, and that array is either the
+    owner of its data or a view whose base owns it and is referenced only by the view.  Any
+    other holder -- the Tensor kept by a user, a ``numpy()`` view or anything made from one
+    (``torch.as_tensor``, a memoryview), a Tensor view, a state dict that lists it -- adds a
+    reference somewhere on that chain, and the vector is then left alone (None).  The owner
+    returned is C-contiguous, aligned and writeable; its size and dtype are the caller's to
+    check.
+    """
+    cdef Py_ssize_t n = PyList_GET_SIZE(holder)
+    if i < 0 or i >= n:
+        raise IndexError(f"reclaim: index {i} out of range for a list of {n}")
+    cdef PyObject *t = PyList_GET_ITEM(holder, i)   # borrowed: the counts read are others'
+    cdef PyObject *v
+    cdef PyObject *owner = NULL
+    cdef PyObject *nd = <PyObject *>cnp.ndarray
+    cdef Tensor tt
+    if Py_REFCNT(t) == 1 and _type_of(t) == <PyObject *>Tensor:
+        tt = <Tensor><object>t      # (counted: t's count was read before)
+        v = <PyObject *>tt._np
+        if v != NULL and Py_REFCNT(v) == 1 and _type_of(v) == nd:
+            if cnp.PyArray_CHKFLAGS(<cnp.ndarray><object>v, cnp.NPY_ARRAY_OWNDATA):
+                owner = v
+            else:
+                owner = cnp.PyArray_BASE(<cnp.ndarray><object>v)
+                if owner != NULL and not (
+                        Py_REFCNT(owner) == 1 and _type_of(owner) == nd
+                        and cnp.PyArray_CHKFLAGS(<cnp.ndarray><object>owner,
+                                                 cnp.NPY_ARRAY_OWNDATA)):
+                    owner = NULL
+        if owner != NULL and not (
+                cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray><object>owner)
+                and cnp.PyArray_ISALIGNED(<cnp.ndarray><object>owner)
+                and cnp.PyArray_ISWRITEABLE(<cnp.ndarray><object>owner)):
+            owner = NULL
+    cdef object result = None if owner == NULL else <object>owner   # a new reference
+    tt = None
+    del holder[i]      # the Tensor (and its view) go; the owner lives on in result
     return result

@@ -35,8 +35,22 @@ def pair(g, prev, d, t, y, s):
     return float(_dot(y, s)), float(_dot(y, y))
 
 
-def direction(g, dirs, stps, ro, h_diag, d, al):
-    """The two-loop recursion as torch writes it (``d = -H g``); returns ``g.d``."""
+def gather_pair(grads, numels, flat, prev, d, t, y, s, q):
+    """``gather``, then ``pair`` and, if ``q`` is not None, ``q = -flat`` with ``s.q`` (in
+    float64, not rounded); returns ``(max|flat|, y.s, y.y, s.q)`` (``s.q`` 0.0 without ``q``)."""
+    gmax = gather(grads, numels, flat)
+    ys, yy = pair(flat, prev, d, t, y, s)
+    sq = 0.0
+    if q is not None:
+        q[...] = -flat
+        sq = float(np.dot(s.astype(np.float64), q.astype(np.float64)))
+    return gmax, ys, yy, sq
+
+
+def direction(g, dirs, stps, ro, h_diag, d, al, sq=None):
+    """The two-loop recursion as torch writes it (``d = -H g``); returns ``g.d``.  ``sq`` (the
+    kernel's shortcut: ``d`` already ``-g``, ``s.q`` known) changes nothing here: the twin
+    starts from ``-g`` every time."""
     T = g.dtype.type
     num_old = len(dirs)
     ro = [T(r) for r in ro]

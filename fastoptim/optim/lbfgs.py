@@ -11,14 +11,19 @@ operations) where every vector is a flat numpy array of the params' dtype and ev
 torch keeps as a 0-dim tensor (``ys``, ``ro[i]``, ``al[i]``, ``H_diag``, ``gtd``) is a numpy scalar
 of that dtype -- numpy's scalar promotion (NEP 50) then matches torch's 0-dim-tensor promotion,
 so float32 runs compute their scalars in float32 exactly where torch does. The vector work is
-four C kernels (``fastoptim._C._lbfgs``, csrc/optim_lbfgs.c), each one pass or one call where
+five C kernels (``fastoptim._C._lbfgs``, csrc/optim_lbfgs.c), each one pass or one call where
 torch makes several ops: ``gather`` (the flat grad into a reused vector, with ``max|g|``),
-``pair`` (``y``, ``s``, ``y.s``, ``y.y``), ``direction`` (the whole two-loop recursion, each axpy
-fused with the dot after it, then ``g.d``) and ``add_grad`` (every param, with ``max|d t|``).
-Per element they round as torch does (``add_(x, alpha=a)`` is one fma); their dots sum in
-double. An iteration allocates nothing once warm: vectors made during a step are recycled
-(``_Vectors``), never those handed out in the state. The strong-Wolfe search is torch's Python
-over numpy (its cost is the closure calls). The plain NumPy twins of the kernels are in
+``pair`` (``y``, ``s``, ``y.s``, ``y.y``), ``gather_pair`` (the two in one pass, with ``q = -g``
+and ``s.q``: what an iteration does after its closure, ahead of the next iteration's top),
+``direction`` (the whole two-loop recursion, each axpy fused with the dot after it, then
+``g.d``) and ``add_grad`` (every param, with ``max|d t|``). Per element they round as torch
+does (``add_(x, alpha=a)`` is one fma); their dots sum in double. An iteration allocates
+nothing once warm: vectors made during a step are recycled as the step drops them, and those
+handed out in the state are recycled too once nothing but the optimizer can reach them
+(``_Vectors``, ``_lbfgs.reclaim``): with a full history, the oldest pair's buffers take the
+newest pair, a ring. A vector someone holds (a state Tensor kept, a view of it, a state dict)
+is never written again, as torch's fresh tensors are not. The strong-Wolfe search is torch's
+Python over numpy (its cost is the closure calls). The plain NumPy twins of the kernels are in
 ``_reference_lbfgs``.
 
 State: as torch, everything lives in ``self.state[first param]`` with torch's keys (``d``, ``t``,
@@ -163,25 +168,55 @@ def _strong_wolfe(obj_func, x, t, d, f, g, gtd, c1=1e-4, c2=0.9, tolerance_chang
 
 
 class _Vectors:
-    """The flat vectors a step may overwrite in place, and the spare ones it may reuse.
+    """The flat vectors a step writes in place: the spare ones, and those made this step.
 
-    A vector handed out in the state (``d``, ``prev_flat_grad``, the history) is never written
-    again: torch makes those tensors fresh each iteration, and a user (or a second optimizer
-    loaded from our state dict) may hold them.  So only vectors made during the current step
-    are recycled -- an evicted history pair, the previous direction, the previous
-    ``prev_flat_grad`` -- and the step's new ones come from that spare list before any
-    allocation.  ``seal`` at the end of a step: everything still owned is in the state now.
+    torch makes ``d`` and every history vector fresh each iteration (``prev_flat_grad`` it
+    overwrites in place), so a user (or a second optimizer loaded from our state dict) who holds
+    one sees its values forever.  Here no vector held outside is ever written again, and a
+    vector is reused only once nothing but the optimizer can reach it:
+
+    * one made during the current step is recycled as soon as the step drops it (``give``: the
+      previous direction, the previous ``prev_flat_grad``, a pair evicted or rejected) -- the
+      state has not seen it;
+    * one from the state (handed out at the end of an earlier step) is recycled when the step
+      drops it and ``reclaim`` (``_lbfgs.reclaim``) finds no reference to its memory but the
+      optimizer's own list slot: the usual case, so once the history is full the oldest pair's
+      buffers become the newest pair's (a ring) and a steady iteration allocates nothing.  A
+      Tensor kept by a user, a ``numpy()`` view of it, a state dict listing it: each adds a
+      reference, and that vector is left alone.
+
+    New vectors come from ``spare`` before any allocation (``made`` counts the allocations).
+    Each starts at its own offset within a 4 KiB page (``_place``): the passes stream three or
+    four vectors at once, and two at the same offset modulo 4096 bytes make the CPU's loads from
+    one wait on its stores to the other (4K aliasing: 10-15% of a recursion's time measured
+    here with every vector at one offset; malloc's offsets, which differ from run to run, land
+    anywhere between).  ``seal`` at the end of a step: everything still owned is in the state.
     """
 
-    __slots__ = ("n", "dtype", "spare", "owned")
+    __slots__ = ("n", "dtype", "spare", "owned", "made", "pad", "slot")
 
     def __init__(self, n: int, dtype) -> None:
-        self.n, self.dtype = n, dtype
+        self.n, self.dtype = n, np.dtype(dtype)
         self.spare: list[np.ndarray] = []
         self.owned: dict[int, np.ndarray] = {}   # made this step (the dict keeps them alive)
+        self.made = 0
+        self.pad = (4096 + 64) // self.dtype.itemsize   # room for any offset in a page
+        self.slot = 0
+
+    def _place(self, buf: np.ndarray) -> np.ndarray:
+        """The vector inside ``buf`` (``n + pad`` elements) that starts at the next slot's
+        offset: 320 bytes (five cache lines) further into the page than the last one's."""
+        want = (self.slot * 320) % 4096
+        self.slot += 1
+        start = (want - buf.__array_interface__["data"][0]) % 4096 // self.dtype.itemsize
+        return buf[start:start + self.n]
 
     def take(self) -> np.ndarray:
-        a = self.spare.pop() if self.spare else np.empty(self.n, self.dtype)
+        if self.spare:
+            a = self.spare.pop()
+        else:
+            a = self._place(np.empty(self.n + self.pad, self.dtype))
+            self.made += 1
         self.owned[id(a)] = a
         return a
 
@@ -191,13 +226,94 @@ class _Vectors:
             del self.owned[id(a)]
             self.spare.append(a)
 
+    def reclaim(self, holder: list, i: int) -> None:
+        """Drop ``holder[i]``, a Tensor from the state, and reuse its memory if nothing else
+        can reach it (the caller holds no reference to its array any more)."""
+        a = _lbfgs.reclaim(holder, i)
+        if a is None or a.ndim != 1 or a.dtype != self.dtype:
+            return
+        if a.size == self.n + self.pad:   # one of ours (the owner of a placed vector)
+            self.spare.append(self._place(a))
+        elif a.size == self.n:            # a loaded state's own vector
+            self.spare.append(a)
+
     def seal(self) -> None:
         self.owned.clear()
         del self.spare[_MAX_SPARE:]
 
 
-# spare vectors kept between steps (a steady iteration frees at most four: y, s, d, prev)
-_MAX_SPARE = 4
+# spare vectors kept between steps.  An iteration has four out (the gathered grad and the next
+# pair's y, s, q, taken before the pair is known to be kept) before it frees the evicted pair,
+# the previous d and prev_flat_grad; in a step's first iterations the previous d and
+# prev_flat_grad are the state's, which come back only at the step's end: two more.
+_MAX_SPARE = 6
+
+
+class _History:
+    """The curvature pairs: numpy arrays for the kernels, and torch's state lists of Tensors.
+
+    ``dirs``/``stps``/``ro`` are what the kernels read, oldest first.  ``dir_ts``/``stp_ts``
+    are the state's own ``old_dirs``/``old_stps`` lists, mutated in place as torch mutates its
+    lists: their entries are the Tensors of the first ``handed`` pairs (those found in the
+    state when the step began); an eviction pops from both, and ``publish`` appends the pairs
+    made during the step (at the step's end, or when the closure raises -- the state then holds
+    the history as torch's in-place lists do; not after the first iteration's ``reset``, whose
+    new lists torch keeps local until the end).  ``ro``'s Tensors are made anew by
+    ``publish``.
+    """
+
+    __slots__ = ("dirs", "stps", "ro", "dir_ts", "stp_ts", "handed", "fresh")
+
+    def __init__(self, state, dtype) -> None:
+        self.dir_ts, self.dirs = _state_list(state.get("old_dirs"), dtype)
+        self.stp_ts, self.stps = _state_list(state.get("old_stps"), dtype)
+        ro = state.get("ro")
+        self.ro = None if ro is None else [_from_state(v, dtype) for v in ro]
+        self.handed = 0 if self.dirs is None else len(self.dirs)
+        self.fresh = False
+
+    def reset(self) -> None:
+        """torch's first iteration: new, empty lists."""
+        self.dirs, self.stps, self.ro, self.dir_ts, self.stp_ts = [], [], [], [], []
+        self.handed = 0
+        self.fresh = True   # (torch's new lists reach the state only at the step's end)
+
+    def evict_oldest(self, vec: _Vectors) -> None:
+        """torch's ``old_dirs.pop(0); old_stps.pop(0); ro.pop(0)``, its vectors recycled."""
+        if self.handed:
+            del self.dirs[0], self.stps[0]
+            vec.reclaim(self.dir_ts, 0)
+            vec.reclaim(self.stp_ts, 0)
+            self.handed -= 1
+        else:
+            vec.give(self.dirs.pop(0))
+            vec.give(self.stps.pop(0))
+        self.ro.pop(0)
+
+    def publish(self, state) -> None:
+        """The history into the state, with torch's keys (None where torch has None)."""
+        if self.dirs is None:
+            state["old_dirs"] = state["old_stps"] = state["ro"] = None
+            return
+        self.dir_ts.extend(_to_state(v) for v in self.dirs[self.handed:])
+        self.stp_ts.extend(_to_state(v) for v in self.stps[self.handed:])
+        self.handed = len(self.dirs)
+        state["old_dirs"] = self.dir_ts
+        state["old_stps"] = self.stp_ts
+        state["ro"] = [_to_state(v) for v in self.ro]
+
+
+def _state_list(lst, dtype):
+    """``(tensors, arrays)`` of a history list from the state (``(None, None)`` if absent):
+    the list itself when each entry is a Tensor over an array the kernels can read as it is,
+    else a new list of Tensors over converted arrays (a state loaded in another dtype)."""
+    if lst is None:
+        return None, None
+    arrays = [_from_state(v, dtype) for v in lst]
+    if type(lst) is not list or not all(
+            isinstance(v, Tensor) and v._np is a for v, a in zip(lst, arrays)):
+        lst = [_to_state(a) for a in arrays]
+    return lst, arrays
 
 
 def _to_state(value):
@@ -320,20 +436,24 @@ class LBFGS(Optimizer):
             v = self._vectors = _Vectors(n, dtype)
         return v
 
-    def _gather_flat_grad_into(self, flat: np.ndarray) -> float:
-        """torch's ``_gather_flat_grad`` into ``flat`` (zeros for a param without a grad), one
-        C call; returns ``max|flat|`` (torch's ``flat_grad.abs().max()``, NaN if one)."""
+    def _grads(self):
+        """The params' grads as C-contiguous arrays (None for a param without one), and their
+        sizes: what the gathering kernels read."""
         grads, numels = [], []
         for p in self._params:
             g = p.grad
-            a = p._np
-            numels.append(a.size)
+            numels.append(p._np.size)
             if g is None:
                 grads.append(None)
             else:
                 ga = g._np
                 grads.append(ga if ga.flags.c_contiguous else np.ascontiguousarray(ga))
-        return _lbfgs.gather(grads, numels, flat)
+        return grads, numels
+
+    def _gather_flat_grad_into(self, flat: np.ndarray) -> float:
+        """torch's ``_gather_flat_grad`` into ``flat`` (zeros for a param without a grad), one
+        C call; returns ``max|flat|`` (torch's ``flat_grad.abs().max()``, NaN if one)."""
+        return _lbfgs.gather(*self._grads(), flat)
 
     def _gather_flat_grad(self) -> np.ndarray:
         """All grads as one new flat vector (zeros for a param without a grad)."""
@@ -417,7 +537,7 @@ class LBFGS(Optimizer):
 
     def _iterate(self, state, closure, orig_loss, loss, current_evals, vec, T, lr, max_iter,
                  max_eval, tolerance_grad, tolerance_change, line_search_fn, history_size):
-        """torch's loop, line by line; the vector work is the four kernels of ``_lbfgs``, in
+        """torch's loop, line by line; the vector work is the kernels of ``_lbfgs``, in
         place on vectors from ``vec``."""
         dtype = vec.dtype
         flat_grad = vec.take()
@@ -428,13 +548,7 @@ class LBFGS(Optimizer):
 
         d = _from_state(state.get("d"), dtype)
         t = _from_state(state.get("t"), dtype)
-        old_dirs = state.get("old_dirs")
-        old_stps = state.get("old_stps")
-        ro = state.get("ro")
-        if old_dirs is not None:
-            old_dirs = [_from_state(v, dtype) for v in old_dirs]
-            old_stps = [_from_state(v, dtype) for v in old_stps]
-            ro = [_from_state(v, dtype) for v in ro]
+        hist = _History(state, dtype)
         H_diag = _from_state(state.get("H_diag"), dtype)
         prev_flat_grad = _from_state(state.get("prev_flat_grad"), dtype)
         prev_loss = state.get("prev_loss")
@@ -442,8 +556,9 @@ class LBFGS(Optimizer):
         if "al" in state:
             al = [_from_state(v, dtype) for v in state["al"]]
         # the two-loop's al[i], written by the kernel; torch's list gets them at the end
-        al_buf = np.zeros(max(history_size, len(old_dirs or ())), dtype)
+        al_buf = np.zeros(max(history_size, len(hist.dirs or ())), dtype)
         al_written = 0
+        pending = None   # (y, s, q, y.s, y.y, s.q) from gather_pair, for the next iteration
 
         try:
             n_iter = 0
@@ -452,36 +567,43 @@ class LBFGS(Optimizer):
                 state["n_iter"] += 1
 
                 # direction (the first: d = -g, as the recursion over no pairs with H = 1)
+                q = sq = None
                 if state["n_iter"] == 1:
-                    old_dirs = []
-                    old_stps = []
-                    ro = []
+                    hist.reset()
                     H_diag = 1
                 else:
-                    y, s = vec.take(), vec.take()
-                    ys, yy = _lbfgs.pair(flat_grad, prev_flat_grad, d, float(t), y, s)
+                    if pending is not None:   # the pair, computed with the gather before
+                        y, s, q, ys, yy, sq = pending
+                        pending = None
+                    else:
+                        y, s = vec.take(), vec.take()
+                        ys, yy = _lbfgs.pair(flat_grad, prev_flat_grad, d, float(t), y, s)
                     ys = T(ys)
                     if ys > 1e-10:
-                        if len(old_dirs) == history_size:
-                            vec.give(old_dirs.pop(0))
-                            vec.give(old_stps.pop(0))
-                            ro.pop(0)
-                        old_dirs.append(y)
-                        old_stps.append(s)
-                        ro.append(1.0 / ys)
+                        if len(hist.dirs) == history_size:
+                            hist.evict_oldest(vec)
+                        hist.dirs.append(y)
+                        hist.stps.append(s)
+                        hist.ro.append(1.0 / ys)
                         H_diag = ys / T(yy)
                     else:
                         vec.give(y)
                         vec.give(s)
+                        sq = None   # s.q was the rejected pair's: the recursion starts anew
+                    del y, s
                     if al is None:
                         al = [None] * history_size
-                    if len(old_dirs) > len(al):   # torch's al[i] = ... past its list
+                    if len(hist.dirs) > len(al):   # torch's al[i] = ... past its list
                         raise IndexError("list assignment index out of range")
-                    al_written = len(old_dirs)
-                vec.give(d)   # (first: it is the warmest vector to write the new d into)
-                d = vec.take()
-                gtd = T(_lbfgs.direction(flat_grad, old_dirs, old_stps, ro, float(H_diag), d,
-                                         al_buf))
+                    al_written = len(hist.dirs)
+                vec.give(d)
+                if q is not None:   # -g, written by gather_pair: the recursion starts from it
+                    d = q
+                else:               # (the warmest vector: the previous d's, just given)
+                    d = vec.take()
+                del q
+                gtd = T(_lbfgs.direction(flat_grad, hist.dirs, hist.stps, hist.ro,
+                                         float(H_diag), d, al_buf, sq))
 
                 # torch copies flat_grad into prev_flat_grad; the vector itself becomes it
                 if prev_flat_grad is not flat_grad:
@@ -518,8 +640,14 @@ class LBFGS(Optimizer):
                     step_max = self._add_grad(t, d)
                     if n_iter != max_iter:
                         loss = float(closure())
+                        # the gather, and the next iteration's pair with it (unused if the
+                        # loop stops here: then its vectors go back)
                         flat_grad = vec.take()
-                        opt_cond = T(self._gather_flat_grad_into(flat_grad)) <= tolerance_grad
+                        pending = (vec.take(), vec.take(), vec.take())
+                        gmax, ys, yy, sq = _lbfgs.gather_pair(
+                            *self._grads(), flat_grad, prev_flat_grad, d, float(t), *pending)
+                        pending += (ys, yy, sq)
+                        opt_cond = T(gmax) <= tolerance_grad
                         ls_func_evals = 1
 
                 current_evals += ls_func_evals
@@ -535,20 +663,38 @@ class LBFGS(Optimizer):
                     break
                 if abs(loss - prev_loss) < tolerance_change:
                     break
+        except BaseException:
+            # the state as torch leaves it: its history lists are popped and appended in
+            # place, and each iteration copy_()s the grad into the state's prev_flat_grad
+            if not hist.fresh:
+                hist.publish(state)
+            if state.get("prev_flat_grad") is not None and prev_flat_grad is not None:
+                state["prev_flat_grad"] = _to_state(prev_flat_grad)
+            raise
         finally:
             if al is not None:
                 for i in range(min(al_written, len(al))):
                     al[i] = al_buf[i]
                 state["al"] = [_to_state(v) for v in al]
 
+        if pending is not None:
+            for v in pending[:3]:
+                vec.give(v)
+            del v, pending
         if flat_grad is not prev_flat_grad:
             vec.give(flat_grad)
+        # the previous step's d and prev_flat_grad leave the state: reclaimed if nobody has them
+        stale = [state.get("d"), state.get("prev_flat_grad")]
         state["d"] = _to_state(d)
         state["t"] = _to_state(t)
-        state["old_dirs"] = [_to_state(v) for v in old_dirs]
-        state["old_stps"] = [_to_state(v) for v in old_stps]
-        state["ro"] = [_to_state(v) for v in ro]
+        hist.publish(state)
         state["H_diag"] = _to_state(H_diag)
         state["prev_flat_grad"] = _to_state(prev_flat_grad)
         state["prev_loss"] = prev_loss
+        del d, prev_flat_grad, flat_grad
+        for i in (1, 0):
+            if stale[i] is None:
+                del stale[i]
+            else:
+                vec.reclaim(stale, i)
         return orig_loss
