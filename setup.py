@@ -11,6 +11,9 @@ What a build makes (all of it inside the build command, none at import of this f
     and linked against the library with an $ORIGIN-relative rpath, so each kernel is defined
     once.  _bench (the benchmark suite's roofline yardstick) also links csrc/bench_*.c, which
     nothing else needs.
+  - _optim_kernels.pxi, in the build directory: the optimizer glue's per-kernel filler, runner
+    and registration, generated from fastoptim/optim/_descriptions.py by
+    fastoptim/optim/_kernel_glue.py and included by fastoptim/_C/_optim.pyx.
   - fastoptim/include/: the public headers (fastoptim.h and the generated fastoptim_version.h);
     fastoptim/lib/pkgconfig/fastoptim.pc; fastoptim/_build_info.py, the flags and choices of
     this build (read by fastoptim.show_config(), which therefore prints the flags that were
@@ -41,6 +44,7 @@ the build directory, and any change of it rebuilds everything, so a reused objec
 built the way _build_info.py says.
 """
 import glob
+import importlib.util
 import json
 import os
 import re
@@ -174,6 +178,7 @@ class BuildExt(build_ext):
         self.gen_dir = os.path.join(self.build_temp, "fastoptim-gen")
         os.makedirs(self.gen_dir, exist_ok=True)
         self._write_version_header()
+        self._write_kernel_glue()
         lib = self._build_library(os.path.join(pkg, "lib"))
         bench_objs = self._compile_csrc(_csrc("bench_*.c"), "bench")
 
@@ -203,8 +208,11 @@ class BuildExt(build_ext):
         todo = []
         for ext in self.extensions:
             c_file = os.path.join(self.build_temp, ext.sources[0][:-4] + ".c")
-            # and than the .pxi files the .pyx includes (_tensor.pyx: _tensor_*.pxi)
-            pxi = glob.glob(ext.sources[0][:-4] + "_*.pxi")
+            # and than the .pxi files the .pyx includes (_tensor.pyx: _tensor_*.pxi), ours and
+            # the generated ones (_optim.pyx: _optim_kernels.pxi)
+            stem = ext.sources[0][:-4]
+            pxi = glob.glob(stem + "_*.pxi") + glob.glob(
+                os.path.join(self.gen_dir, os.path.basename(stem) + "_*.pxi"))
             if self.force or _newer(ext.sources + ours + pxi, c_file):
                 todo.append(ext)
             else:
@@ -214,7 +222,7 @@ class BuildExt(build_ext):
             generated = cythonize(
                 todo, nthreads=self.parallel if self.parallel > 1 else 0,
                 build_dir=self.build_temp, force=True, quiet=False,
-                compiler_directives=CYTHON_DIRECTIVES)
+                include_path=[".", self.gen_dir], compiler_directives=CYTHON_DIRECTIVES)
             # Keep setuptools' own Extension objects (finalize_options annotated them): only
             # their sources change, from the .pyx to the generated .c in the build directory.
             by_name = {e.name: e for e in generated}
@@ -276,6 +284,26 @@ class BuildExt(build_ext):
                      ("PATCH", patch)):
             text = text.replace(f"@{k}@", v)
         self._write_if_changed(os.path.join(self.gen_dir, "fastoptim_version.h"), text)
+
+    def _write_kernel_glue(self):
+        """_optim_kernels.pxi: each elementwise kernel's filler, runner and registration, which
+        _optim.pyx includes, generated from the optimizer descriptions (both modules loaded by
+        path: the package cannot be imported before it is built)."""
+        def load(name, path):
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module    # (dataclasses look their module up there)
+            try:
+                spec.loader.exec_module(module)
+            finally:
+                del sys.modules[name]
+            return module
+
+        optim = os.path.join("fastoptim", "optim")
+        rows = load("_fastoptim_descriptions", os.path.join(optim, "_descriptions.py"))
+        gen = load("_fastoptim_kernel_glue", os.path.join(optim, "_kernel_glue.py"))
+        self._write_if_changed(os.path.join(self.gen_dir, "_optim_kernels.pxi"),
+                               gen.glue(rows.DESCRIPTIONS))
 
     def _write_if_changed(self, path, text):
         try:

@@ -1,12 +1,14 @@
 """The optimizer descriptions (fastoptim/optim/_descriptions.py) agree with everything that
 restates them in another language: the C header (each kernel's fo_<kernel>_hyper struct and its
-four prototypes), the Cython mirror (kernels.pxd), the glue's per-kernel filler and runner
-(_optim.pyx) and its generic stubs, the classes, the public functionals and the NumPy twins --
-names, order and arity; and that an optimizer appears only where the recipe in
+prototypes), the Cython mirror (kernels.pxd), the generic glue's stubs, the classes, the public
+functionals and the NumPy twins -- names, order and arity; that the glue's per-kernel filler,
+runner and registration (generated from the rows at build time, _kernel_glue.py) are the ones
+the current rows generate; and that an optimizer appears only where the recipe in
 _descriptions.py's docstring says.
 
-Cheaper than generating those files from the rows, and it fails at the first disagreement: a
-swapped pair of doubles in a struct, a state list missing from a prototype, a stub that lags.
+The glue is generated; the header is checked, not generated (it is the public C interface,
+documented by hand): a swapped pair of doubles in a struct, a state list missing from a
+prototype, a stub that lags fail here.
 """
 
 import ast
@@ -21,6 +23,7 @@ from fastoptim._C import _optim
 from fastoptim.optim import _reference as ref
 from fastoptim.optim import functional
 from fastoptim.optim._descriptions import BY_NAME, DESCRIPTIONS, WHOLE_STEP
+from fastoptim.optim._kernel_glue import advance_args, digest, glue, update_args
 from fastoptim.optim._step import plan
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,15 +66,10 @@ def _prototype(text, fn):
     return [_words(arg)[-1] for arg in m.group(1).split(",")]
 
 
-def _arrays(d):
-    """The array arguments of the kernel, in order (params, grads, states, counters...)."""
-    names = ["params", "grads", *(s.list_name for s in d.state)]
-    if d.first_step == "from_grad":
-        names.append("buffer_is_new")
-    if d.step:
-        names.append("steps")
-    # a kernel with per-tensor scalar state: whether those are doubles (else floats)
-    return [*names, "numels", "ntensors"] + (["scalars_f64"] if d.scalar_keys else [])
+def _arrays(d, f32=True):
+    """The array arguments of the kernel, in order (params, grads, states, counters...), as the
+    generated runner passes them: the rule is said once, in _kernel_glue.update_args."""
+    return [name for name, _ in update_args(d, f32)][:-1]     # (the last is the struct)
 
 
 @pytest.mark.parametrize("kernel", sorted(KERNELS))
@@ -87,55 +85,54 @@ def test_header_struct_holds_the_hyperparameters_by_name_in_order(kernel):
 def test_header_and_pxd_prototypes_take_the_described_arrays_then_the_struct(kernel, sfx):
     d = KERNELS[kernel]
     for text in (HEADER, PXD):
-        assert _prototype(text, f"fo_{kernel}_update_{sfx}") == [*_arrays(d), "hyper"]
+        assert _prototype(text, f"fo_{kernel}_update_{sfx}") == [*_arrays(d, sfx == "f32"),
+                                                                 "hyper"]
         # the positional wrapper: the same arrays, then the struct's fields in its order
-        assert _prototype(text, f"fo_{kernel}_step_{sfx}") == [*_arrays(d),
+        assert _prototype(text, f"fo_{kernel}_step_{sfx}") == [*_arrays(d, sfx == "f32"),
                                                                *(h.name for h in d.hyper)]
 
 
-GLUE = (ROOT / "fastoptim" / "_C" / "_optim.pyx").read_text()
+@pytest.mark.parametrize("kernel", sorted(k for k, d in KERNELS.items() if d.scalar_keys))
+def test_header_and_pxd_advance_takes_the_scalar_states_then_the_counters(kernel):
+    # team mode's store of the per-tensor scalars, called by the generated glue
+    names = [name for name, _ in advance_args(KERNELS[kernel])]
+    for text in (HEADER, PXD):
+        assert _prototype(text, f"fo_{kernel}_advance") == names
 
 
-def _cdef_body(name):
-    m = re.search(r"^cdef \w+ %s\(.*\n((?:    .*\n|\n)+?)(?=\S)" % name, GLUE, re.M)
-    assert m, f"_optim.pyx has no cdef {name}"
-    return m.group(1)
+def test_kernels_without_scalar_state_have_no_advance():
+    for kernel, d in KERNELS.items():
+        if not d.scalar_keys:
+            assert f"fo_{kernel}_advance" not in HEADER
 
 
-@pytest.mark.parametrize("kernel", sorted(KERNELS))
-def test_glue_filler_sets_the_struct_by_name_in_the_described_order(kernel):
-    d = KERNELS[kernel]
-    body = _cdef_body(f"_{kernel}_fill")
-    assert f"cdef fo_{kernel}_hyper *h = <fo_{kernel}_hyper *>hp" in body
-    fields, values = [], []
-    for left, right in re.findall(r"^    (h\.[\w, .]+?) = (.*?)(?=\n    \S|\n*\Z)", body,
-                                  re.M | re.S):
-        fields += re.findall(r"h\.(\w+)", left)
-        values += re.findall(r"(_[db])\(v\[(\d+)\]\)", right)
-    assert fields == [h.name for h in d.hyper]
-    # doubles from _d, flags from _b, each hyperparameter once, in order
-    assert values == [("_d", str(k)) for k in range(len(d.scalars))] + [
-        ("_b", str(len(d.scalars) + k)) for k in range(len(d.flags))]
-    reg = re.search(r'^_register\("%s", _%s_fill, _%s_run, (\w+), (\d+), '
-                    r"sizeof\(fo_%s_hyper\)(, \w+)?\)" % (kernel, kernel, kernel, kernel), GLUE,
-                    re.M)
-    assert reg, f"_optim.pyx does not register kernel {kernel}"
-    assert int(reg.group(2)) == len(d.hyper)
-    # a kernel with per-tensor scalar state registers its store for team mode, and only it
-    assert (reg.group(3) == f", _{kernel}_advance") == bool(d.scalar_keys)
+def test_the_build_compiled_the_glue_these_descriptions_generate():
+    # the fillers, runners and registrations are generated from the rows at build time
+    # (setup.py, _kernel_glue.py): a row edited since the last build must be rebuilt
+    assert _optim._KERNEL_GLUE == digest(DESCRIPTIONS), (
+        "fastoptim/_C/_optim was built from other descriptions: rebuild (setup.py build_ext)")
 
 
-@pytest.mark.parametrize("kernel", sorted(KERNELS))
-def test_glue_runner_passes_the_described_state_lists_in_order(kernel):
-    d = KERNELS[kernel]
-    body = _cdef_body(f"_{kernel}_run")
-    for sfx, c in (("f32", "float"), ("f64", "double")):
-        call = re.search(r"fo_%s_update_%s\((.*?)\)\n" % (kernel, sfx), body, re.S).group(1)
-        args = [a.strip() for a in call.split(",")]
-        states = [f"<{'void' if s.scalar else c} **>s[{k}]" for k, s in enumerate(d.state)]
-        assert args[2:2 + len(d.state)] == states, args
-        assert args[-1] == "h"
-        assert len(args) == len(_arrays(d)) + 1
+def test_generated_glue_fills_every_field_once_and_registers_the_arity():
+    text = glue(DESCRIPTIONS)
+    for kernel, d in KERNELS.items():
+        fill = re.search(r"^cdef int _%s_fill\(.*\n((?:    .*\n)+)" % kernel, text, re.M)
+        assigned = re.findall(r"^    h\.(\w+) = (_[db])\(v\[(\d+)\]\)$", fill.group(1), re.M)
+        assert assigned == [(h.name, "_d" if k < len(d.scalars) else "_b", str(k))
+                            for k, h in enumerate(d.hyper)]
+        reg = re.search(r'^_register\("%s", _%s_fill, _%s_run, (\w+), (\d+), '
+                        r"sizeof\(fo_%s_hyper\)\)$" % ((kernel,) * 4), text, re.M)
+        assert reg and int(reg.group(2)) == len(d.hyper)
+        assert reg.group(1) == (f"_{kernel}_advance" if d.scalar_keys else "NULL")
+
+
+def test_kernels_sharing_a_name_must_agree():
+    import dataclasses
+
+    adam = BY_NAME["adam"]
+    odd = dataclasses.replace(adam, name="odd", flags=adam.flags[:-1])
+    with pytest.raises(ValueError, match="share kernel 'adam'"):
+        glue((*DESCRIPTIONS, odd))
 
 
 def test_glue_has_one_step_entry_for_every_optimizer():

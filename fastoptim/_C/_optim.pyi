@@ -64,6 +64,9 @@ def group_step(
     plan: Plan, settings: tuple[Any, ...], group_params: list[Any], state: _State,
     cache: StepCache | None = None, run: bool = True, also: tuple[StepCache, ...] | None = None,
 ) -> bool: ...
+# the digest of the per-kernel glue this build compiled (generated from the descriptions)
+_KERNEL_GLUE: str
+
 def _unwrap(
     items: Sequence[object],
     writeable: bool,

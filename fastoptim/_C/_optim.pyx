@@ -24,8 +24,10 @@ kernel, which settings create which state list, the state keys and list names, t
 counters.  One routine, ``_gather``, collects and validates every call, from the lists
 (raising the exact error) or from a param group (declining).  Hyperparameters reach C by name:
 ``Call`` holds the kernel's ``fo_<kernel>_hyper`` struct (fastoptim.h), filled field by field
-by that kernel's filler; the fillers and runners near the end of the entry points are the only
-per-optimizer code here (a test holds them, the header and the mirror against the rows).
+by that kernel's filler.  The fillers and runners are generated from the rows at build time
+(``include "_optim_kernels.pxi"``, written by setup.py from fastoptim/optim/_kernel_glue.py);
+the only per-optimizer code written here is the tests of the per-step scalars torch divides
+by.
 State is arrays like the params, or per-tensor scalars (a 0-dim float32 or float64 tensor per
 param: NAdam's mu_product), whose dtype is recorded per tensor; a batch mixing both scalar
 dtypes is ordered float32-first after the checks and runs as two kernel calls.
@@ -47,22 +49,6 @@ from libc.math cimport M_PI, cos, fabs, pow
 from libc.stdint cimport int64_t, uint32_t, uint64_t, uintptr_t
 from libc.stdlib cimport qsort
 from libc.string cimport memcmp, memcpy, memset
-
-from fastoptim._C.kernels cimport (
-    fo_adadelta_hyper, fo_adadelta_update_f32, fo_adadelta_update_f64, fo_adagrad_hyper,
-    fo_adagrad_update_f32, fo_adagrad_update_f64, fo_adam_hyper, fo_adam_update_f32,
-    fo_adam_update_f64, fo_rmsprop_hyper, fo_rmsprop_update_f32, fo_rmsprop_update_f64,
-    fo_sgd_hyper, fo_sgd_update_f32, fo_sgd_update_f64,
-)
-from fastoptim._C.kernels cimport fo_adamax_hyper, fo_adamax_update_f32, fo_adamax_update_f64
-from fastoptim._C.kernels cimport (
-    fo_asgd_advance, fo_asgd_hyper, fo_asgd_update_f32, fo_asgd_update_f64,
-)
-from fastoptim._C.kernels cimport (
-    fo_nadam_advance, fo_nadam_hyper, fo_nadam_update_f32, fo_nadam_update_f64,
-)
-from fastoptim._C.kernels cimport fo_rprop_hyper, fo_rprop_update_f32, fo_rprop_update_f64
-from fastoptim._C.kernels cimport fo_radam_hyper, fo_radam_update_f32, fo_radam_update_f64
 
 from fastoptim._C._arrays cimport (
     FLAGS_READ, FLAGS_STEP, FLAGS_WRITE, Arr, _arr_of, _arr_of_tensor, _matches, _param_ok,
@@ -1001,16 +987,23 @@ cdef int _nkernels = 0
 cdef dict _kernel_ids = {}
 
 
-cdef int _register(str name, FillFn fill, RunFn run, ZeroFn zero, int nhyper,
-                   size_t size, RunFn advance=NULL) except -1:
+cdef int _register(str name, FillFn fill, RunFn run, RunFn advance, int nhyper,
+                   size_t size) except -1:
+    # (called by the generated _optim_kernels.pxi, once per kernel)
     global _nkernels
-    if _nkernels == MAX_KERNELS or size > sizeof(HyperBuf):
-        raise AssertionError(f"_optim: no room for kernel {name}")
+    if _nkernels == MAX_KERNELS or size > sizeof(HyperBuf) or name in _kernel_ids:
+        raise AssertionError(f"_optim: cannot register kernel {name} (again, or no room)")
     _kernels[_nkernels].fill, _kernels[_nkernels].run = fill, run
-    _kernels[_nkernels].advance = advance
-    _kernels[_nkernels].divides_by_zero, _kernels[_nkernels].nhyper = zero, nhyper
+    _kernels[_nkernels].advance, _kernels[_nkernels].divides_by_zero = advance, NULL
+    _kernels[_nkernels].nhyper = nhyper
     _kernel_ids[name] = _nkernels
     _nkernels += 1
+    return 0
+
+
+cdef int _register_zero(str name, ZeroFn zero) except -1:
+    # A registered kernel's test of the per-step scalars torch divides by.
+    _kernels[<int>_kernel_ids[name]].divides_by_zero = zero
     return 0
 
 
@@ -1677,46 +1670,16 @@ def group_step(Plan plan, tuple settings, list group_params, object state,
                        "step" if plan.has_step else None, &c, cache, run, also)
 
 
-# ---- the kernels: each one's filler and runner (the only per-optimizer code here) ------------
-# A filler sets its struct's fields by name from the hyperparameters in the description's order
-# (tests/test_descriptions.py holds the two against each other); a runner passes the state
-# lists to the kernel in its prototype's order.
-
-cdef int _sgd_fill(void *hp, PyObject **v) except -1:
-    cdef fo_sgd_hyper *h = <fo_sgd_hyper *>hp
-    h.lr, h.momentum, h.dampening, h.weight_decay = _d(v[0]), _d(v[1]), _d(v[2]), _d(v[3])
-    h.nesterov, h.maximize = _b(v[4]), _b(v[5])
-    return 0
+# ---- the kernels ---------------------------------------------------------------------------
+# Each kernel's cimport, filler (its struct's fields by name, from the hyperparameters in the
+# description's order), runner (the state lists in its prototype's order), advance (a kernel
+# with per-tensor scalar state) and registration are generated from its description at build
+# time (fastoptim/optim/_kernel_glue.py; setup.py writes the file into the build directory).
+include "_optim_kernels.pxi"
 
 
-cdef void _sgd_run(Batch *b, bint f32, const Call *c, void ***s) noexcept nogil:
-    cdef const fo_sgd_hyper *h = <const fo_sgd_hyper *>&c.h
-    cdef unsigned char *is_new = b.is_new if c.buffers_new else NULL
-    if f32:
-        fo_sgd_update_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>s[0], is_new,
-                          b.numels, b.n, h)
-    else:
-        fo_sgd_update_f64(<double **>b.arr[0], <const double **>b.arr[1], <double **>s[0],
-                          is_new, b.numels, b.n, h)
-
-
-cdef int _adam_fill(void *hp, PyObject **v) except -1:
-    cdef fo_adam_hyper *h = <fo_adam_hyper *>hp
-    h.lr, h.beta1, h.beta2, h.eps, h.weight_decay = _d(v[0]), _d(v[1]), _d(v[2]), _d(v[3]), \
-        _d(v[4])
-    h.amsgrad, h.maximize, h.decoupled_weight_decay = _b(v[5]), _b(v[6]), _b(v[7])
-    return 0
-
-
-cdef void _adam_run(Batch *b, bint f32, const Call *c, void ***s) noexcept nogil:
-    cdef const fo_adam_hyper *h = <const fo_adam_hyper *>&c.h
-    if f32:
-        fo_adam_update_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>s[0],
-                           <float **>s[1], <float **>s[2], b.steps, b.numels, b.n, h)
-    else:
-        fo_adam_update_f64(<double **>b.arr[0], <const double **>b.arr[1], <double **>s[0],
-                           <double **>s[1], <double **>s[2], b.steps, b.numels, b.n, h)
-
+# The per-step scalars torch divides by, per kernel that has them (the only per-optimizer code
+# here): true when one at step t divides by zero.
 
 cdef inline bint _bias_correction_zero(double beta, double t) noexcept:
     # 1 - beta**t == 0 (a division by zero where torch raises ZeroDivisionError);
@@ -1729,79 +1692,9 @@ cdef bint _adam_zero(const void *hp, double t) noexcept:
     return _bias_correction_zero((<const fo_adam_hyper *>hp).beta1, t)
 
 
-cdef int _rmsprop_fill(void *hp, PyObject **v) except -1:
-    cdef fo_rmsprop_hyper *h = <fo_rmsprop_hyper *>hp
-    h.lr, h.alpha, h.eps, h.weight_decay, h.momentum = _d(v[0]), _d(v[1]), _d(v[2]), _d(v[3]), \
-        _d(v[4])
-    h.centered, h.maximize = _b(v[5]), _b(v[6])
-    return 0
-
-
-cdef void _rmsprop_run(Batch *b, bint f32, const Call *c, void ***s) noexcept nogil:
-    cdef const fo_rmsprop_hyper *h = <const fo_rmsprop_hyper *>&c.h
-    if f32:
-        fo_rmsprop_update_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>s[0],
-                              <float **>s[1], <float **>s[2], b.steps, b.numels, b.n, h)
-    else:
-        fo_rmsprop_update_f64(<double **>b.arr[0], <const double **>b.arr[1], <double **>s[0],
-                              <double **>s[1], <double **>s[2], b.steps, b.numels, b.n, h)
-
-
-cdef int _adagrad_fill(void *hp, PyObject **v) except -1:
-    cdef fo_adagrad_hyper *h = <fo_adagrad_hyper *>hp
-    h.lr, h.weight_decay, h.lr_decay, h.eps = _d(v[0]), _d(v[1]), _d(v[2]), _d(v[3])
-    h.maximize = _b(v[4])
-    return 0
-
-
-cdef void _adagrad_run(Batch *b, bint f32, const Call *c, void ***s) noexcept nogil:
-    cdef const fo_adagrad_hyper *h = <const fo_adagrad_hyper *>&c.h
-    if f32:
-        fo_adagrad_update_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>s[0],
-                              b.steps, b.numels, b.n, h)
-    else:
-        fo_adagrad_update_f64(<double **>b.arr[0], <const double **>b.arr[1], <double **>s[0],
-                              b.steps, b.numels, b.n, h)
-
-
 cdef bint _adagrad_zero(const void *hp, double t) noexcept:
     # lr / (1 + (t - 1) * lr_decay)
     return 1.0 + (t - 1.0) * (<const fo_adagrad_hyper *>hp).lr_decay == 0.0
-
-
-cdef int _adadelta_fill(void *hp, PyObject **v) except -1:
-    cdef fo_adadelta_hyper *h = <fo_adadelta_hyper *>hp
-    h.lr, h.rho, h.eps, h.weight_decay = _d(v[0]), _d(v[1]), _d(v[2]), _d(v[3])
-    h.maximize = _b(v[4])
-    return 0
-
-
-cdef void _adadelta_run(Batch *b, bint f32, const Call *c, void ***s) noexcept nogil:
-    cdef const fo_adadelta_hyper *h = <const fo_adadelta_hyper *>&c.h
-    if f32:
-        fo_adadelta_update_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>s[0],
-                               <float **>s[1], b.steps, b.numels, b.n, h)
-    else:
-        fo_adadelta_update_f64(<double **>b.arr[0], <const double **>b.arr[1], <double **>s[0],
-                               <double **>s[1], b.steps, b.numels, b.n, h)
-
-
-cdef int _adamax_fill(void *hp, PyObject **v) except -1:
-    cdef fo_adamax_hyper *h = <fo_adamax_hyper *>hp
-    h.lr, h.beta1, h.beta2, h.eps, h.weight_decay = _d(v[0]), _d(v[1]), _d(v[2]), _d(v[3]), \
-        _d(v[4])
-    h.maximize = _b(v[5])
-    return 0
-
-
-cdef void _adamax_run(Batch *b, bint f32, const Call *c, void ***s) noexcept nogil:
-    cdef const fo_adamax_hyper *h = <const fo_adamax_hyper *>&c.h
-    if f32:
-        fo_adamax_update_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>s[0],
-                             <float **>s[1], b.steps, b.numels, b.n, h)
-    else:
-        fo_adamax_update_f64(<double **>b.arr[0], <const double **>b.arr[1], <double **>s[0],
-                             <double **>s[1], b.steps, b.numels, b.n, h)
 
 
 cdef bint _adamax_zero(const void *hp, double t) noexcept:
@@ -1809,103 +1702,16 @@ cdef bint _adamax_zero(const void *hp, double t) noexcept:
     return _bias_correction_zero((<const fo_adamax_hyper *>hp).beta1, t)
 
 
-cdef int _radam_fill(void *hp, PyObject **v) except -1:
-    cdef fo_radam_hyper *h = <fo_radam_hyper *>hp
-    h.lr, h.beta1, h.beta2, h.eps, h.weight_decay = _d(v[0]), _d(v[1]), _d(v[2]), _d(v[3]), \
-        _d(v[4])
-    h.decoupled_weight_decay, h.maximize = _b(v[5]), _b(v[6])
-    return 0
-
-
-cdef void _radam_run(Batch *b, bint f32, const Call *c, void ***s) noexcept nogil:
-    cdef const fo_radam_hyper *h = <const fo_radam_hyper *>&c.h
-    if f32:
-        fo_radam_update_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>s[0],
-                            <float **>s[1], b.steps, b.numels, b.n, h)
-    else:
-        fo_radam_update_f64(<double **>b.arr[0], <const double **>b.arr[1], <double **>s[0],
-                            <double **>s[1], b.steps, b.numels, b.n, h)
-
-
 cdef bint _radam_zero(const void *hp, double t) noexcept:
     # rho_inf = 2 / (1 - beta2) - 1 and rho_t's ... / (1 - beta2**t), in Python floats
     cdef double beta2 = (<const fo_radam_hyper *>hp).beta2
     return 1.0 - beta2 == 0.0 or _bias_correction_zero(beta2, t)
 
-cdef int _rprop_fill(void *hp, PyObject **v) except -1:
-    cdef fo_rprop_hyper *h = <fo_rprop_hyper *>hp
-    h.etaminus, h.etaplus, h.step_size_min, h.step_size_max = _d(v[0]), _d(v[1]), _d(v[2]), \
-        _d(v[3])
-    h.maximize = _b(v[4])
-    return 0
 
-
-cdef void _rprop_run(Batch *b, bint f32, const Call *c, void ***s) noexcept nogil:
-    cdef const fo_rprop_hyper *h = <const fo_rprop_hyper *>&c.h
-    if f32:
-        fo_rprop_update_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>s[0],
-                            <float **>s[1], b.steps, b.numels, b.n, h)
-    else:
-        fo_rprop_update_f64(<double **>b.arr[0], <const double **>b.arr[1], <double **>s[0],
-                            <double **>s[1], b.steps, b.numels, b.n, h)
-
-cdef int _nadam_fill(void *hp, PyObject **v) except -1:
-    cdef fo_nadam_hyper *h = <fo_nadam_hyper *>hp
-    h.lr, h.beta1, h.beta2, h.eps, h.weight_decay, h.momentum_decay = _d(v[0]), _d(v[1]), \
-        _d(v[2]), _d(v[3]), _d(v[4]), _d(v[5])
-    h.decoupled_weight_decay, h.maximize = _b(v[6]), _b(v[7])
-    return 0
-
-
-cdef void _nadam_run(Batch *b, bint f32, const Call *c, void ***s) noexcept nogil:
-    cdef const fo_nadam_hyper *h = <const fo_nadam_hyper *>&c.h
-    if f32:
-        fo_nadam_update_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>s[0],
-                            <float **>s[1], <void **>s[2], b.steps, b.numels, b.n, b.sf64[0],
-                            h)
-    else:
-        fo_nadam_update_f64(<double **>b.arr[0], <const double **>b.arr[1], <double **>s[0],
-                            <double **>s[1], <void **>s[2], b.steps, b.numels, b.n, b.sf64[0],
-                            h)
-
-
-cdef void _nadam_advance(Batch *b, bint f32, const Call *c, void ***s) noexcept nogil:
-    fo_nadam_advance(<void **>s[2], <const float **>b.steps, b.n, b.sf64[0],
-                     <const fo_nadam_hyper *>&c.h)
-
-cdef int _asgd_fill(void *hp, PyObject **v) except -1:
-    cdef fo_asgd_hyper *h = <fo_asgd_hyper *>hp
-    h.lr, h.lambd, h.alpha, h.t0, h.weight_decay = _d(v[0]), _d(v[1]), _d(v[2]), _d(v[3]), \
-        _d(v[4])
-    h.maximize = _b(v[5])
-    return 0
-
-
-cdef void _asgd_run(Batch *b, bint f32, const Call *c, void ***s) noexcept nogil:
-    cdef const fo_asgd_hyper *h = <const fo_asgd_hyper *>&c.h
-    if f32:
-        fo_asgd_update_f32(<float **>b.arr[0], <const float **>b.arr[1], <float **>s[0],
-                           <void **>s[1], <void **>s[2], b.steps, b.numels, b.n, b.sf64[0], h)
-    else:
-        fo_asgd_update_f64(<double **>b.arr[0], <const double **>b.arr[1], <double **>s[0],
-                           <void **>s[1], <void **>s[2], b.steps, b.numels, b.n, b.sf64[0], h)
-
-
-cdef void _asgd_advance(Batch *b, bint f32, const Call *c, void ***s) noexcept nogil:
-    fo_asgd_advance(<void **>s[1], <void **>s[2], <const float **>b.steps, b.n, b.sf64[0],
-                    <const fo_asgd_hyper *>&c.h)
-
-# name, filler, runner, zero test, hyperparameter count, struct size
-_register("sgd", _sgd_fill, _sgd_run, NULL, 6, sizeof(fo_sgd_hyper))
-_register("adam", _adam_fill, _adam_run, _adam_zero, 8, sizeof(fo_adam_hyper))
-_register("rmsprop", _rmsprop_fill, _rmsprop_run, NULL, 7, sizeof(fo_rmsprop_hyper))
-_register("adagrad", _adagrad_fill, _adagrad_run, _adagrad_zero, 5, sizeof(fo_adagrad_hyper))
-_register("adadelta", _adadelta_fill, _adadelta_run, NULL, 5, sizeof(fo_adadelta_hyper))
-_register("adamax", _adamax_fill, _adamax_run, _adamax_zero, 6, sizeof(fo_adamax_hyper))
-_register("radam", _radam_fill, _radam_run, _radam_zero, 7, sizeof(fo_radam_hyper))
-_register("rprop", _rprop_fill, _rprop_run, NULL, 5, sizeof(fo_rprop_hyper))
-_register("nadam", _nadam_fill, _nadam_run, NULL, 8, sizeof(fo_nadam_hyper), _nadam_advance)
-_register("asgd", _asgd_fill, _asgd_run, NULL, 6, sizeof(fo_asgd_hyper), _asgd_advance)
+_register_zero("adam", _adam_zero)
+_register_zero("adagrad", _adagrad_zero)
+_register_zero("adamax", _adamax_zero)
+_register_zero("radam", _radam_zero)
 
 
 # ---- helpers for fastoptim.optim.functional -------------------------------------------------

@@ -8,8 +8,8 @@ tuple, four test tables, the benchmark table).  Now its facts live in one :class
 
 * ``name``: the public functional (``fastoptim.optim.functional.<name>``) and the module of
   the class; ``cls``: the class in ``fastoptim.optim``; ``kernel``: the C kernel family
-  (``fo_<kernel>_update_f32``, its struct ``fo_<kernel>_hyper``, its filler in the glue),
-  shared by Adam and AdamW.
+  (``fo_<kernel>_update_f32``, its struct ``fo_<kernel>_hyper``, its generated filler in the
+  glue), shared by Adam and AdamW.
 * ``scalars`` then ``flags``: the fields of ``fo_<kernel>_hyper``, by name and in the struct's
   order (doubles, then ints).  Each says where a param group keeps it (``betas[0]`` for
   ``beta1``; a tuple setting's fields are adjacent and in order).  AdamW fixes
@@ -42,20 +42,24 @@ How to add an optimizer (say ``adamax``), touching only its own pieces:
    ``fo_adamax_update_f32/_f64`` and the positional wrappers ``fo_adamax_step_f32/_f64``;
 2. its header entry: ``fo_adamax_hyper`` and the four prototypes in ``csrc/fastoptim.h``, mirrored
    in ``fastoptim/kernels.pxd``;
-3. its filler in ``fastoptim/_C/_optim.pyx`` (the only per-optimizer code of the glue):
-   ``_adamax_fill`` (the struct's fields by name, from the hyperparameters in this row's
-   order), ``_adamax_run`` (the two update calls, state lists in the prototype's order), an
-   optional ``_adamax_zero`` (a per-step scalar torch divides by), and its ``_register`` line;
-   nothing else in the glue or its stubs changes;
+3. nothing in the glue: its filler (the struct's fields by name, from the hyperparameters in
+   this row's order), its runner (the two update calls, state lists in the prototype's
+   order), its ``fo_adamax_advance`` call (per-tensor scalar state only) and its registration
+   are generated from this row at build time (``_kernel_glue.py``, into the build directory;
+   ``_optim.pyx`` includes them).  Only if torch divides by a per-step scalar that can be
+   zero (Adam's ``1 - beta1**t``): its test ``_adamax_zero`` and ``_register_zero`` line in
+   ``fastoptim/_C/_optim.pyx``;
 4. its row in ``DESCRIPTIONS`` below; its class file ``fastoptim/optim/adamax.py`` (torch's
    constructor checks and messages, defaults, ``__setstate__``, docstring, and
    ``step = grouped_step(_DESCRIPTION)``) exported in ``fastoptim/optim/__init__.py``; its
-   public functional in ``functional.py`` (torch's signature; its body puts the arguments in
-   this row's order and calls ``_step.run``);
+   public functional in ``functional.py`` (torch's signature; its body passes the
+   hyperparameters by name, the state lists in this row's order, to ``_step.run``);
 5. its NumPy twin in ``fastoptim/optim/_reference.py``;
 6. its test rows: hyperparameter sets in ``tests/optim_table.py``.
-``tests/test_descriptions.py`` then checks that 1-4 agree with the row, and that the
-optimizer's name appears in the library's code nowhere else.
+``tests/test_descriptions.py`` then checks that 1, 2 and 4 agree with the row (the header's
+prototypes take the arrays in the order the generated runner passes them), that the build
+compiled the glue the rows generate, and that the optimizer's name appears in the library's
+code nowhere else.
 """
 
 from __future__ import annotations

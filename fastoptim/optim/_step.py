@@ -246,12 +246,17 @@ def _prepare_group(opt, group: dict[str, Any]):
 
 # ---- the functionals -------------------------------------------------------------------------
 
-def run(d: Description, hyper: tuple, params, grads, states: list, steps=None) -> bool:
-    """One kernel call of the optimizer ``d`` describes over one group's lists: ``hyper`` in the
-    description's order, ``states`` every state list of the kernel in its order (None where
-    these settings make none), ``steps`` the counters.  A description whose first buffer is
-    taken from the grad (SGD) has None entries in its state list replaced in place by new
-    buffers (Tensors), flagged for the kernel; returns whether any was made."""
+def run(d: Description, params, grads, states: list, steps=None, **hyper) -> bool:
+    """One kernel call of the optimizer ``d`` describes over one group's lists: ``states``
+    every state list of the kernel in its order (None where these settings make none),
+    ``steps`` the counters, ``hyper`` every hyperparameter of the description, by name.  A
+    description whose first buffer is taken from the grad (SGD) has None entries in its state
+    list replaced in place by new buffers (Tensors), flagged for the kernel; returns whether
+    any was made."""
+    names = _facts(d)[1]
+    if len(hyper) != len(names) or not hyper.keys() <= set(names):
+        raise TypeError(f"{d.name}: hyperparameters {sorted(hyper)}; expected {list(names)}")
+    hyper = tuple([hyper[n] for n in names])
     lists = [params, grads, *states] + ([steps] if d.step else [])
     views = call_views(d.name, _facts(d)[4], lists)
     if views is None:

@@ -2,8 +2,9 @@
 
 Why this file exists: torch splits each optimizer into a class (param groups, state, hooks) and a
 functional that does the math over lists of tensors.  These are fastoptim's functionals: public,
-with torch's signatures, and they also work on plain numpy arrays.  Each only puts its
-arguments in its description's order and hands them to ``_step.run``, the plumbing every
+with torch's signatures, and they also work on plain numpy arrays.  Each only hands its
+arguments (the hyperparameters by name, the state lists in its description's order) to
+``_step.run``, the plumbing every
 optimizer shares (the classes' general path calls it too): one multi-tensor C kernel call
 through ``fastoptim._C._optim.step``.  The math they compute is written out in
 ``fastoptim.optim._reference`` and in ``csrc/fastoptim.h``.
@@ -64,8 +65,8 @@ def sgd(params, d_p_list, momentum_buffer_list, has_sparse_grad=False, foreach=N
     # The kernel works on a copy of the list: new buffers reach the caller's list only once
     # the step has succeeded.
     bufs = list(momentum_buffer_list) if momentum != 0 else None
-    if run(BY_NAME["sgd"], (lr, momentum, dampening, weight_decay, nesterov, maximize), params,
-           d_p_list, [bufs]):
+    if run(BY_NAME["sgd"], params, d_p_list, [bufs], lr=lr, momentum=momentum,
+           dampening=dampening, weight_decay=weight_decay, nesterov=nesterov, maximize=maximize):
         for i, b in enumerate(momentum_buffer_list):
             if b is None:
                 momentum_buffer_list[i] = bufs[i]
@@ -87,9 +88,10 @@ def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, for
     (decoupled), and ``v`` replaced by its running max when ``amsgrad``.
     """
     _no_scaling(grad_scale, found_inf)
-    run(BY_NAME["adamw" if decoupled_weight_decay else "adam"],
-        (lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay), params,
-        grads, [exp_avgs, exp_avg_sqs, max_exp_avg_sqs], state_steps)
+    run(BY_NAME["adamw" if decoupled_weight_decay else "adam"], params, grads,
+        [exp_avgs, exp_avg_sqs, max_exp_avg_sqs], state_steps, lr=lr, beta1=beta1, beta2=beta2,
+        eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
+        decoupled_weight_decay=decoupled_weight_decay)
 
 
 def adamw(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, foreach=None,
@@ -116,8 +118,9 @@ def rmsprop(params, grads, square_avgs, grad_avgs, momentum_buffer_list, state_s
     (``b = g/d`` when momentum is 0; ``\bar g = 0`` when not centered.)  ``grad_avgs`` is used
     only if centered, ``momentum_buffer_list`` only if momentum > 0 (buffers start at zero).
     """
-    run(BY_NAME["rmsprop"], (lr, alpha, eps, weight_decay, momentum, centered, maximize), params,
-        grads, [square_avgs, grad_avgs, momentum_buffer_list], state_steps)
+    run(BY_NAME["rmsprop"], params, grads, [square_avgs, grad_avgs, momentum_buffer_list],
+        state_steps, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
+        centered=centered, maximize=maximize)
 
 
 def adagrad(params, grads, state_sums, state_steps, fused=None, grad_scale=None, found_inf=None,
@@ -130,8 +133,8 @@ def adagrad(params, grads, state_sums, state_steps, fused=None, grad_scale=None,
         \theta \leftarrow \theta - \frac{\gamma}{1 + (t-1)\eta}\,\frac{g}{\sqrt{s} + \epsilon}
     """
     _no_scaling(grad_scale, found_inf)
-    run(BY_NAME["adagrad"], (lr, weight_decay, lr_decay, eps, maximize), params, grads,
-        [state_sums], state_steps)
+    run(BY_NAME["adagrad"], params, grads, [state_sums], state_steps, lr=lr,
+        weight_decay=weight_decay, lr_decay=lr_decay, eps=eps, maximize=maximize)
 
 
 def adadelta(params, grads, square_avgs, acc_deltas, state_steps, capturable=False, foreach=None,
@@ -143,8 +146,8 @@ def adadelta(params, grads, square_avgs, acc_deltas, state_steps, capturable=Fal
         \Delta = \frac{\sqrt{u + \epsilon}}{\sqrt{v + \epsilon}}\, g,\quad
         u \leftarrow \rho u + (1-\rho)\Delta^2,\quad \theta \leftarrow \theta - \gamma\Delta
     """
-    run(BY_NAME["adadelta"], (lr, rho, eps, weight_decay, maximize), params, grads,
-        [square_avgs, acc_deltas], state_steps)
+    run(BY_NAME["adadelta"], params, grads, [square_avgs, acc_deltas], state_steps, lr=lr,
+        rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize)
 
 
 def adamax(params, grads, exp_avgs, exp_infs, state_steps, foreach=None, maximize=False,
@@ -159,8 +162,8 @@ def adamax(params, grads, exp_avgs, exp_infs, state_steps, foreach=None, maximiz
 
     with ``g = ±grad + weight_decay * θ``.
     """
-    run(BY_NAME["adamax"], (lr, beta1, beta2, eps, weight_decay, maximize), params, grads,
-        [exp_avgs, exp_infs], state_steps)
+    run(BY_NAME["adamax"], params, grads, [exp_avgs, exp_infs], state_steps, lr=lr,
+        beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, maximize=maximize)
 
 
 def radam(params, grads, exp_avgs, exp_avg_sqs, state_steps, decoupled_weight_decay=False,
@@ -179,8 +182,9 @@ def radam(params, grads, exp_avgs, exp_avg_sqs, state_steps, decoupled_weight_de
     with ``g = ±grad + weight_decay * θ`` (coupled) or ``θ *= 1 - lr*weight_decay`` first
     (decoupled), ``ρ∞ = 2/(1-β2) - 1`` and ``r_t`` the variance rectification.
     """
-    run(BY_NAME["radam"], (lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay,
-                           maximize), params, grads, [exp_avgs, exp_avg_sqs], state_steps)
+    run(BY_NAME["radam"], params, grads, [exp_avgs, exp_avg_sqs], state_steps, lr=lr,
+        beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+        decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
 
 
 def rprop(params, grads, prevs, step_sizes, state_steps, foreach=None, capturable=False,
@@ -197,8 +201,9 @@ def rprop(params, grads, prevs, step_sizes, state_steps, foreach=None, capturabl
 
     ``step_sizes`` are the per-element step sizes (a first step's start at the lr).
     """
-    run(BY_NAME["rprop"], (etaminus, etaplus, step_size_min, step_size_max, maximize), params,
-        grads, [prevs, step_sizes], state_steps)
+    run(BY_NAME["rprop"], params, grads, [prevs, step_sizes], state_steps, etaminus=etaminus,
+        etaplus=etaplus, step_size_min=step_size_min, step_size_max=step_size_max,
+        maximize=maximize)
 
 
 def nadam(params, grads, exp_avgs, exp_avg_sqs, mu_products, state_steps,
@@ -218,9 +223,10 @@ def nadam(params, grads, exp_avgs, exp_avg_sqs, mu_products, state_steps,
     ``mu_products[i]``: a one-element float32 (or float64) array, the running product of the
     mu_t (torch's 0-dim ``state['mu_product']``, starting at 1), updated in place.
     """
-    run(BY_NAME["nadam"], (lr, beta1, beta2, eps, weight_decay, momentum_decay,
-                           decoupled_weight_decay, maximize), params, grads,
-        [exp_avgs, exp_avg_sqs, mu_products], state_steps)
+    run(BY_NAME["nadam"], params, grads, [exp_avgs, exp_avg_sqs, mu_products], state_steps,
+        lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+        momentum_decay=momentum_decay, decoupled_weight_decay=decoupled_weight_decay,
+        maximize=maximize)
 
 
 def asgd(params, grads, axs, mus, etas, state_steps, foreach=None, maximize=False,
@@ -238,5 +244,5 @@ def asgd(params, grads, axs, mus, etas, state_steps, foreach=None, maximize=Fals
     float64) arrays, torch's 0-dim ``state['mu']`` (starting at 1) and ``state['eta']``
     (starting at lr), updated in place.
     """
-    run(BY_NAME["asgd"], (lr, lambd, alpha, t0, weight_decay, maximize), params, grads,
-        [axs, mus, etas], state_steps)
+    run(BY_NAME["asgd"], params, grads, [axs, mus, etas], state_steps, lr=lr, lambd=lambd,
+        alpha=alpha, t0=t0, weight_decay=weight_decay, maximize=maximize)
