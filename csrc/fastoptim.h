@@ -39,10 +39,10 @@ extern "C" {
 int fo_abi_version(void);
 const char *fo_version(void);
 
-/* The instruction set the element loops compiled twice (csrc/fo_simd.c: the optimizer kernels'
- * and the loss kernels') run on in this process: "avx2" when the CPU has it, else "baseline" (the build's own target,
- * SSE2 on x86-64); FASTOPTIM_SIMD=baseline in the environment when the library loads forces
- * "baseline".  Either gives bit-identical results. */
+/* The instruction set the element loops compiled twice (csrc/fo_simd.c: the optimizer
+ * kernels' and the loss kernels') run on in this process: "avx2" when the CPU has it, else
+ * "baseline" (the build's own target, SSE2 on x86-64); FASTOPTIM_SIMD=baseline in the
+ * environment when the library loads forces "baseline".  Either gives bit-identical results. */
 const char *fo_simd(void);
 
 /* ======================================================================================

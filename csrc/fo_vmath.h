@@ -7,8 +7,9 @@
  * a minimax polynomial, < 2 ulp over the whole float range), written with selects instead of
  * branches so that a loop over them becomes SSE2 code (4 lanes).  Special values are handled
  * by the selects: expf(-inf) = 0, 0 below -87 (where expf goes subnormal: torch's Sleef
- * flushes there too), NaN stays NaN (fo_vexpf_le0: the same for arguments <= 0, cheaper); logf(0) = -inf, logf(inf) = inf, logf(x < 0) and
- * logf(NaN) = NaN, subnormals are scaled into the normal range first.
+ * flushes there too), NaN stays NaN (fo_vexpf_le0: the same for arguments <= 0, cheaper);
+ * logf(0) = -inf, logf(inf) = inf, logf(x < 0) and logf(NaN) = NaN, subnormals are scaled
+ * into the normal range first.
  * float64 keeps libm (its exp/log are the oracle's to the last bit).
  *
  * gcc if-converts (and so vectorizes) these selects only without -ftrapping-math (a select
@@ -133,6 +134,34 @@ FO_NO_TRAPPING static inline float fo_vlogf(float x)
     out = x == INFINITY ? INFINITY : out;
     out = (x < 0.0f || x != x) ? NAN : out;
     return out;
+}
+
+/* log x for 0 <= x <= 1 only, as the clamp max(., -100) of BCE's log terms (torch's) reads
+ * it: fo_vlogf's values for x > 0, bit for bit, and for x = 0 -150 ln 2 (< -100) instead of
+ * -inf; no selects for the special values a range-checked x cannot be. */
+FO_NO_TRAPPING static inline float fo_vlogf_unit(float x)
+{
+    const int sub = x < 1.17549435e-38f;                  /* subnormal or 0: scale up */
+    const float xs = sub ? x * 8388608.0f : x;            /* 2^23 */
+    int32_t bits;
+    memcpy(&bits, &xs, sizeof bits);
+    int32_t e = ((bits >> 23) & 0xff) - 126 - (sub ? 23 : 0);
+    int32_t mb = (bits & 0x007fffff) | 0x3f000000;        /* m in [0.5, 1) */
+    float m;
+    memcpy(&m, &mb, sizeof m);
+    const int lo = m < 0.707106781186547524f;
+    e = e - lo;
+    m = lo ? m + m - 1.0f : m - 1.0f;
+    return fo_vlogf_core(m, (float)e);
+}
+
+/* log1p(-x) for 0 <= x <= 1 only, read through the same clamp: fo_vlog1pf(-x)'s values
+ * (w = 1 - x is in {0} u [2^-24, 1], never infinite), -103.97 for x = 1 instead of -inf. */
+FO_NO_TRAPPING static inline float fo_vlog1p_neg_unit(float x)
+{
+    const float u = -x, w = 1.0f + u, d = w - 1.0f;
+    const float r = fo_vlogf_unit(w) * (u / (d == 0.0f ? 1.0f : d));
+    return d == 0.0f ? u : r;
 }
 
 /* log1p(u) = log(w) u / (w - 1) with w = 1 + u rounded (exact where w == 1: u): the rounding
