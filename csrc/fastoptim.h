@@ -39,10 +39,10 @@ extern "C" {
 int fo_abi_version(void);
 const char *fo_version(void);
 
-/* The instruction set the optimizer kernels whose loops are compiled twice (csrc/fo_simd.c)
- * run on in this process: "avx2" when the CPU has it, else "baseline" (the build's own target,
- * SSE2 on x86-64); FASTOPTIM_SIMD=baseline in the environment when the library loads forces
- * "baseline".  Either gives bit-identical results. */
+/* The instruction set the element loops compiled twice (csrc/fo_simd.c: the optimizer
+ * kernels' and the loss kernels') run on in this process: "avx2" when the CPU has it, else
+ * "baseline" (the build's own target, SSE2 on x86-64); FASTOPTIM_SIMD=baseline in the
+ * environment when the library loads forces "baseline".  Either gives bit-identical results. */
 const char *fo_simd(void);
 
 /* ======================================================================================
@@ -236,8 +236,9 @@ extern const fo_tensor_kernels fo_tensor_kernels_f64;
 
 /* softmax (log_ = 0) or log_softmax (log_ = 1) along the middle axis of an [outer, n, inner]
  * array: with m the row's max (NaN if it holds a NaN) and s = sum_k exp(x_k - m) in double,
- * out_k = exp(x_k - m) / s, or x_k - m - log(s).  Backward from the output y and g = dL/dy:
- * gx = y * (g - sum(g * y)) (softmax) or g - exp(y) * sum(g) (log_softmax).  Writes out / gx. */
+ * out_k = exp(x_k - m) / s, or x_k - m - log(s).  Backward from the output y (as the forward
+ * wrote it: log_softmax's is <= 0) and g = dL/dy: gx = y * (g - sum(g * y)) (softmax) or
+ * g - exp(y) * sum(g) (log_softmax).  Writes out / gx. */
 void fo_softmax_f32(int64_t outer, int64_t n, int64_t inner, const float *x, int log_,
                     float *out);
 void fo_softmax_f64(int64_t outer, int64_t n, int64_t inner, const double *x, int log_,

@@ -1,23 +1,24 @@
-/* fo_simd.c -- the instruction set of the optimizer kernels' element loops, chosen once when the
- * library loads (fo_simd in fastoptim.h).
+/* fo_simd.c -- the instruction set of the element loops compiled twice, chosen once when the
+ * library loads (fo_simd in fastoptim.h; fo_simd.h says which loops).
  *
  * Why it exists: what we ship is compiled for baseline x86-64 (SSE2: 4 float lanes, two-operand
- * instructions, selects as and/andnot/or), and at that width the loops of Adam/AdamW, RMSprop,
- * Adagrad, Adadelta, NAdam and RAdam (one to three divisions or square roots per element),
- * Adamax and Rprop (chains of compares and selects) are bound by arithmetic rather than by
- * memory.  The segment callbacks of the eleven elementwise optimizers (SGD's and ASGD's too:
- * fewer instructions per byte) are therefore compiled a second time for AVX2 (FO_SEGMENTS in
- * optim_multi.h) and this file says which one runs.  Both run the same IEEE operations in the
- * same order (the AVX2 target has no FMA, and -std=c99 keeps the compiler from contracting
- * a*b+c anyway), so the results are bit-identical whichever runs; FASTOPTIM_SIMD=baseline forces
- * the baseline loops, so the tests can check exactly that.  The choice is a plain global set by
- * a constructor, before any kernel can run, and only read afterwards: no locking, no per-call
- * CPU query. */
+ * instructions, selects as and/andnot/or), and at that width some loops are bound by arithmetic
+ * rather than by memory: those of Adam/AdamW, RMSprop, Adagrad, Adadelta, NAdam and RAdam (one to
+ * three divisions or square roots per element), Adamax and Rprop (chains of compares and
+ * selects), and the loss kernels' exp and log polynomials (csrc/tensor_loss.inc).  The segment
+ * callbacks of the eleven elementwise optimizers (SGD's and ASGD's too: fewer instructions per
+ * byte) and the loss passes are therefore compiled a second time for AVX2 (FO_SEGMENTS in
+ * optim_multi.h, FO_TWICE in tensor_loss.c) and this file says which one runs.  Both run the
+ * same IEEE operations in the same order (the AVX2 target has no FMA, and -std=c99 keeps the
+ * compiler from contracting a*b+c anyway), so the results are bit-identical whichever runs;
+ * FASTOPTIM_SIMD=baseline forces the baseline loops, so the tests can check exactly that.  The
+ * choice is a plain global set by a constructor, before any kernel can run, and only read
+ * afterwards: no locking, no per-call CPU query. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "fastoptim.h"
-#include "optim_multi.h"
+#include "fo_simd.h"
 
 #ifdef FO_SIMD_DISPATCH
 int fo_simd_avx2 = 0;

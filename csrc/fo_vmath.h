@@ -6,9 +6,10 @@
  * BCE's or a cross-entropy's time.  These are Cephes' expf and logf (Cody-Waite reduction and
  * a minimax polynomial, < 2 ulp over the whole float range), written with selects instead of
  * branches so that a loop over them becomes SSE2 code (4 lanes).  Special values are handled
- * by the selects: expf(-inf) = 0, 0 below -87.3 (where expf goes subnormal: torch's Sleef
- * flushes there too), NaN stays NaN; logf(0) = -inf, logf(inf) = inf, logf(x < 0) and
- * logf(NaN) = NaN, subnormals are scaled into the normal range first.
+ * by the selects: expf(-inf) = 0, 0 below -87 (where expf goes subnormal: torch's Sleef
+ * flushes there too), NaN stays NaN (fo_vexpf_le0: the same for arguments <= 0, cheaper);
+ * logf(0) = -inf, logf(inf) = inf, logf(x < 0) and logf(NaN) = NaN, subnormals are scaled
+ * into the normal range first.
  * float64 keeps libm (its exp/log are the oracle's to the last bit).
  *
  * gcc if-converts (and so vectorizes) these selects only without -ftrapping-math (a select
@@ -27,18 +28,9 @@
 #define FO_NO_TRAPPING
 #endif
 
-FO_NO_TRAPPING static inline float fo_vexpf(float xi)
+/* exp(r) for |r| <= ln 2 / 2 + a little (Cephes' minimax polynomial) */
+FO_NO_TRAPPING static inline float fo_vexpf_poly(float r)
 {
-    /* exp(x) = 2^k exp(r), k = round(x log2 e), r = x - k ln 2 (ln 2 in two parts); the
-     * argument is clamped to [-87, ln FLT_MAX] for the reduction and the ends fixed by select */
-    const float v0 = xi < -87.0f ? -87.0f : xi;          /* NaN passes through */
-    const float v = v0 > 88.72283935546875f ? 88.72283935546875f : v0;   /* ln FLT_MAX */
-    const float fx = v * 1.44269504088896341f + 0.5f;
-    const int32_t kt = (int32_t)fx;
-    const int32_t kb = kt - ((float)kt > fx);             /* floor, vectorizable */
-    const float k = (float)kb;
-    float r = v - k * 0.693359375f;
-    r = r - k * -2.12194440e-4f;
     const float z = r * r;
     float y = 1.9875691500e-4f;
     y = y * r + 1.3981999507e-3f;
@@ -46,10 +38,38 @@ FO_NO_TRAPPING static inline float fo_vexpf(float xi)
     y = y * r + 4.1665795894e-2f;
     y = y * r + 1.6666665459e-1f;
     y = y * r + 5.0000001201e-1f;
-    y = y * z + r + 1.0f;
-    /* 2^k in two halves, so k = 128 (x near 88.7) does not overflow the exponent field */
+    return y * z + r + 1.0f;
+}
+
+/* The reduction x = k ln 2 + r, k = round(x log2 e), for |x| <= 2^21: adding 1.5 * 2^23 rounds
+ * x log2 e to an integer (to nearest, the default mode) whose value sits in the sum's low
+ * mantissa bits, so k comes out as an int by one integer subtraction (no float -> int
+ * conversion, no floor fix-up); ln 2 in two parts keeps r exact to float rounding. */
+#define FO_VEXP_MAGIC 12582912.0f                         /* 1.5 * 2^23 */
+#define FO_VEXP_MAGIC_BITS 0x4b400000
+FO_NO_TRAPPING static inline float fo_vexpf_reduce(float v, int32_t *k)
+{
+    const float kf = v * 1.44269504088896341f + FO_VEXP_MAGIC;
+    int32_t kb;
+    memcpy(&kb, &kf, sizeof kb);
+    *k = kb - FO_VEXP_MAGIC_BITS;
+    const float kr = kf - FO_VEXP_MAGIC;
+    const float r = v - kr * 0.693359375f;
+    return r - kr * -2.12194440e-4f;
+}
+
+FO_NO_TRAPPING static inline float fo_vexpf(float xi)
+{
+    /* exp(x) = 2^k exp(r); the argument is clamped to [-87, ln FLT_MAX] for the reduction and
+     * the ends fixed by select */
+    const float v0 = xi < -87.0f ? -87.0f : xi;          /* NaN passes through */
+    const float v = v0 > 88.72283935546875f ? 88.72283935546875f : v0;   /* ln FLT_MAX */
+    int32_t kb;
+    const float y = fo_vexpf_poly(fo_vexpf_reduce(v, &kb));
+    /* 2^k in two halves, so k = 128 (x near 88.7) does not overflow the exponent field
+     * (unsigned: a NaN's k is garbage, which must not make the shift undefined) */
     const int32_t k1 = kb >> 1, k2 = kb - k1;
-    int32_t b1 = (k1 + 127) << 23, b2 = (k2 + 127) << 23;
+    const uint32_t b1 = ((uint32_t)k1 + 127u) << 23, b2 = ((uint32_t)k2 + 127u) << 23;
     float p1, p2;
     memcpy(&p1, &b1, sizeof p1);
     memcpy(&p2, &b2, sizeof p2);
@@ -59,10 +79,45 @@ FO_NO_TRAPPING static inline float fo_vexpf(float xi)
     return out;
 }
 
+/* exp(x) for x <= 0 or NaN only (softmax's x - max, log-probabilities): fo_vexpf's values, bit
+ * for bit (0 below -87, NaN stays NaN, exp(-inf) = 0), without its upper end: k is in
+ * [-126, 0], 2^k one exponent field, and every result >= exp(-87) is normal. */
+FO_NO_TRAPPING static inline float fo_vexpf_le0(float xi)
+{
+    const float v = xi < -87.0f ? -87.0f : xi;           /* NaN passes through */
+    int32_t kb;
+    const float y = fo_vexpf_poly(fo_vexpf_reduce(v, &kb));
+    const uint32_t b = ((uint32_t)kb + 127u) << 23;
+    float p;
+    memcpy(&p, &b, sizeof p);
+    const float out = y * p;
+    return xi < -87.0f ? 0.0f : out;
+}
+
+/* log(2^e (1 + f)) for f in [sqrt(1/2) - 1, sqrt 2 - 1): Cephes' logf polynomial (degree 9)
+ * and its order of the e ln 2 terms (ln 2 in two parts) */
+FO_NO_TRAPPING static inline float fo_vlogf_core(float f, float fe)
+{
+    const float z = f * f;
+    float y = 7.0376836292e-2f;
+    y = y * f - 1.1514610310e-1f;
+    y = y * f + 1.1676998740e-1f;
+    y = y * f - 1.2420140846e-1f;
+    y = y * f + 1.4249322787e-1f;
+    y = y * f - 1.6668057665e-1f;
+    y = y * f + 2.0000714765e-1f;
+    y = y * f - 2.4999993993e-1f;
+    y = y * f + 3.3333331174e-1f;
+    y = y * f * z;
+    y = y + fe * -2.12194440e-4f;
+    y = y - 0.5f * z;
+    const float out = f + y;
+    return out + fe * 0.693359375f;
+}
+
 FO_NO_TRAPPING static inline float fo_vlogf(float x)
 {
-    /* x = 2^e m with m in [sqrt(1/2), sqrt 2): log x = e ln 2 + log1p(m - 1), the latter a
-     * degree-9 polynomial (Cephes' logf) */
+    /* x = 2^e m with m in [sqrt(1/2), sqrt 2): log x = e ln 2 + log1p(m - 1) */
     const int sub = x < 1.17549435e-38f;                  /* subnormal (or <= 0): scale up */
     const float xs = sub ? x * 8388608.0f : x;            /* 2^23 */
     int32_t bits;
@@ -74,26 +129,39 @@ FO_NO_TRAPPING static inline float fo_vlogf(float x)
     const int lo = m < 0.707106781186547524f;
     e = e - lo;
     m = lo ? m + m - 1.0f : m - 1.0f;
-    const float z = m * m;
-    float y = 7.0376836292e-2f;
-    y = y * m - 1.1514610310e-1f;
-    y = y * m + 1.1676998740e-1f;
-    y = y * m - 1.2420140846e-1f;
-    y = y * m + 1.4249322787e-1f;
-    y = y * m - 1.6668057665e-1f;
-    y = y * m + 2.0000714765e-1f;
-    y = y * m - 2.4999993993e-1f;
-    y = y * m + 3.3333331174e-1f;
-    y = y * m * z;
-    const float fe = (float)e;
-    y = y + fe * -2.12194440e-4f;
-    y = y - 0.5f * z;
-    float out = m + y;
-    out = out + fe * 0.693359375f;
+    float out = fo_vlogf_core(m, (float)e);
     out = x == 0.0f ? -INFINITY : out;
     out = x == INFINITY ? INFINITY : out;
     out = (x < 0.0f || x != x) ? NAN : out;
     return out;
+}
+
+/* log x for 0 <= x <= 1 only, as the clamp max(., -100) of BCE's log terms (torch's) reads
+ * it: fo_vlogf's values for x > 0, bit for bit, and for x = 0 -150 ln 2 (< -100) instead of
+ * -inf; no selects for the special values a range-checked x cannot be. */
+FO_NO_TRAPPING static inline float fo_vlogf_unit(float x)
+{
+    const int sub = x < 1.17549435e-38f;                  /* subnormal or 0: scale up */
+    const float xs = sub ? x * 8388608.0f : x;            /* 2^23 */
+    int32_t bits;
+    memcpy(&bits, &xs, sizeof bits);
+    int32_t e = ((bits >> 23) & 0xff) - 126 - (sub ? 23 : 0);
+    int32_t mb = (bits & 0x007fffff) | 0x3f000000;        /* m in [0.5, 1) */
+    float m;
+    memcpy(&m, &mb, sizeof m);
+    const int lo = m < 0.707106781186547524f;
+    e = e - lo;
+    m = lo ? m + m - 1.0f : m - 1.0f;
+    return fo_vlogf_core(m, (float)e);
+}
+
+/* log1p(-x) for 0 <= x <= 1 only, read through the same clamp: fo_vlog1pf(-x)'s values
+ * (w = 1 - x is in {0} u [2^-24, 1], never infinite), -103.97 for x = 1 instead of -inf. */
+FO_NO_TRAPPING static inline float fo_vlog1p_neg_unit(float x)
+{
+    const float u = -x, w = 1.0f + u, d = w - 1.0f;
+    const float r = fo_vlogf_unit(w) * (u / (d == 0.0f ? 1.0f : d));
+    return d == 0.0f ? u : r;
 }
 
 /* log1p(u) = log(w) u / (w - 1) with w = 1 + u rounded (exact where w == 1: u): the rounding
@@ -105,20 +173,29 @@ FO_NO_TRAPPING static inline float fo_vlog1pf(float u)
     return d == 0.0f ? u : (w == INFINITY ? w : r);
 }
 
+/* fo_vlog1pf for u in [0, 1] only (log1p(exp(-|x|)), BCE-with-logits), bit for bit: w = 1 + u
+ * is in [1, 2], so its exponent is 0 or 1 by one compare and no special value can occur (a
+ * NaN u gives an unspecified number: the callers' other terms carry the NaN). */
+FO_NO_TRAPPING static inline float fo_vlog1pf_01(float u)
+{
+    const float w = 1.0f + u, d = w - 1.0f;               /* d exact (Sterbenz) */
+    const int hi = !(w * 0.5f < 0.707106781186547524f);   /* fo_vlogf's m = w / 2 test */
+    const float f = hi ? w * 0.5f - 1.0f : d;
+    const float r = fo_vlogf_core(f, hi ? 1.0f : 0.0f) * (u / (d == 0.0f ? 1.0f : d));
+    return d == 0.0f ? u : r;
+}
+
 /* sum of n doubles made from T values, in 4 interleaved lanes (lane k takes i = k mod 4) then
  * lane 0 + 1 + 2 + 3 + the tail in index order: a fixed order, so results are deterministic,
- * and the four chains overlap instead of waiting on one add each. */
+ * and the four chains overlap instead of waiting on one add each.  The lanes are an array
+ * updated by one inner loop, which gcc turns into one vector add (two with SSE2). */
 #define FO_SUM_LANES(T, n, v, result)                                                     \
     do {                                                                                  \
-        double a0_ = 0.0, a1_ = 0.0, a2_ = 0.0, a3_ = 0.0;                                \
+        double a_[4] = {0.0, 0.0, 0.0, 0.0};                                              \
         int64_t i_ = 0;                                                                   \
-        for (; i_ + 4 <= (n); i_ += 4) {                                                  \
-            a0_ += (double)(v)[i_];                                                       \
-            a1_ += (double)(v)[i_ + 1];                                                   \
-            a2_ += (double)(v)[i_ + 2];                                                   \
-            a3_ += (double)(v)[i_ + 3];                                                   \
-        }                                                                                 \
-        double s_ = (a0_ + a1_) + (a2_ + a3_);                                            \
+        for (; i_ + 4 <= (n); i_ += 4)                                                    \
+            for (int j_ = 0; j_ < 4; j_++) a_[j_] += (double)(v)[i_ + j_];                \
+        double s_ = (a_[0] + a_[1]) + (a_[2] + a_[3]);                                    \
         for (; i_ < (n); i_++) s_ += (double)(v)[i_];                                     \
         (result) = s_;                                                                    \
     } while (0)

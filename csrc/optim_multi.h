@@ -27,6 +27,7 @@
 #define FASTOPTIM_OPTIM_MULTI_H
 
 #include "common.h"
+#include "fo_simd.h"
 
 /* The loop bodies are written once with their flags as parameters and instantiated with constant
  * flags (one specialised, vectorizable loop per flag combination) by forcing inlining. */
@@ -53,12 +54,8 @@ typedef void (*fo_segment_fn)(const void *ctx, int64_t i, int64_t off, int64_t l
 /* Runtime SIMD dispatch (fo_simd.c says why).  FO_SEGMENTS(name) turns the always-inline segment
  * body FO_FN(name##_segment_body) into the callbacks FO_FN(name##_segment) (the build's baseline
  * target) and, on x86-64 with GCC or clang, FO_FN(name##_segment_avx2) (the same source compiled
- * for AVX2, without FMA), and defines FO_FN(name##_segment_pick)(), the one to run.  A build can
- * opt out with CFLAGS=-DFO_NO_SIMD_DISPATCH. */
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) \
-    && !defined(FO_NO_SIMD_DISPATCH)
-#define FO_SIMD_DISPATCH 1
-extern int fo_simd_avx2; /* fo_simd.c: set once when the library loads */
+ * for AVX2, without FMA), and defines FO_FN(name##_segment_pick)(), the one to run (fo_simd.h). */
+#ifdef FO_SIMD_DISPATCH
 #define FO_SEGMENT_AVX2(name)                                                                 \
     __attribute__((target("avx2"))) static void FO_FN(name##_segment_avx2)(                 \
         const void *ctx, int64_t i, int64_t off, int64_t n, float t, fo_step_cache *cache)  \

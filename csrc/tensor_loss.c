@@ -6,6 +6,40 @@
  * Why fused: torch runs each of these losses as one autograd node with its own backward
  * kernel; built from primitive ops, a cross-entropy would be ~6 nodes and 6 temporaries, and
  * on a 64 x 10 batch the per-node overhead is the whole cost. */
+#include "common.h"
+#include "fo_simd.h"
+#include "fo_vmath.h"
+
+/* The loss kernels' element passes (exp and log polynomials, the point-wise formulas, the
+ * class gradients) are bound by arithmetic, so each is compiled twice: FO_TWICE(name, params,
+ * args) makes, from the always-inline body name##body (declared FO_BODY), the function name()
+ * that runs it compiled for the baseline target or, when fo_simd_avx2 says so, for AVX2 (eight
+ * float lanes, blends, three-operand forms).  No FMA in either (the AVX2 target does not
+ * enable it, -std=c99 does not contract): the two give the same bits (fo_simd.c).  Both carry
+ * FO_NO_TRAPPING, without which gcc would not if-convert fo_vmath.h's selects (last session's
+ * target_clones attempt lost it in the clone, whose exp pass stayed scalar). */
+#if defined(__GNUC__) || defined(__clang__)
+#define FO_BODY static inline __attribute__((always_inline)) FO_NO_TRAPPING
+#else
+#define FO_BODY static inline
+#endif
+#ifdef FO_SIMD_DISPATCH
+#define FO_TWICE_(name, params, args)                                                      \
+    FO_NO_TRAPPING static void name##base params { name##body args; }                      \
+    FO_NO_TRAPPING __attribute__((target("avx2"))) static void name##avx2 params           \
+    { name##body args; }                                                                   \
+    static inline void name params                                                         \
+    {                                                                                      \
+        if (fo_simd_avx2)                                                                  \
+            name##avx2 args;                                                               \
+        else                                                                               \
+            name##base args;                                                               \
+    }
+#else
+#define FO_TWICE_(name, params, args) FO_NO_TRAPPING static void name params { name##body args; }
+#endif
+#define FO_TWICE(name, params, args) FO_TWICE_(name, params, args)   /* name expanded first */
+
 #define FO_TEMPLATE "tensor_loss.inc"
 #include "fo_instantiate.h"
 

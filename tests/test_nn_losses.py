@@ -426,6 +426,21 @@ def test_float32_exp_polynomial_over_the_range():
     assert np.isnan(a.grad.numpy()[0]) and np.isfinite(a.grad.numpy()[1])
 
 
+def test_float32_log_sigmoid_over_the_range():
+    """BCE-with-logits' float32 forward takes log1p(exp(-|x|)) from fo_vmath.h's exp of a
+    non-positive argument and its log1p over [0, 1] (no special cases): with target 1 the loss
+    is -log_sigmoid(x), held to 3 ulp of float64's over |x| <= 80 (beyond, exp(-|x|) meets the
+    -87 flush), tiny |x| included; a NaN logit still gives NaN."""
+    x = np.concatenate([np.linspace(-80.0, 80.0, 400001), np.geomspace(1e-30, 80.0, 100001),
+                        -np.geomspace(1e-30, 80.0, 100001), [0.0, -0.0]]).astype(np.float32)
+    got = F.binary_cross_entropy_with_logits(_fo(x), _fo(np.ones_like(x)),
+                                             reduction="none").numpy()
+    assert _ulps(got, np.logaddexp(0.0, -x.astype(np.float64))).max() <= 3.0
+    got = F.binary_cross_entropy_with_logits(_fo(np.array([np.nan, 1.0], np.float32)),
+                                             _fo(np.ones(2, np.float32)), reduction="none")
+    assert np.isnan(got.numpy()[0]) and np.isfinite(got.numpy()[1])
+
+
 def test_float32_log_softmax_row_sums_over_widths():
     """log_softmax's row log-sum-exp takes fo_vmath.h's log of the row sums (>= 1): rows of
     equal logits give -log(n) for every width n, within float32's accuracy."""

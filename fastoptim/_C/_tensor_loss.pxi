@@ -1,9 +1,9 @@
 # nn's fused losses and softmax: one autograd node each, forward and backward in C
 # (csrc/tensor_loss.c), as torch's own kernels are:
-#   N_SOFTMAX    softmax / log_softmax along a dim    saved (y, outer, n, inner); _sub 1 = log
+#   N_SOFTMAX    softmax / log_softmax along dim d    saved y; _sub = log | d << 1
 #   N_NLL        nll_loss, and cross_entropy with class indices (log_softmax fused in)
-#                saved (lp, target, weight, ignore_index, outer, C, inner, fused); fused: the
-#                first entry is softmax(logits), which the backward takes its gradient from
+#                saved (lp, target, weight, ignore_index); _sub = reduction | fused << 2;
+#                fused: lp is softmax(logits), which the backward takes its gradient from
 #   N_SOFT_CE    cross_entropy with class probabilities   saved (lp, target, weight, ...)
 #   N_POINTWISE  l1 / smooth_l1 / huber / bce / bce_with_logits   saved (x, y, w, pw);
 #                _sub = reduction | (fo_loss_kind << 2), _p0 = beta / delta
@@ -59,14 +59,15 @@ cdef cnp.ndarray _loss_opt_array(object w, cnp.ndarray like, object shape, str n
     return _contig(arr)
 
 
-cdef tuple _sm_split(tuple shape, int dim):
-    cdef int64_t outer = 1, inner = 1
-    cdef int i
-    for i in range(dim):
-        outer *= shape[i]
-    for i in range(dim + 1, len(shape)):
-        inner *= shape[i]
-    return outer, (shape[dim] if len(shape) else 1), inner
+cdef void _sm_layout(cnp.ndarray x, int d, int64_t *lay) noexcept:
+    """lay = (outer, n, inner) of x around its dim d (n = 1 for a 0-dim x), from the dims."""
+    cdef int nd = cnp.PyArray_NDIM(x), k
+    cdef cnp.npy_intp *s = cnp.PyArray_DIMS(x)
+    lay[0], lay[1], lay[2] = 1, (s[d] if nd else 1), 1
+    for k in range(d):
+        lay[0] *= s[k]
+    for k in range(d + 1, nd):
+        lay[2] *= s[k]
 
 
 cdef int _sm_dim(object dim, int ndim) except? -9:
@@ -88,7 +89,7 @@ cdef Tensor _softmax(object input, object dim, object dt, bint log_, str fn):
     cdef Tensor a = _loss_tensor_arg(input, fn, "input")
     cdef cnp.ndarray x, y
     cdef int d
-    cdef int64_t outer, n, inner
+    cdef int64_t lay[3]
     cdef Tensor t
     if dim is None:
         warnings.warn(f"Implicit dimension choice for {fn} has been deprecated. Change the call "
@@ -102,13 +103,13 @@ cdef Tensor _softmax(object input, object dim, object dt, bint log_, str fn):
                            f"'{_dtype_of(a._np).name.capitalize()}'")
     d = _sm_dim(dim, cnp.PyArray_NDIM(a._np))
     x = _contig(a._np)
-    outer, n, inner = _sm_split(_shp(x), d)
+    _sm_layout(x, d, lay)
     y = _empty_like(x)
-    _lkern(x).softmax(outer, n, inner, _ptr(x), log_, _ptr(y))
+    _lkern(x).softmax(lay[0], lay[1], lay[2], _ptr(x), log_, _ptr(y))
     t = _wrap(y)
     if _grad_enabled and a._requires_grad:
-        _record1(t, N_SOFTMAX, a, (y, outer, n, inner))
-        t._sub = log_
+        _record1(t, N_SOFTMAX, a, y)
+        t._sub = log_ | (d << 1)
     return t
 
 
@@ -123,16 +124,17 @@ def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
 
 
 cdef object _softmax_name(Tensor t):
-    return "LogSoftmaxBackward0" if t._sub else "SoftmaxBackward0"
+    return "LogSoftmaxBackward0" if t._sub & 1 else "SoftmaxBackward0"
 
 
 cdef void _softmax_backward(Tensor t, cnp.ndarray g, bint gown) except *:
     """gx = y (g - sum(g y)) for softmax, g - exp(y) sum(g) for log_softmax, along the dim."""
-    cdef cnp.ndarray y, gx
-    cdef int64_t outer, n, inner
-    y, outer, n, inner = t._saved
+    cdef cnp.ndarray y = t._saved, gx
+    cdef int64_t lay[3]
+    _sm_layout(y, t._sub >> 1, lay)
     gx = _empty_like(y)
-    _lkern(y).softmax_backward(outer, n, inner, _ptr(y), _ptr(_contig(g)), t._sub, _ptr(gx))
+    _lkern(y).softmax_backward(lay[0], lay[1], lay[2], _ptr(y), _ptr(_contig(g)), t._sub & 1,
+                               _ptr(gx))
     _accumulate(_input(t, 0), gx, True)
 
 
@@ -183,13 +185,20 @@ cdef int _class_layout(Tensor a, Tensor target, bint probs, int64_t *lay) except
             ok = ok and ts[k] == s[k + 1]
     if not ok:
         _class_layout_error(a, target, probs)
+    _class_dims(a._np, lay)
+    return 0
+
+
+cdef void _class_dims(cnp.ndarray x, int64_t *lay) noexcept:
+    """lay = (outer, C, inner) of a class-loss input x [C], [N, C] or [N, C, d1, ...]."""
+    cdef int nd = cnp.PyArray_NDIM(x), k
+    cdef cnp.npy_intp *s = cnp.PyArray_DIMS(x)
     if nd == 1:
         lay[0], lay[1], lay[2] = 1, s[0], 1
-        return 0
+        return
     lay[0], lay[1], lay[2] = s[0], s[1], 1
     for k in range(2, nd):
         lay[2] *= s[k]
-    return 0
 
 
 cdef int _class_layout_error(Tensor a, Tensor target, bint probs) except -1:
@@ -253,8 +262,8 @@ cdef Tensor _class_loss(Tensor a, Tensor target, object weight, int64_t ignore_i
             total = total / wsum if wsum != 0 else NAN
         t = _wrap(_scalar_array(total, cnp.PyArray_TYPE(x)))
     if _grad_enabled and a._requires_grad:
-        _record1(t, N_NLL, a, (lp, tgt, w, ignore_index, outer, C, inner, fused))
-        t._sub = red
+        _record1(t, N_NLL, a, (lp, tgt, w, ignore_index))
+        t._sub = red | (fused << 2)
         t._p0 = smoothing
         t._p1 = (1.0 / wsum if wsum != 0 else NAN) if red == 1 else 1.0
     return t
@@ -262,21 +271,24 @@ cdef Tensor _class_loss(Tensor a, Tensor target, object weight, int64_t ignore_i
 
 cdef void _nll_backward(Tensor t, cnp.ndarray g, bint gown) except *:
     cdef cnp.ndarray lp, tgt, w, gx
-    cdef int64_t ignore_index, outer, C, inner
-    cdef bint fused
-    lp, tgt, w, ignore_index, outer, C, inner, fused = t._saved
+    cdef int64_t ignore_index
+    cdef int64_t lay[3]
+    cdef bint fused = t._sub >> 2, reduced = (t._sub & 3) != 0
+    lp, tgt, w, ignore_index = t._saved
+    _class_dims(lp, lay)
     # cross_entropy's saved softmax becomes the gradient in place when this walk drops the
     # saved values anyway (no retain_graph): one array fewer per step
     gx = lp if fused and not _walk_keeps_saved else _empty_like(lp)
     g = _contig(g)
-    cdef const void *gp = _ptr(g) if t._sub == 0 else NULL
-    cdef double g0 = _first(g) * t._p1 if t._sub != 0 else 0.0
+    cdef const void *gp = NULL if reduced else _ptr(g)
+    cdef double g0 = _first(g) * t._p1 if reduced else 0.0
     if fused:
-        _lkern(lp).cross_entropy_backward(outer, C, inner, _ptr(lp), <int64_t*>_ptr(tgt),
-                                          _optr(w), ignore_index, t._p0, gp, g0, _ptr(gx))
+        _lkern(lp).cross_entropy_backward(lay[0], lay[1], lay[2], _ptr(lp),
+                                          <int64_t*>_ptr(tgt), _optr(w), ignore_index, t._p0,
+                                          gp, g0, _ptr(gx))
     else:
-        _lkern(lp).nll_backward(outer, C, inner, _ptr(lp), <int64_t*>_ptr(tgt), _optr(w),
-                                ignore_index, t._p0, gp, g0, 0, _ptr(gx))
+        _lkern(lp).nll_backward(lay[0], lay[1], lay[2], _ptr(lp), <int64_t*>_ptr(tgt),
+                                _optr(w), ignore_index, t._p0, gp, g0, 0, _ptr(gx))
     _accumulate(_input(t, 0), gx, True)
 
 
