@@ -28,8 +28,9 @@ CONFIGS = [
     {"lr": 0.5, "max_iter": 5},
     {"lr": 1.0, "max_iter": 4, "history_size": 3, "line_search_fn": "strong_wolfe"},
     {"lr": 0.3, "max_iter": 1},
+    {"lr": torch.tensor(0.5), "max_iter": 4},   # a float32 0-dim lr promotes as torch's
 ]
-IDS = ["plain", "strong_wolfe", "one_iter"]
+IDS = ["plain", "strong_wolfe", "one_iter", "tensor_lr"]
 
 
 class Net(torch.nn.Module):
@@ -211,3 +212,10 @@ def test_hooks_and_zero_grad_see_the_torch_params():
     assert opt.param_groups[0]["params"] == list(model.parameters())
     opt.zero_grad()
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_a_tensor_lr_of_more_than_one_element_is_refused_as_torch():
+    model = make_model()
+    for lib in LIBS:
+        with pytest.raises(ValueError, match="Tensor lr must be 1-element"):
+            LIBS[lib].LBFGS(model.parameters(), lr=torch.tensor([0.1, 0.2]))

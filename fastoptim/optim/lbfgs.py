@@ -47,6 +47,7 @@ import fastoptim
 from fastoptim import Tensor
 from fastoptim._C import _lbfgs
 
+from ._torch_params import is_torch_tensor
 from .optimizer import Optimizer, _to_scalar
 
 __all__ = ["LBFGS"]
@@ -387,7 +388,7 @@ class LBFGS(Optimizer):
         history_size: int = 100,
         line_search_fn: str | None = None,
     ) -> None:
-        if isinstance(lr, Tensor) and lr.numel() != 1:
+        if (isinstance(lr, Tensor) or is_torch_tensor(lr)) and lr.numel() != 1:
             raise ValueError("Tensor lr must be 1-element")
         if not 0.0 <= lr:
             raise ValueError(f"Invalid learning rate: {lr}")
@@ -519,6 +520,8 @@ class LBFGS(Optimizer):
         lr = _to_scalar(group["lr"])
         if isinstance(lr, Tensor):
             lr = lr._np[()]
+        elif is_torch_tensor(lr):   # a numpy scalar of its dtype too: it promotes as torch's
+            lr = lr.detach().reshape(()).numpy()[()]
         max_iter = group["max_iter"]
         max_eval = group["max_eval"]
         tolerance_grad = group["tolerance_grad"]
