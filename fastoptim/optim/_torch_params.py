@@ -44,8 +44,12 @@ times per step, between reads and writes of the params: there the closure is not
 but handed to the body wrapped, so that each call runs on the torch face (the user's
 ``zero_grad`` clears the torch grads, autograd writes new ones) and the views' grads are then
 re-bound to what it wrote (``_rebind_grads``: the per-param grad binding of a sync, no state).
-Its state is made fresh each step (no tensor of it written in place), so only the params are
-bumped, all of them (LBFGS moves every param, grad or not), and only if the body wrote them.
+Its state tensors are made fresh each step (none written in place), so only the params are
+bumped, all of them (LBFGS moves every param, grad or not), and only if the body wrote them;
+its history lists are popped and appended in place, so a list or dict state value is
+published anew after every step (``_republish``).  The views and torch tensors over the state
+keep LBFGS's ``_lbfgs.reclaim`` from reusing the state's vectors: over torch params it
+allocates its new vectors (the cost of the torch face, as for the other optimizers' state).
 
 Importing this module does not import torch: it reads ``sys.modules`` and is used only once a
 torch tensor has been passed.
@@ -357,14 +361,14 @@ class TorchParams:
                 if not ks:
                     continue
                 views = m.state_views if m.state is not None else {}
-                if len(views) == len(ks) and all(
-                        ks.get(k) is kv for k, (_, kv) in views.items()):
+                if len(views) == len(ks) and not any(
+                        _republish(ks.get(k), old) for k, old in views.items()):
                     continue
                 ts = tstate[p]
                 new = {}
                 for k, kv in ks.items():
                     old = views.get(k)
-                    tv = old[0] if old is not None and old[1] is kv else _torch_value(kv)
+                    tv = _torch_value(kv) if _republish(kv, old) else old[0]
                     ts[k] = tv
                     new[k] = (tv, kv)
                 m.set_state(ts, new)
@@ -440,6 +444,13 @@ def _check_grad(p: Any, g: Any, gi: int, pos: int) -> None:
     if not g.is_contiguous():
         raise RuntimeError(f"the grad of {where} is not contiguous; fastoptim reads contiguous "
                            "grads only")
+
+
+def _republish(kv: Any, old: tuple | None) -> bool:
+    """Whether the kernel state value ``kv`` needs a new torch value: it is not the one
+    ``old`` = (torch value, kernel value) mirrors, or it is a list or dict, which the step
+    may have changed in place (LBFGS pops and appends its history lists)."""
+    return old is None or old[1] is not kv or isinstance(kv, (list, dict))
 
 
 def _kernel_value(v: Any) -> Any:
