@@ -39,6 +39,18 @@ sync and reused by steady steps.  An inference tensor (made under ``torch.infere
 has no counter; torch refuses to update one in place outside inference mode, and so do we,
 with torch's message, before anything is written.
 
+A closure-driven optimizer (LBFGS, ``_CLOSURE_DRIVEN``) calls the closure itself, several
+times per step, between reads and writes of the params: there the closure is not run ahead
+but handed to the body wrapped, so that each call runs on the torch face (the user's
+``zero_grad`` clears the torch grads, autograd writes new ones) and the views' grads are then
+re-bound to what it wrote (``_rebind_grads``: the per-param grad binding of a sync, no state).
+Its state tensors are made fresh each step (none written in place), so only the params are
+bumped, all of them (LBFGS moves every param, grad or not), and only if the body wrote them;
+its history lists are popped and appended in place, so a list or dict state value is
+published anew after every step (``_republish``).  The views and torch tensors over the state
+keep LBFGS's ``_lbfgs.reclaim`` from reusing the state's vectors: over torch params it
+allocates its new vectors (the cost of the torch face, as for the other optimizers' state).
+
 Importing this module does not import torch: it reads ``sys.modules`` and is used only once a
 torch tensor has been passed.
 """
@@ -193,6 +205,8 @@ class TorchParams:
     # ---------------------------------------------------------------- one step
     def run_step(self, opt: Any, call: Any, args: tuple, kwargs: dict) -> Any:
         """Run the class's step body ``call`` on the kernel's face of ``opt``."""
+        if opt._CLOSURE_DRIVEN:
+            return self._run_closure_step(opt, call, args, kwargs)
         torch = sys.modules["torch"]
         loss = None
         closure = kwargs.get("closure", args[1] if len(args) > 1 else None)
@@ -224,6 +238,62 @@ class TorchParams:
             self._record(opt, groups)
         bump_versions(self.written)
         return loss
+
+    def _run_closure_step(self, opt: Any, call: Any, args: tuple, kwargs: dict) -> Any:
+        """``run_step`` for an optimizer whose step body calls the closure itself, several
+        times (LBFGS): each call runs on the torch face (the user's ``opt.zero_grad()`` clears
+        the torch grads, autograd writes new ones), then the views' grads are re-bound to
+        what it wrote.  The body may write every param (LBFGS's ``_add_grad`` moves them
+        all, grad or not): an inference tensor among them is refused before the first call,
+        and every param is bumped if the body says it wrote them (``_params_written``)."""
+        torch = sys.modules["torch"]
+        closure = kwargs.get("closure", args[1] if len(args) > 1 else None)
+        groups, _ = self._sync(opt)
+        mirrors = [self.mirrors[id(p)] for g in opt.param_groups for p in g["params"]]
+        if not torch.is_inference_mode_enabled() and any(
+                m.inference or m.state_inference for m in mirrors):
+            raise RuntimeError(_INFERENCE_UPDATE)
+        torch_face = opt.param_groups, opt.state
+
+        def on_torch_face():
+            kernel_face = opt.param_groups, opt.state
+            opt.param_groups, opt.state = torch_face
+            try:
+                with torch.enable_grad():
+                    loss = closure()
+            finally:
+                opt.param_groups, opt.state = kernel_face
+            self._rebind_grads(torch_face[0])
+            return loss
+
+        if callable(closure):
+            if "closure" in kwargs:
+                kwargs = {**kwargs, "closure": on_torch_face}
+            else:
+                args = (args[0], on_torch_face, *args[2:])
+        opt.param_groups, opt.state = groups, self.kernel_state
+        opt._params_written = False
+        try:
+            with torch.no_grad():
+                loss = call(*args, **kwargs)
+        finally:
+            opt.param_groups, opt.state = torch_face
+            self._publish(opt)
+        if opt._params_written:
+            bump_versions([p for g in opt.param_groups for p in g["params"]])
+        return loss
+
+    def _rebind_grads(self, groups: list[dict[str, Any]]) -> None:
+        """After a closure call inside a step: the views' grads are the torch grads now."""
+        for gi, group in enumerate(groups):
+            for pos, p in enumerate(group["params"]):
+                m = self.mirrors[id(p)]
+                if p.data_ptr() != m.ptr or p.shape != m.shape:
+                    raise RuntimeError(f"the closure replaced the memory of {_where(gi, pos)} "
+                                       "(p.data = ..., resize_ or set_) during the step; "
+                                       "fastoptim's LBFGS reads and writes the params it "
+                                       "started the step with")
+                _bind_grad(m, p, gi, pos)
 
     def _record(self, opt: Any, groups: list[dict[str, Any]]) -> None:
         """Note this sync (``self.steady``), so that a step that changes nothing skips it."""
@@ -264,17 +334,7 @@ class TorchParams:
                     m.grad = m.grad_view = None
                     m.set_state(None, {})
                 v = m.view
-                g = p.grad
-                if g is None:
-                    v.grad = None
-                elif g is not m.grad or g.data_ptr() != m.grad_ptr or g.shape != m.grad_shape:
-                    _check_grad(p, g, gi, pos)
-                    m.grad = g
-                    m.grad_ptr, m.grad_shape = g.data_ptr(), g.shape
-                    m.grad_view = _view(g)
-                    v.grad = m.grad_view
-                elif v.grad is not m.grad_view:
-                    v.grad = m.grad_view
+                g = _bind_grad(m, p, gi, pos)
                 ts = tstate.get(p)
                 if ts is None:
                     kstate.pop(v, None)
@@ -301,14 +361,14 @@ class TorchParams:
                 if not ks:
                     continue
                 views = m.state_views if m.state is not None else {}
-                if len(views) == len(ks) and all(
-                        ks.get(k) is kv for k, (_, kv) in views.items()):
+                if len(views) == len(ks) and not any(
+                        _republish(ks.get(k), old) for k, old in views.items()):
                     continue
                 ts = tstate[p]
                 new = {}
                 for k, kv in ks.items():
                     old = views.get(k)
-                    tv = old[0] if old is not None and old[1] is kv else _torch_value(kv)
+                    tv = _torch_value(kv) if _republish(kv, old) else old[0]
                     ts[k] = tv
                     new[k] = (tv, kv)
                 m.set_state(ts, new)
@@ -349,6 +409,24 @@ def call_views(op: str, names: tuple, lists: list) -> list | None:
     return out
 
 
+def _bind_grad(m: _Mirror, p: Any, gi: int, pos: int) -> Any:
+    """Point the view's grad at a view of ``p.grad`` as it is now (checked when new); returns
+    ``p.grad``."""
+    v = m.view
+    g = p.grad
+    if g is None:
+        v.grad = None
+    elif g is not m.grad or g.data_ptr() != m.grad_ptr or g.shape != m.grad_shape:
+        _check_grad(p, g, gi, pos)
+        m.grad = g
+        m.grad_ptr, m.grad_shape = g.data_ptr(), g.shape
+        m.grad_view = _view(g)
+        v.grad = m.grad_view
+    elif v.grad is not m.grad_view:
+        v.grad = m.grad_view
+    return g
+
+
 def _check_grad(p: Any, g: Any, gi: int, pos: int) -> None:
     torch = sys.modules["torch"]
     where = _where(gi, pos)
@@ -366,6 +444,13 @@ def _check_grad(p: Any, g: Any, gi: int, pos: int) -> None:
     if not g.is_contiguous():
         raise RuntimeError(f"the grad of {where} is not contiguous; fastoptim reads contiguous "
                            "grads only")
+
+
+def _republish(kv: Any, old: tuple | None) -> bool:
+    """Whether the kernel state value ``kv`` needs a new torch value: it is not the one
+    ``old`` = (torch value, kernel value) mirrors, or it is a list or dict, which the step
+    may have changed in place (LBFGS pops and appends its history lists)."""
+    return old is None or old[1] is not kv or isinstance(kv, (list, dict))
 
 
 def _kernel_value(v: Any) -> Any:

@@ -31,6 +31,10 @@ State: as torch, everything lives in ``self.state[first param]`` with torch's ke
 ``func_evals``, ``al``); arrays and 0-dim scalars are stored as fastoptim Tensors, numbers as
 numbers, so ``state_dict()`` loads into ``torch.optim.LBFGS`` after ``torch.as_tensor`` on each
 tensor, and a dict written by torch loads here (the base class casts it to the param dtype).
+
+Over torch params (``_torch_params``), ``_params`` is read through ``param_groups`` so that the
+step body works on the kernel views swapped in for the step; the closure it is given re-binds
+their grads after each call, and ``_params_written`` tells it whether to bump the versions.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ import fastoptim
 from fastoptim import Tensor
 from fastoptim._C import _lbfgs
 
+from ._torch_params import is_torch_tensor
 from .optimizer import Optimizer, _to_scalar
 
 __all__ = ["LBFGS"]
@@ -383,7 +388,7 @@ class LBFGS(Optimizer):
         history_size: int = 100,
         line_search_fn: str | None = None,
     ) -> None:
-        if isinstance(lr, Tensor) and lr.numel() != 1:
+        if (isinstance(lr, Tensor) or is_torch_tensor(lr)) and lr.numel() != 1:
             raise ValueError("Tensor lr must be 1-element")
         if not 0.0 <= lr:
             raise ValueError(f"Invalid learning rate: {lr}")
@@ -403,15 +408,24 @@ class LBFGS(Optimizer):
         if len(self.param_groups) != 1:
             raise ValueError("LBFGS doesn't support per-parameter options (parameter groups)")
 
-        self._params = self.param_groups[0]["params"]
         self._numel_cache = None
         self._vectors = None
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
-        self._params = self.param_groups[0]["params"]
         self._numel_cache = None
         self._vectors = None
+
+    # the step body calls the closure itself (over torch params: _torch_params re-binds the
+    # grads after each call, and bumps the params' versions if _add_grad/_set_param ran)
+    _CLOSURE_DRIVEN = True
+    _params_written = False
+
+    @property
+    def _params(self) -> list:
+        """The params the step reads and writes: over torch params, during a step, the
+        kernel views ``_torch_params`` swaps into ``param_groups``."""
+        return self.param_groups[0]["params"]
 
     def _numel(self) -> int:
         if self._numel_cache is None:
@@ -464,12 +478,14 @@ class LBFGS(Optimizer):
     def _add_grad(self, step_size, update: np.ndarray) -> float:
         """``p += step_size * update[segment]`` for every param, in place, one C call; returns
         ``max|update * step_size|`` (torch's ``d.mul(t).abs().max()`` of the stop test)."""
+        self._params_written = True
         return _lbfgs.add_grad([p._np for p in self._params], update, float(step_size))
 
     def _clone_param(self) -> list[np.ndarray]:
         return [p._np.copy() for p in self._params]
 
     def _set_param(self, params_data) -> None:
+        self._params_written = True
         for p, pdata in zip(self._params, params_data, strict=True):
             np.copyto(p._np, pdata)
 
@@ -504,6 +520,8 @@ class LBFGS(Optimizer):
         lr = _to_scalar(group["lr"])
         if isinstance(lr, Tensor):
             lr = lr._np[()]
+        elif is_torch_tensor(lr):   # a numpy scalar of its dtype too: it promotes as torch's
+            lr = lr.detach().reshape(()).numpy()[()]
         max_iter = group["max_iter"]
         max_eval = group["max_eval"]
         tolerance_grad = group["tolerance_grad"]

@@ -454,6 +454,10 @@ class Optimizer:
     # A built-in optimizer's row in ``_descriptions`` (None for user subclasses).
     _DESCRIPTION = None
 
+    # True for an optimizer whose step body calls the closure itself, maybe several times
+    # (LBFGS); over torch params _torch_params then runs each call on the torch face
+    _CLOSURE_DRIVEN = False
+
     def _expected_state_keys(self, group: dict[str, Any]):
         """``(required, optional)`` per-param state keys for ``group``, or None if unknown.
 
