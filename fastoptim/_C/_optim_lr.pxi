@@ -717,13 +717,6 @@ cdef bint _one_cycle_step_c(object sched) except -1:
         beta1 = v is True
     how = 3 if beta1 else (2 if momentum else 1)
     n = len(groups)
-    # keep: the entries may hold (the keys are the ones they were read with, exact strs, whose
-    # lookups run no Python code)
-    keep = (FO_DICT_VERSION and type(start_lr) is str and type(end_lr) is str
-            and (how == 1 or (type(start_m) is str and type(end_m) is str)))
-    if not (keep and cache.n == n and cache.how == how and cache.k0 is start_lr
-            and cache.k1 is end_lr and (how == 1 or (cache.k2 is start_m and cache.k3 is end_m))):
-        cache.reset(n, start_lr, end_lr, start_m, end_m, how)
     # every collectable object of the step made before anything is read (a collection may run
     # a finalizer that edits a group): _last_lr, and the new betas with betas[1:] in place
     last = PyList_New(n)
@@ -749,6 +742,14 @@ cdef bint _one_cycle_step_c(object sched) except -1:
                 Py_INCREF(x)
                 PyTuple_SET_ITEM(t, j, x)
             new_betas[i] = t
+    # (from here to the record below no Python code runs)
+    # keep: the entries may hold (the keys are the ones they were read with, exact strs, whose
+    # lookups run no Python code)
+    keep = (FO_DICT_VERSION and type(start_lr) is str and type(end_lr) is str
+            and (how == 1 or (type(start_m) is str and type(end_m) is str)))
+    if not (keep and cache.n == n and cache.how == how and cache.k0 is start_lr
+            and cache.k1 is end_lr and (how == 1 or (cache.k2 is start_m and cache.k3 is end_m))):
+        cache.reset(n, start_lr, end_lr, start_m, end_m, how)
     vals = cache.vals
     lrs = vals + 4 * n
     # every value read must be a float (checked before anything is written)
