@@ -26,6 +26,9 @@
 #      declines (Python raises);
 #   3. writes every group in one C loop over the lrs read in step 1: one float object per
 #      group, stored in the group and in the new ``_last_lr`` list.
+# OneCycleLR reads four values from each group besides the lr; its step keeps them per group
+# (``_OneCycleCache``) with the group dict's version tag after its own writes, and reads a
+# group again only when that tag moved (an edit, a new dict, another scheduler's write).
 # LambdaLR and MultiplicativeLR call their lambdas from C (the rule is the user's Python), and
 # CyclicLR its scale function unless it is the 'triangular' or 'triangular2' one.
 # tests/test_lr_scheduler_fast_paths.py holds every step against its Python rule, exactly.
