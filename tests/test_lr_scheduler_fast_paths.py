@@ -511,3 +511,86 @@ def test_float_lrs_and_the_schedulers_that_read_the_lrs():
     opt.step()
     chained.step()
     assert typed(chained.get_last_lr()) == typed([0.05 * 0.25, 0.1 * 0.25])
+
+
+# OneCycleLR's C step keeps what it read from each group while the group dict is unchanged
+# (its version tag): every edit of a key the rule reads must still be seen at the next step.
+ONE_CYCLE_EDITS = [  # (optimizer kind, key edited, step of the edit, three_phase)
+    ("sgd", "initial_lr", 5, False), ("sgd", "max_lr", 5, False), ("sgd", "max_lr", 30, False),
+    ("sgd", "min_lr", 30, False), ("sgd", "max_momentum", 5, False),
+    ("sgd", "max_momentum", 30, False), ("sgd", "base_momentum", 5, False),
+    ("sgd", "base_momentum", 30, False), ("adam", "max_lr", 5, False),
+    ("adam", "base_momentum", 30, False), ("adam", "betas", 7, False),
+    ("sgd", "momentum", 7, False), ("sgd", "lr", 7, False), ("sgd", "initial_lr", 25, True),
+    ("adagrad", "min_lr", 30, False),
+]
+
+
+def _edit(opt, key, step):
+    g = opt.param_groups[1]
+    if key == "betas":
+        g["betas"] = (g["betas"][0], 0.95)
+    elif key in ("momentum", "lr"):
+        g[key] = 0.123     # overwritten by the step: the rule never reads it back
+    else:
+        g[key] = g[key] * 1.5 + 0.01 * step
+
+
+@pytest.mark.parametrize("kind,key,at,three", ONE_CYCLE_EDITS)
+def test_one_cycle_sees_every_edit_of_a_read_key(kind, key, at, three):
+    kw = dict(max_lr=[0.1, 1.0], total_steps=40, three_phase=three,
+              cycle_momentum=kind != "adagrad")
+    fast_opt, slow_opt = make_opt(kind), make_opt(kind)
+    fast, slow = S.OneCycleLR(fast_opt, **kw), python_only(S.OneCycleLR)(slow_opt, **kw)
+    for i in range(40):
+        if i in (at, at + 3):
+            _edit(fast_opt, key, i)
+            _edit(slow_opt, key, i)
+        fast_opt.step()
+        slow_opt.step()
+        if i == 0:
+            fast.step()
+        else:
+            assert _one_cycle_lr_step(fast), f"the C step declined at step {i}"
+        slow.step()
+        assert settings(fast_opt) == settings(slow_opt), f"step {i}"
+        assert typed(fast.get_last_lr()) == typed(slow.get_last_lr())
+
+
+def test_one_cycle_sees_a_replaced_group_dict_and_a_second_scheduler():
+    opts = [make_opt("sgd") for _ in range(4)]
+    fast = [S.OneCycleLR(opts[0], 0.1, total_steps=30), S.OneCycleLR(opts[1], 0.4, total_steps=30)]
+    slow = [python_only(S.OneCycleLR)(opts[2], 0.1, total_steps=30),
+            python_only(S.OneCycleLR)(opts[3], 0.4, total_steps=30)]
+    for i in range(30):
+        if i == 10:     # a new dict in the same place, with one value changed
+            for o in (opts[0], opts[2]):
+                o.param_groups[0] = dict(o.param_groups[0], max_lr=0.3)
+        for o in opts:
+            o.step()
+        for f, s in zip(fast, slow):    # two schedulers in turn share the C step's record
+            f.step()
+            s.step()
+        for a, b in ((0, 2), (1, 3)):
+            assert settings(opts[a]) == settings(opts[b]), f"step {i}"
+
+
+def test_one_cycle_edits_match_torch():
+    torch = pytest.importorskip("torch")
+    groups = []
+    for lib in (fastoptim, torch):
+        ps = [{"params": [lib.tensor(np.ones(2), dtype=lib.float64, requires_grad=True)],
+               "lr": lr} for lr in (0.05, 0.5)]
+        o = lib.optim.SGD(ps, lr=0.05, momentum=0.9)
+        groups.append((o, lib.optim.lr_scheduler.OneCycleLR(o, [0.1, 1.0], total_steps=40)))
+    for i in range(40):
+        for o, s in groups:
+            if i in (5, 25):
+                for key in ("initial_lr", "max_lr", "min_lr", "max_momentum", "base_momentum"):
+                    o.param_groups[1][key] = o.param_groups[1][key] * 1.25
+            o.step()
+            s.step()
+        mine, theirs = (o.param_groups for o, _ in groups)
+        for a, b in zip(mine, theirs):
+            assert {k: v for k, v in a.items() if k != "params"} == {
+                k: v for k, v in b.items() if k != "params"}, f"step {i}"

@@ -26,6 +26,9 @@
 #      declines (Python raises);
 #   3. writes every group in one C loop over the lrs read in step 1: one float object per
 #      group, stored in the group and in the new ``_last_lr`` list.
+# OneCycleLR reads four values from each group besides the lr; its step keeps them per group
+# (``_OneCycleCache``) with the group dict's version tag after its own writes, and reads a
+# group again only when that tag moved (an edit, a new dict, another scheduler's write).
 # LambdaLR and MultiplicativeLR call their lambdas from C (the rule is the user's Python), and
 # CyclicLR its scale function unless it is the 'triangular' or 'triangular2' one.
 # tests/test_lr_scheduler_fast_paths.py holds every step against its Python rule, exactly.
@@ -596,25 +599,76 @@ cdef inline bint _group_double(dict g, object key, double *out) except -1:
     return True
 
 
+cdef class _OneCycleCache:
+    # What OneCycleLR's C step read from each group last time, kept while the group dict is
+    # unchanged: per group the dict (its address, no reference held: a dict's version tag is
+    # unique across the interpreter's dicts, so a new dict at the same address never shows the
+    # recorded tag), its version tag after the step's own writes, whether the entry holds, and
+    # the 4 values read (lr start, lr end, momentum start, momentum end); for which keys
+    # (the phase's, held) and which momentum write (how: 1 none, 2 'momentum', 3 betas[0]).
+    # One per module: a second OneCycleLR stepping in turn only re-reads (each step correct).
+    cdef Py_ssize_t cap, n
+    cdef PyObject **dicts
+    cdef uint64_t *versions
+    cdef char *held
+    cdef double *vals       # 5 per group: the 4 values read, then the step's lr
+    cdef object k0, k1, k2, k3      # the keys the entries were read with (str), and their how
+    cdef int how
+
+    cdef int reset(self, Py_ssize_t n, object k0, object k1, object k2, object k3,
+                   int how) except -1:
+        # n entries, none held, for keys.
+        cdef void *mem
+        if n > self.cap:
+            mem = PyMem_Realloc(self.dicts, n * (sizeof(PyObject *) + sizeof(uint64_t)
+                                                 + 5 * sizeof(double) + 1))
+            if mem == NULL:
+                raise MemoryError()
+            self.cap = n
+            self.dicts = <PyObject **>mem
+        self.versions = <uint64_t *>(self.dicts + self.cap)
+        self.vals = <double *>(self.versions + self.cap)
+        self.held = <char *>(self.vals + 5 * self.cap)
+        memset(self.held, 0, n)
+        self.n = n
+        self.k0, self.k1, self.k2, self.k3, self.how = k0, k1, k2, k3, how
+        return 0
+
+    def __dealloc__(self):
+        PyMem_Free(self.dicts)
+
+
+cdef _OneCycleCache _one_cycle_cache = _OneCycleCache.__new__(_OneCycleCache)
+
+
 cdef bint _one_cycle_step_c(object sched) except -1:
     """The steady-state ``step()`` of ``OneCycleLR`` (built-in ``'cos'``/``'linear'``
     annealing) at C level: what ``LRScheduler.step()`` with ``OneCycleLR.get_lr`` does
     (``_step_count``, ``last_epoch``, the phase and its progress ``pct``, each group's lr and
     momentum or ``betas[0]``, ``_last_lr``), in the file's double arithmetic.
 
+    The values the rule reads from each group (the phase's start and end keys: ``initial_lr``,
+    ``max_lr``, ``min_lr``, ``max_momentum``, ``base_momentum``) are read again only from a
+    group whose dict changed since this step last wrote it (``_one_cycle_cache``: its version
+    tag, recorded after the step's own writes); a group is held so only when nothing but this
+    step can have run between its reads and that record (no allocation of a collectable object
+    there, and the values replaced are floats), and without version tags every group is read.
+
     Returns False, having changed nothing, when anything is unusual: besides the file's
     common checks, the step past ``total_steps`` or an empty phase (the general path raises
     torch's errors), or a value that is not a Python float (an int peak lr)."""
     cdef dict d, g, phase
-    cdef list groups, phases
-    cdef object v, step_count, last_epoch, start_lr, end_lr, start_m, end_m, b
-    cdef Py_ssize_t n, i, nphases
-    cdef bint cos_anneal, momentum, beta1 = False
-    cdef double step_num, start_step = 0.0, end_step = 0.0, pct, c, total, s, e, x
-    cdef double small[_LR_STACK]
+    cdef list groups, phases, last, new_betas = None
+    cdef object v, step_count, last_epoch, start_lr, end_lr, start_m, end_m, b, x
+    cdef PyObject *old
+    cdef Py_ssize_t n, i, j, nb, nphases
+    cdef bint cos_anneal, momentum, beta1 = False, keep
+    cdef int how
+    cdef double step_num, start_step = 0.0, end_step = 0.0, pct, c, total, s, e, m
     cdef double *vals      # per group: lr start, lr end, momentum start, momentum end
     cdef double *lrs
-    cdef _LRBuffer owner = None
+    cdef _OneCycleCache cache = _one_cycle_cache
+    cdef tuple t
     if not type(sched)._fast_step:
         return False
     d = sched.__dict__
@@ -664,14 +718,50 @@ cdef bint _one_cycle_step_c(object sched) except -1:
         if v is not True and v is not False:
             return False
         beta1 = v is True
+    how = 3 if beta1 else (2 if momentum else 1)
     n = len(groups)
-    if 5 * n > _LR_STACK:
-        owner = _LRBuffer.__new__(_LRBuffer)
-    vals = <double *>_lr_buffer(5 * n * sizeof(double), small, owner)
+    # every collectable object of the step made before anything is read (a collection may run
+    # a finalizer that edits a group): _last_lr, and the new betas with betas[1:] in place
+    last = PyList_New(n)
+    for i in range(n):
+        Py_INCREF(None)
+        PyList_SET_ITEM(last, i, None)
+    if beta1:
+        new_betas = PyList_New(n)
+        for i in range(n):
+            Py_INCREF(None)
+            PyList_SET_ITEM(new_betas, i, None)
+        for i in range(n):
+            g = <dict><object>_list_item(groups, i)
+            old = PyDict_GetItemWithError(g, "betas")
+            if old == NULL or type(<object>old) is not tuple:
+                return False
+            nb = len(<tuple><object>old)
+            t = PyTuple_New(nb if nb > 0 else 1)
+            Py_INCREF(None)
+            PyTuple_SET_ITEM(t, 0, None)
+            for j in range(1, nb):
+                x = <object>_list_item_t(<object>old, j)
+                Py_INCREF(x)
+                PyTuple_SET_ITEM(t, j, x)
+            new_betas[i] = t
+    # (from here to the record below no Python code runs)
+    # keep: the entries may hold (the keys are the ones they were read with, exact strs, whose
+    # lookups run no Python code)
+    keep = (FO_DICT_VERSION and type(start_lr) is str and type(end_lr) is str
+            and (how == 1 or (type(start_m) is str and type(end_m) is str)))
+    if not (keep and cache.n == n and cache.how == how and cache.k0 is start_lr
+            and cache.k1 is end_lr and (how == 1 or (cache.k2 is start_m and cache.k3 is end_m))):
+        cache.reset(n, start_lr, end_lr, start_m, end_m, how)
+    vals = cache.vals
     lrs = vals + 4 * n
     # every value read must be a float (checked before anything is written)
     for i in range(n):
         g = <dict><object>_list_item(groups, i)
+        if (cache.held[i] and cache.dicts[i] == <PyObject *>g
+                and cache.versions[i] == fo_dict_version(<PyObject *>g)):
+            continue        # unchanged since this step wrote it: its lr a float, vals its own
+        cache.held[i] = 0
         if (type(g.get("lr")) is not float or not _group_double(g, start_lr, vals + 4 * i)
                 or not _group_double(g, end_lr, vals + 4 * i + 1)):
             return False
@@ -679,22 +769,46 @@ cdef bint _one_cycle_step_c(object sched) except -1:
             if (not _group_double(g, start_m, vals + 4 * i + 2)
                     or not _group_double(g, end_m, vals + 4 * i + 3)):
                 return False
-            if beta1:
-                b = g.get("betas")
-                if type(b) is not tuple:
-                    return False
+        cache.dicts[i] = <PyObject *>g
+        # the groups are held after this step only when every value its writes replace is a
+        # float (freeing one runs no Python code, which could edit a group read already): lr
+        # (just checked), momentum or betas[0] (betas[1:] live on in the new tuple)
+        if keep and how == 2:
+            old = PyDict_GetItemWithError(g, "momentum")
+            keep = old == NULL or type(<object>old) is float
+        elif keep and how == 3:
+            old = PyDict_GetItemWithError(g, "betas")
+            keep = (len(<tuple><object>old) > 0
+                    and type(<object>_list_item_t(<object>old, 0)) is float)
     c = cos(M_PI * pct) + 1.0 if cos_anneal else pct
     for i in range(n):
         if momentum:
             s, e = vals[4 * i + 2], vals[4 * i + 3]
-            x = e + (s - e) / 2.0 * c if cos_anneal else (e - s) * c + s
-            _set_momentum_c(<dict><object>_list_item(groups, i), beta1, x)
+            m = e + (s - e) / 2.0 * c if cos_anneal else (e - s) * c + s
+            g = <dict><object>_list_item(groups, i)
+            if beta1:
+                t = <tuple>new_betas[i]
+                x = PyFloat_FromDouble(m)
+                Py_INCREF(x)
+                Py_DECREF(None)
+                PyTuple_SET_ITEM(t, 0, x)       # (replaces the None placed above)
+                PyDict_SetItem(g, "betas", t)
+            else:
+                PyDict_SetItem(g, "momentum", PyFloat_FromDouble(m))
         s, e = vals[4 * i], vals[4 * i + 1]
         lrs[i] = e + (s - e) / 2.0 * c if cos_anneal else (e - s) * c + s
+    for i in range(n):
+        x = PyFloat_FromDouble(lrs[i])
+        PyDict_SetItem(<object>_list_item(groups, i), "lr", x)
+        last[i] = x
+    if keep:
+        for i in range(n):
+            cache.held[i] = 1
+            cache.versions[i] = fo_dict_version(cache.dicts[i])
     d["_step_count"] = step_count + 1
     d["last_epoch"] = last_epoch + 1
     d["_get_lr_called_within_step"] = False
-    d["_last_lr"] = _write_lr_values(groups, lrs)
+    d["_last_lr"] = last
     return True
 
 
