@@ -115,32 +115,14 @@ FO_NO_TRAPPING static inline float fo_vlogf_core(float f, float fe)
     return out + fe * 0.693359375f;
 }
 
-FO_NO_TRAPPING static inline float fo_vlogf(float x)
-{
-    /* x = 2^e m with m in [sqrt(1/2), sqrt 2): log x = e ln 2 + log1p(m - 1) */
-    const int sub = x < 1.17549435e-38f;                  /* subnormal (or <= 0): scale up */
-    const float xs = sub ? x * 8388608.0f : x;            /* 2^23 */
-    int32_t bits;
-    memcpy(&bits, &xs, sizeof bits);
-    int32_t e = ((bits >> 23) & 0xff) - 126 - (sub ? 23 : 0);
-    int32_t mb = (bits & 0x007fffff) | 0x3f000000;        /* m in [0.5, 1) */
-    float m;
-    memcpy(&m, &mb, sizeof m);
-    const int lo = m < 0.707106781186547524f;
-    e = e - lo;
-    m = lo ? m + m - 1.0f : m - 1.0f;
-    float out = fo_vlogf_core(m, (float)e);
-    out = x == 0.0f ? -INFINITY : out;
-    out = x == INFINITY ? INFINITY : out;
-    out = (x < 0.0f || x != x) ? NAN : out;
-    return out;
-}
-
-/* log x for 0 <= x <= 1 only, as the clamp max(., -100) of BCE's log terms (torch's) reads
- * it: fo_vlogf's values for x > 0, bit for bit, and for x = 0 -150 ln 2 (< -100) instead of
- * -inf; no selects for the special values a range-checked x cannot be. */
+/* log x without the special-value selects: the reduction and polynomial fo_vlogf finishes
+ * with its selects, so for x > 0 (finite) the same values bit for bit.  Called alone, for
+ * 0 <= x <= 1 only, as the clamp max(., -100) of BCE's log terms (torch's) reads it: for x = 0
+ * -150 ln 2 (< -100) instead of -inf; no selects for the special values a range-checked x
+ * cannot be. */
 FO_NO_TRAPPING static inline float fo_vlogf_unit(float x)
 {
+    /* x = 2^e m with m in [sqrt(1/2), sqrt 2): log x = e ln 2 + log1p(m - 1) */
     const int sub = x < 1.17549435e-38f;                  /* subnormal or 0: scale up */
     const float xs = sub ? x * 8388608.0f : x;            /* 2^23 */
     int32_t bits;
@@ -153,6 +135,15 @@ FO_NO_TRAPPING static inline float fo_vlogf_unit(float x)
     e = e - lo;
     m = lo ? m + m - 1.0f : m - 1.0f;
     return fo_vlogf_core(m, (float)e);
+}
+
+FO_NO_TRAPPING static inline float fo_vlogf(float x)
+{
+    float out = fo_vlogf_unit(x);    /* the reduction and polynomial; then the ends */
+    out = x == 0.0f ? -INFINITY : out;
+    out = x == INFINITY ? INFINITY : out;
+    out = (x < 0.0f || x != x) ? NAN : out;
+    return out;
 }
 
 /* log1p(-x) for 0 <= x <= 1 only, read through the same clamp: fo_vlog1pf(-x)'s values
