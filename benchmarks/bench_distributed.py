@@ -28,6 +28,12 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# One thread per rank unless the caller says otherwise: ranks share the machine's cores, and a
+# rank whose OpenMP/BLAS pool spans every core oversubscribes them (the step and all-reduce
+# figures then measure the contention).  Read by OpenMP and the BLAS when they load, so it is
+# set before numpy and fastoptim are imported.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 import numpy as np
 from contenders import BATCH, MLP, mlp_data
