@@ -11,20 +11,10 @@ PYTHONHASHSEED. Every optimizer class runs in a few configurations, on layouts b
 tensor after each step, so any differing bit anywhere fails. numpy's BLAS (matmul) is pinned to
 one thread in every process: its results do depend on its thread count.
 """
-import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
-
-import fastoptim
-
-# a `python -c` child must not import the source tree of the repository it starts in (conftest)
-_PY = [sys.executable] + (["-P"] if sys.version_info >= (3, 11) else [])
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(fastoptim.__file__)))
+from _children import collect, start
 
 _TRAJECTORIES = textwrap.dedent("""
     import hashlib, json, sys
@@ -113,23 +103,15 @@ def _start(threads, hash_seed, seed=0):
     # numpy's OpenBLAS sizes its thread pool from OMP_NUM_THREADS too, and its matmul's bits
     # depend on it (the MLP's forward differs at 1 and 2 threads): it is pinned, so that what
     # varies is fastoptim's own threading. README "Reliability" says so.
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONHASHSEED=str(hash_seed),
-               OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.Popen([*_PY, "-c", _TRAJECTORIES, str(seed)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return start(_TRAJECTORIES, str(seed), OMP_NUM_THREADS=str(threads),
+                 PYTHONHASHSEED=str(hash_seed), OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
 
 
 @pytest.fixture(scope="module")
 def runs():
     procs = {"1 thread": _start(1, hash_seed=1), "2 threads": _start(2, hash_seed=2),
              "2 threads again": _start(2, hash_seed=3)}
-    out = {}
-    for name, proc in procs.items():
-        stdout, stderr = proc.communicate(timeout=600)
-        assert proc.returncode == 0, stderr
-        out[name] = json.loads(stdout)
-    return out
+    return collect(procs)
 
 
 def test_two_thread_run_took_the_threaded_paths(runs):

@@ -17,22 +17,15 @@ does).  The benchmark yardstick (csrc/bench_roofline.c) has the same two variant
 here too.
 """
 import itertools
-import json
 import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
+from _children import collect, start
 from optim_table import class_cases
 
-import fastoptim
 from fastoptim._config import _loaded_simd
-
-# a `python -c` child must not import the source tree of the repository it starts in (conftest)
-_PY = [sys.executable] + (["-P"] if sys.version_info >= (3, 11) else [])
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(fastoptim.__file__)))
 
 _STEPS = textwrap.dedent("""
     import ast, hashlib, json, sys
@@ -132,25 +125,10 @@ DISTINCT = _flag_products() + [
 CONFIGS = TABLE_CASES + DISTINCT
 
 
-def _child(simd):
-    env = dict(os.environ)
-    env.pop("FASTOPTIM_SIMD", None)
-    if simd is not None:
-        env["FASTOPTIM_SIMD"] = simd
-    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.Popen([*_PY, "-c", _STEPS, repr(CONFIGS)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-
-
 @pytest.fixture(scope="module")
 def runs():
-    procs = {"default": _child(None), "baseline": _child("baseline")}
-    out = {}
-    for name, proc in procs.items():
-        stdout, stderr = proc.communicate(timeout=600)
-        assert proc.returncode == 0, stderr
-        out[name] = json.loads(stdout)
-    return out
+    return collect({"default": start(_STEPS, repr(CONFIGS), unset=("FASTOPTIM_SIMD",)),
+                    "baseline": start(_STEPS, repr(CONFIGS), FASTOPTIM_SIMD="baseline")})
 
 
 def test_the_choice_is_reported_and_can_be_forced(runs):

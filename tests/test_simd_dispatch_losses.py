@@ -11,13 +11,11 @@ classes, more than 64 rows) and the long rows, strided softmax, both dtypes, the
 each loss, and the special values the exp and log polynomials select on (+-inf, NaN, the -87
 flush, subnormals, 0 and 1 for BCE).
 """
-import json
 import os
-import subprocess
 import textwrap
 
 import pytest
-from test_simd_dispatch import _PY, ROOT
+from _children import collect, start
 
 from fastoptim._config import _loaded_simd
 
@@ -132,25 +130,10 @@ _LOSSES = textwrap.dedent("""
 """)
 
 
-def _child(simd):
-    env = dict(os.environ)
-    env.pop("FASTOPTIM_SIMD", None)
-    if simd is not None:
-        env["FASTOPTIM_SIMD"] = simd
-    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.Popen([*_PY, "-c", _LOSSES], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-
-
 @pytest.fixture(scope="module")
 def runs():
-    procs = {"default": _child(None), "baseline": _child("baseline")}
-    out = {}
-    for name, proc in procs.items():
-        stdout, stderr = proc.communicate(timeout=600)
-        assert proc.returncode == 0, stderr
-        out[name] = json.loads(stdout)
-    return out
+    return collect({"default": start(_LOSSES, unset=("FASTOPTIM_SIMD",)),
+                    "baseline": start(_LOSSES, FASTOPTIM_SIMD="baseline")})
 
 
 def test_the_baseline_can_be_forced(runs):
