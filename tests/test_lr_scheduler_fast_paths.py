@@ -27,10 +27,12 @@ from fastoptim._C._optim import (
     _float_lrs,
     _lambda_lr_step,
     _one_cycle_lr_step,
+    _swalr_lr_step,
     _uniform_lr_step,
     _warm_restarts_lr_step,
 )
 from fastoptim.optim import lr_scheduler as S
+from fastoptim.optim.swa_utils import SWALR
 
 
 def make_opt(kind, lrs=(0.05, 0.5)):
@@ -149,6 +151,15 @@ CASES = {
     "CosineAnnealingWarmRestarts-int-eta-many": (S.CosineAnnealingWarmRestarts,
                                                  dict(T_0=4, T_mult=3, eta_min=0), "sgd", 50,
                                                  _warm_restarts_lr_step, MANY),
+    "SWALR": (SWALR, dict(swa_lr=0.02, anneal_epochs=10), "sgd", 40, _swalr_lr_step),
+    "SWALR-linear-per-group": (SWALR, dict(swa_lr=[0.3, 0.001], anneal_epochs=25,
+                                           anneal_strategy="linear"), "adam", 60,
+                               _swalr_lr_step),
+    "SWALR-short-linear": (SWALR, dict(swa_lr=0.07, anneal_epochs=3,
+                                           anneal_strategy="linear"), "sgd", 10,
+                               _swalr_lr_step),
+    "SWALR-cos-many": (SWALR, dict(swa_lr=0.5, anneal_epochs=7), "sgd", 20, _swalr_lr_step,
+                       MANY),
 }
 
 
@@ -201,7 +212,7 @@ def test_one_cycle_overrun_declines_then_raises_torchs_error():
 @pytest.mark.parametrize("name", ["StepLR", "MultiStepLR", "ExponentialLR", "OneCycleLR",
                                   "ConstantLR", "LinearLR", "PolynomialLR", "CosineAnnealingLR",
                                   "LambdaLR", "MultiplicativeLR", "CyclicLR",
-                                  "CosineAnnealingWarmRestarts"])
+                                  "CosineAnnealingWarmRestarts", "SWALR"])
 def test_c_step_declines_for_a_tensor_lr_and_changes_nothing(name):
     cls, kw, kind, _, c_step = CASES[name]
     opt = make_opt(kind)
@@ -279,6 +290,10 @@ ODD = {
                             "step_ratio", 0.0, None),
     "CosineAnnealingWarmRestarts-float-T_i": (S.CosineAnnealingWarmRestarts, dict(T_0=5), "T_i",
                                               5.0, _warm_restarts_lr_step),
+    "SWALR-float-anneal-epochs": (SWALR, dict(swa_lr=0.05, anneal_epochs=5), "anneal_epochs",
+                                  5.0, _swalr_lr_step),
+    "SWALR-other-anneal-func": (SWALR, dict(swa_lr=0.05, anneal_epochs=5), "anneal_func",
+                                lambda t: t * t, _swalr_lr_step),
     "CosineAnnealingWarmRestarts-numpy-T_cur": (S.CosineAnnealingWarmRestarts, dict(T_0=5),
                                                 "T_cur", np.int64(2), _warm_restarts_lr_step),
 }
@@ -309,6 +324,28 @@ def test_c_step_declines_for_odd_attributes_and_the_python_rule_steps(name):
         slow.step()
         assert settings(fast_opt) == settings(slow_opt), f"step {i}"
         assert typed(fast.get_last_lr()) == typed(slow.get_last_lr())
+
+
+def test_swalr_declines_for_an_int_swa_lr_which_the_python_rule_keeps_an_int():
+    # an int swa_lr: the Python rule's arithmetic on it (the linear anneal's int alpha keeps
+    # an int lr)
+    fast_opt, slow_opt = make_opt("sgd"), make_opt("sgd")
+    kw = dict(swa_lr=0.05, anneal_epochs=3, anneal_strategy="linear")
+    fast, slow = SWALR(fast_opt, **kw), python_only(SWALR)(slow_opt, **kw)
+    for o in (fast_opt, slow_opt):
+        o.param_groups[1]["swa_lr"] = 1
+    for i in range(8):
+        fast_opt.step()
+        slow_opt.step()
+        if i > 0:
+            before = (settings(fast_opt), dict(fast.__dict__))
+            assert _swalr_lr_step(fast) is False, f"step {i}"
+            assert (settings(fast_opt), fast.__dict__) == before
+        fast.step()
+        slow.step()
+        assert settings(fast_opt) == settings(slow_opt), f"step {i}"
+        assert typed(fast.get_last_lr()) == typed(slow.get_last_lr())
+    assert type(fast_opt.param_groups[1]["lr"]) is int
 
 
 def test_lambda_values_that_are_not_floats_are_written_as_the_python_rule_writes_them():

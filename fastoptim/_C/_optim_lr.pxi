@@ -1192,6 +1192,113 @@ cdef bint _warm_restarts_step_c(object sched, object epoch) except -1:
     return True
 
 
+# ---- SWALR ----------------------------------------------------------------------------------------
+
+def _swalr_step(self, epoch=None):
+    """Advance one epoch. Call it after ``optimizer.step()``.
+
+    (SWALR's ``step``: the steady state at C level, see ``_swalr_lr_step``; anything else
+    through ``LRScheduler.step``.)"""
+    if epoch is not None or not _swalr_step_c(self):
+        _general_lr_step(self, epoch)
+
+
+def _swalr_lr_step(object sched):
+    """``_swalr_step``'s steady state alone: True when it stepped, False (nothing changed)
+    when it declined."""
+    return _swalr_step_c(sched)
+
+
+cdef inline double _swa_alpha(double step, double epochs, bint cos_anneal) noexcept:
+    # anneal_func(max(0, min(1, step / epochs))) (epochs = max(1, anneal_epochs) >= 1): min
+    # keeps 1 unless the quotient is below it, max keeps 0 unless it is above; an int 0 or 1
+    # is the same double as 0.0 or 1.0 in every use below.
+    cdef double t = step / epochs
+    if not t < 1.0:
+        t = 1.0
+    if not t > 0.0:
+        t = 0.0
+    if cos_anneal:
+        return (1.0 - cos(M_PI * t)) / 2.0     # SWALR._cosine_anneal
+    return t                                    # SWALR._linear_anneal
+
+
+cdef bint _swalr_step_c(object sched) except -1:
+    """The steady-state ``step()`` of ``swa_utils.SWALR`` at C level: what
+    ``LRScheduler.step()`` with ``SWALR.get_lr`` does (``_step_count``, ``last_epoch``, each
+    group's lr, ``_last_lr``).  Per step: ``prev_alpha`` and ``alpha`` from ``_step_count``
+    and ``anneal_epochs`` (``anneal_func`` the class's ``_cosine_anneal`` or
+    ``_linear_anneal``); per group, with ``swa = group['swa_lr']``: the lr the annealing
+    started from, ``swa`` when ``prev_alpha == 1`` else ``(lr - prev_alpha * swa) /
+    (1 - prev_alpha)``, then ``swa * alpha + start * (1 - alpha)``, in the file's double
+    arithmetic.
+
+    Returns False, having changed nothing, when anything is unusual: besides the file's common
+    checks, an ``anneal_epochs`` or ``last_epoch`` that is not a small int, another
+    ``anneal_func``, a ``swa_lr`` that is not a Python float (an int one keeps its type in the
+    Python rule)."""
+    cdef dict d, g
+    cdef list groups
+    cdef object v, fn
+    cdef PyObject *sw
+    cdef long long sc, ae
+    cdef Py_ssize_t n, i
+    cdef bint cos_anneal
+    cdef double step, epochs, prev_alpha, alpha, swa, start
+    cdef double small[_LR_STACK]
+    cdef double *lrs
+    cdef _LRBuffer owner = None
+    if not type(sched)._fast_step:
+        return False
+    d = sched.__dict__
+    groups = _steady_groups(d)
+    if groups is None:
+        return False
+    if (not _small_int(d.get("_step_count"), &sc) or sc < 1 or sc >= (1LL << 52)
+            or not _small_int(d.get("anneal_epochs"), &ae) or ae < 0
+            or type(d.get("last_epoch")) is not int):
+        return False
+    fn = d.get("anneal_func")
+    if fn is None:
+        return False
+    if fn is type(sched)._cosine_anneal:
+        cos_anneal = True
+    elif fn is type(sched)._linear_anneal:
+        cos_anneal = False
+    else:
+        return False
+    # step = _step_count - 1 after LRScheduler.step's increment: the current _step_count
+    step = <double>sc
+    if ae == 0 and step < 1.0:
+        step = 1.0
+    epochs = <double>(ae if ae > 1 else 1)
+    prev_alpha = _swa_alpha(step - 1.0, epochs, cos_anneal)
+    alpha = _swa_alpha(step, epochs, cos_anneal)
+    n = len(groups)
+    if n > _LR_STACK:
+        owner = _LRBuffer.__new__(_LRBuffer)
+    lrs = <double *>_lr_buffer(n * sizeof(double), small, owner)
+    if not _read_lrs(groups, lrs, NULL):
+        return False
+    for i in range(n):
+        sw = PyDict_GetItemWithError(<object>_list_item(groups, i), "swa_lr")
+        if sw == NULL or type(<object>sw) is not float:
+            return False
+    for i in range(n):
+        g = <dict><object>_list_item(groups, i)
+        swa = PyFloat_AS_DOUBLE(<object>PyDict_GetItemWithError(g, "swa_lr"))
+        if prev_alpha == 1.0:
+            start = swa
+        else:
+            start = (lrs[i] - prev_alpha * swa) / (1.0 - prev_alpha)
+        lrs[i] = swa * alpha + start * (1.0 - alpha)
+    d["_step_count"] = d["_step_count"] + 1
+    d["last_epoch"] = d["last_epoch"] + 1
+    d["_get_lr_called_within_step"] = False
+    d["_last_lr"] = _write_lr_values(groups, lrs)
+    return True
+
+
 # ---- the lrs as they are (ReduceLROnPlateau, ChainedScheduler) ----------------------------------
 
 def _float_lrs(list groups):
