@@ -15,6 +15,7 @@ The declines are tested too: anything unusual goes to the general path having ch
 """
 
 import copy
+import math
 import warnings
 
 import numpy as np
@@ -27,6 +28,7 @@ from fastoptim._C._optim import (
     _float_lrs,
     _lambda_lr_step,
     _one_cycle_lr_step,
+    _plateau_lr_step,
     _swalr_lr_step,
     _uniform_lr_step,
     _warm_restarts_lr_step,
@@ -348,6 +350,81 @@ def test_swalr_declines_for_an_int_swa_lr_which_the_python_rule_keeps_an_int():
     assert type(fast_opt.param_groups[1]["lr"]) is int
 
 
+# ReduceLROnPlateau: kwargs, the metric sequence (floats, ints, a NaN: plateaus, improvements,
+# reductions down to a float min_lr, cooldowns), whether the reductions run in C (float
+# min_lrs) or go to the Python rule (the default int min_lr=0, a Tensor-free int one)
+_METRICS = [5.0, 4.0, 4.0, 4, 4.0, 3.99999, 3.9, 3.9, float("nan"), 3.0, 3, 3.0, 3.0, 3.5,
+            2.0, 7.0, 7.0, 7.0, 7.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+PLATEAU = {
+    "min-rel": (dict(patience=2, factor=0.5, min_lr=1e-3), True),
+    "min-abs-cooldown": (dict(patience=1, factor=0.3, threshold=0.05, threshold_mode="abs",
+                              cooldown=2, min_lr=[0.02, 0.001]), True),
+    "max-rel": (dict(mode="max", patience=0, factor=0.9, min_lr=0.04, eps=1e-3), True),
+    "max-abs-int-threshold": (dict(mode="max", patience=1, threshold=1, threshold_mode="abs",
+                                   min_lr=0.0), True),
+    "default-int-min-lr": (dict(patience=1), False),
+}
+
+
+@pytest.mark.parametrize("name", PLATEAU)
+@pytest.mark.parametrize("lrs", [(0.05, 0.5), MANY])
+def test_plateau_c_step_equals_the_python_rule_exactly(name, lrs):
+    kw, reductions_in_c = PLATEAU[name]
+    if isinstance(kw.get("min_lr"), list):
+        kw = dict(kw, min_lr=kw["min_lr"] * (len(lrs) // 2))
+    fast_opt, slow_opt = make_opt("sgd", lrs), make_opt("sgd", lrs)
+    fast = S.ReduceLROnPlateau(fast_opt, **copy.deepcopy(kw))
+    slow = python_only(S.ReduceLROnPlateau)(slow_opt, **kw)
+    reduced = in_c = 0
+    for i, metric in enumerate(_METRICS * 2):
+        before = (settings(fast_opt), dict(fast.__dict__))
+        ran = _plateau_lr_step(fast, metric)
+        if not ran:
+            assert (settings(fast_opt), fast.__dict__) == before, f"step {i}"
+            fast.step(metric)
+        slow.step(metric)
+        moved = settings(slow_opt) != before[0]
+        reduced += moved
+        in_c += moved and ran
+        assert ran or not reductions_in_c, f"the C step declined at step {i}"
+        assert settings(fast_opt) == settings(slow_opt), f"step {i}"
+        assert typed(fast.get_last_lr()) == typed(slow.get_last_lr())
+        assert fast.state_dict() == slow.state_dict() or math.isnan(fast.best), f"step {i}"
+        assert typed([fast.best, fast.num_bad_epochs, fast.cooldown_counter]) == typed(
+            [slow.best, slow.num_bad_epochs, slow.cooldown_counter])
+    assert reduced >= 2 and (in_c == reduced if reductions_in_c else in_c == 0)
+    assert fast_opt.param_groups[-1]["lr"] != lrs[-1]
+
+
+def test_plateau_c_step_declines_for_odd_metrics_and_attributes():
+    opt = make_opt("sgd")
+    s = S.ReduceLROnPlateau(opt, patience=0, min_lr=0.001)
+    for metric in (np.float64(1.0), True, fastoptim.tensor(1.0), 2**60):
+        assert _plateau_lr_step(s, metric) is False
+    for attr, value in (("mode", "mean"), ("threshold_mode", "relative"), ("best", 1),
+                        ("patience", 1.0), ("threshold", np.float64(0.1)),
+                        ("cooldown_counter", None)):
+        old = s.__dict__[attr]
+        setattr(s, attr, value)
+        before = (settings(opt), dict(s.__dict__))
+        assert _plateau_lr_step(s, 1.0) is False, attr
+        assert (settings(opt), s.__dict__) == before
+        setattr(s, attr, old)
+    assert _plateau_lr_step(s, 0.5) is True     # best = 0.5: the next 1.0 is a reduction step
+    s.min_lrs = [0.001]     # another length: the reduction is the Python rule's (which raises)
+    s.default_min_lr = None
+    before = (settings(opt), dict(s.__dict__))
+    assert _plateau_lr_step(s, 1.0) is False
+    assert (settings(opt), s.__dict__) == before
+    with pytest.raises(RuntimeError, match="differs from when `ReduceLROnPlateau`"):
+        s.step(1.0)
+    opt.param_groups[0]["lr"] = fastoptim.tensor(0.25, dtype=fastoptim.float64)
+    s.min_lrs = [0.001, 0.001]
+    assert _plateau_lr_step(s, 1.0) is False
+    s.step(0.5)
+    assert isinstance(opt.param_groups[0]["lr"], fastoptim.Tensor)
+
+
 def test_lambda_values_that_are_not_floats_are_written_as_the_python_rule_writes_them():
     # numpy floats at even epochs: the C step runs from float lrs (odd epochs) and must write
     # the numpy values as the Python rule does; from a numpy lr it declines
@@ -409,7 +486,13 @@ def test_overriding_the_rule_leaves_the_python_path():
 
     assert S.CosineAnnealingLR._fast_step and not Cos._fast_step
     assert S.LambdaLR._fast_step and S.MultiplicativeLR._fast_step and PlainLam._fast_step
-    assert not Lam._fast_step and not S.ReduceLROnPlateau._fast_step
+    class Plateau(S.ReduceLROnPlateau):
+        def _is_better(self, a, best):
+            return False
+
+    assert not Lam._fast_step and S.ReduceLROnPlateau._fast_step and not Plateau._fast_step
+    p = Plateau(make_opt("sgd"))
+    assert _plateau_lr_step(p, 1.0) is False
     for cls, kw, c_step in ((Cos, dict(T_max=5), _cosine_lr_step),
                             (Lam, dict(lr_lambda=lambda e: 0.5), _lambda_lr_step)):
         opt = make_opt("sgd")

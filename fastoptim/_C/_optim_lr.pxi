@@ -31,6 +31,7 @@
 # group again only when that tag moved (an edit, a new dict, another scheduler's write).
 # LambdaLR and MultiplicativeLR call their lambdas from C (the rule is the user's Python), and
 # CyclicLR its scale function unless it is the 'triangular' or 'triangular2' one.
+# SWALR and ReduceLROnPlateau (a float or int metric) step here as well.
 # tests/test_lr_scheduler_fast_paths.py holds every step against its Python rule, exactly.
 
 from cpython.dict cimport PyDict_SetItem
@@ -1296,6 +1297,145 @@ cdef bint _swalr_step_c(object sched) except -1:
     d["last_epoch"] = d["last_epoch"] + 1
     d["_get_lr_called_within_step"] = False
     d["_last_lr"] = _write_lr_values(groups, lrs)
+    return True
+
+
+# ---- ReduceLROnPlateau -------------------------------------------------------------------------
+
+def _plateau_step(self, metrics, epoch=None):
+    """Record one epoch's metric and reduce the lrs if it has plateaued.
+
+    (ReduceLROnPlateau's ``step``: the steady state at C level, see ``_plateau_lr_step``;
+    anything else through the class's Python rule, ``_step_rule``.)"""
+    if epoch is not None or not _plateau_step_c(self, metrics):
+        self._step_rule(metrics, epoch)
+
+
+def _plateau_lr_step(object sched, object metrics):
+    """``_plateau_step``'s steady state alone: True when it stepped, False (nothing changed)
+    when it declined."""
+    return _plateau_step_c(sched, metrics)
+
+
+cdef bint _plateau_step_c(object sched, object metrics) except -1:
+    """``ReduceLROnPlateau.step(metrics)`` (``_step_rule``) at C level, for a metric that is a
+    Python float or small int (``float(metrics)``): ``last_epoch``, ``best`` and
+    ``num_bad_epochs`` by ``_is_better`` (the four mode/threshold_mode comparisons in doubles),
+    the cooldown, and on a reduction each group's ``max(lr * factor, min_lr)``, written when
+    it is more than ``eps`` below the lr (read, computed and written group by group, as
+    ``_reduce_lr`` does), then ``_last_lr``.
+
+    Returns False, having changed nothing, when anything is unusual: a group that is not a
+    dict or whose lr is not a Python float, a mode or threshold_mode other than torch's, a
+    ``best`` that is not a float, counters or ``patience``/``cooldown`` that are not small
+    ints, a threshold that is not a float or small int; on a reduction step also a
+    ``min_lrs`` of another length or holding anything but Python floats (the default
+    ``min_lr=0`` is an int: those reductions, once per plateau, are the Python rule's), a
+    ``factor`` or ``eps`` that is not a float or small int."""
+    cdef dict d, g
+    cdef list groups, min_lrs = None, last
+    cdef object v
+    cdef PyObject *o
+    cdef long long le, nbe, cc, patience, cooldown
+    cdef Py_ssize_t n, i
+    cdef bint is_min, rel, better, reduce
+    cdef double cur, thr, best, factor = 0.0, eps = 0.0, old, x, m
+    cdef double small[_LR_STACK]
+    cdef double *lrs
+    cdef PyObject **objs
+    cdef _LRBuffer owner = None
+    if not type(sched)._fast_step:
+        return False
+    d = sched.__dict__
+    if not _as_double(metrics, &cur):
+        return False
+    v = d.get("mode")
+    if type(v) is not str:
+        return False
+    if v == "min":
+        is_min = True
+    elif v == "max":
+        is_min = False
+    else:
+        return False
+    v = d.get("threshold_mode")
+    if type(v) is not str:
+        return False
+    if v == "rel":
+        rel = True
+    elif v == "abs":
+        rel = False
+    else:
+        return False
+    v = d.get("best")
+    if type(v) is not float or not _as_double(d.get("threshold"), &thr):
+        return False
+    best = PyFloat_AS_DOUBLE(v)
+    if (not _small_int(d.get("last_epoch"), &le) or le >= (1LL << 52)
+            or not _small_int(d.get("num_bad_epochs"), &nbe) or nbe >= (1LL << 52)
+            or not _small_int(d.get("cooldown_counter"), &cc)
+            or not _small_int(d.get("patience"), &patience)
+            or not _small_int(d.get("cooldown"), &cooldown)):
+        return False
+    v = d.get("optimizer")
+    if v is None:
+        return False
+    v = v.param_groups
+    if type(v) is not list:
+        return False
+    groups = <list>v
+    n = len(groups)
+    for i in range(n):
+        if type(<object>_list_item(groups, i)) is not dict:
+            return False
+    if n > _LR_STACK // 2:
+        owner = _LRBuffer.__new__(_LRBuffer)
+    lrs = <double *>_lr_buffer(n * (sizeof(double) + sizeof(PyObject *)), small, owner)
+    objs = <PyObject **>(lrs + n)
+    if not _read_lrs(groups, lrs, objs):
+        return False
+    # _is_better(current, best)
+    if is_min:
+        better = cur < (best * (1.0 - thr) if rel else best - thr)
+    else:
+        better = cur > (best * (thr + 1.0) if rel else best + thr)
+    nbe = 0 if better else nbe + 1
+    if cc > 0:      # in_cooldown
+        cc -= 1
+        nbe = 0
+    reduce = nbe > patience
+    if reduce:
+        v = d.get("min_lrs")
+        if (type(v) is not list or len(<list>v) != n or not _as_double(d.get("factor"), &factor)
+                or not _as_double(d.get("eps"), &eps)):
+            return False
+        min_lrs = <list>v
+        for i in range(n):
+            if type(<object>_list_item(min_lrs, i)) is not float:
+                return False
+    # (from here on it steps: the lrs and every value written are floats)
+    d["last_epoch"] = PyLong_FromLongLong(le + 1)
+    if better:
+        d["best"] = PyFloat_FromDouble(cur)
+    if reduce:
+        # _reduce_lr: group by group, the lr read afresh (a group listed twice is reduced twice)
+        for i in range(n):
+            g = <dict><object>_list_item(groups, i)
+            o = PyDict_GetItemWithError(g, "lr")
+            old = PyFloat_AS_DOUBLE(<object>o)
+            x = old * factor
+            m = PyFloat_AS_DOUBLE(<object>_list_item(min_lrs, i))
+            if m > x:
+                x = m       # max(old_lr * factor, min_lr): the min_lr, a float here
+            if old - x > eps:
+                PyDict_SetItem(g, "lr", PyFloat_FromDouble(x))
+        d["cooldown_counter"] = d["cooldown"]
+        d["num_bad_epochs"] = 0
+        d["_last_lr"] = _float_lrs(groups)
+    else:
+        d["cooldown_counter"] = PyLong_FromLongLong(cc)
+        d["num_bad_epochs"] = PyLong_FromLongLong(nbe)
+        d["_last_lr"] = _current_lrs(objs, n)
     return True
 
 
