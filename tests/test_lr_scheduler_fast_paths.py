@@ -351,8 +351,8 @@ def test_swalr_declines_for_an_int_swa_lr_which_the_python_rule_keeps_an_int():
 
 
 # ReduceLROnPlateau: kwargs, the metric sequence (floats, ints, a NaN: plateaus, improvements,
-# reductions down to a float min_lr, cooldowns), whether the reductions run in C (float
-# min_lrs) or go to the Python rule (the default int min_lr=0, a Tensor-free int one)
+# reductions down to a min_lr, cooldowns), whether the reductions run in C (float and int
+# min_lrs) or go to the Python rule (a numpy min_lr)
 _METRICS = [5.0, 4.0, 4.0, 4, 4.0, 3.99999, 3.9, 3.9, float("nan"), 3.0, 3, 3.0, 3.0, 3.5,
             2.0, 7.0, 7.0, 7.0, 7.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
 PLATEAU = {
@@ -362,7 +362,8 @@ PLATEAU = {
     "max-rel": (dict(mode="max", patience=0, factor=0.9, min_lr=0.04, eps=1e-3), True),
     "max-abs-int-threshold": (dict(mode="max", patience=1, threshold=1, threshold_mode="abs",
                                    min_lr=0.0), True),
-    "default-int-min-lr": (dict(patience=1), False),
+    "default-int-min-lr": (dict(patience=1), True),
+    "numpy-min-lr": (dict(patience=1, min_lr=np.float64(0.01)), False),
 }
 
 
@@ -392,8 +393,28 @@ def test_plateau_c_step_equals_the_python_rule_exactly(name, lrs):
         assert fast.state_dict() == slow.state_dict() or math.isnan(fast.best), f"step {i}"
         assert typed([fast.best, fast.num_bad_epochs, fast.cooldown_counter]) == typed(
             [slow.best, slow.num_bad_epochs, slow.cooldown_counter])
-    assert reduced >= 2 and (in_c == reduced if reductions_in_c else in_c == 0)
+    assert reduced >= 1 and (in_c == reduced if reductions_in_c else in_c == 0)
     assert fast_opt.param_groups[-1]["lr"] != lrs[-1]
+
+
+def test_plateau_c_step_writes_an_int_min_lr_as_the_python_rule_does():
+    # max(1.5 * 0.5, 1) is the int 1; a group listed twice is reduced twice (3.0 -> the int
+    # min_lr 2 -> max(2 * 0.5, 1) = 1.0)
+    fast_opt, slow_opt = make_opt("sgd", (1.5, 3.0)), make_opt("sgd", (1.5, 3.0))
+    for o in (fast_opt, slow_opt):
+        o.param_groups.append(o.param_groups[1])
+    kw = dict(patience=0, factor=0.5, min_lr=[1, 2, 1])
+    fast = S.ReduceLROnPlateau(fast_opt, **kw)
+    slow = python_only(S.ReduceLROnPlateau)(slow_opt, **kw)
+    ran = []
+    for metric in (1.0, 2.0, 3.0, 4.0):
+        ran.append(_plateau_lr_step(fast, metric) or fast.step(metric) or False)
+        slow.step(metric)
+        assert settings(fast_opt) == settings(slow_opt)
+        assert typed(fast.get_last_lr()) == typed(slow.get_last_lr())
+        assert fast.state_dict() == slow.state_dict()
+    assert ran == [True, True, False, False]    # from the int lrs on: the Python rule
+    assert typed(fast.get_last_lr()) == typed([1, 1.0, 1.0])  # 2, then max(1.0, 1) = 1.0
 
 
 def test_plateau_c_step_declines_for_odd_metrics_and_attributes():

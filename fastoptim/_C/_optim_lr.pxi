@@ -1329,8 +1329,8 @@ cdef bint _plateau_step_c(object sched, object metrics) except -1:
     dict or whose lr is not a Python float, a mode or threshold_mode other than torch's, a
     ``best`` that is not a float, counters or ``patience``/``cooldown`` that are not small
     ints, a threshold that is not a float or small int; on a reduction step also a
-    ``min_lrs`` of another length or holding anything but Python floats (the default
-    ``min_lr=0`` is an int: those reductions, once per plateau, are the Python rule's), a
+    ``min_lrs`` of another length or holding anything but Python floats and small ints (an
+    int min_lr that ``max`` picks is written as the int itself, as the Python rule does), a
     ``factor`` or ``eps`` that is not a float or small int."""
     cdef dict d, g
     cdef list groups, min_lrs = None, last
@@ -1411,27 +1411,37 @@ cdef bint _plateau_step_c(object sched, object metrics) except -1:
             return False
         min_lrs = <list>v
         for i in range(n):
-            if type(<object>_list_item(min_lrs, i)) is not float:
+            if not _as_double(<object>_list_item(min_lrs, i), &m):
                 return False
-    # (from here on it steps: the lrs and every value written are floats)
+    # (from here on it steps: every lr is a float, every value written a float or a min_lr)
     d["last_epoch"] = PyLong_FromLongLong(le + 1)
     if better:
         d["best"] = PyFloat_FromDouble(cur)
     if reduce:
         # _reduce_lr: group by group, the lr read afresh (a group listed twice is reduced twice)
+        # (an lr read here is a float, or a small-int min_lr written by this loop to a group
+        # listed twice: float(lr) is its double; a small int compares with a float as its
+        # double does)
         for i in range(n):
             g = <dict><object>_list_item(groups, i)
-            o = PyDict_GetItemWithError(g, "lr")
-            old = PyFloat_AS_DOUBLE(<object>o)
+            _as_double(<object>PyDict_GetItemWithError(g, "lr"), &old)
             x = old * factor
-            m = PyFloat_AS_DOUBLE(<object>_list_item(min_lrs, i))
-            if m > x:
-                x = m       # max(old_lr * factor, min_lr): the min_lr, a float here
-            if old - x > eps:
+            v = <object>_list_item(min_lrs, i)
+            _as_double(v, &m)
+            if m > x:       # max(old_lr * factor, min_lr) is the min_lr object itself
+                if old - m > eps:
+                    PyDict_SetItem(g, "lr", v)
+            elif old - x > eps:
                 PyDict_SetItem(g, "lr", PyFloat_FromDouble(x))
         d["cooldown_counter"] = d["cooldown"]
         d["num_bad_epochs"] = 0
-        d["_last_lr"] = _float_lrs(groups)
+        # _lr_values: the lrs themselves (floats, or min_lr ints: their copies are themselves)
+        last = PyList_New(n)
+        for i in range(n):
+            o = PyDict_GetItemWithError(<object>_list_item(groups, i), "lr")
+            Py_INCREF(<object>o)
+            PyList_SET_ITEM(last, i, <object>o)
+        d["_last_lr"] = last
     else:
         d["cooldown_counter"] = PyLong_FromLongLong(cc)
         d["num_bad_epochs"] = PyLong_FromLongLong(nbe)
