@@ -1238,16 +1238,16 @@ cdef bint _swalr_step_c(object sched) except -1:
     checks, an ``anneal_epochs`` or ``last_epoch`` that is not a small int, another
     ``anneal_func``, a ``swa_lr`` that is not a Python float (an int one keeps its type in the
     Python rule)."""
-    cdef dict d, g
+    cdef dict d
     cdef list groups
     cdef object v, fn
-    cdef PyObject *sw
     cdef long long sc, ae
     cdef Py_ssize_t n, i
     cdef bint cos_anneal
     cdef double step, epochs, prev_alpha, alpha, swa, start
     cdef double small[_LR_STACK]
     cdef double *lrs
+    cdef double *swas
     cdef _LRBuffer owner = None
     if not type(sched)._fast_step:
         return False
@@ -1276,18 +1276,17 @@ cdef bint _swalr_step_c(object sched) except -1:
     prev_alpha = _swa_alpha(step - 1.0, epochs, cos_anneal)
     alpha = _swa_alpha(step, epochs, cos_anneal)
     n = len(groups)
-    if n > _LR_STACK:
+    if n > _LR_STACK // 2:
         owner = _LRBuffer.__new__(_LRBuffer)
-    lrs = <double *>_lr_buffer(n * sizeof(double), small, owner)
+    lrs = <double *>_lr_buffer(2 * n * sizeof(double), small, owner)
+    swas = lrs + n
     if not _read_lrs(groups, lrs, NULL):
         return False
     for i in range(n):
-        sw = PyDict_GetItemWithError(<object>_list_item(groups, i), "swa_lr")
-        if sw == NULL or type(<object>sw) is not float:
+        if not _group_double(<dict><object>_list_item(groups, i), "swa_lr", swas + i):
             return False
     for i in range(n):
-        g = <dict><object>_list_item(groups, i)
-        swa = PyFloat_AS_DOUBLE(<object>PyDict_GetItemWithError(g, "swa_lr"))
+        swa = swas[i]
         if prev_alpha == 1.0:
             start = swa
         else:
