@@ -15,6 +15,7 @@ The declines are tested too: anything unusual goes to the general path having ch
 """
 
 import copy
+import math
 import warnings
 
 import numpy as np
@@ -27,10 +28,13 @@ from fastoptim._C._optim import (
     _float_lrs,
     _lambda_lr_step,
     _one_cycle_lr_step,
+    _plateau_lr_step,
+    _swalr_lr_step,
     _uniform_lr_step,
     _warm_restarts_lr_step,
 )
 from fastoptim.optim import lr_scheduler as S
+from fastoptim.optim.swa_utils import SWALR
 
 
 def make_opt(kind, lrs=(0.05, 0.5)):
@@ -149,6 +153,15 @@ CASES = {
     "CosineAnnealingWarmRestarts-int-eta-many": (S.CosineAnnealingWarmRestarts,
                                                  dict(T_0=4, T_mult=3, eta_min=0), "sgd", 50,
                                                  _warm_restarts_lr_step, MANY),
+    "SWALR": (SWALR, dict(swa_lr=0.02, anneal_epochs=10), "sgd", 40, _swalr_lr_step),
+    "SWALR-linear-per-group": (SWALR, dict(swa_lr=[0.3, 0.001], anneal_epochs=25,
+                                           anneal_strategy="linear"), "adam", 60,
+                               _swalr_lr_step),
+    "SWALR-short-linear": (SWALR, dict(swa_lr=0.07, anneal_epochs=3,
+                                           anneal_strategy="linear"), "sgd", 10,
+                               _swalr_lr_step),
+    "SWALR-cos-many": (SWALR, dict(swa_lr=0.5, anneal_epochs=7), "sgd", 20, _swalr_lr_step,
+                       MANY),
 }
 
 
@@ -201,7 +214,7 @@ def test_one_cycle_overrun_declines_then_raises_torchs_error():
 @pytest.mark.parametrize("name", ["StepLR", "MultiStepLR", "ExponentialLR", "OneCycleLR",
                                   "ConstantLR", "LinearLR", "PolynomialLR", "CosineAnnealingLR",
                                   "LambdaLR", "MultiplicativeLR", "CyclicLR",
-                                  "CosineAnnealingWarmRestarts"])
+                                  "CosineAnnealingWarmRestarts", "SWALR"])
 def test_c_step_declines_for_a_tensor_lr_and_changes_nothing(name):
     cls, kw, kind, _, c_step = CASES[name]
     opt = make_opt(kind)
@@ -279,6 +292,10 @@ ODD = {
                             "step_ratio", 0.0, None),
     "CosineAnnealingWarmRestarts-float-T_i": (S.CosineAnnealingWarmRestarts, dict(T_0=5), "T_i",
                                               5.0, _warm_restarts_lr_step),
+    "SWALR-float-anneal-epochs": (SWALR, dict(swa_lr=0.05, anneal_epochs=5), "anneal_epochs",
+                                  5.0, _swalr_lr_step),
+    "SWALR-other-anneal-func": (SWALR, dict(swa_lr=0.05, anneal_epochs=5), "anneal_func",
+                                lambda t: t * t, _swalr_lr_step),
     "CosineAnnealingWarmRestarts-numpy-T_cur": (S.CosineAnnealingWarmRestarts, dict(T_0=5),
                                                 "T_cur", np.int64(2), _warm_restarts_lr_step),
 }
@@ -309,6 +326,124 @@ def test_c_step_declines_for_odd_attributes_and_the_python_rule_steps(name):
         slow.step()
         assert settings(fast_opt) == settings(slow_opt), f"step {i}"
         assert typed(fast.get_last_lr()) == typed(slow.get_last_lr())
+
+
+def test_swalr_declines_for_an_int_swa_lr_which_the_python_rule_keeps_an_int():
+    # an int swa_lr: the Python rule's arithmetic on it (the linear anneal's int alpha keeps
+    # an int lr)
+    fast_opt, slow_opt = make_opt("sgd"), make_opt("sgd")
+    kw = dict(swa_lr=0.05, anneal_epochs=3, anneal_strategy="linear")
+    fast, slow = SWALR(fast_opt, **kw), python_only(SWALR)(slow_opt, **kw)
+    for o in (fast_opt, slow_opt):
+        o.param_groups[1]["swa_lr"] = 1
+    for i in range(8):
+        fast_opt.step()
+        slow_opt.step()
+        if i > 0:
+            before = (settings(fast_opt), dict(fast.__dict__))
+            assert _swalr_lr_step(fast) is False, f"step {i}"
+            assert (settings(fast_opt), fast.__dict__) == before
+        fast.step()
+        slow.step()
+        assert settings(fast_opt) == settings(slow_opt), f"step {i}"
+        assert typed(fast.get_last_lr()) == typed(slow.get_last_lr())
+    assert type(fast_opt.param_groups[1]["lr"]) is int
+
+
+# ReduceLROnPlateau: kwargs, the metric sequence (floats, ints, a NaN: plateaus, improvements,
+# reductions down to a min_lr, cooldowns), whether the reductions run in C (float and int
+# min_lrs) or go to the Python rule (a numpy min_lr)
+_METRICS = [5.0, 4.0, 4.0, 4, 4.0, 3.99999, 3.9, 3.9, float("nan"), 3.0, 3, 3.0, 3.0, 3.5,
+            2.0, 7.0, 7.0, 7.0, 7.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+PLATEAU = {
+    "min-rel": (dict(patience=2, factor=0.5, min_lr=1e-3), True),
+    "min-abs-cooldown": (dict(patience=1, factor=0.3, threshold=0.05, threshold_mode="abs",
+                              cooldown=2, min_lr=[0.02, 0.001]), True),
+    "max-rel": (dict(mode="max", patience=0, factor=0.9, min_lr=0.04, eps=1e-3), True),
+    "max-abs-int-threshold": (dict(mode="max", patience=1, threshold=1, threshold_mode="abs",
+                                   min_lr=0.0), True),
+    "default-int-min-lr": (dict(patience=1), True),
+    "numpy-min-lr": (dict(patience=1, min_lr=np.float64(0.01)), False),
+}
+
+
+@pytest.mark.parametrize("name", PLATEAU)
+@pytest.mark.parametrize("lrs", [(0.05, 0.5), MANY])
+def test_plateau_c_step_equals_the_python_rule_exactly(name, lrs):
+    kw, reductions_in_c = PLATEAU[name]
+    if isinstance(kw.get("min_lr"), list):
+        kw = dict(kw, min_lr=kw["min_lr"] * (len(lrs) // 2))
+    fast_opt, slow_opt = make_opt("sgd", lrs), make_opt("sgd", lrs)
+    fast = S.ReduceLROnPlateau(fast_opt, **copy.deepcopy(kw))
+    slow = python_only(S.ReduceLROnPlateau)(slow_opt, **kw)
+    reduced = in_c = 0
+    for i, metric in enumerate(_METRICS * 2):
+        before = (settings(fast_opt), dict(fast.__dict__))
+        ran = _plateau_lr_step(fast, metric)
+        if not ran:
+            assert (settings(fast_opt), fast.__dict__) == before, f"step {i}"
+            fast.step(metric)
+        slow.step(metric)
+        moved = settings(slow_opt) != before[0]
+        reduced += moved
+        in_c += moved and ran
+        assert ran or not reductions_in_c, f"the C step declined at step {i}"
+        assert settings(fast_opt) == settings(slow_opt), f"step {i}"
+        assert typed(fast.get_last_lr()) == typed(slow.get_last_lr())
+        assert fast.state_dict() == slow.state_dict() or math.isnan(fast.best), f"step {i}"
+        assert typed([fast.best, fast.num_bad_epochs, fast.cooldown_counter]) == typed(
+            [slow.best, slow.num_bad_epochs, slow.cooldown_counter])
+    assert reduced >= 1 and (in_c == reduced if reductions_in_c else in_c == 0)
+    assert fast_opt.param_groups[-1]["lr"] != lrs[-1]
+
+
+def test_plateau_c_step_writes_an_int_min_lr_as_the_python_rule_does():
+    # max(1.5 * 0.5, 1) is the int 1; a group listed twice is reduced twice (3.0 -> the int
+    # min_lr 2 -> max(2 * 0.5, 1) = 1.0)
+    fast_opt, slow_opt = make_opt("sgd", (1.5, 3.0)), make_opt("sgd", (1.5, 3.0))
+    for o in (fast_opt, slow_opt):
+        o.param_groups.append(o.param_groups[1])
+    kw = dict(patience=0, factor=0.5, min_lr=[1, 2, 1])
+    fast = S.ReduceLROnPlateau(fast_opt, **kw)
+    slow = python_only(S.ReduceLROnPlateau)(slow_opt, **kw)
+    ran = []
+    for metric in (1.0, 2.0, 3.0, 4.0):
+        ran.append(_plateau_lr_step(fast, metric) or fast.step(metric) or False)
+        slow.step(metric)
+        assert settings(fast_opt) == settings(slow_opt)
+        assert typed(fast.get_last_lr()) == typed(slow.get_last_lr())
+        assert fast.state_dict() == slow.state_dict()
+    assert ran == [True, True, False, False]    # from the int lrs on: the Python rule
+    assert typed(fast.get_last_lr()) == typed([1, 1.0, 1.0])  # 2, then max(1.0, 1) = 1.0
+
+
+def test_plateau_c_step_declines_for_odd_metrics_and_attributes():
+    opt = make_opt("sgd")
+    s = S.ReduceLROnPlateau(opt, patience=0, min_lr=0.001)
+    for metric in (np.float64(1.0), True, fastoptim.tensor(1.0), 2**60):
+        assert _plateau_lr_step(s, metric) is False
+    for attr, value in (("mode", "mean"), ("threshold_mode", "relative"), ("best", 1),
+                        ("patience", 1.0), ("threshold", np.float64(0.1)),
+                        ("cooldown_counter", None)):
+        old = s.__dict__[attr]
+        setattr(s, attr, value)
+        before = (settings(opt), dict(s.__dict__))
+        assert _plateau_lr_step(s, 1.0) is False, attr
+        assert (settings(opt), s.__dict__) == before
+        setattr(s, attr, old)
+    assert _plateau_lr_step(s, 0.5) is True     # best = 0.5: the next 1.0 is a reduction step
+    s.min_lrs = [0.001]     # another length: the reduction is the Python rule's (which raises)
+    s.default_min_lr = None
+    before = (settings(opt), dict(s.__dict__))
+    assert _plateau_lr_step(s, 1.0) is False
+    assert (settings(opt), s.__dict__) == before
+    with pytest.raises(RuntimeError, match="differs from when `ReduceLROnPlateau`"):
+        s.step(1.0)
+    opt.param_groups[0]["lr"] = fastoptim.tensor(0.25, dtype=fastoptim.float64)
+    s.min_lrs = [0.001, 0.001]
+    assert _plateau_lr_step(s, 1.0) is False
+    s.step(0.5)
+    assert isinstance(opt.param_groups[0]["lr"], fastoptim.Tensor)
 
 
 def test_lambda_values_that_are_not_floats_are_written_as_the_python_rule_writes_them():
@@ -372,7 +507,13 @@ def test_overriding_the_rule_leaves_the_python_path():
 
     assert S.CosineAnnealingLR._fast_step and not Cos._fast_step
     assert S.LambdaLR._fast_step and S.MultiplicativeLR._fast_step and PlainLam._fast_step
-    assert not Lam._fast_step and not S.ReduceLROnPlateau._fast_step
+    class Plateau(S.ReduceLROnPlateau):
+        def _is_better(self, a, best):
+            return False
+
+    assert not Lam._fast_step and S.ReduceLROnPlateau._fast_step and not Plateau._fast_step
+    p = Plateau(make_opt("sgd"))
+    assert _plateau_lr_step(p, 1.0) is False
     for cls, kw, c_step in ((Cos, dict(T_max=5), _cosine_lr_step),
                             (Lam, dict(lr_lambda=lambda e: 0.5), _lambda_lr_step)):
         opt = make_opt("sgd")

@@ -31,6 +31,7 @@
 # group again only when that tag moved (an edit, a new dict, another scheduler's write).
 # LambdaLR and MultiplicativeLR call their lambdas from C (the rule is the user's Python), and
 # CyclicLR its scale function unless it is the 'triangular' or 'triangular2' one.
+# SWALR and ReduceLROnPlateau (a float or int metric) step here as well.
 # tests/test_lr_scheduler_fast_paths.py holds every step against its Python rule, exactly.
 
 from cpython.dict cimport PyDict_SetItem
@@ -1189,6 +1190,261 @@ cdef bint _warm_restarts_step_c(object sched, object epoch) except -1:
     d["last_epoch"] = last_epoch
     d["_get_lr_called_within_step"] = False
     d["_last_lr"] = _write_lr_values(groups, lrs)
+    return True
+
+
+# ---- SWALR ----------------------------------------------------------------------------------------
+
+def _swalr_step(self, epoch=None):
+    """Advance one epoch. Call it after ``optimizer.step()``.
+
+    (SWALR's ``step``: the steady state at C level, see ``_swalr_lr_step``; anything else
+    through ``LRScheduler.step``.)"""
+    if epoch is not None or not _swalr_step_c(self):
+        _general_lr_step(self, epoch)
+
+
+def _swalr_lr_step(object sched):
+    """``_swalr_step``'s steady state alone: True when it stepped, False (nothing changed)
+    when it declined."""
+    return _swalr_step_c(sched)
+
+
+cdef inline double _swa_alpha(double step, double epochs, bint cos_anneal) noexcept:
+    # anneal_func(max(0, min(1, step / epochs))) (epochs = max(1, anneal_epochs) >= 1): min
+    # keeps 1 unless the quotient is below it, max keeps 0 unless it is above; an int 0 or 1
+    # is the same double as 0.0 or 1.0 in every use below.
+    cdef double t = step / epochs
+    if not t < 1.0:
+        t = 1.0
+    if not t > 0.0:
+        t = 0.0
+    if cos_anneal:
+        return (1.0 - cos(M_PI * t)) / 2.0     # SWALR._cosine_anneal
+    return t                                    # SWALR._linear_anneal
+
+
+cdef bint _swalr_step_c(object sched) except -1:
+    """The steady-state ``step()`` of ``swa_utils.SWALR`` at C level: what
+    ``LRScheduler.step()`` with ``SWALR.get_lr`` does (``_step_count``, ``last_epoch``, each
+    group's lr, ``_last_lr``).  Per step: ``prev_alpha`` and ``alpha`` from ``_step_count``
+    and ``anneal_epochs`` (``anneal_func`` the class's ``_cosine_anneal`` or
+    ``_linear_anneal``); per group, with ``swa = group['swa_lr']``: the lr the annealing
+    started from, ``swa`` when ``prev_alpha == 1`` else ``(lr - prev_alpha * swa) /
+    (1 - prev_alpha)``, then ``swa * alpha + start * (1 - alpha)``, in the file's double
+    arithmetic.
+
+    Returns False, having changed nothing, when anything is unusual: besides the file's common
+    checks, an ``anneal_epochs`` or ``last_epoch`` that is not a small int, another
+    ``anneal_func``, a ``swa_lr`` that is not a Python float (an int one keeps its type in the
+    Python rule)."""
+    cdef dict d
+    cdef list groups
+    cdef object v, fn
+    cdef long long sc, ae
+    cdef Py_ssize_t n, i
+    cdef bint cos_anneal
+    cdef double step, epochs, prev_alpha, alpha, swa, start
+    cdef double small[_LR_STACK]
+    cdef double *lrs
+    cdef double *swas
+    cdef _LRBuffer owner = None
+    if not type(sched)._fast_step:
+        return False
+    d = sched.__dict__
+    groups = _steady_groups(d)
+    if groups is None:
+        return False
+    if (not _small_int(d.get("_step_count"), &sc) or sc < 1 or sc >= (1LL << 52)
+            or not _small_int(d.get("anneal_epochs"), &ae) or ae < 0
+            or type(d.get("last_epoch")) is not int):
+        return False
+    fn = d.get("anneal_func")
+    if fn is None:
+        return False
+    if fn is type(sched)._cosine_anneal:
+        cos_anneal = True
+    elif fn is type(sched)._linear_anneal:
+        cos_anneal = False
+    else:
+        return False
+    # step = _step_count - 1 after LRScheduler.step's increment: the current _step_count
+    step = <double>sc
+    if ae == 0 and step < 1.0:
+        step = 1.0
+    epochs = <double>(ae if ae > 1 else 1)
+    prev_alpha = _swa_alpha(step - 1.0, epochs, cos_anneal)
+    alpha = _swa_alpha(step, epochs, cos_anneal)
+    n = len(groups)
+    if n > _LR_STACK // 2:
+        owner = _LRBuffer.__new__(_LRBuffer)
+    lrs = <double *>_lr_buffer(2 * n * sizeof(double), small, owner)
+    swas = lrs + n
+    if not _read_lrs(groups, lrs, NULL):
+        return False
+    for i in range(n):
+        if not _group_double(<dict><object>_list_item(groups, i), "swa_lr", swas + i):
+            return False
+    for i in range(n):
+        swa = swas[i]
+        if prev_alpha == 1.0:
+            start = swa
+        else:
+            start = (lrs[i] - prev_alpha * swa) / (1.0 - prev_alpha)
+        lrs[i] = swa * alpha + start * (1.0 - alpha)
+    d["_step_count"] = d["_step_count"] + 1
+    d["last_epoch"] = d["last_epoch"] + 1
+    d["_get_lr_called_within_step"] = False
+    d["_last_lr"] = _write_lr_values(groups, lrs)
+    return True
+
+
+# ---- ReduceLROnPlateau -------------------------------------------------------------------------
+
+def _plateau_step(self, metrics, epoch=None):
+    """Record one epoch's metric and reduce the lrs if it has plateaued.
+
+    (ReduceLROnPlateau's ``step``: the steady state at C level, see ``_plateau_lr_step``;
+    anything else through the class's Python rule, ``_step_rule``.)"""
+    if epoch is not None or not _plateau_step_c(self, metrics):
+        self._step_rule(metrics, epoch)
+
+
+def _plateau_lr_step(object sched, object metrics):
+    """``_plateau_step``'s steady state alone: True when it stepped, False (nothing changed)
+    when it declined."""
+    return _plateau_step_c(sched, metrics)
+
+
+cdef bint _plateau_step_c(object sched, object metrics) except -1:
+    """``ReduceLROnPlateau.step(metrics)`` (``_step_rule``) at C level, for a metric that is a
+    Python float or small int (``float(metrics)``): ``last_epoch``, ``best`` and
+    ``num_bad_epochs`` by ``_is_better`` (the four mode/threshold_mode comparisons in doubles),
+    the cooldown, and on a reduction each group's ``max(lr * factor, min_lr)``, written when
+    it is more than ``eps`` below the lr (read, computed and written group by group, as
+    ``_reduce_lr`` does), then ``_last_lr``.
+
+    Returns False, having changed nothing, when anything is unusual: a group that is not a
+    dict or whose lr is not a Python float, a mode or threshold_mode other than torch's, a
+    ``best`` that is not a float, counters or ``patience``/``cooldown`` that are not small
+    ints, a threshold that is not a float or small int; on a reduction step also a
+    ``min_lrs`` of another length or holding anything but Python floats and small ints (an
+    int min_lr that ``max`` picks is written as the int itself, as the Python rule does), a
+    ``factor`` or ``eps`` that is not a float or small int."""
+    cdef dict d, g
+    cdef list groups, min_lrs = None, last
+    cdef object v
+    cdef PyObject *o
+    cdef long long le, nbe, cc, patience, cooldown
+    cdef Py_ssize_t n, i
+    cdef bint is_min, rel, better, reduce
+    cdef double cur, thr, best, factor = 0.0, eps = 0.0, old, x, m
+    cdef double small[_LR_STACK]
+    cdef double *lrs
+    cdef PyObject **objs
+    cdef _LRBuffer owner = None
+    if not type(sched)._fast_step:
+        return False
+    d = sched.__dict__
+    if not _as_double(metrics, &cur):
+        return False
+    v = d.get("mode")
+    if type(v) is not str:
+        return False
+    if v == "min":
+        is_min = True
+    elif v == "max":
+        is_min = False
+    else:
+        return False
+    v = d.get("threshold_mode")
+    if type(v) is not str:
+        return False
+    if v == "rel":
+        rel = True
+    elif v == "abs":
+        rel = False
+    else:
+        return False
+    v = d.get("best")
+    if type(v) is not float or not _as_double(d.get("threshold"), &thr):
+        return False
+    best = PyFloat_AS_DOUBLE(v)
+    if (not _small_int(d.get("last_epoch"), &le) or le >= (1LL << 52)
+            or not _small_int(d.get("num_bad_epochs"), &nbe) or nbe >= (1LL << 52)
+            or not _small_int(d.get("cooldown_counter"), &cc)
+            or not _small_int(d.get("patience"), &patience)
+            or not _small_int(d.get("cooldown"), &cooldown)):
+        return False
+    v = d.get("optimizer")
+    if v is None:
+        return False
+    v = v.param_groups
+    if type(v) is not list:
+        return False
+    groups = <list>v
+    n = len(groups)
+    for i in range(n):
+        if type(<object>_list_item(groups, i)) is not dict:
+            return False
+    if n > _LR_STACK // 2:
+        owner = _LRBuffer.__new__(_LRBuffer)
+    lrs = <double *>_lr_buffer(n * (sizeof(double) + sizeof(PyObject *)), small, owner)
+    objs = <PyObject **>(lrs + n)
+    if not _read_lrs(groups, lrs, objs):
+        return False
+    # _is_better(current, best)
+    if is_min:
+        better = cur < (best * (1.0 - thr) if rel else best - thr)
+    else:
+        better = cur > (best * (thr + 1.0) if rel else best + thr)
+    nbe = 0 if better else nbe + 1
+    if cc > 0:      # in_cooldown
+        cc -= 1
+        nbe = 0
+    reduce = nbe > patience
+    if reduce:
+        v = d.get("min_lrs")
+        if (type(v) is not list or len(<list>v) != n or not _as_double(d.get("factor"), &factor)
+                or not _as_double(d.get("eps"), &eps)):
+            return False
+        min_lrs = <list>v
+        for i in range(n):
+            if not _as_double(<object>_list_item(min_lrs, i), &m):
+                return False
+    # (from here on it steps: every lr is a float, every value written a float or a min_lr)
+    d["last_epoch"] = PyLong_FromLongLong(le + 1)
+    if better:
+        d["best"] = PyFloat_FromDouble(cur)
+    if reduce:
+        # _reduce_lr: group by group, the lr read afresh (a group listed twice is reduced twice)
+        # (an lr read here is a float, or a small-int min_lr written by this loop to a group
+        # listed twice: float(lr) is its double; a small int compares with a float as its
+        # double does)
+        for i in range(n):
+            g = <dict><object>_list_item(groups, i)
+            _as_double(<object>PyDict_GetItemWithError(g, "lr"), &old)
+            x = old * factor
+            v = <object>_list_item(min_lrs, i)
+            _as_double(v, &m)
+            if m > x:       # max(old_lr * factor, min_lr) is the min_lr object itself
+                if old - m > eps:
+                    PyDict_SetItem(g, "lr", v)
+            elif old - x > eps:
+                PyDict_SetItem(g, "lr", PyFloat_FromDouble(x))
+        d["cooldown_counter"] = d["cooldown"]
+        d["num_bad_epochs"] = 0
+        # _lr_values: the lrs themselves (floats, or min_lr ints: their copies are themselves)
+        last = PyList_New(n)
+        for i in range(n):
+            o = PyDict_GetItemWithError(<object>_list_item(groups, i), "lr")
+            Py_INCREF(<object>o)
+            PyList_SET_ITEM(last, i, <object>o)
+        d["_last_lr"] = last
+    else:
+        d["cooldown_counter"] = PyLong_FromLongLong(cc)
+        d["num_bad_epochs"] = PyLong_FromLongLong(nbe)
+        d["_last_lr"] = _current_lrs(objs, n)
     return True
 
 

@@ -34,8 +34,8 @@ function (unless it is the 'triangular' or 'triangular2' one, computed in C).  A
 ``_C_RULE`` the methods its C step replicates; a subclass overriding one of them gets the
 Python path.  The Python methods (``get_lr``, ``_chain_factor``, ``CyclicLR._scaled``,
 ``CosineAnnealingWarmRestarts._step_rule``) stay the rule's statement and its general path.
-ReduceLROnPlateau, SWALR and the composites step in Python (the composites through their
-children's C steps; ReduceLROnPlateau's and ChainedScheduler's ``_last_lr`` are read in C).
+ReduceLROnPlateau (a float or int metric) and SWALR step in C too; the composites step in Python, through their children's C steps
+(ChainedScheduler's ``_last_lr`` is read in C).
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ from fastoptim._C._optim import (
     _float_lrs,
     _lambda_step,
     _one_cycle_step,
+    _plateau_step,
     _set_cyclic_scale_fns,
     _set_general_lr_step,
     _set_momenta,
@@ -1058,7 +1059,13 @@ class ReduceLROnPlateau(LRScheduler):
         self.cooldown_counter = 0
         self.num_bad_epochs = 0
 
-    def step(self, metrics: Any, epoch: int | None = None) -> None:  # type: ignore[override]
+    # Record one epoch's metric and reduce the lrs if it has plateaued: a C function (the
+    # comparisons and the counters, each group's reduction in C doubles) for a float or int
+    # metric, whose general path is ``_step_rule``.
+    _C_RULE = ("step", "_step_rule", "_is_better", "_reduce_lr", "in_cooldown")
+    step = _plateau_step
+
+    def _step_rule(self, metrics: Any, epoch: int | None = None) -> None:
         """Record one epoch's metric and reduce the lrs if it has plateaued."""
         current = _metric_value(metrics)
         if epoch is None:

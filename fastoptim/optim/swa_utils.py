@@ -28,7 +28,7 @@ import numpy as np
 
 import fastoptim
 from fastoptim import Tensor
-from fastoptim._C._optim import _all_floating, _average, _unique_values
+from fastoptim._C._optim import _all_floating, _average, _swalr_step, _unique_values
 from fastoptim.nn import Module
 
 from ._reference import AVERAGE_LERP, AVERAGE_MEAN
@@ -320,6 +320,13 @@ class SWALR(LRScheduler):
             )
         self.anneal_epochs = anneal_epochs
         super().__init__(optimizer, last_epoch)
+
+    # Advance one epoch (call it after ``optimizer.step()``): a C function (get_lr's two
+    # annealing factors once per step, the interpolation per group in C doubles), whose
+    # general path is LRScheduler.step.
+    _C_RULE = ("get_lr", "step", "_update_lr", "_get_initial_lr", "_cosine_anneal",
+               "_linear_anneal", "_set_anneal_func")
+    step = _swalr_step
 
     def _extend_group_settings(self, n_old: int) -> None:
         groups = self.optimizer.param_groups
