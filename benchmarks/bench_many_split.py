@@ -13,8 +13,15 @@ threads' wake-up, which ``run=False`` does not.  Each round starts with one unti
 that all three columns are taken after the case's own previous step (the first step after
 another case's costs more, its data having been evicted).
 
+The default sizes' working set (12-20 MB) is a large part of a 32 MiB last-level cache, so
+which of it survives between steps decides much of the time: back-to-back steps of one case run
+partly from the cache, and the flat tensor and adjacent views (numpy's large buffers, on huge
+pages: physically contiguous, every cache set used evenly) keep more of it than separate 4 KiB
+heap allocations.  ``--flush MIB`` writes that much before every timed step, so that every
+step starts from memory, as in training, where the forward and backward run in between.
+
 Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_many_split.py [--optimizers adam,sgd]
-[--n 1000] [--m 1024] [--repeats 30]`` (the thread count is the runtime's).
+[--n 1000] [--m 1024] [--repeats 30] [--flush 64]`` (the thread count is the runtime's).
 """
 import argparse
 import os
@@ -53,15 +60,20 @@ class Case:
         self.group, self.cache = self.opt.param_groups[0], _optim.StepCache()
         self.best = {"step": 1e9, "glue": 1e9, "kernel": 1e9}
 
-    def round(self, k=5):
+    def round(self, flush, k=5):
         pc, g, st = time.perf_counter, self.group, self.opt.state
         self.opt.step()      # untimed: the first step after another case's pays its evictions
-        t0 = pc()
+        step = glue = kernel = 0.0
         for _ in range(k):
+            if flush is not None:
+                flush += 1.0
+            t0 = pc()
             self.opt.step()
-        step = (pc() - t0) / k
-        glue = kernel = 0.0
+            step += pc() - t0
+        step /= k
         for _ in range(k):
+            if flush is not None:
+                flush += 1.0
             a = pc()
             if not _optim.group_step(self.plan, self.settings(g), g["params"], st, self.cache,
                                      False):
@@ -80,9 +92,14 @@ def main():
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--m", type=int, default=1024)
     ap.add_argument("--repeats", type=int, default=30)
+    ap.add_argument("--flush", type=int, default=0, metavar="MIB",
+                    help="write this many MiB before every timed step (more than the last-level "
+                         "cache: every step starts from memory, as after a forward and backward)")
     args = ap.parse_args()
+    flush = np.ones(args.flush << 18, np.float32) if args.flush else None
     print(f"threads {_optim._get_num_threads()}  "
-          f"load {os.getloadavg()[0]:.2f}  (min of {args.repeats} rounds of 5 steps, us)")
+          f"load {os.getloadavg()[0]:.2f}  flush {args.flush} MiB  "
+          f"(min of {args.repeats} rounds of 5 steps, us)")
     ps, gs = cn.data(args.n, args.m)
     for name in args.optimizers.split(","):
         spec = cn.spec_of(name)
@@ -91,7 +108,7 @@ def main():
                  Case("flat", spec, cn.params(fo, [np.concatenate(ps)], [np.concatenate(gs)]))]
         for _ in range(args.repeats):
             for c in cases:
-                c.round()
+                c.round(flush)
         flat = cases[-1].best["step"]
         for c in cases:
             b = c.best
