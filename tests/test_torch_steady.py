@@ -126,3 +126,30 @@ def test_parameters_take_the_steady_path(monkeypatch, layout):
     assert opt._torch_params.steady.check(opt.param_groups, opt.state) is None
     opt.step()
     assert calls == [1]
+
+
+@pytest.mark.parametrize("layout", ["one-group", "per-param"])
+@pytest.mark.parametrize("dtype,other", [(torch.float64, torch.complex64),
+                                         (torch.float64, torch.int64),
+                                         (torch.float32, torch.int32)])
+def test_a_param_viewed_as_another_dtype_of_its_size_is_refused(layout, dtype, other):
+    # p.data = p.data.view(other) keeps the address and the shape: the steady check must see
+    # the dtype, or the kernel writes float arithmetic into complex or integer memory
+    ps = [torch.nn.Parameter(torch.ones(4, dtype=dtype)) for _ in range(2)]
+    for p in ps:
+        p.grad = torch.ones(4, dtype=dtype)
+    groups = [{"params": [p]} for p in ps] if layout == "per-param" else ps
+    opt = fo_optim.SGD(groups, lr=0.5)
+    opt.step()
+    opt.step()
+    ps[1].requires_grad_(other.is_complex)    # torch refuses an integer .data on a grad-requirer
+    ps[1].data = ps[1].data.view(other)
+    assert ps[1].dtype == other and ps[1].shape == (4,)
+    before = [p.detach().clone() for p in ps]
+    group = 1 if layout == "per-param" else 0
+    pos = 0 if layout == "per-param" else 1
+    with pytest.raises(ValueError, match=f"parameter {pos} of parameter group {group} has "
+                                         f"dtype {other}"):
+        opt.step()
+    for p, b in zip(ps, before):
+        assert torch.equal(p.detach(), b)

@@ -53,7 +53,7 @@ class TorchSteady:
     """What a step over torch params synced last time (see the .pyx)."""
     def invalidate(self) -> None: ...
     def record(self, params: list[Any], grads: list[Any], views: list[Any], ptrs: list[int],
-               shapes: list[Any], grad_ptrs: list[int], grad_shapes: list[Any],
+               shapes: list[Any], dtypes: list[Any], grad_ptrs: list[int], grad_shapes: list[Any],
                tstate: dict[Any, Any], kstate: dict[Any, Any], groups: list[dict[str, Any]],
                kgroups: list[dict[str, Any]]) -> None: ...
     def check(self, groups: list[dict[str, Any]],

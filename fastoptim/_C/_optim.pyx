@@ -2244,13 +2244,15 @@ cdef class TorchSteady:
     ``.grad`` is the same torch tensor (``zero_grad(set_to_none=False)``, accumulation, grads
     set once), its storage has not moved (``data_ptr()``) nor changed shape (``p.data =
     p.data.view(...)`` and ``p.resize_(...)`` keep the address: the kernel view would keep the
-    old shape and size), nor has the grad's (``p.grad.data = x``, ``set_`` and ``resize_`` swap
+    old shape and size) nor dtype (``p.data = p.data.view(torch.complex64)`` of a float64 param
+    keeps address and shape: the kernel would write float64 arithmetic into it), nor has the
+    grad's (``p.grad.data = x``, ``set_`` and ``resize_`` swap
     a grad's memory on the same object: the view would read the old memory), its view's grad
     is still that grad's view, and neither the optimizer's
     state dict nor the param's state dict changed (their version tags, as in StepCache; without
     them this check always says "sync").  ``check`` says whether all of that holds (by handing
-    out the kernel groups, or None); ``record`` notes it after a sync.  Every param reads three
-    facts (``grad``, ``data_ptr()``, ``shape``), and its grad two (``data_ptr()``, ``shape``);
+    out the kernel groups, or None); ``record`` notes it after a sync.  Every param reads four
+    facts (``grad``, ``data_ptr()``, ``shape``, ``dtype``), and its grad two (``data_ptr()``, ``shape``);
     nothing is looked up by a torch tensor's Python-level hash.
 
     What those reads cost is torch's bindings (callgrind, per read over nn.Parameters, above
@@ -2269,6 +2271,7 @@ cdef class TorchSteady:
     cdef list views               # their kernel views (held)
     cdef list grad_views          # the views' grads as synced (held; None allowed)
     cdef list shapes              # the params' shapes (torch.Size) as synced
+    cdef list dtypes              # the params' dtypes (torch's singletons) as synced
     cdef list grad_shapes         # their grads' shapes as synced (None for no grad)
     cdef uintptr_t *ptrs
     cdef uintptr_t *grad_ptrs     # their grads' data_ptr() as synced
@@ -2297,10 +2300,11 @@ cdef class TorchSteady:
     def invalidate(self):
         self.valid = False
 
-    def record(self, list params, list grads, list views, list ptrs, list shapes,
+    def record(self, list params, list grads, list views, list ptrs, list shapes, list dtypes,
                list grad_ptrs, list grad_shapes, object tstate, object kstate,
                list groups, list kgroups):
-        """Note the sync just made: params, their grads, views, data pointers and shapes, the
+        """Note the sync just made: params, their grads, views, data pointers, shapes and
+        dtypes, the
         grads' data pointers and shapes, both state dicts (the torch one and the views' one)
         as they are now, and the user's groups with the kernel groups made of them."""
         cdef Py_ssize_t i, n = len(params), ng = len(groups)
@@ -2344,6 +2348,7 @@ cdef class TorchSteady:
             g = <dict?>kgroups[i]
             self.kgversions[i] = fo_dict_version(<PyObject *>g)
         self.params, self.grads, self.views, self.shapes = params, grads, views, shapes
+        self.dtypes = dtypes
         self.grad_shapes = grad_shapes
         self.grad_views = [(<Tensor>v)._grad for v in views]
         self.kgroups = list(kgroups)
@@ -2390,6 +2395,8 @@ cdef class TorchSteady:
                 if <uintptr_t>p.data_ptr() != self.ptrs[i]:
                     return False
                 if p.shape != self.shapes[i]:
+                    return False
+                if p.dtype is not self.dtypes[i]:
                     return False
                 if g is not None and (<uintptr_t>g.data_ptr() != self.grad_ptrs[i]
                                       or g.shape != self.grad_shapes[i]):
