@@ -315,7 +315,8 @@ class TorchParams:
                            [m.ptr for m in mirrors], [m.shape for m in mirrors],
                            [m.dtype for m in mirrors], [m.grad_ptr for m in mirrors],
                            [m.grad_shape for m in mirrors],
-                           opt.state, self.kernel_state, opt.param_groups, groups)
+                           opt.state, self.kernel_state, opt.param_groups, groups, mirrors,
+                           sys.modules["torch"].strided)
 
     def _sync(self, opt: Any) -> tuple[list[dict[str, Any]], bool]:
         """Check every grad, re-bind the views' grads and state; the kernel's groups, and
