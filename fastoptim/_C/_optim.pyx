@@ -2250,7 +2250,9 @@ cdef class TorchSteady:
     a grad's memory on the same object: the view would read the old memory), its view's grad
     is still that grad's view, and neither the optimizer's
     state dict nor the param's state dict changed (their version tags, as in StepCache; without
-    them this check always says "sync").  ``check`` says whether all of that holds (by handing
+    them this check always says "sync").  A new grad tensor in place of the old one (torch's
+    default loop: ``zero_grad(set_to_none=True)``, backward), or the old one over other memory,
+    is no reason to sync: ``_rebind`` checks it and binds its view here.  ``check`` says whether all of that holds (by handing
     out the kernel groups, or None); ``record`` notes it after a sync.  Every param reads four
     facts (``grad``, ``data_ptr()``, ``shape``, ``dtype``), and its grad two (``data_ptr()``, ``shape``);
     nothing is looked up by a torch tensor's Python-level hash.

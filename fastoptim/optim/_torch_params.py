@@ -15,14 +15,16 @@ faces of the same memory:
   kernel's groups and state in for the duration of the class's step body, so the body and the
   C path run unchanged: one C call per group, writing the torch memory in place.
 
-A step that changes nothing of it (the same grad tensors, storage, state) skips the sync: a
-C-level check (``_optim.TorchSteady``: per param ``.grad``, ``data_ptr()`` and ``shape``, and
-the version tags of the state dicts) says so, and the kernel groups are the groups over the
-same views.
-Otherwise, per param, the sync costs a few attribute reads and identity checks.  A grad that is
-the same torch tensor as last step (``zero_grad(set_to_none=False)``, or accumulation) reuses
-its view: nothing is allocated.  With ``set_to_none=True`` (torch's default) autograd makes a
-new grad tensor every step, and we make one view of it (a numpy array header and a Tensor).
+A step that changes nothing but the grads' tensors skips the sync: a C-level check
+(``_optim.TorchSteady``: per param ``.grad``, ``data_ptr()``, ``shape`` and ``dtype``, and the
+version tags of the state dicts) says so, and the kernel groups are the groups over the same
+views.  A grad that is the same torch tensor as last step (``zero_grad(set_to_none=False)``,
+or accumulation) reuses its view: nothing is allocated.  With ``set_to_none=True`` (torch's
+default) autograd makes a new grad tensor every step: the same C check checks it as
+``_check_grad`` does and binds a view of it (``detach()``, a numpy array header and a Tensor),
+falling back to the sync (which raises the named error) when a check fails.  A grad that
+appears or goes, a param whose storage, shape or dtype changed, or changed state, syncs: per
+param, a few attribute reads and identity checks in Python.
 
 Everything is checked before the step body runs, so a bad grad leaves params and state
 untouched.
