@@ -390,7 +390,10 @@ def test_torch_params_steady_step_skips_the_sync(monkeypatch):
     opt.step()
     opt.step()
     assert calls == []
-    ps[0].grad = torch.ones(4)       # a new grad: synced again
+    ps[0].grad = torch.ones(4)       # a new grad: bound by the steady check, no sync
+    opt.step()
+    assert calls == []
+    ps[1].grad = None                # a grad goes: what the step writes changes, synced again
     opt.step()
     assert calls == [1]
 

@@ -123,6 +123,149 @@ def test_parameters_take_the_steady_path(monkeypatch, layout):
     assert again[0] is not kept[0] and again[0]["lr"] == 0.01
     assert all(a is b for a, b in zip(again[1:], kept[1:]))
     ps[2].grad.data = torch.zeros(5, dtype=torch.float64)      # same grad object, new memory
+    assert opt._torch_params.steady.check(opt.param_groups, opt.state) is not None
+    assert not opt._torch_params.view_of(ps[2]).grad.numpy().any()   # re-bound, in C
+    ps[3].grad = torch.ones(6, dtype=torch.float64)            # a new grad object: bound too
+    opt.step()
+    assert calls == []
+    ps[1].grad = torch.ones(3, dtype=torch.float64)    # a grad appears: the step writes more
     assert opt._torch_params.steady.check(opt.param_groups, opt.state) is None
     opt.step()
     assert calls == [1]
+
+
+@pytest.mark.parametrize("layout", ["one-group", "per-param"])
+@pytest.mark.parametrize("dtype,other", [(torch.float64, torch.complex64),
+                                         (torch.float64, torch.int64),
+                                         (torch.float32, torch.int32)])
+def test_a_param_viewed_as_another_dtype_of_its_size_is_refused(layout, dtype, other):
+    # p.data = p.data.view(other) keeps the address and the shape: the steady check must see
+    # the dtype, or the kernel writes float arithmetic into complex or integer memory
+    ps = [torch.nn.Parameter(torch.ones(4, dtype=dtype)) for _ in range(2)]
+    for p in ps:
+        p.grad = torch.ones(4, dtype=dtype)
+    groups = [{"params": [p]} for p in ps] if layout == "per-param" else ps
+    opt = fo_optim.SGD(groups, lr=0.5)
+    opt.step()
+    opt.step()
+    ps[1].requires_grad_(other.is_complex)    # torch refuses an integer .data on a grad-requirer
+    ps[1].data = ps[1].data.view(other)
+    assert ps[1].dtype == other and ps[1].shape == (4,)
+    before = [p.detach().clone() for p in ps]
+    group = 1 if layout == "per-param" else 0
+    pos = 0 if layout == "per-param" else 1
+    with pytest.raises(ValueError, match=f"parameter {pos} of parameter group {group} has "
+                                         f"dtype {other}"):
+        opt.step()
+    for p, b in zip(ps, before):
+        assert torch.equal(p.detach(), b)
+
+
+def _mlp_run(lib, name, layout, dtype, steps=6):
+    """Two Linear layers trained the usual way: zero_grad(set_to_none=True), then backward, so
+    that every step finds new grad tensors."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(), torch.nn.Linear(7, 3))
+    model = model.to(dtype)
+    ps = list(model.parameters())
+    groups = [{"params": [p]} for p in ps] if layout == "per-param" else ps
+    kwargs = {"lr": 0.1, "momentum": 0.9} if name == "SGD" else {"lr": 0.05}
+    opt = getattr(lib, name)(groups, **kwargs)
+    x = torch.randn(11, 5, dtype=dtype)
+    y = torch.randn(11, 3, dtype=dtype)
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        opt.step()
+    return opt, [p.detach().clone() for p in ps]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("layout", ["one-group", "per-param"])
+@pytest.mark.parametrize("name", ["SGD", "Adam"])
+def test_new_grads_every_step_take_the_steady_path_as_torch(monkeypatch, name, layout, dtype):
+    calls = []
+    real = _torch_params.TorchParams._sync
+    monkeypatch.setattr(_torch_params.TorchParams, "_sync",
+                        lambda self, o: calls.append(1) or real(self, o))
+    opt, ours = _mlp_run(fo_optim, name, layout, dtype)
+    # the first step makes the state (a sync), the second publishes nothing new; after that
+    # the new grads are bound by the steady check alone
+    assert len(calls) <= 2
+    _, theirs = _mlp_run(torch.optim, name, layout, dtype)
+    tol = {"rtol": 1e-12, "atol": 1e-12} if dtype == torch.float64 else {}
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, **tol)
+    # the views read the torch grads' memory, and hold no earlier grad alive
+    for p in opt.param_groups[0]["params"]:
+        view = opt._torch_params.view_of(p)
+        assert view.grad.numpy().ctypes.data == p.grad.data_ptr()
+
+
+def test_a_new_grad_does_not_keep_the_old_one_alive():
+    import weakref
+    p = torch.nn.Parameter(torch.ones(8))
+    p.grad = torch.ones(8)
+    opt = fo_optim.SGD([p], lr=0.1)
+    opt.step()
+    opt.step()
+    old = weakref.ref(p.grad)
+    p.grad = torch.full((8,), 2.0)
+    opt.step()
+    assert old() is None
+    assert torch.allclose(p.detach(), torch.full((8,), 1.0 - 0.2 - 0.2))
+
+
+def _strided_grad(p):
+    p.grad = torch.ones(2 * p.numel(), dtype=p.dtype)[::2]     # the setter allows it
+
+
+def _grad_moved_on(p):
+    g = torch.ones_like(p)
+    p.grad = g
+    g.data = torch.ones(p.numel() + 1, dtype=p.dtype)          # after the setter's check
+
+
+def _grad_retyped(p):
+    g = torch.ones_like(p)
+    p.grad = g
+    g.data = torch.ones(p.shape, dtype=torch.float32)
+
+
+@pytest.mark.parametrize("bad,message", [
+    (_strided_grad, "the grad of parameter 2 of parameter group 0 is not contiguous"),
+    (_grad_moved_on, r"the grad of parameter 2 of parameter group 0 has shape \[6\], but the "
+                     r"parameter has shape \[5\]"),
+    (_grad_retyped, "the grad of parameter 2 of parameter group 0 has dtype torch.float32"),
+], ids=["strided", "resized", "retyped"])
+def test_a_bad_new_grad_in_a_steady_step_is_refused_before_anything_is_written(bad, message):
+    ps = _params("parameter")
+    opt = fo_optim.Adam(ps, lr=0.1)
+    opt.step()
+    opt.step()
+    for p in ps:                  # new grads everywhere, the third bad
+        if p.grad is not None:
+            p.grad = torch.ones_like(p)
+    bad(ps[2])
+    before = [p.detach().clone() for p in ps]
+    state = {k: v.clone() for k, v in opt.state[ps[0]].items()}
+    with pytest.raises(RuntimeError, match=message):
+        opt.step()
+    for p, b in zip(ps, before):
+        assert torch.equal(p.detach(), b)
+    for k, v in opt.state[ps[0]].items():
+        assert torch.equal(v, state[k])
+
+
+def test_a_new_grad_given_other_memory_later_is_seen():
+    p = torch.nn.Parameter(torch.zeros(4, dtype=torch.float64))
+    p.grad = torch.ones(4, dtype=torch.float64)
+    opt = fo_optim.SGD([p], lr=1.0)
+    opt.step()
+    opt.step()                          # p = -2
+    g = torch.ones(4, dtype=torch.float64)
+    p.grad = g
+    opt.step()                          # bound in the steady check: p = -3
+    g.set_(torch.full((4,), 10.0, dtype=torch.float64))   # the bound grad's memory, swapped
+    opt.step()
+    assert torch.equal(p.detach(), torch.full((4,), -13.0, dtype=torch.float64))

@@ -54,7 +54,7 @@ from fastoptim._C._arrays cimport (
     FLAGS_READ, FLAGS_STEP, FLAGS_WRITE, Arr, _arr_of, _arr_of_tensor, _matches, _param_ok,
     _step_ok,
 )
-from fastoptim._C._tensor cimport Tensor
+from fastoptim._C._tensor cimport Tensor, _adopt
 
 cnp.import_array()
 
@@ -2244,13 +2244,17 @@ cdef class TorchSteady:
     ``.grad`` is the same torch tensor (``zero_grad(set_to_none=False)``, accumulation, grads
     set once), its storage has not moved (``data_ptr()``) nor changed shape (``p.data =
     p.data.view(...)`` and ``p.resize_(...)`` keep the address: the kernel view would keep the
-    old shape and size), nor has the grad's (``p.grad.data = x``, ``set_`` and ``resize_`` swap
+    old shape and size) nor dtype (``p.data = p.data.view(torch.complex64)`` of a float64 param
+    keeps address and shape: the kernel would write float64 arithmetic into it), nor has the
+    grad's (``p.grad.data = x``, ``set_`` and ``resize_`` swap
     a grad's memory on the same object: the view would read the old memory), its view's grad
     is still that grad's view, and neither the optimizer's
     state dict nor the param's state dict changed (their version tags, as in StepCache; without
-    them this check always says "sync").  ``check`` says whether all of that holds (by handing
-    out the kernel groups, or None); ``record`` notes it after a sync.  Every param reads three
-    facts (``grad``, ``data_ptr()``, ``shape``), and its grad two (``data_ptr()``, ``shape``);
+    them this check always says "sync").  A new grad tensor in place of the old one (torch's
+    default loop: ``zero_grad(set_to_none=True)``, backward), or the old one over other memory,
+    is no reason to sync: ``_rebind`` checks it and binds its view here.  ``check`` says whether all of that holds (by handing
+    out the kernel groups, or None); ``record`` notes it after a sync.  Every param reads four
+    facts (``grad``, ``data_ptr()``, ``shape``, ``dtype``), and its grad two (``data_ptr()``, ``shape``);
     nothing is looked up by a torch tensor's Python-level hash.
 
     What those reads cost is torch's bindings (callgrind, per read over nn.Parameters, above
@@ -2269,6 +2273,9 @@ cdef class TorchSteady:
     cdef list views               # their kernel views (held)
     cdef list grad_views          # the views' grads as synced (held; None allowed)
     cdef list shapes              # the params' shapes (torch.Size) as synced
+    cdef list dtypes              # the params' dtypes (torch's singletons) as synced
+    cdef list mirrors             # their _torch_params._Mirror objects (held)
+    cdef object strided           # torch.strided
     cdef list grad_shapes         # their grads' shapes as synced (None for no grad)
     cdef uintptr_t *ptrs
     cdef uintptr_t *grad_ptrs     # their grads' data_ptr() as synced
@@ -2297,10 +2304,11 @@ cdef class TorchSteady:
     def invalidate(self):
         self.valid = False
 
-    def record(self, list params, list grads, list views, list ptrs, list shapes,
+    def record(self, list params, list grads, list views, list ptrs, list shapes, list dtypes,
                list grad_ptrs, list grad_shapes, object tstate, object kstate,
-               list groups, list kgroups):
-        """Note the sync just made: params, their grads, views, data pointers and shapes, the
+               list groups, list kgroups, list mirrors, object strided):
+        """Note the sync just made: params, their grads, views, data pointers, shapes and
+        dtypes, the
         grads' data pointers and shapes, both state dicts (the torch one and the views' one)
         as they are now, and the user's groups with the kernel groups made of them."""
         cdef Py_ssize_t i, n = len(params), ng = len(groups)
@@ -2344,6 +2352,8 @@ cdef class TorchSteady:
             g = <dict?>kgroups[i]
             self.kgversions[i] = fo_dict_version(<PyObject *>g)
         self.params, self.grads, self.views, self.shapes = params, grads, views, shapes
+        self.dtypes = dtypes
+        self.mirrors, self.strided = mirrors, strided
         self.grad_shapes = grad_shapes
         self.grad_views = [(<Tensor>v)._grad for v in views]
         self.kgroups = list(kgroups)
@@ -2369,7 +2379,7 @@ cdef class TorchSteady:
     cdef bint _unchanged(self, list groups) except -1:
         """The per-param part of ``check``."""
         cdef Py_ssize_t i = 0, j, m
-        cdef object group, ps, p, g
+        cdef object group, ps, p, g, old
         cdef PyObject *st
         for group in groups:
             ps = (<dict?>group)["params"]
@@ -2383,22 +2393,79 @@ cdef class TorchSteady:
                 if p is not self.params[i]:
                     return False
                 g = p.grad
-                if g is not self.grads[i]:
-                    return False
-                if (<Tensor>self.views[i])._grad is not self.grad_views[i]:
-                    return False
+                old = self.grads[i]
+                if (g is None) != (old is None):
+                    return False      # what the step writes and bumps changes: a sync
                 if <uintptr_t>p.data_ptr() != self.ptrs[i]:
                     return False
                 if p.shape != self.shapes[i]:
                     return False
-                if g is not None and (<uintptr_t>g.data_ptr() != self.grad_ptrs[i]
-                                      or g.shape != self.grad_shapes[i]):
+                if p.dtype is not self.dtypes[i]:
                     return False
+                if g is not old:
+                    # a new grad (zero_grad(set_to_none=True), then backward): bound here
+                    if not self._rebind(i, g):
+                        return False
+                elif (<Tensor>self.views[i])._grad is not self.grad_views[i]:
+                    return False
+                elif g is not None and (<uintptr_t>g.data_ptr() != self.grad_ptrs[i]
+                                        or g.shape != self.grad_shapes[i]):
+                    # the same grad object over other memory (.data =, set_, resize_)
+                    if not self._rebind(i, g):
+                        return False
                 st = self.states[i]
                 if st != NULL and fo_dict_version(st) != self.versions[i]:
                     return False
                 i += 1
         return i == self.n
+
+    cdef bint _rebind(self, Py_ssize_t i, object g) except -1:
+        """Point param i's view's grad at a view of ``g``'s memory, after the checks of the
+        sync's ``_check_grad`` (layout, device, dtype and shape the param's, contiguous); also
+        note it in the param's mirror, so that a sync after it finds the grad bound.  False
+        when a check fails (the sync then runs and raises its message), or for an empty grad.
+
+        Why here: with torch's default ``zero_grad(set_to_none=True)`` autograd makes a new
+        grad tensor per param per step; binding it in Python (``_check_grad``, then torch's
+        ``__dlpack__`` and numpy's importer) cost ~30 us per param.  Here it is the torch
+        reads the checks need, ``detach()`` (the array's base: it holds the grad's storage
+        even if the grad object is later given other memory) and one numpy array header."""
+        cdef object gs, base, m
+        cdef tuple dims_t
+        cdef uintptr_t ptr
+        cdef Tensor v = <Tensor>self.views[i]
+        cdef Tensor gv
+        cdef cnp.ndarray arr
+        cdef cnp.npy_intp dims[32]
+        cdef int d, nd
+        if g.layout is not self.strided or not g.is_cpu or g.dtype is not self.dtypes[i]:
+            return False
+        gs = g.shape
+        if gs != self.shapes[i] or not g.is_contiguous():
+            return False
+        if not isinstance(gs, tuple):      # torch.Size is a tuple subclass
+            return False
+        dims_t = <tuple>gs
+        nd = len(dims_t)
+        if nd > 32:
+            return False
+        for d in range(nd):
+            dims[d] = dims_t[d]
+        base = g.detach()
+        ptr = <uintptr_t>base.data_ptr()
+        if ptr == 0:
+            return False
+        arr = cnp.PyArray_SimpleNewFromData(nd, dims, v._tnum, <void *>ptr)
+        cnp.set_array_base(arr, base)
+        gv = _adopt(arr)
+        v._grad = gv
+        self.grads[i] = g
+        self.grad_ptrs[i] = ptr
+        self.grad_shapes[i] = gs
+        self.grad_views[i] = gv
+        m = self.mirrors[i]
+        m.grad, m.grad_ptr, m.grad_shape, m.grad_view = g, ptr, gs, gv
+        return True
 
     cdef list _kernel_groups(self, list groups):
         """The kernel groups: the kept ones, but a fresh copy (the views as "params") of each

@@ -46,3 +46,8 @@ cdef class Tensor:
     cdef _set_grad(self, object value)
     cdef str _node_name(self)
     cdef _check_inplace(self)
+
+
+# a new leaf Tensor whose storage is ``arr`` (which it takes: pass an array nobody else holds),
+# for the other modules' Cython (the torch glue's grad views: _optim.TorchSteady)
+cdef Tensor _adopt(cnp.ndarray arr)

@@ -1120,6 +1120,11 @@ cdef inline Tensor _wrap(object arr):
     return t
 
 
+cdef Tensor _adopt(cnp.ndarray arr):
+    """_wrap, exported to the other modules' Cython (see _tensor.pxd)."""
+    return _wrap(arr)
+
+
 cdef inline void _bind(Tensor t, cnp.ndarray arr):
     """Make arr t's storage and refresh the facts _tensor.pxd keeps about it.  The only way _np
     is ever (re)bound."""

@@ -15,14 +15,16 @@ faces of the same memory:
   kernel's groups and state in for the duration of the class's step body, so the body and the
   C path run unchanged: one C call per group, writing the torch memory in place.
 
-A step that changes nothing of it (the same grad tensors, storage, state) skips the sync: a
-C-level check (``_optim.TorchSteady``: per param ``.grad``, ``data_ptr()`` and ``shape``, and
-the version tags of the state dicts) says so, and the kernel groups are the groups over the
-same views.
-Otherwise, per param, the sync costs a few attribute reads and identity checks.  A grad that is
-the same torch tensor as last step (``zero_grad(set_to_none=False)``, or accumulation) reuses
-its view: nothing is allocated.  With ``set_to_none=True`` (torch's default) autograd makes a
-new grad tensor every step, and we make one view of it (a numpy array header and a Tensor).
+A step that changes nothing but the grads' tensors skips the sync: a C-level check
+(``_optim.TorchSteady``: per param ``.grad``, ``data_ptr()``, ``shape`` and ``dtype``, and the
+version tags of the state dicts) says so, and the kernel groups are the groups over the same
+views.  A grad that is the same torch tensor as last step (``zero_grad(set_to_none=False)``,
+or accumulation) reuses its view: nothing is allocated.  With ``set_to_none=True`` (torch's
+default) autograd makes a new grad tensor every step: the same C check checks it as
+``_check_grad`` does and binds a view of it (``detach()``, a numpy array header and a Tensor),
+falling back to the sync (which raises the named error) when a check fails.  A grad that
+appears or goes, a param whose storage, shape or dtype changed, or changed state, syncs: per
+param, a few attribute reads and identity checks in Python.
 
 Everything is checked before the step body runs, so a bad grad leaves params and state
 untouched.
@@ -144,8 +146,8 @@ def written_by_call(lists: list, writeable: tuple) -> list:
 class _Mirror:
     """One torch param's kernel face: its view, its grad's view, its state's views."""
 
-    __slots__ = ("grad", "grad_ptr", "grad_shape", "grad_view", "inference", "ptr", "shape",
-                 "state", "state_inference", "state_tensors", "state_views", "view")
+    __slots__ = ("dtype", "grad", "grad_ptr", "grad_shape", "grad_view", "inference", "ptr",
+                 "shape", "state", "state_inference", "state_tensors", "state_views", "view")
 
     def __init__(self, p: Any) -> None:
         self.bind(p)
@@ -160,6 +162,9 @@ class _Mirror:
         self.view.requires_grad_(True)
         self.ptr = p.data_ptr()
         self.shape = p.shape
+        # p.data = p.data.view(torch.complex64) (or int64, for a float64 param; int32 for a
+        # float32 one) keeps the address and the shape: only the dtype tells
+        self.dtype = p.dtype
         self.inference = p.is_inference()   # no version counter, no update outside the mode
         self.grad = None          # the torch grad the view's grad was made from
         self.grad_ptr = 0         # its data_ptr() and shape then (its memory can be swapped
@@ -288,7 +293,7 @@ class TorchParams:
         for gi, group in enumerate(groups):
             for pos, p in enumerate(group["params"]):
                 m = self.mirrors[id(p)]
-                if p.data_ptr() != m.ptr or p.shape != m.shape:
+                if p.data_ptr() != m.ptr or p.shape != m.shape or p.dtype is not m.dtype:
                     raise RuntimeError(f"the closure replaced the memory of {_where(gi, pos)} "
                                        "(p.data = ..., resize_ or set_) during the step; "
                                        "fastoptim's LBFGS reads and writes the params it "
@@ -310,8 +315,10 @@ class TorchParams:
         self.written, self.inference = written, inference
         self.steady.record(params, grads, [m.view for m in mirrors],
                            [m.ptr for m in mirrors], [m.shape for m in mirrors],
-                           [m.grad_ptr for m in mirrors], [m.grad_shape for m in mirrors],
-                           opt.state, self.kernel_state, opt.param_groups, groups)
+                           [m.dtype for m in mirrors], [m.grad_ptr for m in mirrors],
+                           [m.grad_shape for m in mirrors],
+                           opt.state, self.kernel_state, opt.param_groups, groups, mirrors,
+                           sys.modules["torch"].strided)
 
     def _sync(self, opt: Any) -> tuple[list[dict[str, Any]], bool]:
         """Check every grad, re-bind the views' grads and state; the kernel's groups, and
@@ -325,9 +332,10 @@ class TorchParams:
             views = []
             for pos, p in enumerate(group["params"]):
                 m = mirrors[id(p)]
-                if p.data_ptr() != m.ptr or p.shape != m.shape:
+                if p.data_ptr() != m.ptr or p.shape != m.shape or p.dtype is not m.dtype:
                     # p.data = ... rebound the storage, or a view or resize_ changed the shape
-                    # at the same address: a new view of it (checked as at construction)
+                    # (or a view the dtype) at the same address: a new view of it (checked as
+                    # at construction)
                     check_param(p, gi, pos, True)
                     kstate.pop(m.view, None)
                     m.bind(p)
