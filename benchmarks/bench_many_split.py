@@ -33,6 +33,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import contenders as cn  # noqa: E402
+
 import fastoptim as fo  # noqa: E402
 from fastoptim._C import _optim  # noqa: E402
 from fastoptim.optim import _step  # noqa: E402

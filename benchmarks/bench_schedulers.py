@@ -149,9 +149,12 @@ def run_under_callgrind(cases, n, steps):
     """The child's side: for each case, a dump marker before and after its steps."""
     import warnings
     warnings.simplefilter("ignore")
-    noop = (lambda: None)
+
+    def noop():
+        return None
+
     built = [(case, _build(case, "fastoptim", n)) for case in cases]
-    for name, step in [("(loop)", noop)] + built:
+    for _case, step in [("(loop)", noop)] + built:
         for _ in range(3):
             step()      # (warm the code paths)
         os.getppid()

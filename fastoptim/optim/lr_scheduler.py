@@ -34,8 +34,8 @@ function (unless it is the 'triangular' or 'triangular2' one, computed in C).  A
 ``_C_RULE`` the methods its C step replicates; a subclass overriding one of them gets the
 Python path.  The Python methods (``get_lr``, ``_chain_factor``, ``CyclicLR._scaled``,
 ``CosineAnnealingWarmRestarts._step_rule``) stay the rule's statement and its general path.
-ReduceLROnPlateau (a float or int metric) and SWALR step in C too; the composites step in Python, through their children's C steps
-(ChainedScheduler's ``_last_lr`` is read in C).
+ReduceLROnPlateau (a float or int metric) and SWALR step in C too; the composites step in
+Python, through their children's C steps (ChainedScheduler's ``_last_lr`` is read in C).
 """
 
 from __future__ import annotations
