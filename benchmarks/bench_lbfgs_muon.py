@@ -13,6 +13,18 @@
   step (its weights and activations evicted from the caches by the history, its grads freshly
   allocated), which swings with the machine's load and is the same work for both libraries.
 
+Floor: ``lbfgs_floor`` times, in the same run, the memory traffic of one iteration of ours at
+the machine's streaming speed: the benchmark suite's roofline kernel (``fastoptim._C._bench``,
+one trivial pass per call that reads its ``reads`` and reads and writes its ``writes``) called
+once per pass our iteration makes, over the same arrays -- the gather and pair pass (grads,
+``prev_flat_grad``, ``d`` read; ``g``, ``y``, ``s``, ``q`` written), the two-loop recursion's
+2m passes (each reads one or two history vectors and reads and writes ``d``: every pair is read
+twice, as the order of the dots requires -- ``be_0`` needs all of ``r``, so loop 1's last pass
+and loop 2's first cannot share a pass) and ``_add_grad`` (``d`` read, params read and written).
+It has no Python, no dispatch and no arithmetic to speak of: what no implementation of this
+order of operations can beat on this machine.  Both libraries' overheads are printed as
+multiples of it.  The roofline kernel runs on ``--threads`` OpenMP threads (ours run on one).
+
 Threads: ``--threads T`` (default 1) is every library's count: torch's
 (``torch.set_num_threads``) and NumPy's BLAS, which does fastoptim's Muon products and reads its
 count once, when numpy loads -- so OPENBLAS_NUM_THREADS, OMP_NUM_THREADS and MKL_NUM_THREADS are
@@ -109,6 +121,46 @@ def bench_lbfgs(lib, repeat, iters=20):
     return med(own), med(alone), med(steps), t_closure
 
 
+def lbfgs_floor(repeat, m=10):
+    """The median time of one iteration's passes at the roofline (see the module docstring):
+    ``(seconds, bytes streamed)`` for the 784-256-10 MLP's flat vector with a full history of
+    ``m`` pairs, float32."""
+    import numpy as np
+
+    from fastoptim._C import _bench
+
+    n = 784 * 256 + 256 + 256 * 10 + 10
+    isz = 4
+    slot = [0]
+
+    def vec():   # staggered as _Vectors places them (320 bytes further into the page each)
+        buf = np.ones(n + 4160 // isz, np.float32)
+        want = (slot[0] * 320) % 4096
+        slot[0] += 1
+        start = (want - buf.__array_interface__["data"][0]) % 4096 // isz
+        return buf[start:start + n]
+
+    dirs = [vec() for _ in range(m)]
+    stps = [vec() for _ in range(m)]
+    grad, prev, d, g, y, s, q, p = (vec() for _ in range(8))
+    roof = _bench.roofline
+
+    def iteration():
+        roof([grad, prev, d], [g, y, s, q])          # gather_pair
+        for i in range(m - 1, 0, -1):               # loop 1
+            roof([dirs[i], stps[i - 1]], [d])
+        roof([dirs[0]], [d])                        # its last axpy, the H_diag scale, y_0 . r
+        for i in range(m - 1):                      # loop 2
+            roof([stps[i], dirs[i + 1]], [d])
+        roof([stps[m - 1], g], [d])                 # the last axpy with g . d
+        roof([d], [p])                              # _add_grad
+
+    # vectors moved, a read-and-write counted as two: gather_pair 3 + 4 * 2, the recursion
+    # (m - 1) * 4 + 3 + (m - 1) * 4 + 4, _add_grad 1 + 2
+    vectors = 11 + (m - 1) * 4 + 3 + (m - 1) * 4 + 4 + 3
+    return _median_time(iteration, repeat * 5), vectors * n * isz
+
+
 def _blas_threads():
     """The thread count numpy's OpenBLAS reports (its own C entry), or '?' elsewhere."""
     import ctypes
@@ -157,13 +209,20 @@ def main():
               f" ratio {tf / tt:.2f}")
     if args.only == "muon":
         return
+    floor0, nbytes = lbfgs_floor(args.repeat)
     (of, af, sf, cf) = bench_lbfgs("fo", args.repeat)
     (ot, at, st, ct) = bench_lbfgs("torch", args.repeat)
+    floor1, _ = lbfgs_floor(args.repeat)
+    floor = min(floor0, floor1)
     print(f"LBFGS 784-256-10 per-iteration overhead: fastoptim {of * 1e6:.0f} us "
           f"(step {sf * 1e3:.2f} ms, closure alone {cf * 1e6:.0f} us), torch {ot * 1e6:.0f} us "
           f"(step {st * 1e3:.2f} ms, closure alone {ct * 1e6:.0f} us), ratio {of / ot:.2f}; "
           f"vs closure alone: fastoptim {af * 1e6:.0f} us, torch {at * 1e6:.0f} us, "
           f"ratio {af / at:.2f}")
+    print(f"LBFGS floor (one iteration's {nbytes / 1e6:.1f} MB at the roofline, "
+          f"{args.threads} thread(s)): {floor * 1e6:.0f} us ({nbytes / floor / 1e9:.1f} GB/s; "
+          f"before/after the steps {floor0 * 1e6:.0f}/{floor1 * 1e6:.0f} us); fastoptim "
+          f"{of / floor:.2f}x it, torch {ot / floor:.2f}x it")
 
 
 if __name__ == "__main__":

@@ -420,6 +420,14 @@ def test_kernels_reject_bad_input():
         _lbfgs.add_grad([d], d, 1.0)
     with pytest.raises(TypeError, match=r"add_grad: params\[0\] must be a numpy array"):
         _lbfgs.add_grad([[0.0]], np.zeros(1), 1.0)
+    # the names of list entries past the first (formatted only when a check fails)
+    with pytest.raises(ValueError, match=r"^direction: d and direction: dirs\[1\] overlap"):
+        _lbfgs.direction(g, [y, d], [s, np.zeros(n)], [1.0, 1.0], 1.0, d, np.zeros(2))
+    with pytest.raises(ValueError, match=r"^gather_pair: y and gather_pair: grads\[1\] overlap"):
+        _lbfgs.gather_pair([np.zeros(4), y[:4]], [4, 4], g, d, s, 1.0, y, np.zeros(n), None)
+    with pytest.raises(TypeError, match=r"^add_grad: params\[1\] has dtype float32, "
+                                         r"expected float64"):
+        _lbfgs.add_grad([np.zeros(4), np.zeros(4, np.float32)], d, 1.0)
 
 
 @pytest.mark.parametrize("kwargs", [CONFIGS[2], CONFIGS[3]], ids=["fixed", "wolfe"])

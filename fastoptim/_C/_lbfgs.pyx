@@ -53,21 +53,29 @@ cdef int _typenum(object x, str what) except -1:
     return t
 
 
-cdef cnp.ndarray _vec(object x, str what, int typenum, Py_ssize_t n, bint written):
+cdef str _name(str what, Py_ssize_t i):
+    """An argument's name in a message: ``what``, or ``what[i]`` for ``i >= 0``.  Called only
+    on an error path: the checks of a call pass constants and indices, and a name is formatted
+    only for the message of an exception (a call over m pairs would format 6m names)."""
+    return what if i < 0 else f"{what}[{i}]"
+
+
+cdef cnp.ndarray _vec(object x, str what, Py_ssize_t i, int typenum, Py_ssize_t n,
+                      bint written):
     """``x`` as a C-contiguous array of ``typenum`` with ``n`` elements (writeable if
-    ``written``)."""
+    ``written``); ``what`` and ``i``: its name (``_name``)."""
     if not cnp.PyArray_Check(x):
-        raise TypeError(f"{what} must be a numpy array, got {type(x).__name__}")
+        raise TypeError(f"{_name(what, i)} must be a numpy array, got {type(x).__name__}")
     cdef cnp.ndarray a = <cnp.ndarray>x
     if cnp.PyArray_TYPE(a) != typenum or not cnp.PyArray_ISNOTSWAPPED(a):
         want = "float32" if typenum == cnp.NPY_FLOAT else "float64"
-        raise TypeError(f"{what} has dtype {a.dtype}, expected {want} (the dtype of the call)")
+        raise TypeError(f"{_name(what, i)} has dtype {a.dtype}, expected {want} (the dtype of the call)")
     if cnp.PyArray_SIZE(a) != n:
-        raise ValueError(f"{what} has {cnp.PyArray_SIZE(a)} elements, expected {n}")
+        raise ValueError(f"{_name(what, i)} has {cnp.PyArray_SIZE(a)} elements, expected {n}")
     if not cnp.PyArray_IS_C_CONTIGUOUS(a):
-        raise ValueError(f"{what} must be C-contiguous")
+        raise ValueError(f"{_name(what, i)} must be C-contiguous")
     if written and not cnp.PyArray_ISWRITEABLE(a):
-        raise ValueError(f"{what} is read-only; expected a writeable array (it is written in "
+        raise ValueError(f"{_name(what, i)} is read-only; expected a writeable array (it is written in "
                          "place)")
     return a
 
@@ -80,11 +88,14 @@ cdef inline uintptr_t _hi(cnp.ndarray a):
     return <uintptr_t>cnp.PyArray_DATA(a) + <uintptr_t>cnp.PyArray_NBYTES(a)
 
 
-cdef int _disjoint(cnp.ndarray w, str wname, cnp.ndarray r, str rname) except -1:
-    """Raise if the written array ``w`` shares bytes with ``r`` (empty arrays share none)."""
+cdef int _disjoint(cnp.ndarray w, str wname, Py_ssize_t wi, cnp.ndarray r, str rname,
+                   Py_ssize_t ri) except -1:
+    """Raise if the written array ``w`` shares bytes with ``r`` (empty arrays share none);
+    ``wname``/``wi`` and ``rname``/``ri``: their names (``_name``)."""
     if cnp.PyArray_NBYTES(w) and cnp.PyArray_NBYTES(r) and _lo(w) < _hi(r) and _lo(r) < _hi(w):
-        raise ValueError(f"{wname} and {rname} overlap in memory; {wname} is written and must "
-                         "have its own storage")
+        wn = _name(wname, wi)
+        raise ValueError(f"{wn} and {_name(rname, ri)} overlap in memory; {wn} is written and "
+                         "must have its own storage")
     return 0
 
 
@@ -122,8 +133,9 @@ def axpy(double alpha, x, y):
     return y
 
 
-cdef list _grads(str fn, grads, numels, cnp.ndarray f, int tn):
-    """The grads of a gather into ``f``, checked (``None`` stays None), as a list."""
+cdef list _grads(str fn, str flat_name, str grads_name, grads, numels, cnp.ndarray f, int tn):
+    """The grads of a gather into ``f``, checked (``None`` stays None), as a list; ``fn`` the
+    caller's name, ``flat_name``/``grads_name`` the names of ``f`` and ``grads`` in messages."""
     cdef Py_ssize_t k = len(grads), i, total = 0
     if len(numels) != k:
         raise ValueError(f"{fn}: numels has {len(numels)} entries but grads has {k}")
@@ -131,13 +143,13 @@ cdef list _grads(str fn, grads, numels, cnp.ndarray f, int tn):
         if numels[i] < 0:
             raise ValueError(f"{fn}: numels[{i}] is {numels[i]}, expected >= 0")
         total += numels[i]
-    _vec(f, f"{fn}: flat", tn, total, True)
+    _vec(f, flat_name, -1, tn, total, True)
     cdef list keep = []
     cdef cnp.ndarray a
     for i in range(k):
         if grads[i] is not None:
-            a = _vec(grads[i], f"{fn}: grads[{i}]", tn, numels[i], False)
-            _disjoint(f, f"{fn}: flat", a, f"{fn}: grads[{i}]")
+            a = _vec(grads[i], grads_name, i, tn, numels[i], False)
+            _disjoint(f, flat_name, -1, a, grads_name, i)
             keep.append(a)
         else:
             keep.append(None)
@@ -177,7 +189,7 @@ def gather(grads, numels, flat):
     """
     cdef int tn = _typenum(flat, "gather: flat")
     cdef cnp.ndarray f = <cnp.ndarray>flat
-    cdef list keep = _grads("gather", grads, numels, f, tn)
+    cdef list keep = _grads("gather", "gather: flat", "gather: grads", grads, numels, f, tn)
     cdef Py_ssize_t k = len(keep)
     cdef void *segs = _segments(keep, numels, tn)
     cdef double result
@@ -205,21 +217,28 @@ def gather_pair(grads, numels, flat, prev, d, double t, y, s, q):
     """
     cdef int tn = _typenum(flat, "gather_pair: flat")
     cdef cnp.ndarray f = <cnp.ndarray>flat
-    cdef list keep = _grads("gather_pair", grads, numels, f, tn)
+    cdef list keep = _grads("gather_pair", "gather_pair: flat", "gather_pair: grads", grads,
+                              numels, f, tn)
     cdef Py_ssize_t k = len(keep), n = cnp.PyArray_SIZE(f), i
-    cdef cnp.ndarray pa = _vec(prev, "gather_pair: prev", tn, n, False)
-    cdef cnp.ndarray da = _vec(d, "gather_pair: d", tn, n, False)
-    cdef cnp.ndarray ya = _vec(y, "gather_pair: y", tn, n, True)
-    cdef cnp.ndarray sa = _vec(s, "gather_pair: s", tn, n, True)
-    cdef cnp.ndarray qa = None if q is None else _vec(q, "gather_pair: q", tn, n, True)
+    cdef cnp.ndarray pa = _vec(prev, "gather_pair: prev", -1, tn, n, False)
+    cdef cnp.ndarray da = _vec(d, "gather_pair: d", -1, tn, n, False)
+    cdef cnp.ndarray ya = _vec(y, "gather_pair: y", -1, tn, n, True)
+    cdef cnp.ndarray sa = _vec(s, "gather_pair: s", -1, tn, n, True)
+    cdef cnp.ndarray qa = None if q is None else _vec(q, "gather_pair: q", -1, tn, n, True)
     written = [(f, "gather_pair: flat"), (ya, "gather_pair: y"), (sa, "gather_pair: s")]
     if qa is not None:
         written.append((qa, "gather_pair: q"))
-    read = [(pa, "gather_pair: prev"), (da, "gather_pair: d")]
-    read += [(keep[i], f"gather_pair: grads[{i}]") for i in range(k) if keep[i] is not None]
-    for i, (w, wn) in enumerate(written):
-        for r, rn in read + written[i + 1:]:
-            _disjoint(w, wn, r, rn)
+    read = ((pa, "gather_pair: prev"), (da, "gather_pair: d"))
+    cdef Py_ssize_t j
+    for i in range(len(written)):
+        w, wn = written[i]
+        for r, rn in read:
+            _disjoint(w, wn, -1, r, rn, -1)
+        for j in range(k):
+            if keep[j] is not None:
+                _disjoint(w, wn, -1, keep[j], "gather_pair: grads", j)
+        for j in range(i + 1, len(written)):
+            _disjoint(w, wn, -1, written[j][0], written[j][1], -1)
     cdef fo_lbfgs_gather_pair_args_f32 w32
     cdef fo_lbfgs_gather_pair_args_f64 w64
     cdef void *segs = _segments(keep, numels, tn)
@@ -264,15 +283,15 @@ def pair(g, prev, d, double t, y, s):
     overlapping nothing else."""
     cdef int tn = _typenum(g, "pair: g")
     cdef Py_ssize_t n = cnp.PyArray_SIZE(<cnp.ndarray>g)
-    cdef cnp.ndarray ga = _vec(g, "pair: g", tn, n, False)
-    cdef cnp.ndarray pa = _vec(prev, "pair: prev", tn, n, False)
-    cdef cnp.ndarray da = _vec(d, "pair: d", tn, n, False)
-    cdef cnp.ndarray ya = _vec(y, "pair: y", tn, n, True)
-    cdef cnp.ndarray sa = _vec(s, "pair: s", tn, n, True)
+    cdef cnp.ndarray ga = _vec(g, "pair: g", -1, tn, n, False)
+    cdef cnp.ndarray pa = _vec(prev, "pair: prev", -1, tn, n, False)
+    cdef cnp.ndarray da = _vec(d, "pair: d", -1, tn, n, False)
+    cdef cnp.ndarray ya = _vec(y, "pair: y", -1, tn, n, True)
+    cdef cnp.ndarray sa = _vec(s, "pair: s", -1, tn, n, True)
     for w, wn in ((ya, "pair: y"), (sa, "pair: s")):
         for r, rn in ((ga, "pair: g"), (pa, "pair: prev"), (da, "pair: d")):
-            _disjoint(w, wn, r, rn)
-    _disjoint(ya, "pair: y", sa, "pair: s")
+            _disjoint(w, wn, -1, r, rn, -1)
+    _disjoint(ya, "pair: y", -1, sa, "pair: s", -1)
     cdef fo_lbfgs_pair_args_f32 w32
     cdef fo_lbfgs_pair_args_f64 w64
     if tn == cnp.NPY_FLOAT:
@@ -314,9 +333,9 @@ def direction(g, dirs, stps, ro, double h_diag, d, al, sq=None):
     if len(stps) != m or len(ro) != m:
         raise ValueError(f"direction: dirs, stps and ro must have one entry per pair, got "
                          f"{m}, {len(stps)} and {len(ro)}")
-    cdef cnp.ndarray ga = _vec(g, "direction: g", tn, n, False)
-    cdef cnp.ndarray da = _vec(d, "direction: d", tn, n, True)
-    _disjoint(da, "direction: d", ga, "direction: g")
+    cdef cnp.ndarray ga = _vec(g, "direction: g", -1, tn, n, False)
+    cdef cnp.ndarray da = _vec(d, "direction: d", -1, tn, n, True)
+    _disjoint(da, "direction: d", -1, ga, "direction: g", -1)
     cdef int altn = _typenum(al, "direction: al")
     cdef cnp.ndarray ala = <cnp.ndarray>al
     if altn != tn:
@@ -325,14 +344,14 @@ def direction(g, dirs, stps, ro, double h_diag, d, al, sq=None):
             or not cnp.PyArray_ISWRITEABLE(ala):
         raise ValueError(f"direction: al must be a writeable C-contiguous array of at least "
                          f"{m} elements")
-    _disjoint(ala, "direction: al", ga, "direction: g")
-    _disjoint(ala, "direction: al", da, "direction: d")
+    _disjoint(ala, "direction: al", -1, ga, "direction: g", -1)
+    _disjoint(ala, "direction: al", -1, da, "direction: d", -1)
     cdef cnp.ndarray a
-    for lst, name in ((dirs, "dirs"), (stps, "stps")):
+    for lst, name in ((dirs, "direction: dirs"), (stps, "direction: stps")):
         for i in range(m):
-            a = _vec(lst[i], f"direction: {name}[{i}]", tn, n, False)
-            _disjoint(da, "direction: d", a, f"direction: {name}[{i}]")
-            _disjoint(ala, "direction: al", a, f"direction: {name}[{i}]")
+            a = _vec(lst[i], name, i, tn, n, False)
+            _disjoint(da, "direction: d", -1, a, name, i)
+            _disjoint(ala, "direction: al", -1, a, name, i)
     cdef int q_ready = sq is not None and m > 0
     cdef double sqv = <double>sq if q_ready else 0.0
     cdef fo_lbfgs_direction_args_f32 w32
@@ -398,12 +417,12 @@ def add_grad(params, d, double t):
         if not cnp.PyArray_Check(p):
             raise TypeError(f"add_grad: params[{i}] must be a numpy array, got "
                             f"{type(p).__name__}")
-        a = _vec(p, f"add_grad: params[{i}]", tn, cnp.PyArray_SIZE(<cnp.ndarray>p), True)
+        a = _vec(p, "add_grad: params", i, tn, cnp.PyArray_SIZE(<cnp.ndarray>p), True)
         total += cnp.PyArray_SIZE(a)
         keep.append(a)
-    _vec(d, "add_grad: d", tn, total, False)
+    _vec(d, "add_grad: d", -1, tn, total, False)
     for i in range(k):
-        _disjoint(<cnp.ndarray>keep[i], f"add_grad: params[{i}]", da, "add_grad: d")
+        _disjoint(<cnp.ndarray>keep[i], "add_grad: params", i, da, "add_grad: d", -1)
     cdef fo_lbfgs_segment_f32 *s32 = NULL
     cdef fo_lbfgs_segment_f64 *s64 = NULL
     cdef double result
