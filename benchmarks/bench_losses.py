@@ -4,9 +4,12 @@ each loss's forward+backward at <= 0.05x torch's time), separate from run.py's r
 One case is ``loss(...).backward()`` on fresh forward output each call (the input's .grad
 accumulates, in both libraries alike); log_softmax is ``log_softmax(x, 1).sum().backward()``
 (it is not a loss: the sum gives backward its scalar).  fastoptim and torch (one thread) are
-timed interleaved (timing.py: rotating order, medians), so load lands on both; the ratio is
-fastoptim / torch.  Wall clock on a shared machine is noisy: for a before/after of a kernel,
-count instructions instead (valgrind --tool=callgrind around the same calls).
+timed interleaved (timing.py: rotating order), so load lands on both.  The ratio is the median
+over rounds of fastoptim's sample / torch's sample of the same round (a burst of load that
+slows one round slows both of its samples, so it largely cancels), printed with its quartiles;
+the µs columns are each library's median.  Wall clock on a shared machine is still noisy: for a
+before/after of a kernel, count instructions instead (valgrind --tool=callgrind around the same
+calls).
 
 Usage: ``python benchmarks/bench_losses.py [--repeats N] [case ...]``.
 """
@@ -50,7 +53,7 @@ def cases(lib, n=64, c=10):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--repeats", type=int, default=31)
     ap.add_argument("case", nargs="*", help="cases to run (default: all)")
     args = ap.parse_args(argv)
     import torch
@@ -59,13 +62,21 @@ def main(argv=None):
     torch.set_num_threads(1)
     fo, th = cases(fastoptim), cases(torch)
     names = args.case or list(fo)
-    print(f"{'loss (64x10 float32, fwd+bwd)':32s} {'fastoptim':>10s} {'torch':>10s} {'ratio':>7s}")
+    print(f"# load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    print(f"{'loss (64x10 float32, fwd+bwd)':32s} {'fastoptim':>10s} {'torch':>10s} {'ratio':>7s}"
+          f" {'quartiles':>13s}")
     for name in names:
         r = interleaved([Contender("fastoptim", fo[name]), Contender("torch", th[name])],
                         warmup=200, repeats=args.repeats, sample_s=0.02)
         f, t = r["fastoptim"]["median_ns"] / 1e3, r["torch"]["median_ns"] / 1e3
-        mark = "ok" if f / t <= BUDGET else "over"
-        print(f"{name:32s} {f:8.2f}us {t:8.2f}us {f / t:7.3f} {mark}", flush=True)
+        # both contenders are timed once in every round, in rotating order: pair them by round
+        q1, ratio, q3 = np.percentile([a / b for a, b in zip(r["fastoptim"]["samples_ns"],
+                                                             r["torch"]["samples_ns"])],
+                                      [25, 50, 75])
+        mark = "ok" if ratio <= BUDGET else "over"
+        print(f"{name:32s} {f:8.2f}us {t:8.2f}us {ratio:7.3f} {q1:6.3f}..{q3:5.3f} {mark}",
+              flush=True)
+    print(f"# load average {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
