@@ -113,6 +113,24 @@ def test_tensor_copies_torch_without_warnings_and_as_tensor_shares():
     assert fastoptim.as_tensor(t.detach(), dtype=fastoptim.float64).data_ptr() != t.data_ptr()
 
 
+def test_a_lazily_negated_torch_view_converts_to_its_values_or_is_refused():
+    """torch._neg_view(x) holds x's memory and reads as -x; torch's __dlpack__ exports the
+    memory as is (torch.from_dlpack and np.from_dlpack of it read +x), so a conversion that went
+    through the memory silently flipped the sign.  Copies take the values, as torch.tensor does;
+    from_dlpack, which can only share, refuses it unless asked to copy."""
+    x = torch.tensor([1.0, -2.0, 3.0])
+    n = torch._neg_view(x)
+    assert n.is_neg() and n.tolist() == [-1.0, 2.0, -3.0]
+    for c in (fastoptim.tensor(n), fastoptim.as_tensor(n), fastoptim.from_dlpack(n, copy=True)):
+        assert c.tolist() == torch.tensor(n).tolist()
+        assert c.data_ptr() != x.data_ptr()
+    with pytest.raises(BufferError, match=r"from_dlpack: the tensor is a lazily negated view "
+                                          r"\(is_neg\(\)\)"):
+        fastoptim.from_dlpack(n)
+    with pytest.raises(BufferError, match="lazily negated"):
+        fastoptim.from_dlpack(n, copy=False)
+
+
 def test_torch_as_tensor_and_tensor_on_ours():
     a = fastoptim.arange(4.0).reshape(2, 2)
     with warnings.catch_warnings():

@@ -232,12 +232,18 @@ def _grad_retyped(p):
     g.data = torch.ones(p.shape, dtype=torch.float32)
 
 
+def _negated_grad(p):
+    # a lazily negated view: its memory holds 1, its values are -1 (torch's optimizers read -1)
+    p.grad = torch._neg_view(torch.ones_like(p))
+
+
 @pytest.mark.parametrize("bad,message", [
     (_strided_grad, "the grad of parameter 2 of parameter group 0 is not contiguous"),
     (_grad_moved_on, r"the grad of parameter 2 of parameter group 0 has shape \[6\], but the "
                      r"parameter has shape \[5\]"),
     (_grad_retyped, "the grad of parameter 2 of parameter group 0 has dtype torch.float32"),
-], ids=["strided", "resized", "retyped"])
+    (_negated_grad, r"the grad of parameter 2 of parameter group 0 is a lazily negated view"),
+], ids=["strided", "resized", "retyped", "negated"])
 def test_a_bad_new_grad_in_a_steady_step_is_refused_before_anything_is_written(bad, message):
     ps = _params("parameter")
     opt = fo_optim.Adam(ps, lr=0.1)
@@ -269,3 +275,39 @@ def test_a_new_grad_given_other_memory_later_is_seen():
     g.set_(torch.full((4,), 10.0, dtype=torch.float64))   # the bound grad's memory, swapped
     opt.step()
     assert torch.equal(p.detach(), torch.full((4,), -13.0, dtype=torch.float64))
+
+
+def test_a_negated_view_is_refused_where_torch_would_read_its_values():
+    """torch._neg_view(x) keeps x's memory and negates lazily: the kernels read and write memory
+    as is, so they would use the wrong sign (SGD moved p by +lr*g where torch moves it by
+    -lr*g). As a first-step grad, as a param and as loaded state it is refused, named."""
+    p = torch.nn.Parameter(torch.ones(4, dtype=torch.float64))
+    p.grad = torch._neg_view(torch.ones(4, dtype=torch.float64))
+    opt = fo_optim.SGD([p], lr=0.1)
+    with pytest.raises(RuntimeError, match="the grad of parameter 0 of parameter group 0 is "
+                                           r"a lazily negated view \(is_neg\(\)\)"):
+        opt.step()
+    assert torch.equal(p.detach(), torch.ones(4, dtype=torch.float64))
+    p.grad = p.grad.resolve_neg()
+    opt.step()
+    ref = torch.nn.Parameter(torch.ones(4, dtype=torch.float64))
+    ref.grad = torch._neg_view(torch.ones(4, dtype=torch.float64))
+    torch.optim.SGD([ref], lr=0.1).step()
+    assert torch.equal(p.detach(), ref.detach())         # 1.1: the values', not the memory's
+
+    neg = torch.nn.Parameter(torch._neg_view(torch.ones(4, dtype=torch.float64)))
+    with pytest.raises(ValueError, match="parameter 0 of parameter group 0 is a lazily negated "
+                                         "view"):
+        fo_optim.SGD([neg], lr=0.1)
+
+    q = torch.nn.Parameter(torch.ones(4))
+    q.grad = torch.ones(4)
+    adam = fo_optim.Adam([q])
+    adam.step()
+    sd = adam.state_dict()
+    sd["state"][0]["exp_avg"] = torch._neg_view(sd["state"][0]["exp_avg"].clone())
+    before = {k: v.clone() for k, v in adam.state[q].items()}
+    with pytest.raises(RuntimeError, match="negative bit set"):    # torch's own refusal
+        adam.load_state_dict(sd)
+    for k, v in adam.state[q].items():
+        assert torch.equal(v, before[k])

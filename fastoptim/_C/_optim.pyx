@@ -2421,7 +2421,8 @@ cdef class TorchSteady:
 
     cdef bint _rebind(self, Py_ssize_t i, object g) except -1:
         """Point param i's view's grad at a view of ``g``'s memory, after the checks of the
-        sync's ``_check_grad`` (layout, device, dtype and shape the param's, contiguous); also
+        sync's ``_check_grad`` (layout, device, dtype and shape the param's, contiguous, not a
+        negated view); also
         note it in the param's mirror, so that a sync after it finds the grad bound.  False
         when a check fails (the sync then runs and raises its message), or for an empty grad.
 
@@ -2439,6 +2440,8 @@ cdef class TorchSteady:
         cdef cnp.npy_intp dims[32]
         cdef int d, nd
         if g.layout is not self.strided or not g.is_cpu or g.dtype is not self.dtypes[i]:
+            return False
+        if g.is_neg():            # a lazily negated view: refused by the sync, named
             return False
         gs = g.shape
         if gs != self.shapes[i] or not g.is_contiguous():

@@ -135,7 +135,7 @@ def as_tensor(data, dtype=None, device=None):
     if isinstance(data, np.ndarray) and (dtype is None or
                                          _to_dtype(dtype)._np_dtype == data.dtype):
         return from_numpy(data)
-    if _speaks_dlpack(data):
+    if _speaks_dlpack(data) and not _lazily_negated(data):
         arr = _dlpack_array(data)
         if arr.flags.writeable and (dtype is None or _to_dtype(dtype)._np_dtype == arr.dtype):
             return from_numpy(arr)

@@ -37,6 +37,22 @@ cdef object _detached(object x):
     return x
 
 
+cdef bint _lazily_negated(object x) except -1:
+    """A torch tensor with its negative bit set (torch._neg_view(t), complex z.conj().imag): its
+    memory holds the negated values and torch negates on read, but torch's __dlpack__ exports
+    the memory as is (torch.from_dlpack and np.from_dlpack of one give the wrong sign).
+    fastoptim.tensor and as_tensor copy its values (as_tensor cannot share it); from_dlpack
+    refuses it unless copy=True."""
+    f = getattr(x, "is_neg", None)
+    return f is not None and callable(f) and bool(f())
+
+
+cdef object _negated_error(str what):
+    return BufferError(f"{what}: the tensor is a lazily negated view (is_neg()): its memory "
+                       "holds the negated values, so it cannot be shared; call .resolve_neg() "
+                       "on it first, or pass copy=True")
+
+
 cdef class _LegacyCapsule:
     """A bare DLPack capsule given to from_dlpack, dressed as a producer for numpy's importer
     (which accepts only objects with __dlpack__).  A bare capsule can only be a CPU one here:
@@ -68,6 +84,10 @@ def from_dlpack(ext_tensor, *, device=None, copy=None):
     elif not hasattr(ext_tensor, "__dlpack__"):
         raise TypeError(f"from_dlpack expects an object with __dlpack__ or a DLPack capsule, "
                         f"got {type(ext_tensor).__name__}")
+    elif _lazily_negated(ext_tensor):
+        if not copy:
+            raise _negated_error("from_dlpack")
+        ext_tensor = ext_tensor.resolve_neg()
     # numpy's importer: versioned capsule if the producer offers one, legacy otherwise
     arr = np.from_dlpack(ext_tensor, copy=copy)
     if not arr.flags.writeable:
@@ -79,9 +99,12 @@ def from_dlpack(ext_tensor, *, device=None, copy=None):
 
 
 cdef object _dlpack_array(object data):
-    """numpy array sharing `data`'s memory for a foreign DLPack tensor, else None."""
+    """numpy array sharing `data`'s memory for a foreign DLPack tensor, else None (a lazily
+    negated view: an array of its resolved copy, which as_tensor does not take as sharing)."""
     if not _speaks_dlpack(data):
         return None
+    if _lazily_negated(data):
+        data = data.resolve_neg()
     return np.from_dlpack(_detached(data))
 
 

@@ -104,6 +104,11 @@ def check_param(p: Any, gi: int, pos: int, differentiable: bool) -> None:
         raise ValueError(f"fastoptim optimizes contiguous tensors only, but {where} is not "
                          "contiguous (call .contiguous() on it before making the model's "
                          "parameter)")
+    if p.is_neg():
+        # torch._neg_view: the memory holds -p; the kernels would update it as p
+        raise ValueError(f"fastoptim reads and writes a parameter's memory as is, but {where} "
+                         "is a lazily negated view (is_neg()); call .resolve_neg() on it "
+                         "before making the model's parameter")
     if not differentiable and not (p.is_leaf or p.retains_grad):
         raise ValueError(f"can't optimize a non-leaf Tensor ({where})")
 
@@ -452,6 +457,10 @@ def _check_grad(p: Any, g: Any, gi: int, pos: int) -> None:
     if not g.is_contiguous():
         raise RuntimeError(f"the grad of {where} is not contiguous; fastoptim reads contiguous "
                            "grads only")
+    if g.is_neg():
+        # torch._neg_view: the memory holds -g; the kernels would read it as g
+        raise RuntimeError(f"the grad of {where} is a lazily negated view (is_neg()); "
+                           "fastoptim reads a grad's memory as is: call .resolve_neg() on it")
 
 
 def _republish(kv: Any, old: tuple | None) -> bool:
@@ -470,6 +479,9 @@ def _kernel_value(v: Any) -> Any:
         if not v.is_contiguous():
             raise ValueError("optimizer state must be contiguous tensors (the kernel updates "
                              "them in place), got a non-contiguous one")
+        if v.is_neg():
+            raise ValueError("optimizer state must not be lazily negated views (is_neg(): the "
+                             "kernel updates the memory as is); call .resolve_neg() on it")
         return _view(v)
     if isinstance(v, dict):
         return {k: _kernel_value(x) for k, x in v.items()}
