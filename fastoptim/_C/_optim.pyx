@@ -2248,14 +2248,14 @@ cdef class TorchSteady:
     keeps address and shape: the kernel would write float64 arithmetic into it), nor has the
     grad's (``p.grad.data = x``, ``set_`` and ``resize_`` swap
     a grad's memory on the same object: the view would read the old memory), its view's grad
-    is still that grad's view, and neither the optimizer's
-    state dict nor the param's state dict changed (their version tags, as in StepCache; without
-    them this check always says "sync").  A new grad tensor in place of the old one (torch's
-    default loop: ``zero_grad(set_to_none=True)``, backward), or the old one over other memory,
-    is no reason to sync: ``_rebind`` checks it and binds its view here.  ``check`` says whether all of that holds (by handing
-    out the kernel groups, or None); ``record`` notes it after a sync.  Every param reads four
-    facts (``grad``, ``data_ptr()``, ``shape``, ``dtype``), and its grad two (``data_ptr()``, ``shape``);
-    nothing is looked up by a torch tensor's Python-level hash.
+    is still that grad's view, and neither the optimizer's state dict nor the param's state
+    dict changed (their version tags, as in StepCache; without them this check always says
+    "sync").  A new grad tensor in place of the old one (torch's default loop:
+    ``zero_grad(set_to_none=True)``, backward), or the old one over other memory, is no reason
+    to sync: ``_rebind`` checks it and binds its view here.  ``check`` says whether all of that
+    holds (by handing out the kernel groups, or None); ``record`` notes it after a sync.  Every
+    param reads four facts (``grad``, ``data_ptr()``, ``shape``, ``dtype``), and its grad two
+    (``data_ptr()``, ``shape``); nothing is looked up by a torch tensor's Python-level hash.
 
     What those reads cost is torch's bindings (callgrind, per read over nn.Parameters, above
     a bare Python loop: ``.grad`` 610, ``data_ptr()`` 720, ``shape`` 1030, the grad's
