@@ -69,14 +69,15 @@ cdef cnp.ndarray _vec(object x, str what, Py_ssize_t i, int typenum, Py_ssize_t 
     cdef cnp.ndarray a = <cnp.ndarray>x
     if cnp.PyArray_TYPE(a) != typenum or not cnp.PyArray_ISNOTSWAPPED(a):
         want = "float32" if typenum == cnp.NPY_FLOAT else "float64"
-        raise TypeError(f"{_name(what, i)} has dtype {a.dtype}, expected {want} (the dtype of the call)")
+        raise TypeError(f"{_name(what, i)} has dtype {a.dtype}, expected {want} (the dtype of "
+                        "the call)")
     if cnp.PyArray_SIZE(a) != n:
         raise ValueError(f"{_name(what, i)} has {cnp.PyArray_SIZE(a)} elements, expected {n}")
     if not cnp.PyArray_IS_C_CONTIGUOUS(a):
         raise ValueError(f"{_name(what, i)} must be C-contiguous")
     if written and not cnp.PyArray_ISWRITEABLE(a):
-        raise ValueError(f"{_name(what, i)} is read-only; expected a writeable array (it is written in "
-                         "place)")
+        raise ValueError(f"{_name(what, i)} is read-only; expected a writeable array (it is "
+                         "written in place)")
     return a
 
 
