@@ -95,22 +95,28 @@ def _pages(arrays):
 
 
 def huge_share(arrays):
-    """'T/N 4k pages on THP' for the pages under ``arrays``: /proc/self/pagemap gives each
-    page's frame, /proc/kpageflags its flags (bit 22, KPF_THP); both need root."""
+    """How many of the 4 KiB pages under ``arrays`` are on THPs, and how many of those followed
+    by another of them are physically followed by it (same order in physical memory):
+    /proc/self/pagemap gives each page's frame, /proc/kpageflags its flags (bit 22, KPF_THP);
+    both need root."""
     pages = _pages(arrays)
     try:
         with open("/proc/self/pagemap", "rb") as pm, open("/proc/kpageflags", "rb") as kf:
-            thp = 0
+            thp, frames = 0, {}
             for v in pages:
                 pm.seek(v * 8)
                 e = int.from_bytes(pm.read(8), "little")
                 if not e >> 63 & 1:
                     continue
-                kf.seek((e & ((1 << 55) - 1)) * 8)
+                frames[v] = e & ((1 << 55) - 1)
+                kf.seek(frames[v] * 8)
                 thp += int.from_bytes(kf.read(8), "little") >> 22 & 1
     except OSError as e:
         return f"? ({e.strerror})"
-    return f"{thp}/{len(pages)} pages THP"
+    # virtually adjacent pages that are physically adjacent too
+    pairs = [v for v in pages if v + 1 in frames and v in frames]
+    contig = sum(frames[v + 1] == frames[v] + 1 for v in pairs)
+    return f"{thp}/{len(pages)} pages THP, {contig}/{len(pairs)} next pages contiguous"
 
 
 def _views(ps, gs):
