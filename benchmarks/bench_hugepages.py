@@ -29,6 +29,12 @@ is seen to have taken (or not): each page's frame from /proc/self/pagemap, its T
 advised, later heap growth in the same process lands on huge pages too.  ``--flush MIB`` writes
 that much before every timed step (every step starts from memory, as in training).
 
+Measured (session 24, 1 thread, one optimizer per process, min us per step, N=1000): Adam
+separate 632, separate+thp 604 (+4.6%), flat 436, flat-4k 437; SGD 298 / 299 / 211 / 209; RMSprop
+427 / 416 / 302 / 303; Adamax 583 / 565 / 308 / 314.  With --flush 64: Adam 1149 -> 1011 (+14%),
+Adamax 1110 -> 987 (+12%), flat 603, flat-4k 596.  Huge pages are not what makes flat fast (here
+flat's own 4 MiB buffers are on 4 KiB pages), and collapsing the heap closes < 1/5 of the gap.
+
 Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_hugepages.py [--optimizers adam,sgd,rmsprop,
 adamax] [--n 1000] [--m 1024] [--repeats 40] [--k 5] [--flush 0]``
 """
