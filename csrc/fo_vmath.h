@@ -191,4 +191,17 @@ FO_NO_TRAPPING static inline float fo_vlog1pf_01(float u)
         (result) = s_;                                                                    \
     } while (0)
 
+/* the same order for the sum of the products (double)u[i] * (double)v[i] */
+#define FO_DOT_LANES(T, n, u, v, result)                                                  \
+    do {                                                                                  \
+        double a_[4] = {0.0, 0.0, 0.0, 0.0};                                              \
+        int64_t i_ = 0;                                                                   \
+        for (; i_ + 4 <= (n); i_ += 4)                                                    \
+            for (int j_ = 0; j_ < 4; j_++)                                                \
+                a_[j_] += (double)(u)[i_ + j_] * (double)(v)[i_ + j_];                    \
+        double s_ = (a_[0] + a_[1]) + (a_[2] + a_[3]);                                    \
+        for (; i_ < (n); i_++) s_ += (double)(u)[i_] * (double)(v)[i_];                   \
+        (result) = s_;                                                                    \
+    } while (0)
+
 #endif

@@ -36,7 +36,9 @@ def _close(got, want, dtype):
 # ---- softmax / log_softmax ------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape,dim", [((5,), 0), ((4, 7), 1), ((4, 7), 0), ((3, 4, 5), 1),
-                                       ((3, 4, 5), -1), ((0, 3), 1), ((2, 1), 1)])
+                                       ((3, 4, 5), -1), ((0, 3), 1), ((2, 1), 1),
+                                       # short rows in tiles of 8 and a tail; 64-row blocks
+                                       ((64, 10), 1), ((139, 7), 1), ((13, 32), 1)])
 @pytest.mark.parametrize("log", [False, True])
 def test_softmax_twin_and_torch(dtype, shape, dim, log):
     rng = np.random.default_rng(0)

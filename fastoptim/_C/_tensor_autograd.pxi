@@ -209,29 +209,44 @@ cdef list _topo(Tensor root):
     _mark_gen += 1
     cdef int gen = _mark_gen
     cdef list order = []
+    # the stack is stack[:sp], in a list that never shrinks: Cython's stack.pop() calls the
+    # list method whenever the list is at most half full (most pops here: ~170 instructions
+    # each, a third of a 3-node backward's walk)
     cdef list stack = [root]
+    cdef Py_ssize_t sp = 1
     cdef object top
     cdef tuple ins
     cdef Py_ssize_t k
     cdef Tensor t, c
-    while stack:
-        top = stack.pop()
+    while sp:
+        sp -= 1
+        top = stack[sp]
         if top is _POST:
-            order.append(stack.pop())
+            sp -= 1
+            order.append(stack[sp])
             continue
         t = <Tensor>top
         if t._mark == gen:
             continue
         t._mark = gen
-        stack.append(t)
-        stack.append(_POST)
+        sp = _push(stack, sp, t)
+        sp = _push(stack, sp, _POST)
         ins = t._ins
         if ins is not None:
             for k in range(PyTuple_GET_SIZE(ins)):
                 c = <Tensor><object>PyTuple_GET_ITEM(ins, k)
                 if c is not None and c._mark != gen:
-                    stack.append(c)
+                    sp = _push(stack, sp, c)
     return order
+
+
+cdef inline Py_ssize_t _push(list stack, Py_ssize_t sp, object x) except -1:
+    """x onto _topo's stack[:sp]; the new sp."""
+    if sp < len(stack):
+        stack[sp] = x
+    else:
+        stack.append(x)
+    return sp + 1
 
 
 cdef cnp.ndarray _root_grad(Tensor root, object gradient, Py_ssize_t k):
