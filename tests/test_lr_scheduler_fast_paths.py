@@ -735,3 +735,69 @@ def test_one_cycle_edits_match_torch():
         for a, b in zip(mine, theirs):
             assert {k: v for k, v in a.items() if k != "params"} == {
                 k: v for k, v in b.items() if k != "params"}, f"step {i}"
+
+
+BETA_SCHEDULERS = {
+    "CyclicLR": (S.CyclicLR, dict(base_lr=0.001, max_lr=0.05, step_size_up=6), _cyclic_lr_step),
+    "CyclicLR-scalefn": (S.CyclicLR, dict(base_lr=0.001, max_lr=0.05, step_size_up=6,
+                                          scale_fn=lambda x: 0.9 ** x), _cyclic_lr_step),
+    "OneCycleLR": (S.OneCycleLR, dict(max_lr=0.1, total_steps=40), _one_cycle_lr_step),
+}
+
+
+@pytest.mark.parametrize("betas", [(0.9, 0.999), (0.8, 0.99, "extra", 7), (0.85,), ()])
+@pytest.mark.parametrize("name", BETA_SCHEDULERS)
+def test_c_step_writes_betas0_and_keeps_the_rest(name, betas):
+    # betas of any length (and betas[1:] of any type) keep betas[1:], the objects themselves,
+    # behind the new beta1, as the Python rule's (m, *betas[1:]) does
+    cls, kw, c_step = BETA_SCHEDULERS[name]
+    fast_opt, slow_opt = make_opt("adam", MANY[:5]), make_opt("adam", MANY[:5])
+    fast, slow = cls(fast_opt, **kw), python_only(cls)(slow_opt, **kw)
+    for o in (fast_opt, slow_opt):
+        o.step()
+    fast.step()
+    slow.step()
+    for o in (fast_opt, slow_opt):
+        for g in o.param_groups:
+            g["betas"] = betas
+    for i in range(30):
+        assert c_step(fast), f"the C step declined at step {i}"
+        slow.step()
+        assert settings(fast_opt) == settings(slow_opt), f"step {i}"
+        for a, b in zip(fast_opt.param_groups, slow_opt.param_groups):
+            assert type(a["betas"]) is tuple and len(a["betas"]) == max(1, len(betas))
+            assert all(x is y for x, y in zip(a["betas"][1:], b["betas"][1:]))
+        assert typed(fast.get_last_lr()) == typed(slow.get_last_lr())
+
+
+@pytest.mark.parametrize("name", BETA_SCHEDULERS)
+def test_c_step_declines_for_a_betas_list_and_the_python_rule_writes_a_tuple(name):
+    # (any sequence is the Python rule's: (m, *betas[1:]) is a tuple, as torch's)
+    cls, kw, c_step = BETA_SCHEDULERS[name]
+    fast_opt, slow_opt = make_opt("adam", MANY[:3]), make_opt("adam", MANY[:3])
+    fast, slow = cls(fast_opt, **kw), python_only(cls)(slow_opt, **kw)
+    for _ in range(6):
+        for o in (fast_opt, slow_opt):
+            o.step()
+        fast.step()
+        slow.step()
+    for o in (fast_opt, slow_opt):
+        o.param_groups[2]["betas"] = [0.7, 0.9]
+    before = settings(fast_opt), fast.state_dict()
+    if name == "CyclicLR-scalefn":
+        # the scale function runs first (as the rule calls it); the rest is the Python rule's
+        assert c_step(fast)
+    else:
+        assert not c_step(fast)
+        assert (settings(fast_opt), fast.state_dict()) == before    # declined: nothing changed
+        fast.step()
+    slow.step()
+    assert settings(fast_opt) == settings(slow_opt)
+    for i in range(5):
+        for o in (fast_opt, slow_opt):
+            o.step()
+        fast.step()
+        slow.step()
+        assert settings(fast_opt) == settings(slow_opt), f"step {i}"
+        assert type(fast_opt.param_groups[2]["betas"]) is tuple
+        assert typed(fast.get_last_lr()) == typed(slow.get_last_lr())

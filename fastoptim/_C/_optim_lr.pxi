@@ -600,6 +600,52 @@ cdef inline bint _group_double(dict g, object key, double *out) except -1:
     return True
 
 
+cdef list _new_betas(list groups, bint *floats):
+    # Per group a new tuple (None, *group['betas'][1:]) (slot 0 for the step's beta1), made
+    # before anything else of the group is read (an allocation may run a collection, whose
+    # finalizers may edit a group); None, having changed nothing, when a group is not a dict or
+    # its betas is not a tuple (the general path handles any other sequence).  floats: whether
+    # every group's betas[0] is a Python float (freeing it runs no Python code).
+    cdef Py_ssize_t n = len(groups), i, j, nb
+    cdef list out = PyList_New(n)
+    cdef PyObject *old
+    cdef object g, x
+    cdef tuple t
+    for i in range(n):
+        Py_INCREF(None)
+        PyList_SET_ITEM(out, i, None)
+    for i in range(n):
+        g = <object>_list_item(groups, i)
+        if type(g) is not dict:
+            return None
+        old = PyDict_GetItemWithError(g, "betas")
+        if old == NULL or type(<object>old) is not tuple:
+            return None
+        nb = len(<tuple><object>old)
+        floats[0] = floats[0] and nb > 0 and type(<object>_list_item_t(<object>old, 0)) is float
+        t = PyTuple_New(nb if nb > 0 else 1)
+        Py_INCREF(None)
+        PyTuple_SET_ITEM(t, 0, None)
+        for j in range(1, nb):
+            x = <object>_list_item_t(<object>old, j)
+            Py_INCREF(x)
+            PyTuple_SET_ITEM(t, j, x)
+        Py_INCREF(t)
+        Py_DECREF(None)
+        PyList_SET_ITEM(out, i, t)      # (replaces the None placed above)
+    return out
+
+
+cdef inline int _write_beta1(dict g, object t, double m) except -1:
+    # group['betas'] = t with t[0] = m, t from _new_betas (its slot 0 still None): the betas
+    # write of the cyclic schedulers, (m, *betas[1:]).
+    cdef object x = PyFloat_FromDouble(m)
+    Py_INCREF(x)
+    Py_DECREF(None)
+    PyTuple_SET_ITEM(t, 0, x)       # (replaces the None placed by _new_betas)
+    return PyDict_SetItem(g, "betas", t)
+
+
 cdef class _OneCycleCache:
     # What OneCycleLR's C step read from each group last time, kept while the group dict is
     # unchanged: per group the dict (its address, no reference held: a dict's version tag is
@@ -660,16 +706,15 @@ cdef bint _one_cycle_step_c(object sched) except -1:
     torch's errors), or a value that is not a Python float (an int peak lr)."""
     cdef dict d, g, phase
     cdef list groups, phases, last, new_betas = None
-    cdef object v, step_count, last_epoch, start_lr, end_lr, start_m, end_m, b, x
+    cdef object v, step_count, last_epoch, start_lr, end_lr, start_m, end_m, x
     cdef PyObject *old
-    cdef Py_ssize_t n, i, j, nb, nphases
-    cdef bint cos_anneal, momentum, beta1 = False, keep
+    cdef Py_ssize_t n, i, nphases
+    cdef bint cos_anneal, momentum, beta1 = False, keep, beta1_floats = True
     cdef int how
     cdef double step_num, start_step = 0.0, end_step = 0.0, pct, c, total, s, e, m
     cdef double *vals      # per group: lr start, lr end, momentum start, momentum end
     cdef double *lrs
     cdef _OneCycleCache cache = _one_cycle_cache
-    cdef tuple t
     if not type(sched)._fast_step:
         return False
     d = sched.__dict__
@@ -728,24 +773,9 @@ cdef bint _one_cycle_step_c(object sched) except -1:
         Py_INCREF(None)
         PyList_SET_ITEM(last, i, None)
     if beta1:
-        new_betas = PyList_New(n)
-        for i in range(n):
-            Py_INCREF(None)
-            PyList_SET_ITEM(new_betas, i, None)
-        for i in range(n):
-            g = <dict><object>_list_item(groups, i)
-            old = PyDict_GetItemWithError(g, "betas")
-            if old == NULL or type(<object>old) is not tuple:
-                return False
-            nb = len(<tuple><object>old)
-            t = PyTuple_New(nb if nb > 0 else 1)
-            Py_INCREF(None)
-            PyTuple_SET_ITEM(t, 0, None)
-            for j in range(1, nb):
-                x = <object>_list_item_t(<object>old, j)
-                Py_INCREF(x)
-                PyTuple_SET_ITEM(t, j, x)
-            new_betas[i] = t
+        new_betas = _new_betas(groups, &beta1_floats)
+        if new_betas is None:
+            return False
     # (from here to the record below no Python code runs)
     # keep: the entries may hold (the keys are the ones they were read with, exact strs, whose
     # lookups run no Python code)
@@ -777,10 +807,8 @@ cdef bint _one_cycle_step_c(object sched) except -1:
         if keep and how == 2:
             old = PyDict_GetItemWithError(g, "momentum")
             keep = old == NULL or type(<object>old) is float
-        elif keep and how == 3:
-            old = PyDict_GetItemWithError(g, "betas")
-            keep = (len(<tuple><object>old) > 0
-                    and type(<object>_list_item_t(<object>old, 0)) is float)
+        elif how == 3:
+            keep = keep and beta1_floats     # (a held group's betas[0] is this step's float)
     c = cos(M_PI * pct) + 1.0 if cos_anneal else pct
     for i in range(n):
         if momentum:
@@ -788,12 +816,7 @@ cdef bint _one_cycle_step_c(object sched) except -1:
             m = e + (s - e) / 2.0 * c if cos_anneal else (e - s) * c + s
             g = <dict><object>_list_item(groups, i)
             if beta1:
-                t = <tuple>new_betas[i]
-                x = PyFloat_FromDouble(m)
-                Py_INCREF(x)
-                Py_DECREF(None)
-                PyTuple_SET_ITEM(t, 0, x)       # (replaces the None placed above)
-                PyDict_SetItem(g, "betas", t)
+                _write_beta1(g, <object>_list_item(new_betas, i), m)
             else:
                 PyDict_SetItem(g, "momentum", PyFloat_FromDouble(m))
         s, e = vals[4 * i], vals[4 * i + 1]
@@ -801,7 +824,9 @@ cdef bint _one_cycle_step_c(object sched) except -1:
     for i in range(n):
         x = PyFloat_FromDouble(lrs[i])
         PyDict_SetItem(<object>_list_item(groups, i), "lr", x)
-        last[i] = x
+        Py_INCREF(x)
+        Py_DECREF(None)
+        PyList_SET_ITEM(last, i, x)     # (replaces the None placed above)
     if keep:
         for i in range(n):
             cache.held[i] = 1
@@ -811,32 +836,6 @@ cdef bint _one_cycle_step_c(object sched) except -1:
     d["_get_lr_called_within_step"] = False
     d["_last_lr"] = last
     return True
-
-
-cdef inline int _set_momentum_c(dict g, bint beta1, double m) except -1:
-    # group['betas'] = (m, *group['betas'][1:]) when beta1 (the caller checked betas a tuple),
-    # else group['momentum'] = m: the cyclic schedulers' momentum write (_set_momentum).
-    if beta1:
-        return _set_beta1(g, PyFloat_FromDouble(m))
-    return PyDict_SetItem(g, "momentum", PyFloat_FromDouble(m))
-
-
-cdef int _set_beta1(dict g, object x) except -1:
-    cdef object b = g["betas"], v
-    cdef tuple betas
-    cdef Py_ssize_t j, nb
-    if type(b) is not tuple:
-        raise TypeError(f"param group 'betas' must be a tuple here, but got {type(b).__name__}")
-    nb = len(<tuple>b)
-    betas = PyTuple_New(nb if nb > 0 else 1)
-    Py_INCREF(x)
-    PyTuple_SET_ITEM(betas, 0, x)
-    for j in range(1, nb):
-        v = <object>_list_item_t(b, j)
-        Py_INCREF(v)
-        PyTuple_SET_ITEM(betas, j, v)
-    g["betas"] = betas
-    return 0
 
 
 def _anneal_groups(list groups, object start_key, object end_key, bint cos, object c):
@@ -899,51 +898,56 @@ def _cyclic_lr_step(object sched):
     return _cyclic_step_c(sched)
 
 
-cdef int _cyclic_read(dict d, list groups, double *vals) except -1:
-    # What CyclicLR._scaled reads, checked and read into vals (per group: base lr, max lr, base
-    # momentum, max momentum): 0 when something is not what the C write handles (nothing is
-    # changed), else 1 (lrs only), 2 (and group['momentum']) or 3 (and group['betas'][0]).
-    cdef Py_ssize_t n = len(groups), i
-    cdef object base = d.get("base_lrs"), top = d.get("max_lrs"), v, g
-    cdef object mbase = None, mtop = None
-    cdef int how = 1
-    if type(base) is not list or type(top) is not list:
+cdef int _cyclic_how(dict d) except -1:
+    # Which momentum CyclicLR._scaled writes: 1 none, 2 group['momentum'], 3 group['betas'][0];
+    # 0 when the flags are not bools (the Python rule's).
+    cdef object v = d.get("cycle_momentum")
+    if v is False:
+        return 1
+    if v is not True:
         return 0
-    if len(<list>base) != n or len(<list>top) != n:
-        return 0
-    v = d.get("cycle_momentum")
-    if v is not True and v is not False:
-        return 0
+    v = d.get("use_beta1")
     if v is True:
-        v = d.get("use_beta1")
-        if v is not True and v is not False:
-            return 0
-        how = 3 if v is True else 2
+        return 3
+    return 2 if v is False else 0
+
+
+cdef bint _cyclic_read(dict d, list groups, double *vals, int how) except -1:
+    # What CyclicLR._scaled reads for `how` (_cyclic_how; the betas tuples were taken by
+    # _new_betas), checked and read into vals (per group: base lr, max lr, base momentum, max
+    # momentum): False when something is not what the C write handles (nothing is changed).
+    cdef Py_ssize_t n = len(groups), i
+    cdef object base = d.get("base_lrs"), top = d.get("max_lrs"), g
+    cdef object mbase = None, mtop = None
+    if type(base) is not list or type(top) is not list:
+        return False
+    if len(<list>base) != n or len(<list>top) != n:
+        return False
+    if how >= 2:
         mbase, mtop = d.get("base_momentums"), d.get("max_momentums")
         if type(mbase) is not list or type(mtop) is not list:
-            return 0
+            return False
         if len(<list>mbase) != n or len(<list>mtop) != n:
-            return 0
+            return False
     for i in range(n):
         g = <object>_list_item(groups, i)
         if type(g) is not dict or type((<dict>g).get("lr")) is not float:
-            return 0
+            return False
         if (not _as_double(<object>_list_item(base, i), vals + 4 * i)
                 or not _as_double(<object>_list_item(top, i), vals + 4 * i + 1)):
-            return 0
+            return False
         if how >= 2:
             if (not _as_double(<object>_list_item(mbase, i), vals + 4 * i + 2)
                     or not _as_double(<object>_list_item(mtop, i), vals + 4 * i + 3)):
-                return 0
-            if how == 3 and type((<dict>g).get("betas")) is not tuple:
-                return 0
-    return how
+                return False
+    return True
 
 
-cdef list _cyclic_write(list groups, double *vals, int how, double sf, double scale):
-    # CyclicLR._scaled from what _cyclic_read read: each group's momentum (how >= 2) and lr;
-    # returns the new _last_lr.  (Python writes every momentum, then every lr: the same end
-    # state, even for a group listed twice.)
+cdef list _cyclic_write(list groups, double *vals, int how, list new_betas, double sf,
+                        double scale):
+    # CyclicLR._scaled from what _cyclic_read read: each group's momentum (how 2) or betas
+    # (how 3, into new_betas' tuples) and lr; returns the new _last_lr.  (Python writes every
+    # momentum, then every lr: the same end state, even for a group listed twice.)
     cdef Py_ssize_t n = len(groups), i
     cdef double b, m
     cdef double *lrs = vals + 4 * n
@@ -952,9 +956,30 @@ cdef list _cyclic_write(list groups, double *vals, int how, double sf, double sc
         lrs[i] = b + (m - b) * sf * scale       # base_lr + base_height * scale
         if how >= 2:
             b, m = vals[4 * i + 2], vals[4 * i + 3]
-            _set_momentum_c(<dict><object>_list_item(groups, i), how == 3,
-                            m - (m - b) * sf * scale)
+            m = m - (m - b) * sf * scale        # max_momentum - base_height * scale
+            if how == 3:
+                _write_beta1(<dict><object>_list_item(groups, i),
+                             <object>_list_item(new_betas, i), m)
+            else:
+                PyDict_SetItem(<object>_list_item(groups, i), "momentum",
+                               PyFloat_FromDouble(m))
     return _write_lr_values(groups, lrs)
+
+
+cdef list _cyclic_prepare(dict d, list groups, double *vals, int *how):
+    # _cyclic_how, _new_betas (how 3), _cyclic_read in that order (every allocation before the
+    # reads): the new betas (how 3; else an empty list) with how and vals set, or None (how 0)
+    # when the C write does not handle the scheduler as it is (nothing is changed).
+    cdef list new_betas
+    cdef bint floats = True
+    how[0] = _cyclic_how(d)
+    if how[0] == 0:
+        return None
+    new_betas = _new_betas(groups, &floats) if how[0] == 3 else []
+    if new_betas is None or not _cyclic_read(d, groups, vals, how[0]):
+        how[0] = 0
+        return None
+    return new_betas
 
 
 cdef bint _cyclic_step_c(object sched) except -1:
@@ -969,7 +994,7 @@ cdef bint _cyclic_step_c(object sched) except -1:
     Returns False, having changed nothing, when anything is unusual before the scale is known:
     besides the file's common checks, a zero divisor, an overflowing power (Python raises)."""
     cdef dict d
-    cdef list groups, values
+    cdef list groups, values, new_betas = None
     cdef object v, last_epoch, fn, scale_obj, last
     cdef long long le, cycle
     cdef double ts, sr, t1, cf, x, sf, scale = 1.0, p
@@ -1029,14 +1054,14 @@ cdef bint _cyclic_step_c(object sched) except -1:
         owner = _LRBuffer.__new__(_LRBuffer)
     vals = <double *>_lr_buffer(5 * n * sizeof(double), small, owner)
     if fn is None:
-        how = _cyclic_read(d, groups, vals)
+        new_betas = _cyclic_prepare(d, groups, vals, &how)
         if how == 0:
             return False
     d["_step_count"] = d["_step_count"] + 1
     d["last_epoch"] = last_epoch + 1
     d["_get_lr_called_within_step"] = False
     if fn is None:
-        d["_last_lr"] = _cyclic_write(groups, vals, how, sf, scale)
+        d["_last_lr"] = _cyclic_write(groups, vals, how, new_betas, sf, scale)
         return True
     # the scale function is Python's: called as the rule calls it, then the rest read afresh
     d["_get_lr_called_within_step"] = True
@@ -1045,9 +1070,9 @@ cdef bint _cyclic_step_c(object sched) except -1:
     finally:
         d["_get_lr_called_within_step"] = False
     if _as_double(scale_obj, &scale):
-        how = _cyclic_read(d, groups, vals)
+        new_betas = _cyclic_prepare(d, groups, vals, &how)
     if how != 0:
-        d["_last_lr"] = _cyclic_write(groups, vals, how, sf, scale)
+        d["_last_lr"] = _cyclic_write(groups, vals, how, new_betas, sf, scale)
         return True
     values = sched._scaled(PyFloat_FromDouble(sf), scale_obj)
     last = _write_float_lrs_c(groups, values)
