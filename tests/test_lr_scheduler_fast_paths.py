@@ -467,6 +467,59 @@ def test_lambda_values_that_are_not_floats_are_written_as_the_python_rule_writes
     assert type(fast_opt.param_groups[0]["lr"]) is np.float64
 
 
+class Meddler:
+    """A lambda (called once per group) that, at the epochs and calls given, edits what the
+    rule reads around the calls: the scheduler's last_epoch, another group's lr (a float, or
+    a numpy float, which the write then meets), the group list's dicts, the lambda list."""
+
+    def __init__(self, what):
+        self.what, self.calls, self.sched = what, 0, None
+
+    def __call__(self, e):
+        self.calls += 1
+        if self.sched is not None and e == 4 and self.calls % 5 == 2:
+            opt = self.sched.optimizer
+            if self.what == "last_epoch":
+                self.sched.last_epoch = self.sched.last_epoch + 10  # (later calls see it)
+            elif self.what == "lr":
+                opt.param_groups[3]["lr"] = opt.param_groups[3]["lr"] * 0.5
+            elif self.what == "numpy-lr":
+                opt.param_groups[1]["lr"] = np.float64(0.25)
+            elif self.what == "new-dict":
+                opt.param_groups[4] = dict(opt.param_groups[4], lr=0.125)
+            elif self.what == "append-lambda":      # (zip(strict=True) raises)
+                self.sched.lr_lambdas.append(self)
+            elif self.what == "drop-lambda":
+                del self.sched.lr_lambdas[-1]
+        return 0.9 + (e % 7) / 100
+
+
+@pytest.mark.parametrize("what", ["last_epoch", "lr", "numpy-lr", "new-dict", "append-lambda",
+                                  "drop-lambda"])
+@pytest.mark.parametrize("cls", [S.LambdaLR, S.MultiplicativeLR])
+def test_a_lambda_that_edits_what_the_rule_reads_is_seen_as_the_python_rule_sees_it(cls, what):
+    # the C step reads last_epoch and group['lr'] again after a lambda changed their dict
+    runs = []
+    for c in (cls, python_only(cls)):
+        opt = make_opt("sgd", MANY[:6])
+        m = Meddler(what)
+        m.sched = c(opt, lr_lambda=[m] * 6)
+        runs.append((opt, m.sched))
+    for i in range(8):
+        raised = []
+        for opt, sched in runs:
+            opt.step()
+            try:
+                sched.step()
+            except ValueError as e:
+                raised.append(str(e))
+        assert len(raised) in (0, 2) and len(set(raised)) <= 1, raised
+        (fo, fs), (so, ss) = runs
+        assert settings(fo) == settings(so), f"step {i}"
+        assert typed(fs.get_last_lr()) == typed(ss.get_last_lr())
+        assert fs.last_epoch == ss.last_epoch
+
+
 def test_a_lambda_that_raises_leaves_the_state_of_the_python_rule():
     def make(cls):
         calls = []

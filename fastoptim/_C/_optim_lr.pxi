@@ -523,20 +523,39 @@ def _lambda_lr_step(object sched):
     return _lambda_step_c(sched)
 
 
+cdef extern from "Python.h":
+    object _vectorcall "PyObject_Vectorcall"(
+        object f, PyObject **args, size_t nargsf, PyObject *kwnames)
+
+
 cdef bint _lambda_step_c(object sched) except -1:
     """The steady-state ``step()`` of ``LambdaLR`` (``base_lr * lmbda(last_epoch)`` for each
     group) and ``MultiplicativeLR`` (``group['lr'] * lmbda(last_epoch)``, the class's
     ``_multiplicative``): what ``LRScheduler.step()`` does, with the lambdas called from a C
     loop and Python's arithmetic on what they return.
 
+    A lambda may change anything; what the rule reads around each call is read as it reads
+    it: the zipped lists (``lr_lambdas``, and ``base_lrs`` or the param groups) item by item,
+    with zip(strict=True)'s errors; ``self.last_epoch`` and (MultiplicativeLR) ``group['lr']``
+    afresh unless the dict it lives in kept the version tag it had when it was read (then it
+    is the object read); each group's lr is checked a float again before the write the same
+    way.
+
     Declines, having changed nothing, on the file's common checks (and the constructor's step,
     and a lambda list of another length); once the lambdas have run, values that are not all
     floats are written by the general writer (``_write_lrs``), as the Python path does."""
     cdef dict d
-    cdef list groups, snapshot, lambdas, base, values
-    cdef object v, last
+    cdef list groups, other, lambdas, values, last
+    cdef object v, epoch, r, f, g
+    cdef PyObject *o
+    cdef PyObject *arg
     cdef Py_ssize_t n, i
     cdef bint mult
+    cdef uint64_t dver
+    cdef uint64_t small[_LR_STACK]
+    cdef uint64_t *vers       # per group: its dict's tag when its lr was read, then the lr
+    cdef PyObject **lrs
+    cdef _LRBuffer owner = None
     if not type(sched)._fast_step:
         return False
     d = sched.__dict__
@@ -550,26 +569,83 @@ cdef bint _lambda_step_c(object sched) except -1:
     v = d.get("lr_lambdas")
     if type(v) is not list or len(<list>v) != n or type(d.get("last_epoch")) is not int:
         return False
+    if n > _LR_STACK // 2:
+        owner = _LRBuffer.__new__(_LRBuffer)
+    vers = <uint64_t *>_lr_buffer(n * (sizeof(uint64_t) + sizeof(PyObject *)), small, owner)
+    lrs = <PyObject **>(vers + n)
+    # the lists the Python rule zips over (strict), as they are when the zip is made; it reads
+    # them as it goes, so a lambda's edit of one is seen.  (Every allocation of the step is
+    # made before the lrs are read: none can then run a collection's finalizer in between.)
+    lambdas = <list>v
+    v = d["base_lrs"]
+    if not mult and type(v) is not list:
+        return False
+    other = groups if mult else <list>v
+    values = PyList_New(n)
     for i in range(n):
-        if type((<dict>groups[i]).get("lr")) is not float:
+        Py_INCREF(None)
+        PyList_SET_ITEM(values, i, None)
+    for i in range(n):
+        o = PyDict_GetItemWithError(<object>_list_item(groups, i), "lr")
+        if o == NULL or type(<object>o) is not float:
             return False
-    # what the Python rule zips over, fixed before the lambdas run
-    lambdas = list(<list>v)
-    base = list(<list>d["base_lrs"])
-    snapshot = list(groups)
-    values = [None] * n
+        lrs[i] = o          # (borrowed: the group's own while its tag stays)
+        vers[i] = fo_dict_version(_list_item(groups, i))
     d["_step_count"] = d["_step_count"] + 1
     d["_get_lr_called_within_step"] = True
     try:
         d["last_epoch"] = d["last_epoch"] + 1
-        for i in range(n):
+        epoch = sched.last_epoch
+        dver = fo_dict_version(<PyObject *>d)
+        i = 0
+        while i < len(lambdas):
+            if i >= len(other):
+                raise ValueError("zip() argument 2 is shorter than argument 1")
+            f = <object>_list_item(lambdas, i)
+            g = <object>_list_item(other, i)
+            if not FO_DICT_VERSION or fo_dict_version(<PyObject *>d) != dver:
+                epoch = sched.last_epoch        # (a lambda changed the scheduler)
+                dver = fo_dict_version(<PyObject *>d)
             if mult:
-                values[i] = (<dict>snapshot[i])["lr"] * lambdas[i](sched.last_epoch)
+                # group['lr'], evaluated before the call
+                if (FO_DICT_VERSION and i < n and type(g) is dict
+                        and fo_dict_version(<PyObject *>g) == vers[i]):
+                    v = <object>lrs[i]
+                else:
+                    v = g["lr"]
             else:
-                values[i] = base[i] * lambdas[i](sched.last_epoch)
+                v = g
+            arg = <PyObject *>epoch
+            r = v * _vectorcall(f, &arg, 1, NULL)
+            if i < n:
+                Py_INCREF(r)
+                Py_DECREF(None)
+                PyList_SET_ITEM(values, i, r)   # (replaces the None placed above)
+            else:
+                values.append(r)
+            i += 1
+        if i < len(other):
+            raise ValueError("zip() argument 2 is longer than argument 1")
+        if i < n:
+            del values[i:]
     finally:
         d["_get_lr_called_within_step"] = False
-    last = _write_float_lrs_c(groups, values)
+    # every lr still a float (unchanged dicts are) and every value a float: written here
+    last = None
+    if len(groups) == n and len(values) == n:
+        for i in range(n):
+            g = <object>_list_item(groups, i)
+            if type(<object>_list_item(values, i)) is not float or type(g) is not dict:
+                break
+            if not (FO_DICT_VERSION and fo_dict_version(<PyObject *>g) == vers[i]):
+                o = PyDict_GetItemWithError(g, "lr")
+                if o == NULL or type(<object>o) is not float:
+                    break
+        else:
+            for i in range(n):
+                PyDict_SetItem(<object>_list_item(groups, i), "lr",
+                               <object>_list_item(values, i))
+            last = values
     d["_last_lr"] = last if last is not None else _general_write_lrs(groups, values)
     return True
 
