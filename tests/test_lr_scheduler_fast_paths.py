@@ -854,3 +854,54 @@ def test_c_step_declines_for_a_betas_list_and_the_python_rule_writes_a_tuple(nam
         assert settings(fast_opt) == settings(slow_opt), f"step {i}"
         assert type(fast_opt.param_groups[2]["betas"]) is tuple
         assert typed(fast.get_last_lr()) == typed(slow.get_last_lr())
+
+
+RECORDED = {   # C steps that read the lrs through the module's record of the groups
+    "StepLR": (S.StepLR, dict(step_size=3, gamma=0.5)),
+    "ExponentialLR": (S.ExponentialLR, dict(gamma=0.9)),
+    "CosineAnnealingLR": (S.CosineAnnealingLR, dict(T_max=7)),
+    "CosineAnnealingWarmRestarts": (S.CosineAnnealingWarmRestarts, dict(T_0=5)),
+    "SWALR": (SWALR, dict(swa_lr=0.02, anneal_epochs=9)),
+    "ReduceLROnPlateau": (S.ReduceLROnPlateau, dict(patience=1, factor=0.5)),
+    "CyclicLR": (S.CyclicLR, dict(base_lr=0.001, max_lr=0.1, step_size_up=5,
+                                  cycle_momentum=False)),
+}
+
+
+def _step(sched):
+    if isinstance(sched, S.ReduceLROnPlateau):
+        sched.step(1.0)
+    else:
+        sched.step()
+
+
+@pytest.mark.parametrize("name", RECORDED)
+def test_every_edit_of_the_groups_between_steps_is_seen(name):
+    # the C steps' record of each group's lr stands in for a lookup only while the group dict
+    # is unchanged: every kind of edit between steps is seen, also with two optimizers
+    # stepping in turn (one record for both) and with a group listed twice
+    cls, kw = RECORDED[name]
+    opts = [make_opt("sgd", lrs) for lrs in (MANY[:5], MANY[3:9], MANY[:5], MANY[3:9])]
+    scheds = [cls(o, **kw) for o in opts[:2]] + [python_only(cls)(o, **kw) for o in opts[2:]]
+    for i in range(24):
+        for k in (0, 1):        # the same edit on the C-stepped and the Python-stepped side
+            for o in (opts[k], opts[k + 2]):
+                g = o.param_groups
+                if i == 4:
+                    g[1]["lr"] = g[1]["lr"] * 1.5
+                elif i == 7:
+                    g[2] = dict(g[2], lr=0.0625)
+                elif i == 10:
+                    g[0], g[3] = g[3], g[0]
+                elif i == 13:
+                    g[4]["lr"] = 0.25
+                    del g[4]["lr"]
+                    g[4]["lr"] = 0.375
+                elif i == 16:
+                    g[1] = g[2]                 # one dict twice
+        for o, s in zip(opts, scheds):
+            o.step()
+            _step(s)
+        for k in (0, 1):
+            assert settings(opts[k]) == settings(opts[k + 2]), f"step {i}"
+            assert typed(scheds[k].get_last_lr()) == typed(scheds[k + 2].get_last_lr()), i

@@ -26,6 +26,9 @@
 #      declines (Python raises);
 #   3. writes every group in one C loop over the lrs read in step 1: one float object per
 #      group, stored in the group and in the new ``_last_lr`` list.
+# The lrs are read through ``_lr_record``: per position, the group dict and its version tag
+# when a step last read or wrote its lr; a group whose dict still shows that tag is read from
+# there (no lookup), any edit of it (or a new dict) moves the tag and it is looked up again.
 # OneCycleLR reads four values from each group besides the lr; its step keeps them per group
 # (``_OneCycleCache``) with the group dict's version tag after its own writes, and reads a
 # group again only when that tag moved (an edit, a new dict, another scheduler's write).
@@ -128,33 +131,141 @@ cdef list _steady_groups(dict d, bint counted=True):
     return groups
 
 
+cdef class _LRRecord:
+    # What a C step last saw of each group's lr, by position: the group dict (its address, no
+    # reference held), the dict's version tag right then, and the lr (its float object, and
+    # its value).  A dict's tag changes on every change of its contents and is unique across
+    # the interpreter's dicts (a new dict at the same address never shows a recorded tag), so
+    # an entry whose dict and tag match the group now is the group's lr now: it stands in for
+    # the lookup (user code that edits group['lr'], or replaces the dict, moves the tag and the
+    # group is looked up again).  One per module, shared by every scheduler and optimizer: a
+    # step over other groups only overwrites entries (each step correct).  Without version
+    # tags (FO_DICT_VERSION 0) nothing is recorded and every lr is looked up.
+    cdef Py_ssize_t cap
+    cdef PyObject **dicts
+    cdef uint64_t *versions
+    cdef PyObject **objs
+    cdef double *vals
+
+    cdef int reserve(self, Py_ssize_t n) except -1:
+        cdef void *mem
+        cdef Py_ssize_t per = 2 * sizeof(PyObject *) + sizeof(uint64_t) + sizeof(double)
+        if n <= self.cap:
+            return 0
+        mem = PyMem_Realloc(self.dicts, n * per)
+        if mem == NULL:
+            raise MemoryError()
+        # (the entries are laid out anew: all void until recorded)
+        memset(mem, 0, n * per)
+        self.cap = n
+        self.dicts = <PyObject **>mem
+        self.versions = <uint64_t *>(self.dicts + n)
+        self.objs = <PyObject **>(self.versions + n)
+        self.vals = <double *>(self.objs + n)
+        return 0
+
+    def __dealloc__(self):
+        PyMem_Free(self.dicts)
+
+
+cdef _LRRecord _lr_record = _LRRecord.__new__(_LRRecord)
+
+
+cdef inline void _record_lr(_LRRecord rec, Py_ssize_t i, PyObject *g, PyObject *x,
+                            double v) noexcept:
+    # Entry i: group dict g holds the float x (value v) as its lr, now (caller: i < rec.cap).
+    rec.dicts[i] = g
+    rec.versions[i] = fo_dict_version(g)
+    rec.objs[i] = x
+    rec.vals[i] = v
+
+
+cdef inline bint _lr_is_float(_LRRecord rec, Py_ssize_t i, object g) except -1:
+    # Whether group g (a dict, at position i < rec.cap) holds a Python float as its lr: from
+    # _lr_record when it saw the dict as it is, else looked up (and recorded).
+    cdef PyObject *v
+    cdef PyObject *p = <PyObject *>g
+    if FO_DICT_VERSION and rec.dicts[i] == p and rec.versions[i] == fo_dict_version(p):
+        return True
+    v = PyDict_GetItemWithError(g, "lr")
+    if v == NULL or type(<object>v) is not float:
+        return False
+    if FO_DICT_VERSION:
+        _record_lr(rec, i, p, v, PyFloat_AS_DOUBLE(<object>v))
+    return True
+
+
 cdef bint _read_lrs(list groups, double *out, PyObject **objs) except -1:
     # Each group's lr into out, and its float object (borrowed: valid until a group changes)
     # into objs unless NULL (groups: from _steady_groups); False when one is not a Python
-    # float (a Tensor lr, which the general path fills in place).
+    # float (a Tensor lr, which the general path fills in place).  A group whose dict is as
+    # _lr_record saw it is read from there.
     cdef PyObject *v
-    cdef Py_ssize_t i
-    for i in range(len(groups)):
-        v = PyDict_GetItemWithError(<object>_list_item(groups, i), "lr")
+    cdef PyObject *g
+    cdef Py_ssize_t i, n = len(groups)
+    cdef _LRRecord rec = _lr_record
+    if FO_DICT_VERSION:
+        rec.reserve(n)
+    for i in range(n):
+        g = _list_item(groups, i)
+        if FO_DICT_VERSION and rec.dicts[i] == g and rec.versions[i] == fo_dict_version(g):
+            out[i] = rec.vals[i]
+            if objs != NULL:
+                objs[i] = rec.objs[i]
+            continue
+        v = PyDict_GetItemWithError(<object>g, "lr")
         if v == NULL or type(<object>v) is not float:
             return False
         out[i] = PyFloat_AS_DOUBLE(<object>v)
         if objs != NULL:
             objs[i] = v
+        if FO_DICT_VERSION:
+            _record_lr(rec, i, g, v, out[i])
     return True
 
 
-cdef list _write_lr_values(list groups, const double *values):
+cdef list _write_lr_values(list groups, const double *values, bint record=True):
     # group['lr'] = values[i] for each group, one float object each, also in the returned list
-    # (the new _last_lr: Python's copies of floats are the floats themselves).
+    # (the new _last_lr: Python's copies of floats are the floats themselves).  With record,
+    # each write is recorded in _lr_record as it is made (a group listed twice: its last
+    # write stays): the caller's promise that since it read the lrs nothing but this step can
+    # have run (no allocation of a collectable object) and that every value these writes
+    # replace is a float (freeing one runs no code).  The list is made after the writes (an
+    # allocation may run a collection, whose finalizers may edit a group: a recorded one's
+    # tag then moves).
     cdef Py_ssize_t i, n = len(groups)
-    cdef list last = PyList_New(n)
+    cdef list last
     cdef object x
+    cdef PyObject *g
+    cdef PyObject *stack[_LR_STACK]
+    cdef PyObject **made = stack
+    cdef _LRRecord rec = _lr_record
+    record = record and FO_DICT_VERSION
+    if n > _LR_STACK:
+        made = <PyObject **>PyMem_Malloc(n * sizeof(PyObject *))
+        if made == NULL:
+            raise MemoryError()
+    if record:
+        rec.reserve(n)
     for i in range(n):
         x = PyFloat_FromDouble(values[i])
-        PyDict_SetItem(<object>_list_item(groups, i), "lr", x)
+        g = _list_item(groups, i)
+        PyDict_SetItem(<object>g, "lr", x)
+        if record:
+            _record_lr(rec, i, g, <PyObject *>x, values[i])
         Py_INCREF(x)
-        PyList_SET_ITEM(last, i, x)
+        made[i] = <PyObject *>x
+    last = None
+    try:
+        last = PyList_New(n)
+        for i in range(n):
+            PyList_SET_ITEM(last, i, <object>made[i])   # (steals the reference taken above)
+    finally:
+        if last is None:
+            for i in range(n):
+                Py_DECREF(<object>made[i])
+        if made != stack:
+            PyMem_Free(made)
     return last
 
 
@@ -1005,9 +1116,11 @@ cdef bint _cyclic_read(dict d, list groups, double *vals, int how) except -1:
             return False
         if len(<list>mbase) != n or len(<list>mtop) != n:
             return False
+    if FO_DICT_VERSION:
+        _lr_record.reserve(n)
     for i in range(n):
         g = <object>_list_item(groups, i)
-        if type(g) is not dict or type((<dict>g).get("lr")) is not float:
+        if type(g) is not dict or not _lr_is_float(_lr_record, i, g):
             return False
         if (not _as_double(<object>_list_item(base, i), vals + 4 * i)
                 or not _as_double(<object>_list_item(top, i), vals + 4 * i + 1)):
@@ -1020,7 +1133,7 @@ cdef bint _cyclic_read(dict d, list groups, double *vals, int how) except -1:
 
 
 cdef list _cyclic_write(list groups, double *vals, int how, list new_betas, double sf,
-                        double scale):
+                        double scale, bint record):
     # CyclicLR._scaled from what _cyclic_read read: each group's momentum (how 2) or betas
     # (how 3, into new_betas' tuples) and lr; returns the new _last_lr.  (Python writes every
     # momentum, then every lr: the same end state, even for a group listed twice.)
@@ -1039,13 +1152,15 @@ cdef list _cyclic_write(list groups, double *vals, int how, list new_betas, doub
             else:
                 PyDict_SetItem(<object>_list_item(groups, i), "momentum",
                                PyFloat_FromDouble(m))
-    return _write_lr_values(groups, lrs)
+    return _write_lr_values(groups, lrs, record)
 
 
-cdef list _cyclic_prepare(dict d, list groups, double *vals, int *how):
+cdef list _cyclic_prepare(dict d, list groups, double *vals, int *how, bint *record):
     # _cyclic_how, _new_betas (how 3), _cyclic_read in that order (every allocation before the
     # reads): the new betas (how 3; else an empty list) with how and vals set, or None (how 0)
-    # when the C write does not handle the scheduler as it is (nothing is changed).
+    # when the C write does not handle the scheduler as it is (nothing is changed).  record:
+    # whether every value the writes replace is known a float (the lrs; betas[0]; a momentum
+    # is not read), for _write_lr_values.
     cdef list new_betas
     cdef bint floats = True
     how[0] = _cyclic_how(d)
@@ -1055,6 +1170,7 @@ cdef list _cyclic_prepare(dict d, list groups, double *vals, int *how):
     if new_betas is None or not _cyclic_read(d, groups, vals, how[0]):
         how[0] = 0
         return None
+    record[0] = how[0] == 1 or (how[0] == 3 and floats)
     return new_betas
 
 
@@ -1072,6 +1188,7 @@ cdef bint _cyclic_step_c(object sched) except -1:
     cdef dict d
     cdef list groups, values, new_betas = None
     cdef object v, last_epoch, fn, scale_obj, last
+    cdef bint record = False
     cdef long long le, cycle
     cdef double ts, sr, t1, cf, x, sf, scale = 1.0, p
     cdef bint by_cycle
@@ -1130,14 +1247,14 @@ cdef bint _cyclic_step_c(object sched) except -1:
         owner = _LRBuffer.__new__(_LRBuffer)
     vals = <double *>_lr_buffer(5 * n * sizeof(double), small, owner)
     if fn is None:
-        new_betas = _cyclic_prepare(d, groups, vals, &how)
+        new_betas = _cyclic_prepare(d, groups, vals, &how, &record)
         if how == 0:
             return False
     d["_step_count"] = d["_step_count"] + 1
     d["last_epoch"] = last_epoch + 1
     d["_get_lr_called_within_step"] = False
     if fn is None:
-        d["_last_lr"] = _cyclic_write(groups, vals, how, new_betas, sf, scale)
+        d["_last_lr"] = _cyclic_write(groups, vals, how, new_betas, sf, scale, record)
         return True
     # the scale function is Python's: called as the rule calls it, then the rest read afresh
     d["_get_lr_called_within_step"] = True
@@ -1146,9 +1263,9 @@ cdef bint _cyclic_step_c(object sched) except -1:
     finally:
         d["_get_lr_called_within_step"] = False
     if _as_double(scale_obj, &scale):
-        new_betas = _cyclic_prepare(d, groups, vals, &how)
+        new_betas = _cyclic_prepare(d, groups, vals, &how, &record)
     if how != 0:
-        d["_last_lr"] = _cyclic_write(groups, vals, how, new_betas, sf, scale)
+        d["_last_lr"] = _cyclic_write(groups, vals, how, new_betas, sf, scale, record)
         return True
     values = sched._scaled(PyFloat_FromDouble(sf), scale_obj)
     last = _write_float_lrs_c(groups, values)
@@ -1278,8 +1395,10 @@ cdef bint _warm_restarts_step_c(object sched, object epoch) except -1:
     if n > _LR_STACK:
         owner = _LRBuffer.__new__(_LRBuffer)
     lrs = <double *>_lr_buffer(n * sizeof(double), small, owner)
+    if FO_DICT_VERSION:
+        _lr_record.reserve(n)
     for i in range(n):
-        if (type((<dict><object>_list_item(groups, i)).get("lr")) is not float
+        if (not _lr_is_float(_lr_record, i, <object>_list_item(groups, i))
                 or not _as_double(<object>_list_item(base, i), &b)):
             return False
         lrs[i] = b
