@@ -240,19 +240,24 @@ cdef list _write_lr_values(list groups, const double *values, bint record=True):
     cdef PyObject *stack[_LR_STACK]
     cdef PyObject **made = stack
     cdef _LRRecord rec = _lr_record
-    record = record and FO_DICT_VERSION
+    if not (record and FO_DICT_VERSION):
+        last = PyList_New(n)
+        for i in range(n):
+            x = PyFloat_FromDouble(values[i])
+            PyDict_SetItem(<object>_list_item(groups, i), "lr", x)
+            Py_INCREF(x)
+            PyList_SET_ITEM(last, i, x)
+        return last
     if n > _LR_STACK:
         made = <PyObject **>PyMem_Malloc(n * sizeof(PyObject *))
         if made == NULL:
             raise MemoryError()
-    if record:
-        rec.reserve(n)
+    rec.reserve(n)
     for i in range(n):
         x = PyFloat_FromDouble(values[i])
         g = _list_item(groups, i)
         PyDict_SetItem(<object>g, "lr", x)
-        if record:
-            _record_lr(rec, i, g, <PyObject *>x, values[i])
+        _record_lr(rec, i, g, <PyObject *>x, values[i])
         Py_INCREF(x)
         made[i] = <PyObject *>x
     last = None
@@ -1106,6 +1111,7 @@ cdef bint _cyclic_read(dict d, list groups, double *vals, int how) except -1:
     cdef Py_ssize_t n = len(groups), i
     cdef object base = d.get("base_lrs"), top = d.get("max_lrs"), g
     cdef object mbase = None, mtop = None
+    cdef PyObject *o
     if type(base) is not list or type(top) is not list:
         return False
     if len(<list>base) != n or len(<list>top) != n:
@@ -1116,11 +1122,19 @@ cdef bint _cyclic_read(dict d, list groups, double *vals, int how) except -1:
             return False
         if len(<list>mbase) != n or len(<list>mtop) != n:
             return False
-    if FO_DICT_VERSION:
+    # (how 2 writes group['momentum'] after this: a record of the group would not outlive the
+    # step, so its lr is checked without one)
+    if FO_DICT_VERSION and how != 2:
         _lr_record.reserve(n)
     for i in range(n):
         g = <object>_list_item(groups, i)
-        if type(g) is not dict or not _lr_is_float(_lr_record, i, g):
+        if type(g) is not dict:
+            return False
+        if how == 2 or not FO_DICT_VERSION:
+            o = PyDict_GetItemWithError(g, "lr")
+            if o == NULL or type(<object>o) is not float:
+                return False
+        elif not _lr_is_float(_lr_record, i, g):
             return False
         if (not _as_double(<object>_list_item(base, i), vals + 4 * i)
                 or not _as_double(<object>_list_item(top, i), vals + 4 * i + 1)):
