@@ -42,7 +42,7 @@ from cpython.float cimport PyFloat_FromDouble
 from cpython.long cimport PyLong_FromDouble, PyLong_FromLongLong
 from libc.math cimport copysign, floor, fmod, isfinite, log
 from cpython.list cimport PyList_New, PyList_SET_ITEM
-from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
+from cpython.tuple cimport PyTuple_GET_SIZE, PyTuple_New, PyTuple_SET_ITEM
 
 cdef object _general_lr_step = None
 cdef object _general_write_lrs = None
@@ -800,31 +800,36 @@ cdef list _new_betas(list groups, bint *floats):
     # every group's betas[0] is a Python float (freeing it runs no Python code).
     cdef Py_ssize_t n = len(groups), i, j, nb
     cdef list out = PyList_New(n)
-    cdef PyObject *old
-    cdef object g, x
-    cdef tuple t
+    cdef PyObject *g
+    cdef PyObject *p
+    cdef PyObject *x
+    cdef object old         # (a reference: the betas outlive a collection in PyTuple_New)
+    cdef object t
+    cdef bint fl = floats[0]
     for i in range(n):
         Py_INCREF(None)
         PyList_SET_ITEM(out, i, None)
     for i in range(n):
-        g = <object>_list_item(groups, i)
-        if type(g) is not dict:
+        g = _list_item(groups, i)
+        if type(<object>g) is not dict:
             return None
-        old = PyDict_GetItemWithError(g, "betas")
-        if old == NULL or type(<object>old) is not tuple:
+        p = PyDict_GetItemWithError(<object>g, "betas")
+        if p == NULL or type(<object>p) is not tuple:
             return None
-        nb = len(<tuple><object>old)
-        floats[0] = floats[0] and nb > 0 and type(<object>_list_item_t(<object>old, 0)) is float
+        old = <object>p
+        nb = PyTuple_GET_SIZE(old)
+        fl = fl and nb > 0 and type(<object>_list_item_t(old, 0)) is float
         t = PyTuple_New(nb if nb > 0 else 1)
         Py_INCREF(None)
         PyTuple_SET_ITEM(t, 0, None)
         for j in range(1, nb):
-            x = <object>_list_item_t(<object>old, j)
-            Py_INCREF(x)
-            PyTuple_SET_ITEM(t, j, x)
+            x = _list_item_t(old, j)
+            Py_INCREF(<object>x)
+            PyTuple_SET_ITEM(t, j, <object>x)
         Py_INCREF(t)
         Py_DECREF(None)
         PyList_SET_ITEM(out, i, t)      # (replaces the None placed above)
+    floats[0] = fl
     return out
 
 
