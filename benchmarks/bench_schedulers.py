@@ -16,7 +16,11 @@ case's dump holds exactly its ``--steps`` steps plus the ``for`` loop; the loop'
 measured on an empty loop the same way and subtracted.
 
 LambdaLR and MultiplicativeLR call the user's Python lambdas once per group per step: their
-cost is mostly those calls (a Python frame each), in torch as here.
+cost is mostly those calls (a Python frame each), in torch as here.  So for these two the table
+splits the step (both modes): "callables alone" is the same lambda called as many times (once
+per group, with an int epoch) in a plain Python loop, and "glue" is the step minus that, the
+part that is ours.  (The plain loop's own iteration, a few dozen instructions per call, counts
+in "callables alone": the glue is if anything understated by that much.)
 
 Run: ``PYTHONPATH=. python benchmarks/bench_schedulers.py [--groups 100] [--repeats 30]
 [--steps 200] [--callgrind] [case ...]``.
@@ -80,6 +84,20 @@ CASES = {
                                                     anneal_strategy="linear")),
 }
 PYTHON_CALLABLES = {"LambdaLR", "MultiplicativeLR", "CyclicLR exp_range"}
+# the cases whose step is mostly the user's callables: each lambda, to time alone
+CALLABLES = {"LambdaLR": _decay, "MultiplicativeLR": _mult}
+
+
+def _callables_alone(case, n):
+    """The user's part of ``case``'s step: its lambda called once per group, in a plain loop,
+    with an int epoch (as the scheduler calls it)."""
+    fns = [CALLABLES[case]] * n
+    epoch = 25
+
+    def run():
+        for f in fns:
+            f(epoch)
+    return run
 
 
 def _fo_opt(kind, n):
@@ -136,12 +154,19 @@ def run_timing(cases, n, repeats, steps):
     print(f"{'scheduler':30s} {'fastoptim us':>12s} {'torch us':>10s} {'ratio':>7s}")
     for case in cases:
         fo, th = _build(case, "fastoptim", n), _build(case, "torch", n, torch)
-        a = b = math.inf
+        alone = _callables_alone(case, n) if case in CALLABLES else None
+        a = b = c = math.inf
         for _ in range(repeats):
             a = min(a, _time(fo, steps))
             b = min(b, _time(th, steps))
+            if alone is not None:
+                c = min(c, _time(alone, steps))
         mark = "  (user's Python callables)" if case in PYTHON_CALLABLES else ""
         print(f"{case:30s} {a:12.2f} {b:10.2f} {a / b:7.3f}{mark}", flush=True)
+        if alone is not None:
+            print(f"{'  callables alone':30s} {c:12.2f} {b - c:10.2f}   (torch's column: "
+                  "torch's step minus them)")
+            print(f"{'  glue (step - callables)':30s} {a - c:12.2f}", flush=True)
     print(f"# load {os.getloadavg()}")
 
 
@@ -153,8 +178,12 @@ def run_under_callgrind(cases, n, steps):
     def noop():
         return None
 
-    built = [(case, _build(case, "fastoptim", n)) for case in cases]
-    for _case, step in [("(loop)", noop)] + built:
+    built = []
+    for case in cases:
+        built.append(_build(case, "fastoptim", n))
+        if case in CALLABLES:
+            built.append(_callables_alone(case, n))
+    for step in [noop] + built:
         for _ in range(3):
             step()      # (warm the code paths)
         os.getppid()
@@ -182,9 +211,14 @@ def callgrind(cases, n, steps):
     print(f"# callgrind, {n} groups, {steps} steps per case; loop overhead {loop:.0f} instr/step "
           "subtracted")
     print(f"{'scheduler':30s} {'instr/step':>10s} {'instr/group':>11s}")
-    for case, total in zip(cases, per[1:]):
-        k = total / steps - loop
+    per = iter(per[1:])
+    for case in cases:
+        k = next(per) / steps - loop
         print(f"{case:30s} {k:10.0f} {k / n:11.1f}")
+        if case in CALLABLES:
+            c = next(per) / steps - loop
+            print(f"{'  callables alone':30s} {c:10.0f} {c / n:11.1f}")
+            print(f"{'  glue (step - callables)':30s} {k - c:10.0f} {(k - c) / n:11.1f}")
 
 
 def main():

@@ -467,6 +467,59 @@ def test_lambda_values_that_are_not_floats_are_written_as_the_python_rule_writes
     assert type(fast_opt.param_groups[0]["lr"]) is np.float64
 
 
+class Meddler:
+    """A lambda (called once per group) that, at the epochs and calls given, edits what the
+    rule reads around the calls: the scheduler's last_epoch, another group's lr (a float, or
+    a numpy float, which the write then meets), the group list's dicts, the lambda list."""
+
+    def __init__(self, what):
+        self.what, self.calls, self.sched = what, 0, None
+
+    def __call__(self, e):
+        self.calls += 1
+        if self.sched is not None and e == 4 and self.calls % 5 == 2:
+            opt = self.sched.optimizer
+            if self.what == "last_epoch":
+                self.sched.last_epoch = self.sched.last_epoch + 10  # (later calls see it)
+            elif self.what == "lr":
+                opt.param_groups[3]["lr"] = opt.param_groups[3]["lr"] * 0.5
+            elif self.what == "numpy-lr":
+                opt.param_groups[1]["lr"] = np.float64(0.25)
+            elif self.what == "new-dict":
+                opt.param_groups[4] = dict(opt.param_groups[4], lr=0.125)
+            elif self.what == "append-lambda":      # (zip(strict=True) raises)
+                self.sched.lr_lambdas.append(self)
+            elif self.what == "drop-lambda":
+                del self.sched.lr_lambdas[-1]
+        return 0.9 + (e % 7) / 100
+
+
+@pytest.mark.parametrize("what", ["last_epoch", "lr", "numpy-lr", "new-dict", "append-lambda",
+                                  "drop-lambda"])
+@pytest.mark.parametrize("cls", [S.LambdaLR, S.MultiplicativeLR])
+def test_a_lambda_that_edits_what_the_rule_reads_is_seen_as_the_python_rule_sees_it(cls, what):
+    # the C step reads last_epoch and group['lr'] again after a lambda changed their dict
+    runs = []
+    for c in (cls, python_only(cls)):
+        opt = make_opt("sgd", MANY[:6])
+        m = Meddler(what)
+        m.sched = c(opt, lr_lambda=[m] * 6)
+        runs.append((opt, m.sched))
+    for i in range(8):
+        raised = []
+        for opt, sched in runs:
+            opt.step()
+            try:
+                sched.step()
+            except ValueError as e:
+                raised.append(str(e))
+        assert len(raised) in (0, 2) and len(set(raised)) <= 1, raised
+        (fo, fs), (so, ss) = runs
+        assert settings(fo) == settings(so), f"step {i}"
+        assert typed(fs.get_last_lr()) == typed(ss.get_last_lr())
+        assert fs.last_epoch == ss.last_epoch
+
+
 def test_a_lambda_that_raises_leaves_the_state_of_the_python_rule():
     def make(cls):
         calls = []
@@ -735,3 +788,120 @@ def test_one_cycle_edits_match_torch():
         for a, b in zip(mine, theirs):
             assert {k: v for k, v in a.items() if k != "params"} == {
                 k: v for k, v in b.items() if k != "params"}, f"step {i}"
+
+
+BETA_SCHEDULERS = {
+    "CyclicLR": (S.CyclicLR, dict(base_lr=0.001, max_lr=0.05, step_size_up=6), _cyclic_lr_step),
+    "CyclicLR-scalefn": (S.CyclicLR, dict(base_lr=0.001, max_lr=0.05, step_size_up=6,
+                                          scale_fn=lambda x: 0.9 ** x), _cyclic_lr_step),
+    "OneCycleLR": (S.OneCycleLR, dict(max_lr=0.1, total_steps=40), _one_cycle_lr_step),
+}
+
+
+@pytest.mark.parametrize("betas", [(0.9, 0.999), (0.8, 0.99, "extra", 7), (0.85,), ()])
+@pytest.mark.parametrize("name", BETA_SCHEDULERS)
+def test_c_step_writes_betas0_and_keeps_the_rest(name, betas):
+    # betas of any length (and betas[1:] of any type) keep betas[1:], the objects themselves,
+    # behind the new beta1, as the Python rule's (m, *betas[1:]) does
+    cls, kw, c_step = BETA_SCHEDULERS[name]
+    fast_opt, slow_opt = make_opt("adam", MANY[:5]), make_opt("adam", MANY[:5])
+    fast, slow = cls(fast_opt, **kw), python_only(cls)(slow_opt, **kw)
+    for o in (fast_opt, slow_opt):
+        o.step()
+    fast.step()
+    slow.step()
+    for o in (fast_opt, slow_opt):
+        for g in o.param_groups:
+            g["betas"] = betas
+    for i in range(30):
+        assert c_step(fast), f"the C step declined at step {i}"
+        slow.step()
+        assert settings(fast_opt) == settings(slow_opt), f"step {i}"
+        for a, b in zip(fast_opt.param_groups, slow_opt.param_groups):
+            assert type(a["betas"]) is tuple and len(a["betas"]) == max(1, len(betas))
+            assert all(x is y for x, y in zip(a["betas"][1:], b["betas"][1:]))
+        assert typed(fast.get_last_lr()) == typed(slow.get_last_lr())
+
+
+@pytest.mark.parametrize("name", BETA_SCHEDULERS)
+def test_c_step_declines_for_a_betas_list_and_the_python_rule_writes_a_tuple(name):
+    # (any sequence is the Python rule's: (m, *betas[1:]) is a tuple, as torch's)
+    cls, kw, c_step = BETA_SCHEDULERS[name]
+    fast_opt, slow_opt = make_opt("adam", MANY[:3]), make_opt("adam", MANY[:3])
+    fast, slow = cls(fast_opt, **kw), python_only(cls)(slow_opt, **kw)
+    for _ in range(6):
+        for o in (fast_opt, slow_opt):
+            o.step()
+        fast.step()
+        slow.step()
+    for o in (fast_opt, slow_opt):
+        o.param_groups[2]["betas"] = [0.7, 0.9]
+    before = settings(fast_opt), fast.state_dict()
+    if name == "CyclicLR-scalefn":
+        # the scale function runs first (as the rule calls it); the rest is the Python rule's
+        assert c_step(fast)
+    else:
+        assert not c_step(fast)
+        assert (settings(fast_opt), fast.state_dict()) == before    # declined: nothing changed
+        fast.step()
+    slow.step()
+    assert settings(fast_opt) == settings(slow_opt)
+    for i in range(5):
+        for o in (fast_opt, slow_opt):
+            o.step()
+        fast.step()
+        slow.step()
+        assert settings(fast_opt) == settings(slow_opt), f"step {i}"
+        assert type(fast_opt.param_groups[2]["betas"]) is tuple
+        assert typed(fast.get_last_lr()) == typed(slow.get_last_lr())
+
+
+RECORDED = {   # C steps that read the lrs through the module's record of the groups
+    "StepLR": (S.StepLR, dict(step_size=3, gamma=0.5)),
+    "ExponentialLR": (S.ExponentialLR, dict(gamma=0.9)),
+    "CosineAnnealingLR": (S.CosineAnnealingLR, dict(T_max=7)),
+    "CosineAnnealingWarmRestarts": (S.CosineAnnealingWarmRestarts, dict(T_0=5)),
+    "SWALR": (SWALR, dict(swa_lr=0.02, anneal_epochs=9)),
+    "ReduceLROnPlateau": (S.ReduceLROnPlateau, dict(patience=1, factor=0.5)),
+    "CyclicLR": (S.CyclicLR, dict(base_lr=0.001, max_lr=0.1, step_size_up=5,
+                                  cycle_momentum=False)),
+}
+
+
+def _step(sched):
+    if isinstance(sched, S.ReduceLROnPlateau):
+        sched.step(1.0)
+    else:
+        sched.step()
+
+
+@pytest.mark.parametrize("name", RECORDED)
+def test_every_edit_of_the_groups_between_steps_is_seen(name):
+    # the C steps' record of each group's lr stands in for a lookup only while the group dict
+    # is unchanged: every kind of edit between steps is seen, also with two optimizers
+    # stepping in turn (one record for both) and with a group listed twice
+    cls, kw = RECORDED[name]
+    opts = [make_opt("sgd", lrs) for lrs in (MANY[:5], MANY[3:9], MANY[:5], MANY[3:9])]
+    scheds = [cls(o, **kw) for o in opts[:2]] + [python_only(cls)(o, **kw) for o in opts[2:]]
+    for i in range(24):
+        for k in (0, 1):        # the same edit on the C-stepped and the Python-stepped side
+            for o in (opts[k], opts[k + 2]):
+                g = o.param_groups
+                if i == 4:
+                    g[1]["lr"] = g[1]["lr"] * 1.5
+                elif i == 7:
+                    g[2] = dict(g[2], lr=0.0625)
+                elif i == 10:
+                    g[0], g[3] = g[3], g[0]
+                elif i == 13:
+                    g[4]["lr"] = 0.25
+                    del g[4]["lr"]
+                    g[4]["lr"] = 0.375
+                elif i == 16:
+                    g[1] = g[2]                 # one dict twice
+        for o, s in zip(opts, scheds):
+            o.step()
+            _step(s)
+        for k in (0, 1):
+            assert settings(opts[k]) == settings(opts[k + 2]), f"step {i}"
+            assert typed(scheds[k].get_last_lr()) == typed(scheds[k + 2].get_last_lr()), i

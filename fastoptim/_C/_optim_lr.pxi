@@ -26,6 +26,9 @@
 #      declines (Python raises);
 #   3. writes every group in one C loop over the lrs read in step 1: one float object per
 #      group, stored in the group and in the new ``_last_lr`` list.
+# The lrs are read through ``_lr_record``: per position, the group dict and its version tag
+# when a step last read or wrote its lr; a group whose dict still shows that tag is read from
+# there (no lookup), any edit of it (or a new dict) moves the tag and it is looked up again.
 # OneCycleLR reads four values from each group besides the lr; its step keeps them per group
 # (``_OneCycleCache``) with the group dict's version tag after its own writes, and reads a
 # group again only when that tag moved (an edit, a new dict, another scheduler's write).
@@ -39,7 +42,7 @@ from cpython.float cimport PyFloat_FromDouble
 from cpython.long cimport PyLong_FromDouble, PyLong_FromLongLong
 from libc.math cimport copysign, floor, fmod, isfinite, log
 from cpython.list cimport PyList_New, PyList_SET_ITEM
-from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
+from cpython.tuple cimport PyTuple_GET_SIZE, PyTuple_New, PyTuple_SET_ITEM
 
 cdef object _general_lr_step = None
 cdef object _general_write_lrs = None
@@ -128,33 +131,146 @@ cdef list _steady_groups(dict d, bint counted=True):
     return groups
 
 
+cdef class _LRRecord:
+    # What a C step last saw of each group's lr, by position: the group dict (its address, no
+    # reference held), the dict's version tag right then, and the lr (its float object, and
+    # its value).  A dict's tag changes on every change of its contents and is unique across
+    # the interpreter's dicts (a new dict at the same address never shows a recorded tag), so
+    # an entry whose dict and tag match the group now is the group's lr now: it stands in for
+    # the lookup (user code that edits group['lr'], or replaces the dict, moves the tag and the
+    # group is looked up again).  One per module, shared by every scheduler and optimizer: a
+    # step over other groups only overwrites entries (each step correct).  Without version
+    # tags (FO_DICT_VERSION 0) nothing is recorded and every lr is looked up.
+    cdef Py_ssize_t cap
+    cdef PyObject **dicts
+    cdef uint64_t *versions
+    cdef PyObject **objs
+    cdef double *vals
+
+    cdef int reserve(self, Py_ssize_t n) except -1:
+        cdef void *mem
+        cdef Py_ssize_t per = 2 * sizeof(PyObject *) + sizeof(uint64_t) + sizeof(double)
+        if n <= self.cap:
+            return 0
+        mem = PyMem_Realloc(self.dicts, n * per)
+        if mem == NULL:
+            raise MemoryError()
+        # (the entries are laid out anew: all void until recorded)
+        memset(mem, 0, n * per)
+        self.cap = n
+        self.dicts = <PyObject **>mem
+        self.versions = <uint64_t *>(self.dicts + n)
+        self.objs = <PyObject **>(self.versions + n)
+        self.vals = <double *>(self.objs + n)
+        return 0
+
+    def __dealloc__(self):
+        PyMem_Free(self.dicts)
+
+
+cdef _LRRecord _lr_record = _LRRecord.__new__(_LRRecord)
+
+
+cdef inline void _record_lr(_LRRecord rec, Py_ssize_t i, PyObject *g, PyObject *x,
+                            double v) noexcept:
+    # Entry i: group dict g holds the float x (value v) as its lr, now (caller: i < rec.cap).
+    rec.dicts[i] = g
+    rec.versions[i] = fo_dict_version(g)
+    rec.objs[i] = x
+    rec.vals[i] = v
+
+
+cdef inline bint _lr_is_float(_LRRecord rec, Py_ssize_t i, object g) except -1:
+    # Whether group g (a dict, at position i < rec.cap) holds a Python float as its lr: from
+    # _lr_record when it saw the dict as it is, else looked up (and recorded).
+    cdef PyObject *v
+    cdef PyObject *p = <PyObject *>g
+    if FO_DICT_VERSION and rec.dicts[i] == p and rec.versions[i] == fo_dict_version(p):
+        return True
+    v = PyDict_GetItemWithError(g, "lr")
+    if v == NULL or type(<object>v) is not float:
+        return False
+    if FO_DICT_VERSION:
+        _record_lr(rec, i, p, v, PyFloat_AS_DOUBLE(<object>v))
+    return True
+
+
 cdef bint _read_lrs(list groups, double *out, PyObject **objs) except -1:
     # Each group's lr into out, and its float object (borrowed: valid until a group changes)
     # into objs unless NULL (groups: from _steady_groups); False when one is not a Python
-    # float (a Tensor lr, which the general path fills in place).
+    # float (a Tensor lr, which the general path fills in place).  A group whose dict is as
+    # _lr_record saw it is read from there.
     cdef PyObject *v
-    cdef Py_ssize_t i
-    for i in range(len(groups)):
-        v = PyDict_GetItemWithError(<object>_list_item(groups, i), "lr")
+    cdef PyObject *g
+    cdef Py_ssize_t i, n = len(groups)
+    cdef _LRRecord rec = _lr_record
+    if FO_DICT_VERSION:
+        rec.reserve(n)
+    for i in range(n):
+        g = _list_item(groups, i)
+        if FO_DICT_VERSION and rec.dicts[i] == g and rec.versions[i] == fo_dict_version(g):
+            out[i] = rec.vals[i]
+            if objs != NULL:
+                objs[i] = rec.objs[i]
+            continue
+        v = PyDict_GetItemWithError(<object>g, "lr")
         if v == NULL or type(<object>v) is not float:
             return False
         out[i] = PyFloat_AS_DOUBLE(<object>v)
         if objs != NULL:
             objs[i] = v
+        if FO_DICT_VERSION:
+            _record_lr(rec, i, g, v, out[i])
     return True
 
 
-cdef list _write_lr_values(list groups, const double *values):
+cdef list _write_lr_values(list groups, const double *values, bint record=True):
     # group['lr'] = values[i] for each group, one float object each, also in the returned list
-    # (the new _last_lr: Python's copies of floats are the floats themselves).
+    # (the new _last_lr: Python's copies of floats are the floats themselves).  With record,
+    # each write is recorded in _lr_record as it is made (a group listed twice: its last
+    # write stays): the caller's promise that since it read the lrs nothing but this step can
+    # have run (no allocation of a collectable object) and that every value these writes
+    # replace is a float (freeing one runs no code).  The list is made after the writes (an
+    # allocation may run a collection, whose finalizers may edit a group: a recorded one's
+    # tag then moves).
     cdef Py_ssize_t i, n = len(groups)
-    cdef list last = PyList_New(n)
+    cdef list last
     cdef object x
+    cdef PyObject *g
+    cdef PyObject *stack[_LR_STACK]
+    cdef PyObject **made = stack
+    cdef _LRRecord rec = _lr_record
+    if not (record and FO_DICT_VERSION):
+        last = PyList_New(n)
+        for i in range(n):
+            x = PyFloat_FromDouble(values[i])
+            PyDict_SetItem(<object>_list_item(groups, i), "lr", x)
+            Py_INCREF(x)
+            PyList_SET_ITEM(last, i, x)
+        return last
+    if n > _LR_STACK:
+        made = <PyObject **>PyMem_Malloc(n * sizeof(PyObject *))
+        if made == NULL:
+            raise MemoryError()
+    rec.reserve(n)
     for i in range(n):
         x = PyFloat_FromDouble(values[i])
-        PyDict_SetItem(<object>_list_item(groups, i), "lr", x)
+        g = _list_item(groups, i)
+        PyDict_SetItem(<object>g, "lr", x)
+        _record_lr(rec, i, g, <PyObject *>x, values[i])
         Py_INCREF(x)
-        PyList_SET_ITEM(last, i, x)
+        made[i] = <PyObject *>x
+    last = None
+    try:
+        last = PyList_New(n)
+        for i in range(n):
+            PyList_SET_ITEM(last, i, <object>made[i])   # (steals the reference taken above)
+    finally:
+        if last is None:
+            for i in range(n):
+                Py_DECREF(<object>made[i])
+        if made != stack:
+            PyMem_Free(made)
     return last
 
 
@@ -523,20 +639,39 @@ def _lambda_lr_step(object sched):
     return _lambda_step_c(sched)
 
 
+cdef extern from "Python.h":
+    object _vectorcall "PyObject_Vectorcall"(
+        object f, PyObject **args, size_t nargsf, PyObject *kwnames)
+
+
 cdef bint _lambda_step_c(object sched) except -1:
     """The steady-state ``step()`` of ``LambdaLR`` (``base_lr * lmbda(last_epoch)`` for each
     group) and ``MultiplicativeLR`` (``group['lr'] * lmbda(last_epoch)``, the class's
     ``_multiplicative``): what ``LRScheduler.step()`` does, with the lambdas called from a C
     loop and Python's arithmetic on what they return.
 
+    A lambda may change anything; what the rule reads around each call is read as it reads
+    it: the zipped lists (``lr_lambdas``, and ``base_lrs`` or the param groups) item by item,
+    with zip(strict=True)'s errors; ``self.last_epoch`` and (MultiplicativeLR) ``group['lr']``
+    afresh unless the dict it lives in kept the version tag it had when it was read (then it
+    is the object read); each group's lr is checked a float again before the write the same
+    way.
+
     Declines, having changed nothing, on the file's common checks (and the constructor's step,
     and a lambda list of another length); once the lambdas have run, values that are not all
     floats are written by the general writer (``_write_lrs``), as the Python path does."""
     cdef dict d
-    cdef list groups, snapshot, lambdas, base, values
-    cdef object v, last
+    cdef list groups, other, lambdas, values, last
+    cdef object v, epoch, r, f, g
+    cdef PyObject *o
+    cdef PyObject *arg
     cdef Py_ssize_t n, i
     cdef bint mult
+    cdef uint64_t dver
+    cdef uint64_t small[_LR_STACK]
+    cdef uint64_t *vers       # per group: its dict's tag when its lr was read, then the lr
+    cdef PyObject **lrs
+    cdef _LRBuffer owner = None
     if not type(sched)._fast_step:
         return False
     d = sched.__dict__
@@ -550,26 +685,83 @@ cdef bint _lambda_step_c(object sched) except -1:
     v = d.get("lr_lambdas")
     if type(v) is not list or len(<list>v) != n or type(d.get("last_epoch")) is not int:
         return False
+    if n > _LR_STACK // 2:
+        owner = _LRBuffer.__new__(_LRBuffer)
+    vers = <uint64_t *>_lr_buffer(n * (sizeof(uint64_t) + sizeof(PyObject *)), small, owner)
+    lrs = <PyObject **>(vers + n)
+    # the lists the Python rule zips over (strict), as they are when the zip is made; it reads
+    # them as it goes, so a lambda's edit of one is seen.  (Every allocation of the step is
+    # made before the lrs are read: none can then run a collection's finalizer in between.)
+    lambdas = <list>v
+    v = d["base_lrs"]
+    if not mult and type(v) is not list:
+        return False
+    other = groups if mult else <list>v
+    values = PyList_New(n)
     for i in range(n):
-        if type((<dict>groups[i]).get("lr")) is not float:
+        Py_INCREF(None)
+        PyList_SET_ITEM(values, i, None)
+    for i in range(n):
+        o = PyDict_GetItemWithError(<object>_list_item(groups, i), "lr")
+        if o == NULL or type(<object>o) is not float:
             return False
-    # what the Python rule zips over, fixed before the lambdas run
-    lambdas = list(<list>v)
-    base = list(<list>d["base_lrs"])
-    snapshot = list(groups)
-    values = [None] * n
+        lrs[i] = o          # (borrowed: the group's own while its tag stays)
+        vers[i] = fo_dict_version(_list_item(groups, i))
     d["_step_count"] = d["_step_count"] + 1
     d["_get_lr_called_within_step"] = True
     try:
         d["last_epoch"] = d["last_epoch"] + 1
-        for i in range(n):
+        epoch = sched.last_epoch
+        dver = fo_dict_version(<PyObject *>d)
+        i = 0
+        while i < len(lambdas):
+            if i >= len(other):
+                raise ValueError("zip() argument 2 is shorter than argument 1")
+            f = <object>_list_item(lambdas, i)
+            g = <object>_list_item(other, i)
+            if not FO_DICT_VERSION or fo_dict_version(<PyObject *>d) != dver:
+                epoch = sched.last_epoch        # (a lambda changed the scheduler)
+                dver = fo_dict_version(<PyObject *>d)
             if mult:
-                values[i] = (<dict>snapshot[i])["lr"] * lambdas[i](sched.last_epoch)
+                # group['lr'], evaluated before the call
+                if (FO_DICT_VERSION and i < n and type(g) is dict
+                        and fo_dict_version(<PyObject *>g) == vers[i]):
+                    v = <object>lrs[i]
+                else:
+                    v = g["lr"]
             else:
-                values[i] = base[i] * lambdas[i](sched.last_epoch)
+                v = g
+            arg = <PyObject *>epoch
+            r = v * _vectorcall(f, &arg, 1, NULL)
+            if i < n:
+                Py_INCREF(r)
+                Py_DECREF(None)
+                PyList_SET_ITEM(values, i, r)   # (replaces the None placed above)
+            else:
+                values.append(r)
+            i += 1
+        if i < len(other):
+            raise ValueError("zip() argument 2 is longer than argument 1")
+        if i < n:
+            del values[i:]
     finally:
         d["_get_lr_called_within_step"] = False
-    last = _write_float_lrs_c(groups, values)
+    # every lr still a float (unchanged dicts are) and every value a float: written here
+    last = None
+    if len(groups) == n and len(values) == n:
+        for i in range(n):
+            g = <object>_list_item(groups, i)
+            if type(<object>_list_item(values, i)) is not float or type(g) is not dict:
+                break
+            if not (FO_DICT_VERSION and fo_dict_version(<PyObject *>g) == vers[i]):
+                o = PyDict_GetItemWithError(g, "lr")
+                if o == NULL or type(<object>o) is not float:
+                    break
+        else:
+            for i in range(n):
+                PyDict_SetItem(<object>_list_item(groups, i), "lr",
+                               <object>_list_item(values, i))
+            last = values
     d["_last_lr"] = last if last is not None else _general_write_lrs(groups, values)
     return True
 
@@ -598,6 +790,57 @@ cdef inline bint _group_double(dict g, object key, double *out) except -1:
         return False
     out[0] = PyFloat_AS_DOUBLE(<object>v)
     return True
+
+
+cdef list _new_betas(list groups, bint *floats):
+    # Per group a new tuple (None, *group['betas'][1:]) (slot 0 for the step's beta1), made
+    # before anything else of the group is read (an allocation may run a collection, whose
+    # finalizers may edit a group); None, having changed nothing, when a group is not a dict or
+    # its betas is not a tuple (the general path handles any other sequence).  floats: whether
+    # every group's betas[0] is a Python float (freeing it runs no Python code).
+    cdef Py_ssize_t n = len(groups), i, j, nb
+    cdef list out = PyList_New(n)
+    cdef PyObject *g
+    cdef PyObject *p
+    cdef PyObject *x
+    cdef object old         # (a reference: the betas outlive a collection in PyTuple_New)
+    cdef object t
+    cdef bint fl = floats[0]
+    for i in range(n):
+        Py_INCREF(None)
+        PyList_SET_ITEM(out, i, None)
+    for i in range(n):
+        g = _list_item(groups, i)
+        if type(<object>g) is not dict:
+            return None
+        p = PyDict_GetItemWithError(<object>g, "betas")
+        if p == NULL or type(<object>p) is not tuple:
+            return None
+        old = <object>p
+        nb = PyTuple_GET_SIZE(old)
+        fl = fl and nb > 0 and type(<object>_list_item_t(old, 0)) is float
+        t = PyTuple_New(nb if nb > 0 else 1)
+        Py_INCREF(None)
+        PyTuple_SET_ITEM(t, 0, None)
+        for j in range(1, nb):
+            x = _list_item_t(old, j)
+            Py_INCREF(<object>x)
+            PyTuple_SET_ITEM(t, j, <object>x)
+        Py_INCREF(t)
+        Py_DECREF(None)
+        PyList_SET_ITEM(out, i, t)      # (replaces the None placed above)
+    floats[0] = fl
+    return out
+
+
+cdef inline int _write_beta1(dict g, object t, double m) except -1:
+    # group['betas'] = t with t[0] = m, t from _new_betas (its slot 0 still None): the betas
+    # write of the cyclic schedulers, (m, *betas[1:]).
+    cdef object x = PyFloat_FromDouble(m)
+    Py_INCREF(x)
+    Py_DECREF(None)
+    PyTuple_SET_ITEM(t, 0, x)       # (replaces the None placed by _new_betas)
+    return PyDict_SetItem(g, "betas", t)
 
 
 cdef class _OneCycleCache:
@@ -660,16 +903,15 @@ cdef bint _one_cycle_step_c(object sched) except -1:
     torch's errors), or a value that is not a Python float (an int peak lr)."""
     cdef dict d, g, phase
     cdef list groups, phases, last, new_betas = None
-    cdef object v, step_count, last_epoch, start_lr, end_lr, start_m, end_m, b, x
+    cdef object v, step_count, last_epoch, start_lr, end_lr, start_m, end_m, x
     cdef PyObject *old
-    cdef Py_ssize_t n, i, j, nb, nphases
-    cdef bint cos_anneal, momentum, beta1 = False, keep
+    cdef Py_ssize_t n, i, nphases
+    cdef bint cos_anneal, momentum, beta1 = False, keep, beta1_floats = True
     cdef int how
     cdef double step_num, start_step = 0.0, end_step = 0.0, pct, c, total, s, e, m
     cdef double *vals      # per group: lr start, lr end, momentum start, momentum end
     cdef double *lrs
     cdef _OneCycleCache cache = _one_cycle_cache
-    cdef tuple t
     if not type(sched)._fast_step:
         return False
     d = sched.__dict__
@@ -728,24 +970,9 @@ cdef bint _one_cycle_step_c(object sched) except -1:
         Py_INCREF(None)
         PyList_SET_ITEM(last, i, None)
     if beta1:
-        new_betas = PyList_New(n)
-        for i in range(n):
-            Py_INCREF(None)
-            PyList_SET_ITEM(new_betas, i, None)
-        for i in range(n):
-            g = <dict><object>_list_item(groups, i)
-            old = PyDict_GetItemWithError(g, "betas")
-            if old == NULL or type(<object>old) is not tuple:
-                return False
-            nb = len(<tuple><object>old)
-            t = PyTuple_New(nb if nb > 0 else 1)
-            Py_INCREF(None)
-            PyTuple_SET_ITEM(t, 0, None)
-            for j in range(1, nb):
-                x = <object>_list_item_t(<object>old, j)
-                Py_INCREF(x)
-                PyTuple_SET_ITEM(t, j, x)
-            new_betas[i] = t
+        new_betas = _new_betas(groups, &beta1_floats)
+        if new_betas is None:
+            return False
     # (from here to the record below no Python code runs)
     # keep: the entries may hold (the keys are the ones they were read with, exact strs, whose
     # lookups run no Python code)
@@ -777,10 +1004,8 @@ cdef bint _one_cycle_step_c(object sched) except -1:
         if keep and how == 2:
             old = PyDict_GetItemWithError(g, "momentum")
             keep = old == NULL or type(<object>old) is float
-        elif keep and how == 3:
-            old = PyDict_GetItemWithError(g, "betas")
-            keep = (len(<tuple><object>old) > 0
-                    and type(<object>_list_item_t(<object>old, 0)) is float)
+        elif how == 3:
+            keep = keep and beta1_floats     # (a held group's betas[0] is this step's float)
     c = cos(M_PI * pct) + 1.0 if cos_anneal else pct
     for i in range(n):
         if momentum:
@@ -788,12 +1013,7 @@ cdef bint _one_cycle_step_c(object sched) except -1:
             m = e + (s - e) / 2.0 * c if cos_anneal else (e - s) * c + s
             g = <dict><object>_list_item(groups, i)
             if beta1:
-                t = <tuple>new_betas[i]
-                x = PyFloat_FromDouble(m)
-                Py_INCREF(x)
-                Py_DECREF(None)
-                PyTuple_SET_ITEM(t, 0, x)       # (replaces the None placed above)
-                PyDict_SetItem(g, "betas", t)
+                _write_beta1(g, <object>_list_item(new_betas, i), m)
             else:
                 PyDict_SetItem(g, "momentum", PyFloat_FromDouble(m))
         s, e = vals[4 * i], vals[4 * i + 1]
@@ -801,7 +1021,9 @@ cdef bint _one_cycle_step_c(object sched) except -1:
     for i in range(n):
         x = PyFloat_FromDouble(lrs[i])
         PyDict_SetItem(<object>_list_item(groups, i), "lr", x)
-        last[i] = x
+        Py_INCREF(x)
+        Py_DECREF(None)
+        PyList_SET_ITEM(last, i, x)     # (replaces the None placed above)
     if keep:
         for i in range(n):
             cache.held[i] = 1
@@ -811,32 +1033,6 @@ cdef bint _one_cycle_step_c(object sched) except -1:
     d["_get_lr_called_within_step"] = False
     d["_last_lr"] = last
     return True
-
-
-cdef inline int _set_momentum_c(dict g, bint beta1, double m) except -1:
-    # group['betas'] = (m, *group['betas'][1:]) when beta1 (the caller checked betas a tuple),
-    # else group['momentum'] = m: the cyclic schedulers' momentum write (_set_momentum).
-    if beta1:
-        return _set_beta1(g, PyFloat_FromDouble(m))
-    return PyDict_SetItem(g, "momentum", PyFloat_FromDouble(m))
-
-
-cdef int _set_beta1(dict g, object x) except -1:
-    cdef object b = g["betas"], v
-    cdef tuple betas
-    cdef Py_ssize_t j, nb
-    if type(b) is not tuple:
-        raise TypeError(f"param group 'betas' must be a tuple here, but got {type(b).__name__}")
-    nb = len(<tuple>b)
-    betas = PyTuple_New(nb if nb > 0 else 1)
-    Py_INCREF(x)
-    PyTuple_SET_ITEM(betas, 0, x)
-    for j in range(1, nb):
-        v = <object>_list_item_t(b, j)
-        Py_INCREF(v)
-        PyTuple_SET_ITEM(betas, j, v)
-    g["betas"] = betas
-    return 0
 
 
 def _anneal_groups(list groups, object start_key, object end_key, bint cos, object c):
@@ -899,51 +1095,67 @@ def _cyclic_lr_step(object sched):
     return _cyclic_step_c(sched)
 
 
-cdef int _cyclic_read(dict d, list groups, double *vals) except -1:
-    # What CyclicLR._scaled reads, checked and read into vals (per group: base lr, max lr, base
-    # momentum, max momentum): 0 when something is not what the C write handles (nothing is
-    # changed), else 1 (lrs only), 2 (and group['momentum']) or 3 (and group['betas'][0]).
-    cdef Py_ssize_t n = len(groups), i
-    cdef object base = d.get("base_lrs"), top = d.get("max_lrs"), v, g
-    cdef object mbase = None, mtop = None
-    cdef int how = 1
-    if type(base) is not list or type(top) is not list:
+cdef int _cyclic_how(dict d) except -1:
+    # Which momentum CyclicLR._scaled writes: 1 none, 2 group['momentum'], 3 group['betas'][0];
+    # 0 when the flags are not bools (the Python rule's).
+    cdef object v = d.get("cycle_momentum")
+    if v is False:
+        return 1
+    if v is not True:
         return 0
-    if len(<list>base) != n or len(<list>top) != n:
-        return 0
-    v = d.get("cycle_momentum")
-    if v is not True and v is not False:
-        return 0
+    v = d.get("use_beta1")
     if v is True:
-        v = d.get("use_beta1")
-        if v is not True and v is not False:
-            return 0
-        how = 3 if v is True else 2
+        return 3
+    return 2 if v is False else 0
+
+
+cdef bint _cyclic_read(dict d, list groups, double *vals, int how) except -1:
+    # What CyclicLR._scaled reads for `how` (_cyclic_how; the betas tuples were taken by
+    # _new_betas), checked and read into vals (per group: base lr, max lr, base momentum, max
+    # momentum): False when something is not what the C write handles (nothing is changed).
+    cdef Py_ssize_t n = len(groups), i
+    cdef object base = d.get("base_lrs"), top = d.get("max_lrs"), g
+    cdef object mbase = None, mtop = None
+    cdef PyObject *o
+    if type(base) is not list or type(top) is not list:
+        return False
+    if len(<list>base) != n or len(<list>top) != n:
+        return False
+    if how >= 2:
         mbase, mtop = d.get("base_momentums"), d.get("max_momentums")
         if type(mbase) is not list or type(mtop) is not list:
-            return 0
+            return False
         if len(<list>mbase) != n or len(<list>mtop) != n:
-            return 0
+            return False
+    # (how 2 writes group['momentum'] after this: a record of the group would not outlive the
+    # step, so its lr is checked without one)
+    if FO_DICT_VERSION and how != 2:
+        _lr_record.reserve(n)
     for i in range(n):
         g = <object>_list_item(groups, i)
-        if type(g) is not dict or type((<dict>g).get("lr")) is not float:
-            return 0
+        if type(g) is not dict:
+            return False
+        if how == 2 or not FO_DICT_VERSION:
+            o = PyDict_GetItemWithError(g, "lr")
+            if o == NULL or type(<object>o) is not float:
+                return False
+        elif not _lr_is_float(_lr_record, i, g):
+            return False
         if (not _as_double(<object>_list_item(base, i), vals + 4 * i)
                 or not _as_double(<object>_list_item(top, i), vals + 4 * i + 1)):
-            return 0
+            return False
         if how >= 2:
             if (not _as_double(<object>_list_item(mbase, i), vals + 4 * i + 2)
                     or not _as_double(<object>_list_item(mtop, i), vals + 4 * i + 3)):
-                return 0
-            if how == 3 and type((<dict>g).get("betas")) is not tuple:
-                return 0
-    return how
+                return False
+    return True
 
 
-cdef list _cyclic_write(list groups, double *vals, int how, double sf, double scale):
-    # CyclicLR._scaled from what _cyclic_read read: each group's momentum (how >= 2) and lr;
-    # returns the new _last_lr.  (Python writes every momentum, then every lr: the same end
-    # state, even for a group listed twice.)
+cdef list _cyclic_write(list groups, double *vals, int how, list new_betas, double sf,
+                        double scale, bint record):
+    # CyclicLR._scaled from what _cyclic_read read: each group's momentum (how 2) or betas
+    # (how 3, into new_betas' tuples) and lr; returns the new _last_lr.  (Python writes every
+    # momentum, then every lr: the same end state, even for a group listed twice.)
     cdef Py_ssize_t n = len(groups), i
     cdef double b, m
     cdef double *lrs = vals + 4 * n
@@ -952,9 +1164,33 @@ cdef list _cyclic_write(list groups, double *vals, int how, double sf, double sc
         lrs[i] = b + (m - b) * sf * scale       # base_lr + base_height * scale
         if how >= 2:
             b, m = vals[4 * i + 2], vals[4 * i + 3]
-            _set_momentum_c(<dict><object>_list_item(groups, i), how == 3,
-                            m - (m - b) * sf * scale)
-    return _write_lr_values(groups, lrs)
+            m = m - (m - b) * sf * scale        # max_momentum - base_height * scale
+            if how == 3:
+                _write_beta1(<dict><object>_list_item(groups, i),
+                             <object>_list_item(new_betas, i), m)
+            else:
+                PyDict_SetItem(<object>_list_item(groups, i), "momentum",
+                               PyFloat_FromDouble(m))
+    return _write_lr_values(groups, lrs, record)
+
+
+cdef list _cyclic_prepare(dict d, list groups, double *vals, int *how, bint *record):
+    # _cyclic_how, _new_betas (how 3), _cyclic_read in that order (every allocation before the
+    # reads): the new betas (how 3; else an empty list) with how and vals set, or None (how 0)
+    # when the C write does not handle the scheduler as it is (nothing is changed).  record:
+    # whether every value the writes replace is known a float (the lrs; betas[0]; a momentum
+    # is not read), for _write_lr_values.
+    cdef list new_betas
+    cdef bint floats = True
+    how[0] = _cyclic_how(d)
+    if how[0] == 0:
+        return None
+    new_betas = _new_betas(groups, &floats) if how[0] == 3 else []
+    if new_betas is None or not _cyclic_read(d, groups, vals, how[0]):
+        how[0] = 0
+        return None
+    record[0] = how[0] == 1 or (how[0] == 3 and floats)
+    return new_betas
 
 
 cdef bint _cyclic_step_c(object sched) except -1:
@@ -969,8 +1205,9 @@ cdef bint _cyclic_step_c(object sched) except -1:
     Returns False, having changed nothing, when anything is unusual before the scale is known:
     besides the file's common checks, a zero divisor, an overflowing power (Python raises)."""
     cdef dict d
-    cdef list groups, values
+    cdef list groups, values, new_betas = None
     cdef object v, last_epoch, fn, scale_obj, last
+    cdef bint record = False
     cdef long long le, cycle
     cdef double ts, sr, t1, cf, x, sf, scale = 1.0, p
     cdef bint by_cycle
@@ -1029,14 +1266,14 @@ cdef bint _cyclic_step_c(object sched) except -1:
         owner = _LRBuffer.__new__(_LRBuffer)
     vals = <double *>_lr_buffer(5 * n * sizeof(double), small, owner)
     if fn is None:
-        how = _cyclic_read(d, groups, vals)
+        new_betas = _cyclic_prepare(d, groups, vals, &how, &record)
         if how == 0:
             return False
     d["_step_count"] = d["_step_count"] + 1
     d["last_epoch"] = last_epoch + 1
     d["_get_lr_called_within_step"] = False
     if fn is None:
-        d["_last_lr"] = _cyclic_write(groups, vals, how, sf, scale)
+        d["_last_lr"] = _cyclic_write(groups, vals, how, new_betas, sf, scale, record)
         return True
     # the scale function is Python's: called as the rule calls it, then the rest read afresh
     d["_get_lr_called_within_step"] = True
@@ -1045,9 +1282,9 @@ cdef bint _cyclic_step_c(object sched) except -1:
     finally:
         d["_get_lr_called_within_step"] = False
     if _as_double(scale_obj, &scale):
-        how = _cyclic_read(d, groups, vals)
+        new_betas = _cyclic_prepare(d, groups, vals, &how, &record)
     if how != 0:
-        d["_last_lr"] = _cyclic_write(groups, vals, how, sf, scale)
+        d["_last_lr"] = _cyclic_write(groups, vals, how, new_betas, sf, scale, record)
         return True
     values = sched._scaled(PyFloat_FromDouble(sf), scale_obj)
     last = _write_float_lrs_c(groups, values)
@@ -1177,8 +1414,10 @@ cdef bint _warm_restarts_step_c(object sched, object epoch) except -1:
     if n > _LR_STACK:
         owner = _LRBuffer.__new__(_LRBuffer)
     lrs = <double *>_lr_buffer(n * sizeof(double), small, owner)
+    if FO_DICT_VERSION:
+        _lr_record.reserve(n)
     for i in range(n):
-        if (type((<dict><object>_list_item(groups, i)).get("lr")) is not float
+        if (not _lr_is_float(_lr_record, i, <object>_list_item(groups, i))
                 or not _as_double(<object>_list_item(base, i), &b)):
             return False
         lrs[i] = b
