@@ -2271,7 +2271,8 @@ cdef class TorchSteady:
     to sync: ``_rebind`` checks it and binds its view here.  ``check`` says whether all of that
     holds (by handing out the kernel groups, or None); ``record`` notes it after a sync.  Every
     param reads four facts (``grad``, ``data_ptr()``, ``shape``, ``dtype``), and its grad three
-    (``data_ptr()``, ``shape``, ``dtype``); nothing is looked up by a torch tensor's Python-level hash.
+    (``data_ptr()``, ``shape``, ``dtype``); nothing is looked up by a torch tensor's
+    Python-level hash.
 
     What those reads cost is torch's bindings (callgrind, per read over nn.Parameters, above
     a bare Python loop: ``.grad`` 610, ``data_ptr()`` 720, ``shape`` 1030, the grad's
