@@ -161,6 +161,54 @@ def test_a_param_viewed_as_another_dtype_of_its_size_is_refused(layout, dtype, o
         assert torch.equal(p.detach(), b)
 
 
+@pytest.mark.parametrize("bound", ["by-sync", "by-steady-rebind"])
+@pytest.mark.parametrize("dtype,other", [(torch.float64, torch.int64),
+                                         (torch.float32, torch.int32)])
+def test_a_grad_viewed_as_another_dtype_of_its_size_is_refused(bound, dtype, other):
+    # p.grad.data = p.grad.data.view(other) keeps the grad object, its address and its shape:
+    # the steady check must see the grad's dtype, or the kernel reads integer bits as floats.
+    # "by-steady-rebind": the grad views were made by the steady check (new grads each step,
+    # a numpy header whose base is the grad itself), "by-sync": by the sync (DLPack)
+    ps = [torch.nn.Parameter(torch.ones(4, dtype=dtype)) for _ in range(2)]
+    for p in ps:
+        p.grad = torch.ones(4, dtype=dtype)
+    opt = fo_optim.SGD(ps, lr=0.5)
+    opt.step()
+    opt.step()
+    if bound == "by-steady-rebind":
+        for p in ps:
+            p.grad = torch.ones(4, dtype=dtype)     # new grad objects: bound in C
+        opt.step()
+        assert opt._torch_params.steady.check(opt.param_groups, opt.state) is not None
+    ps[1].grad.data = ps[1].grad.data.view(other)
+    assert ps[1].grad.dtype == other and ps[1].grad.shape == (4,)
+    before = [p.detach().clone() for p in ps]
+    with pytest.raises(RuntimeError, match=f"the grad of parameter 1 of parameter group 0 has "
+                                           f"dtype {other}, but the parameter has dtype {dtype}"):
+        opt.step()
+    for p, b in zip(ps, before):
+        assert torch.equal(p.detach(), b)
+
+
+def test_a_grad_given_other_memory_after_a_steady_rebind_is_read_from_there():
+    # the views the steady check binds hold the grad object, not its old memory: a grad whose
+    # memory is swapped afterwards (g.data = x) must be re-bound and read from x
+    ps = [torch.nn.Parameter(torch.zeros(5, dtype=torch.float64)) for _ in range(3)]
+    ref = [torch.nn.Parameter(torch.zeros(5, dtype=torch.float64)) for _ in range(3)]
+    opt, topt = fo_optim.SGD(ps, lr=0.5), torch.optim.SGD(ref, lr=0.5, foreach=False)
+    for step in range(6):
+        for qs in (ps, ref):
+            for i, p in enumerate(qs):
+                p.grad = torch.full((5,), float(step + i), dtype=torch.float64)
+        if step % 2:
+            for qs in (ps, ref):
+                qs[1].grad.data = torch.full((5,), -3.0 * step, dtype=torch.float64)
+        opt.step()
+        topt.step()
+        for p, r in zip(ps, ref):
+            assert torch.equal(p.detach(), r.detach())
+
+
 def _mlp_run(lib, name, layout, dtype, steps=6):
     """Two Linear layers trained the usual way: zero_grad(set_to_none=True), then backward, so
     that every step finds new grad tensors."""

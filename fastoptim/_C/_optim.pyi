@@ -49,6 +49,13 @@ class StepCache:
     def run(self) -> None: ...
     def _info(self) -> tuple[bool, int]: ...
 
+class MirrorGrad:
+    """The grad part of a torch param's mirror (see the .pyx)."""
+    grad: Any
+    grad_ptr: int
+    grad_shape: Any
+    grad_view: Any
+
 class TorchSteady:
     """What a step over torch params synced last time (see the .pyx)."""
     def invalidate(self) -> None: ...

@@ -2235,6 +2235,21 @@ def _unique_values(list registries):
 
 # ---- torch params: the steady step's sync (fastoptim/optim/_torch_params.py) -----------------
 
+cdef class MirrorGrad:
+    """The grad part of a torch param's mirror (``_torch_params._Mirror`` extends it): the
+    torch grad its kernel view's grad was made from, that grad's ``data_ptr()`` and shape
+    then, and the view.  A C struct so that ``TorchSteady._rebind`` notes a new grad with
+    four pointer writes (as Python attributes of a ``__slots__`` class they cost ~1.8k
+    instructions per param per step, a tenth of the step with new grads)."""
+    cdef public object grad
+    cdef public size_t grad_ptr
+    cdef public object grad_shape
+    cdef public object grad_view
+
+    def __cinit__(self):
+        self.grad_ptr = 0
+
+
 cdef class TorchSteady:
     """What a step over torch params synced last time, so that the next step can tell, at C
     level, that nothing needs syncing (``TorchParams.run_step``).
@@ -2246,16 +2261,18 @@ cdef class TorchSteady:
     p.data.view(...)`` and ``p.resize_(...)`` keep the address: the kernel view would keep the
     old shape and size) nor dtype (``p.data = p.data.view(torch.complex64)`` of a float64 param
     keeps address and shape: the kernel would write float64 arithmetic into it), nor has the
-    grad's (``p.grad.data = x``, ``set_`` and ``resize_`` swap
-    a grad's memory on the same object: the view would read the old memory), its view's grad
+    grad's (``p.grad.data = x``, ``set_`` and ``resize_`` swap a grad's memory on the same
+    object: the view would read the old memory; ``p.grad.data = p.grad.data.view(torch.int32)``
+    keeps address and shape: the view would read int32 bits as floats), its view's grad
     is still that grad's view, and neither the optimizer's state dict nor the param's state
     dict changed (their version tags, as in StepCache; without them this check always says
     "sync").  A new grad tensor in place of the old one (torch's default loop:
     ``zero_grad(set_to_none=True)``, backward), or the old one over other memory, is no reason
     to sync: ``_rebind`` checks it and binds its view here.  ``check`` says whether all of that
     holds (by handing out the kernel groups, or None); ``record`` notes it after a sync.  Every
-    param reads four facts (``grad``, ``data_ptr()``, ``shape``, ``dtype``), and its grad two
-    (``data_ptr()``, ``shape``); nothing is looked up by a torch tensor's Python-level hash.
+    param reads four facts (``grad``, ``data_ptr()``, ``shape``, ``dtype``), and its grad three
+    (``data_ptr()``, ``shape``, ``dtype``); nothing is looked up by a torch tensor's
+    Python-level hash.
 
     What those reads cost is torch's bindings (callgrind, per read over nn.Parameters, above
     a bare Python loop: ``.grad`` 610, ``data_ptr()`` 720, ``shape`` 1030, the grad's
@@ -2274,7 +2291,7 @@ cdef class TorchSteady:
     cdef list grad_views          # the views' grads as synced (held; None allowed)
     cdef list shapes              # the params' shapes (torch.Size) as synced
     cdef list dtypes              # the params' dtypes (torch's singletons) as synced
-    cdef list mirrors             # their _torch_params._Mirror objects (held)
+    cdef list mirrors             # their _torch_params._Mirror objects (MirrorGrad; held)
     cdef object strided           # torch.strided
     cdef list grad_shapes         # their grads' shapes as synced (None for no grad)
     cdef uintptr_t *ptrs
@@ -2409,8 +2426,10 @@ cdef class TorchSteady:
                 elif (<Tensor>self.views[i])._grad is not self.grad_views[i]:
                     return False
                 elif g is not None and (<uintptr_t>g.data_ptr() != self.grad_ptrs[i]
-                                        or g.shape != self.grad_shapes[i]):
-                    # the same grad object over other memory (.data =, set_, resize_)
+                                        or g.shape != self.grad_shapes[i]
+                                        or g.dtype is not self.dtypes[i]):
+                    # the same grad object over other memory (.data =, set_, resize_), or
+                    # viewed as another dtype in place (g.data = g.data.view(torch.int32))
                     if not self._rebind(i, g):
                         return False
                 st = self.states[i]
@@ -2429,9 +2448,18 @@ cdef class TorchSteady:
         Why here: with torch's default ``zero_grad(set_to_none=True)`` autograd makes a new
         grad tensor per param per step; binding it in Python (``_check_grad``, then torch's
         ``__dlpack__`` and numpy's importer) cost ~30 us per param.  Here it is the torch
-        reads the checks need, ``detach()`` (the array's base: it holds the grad's storage
-        even if the grad object is later given other memory) and one numpy array header."""
-        cdef object gs, base, m
+        reads the checks need and one numpy array header over ``g.data_ptr()``.
+
+        The header's base is ``g`` itself, which keeps ``g`` alive but not its memory if ``g``
+        is later given other memory (``g.data = x``, ``set_``, ``resize_``).  That is safe
+        because every reader of a grad view first checks that its grad's ``data_ptr()`` and
+        shape are still the view's (``_unchanged`` here; ``_bind_grad`` in the sync and
+        after LBFGS's closure calls), with no user code between that check and the kernel
+        reading the view; a stale view is only rebound, never read.  (A ``detach()`` as the
+        base would hold the old memory, but cost ~3.5k instructions per param per step: a
+        fifth of the step with new grads.)"""
+        cdef object gs
+        cdef MirrorGrad m
         cdef tuple dims_t
         cdef uintptr_t ptr
         cdef Tensor v = <Tensor>self.views[i]
@@ -2454,19 +2482,18 @@ cdef class TorchSteady:
             return False
         for d in range(nd):
             dims[d] = dims_t[d]
-        base = g.detach()
-        ptr = <uintptr_t>base.data_ptr()
+        ptr = <uintptr_t>g.data_ptr()
         if ptr == 0:
             return False
         arr = cnp.PyArray_SimpleNewFromData(nd, dims, v._tnum, <void *>ptr)
-        cnp.set_array_base(arr, base)
+        cnp.set_array_base(arr, g)
         gv = _adopt(arr)
         v._grad = gv
         self.grads[i] = g
         self.grad_ptrs[i] = ptr
         self.grad_shapes[i] = gs
         self.grad_views[i] = gv
-        m = self.mirrors[i]
+        m = <MirrorGrad?>self.mirrors[i]
         m.grad, m.grad_ptr, m.grad_shape, m.grad_view = g, ptr, gs, gv
         return True
 

@@ -21,7 +21,7 @@ version tags of the state dicts) says so, and the kernel groups are the groups o
 views.  A grad that is the same torch tensor as last step (``zero_grad(set_to_none=False)``,
 or accumulation) reuses its view: nothing is allocated.  With ``set_to_none=True`` (torch's
 default) autograd makes a new grad tensor every step: the same C check checks it as
-``_check_grad`` does and binds a view of it (``detach()``, a numpy array header and a Tensor),
+``_check_grad`` does and binds a view of it (a numpy array header and a Tensor),
 falling back to the sync (which raises the named error) when a check fails.  A grad that
 appears or goes, a param whose storage, shape or dtype changed, or changed state, syncs: per
 param, a few attribute reads and identity checks in Python.
@@ -148,11 +148,12 @@ def written_by_call(lists: list, writeable: tuple) -> list:
     return out
 
 
-class _Mirror:
-    """One torch param's kernel face: its view, its grad's view, its state's views."""
+class _Mirror(_optim.MirrorGrad):
+    """One torch param's kernel face: its view, its grad's view (the ``MirrorGrad`` fields,
+    C-level so that the steady step writes them cheaply), its state's views."""
 
-    __slots__ = ("dtype", "grad", "grad_ptr", "grad_shape", "grad_view", "inference", "ptr",
-                 "shape", "state", "state_inference", "state_tensors", "state_views", "view")
+    __slots__ = ("dtype", "inference", "ptr", "shape", "state", "state_inference",
+                 "state_tensors", "state_views", "view")
 
     def __init__(self, p: Any) -> None:
         self.bind(p)
@@ -429,7 +430,8 @@ def _bind_grad(m: _Mirror, p: Any, gi: int, pos: int) -> Any:
     g = p.grad
     if g is None:
         v.grad = None
-    elif g is not m.grad or g.data_ptr() != m.grad_ptr or g.shape != m.grad_shape:
+    elif (g is not m.grad or g.data_ptr() != m.grad_ptr or g.shape != m.grad_shape
+          or g.dtype is not m.dtype):
         _check_grad(p, g, gi, pos)
         m.grad = g
         m.grad_ptr, m.grad_shape = g.data_ptr(), g.shape
