@@ -53,7 +53,7 @@ import numpy as np
 cimport cython
 cimport numpy as cnp
 from libc.stdint cimport int64_t, uint64_t, uintptr_t
-from libc.math cimport INFINITY, NAN
+from libc.math cimport INFINITY, NAN, pow as c_pow
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 
 from fastoptim._C.kernels cimport *

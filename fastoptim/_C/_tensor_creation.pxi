@@ -315,7 +315,12 @@ def logspace(start, end, steps, base=10.0, *, out=None, dtype=None, layout=None,
              requires_grad=False):
     """base ** linspace-like exponents, as torch's CPU logspace: step = (end - start) computed
     in the dtype, then / (steps - 1) in double; the exponent start + step * i (or
-    end - step * (steps - 1 - i) past the middle) and the power in double, then rounded."""
+    end - step * (steps - 1 - i) past the middle) and the power in double (libm's ``pow``, as
+    torch's ``std::pow``: numpy's ``np.power`` takes SVML's on AVX-512 CPUs, 1 ulp off on ~5%
+    of exponents), then rounded."""
+    cdef double[::1] exps, pows
+    cdef Py_ssize_t k
+    cdef double bd
     _check_device(device)
     if out is not None:
         raise NotImplementedError("logspace(out=...) is not supported by fastoptim")
@@ -329,9 +334,12 @@ def logspace(start, end, steps, base=10.0, *, out=None, dtype=None, layout=None,
     s, e = float(npd.type(start)), float(npd.type(end))
     step = float(npd.type(end) - npd.type(start)) / (n - 1) if n > 1 else 0.0
     i = np.arange(n, dtype=np.float64)
-    ex = np.where(i < n // 2, s + step * i, e - step * ((n - 1) - i))
+    ex = np.ascontiguousarray(np.where(i < n // 2, s + step * i, e - step * ((n - 1) - i)))
+    vals = np.empty(n, np.float64)
+    exps, pows, bd = ex, vals, b
+    for k in range(n):
+        pows[k] = c_pow(bd, exps[k])
     with np.errstate(over="ignore", invalid="ignore"):
-        vals = np.power(b, ex)
         if npd.kind != "f":
             vals = np.trunc(vals)
         return _finish(vals.astype(npd), requires_grad)
