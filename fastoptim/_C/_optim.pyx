@@ -2461,10 +2461,14 @@ cdef class TorchSteady:
     ``data_ptr()`` 680 and ``shape`` 980; under ``DisableTorchFunctionSubclass`` the same, so
     the ``__torch_function__`` test is not the cost; ``size()`` 1320, ``dim()`` 590,
     ``_version`` 520, the unbound ``TensorBase.data_ptr`` 740, the getset's ``__get__`` 990:
-    none is a cheaper way to the same facts).  The kernel groups (the user's group dicts with
-    the views as "params") are kept and handed out again while neither the user's group dict
-    nor the kernel's changed (version tags), not copied per group per step: the per-group cost
-    of one group per param.
+    none is a cheaper way to the same facts from Python).  From C, for torch.Tensor and
+    nn.Parameter objects, the reads call TensorBase's getset ``get`` and method functions
+    directly (``fo_tr_get``, ``fo_tr_call``: only where that is provably what Python's
+    attribute access would do): SGD momentum over 1000 params x 1024, per param per step,
+    reused grads 7.67k to 6.71k instructions, new grads every step 11.83k to 10.28k.  The
+    kernel groups (the user's group dicts with the views as "params") are kept and handed out
+    again while neither the user's group dict nor the kernel's changed (version tags), not
+    copied per group per step: the per-group cost of one group per param.
     """
     cdef Py_ssize_t n
     cdef list params              # the torch params, in group order (held)
