@@ -359,3 +359,102 @@ def test_a_negated_view_is_refused_where_torch_would_read_its_values():
         adam.load_state_dict(sd)
     for k, v in adam.state[q].items():
         assert torch.equal(v, before[k])
+
+
+class _Counted(torch.nn.Parameter):
+    """A Parameter subclass whose ``grad`` and ``shape`` are Python properties (counting)."""
+
+    reads: list = []
+
+    @property
+    def grad(self):
+        self.reads.append("grad")
+        return torch.nn.Parameter.grad.__get__(self)
+
+    @grad.setter
+    def grad(self, g):
+        torch.nn.Parameter.grad.__set__(self, g)
+
+    @property
+    def shape(self):
+        self.reads.append("shape")
+        return torch.nn.Parameter.shape.__get__(self)
+
+
+def _counted_run(lib, ps_of):
+    ps = ps_of()
+    opt = lib.SGD(ps, lr=0.1, momentum=0.9)
+    for k in range(4):
+        for p in ps:
+            p.grad = torch.full(p.shape, float(k + 1), dtype=torch.float64)
+        opt.step()
+    return [p.detach().clone().as_subclass(torch.Tensor) for p in ps], opt
+
+
+def test_a_parameter_subclass_overriding_grad_and_shape_is_read_through_them():
+    # the steady check reads Tensor and Parameter attributes from torch's C getters directly;
+    # a subclass's own properties must still be what it reads
+    def ps_of():
+        gen = torch.Generator().manual_seed(0)
+        return [_Counted(torch.randn(n, generator=gen, dtype=torch.float64)) for n in (3, 4)]
+
+    theirs, _ = _counted_run(torch.optim, ps_of)
+    ours, opt = _counted_run(fo_optim, ps_of)
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    _Counted.reads.clear()
+    assert opt._torch_params.steady.check(opt.param_groups, opt.state) is not None
+    assert _Counted.reads.count("grad") == 2 and _Counted.reads.count("shape") == 2
+
+
+def test_a_patched_parameter_class_or_instance_is_read_as_python_reads_it(monkeypatch):
+    # patching the class changes its version tag: the next check reads through the patch
+    ps = [torch.nn.Parameter(torch.randn(n, dtype=torch.float64)) for n in (3, 4)]
+    for p in ps:
+        p.grad = torch.ones_like(p)
+    opt = fo_optim.SGD(ps, lr=0.1)
+    opt.step()
+    opt.step()
+    steady = opt._torch_params.steady
+    assert steady.check(opt.param_groups, opt.state) is not None
+    reads = []
+    real = torch.nn.Parameter.__dict__.get("grad", torch._C.TensorBase.grad)
+
+    def grad(self):
+        reads.append(1)
+        return real.__get__(self)
+
+    monkeypatch.setattr(torch.nn.Parameter, "grad", property(grad, real.__set__), raising=False)
+    assert steady.check(opt.param_groups, opt.state) is not None
+    assert len(reads) == 2
+    monkeypatch.undo()
+    reads.clear()
+    assert steady.check(opt.param_groups, opt.state) is not None
+    assert reads == []
+    # a method shadowed in an instance's dict is called, as Python would
+    calls = []
+    real_ptr = ps[0].data_ptr
+    ps[0].data_ptr = lambda: calls.append(1) or real_ptr()
+    assert steady.check(opt.param_groups, opt.state) is not None
+    assert calls == [1]
+    ps[0].data_ptr = lambda: 1
+    assert steady.check(opt.param_groups, opt.state) is None      # "moved": a sync
+    del ps[0].data_ptr
+    opt.step()
+    assert steady.check(opt.param_groups, opt.state) is not None
+
+
+def test_an_exception_from_a_read_propagates_as_before():
+    class Failing(torch.nn.Parameter):
+        def data_ptr(self):
+            raise RuntimeError("no pointer here")
+
+    ps = [torch.nn.Parameter(torch.randn(3, dtype=torch.float64))]
+    ps[0].grad = torch.ones(3, dtype=torch.float64)
+    opt = fo_optim.SGD(ps, lr=0.1)
+    opt.step()
+    opt.step()
+    steady = opt._torch_params.steady
+    ps[0].data_ptr = Failing.data_ptr.__get__(ps[0])
+    with pytest.raises(RuntimeError, match="no pointer here"):
+        steady.check(opt.param_groups, opt.state)
