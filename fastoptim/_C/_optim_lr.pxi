@@ -652,10 +652,10 @@ cdef bint _lambda_step_c(object sched) except -1:
 
     A lambda may change anything; what the rule reads around each call is read as it reads
     it: the zipped lists (``lr_lambdas``, and ``base_lrs`` or the param groups) item by item,
-    with zip(strict=True)'s errors; ``self.last_epoch`` and (MultiplicativeLR) ``group['lr']``
-    afresh unless the dict it lives in kept the version tag it had when it was read (then it
-    is the object read); each group's lr is checked a float again before the write the same
-    way.
+    with zip(strict=True)'s errors; ``self.last_epoch`` afresh for each call; (MultiplicativeLR)
+    ``group['lr']`` afresh unless the group's dict kept the version tag it had when it was
+    read (then it is the object read); each group's lr is checked a float again before the
+    write the same way.
 
     Declines, having changed nothing, on the file's common checks (and the constructor's step,
     and a lambda list of another length); once the lambdas have run, values that are not all
@@ -667,7 +667,6 @@ cdef bint _lambda_step_c(object sched) except -1:
     cdef PyObject *arg
     cdef Py_ssize_t n, i
     cdef bint mult
-    cdef uint64_t dver
     cdef uint64_t small[_LR_STACK]
     cdef uint64_t *vers       # per group: its dict's tag when its lr was read, then the lr
     cdef PyObject **lrs
@@ -711,17 +710,16 @@ cdef bint _lambda_step_c(object sched) except -1:
     d["_get_lr_called_within_step"] = True
     try:
         d["last_epoch"] = d["last_epoch"] + 1
-        epoch = sched.last_epoch
-        dver = fo_dict_version(<PyObject *>d)
         i = 0
         while i < len(lambdas):
             if i >= len(other):
                 raise ValueError("zip() argument 2 is shorter than argument 1")
             f = <object>_list_item(lambdas, i)
             g = <object>_list_item(other, i)
-            if not FO_DICT_VERSION or fo_dict_version(<PyObject *>d) != dver:
-                epoch = sched.last_epoch        # (a lambda changed the scheduler)
-                dver = fo_dict_version(<PyObject *>d)
+            # read per group, as the rule does (a lambda may change it).  Not by the version
+            # tag of the scheduler's __dict__: from 3.12 an instance's attributes can live in
+            # inline values that an attribute store writes without moving the dict's tag
+            epoch = sched.last_epoch
             if mult:
                 # group['lr'], evaluated before the call
                 if (FO_DICT_VERSION and i < n and type(g) is dict
