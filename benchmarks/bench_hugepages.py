@@ -125,16 +125,6 @@ def huge_share(arrays):
     return f"{thp}/{len(pages)} pages THP, {contig}/{len(pairs)} next pages contiguous"
 
 
-def _views(ps, gs):
-    bp, bg = np.stack(ps), np.stack(gs)
-    out = []
-    for i in range(len(ps)):
-        t = fo.nn.Parameter(fo.from_numpy(bp[i]))
-        t.grad = fo.from_numpy(bg[i])
-        out.append(t)
-    return out
-
-
 class Case:
     def __init__(self, name, spec, tensors, state_thp=True):
         self.name, self.tensors = name, tensors
@@ -177,7 +167,7 @@ def build(spec, ps, gs):
     n, done, err = collapse(thp.memory())
     thp.note = f"collapsed {done}/{n} chunks {err or ''}"
     cases.append(thp)
-    cases.append(Case("views", spec, _views(ps, gs)))
+    cases.append(Case("views", spec, cn.shared_params(fo, np.stack(ps), np.stack(gs))))
     cases.append(Case("flat", spec, cn.params(fo, flat_p, flat_g)))
     old = _mu._set_madvise_hugepage(False)
     try:

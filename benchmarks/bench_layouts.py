@@ -43,12 +43,7 @@ from fastoptim._C import _optim  # noqa: E402
 
 
 def _tensors(prows, grows, order):
-    out = []
-    for i in order:
-        t = fo.nn.Parameter(fo.from_numpy(prows[i]))
-        t.grad = fo.from_numpy(grows[i])
-        out.append(t)
-    return out
+    return cn.shared_params(fo, [prows[i] for i in order], [grows[i] for i in order])
 
 
 def _rows(arrays, stride_elems):

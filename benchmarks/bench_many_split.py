@@ -40,17 +40,6 @@ from fastoptim.optim import _step  # noqa: E402
 from fastoptim.optim._descriptions import BY_NAME  # noqa: E402
 
 
-def _views(ps, gs):
-    """Parameters whose data and grads are consecutive rows of two buffers."""
-    bp, bg = np.stack(ps), np.stack(gs)
-    out = []
-    for i in range(len(ps)):
-        t = fo.nn.Parameter(fo.from_numpy(bp[i]))
-        t.grad = fo.from_numpy(bg[i])
-        out.append(t)
-    return out
-
-
 class Case:
     def __init__(self, name, spec, tensors):
         d = BY_NAME[spec.name]
@@ -105,7 +94,7 @@ def main():
     for name in args.optimizers.split(","):
         spec = cn.spec_of(name)
         cases = [Case("separate", spec, cn.params(fo, ps, gs)),
-                 Case("views", spec, _views(ps, gs)),
+                 Case("views", spec, cn.shared_params(fo, np.stack(ps), np.stack(gs))),
                  Case("flat", spec, cn.params(fo, [np.concatenate(ps)], [np.concatenate(gs)]))]
         for _ in range(args.repeats):
             for c in cases:

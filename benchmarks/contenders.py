@@ -154,6 +154,18 @@ def params(lib, ps, gs):
     return out
 
 
+def shared_params(lib, prows, grows):
+    """fastoptim Parameters over ``prows`` (their grads over ``grows``) without copies: rows of
+    one buffer, say, to time a layout (``bench_layouts``, ``bench_hugepages``,
+    ``bench_many_split``)."""
+    out = []
+    for p, g in zip(prows, grows):
+        t = lib.nn.Parameter(lib.from_numpy(p))
+        t.grad = lib.from_numpy(g)
+        out.append(t)
+    return out
+
+
 def _linear_loop(lib, spec, extra, scheduler=None):
     """The seed's loop on ``lib`` (fastoptim or torch): one call = one full iteration, ending
     with ``scheduler.step()`` when a ``(class name, kwargs)`` is given."""
