@@ -126,7 +126,9 @@ void fo_addcdiv_f64(int64_t n, double *x, const double *a, const double *b, doub
 void fo_lerp_f32(int64_t n, float *x, const float *a, double w);
 void fo_lerp_f64(int64_t n, double *x, const double *a, double w);
 
-/* Sum of all n elements, accumulated in double in index order (deterministic). */
+/* Sum of all n elements, accumulated in double in a fixed order (deterministic): four
+ * interleaved lanes (element i into lane i mod 4), (lane 0 + lane 1) + (lane 2 + lane 3), then
+ * the last n mod 4 elements in index order. */
 double fo_sum_f32(int64_t n, const float *x);
 double fo_sum_f64(int64_t n, const double *x);
 
@@ -162,7 +164,8 @@ void fo_matmul_f32(int64_t M, int64_t N, int64_t K, const float *A, int trans_a,
 void fo_matmul_f64(int64_t M, int64_t N, int64_t K, const double *A, int trans_a,
                    const double *B, int trans_b, const double *bias, double *C);
 
-/* Sum of squared differences sum_i (a[i] - b[i])^2, accumulated in double in index order. */
+/* Sum of squared differences sum_i (a[i] - b[i])^2 (each squared in the element type),
+ * accumulated in double in fo_sum's order. */
 double fo_mse_f32(int64_t n, const float *a, const float *b);
 double fo_mse_f64(int64_t n, const double *a, const double *b);
 

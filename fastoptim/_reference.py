@@ -9,7 +9,8 @@ Conventions, mirroring the header:
   * Arrays are numpy arrays of one float dtype (float32 or float64); results keep that dtype.
   * Scalar parameters (alpha, value, weight, scale, p0, p1) arrive as Python floats and are
     rounded to the element type before use, as the kernels do (``(T)p0``).
-  * Reductions (sum, mse) accumulate in float64 in index order and return a Python float.
+  * Reductions (sum, mse) accumulate in float64 in the kernels' fixed lane order (lane_sum) and
+    return a Python float.
   * "In place" kernels return the updated array instead (the inputs are not modified).
 Binary ops use numpy broadcasting instead of the kernel's explicit (shape, strides) form; the
 broadcast backward sums each gradient back onto its operand's shape.
@@ -314,12 +315,24 @@ def lerp(x, a, w):
 
 # ---- reductions (fo_sum, fo_sum_axis, fo_expand_axis, fo_extreme) --------------------------
 
-def sum(x):
-    """Sum of all elements, accumulated in float64 in index order (a Python float)."""
-    acc = 0.0
-    for v in np.ravel(x).astype(np.float64):
-        acc += v
+def lane_sum(v):
+    """The kernels' order of a float64 sum (FO_LANES_SUM in csrc/fo_vmath.h): element i goes
+    into lane i % 4 of the first n - n % 4, then (lane 0 + lane 1) + (lane 2 + lane 3), then
+    the last n % 4 elements one by one (a Python float)."""
+    v = np.ravel(v).astype(np.float64)
+    body = len(v) - len(v) % 4
+    lanes = [0.0, 0.0, 0.0, 0.0]
+    for i in range(body):
+        lanes[i % 4] += v[i]
+    acc = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3])
+    for i in range(body, len(v)):
+        acc += v[i]
     return float(acc)
+
+
+def sum(x):
+    """Sum of all elements, accumulated in float64 in lane_sum's order (a Python float)."""
+    return lane_sum(x)
 
 
 def sum_axis(x3, scale=1.0):
@@ -367,9 +380,9 @@ def matmul(a, b, trans_a=False, trans_b=False, bias=None):
 
 def mse(a, b):
     """sum_i (a[i] - b[i])^2: each difference squared in the element type, then accumulated in
-    float64 in index order (a Python float)."""
+    float64 in lane_sum's order (a Python float)."""
     d = (np.ravel(a) - np.ravel(b))
-    return sum(d * d)
+    return lane_sum(d * d)
 
 
 def mse_backward(a, b, g, scale):

@@ -279,7 +279,8 @@ def test_sum_all(mean, dt, n):
     tx = fo.from_numpy(x).requires_grad_()
     out = tx.mean() if mean else tx.sum()
     expected = ref.sum(x) / n if (mean and n) else (float("nan") if mean else ref.sum(x))
-    # the kernel accumulates in double in index order: rounding once to dt is exact
+    # the kernel accumulates in double in the lane order the twin spells out: rounding once to
+    # dt is exact
     np.testing.assert_array_equal(out.detach().numpy(), np.asarray(expected, dtype=dt))
     out.backward()
     scale = (1.0 / n if n else float("nan")) if mean else 1.0
@@ -441,3 +442,19 @@ def test_mse(dt, n, reduction):
     _close(ta.grad.numpy(), ga, dt)
     _close(tb.grad.numpy(), gb, dt)
     _unchanged(before, a, b)
+
+
+def test_sum_and_mse_take_the_lane_order_not_index_order():
+    """fo_sum/fo_mse add in four interleaved lanes (FO_LANES_SUM), which the twin spells out:
+    on [1e100, 1, -1e100, 1] the lanes give (1e100 + 1) + (-1e100 + 1) = 0 where one chain in
+    index order gives 1, and a 6-element input adds its tail after the lanes."""
+    x = np.array([1e100, 1.0, -1e100, 1.0])
+    assert ref.lane_sum(x) == 0.0
+    assert fo.from_numpy(x).sum().item() == 0.0
+    y = np.array([1.0, 2.0, 3.0, 4.0, 1e100, -1e100])
+    assert fo.from_numpy(y).sum().item() == ref.lane_sum(y) == 0.0
+    # squares [125906553^2, 4, 1, 1]: in lanes the 1 + 1 meet before the big square, in one
+    # chain each is rounded away against it
+    d, z = np.array([-125906553.0, 2.0, 1.0, 1.0]), np.zeros(4)
+    got = fo.nn.functional.mse_loss(fo.from_numpy(d), fo.from_numpy(z), reduction="sum").item()
+    assert got == ref.mse(d, z) == 1.5852460088341814e16
