@@ -57,9 +57,26 @@ void fo_randperm(fo_rng *rng, int64_t n, int64_t *out)
     }
 }
 
+/* *bad = whether some target is neither ignore_index nor in [0, n_classes): a branch-free
+ * pass (one unsigned compare covers t < 0), vectorized under AVX2; the index only after */
+FO_BODY void fo_any_bad_target_body(int64_t n, const int64_t *target, int64_t n_classes,
+                                    int64_t ignore_index, int *bad)
+{
+    int b = 0;
+    for (int64_t i = 0; i < n; i++)
+        b |= (target[i] != ignore_index) & ((uint64_t)target[i] >= (uint64_t)n_classes);
+    *bad = b;
+}
+FO_TWICE(fo_any_bad_target_, (int64_t n, const int64_t *target, int64_t n_classes,
+                              int64_t ignore_index, int *bad),
+         (n, target, n_classes, ignore_index, bad))
+
 int64_t fo_first_bad_target(int64_t n, const int64_t *target, int64_t n_classes,
                             int64_t ignore_index)
 {
+    int bad;
+    fo_any_bad_target_(n, target, n_classes < 0 ? 0 : n_classes, ignore_index, &bad);
+    if (!bad) return -1;
     for (int64_t i = 0; i < n; i++) {
         const int64_t t = target[i];
         if (t != ignore_index && (t < 0 || t >= n_classes)) return i;

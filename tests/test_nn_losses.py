@@ -183,6 +183,48 @@ def test_nll_loss(dtype, reduction):
     _close(a.grad.numpy(), b.grad.numpy(), dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("ii", [-100, 2])
+def test_nll_loss_unweighted_matches_the_weighted_path_and_torch(dtype, reduction, ii):
+    # no weight, no smoothing, contiguous rows: fo_nll's and fo_class_grad's own short paths
+    # (and a scalar gradient: the one-value backward); a weight of ones takes the general
+    # paths, which must give the same bits
+    torch = _torch()
+    x, t = _ce_case((37, 6), dtype)
+    t[[3, 10, 36]] = 2
+    lp = ref.softmax(x, 1, log=True).astype(dtype)
+    grads, losses = [], []
+    for w in (None, fo.ones(6, dtype=fo.float32 if dtype == np.float32 else fo.float64)):
+        a = _fo(lp, True)
+        loss = F.nll_loss(a, fo.tensor(t), weight=w, ignore_index=ii, reduction=reduction)
+        (loss.sum() if reduction == "none" else loss).backward()
+        losses.append(loss.detach().numpy())
+        grads.append(a.grad.numpy())
+    np.testing.assert_array_equal(losses[0], losses[1])
+    np.testing.assert_array_equal(grads[0], grads[1])
+    per, wsum = ref.nll(lp.astype(np.float64), t, None, ii)
+    want = per if reduction == "none" else per.sum() / wsum if reduction == "mean" else per.sum()
+    _close(losses[0], want, dtype)
+    b = torch.tensor(lp, requires_grad=True)
+    lt = torch.nn.functional.nll_loss(b, torch.tensor(t), ignore_index=ii, reduction=reduction)
+    (lt.sum() if reduction == "none" else lt).backward()
+    _close(losses[0], lt.detach().numpy(), dtype)
+    _close(grads[0], b.grad.numpy(), dtype)
+    kept = t != ii
+    assert (grads[0][~kept] == 0).all() and (grads[0][kept, t[kept]] < 0).all()
+
+
+def test_nll_loss_bad_targets_name_the_first():
+    lp = fo.randn(4, 3)
+    for tgt, bad in (([0, -1, 5, 1], -1), ([0, 1, 2, 3], 3), ([-100, 0, -101, 1], -101)):
+        with pytest.raises(IndexError, match=f"^Target {bad} is out of bounds.$"):
+            F.nll_loss(lp, fo.tensor(tgt))
+    with pytest.raises(IndexError, match="^Target 0 is out of bounds.$"):   # no classes
+        F.nll_loss(fo.randn(2, 0), fo.tensor([-100, 0]))
+    assert np.isnan(F.nll_loss(lp, fo.tensor([-100] * 4)).item())
+
+
 def test_cross_entropy_edge_values_match_torch():
     torch = _torch()
     # an empty batch and an all-ignored batch give nan for 'mean', as torch
