@@ -87,6 +87,26 @@ def _ce_case(shape, dtype, seed=0, spatial=0):
     return x, t.astype(np.int64)
 
 
+# every path of the short-row transposes (to_cols / from_cols): float32's 4 x 4 blocks with
+# the last column chunk overlapping (n = 5..31 not a multiple of 4), n < 4 in tiles of 8,
+# nb % 4 rows left over, nb < 4, nbp padding rows; a misplaced element breaks the twin match
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 3, 4, 5, 7, 8, 9, 16, 17, 31, 32])
+def test_softmax_and_ce_short_row_widths(dtype, n):
+    rng = np.random.default_rng(n)
+    torch = _torch()
+    for nb in (1, 3, 4, 5, 8, 13, 67):
+        x = (rng.standard_normal((nb, n)) * 3).astype(dtype)
+        for log in (False, True):
+            y = (F.log_softmax if log else F.softmax)(_fo(x, False), 1).numpy()
+            _close(y, ref.softmax(x.astype(np.float64), 1, log), dtype)
+        t = rng.integers(0, n, nb)
+        got = F.cross_entropy(_fo(x, False), fo.tensor(t), reduction="none").numpy()
+        want = torch.nn.functional.cross_entropy(torch.tensor(x), torch.tensor(t),
+                                                 reduction="none").numpy()
+        _close(got, want, dtype)
+
+
 CE_OPTIONS = [{}, {"label_smoothing": 0.1}, {"weight": True}, {"ignore_index": 0},
               {"weight": True, "ignore_index": 1, "label_smoothing": 0.3}]
 
