@@ -4,7 +4,8 @@
  * Why it exists: libm's expf/logf/log1pf are scalar calls (~20-40 instructions each, and a
  * call per element stops the loop from vectorizing); on a 64 x 10 batch they were most of a
  * BCE's or a cross-entropy's time.  These are Cephes' expf and logf (Cody-Waite reduction and
- * a minimax polynomial, < 2 ulp over the whole float range), written with selects instead of
+ * a minimax polynomial, < 2 ulp over the whole float range; the polynomials by Estrin's scheme,
+ * for a short dependency chain), written with selects instead of
  * branches so that a loop over them becomes SSE2 code (4 lanes).  Special values are handled
  * by the selects: expf(-inf) = 0, 0 below -87 (where expf goes subnormal: torch's Sleef
  * flushes there too), NaN stays NaN (fo_vexpf_le0: the same for arguments <= 0, cheaper);
@@ -28,17 +29,19 @@
 #define FO_NO_TRAPPING
 #endif
 
-/* exp(r) for |r| <= ln 2 / 2 + a little (Cephes' minimax polynomial) */
+/* exp(r) for |r| <= ln 2 / 2 + a little (Cephes' minimax polynomial), 1 + r + r^2 P(r) with
+ * P of degree 5 evaluated by Estrin's scheme: the three pairs c r + c' and r^2, r^4 are
+ * independent, so the chain is ~7 dependent mul/add instead of Horner's ~13 (the loops over
+ * this were latency-bound, not op-bound).  r + r^2 P is summed first and 1 added last, as
+ * Cephes does (1 + r first would round away r's low bits). */
 FO_NO_TRAPPING static inline float fo_vexpf_poly(float r)
 {
-    const float z = r * r;
-    float y = 1.9875691500e-4f;
-    y = y * r + 1.3981999507e-3f;
-    y = y * r + 8.3334519073e-3f;
-    y = y * r + 4.1665795894e-2f;
-    y = y * r + 1.6666665459e-1f;
-    y = y * r + 5.0000001201e-1f;
-    return y * z + r + 1.0f;
+    const float z = r * r, z2 = z * z;
+    const float q0 = 1.6666665459e-1f * r + 5.0000001201e-1f;
+    const float q1 = 8.3334519073e-3f * r + 4.1665795894e-2f;
+    const float q2 = 1.9875691500e-4f * r + 1.3981999507e-3f;
+    const float y = z * q0 + z2 * (q1 + z * q2);
+    return (y + r) + 1.0f;
 }
 
 /* The reduction x = k ln 2 + r, k = round(x log2 e), for |x| <= 2^21: adding 1.5 * 2^23 rounds
@@ -94,21 +97,19 @@ FO_NO_TRAPPING static inline float fo_vexpf_le0(float xi)
     return xi < -87.0f ? 0.0f : out;
 }
 
-/* log(2^e (1 + f)) for f in [sqrt(1/2) - 1, sqrt 2 - 1): Cephes' logf polynomial (degree 9)
- * and its order of the e ln 2 terms (ln 2 in two parts) */
+/* log(2^e (1 + f)) for f in [sqrt(1/2) - 1, sqrt 2 - 1): Cephes' logf polynomial (degree 9,
+ * f^3 P(f) with P of degree 8) and its order of the e ln 2 terms (ln 2 in two parts).  P by
+ * Estrin's scheme (pairs p_i + p_{i+1} f with f^2, f^4 alongside), and f^3 formed apart:
+ * ~8 dependent mul/add to P f^3 instead of Horner's ~18. */
 FO_NO_TRAPPING static inline float fo_vlogf_core(float f, float fe)
 {
-    const float z = f * f;
-    float y = 7.0376836292e-2f;
-    y = y * f - 1.1514610310e-1f;
-    y = y * f + 1.1676998740e-1f;
-    y = y * f - 1.2420140846e-1f;
-    y = y * f + 1.4249322787e-1f;
-    y = y * f - 1.6668057665e-1f;
-    y = y * f + 2.0000714765e-1f;
-    y = y * f - 2.4999993993e-1f;
-    y = y * f + 3.3333331174e-1f;
-    y = y * f * z;
+    const float z = f * f, z2 = z * z, f3 = z * f;
+    const float q0 = -2.4999993993e-1f * f + 3.3333331174e-1f;
+    const float q1 = -1.6668057665e-1f * f + 2.0000714765e-1f;
+    const float q2 = -1.2420140846e-1f * f + 1.4249322787e-1f;
+    const float q3 = -1.1514610310e-1f * f + 1.1676998740e-1f;
+    const float p = (q0 + z * q1) + z2 * ((q2 + z * q3) + z2 * 7.0376836292e-2f);
+    float y = p * f3;
     y = y + fe * -2.12194440e-4f;
     y = y - 0.5f * z;
     const float out = f + y;
