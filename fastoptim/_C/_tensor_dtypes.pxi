@@ -285,6 +285,20 @@ cdef void _release(PyObject *a) noexcept:
     _pool_n += 1
 
 
+cdef void _release_saved(PyObject *s) noexcept:
+    """_release for a node's dropped saved values: an array, or a tuple of them (and other
+    things), that the caller holds the last reference to.  A tuple nobody else can reach dies
+    with the caller's reference, so an item only it holds is unseen: _release takes it."""
+    cdef Py_ssize_t k
+    if s == NULL or _refcnt(s) != 1:
+        return
+    if PyTuple_CheckExact(<object>s):
+        for k in range(PyTuple_GET_SIZE(<object>s)):
+            _release(PyTuple_GET_ITEM(<object>s, k))
+    else:
+        _release(s)
+
+
 cdef inline cnp.ndarray _empty(int nd, cnp.npy_intp *dims, int typenum):
     """An uninitialised C-contiguous array: the newest pooled one of this dtype and shape, or a
     new one."""
