@@ -354,6 +354,8 @@ cdef dict _walk(list order, dict want, bint capture, bint retain):
                 if t._op == N_LEAF:
                     _store_grad(t, g, t._gown)
                     t._gacc = None
+                    _release(<PyObject*>g)      # summed into an existing .grad: now garbage
+                    g = None                    # (a saved value too: _release_all offers it)
                     continue
                 if t._retains_grad:
                     _store_grad(t, g, False)
@@ -373,6 +375,8 @@ cdef dict _walk(list order, dict want, bint capture, bint retain):
                 raise RuntimeError(_FREED_MSG)
             _OPS[t._op].backward(t, g, t._gown)
             t._gacc = None
+            _release(<PyObject*>g)      # the array pool takes g if nothing kept it
+            g = None
     finally:
         _walk_keeps_saved = outer_keeps
         for i in range(len(order)):

@@ -18,6 +18,12 @@ cdef class Tensor:
         if requires_grad:
             self.requires_grad_(True)
 
+    def __dealloc__(self):
+        # a tensor's array dies with it unless something else holds it: offer it to the array
+        # pool (_release checks that nothing else can see it).  _np may be None here (never
+        # bound, or cleared by the garbage collector first).
+        _release(<PyObject*>self._np)
+
     # ---- identity: tensors hash by identity (== is element-wise, as torch) ------------------
     def __hash__(self):
         # identity hash straight from the address (what object.__hash__ does): optimizer state

@@ -210,8 +210,130 @@ def _set_shape(y, shape):
     y.shape = shape
 
 
+# ---- the array pool ---------------------------------------------------------------------------
+# A tiny training step makes and drops a dozen small arrays (the forward's outputs, each
+# backward's gradients); making one costs numpy's PyArray_EMPTY (~400 instructions: the
+# object, its dims and strides, the data) and freeing one about as much -- ~4k instructions of
+# a 64 x 10 log_softmax forward+backward.  So an array that dies while nothing else can see it
+# is kept in a pool of _POOL_SLOTS and handed out again by _empty for the same dtype and shape.
+#
+# "Nothing else can see it" is checked, not assumed (_release): the caller's reference is the
+# last one (a view, numpy(), np.asarray, a DLPack capsule, a memoryview all hold one), no weak
+# reference exists, the array owns its data (no base), is a plain ndarray, C-contiguous with
+# the canonical strides, aligned and writeable, of a builtin native float32/float64/int64
+# dtype, and at most _POOL_MAX_BYTES.  A pooled array's contents are garbage, as
+# PyArray_EMPTY's; the oldest is freed when the pool is full.
+DEF _POOL_SLOTS = 8
+DEF _POOL_MAX_BYTES = 65536
+
+cdef extern from *:
+    """
+    /* numpy's array struct field that its public macros do not expose */
+    #define fo_array_weakreflist(a) (((PyArrayObject_fields *)(a))->weakreflist)
+    """
+    PyObject *fo_array_weakreflist(PyObject *a)
+    Py_ssize_t _refcnt "Py_REFCNT" (PyObject *o)
+    bint _is_exact_array "PyArray_CheckExact" (PyObject *o)
+
+cdef PyObject *_pool[_POOL_SLOTS]
+cdef int _pool_n = 0
+# numpy's builtin native descriptors: a pooled array has one of these exact objects
+cdef object _descr_f32 = cnp.PyArray_DescrFromType(cnp.NPY_FLOAT)
+cdef object _descr_f64 = cnp.PyArray_DescrFromType(cnp.NPY_DOUBLE)
+cdef object _descr_i64 = cnp.PyArray_DescrFromType(cnp.NPY_INT64)
+
+
+cdef void _release(PyObject *a) noexcept:
+    """Offer an array that the caller is about to drop to the pool (see above), by a borrowed
+    pointer: ``_release(<PyObject*>x)``.  Taken only when the caller's reference is the last
+    one (Py_REFCNT 1); the pool takes its own reference, so the caller lets go as usual."""
+    cdef cnp.ndarray arr
+    cdef int nd, i, flags
+    cdef cnp.npy_intp stride
+    cdef PyObject *d
+    if a == NULL or _refcnt(a) != 1 or not _is_exact_array(a):
+        return
+    arr = <cnp.ndarray>a                        # (a second reference, for the checks only)
+    flags = cnp.PyArray_FLAGS(arr)
+    if (flags & (cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED | cnp.NPY_ARRAY_WRITEABLE |
+                 cnp.NPY_ARRAY_OWNDATA)) != (cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED |
+                                             cnp.NPY_ARRAY_WRITEABLE | cnp.NPY_ARRAY_OWNDATA):
+        return
+    if flags & cnp.NPY_ARRAY_WRITEBACKIFCOPY or cnp.PyArray_BASE(arr) != NULL or \
+            fo_array_weakreflist(a) != NULL:
+        return
+    d = <PyObject*>cnp.PyArray_DESCR(arr)
+    if d != <PyObject*>_descr_f32 and d != <PyObject*>_descr_f64 and \
+            d != <PyObject*>_descr_i64:
+        return
+    if cnp.PyArray_NBYTES(arr) > _POOL_MAX_BYTES:
+        return
+    nd = cnp.PyArray_NDIM(arr)
+    stride = cnp.PyArray_ITEMSIZE(arr)
+    for i in range(nd - 1, -1, -1):             # canonical C strides only
+        if cnp.PyArray_STRIDES(arr)[i] != stride:
+            return
+        stride *= cnp.PyArray_DIMS(arr)[i]
+    arr = None
+    global _pool_n
+    if _pool_n == _POOL_SLOTS:                  # full: free the oldest
+        Py_DECREF(<object>_pool[0])
+        memmove(&_pool[0], &_pool[1], (_POOL_SLOTS - 1) * sizeof(PyObject*))
+        _pool_n -= 1
+    Py_INCREF(<object>a)
+    _pool[_pool_n] = a
+    _pool_n += 1
+
+
+cdef void _release_saved(PyObject *s) noexcept:
+    """_release for a node's dropped saved values: an array, or a tuple of them (and other
+    things), that the caller holds the last reference to.  A tuple nobody else can reach dies
+    with the caller's reference, so an item only it holds is unseen: _release takes it."""
+    cdef Py_ssize_t k
+    if s == NULL or _refcnt(s) != 1:
+        return
+    if PyTuple_CheckExact(<object>s):
+        for k in range(PyTuple_GET_SIZE(<object>s)):
+            _release(PyTuple_GET_ITEM(<object>s, k))
+    else:
+        _release(s)
+
+
 cdef inline cnp.ndarray _empty(int nd, cnp.npy_intp *dims, int typenum):
+    """An uninitialised C-contiguous array: the newest pooled one of this dtype and shape, or a
+    new one."""
+    cdef int j, i
+    cdef PyObject *a
+    cdef cnp.ndarray r
+    global _pool_n
+    for j in range(_pool_n - 1, -1, -1):
+        a = _pool[j]
+        if cnp.PyArray_TYPE(<cnp.ndarray>a) != typenum or \
+                cnp.PyArray_NDIM(<cnp.ndarray>a) != nd:
+            continue
+        for i in range(nd):
+            if cnp.PyArray_DIMS(<cnp.ndarray>a)[i] != dims[i]:
+                break
+        else:
+            r = <cnp.ndarray>a                  # a new reference; the pool's is dropped below
+            memmove(&_pool[j], &_pool[j + 1], (_pool_n - 1 - j) * sizeof(PyObject*))
+            _pool_n -= 1
+            Py_DECREF(r)
+            return r
     return cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+
+
+def _pool_size():
+    """How many arrays the pool holds (for tests)."""
+    return _pool_n
+
+
+def _pool_clear():
+    """Free the pooled arrays (for tests)."""
+    global _pool_n
+    while _pool_n:
+        _pool_n -= 1
+        Py_DECREF(<object>_pool[_pool_n])
 
 
 cdef cnp.ndarray _empty_shape(tuple shape, int typenum):
@@ -221,11 +343,11 @@ cdef cnp.ndarray _empty_shape(tuple shape, int typenum):
     cdef int i
     for i in range(nd):
         dims[i] = shape[i]
-    return cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+    return _empty(nd, dims, typenum)
 
 
 cdef inline cnp.ndarray _empty_like(cnp.ndarray a):
-    return cnp.PyArray_EMPTY(cnp.PyArray_NDIM(a), cnp.PyArray_DIMS(a), cnp.PyArray_TYPE(a), 0)
+    return _empty(cnp.PyArray_NDIM(a), cnp.PyArray_DIMS(a), cnp.PyArray_TYPE(a))
 
 
 cdef inline cnp.ndarray _zeros_like(cnp.ndarray a):
@@ -270,7 +392,7 @@ cdef inline void* _ptr(cnp.ndarray a):
 
 cdef inline cnp.ndarray _scalar_array(double v, int typenum):
     """A new 0-dim array holding v (numpy C API: no Python-level numpy call)."""
-    cdef cnp.ndarray a = cnp.PyArray_EMPTY(0, NULL, typenum, 0)
+    cdef cnp.ndarray a = _empty(0, NULL, typenum)
     if typenum == cnp.NPY_FLOAT:
         (<float*>cnp.PyArray_DATA(a))[0] = <float>v
     else:

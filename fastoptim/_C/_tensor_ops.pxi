@@ -109,9 +109,12 @@ cdef str _op_name(Tensor t):
 
 
 cdef void _release_all(Tensor t) except *:
-    """The release of an op whose backward needs its saved values: a second backward raises."""
+    """The release of an op whose backward needs its saved values: a second backward raises.
+    The saved arrays that nothing else holds go to the array pool (_release_saved)."""
+    cdef object s = t._saved
     t._saved = None
     t._freed = 1
+    _release_saved(<PyObject*>s)
 
 
 _FREED_MSG = (
