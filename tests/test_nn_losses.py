@@ -87,15 +87,17 @@ def _ce_case(shape, dtype, seed=0, spatial=0):
     return x, t.astype(np.int64)
 
 
-# every path of the short-row transposes (to_cols / from_cols): float32's 4 x 4 blocks with
-# the last column chunk overlapping (n = 5..31 not a multiple of 4), n < 4 in tiles of 8,
-# nb % 4 rows left over, nb < 4, nbp padding rows; a misplaced element breaks the twin match
+# every path of the short-row transposes (to_cols / from_cols): float32's 8-row blocks (AVX2)
+# and 4-row blocks with the last column chunk overlapping (n = 5..31 not a multiple of 4),
+# n < 4 in tiles of 8, nb % 8 >= 4 (one 4-row block after the 8-row ones), nb % 4 rows left
+# over, nb < 4, nbp padding rows, and the 64-row blocks' last (nb > 64); a misplaced element
+# breaks the twin match
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n", [1, 3, 4, 5, 7, 8, 9, 16, 17, 31, 32])
+@pytest.mark.parametrize("n", [1, 3, 4, 5, 6, 7, 8, 9, 10, 12, 16, 17, 31, 32])
 def test_softmax_and_ce_short_row_widths(dtype, n):
     rng = np.random.default_rng(n)
     torch = _torch()
-    for nb in (1, 3, 4, 5, 8, 13, 67):
+    for nb in (1, 3, 4, 5, 7, 8, 9, 12, 13, 15, 16, 17, 63, 64, 65, 67, 72, 76):
         x = (rng.standard_normal((nb, n)) * 3).astype(dtype)
         for log in (False, True):
             y = (F.log_softmax if log else F.softmax)(_fo(x, False), 1).numpy()
