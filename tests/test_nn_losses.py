@@ -91,7 +91,7 @@ def _ce_case(shape, dtype, seed=0, spatial=0):
 # and 4-row blocks with the last column chunk overlapping (n = 5..31 not a multiple of 4),
 # n < 4 in tiles of 8, nb % 8 >= 4 (one 4-row block after the 8-row ones), nb % 4 rows left
 # over, nb < 4, nbp padding rows, and the 64-row blocks' last (nb > 64); a misplaced element
-# breaks the twin match
+# breaks the twin match.  The same widths and row counts cover the backward's short-row path.
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n", [1, 3, 4, 5, 6, 7, 8, 9, 10, 12, 16, 17, 31, 32])
 def test_softmax_and_ce_short_row_widths(dtype, n):
@@ -99,9 +99,17 @@ def test_softmax_and_ce_short_row_widths(dtype, n):
     torch = _torch()
     for nb in (1, 3, 4, 5, 7, 8, 9, 12, 13, 15, 16, 17, 63, 64, 65, 67, 72, 76):
         x = (rng.standard_normal((nb, n)) * 3).astype(dtype)
+        g = rng.standard_normal((nb, n)).astype(dtype)
         for log in (False, True):
-            y = (F.log_softmax if log else F.softmax)(_fo(x, False), 1).numpy()
+            a = _fo(x, True)
+            yt = (F.log_softmax if log else F.softmax)(a, 1)
+            y = yt.detach().numpy()
             _close(y, ref.softmax(x.astype(np.float64), 1, log), dtype)
+            # the backward's short-row path: sums along r, rows in 8/4/2-lane vectors with an
+            # overlapping last chunk, scalar below; every (n, nb) above reaches one of them
+            yt.backward(fo.tensor(g))
+            _close(a.grad.numpy(), ref.softmax_backward(y.astype(np.float64),
+                                                        g.astype(np.float64), 1, log), dtype)
         t = rng.integers(0, n, nb)
         got = F.cross_entropy(_fo(x, False), fo.tensor(t), reduction="none").numpy()
         want = torch.nn.functional.cross_entropy(torch.tensor(x), torch.tensor(t),
