@@ -306,6 +306,30 @@ def test_loss_errors(call, exc, msg):
     assert str(e.value) == msg
 
 
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 7, 8, 33, 640])
+def test_bce_range_check_edges(dtype, n):
+    """The [0, 1] check reads the floats' bits first (v_first_outside): every value it cannot
+    prove inside goes to the exact test, so -0.0, 0, 1 and the tiniest subnormal pass and
+    anything else outside [0, 1], NaN included, raises, at any position and for input or target."""
+    tiny = np.finfo(dtype).smallest_subnormal
+    above = np.nextafter(dtype(1), dtype(2))
+    for good in (0.0, -0.0, 1.0, tiny):
+        a = np.full(n, 0.5, dtype)
+        a[n // 2] = good
+        a[-1] = good
+        F.binary_cross_entropy(fo.tensor(a), fo.tensor(a))
+    for bad in (-tiny, -1.0, above, 2.0, np.nan, -np.nan, np.inf, -np.inf):
+        for pos in {0, n // 2, n - 1}:
+            a = np.full(n, 0.5, dtype)
+            a[pos] = bad
+            ok = fo.tensor(np.full(n, 0.5, dtype))
+            with pytest.raises(RuntimeError, match="all elements of input should be between"):
+                F.binary_cross_entropy(fo.tensor(a), ok)
+            with pytest.raises(RuntimeError, match="all elements of target should be between"):
+                F.binary_cross_entropy(ok, fo.tensor(a))
+
 # ---- point-wise losses ------------------------------------------------------------------------
 POINTWISE = [  # name, fastoptim call, torch call, twin kind, param
     ("l1", lambda F, x, y, r: F.l1_loss(x, y, reduction=r), "l1", 0.0),
