@@ -23,31 +23,15 @@
 #else
 #define FO_BODY static inline
 #endif
-#ifdef FO_SIMD_DISPATCH
-#define FO_TWICE_(name, params, args)                                                      \
-    FO_NO_TRAPPING static void name##base params { name##body args; }                      \
-    FO_NO_TRAPPING __attribute__((target("avx2"))) static void name##avx2 params           \
-    { name##body args; }                                                                   \
-    static inline void name params                                                         \
-    {                                                                                      \
-        if (fo_simd_avx2)                                                                  \
-            name##avx2 args;                                                               \
-        else                                                                               \
-            name##base args;                                                               \
-    }
-#else
-#define FO_TWICE_(name, params, args) FO_NO_TRAPPING static void name params { name##body args; }
-#endif
-#define FO_TWICE(name, params, args) FO_TWICE_(name, params, args)   /* name expanded first */
 /* FO_TWICE_V: the same, for a body whose first parameter (int avx2) says which build it is
  * inlined into, a constant that folds away: for code that must be written differently for the
- * two (FO_SUM_LANES_VEC).  params and args are the rest, as for FO_TWICE. */
-#define FO_UNPAREN_(...) __VA_ARGS__
+ * two (FO_SUM_LANES_VEC).  params and args are the rest, as for FO_TWICE.  Both are
+ * FO_TWICE_, given the body's argument lists for the baseline and the AVX2 build. */
 #ifdef FO_SIMD_DISPATCH
-#define FO_TWICE_V_(name, params, args)                                                    \
-    FO_NO_TRAPPING static void name##base params { name##body(0, FO_UNPAREN_ args); }      \
+#define FO_TWICE_(name, params, args, base_args, avx2_args)                                \
+    FO_NO_TRAPPING static void name##base params { name##body base_args; }                 \
     FO_NO_TRAPPING __attribute__((target("avx2"))) static void name##avx2 params           \
-    { name##body(1, FO_UNPAREN_ args); }                                                   \
+    { name##body avx2_args; }                                                              \
     static inline void name params                                                         \
     {                                                                                      \
         if (fo_simd_avx2)                                                                  \
@@ -55,16 +39,18 @@
         else                                                                               \
             name##base args;                                                               \
     }
+#elif defined(__AVX2__)   /* one build, compiled for AVX2 throughout (-mavx2) */
+#define FO_TWICE_(name, params, args, base_args, avx2_args)                                \
+    FO_NO_TRAPPING static void name params { name##body avx2_args; }
 #else
-#ifdef __AVX2__
-#define FO_AVX2_BUILD_ 1   /* one build, compiled for AVX2 throughout (-mavx2) */
-#else
-#define FO_AVX2_BUILD_ 0
+#define FO_TWICE_(name, params, args, base_args, avx2_args)                                \
+    FO_NO_TRAPPING static void name params { name##body base_args; }
 #endif
-#define FO_TWICE_V_(name, params, args)                                                    \
-    FO_NO_TRAPPING static void name params { name##body(FO_AVX2_BUILD_, FO_UNPAREN_ args); }
-#endif
-#define FO_TWICE_V(name, params, args) FO_TWICE_V_(name, params, args)
+#define FO_UNPAREN_(...) __VA_ARGS__
+/* name expanded first */
+#define FO_TWICE(name, params, args) FO_TWICE_(name, params, args, args, args)
+#define FO_TWICE_V(name, params, args)                                                     \
+    FO_TWICE_(name, params, args, (0, FO_UNPAREN_ args), (1, FO_UNPAREN_ args))
 
 #define FO_TEMPLATE "tensor_loss.inc"
 #include "fo_instantiate.h"
