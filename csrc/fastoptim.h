@@ -323,21 +323,28 @@ void fo_soft_ce_backward_f64(int64_t outer, int64_t C, int64_t inner, const doub
  * out != NULL; returns the sum in double (in blocks of 256, each summed in 4 interleaved
  * lanes: a fixed order).  float32's log/log1p/exp are csrc/fo_vmath.h's.  The backward writes
  * gx = dloss/dx * g_i and gy = dloss/dy * g_i (g_i = g[i], or g0 when g is NULL; gx or gy may
- * be NULL); BCE's dx is (x - y) / max(x (1 - x), 1e-12), as torch's. */
+ * be NULL); BCE's dx is (x - y) / max(x (1 - x), 1e-12), as torch's.
+ * aux (n elements, or NULL) is BCE_LOGITS' exp(-|x|), the one exp its loss and its gradient
+ * share (sigmoid(x) = 1 / (1 + aux) for x >= 0, aux / (1 + aux) below): the forward writes
+ * it when aux != NULL, the backward reads it from there (and makes it itself when NULL); the
+ * other kinds ignore aux. */
 enum fo_loss_kind {
     FO_LOSS_L1 = 0, FO_LOSS_SMOOTH_L1 = 1, FO_LOSS_HUBER = 2, FO_LOSS_BCE = 3,
     FO_LOSS_BCE_LOGITS = 4
 };
 double fo_pointwise_loss_f32(int kind, int64_t n, const float *x, const float *y,
-                             const float *w, const float *pw, double p, float *out);
+                             const float *w, const float *pw, double p, float *out,
+                             float *aux);
 double fo_pointwise_loss_f64(int kind, int64_t n, const double *x, const double *y,
-                             const double *w, const double *pw, double p, double *out);
+                             const double *w, const double *pw, double p, double *out,
+                             double *aux);
 void fo_pointwise_loss_backward_f32(int kind, int64_t n, const float *x, const float *y,
                                     const float *w, const float *pw, double p, const float *g,
-                                    double g0, float *gx, float *gy);
+                                    double g0, float *gx, float *gy, const float *aux);
 void fo_pointwise_loss_backward_f64(int kind, int64_t n, const double *x, const double *y,
                                     const double *w, const double *pw, double p,
-                                    const double *g, double g0, double *gx, double *gy);
+                                    const double *g, double g0, double *gx, double *gy,
+                                    const double *aux);
 
 /* The index of the first target that is neither ignore_index nor in [0, n_classes), or -1. */
 int64_t fo_first_bad_target(int64_t n, const int64_t *target, int64_t n_classes,
@@ -388,10 +395,10 @@ typedef struct fo_loss_kernels {
                              const void *target, const void *weight, double smoothing,
                              const void *g, double g0, void *gx, void *gt);
     double (*pointwise)(int kind, int64_t n, const void *x, const void *y, const void *w,
-                        const void *pw, double p, void *out);
+                        const void *pw, double p, void *out, void *aux);
     void (*pointwise_backward)(int kind, int64_t n, const void *x, const void *y,
                                const void *w, const void *pw, double p, const void *g,
-                               double g0, void *gx, void *gy);
+                               double g0, void *gx, void *gy, const void *aux);
     /* the index of the first of n elements outside [lo, hi] (or NaN), or -1 */
     int64_t (*first_outside)(int64_t n, const void *x, double lo, double hi);
     double (*cross_entropy)(int64_t outer, int64_t C, int64_t inner, const void *x,

@@ -156,10 +156,10 @@ cdef extern from "fastoptim.h" nogil:
                                  const void *target, const void *weight, double smoothing,
                                  const void *g, double g0, void *gx, void *gt)
         double (*pointwise)(int kind, int64_t n, const void *x, const void *y, const void *w,
-                            const void *pw, double p, void *out)
+                            const void *pw, double p, void *out, void *aux)
         void (*pointwise_backward)(int kind, int64_t n, const void *x, const void *y,
                                    const void *w, const void *pw, double p, const void *g,
-                                   double g0, void *gx, void *gy)
+                                   double g0, void *gx, void *gy, const void *aux)
         int64_t (*first_outside)(int64_t n, const void *x, double lo, double hi)
         double (*cross_entropy)(int64_t outer, int64_t C, int64_t inner, const void *x,
                                 const int64_t *target, const void *weight,

@@ -509,19 +509,70 @@ def test_float32_log_and_log1p_polynomials_over_the_range():
 
 
 def test_float32_exp_polynomial_over_the_range():
-    """BCE-with-logits' float32 gradient is sigmoid(x) - y, its exp(-x) fo_vmath.h's: held to
-    float64's sigmoid over the whole float32 range (exp overflowing to inf gives 0, as torch),
-    and a NaN logit gives a NaN gradient."""
+    """BCE-with-logits' float32 gradient is sigmoid(x) - y, its sigmoid taken from the
+    forward's exp(-|x|) (fo_vmath.h's): held to float64's sigmoid over the whole float32 range
+    down to x = -87, where exp(-|x|) leaves the normal range; below, the gradient flushes to
+    0 with that exp (torch's 1 / (1 + exp(-x)) gives at most 1.65e-38 there); and a NaN logit
+    gives a NaN gradient."""
     x = np.concatenate([np.linspace(-104.0, 104.0, 400001), [-np.inf, np.inf, -88.72, 88.72,
                         -87.0, -87.5, 0.0, -0.0]]).astype(np.float32)
     want = 1.0 / (1.0 + np.exp(-x.astype(np.float64)))
     a = _fo(x, True)
     F.binary_cross_entropy_with_logits(a, _fo(np.zeros_like(x)), reduction="sum").backward()
     got = a.grad.numpy().astype(np.float64)
-    np.testing.assert_allclose(got, want, rtol=4e-7, atol=1e-38)
+    normal = x >= -87.0
+    np.testing.assert_allclose(got[normal], want[normal], rtol=4e-7, atol=1e-38)
+    assert np.all(got[~normal] == 0.0) and want[~normal].max() < 1.66e-38
     a = _fo(np.array([np.nan, 1.0], np.float32), True)
     F.binary_cross_entropy_with_logits(a, _fo(np.zeros(2, np.float32)), reduction="sum").backward()
     assert np.isnan(a.grad.numpy()[0]) and np.isfinite(a.grad.numpy()[1])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 7, 256, 601])
+@pytest.mark.parametrize("with_pw", [False, True])
+@pytest.mark.parametrize("with_g", [False, True])
+def test_bce_logits_backward_with_and_without_the_saved_exp(dtype, n, with_pw, with_g):
+    """The C API's BCE-with-logits backward reads the forward's exp(-|x|) from aux, and makes
+    it itself (a block of 256 at a time) when aux is NULL: the same gradients, bit for bit,
+    and the ones fastoptim's autograd gives."""
+    import ctypes
+    import os
+    import fastoptim._build_info as info
+    lib = ctypes.CDLL(os.path.join(fo.get_library_dir(), info.library))
+    sfx = "f32" if dtype == np.float32 else "f64"
+    fwd, bwd = (getattr(lib, f"fo_pointwise_loss_{sfx}"),
+                getattr(lib, f"fo_pointwise_loss_backward_{sfx}"))
+    fwd.restype = ctypes.c_double
+    fwd.argtypes = [ctypes.c_int, ctypes.c_int64] + [ctypes.c_void_p] * 4 + [ctypes.c_double] \
+        + [ctypes.c_void_p] * 2
+    bwd.restype = None
+    bwd.argtypes = [ctypes.c_int, ctypes.c_int64] + [ctypes.c_void_p] * 4 + [ctypes.c_double,
+                    ctypes.c_void_p, ctypes.c_double] + [ctypes.c_void_p] * 3
+    rng = np.random.default_rng(n)
+    x = (rng.standard_normal(n) * 4).astype(dtype)
+    x[0] = 0.0
+    y = rng.random(n).astype(dtype)
+    pw = (rng.random(n) * 3).astype(dtype) if with_pw else None
+    g = rng.standard_normal(n).astype(dtype) if with_g else None
+    ptr = (lambda a: None if a is None else a.ctypes.data)
+    e = np.empty(n, dtype)
+    fwd(4, n, ptr(x), ptr(y), None, ptr(pw), 0.0, None, ptr(e))    # kind 4: BCE_LOGITS
+    np.testing.assert_allclose(e, np.exp(-np.abs(x.astype(np.float64))), rtol=4e-7, atol=1e-38)
+    grads = []
+    for aux in (e, None):
+        gx, gy = np.full(n, np.nan, dtype), np.full(n, np.nan, dtype)
+        bwd(4, n, ptr(x), ptr(y), None, ptr(pw), 0.0, ptr(g), 0.5, ptr(gx), ptr(gy), ptr(aux))
+        grads.append((gx, gy))
+    for want, got in zip(grads[0], grads[1]):
+        assert want.tobytes() == got.tobytes()
+    a, b = _fo(x, True), _fo(y, True)
+    loss = F.binary_cross_entropy_with_logits(
+        a, b, reduction="none" if with_g else "sum",
+        pos_weight=None if pw is None else fo.tensor(pw))
+    loss.backward(fo.tensor(g) if with_g else fo.tensor(0.5, dtype=loss.dtype))
+    assert a.grad.numpy().tobytes() == grads[0][0].tobytes()
+    assert b.grad.numpy().tobytes() == grads[0][1].tobytes()
 
 
 def test_float32_log_sigmoid_over_the_range():

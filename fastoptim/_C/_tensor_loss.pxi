@@ -5,7 +5,8 @@
 #                saved (lp, target, weight, ignore_index); _sub = reduction | fused << 2;
 #                fused: lp is softmax(logits), which the backward takes its gradient from
 #   N_SOFT_CE    cross_entropy with class probabilities   saved (lp, target, weight, ...)
-#   N_POINTWISE  l1 / smooth_l1 / huber / bce / bce_with_logits   saved (x, y, w, pw);
+#   N_POINTWISE  l1 / smooth_l1 / huber / bce / bce_with_logits   saved (x, y, w, pw, e),
+#                e: bce_with_logits' exp(-|x|), which its backward's sigmoid reuses (else None);
 #                _sub = reduction | (fo_loss_kind << 2), _p0 = beta / delta
 # For the reduced forms _sub is the reduction (0 none, 1 mean, 2 sum) and _p1 the scale the
 # scalar gradient is multiplied by (1/denominator for 'mean', 1 for 'sum').
@@ -420,9 +421,10 @@ cdef Tensor _pointwise_loss(str fn, int kind, object input, object target, objec
                             object pos_weight, double p, int red):
     cdef Tensor a = _loss_float_input(_loss_tensor_arg(input, fn, "input"), fn)
     cdef Tensor b = _loss_tensor_arg(target, fn, "target")
-    cdef cnp.ndarray x, y, w, pw, out = None
+    cdef cnp.ndarray x, y, w, pw, out = None, e = None
     cdef int64_t n
     cdef double total
+    cdef bint grad
     cdef Tensor t
     if not cnp.PyArray_SAMESHAPE(a._np, b._np):
         if kind == FO_LOSS_BCE:
@@ -457,15 +459,19 @@ cdef Tensor _pointwise_loss(str fn, int kind, object input, object target, objec
     pw = _loss_opt_array(pos_weight, x, _shp(x), "pos_weight") if pos_weight is not None else None
     if red == 0:
         out = _empty_like(x)
-    total = _lkern(x).pointwise(kind, n, _ptr(x), _ptr(y), _optr(w), _optr(pw), p, _optr(out))
+    grad = _needs_grad(a, b)
+    if grad and kind == FO_LOSS_BCE_LOGITS:
+        e = _empty_like(x)
+    total = _lkern(x).pointwise(kind, n, _ptr(x), _ptr(y), _optr(w), _optr(pw), p, _optr(out),
+                                _optr(e))
     if red == 0:
         t = _wrap(out)
     else:
         if red == 1:
             total = total / n if n > 0 else NAN
         t = _wrap(_scalar_array(total, cnp.PyArray_TYPE(x)))
-    if _needs_grad(a, b):
-        _record2(t, N_POINTWISE, a, b, (x, y, w, pw))
+    if grad:
+        _record2(t, N_POINTWISE, a, b, (x, y, w, pw, e))
         t._sub = red | (kind << 2)
         t._p0 = p
         t._p1 = (1.0 / n if n > 0 else NAN) if red == 1 else 1.0
@@ -481,9 +487,9 @@ cdef Tensor _as_float_like(Tensor b, Tensor a):
 cdef void _pointwise_backward(Tensor t, cnp.ndarray g, bint gown) except *:
     cdef Tensor a = _input(t, 0)
     cdef Tensor b = _input(t, 1)
-    cdef cnp.ndarray x, y, w, pw, gx = None, gy = None
+    cdef cnp.ndarray x, y, w, pw, e, gx = None, gy = None
     cdef int kind = t._sub >> 2, red = t._sub & 3
-    x, y, w, pw = t._saved
+    x, y, w, pw, e = t._saved
     if a is not None:
         gx = _empty_like(x)
     if b is not None:
@@ -492,7 +498,7 @@ cdef void _pointwise_backward(Tensor t, cnp.ndarray g, bint gown) except *:
     _lkern(x).pointwise_backward(kind, cnp.PyArray_SIZE(x), _ptr(x), _ptr(y), _optr(w),
                                  _optr(pw), t._p0, _ptr(g) if red == 0 else NULL,
                                  _first(g) * t._p1 if red != 0 else 0.0, _optr(gx),
-                                 _optr(gy))
+                                 _optr(gy), _optr(e))
     if a is not None:
         _accumulate(a, gx, True)
     if b is not None:
