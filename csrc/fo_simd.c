@@ -8,7 +8,7 @@
  * selects), and the loss kernels' exp and log polynomials (csrc/tensor_loss.inc).  The segment
  * callbacks of the eleven elementwise optimizers (SGD's and ASGD's too: fewer instructions per
  * byte) and the loss passes are therefore compiled a second time for AVX2 (FO_SEGMENTS in
- * optim_multi.h, FO_TWICE in tensor_loss.c) and this file says which one runs.  Both run the
+ * optim_multi.h, FO_TWICE in fo_twice.h) and this file says which one runs.  Both run the
  * same IEEE operations in the same order (the AVX2 target has no FMA, and -std=c99 keeps the
  * compiler from contracting a*b+c anyway), so the results are bit-identical whichever runs;
  * FASTOPTIM_SIMD=baseline forces the baseline loops, so the tests can check exactly that.  The

@@ -2,7 +2,7 @@
  * flag (set once at load, csrc/fo_simd.c) that says which variant runs.
  *
  * Why it exists: the optimizer segments (FO_SEGMENTS, optim_multi.h) and the loss passes
- * (FO_TWICE, tensor_loss.c) dispatch on the same choice, so it is made and tested once.  A
+ * (FO_TWICE, fo_twice.h) dispatch on the same choice, so it is made and tested once.  A
  * build can opt out with CFLAGS=-DFO_NO_SIMD_DISPATCH. */
 #ifndef FASTOPTIM_FO_SIMD_H
 #define FASTOPTIM_FO_SIMD_H

@@ -1,5 +1,6 @@
-"""The loss kernels' element passes compiled twice (FO_TWICE in csrc/tensor_loss.c, chosen by
-csrc/fo_simd.c): the AVX2 and the baseline variants give bit-identical losses and gradients.
+"""The loss kernels' and full sums' element passes compiled twice (FO_TWICE in csrc/fo_twice.h,
+chosen by csrc/fo_simd.c): the AVX2 and the baseline variants give bit-identical losses, sums
+and gradients.
 
 Why: on a CPU with AVX2 every other loss test runs the AVX2 passes only, so nothing else would
 notice a baseline pass that computes other bits (or the reverse on a CPU without AVX2).  As
@@ -130,6 +131,9 @@ _LOSSES = textwrap.dedent("""
                     if red == "mean" and n == 0:
                         continue
                     results[f"{name}-{n}-{red}-{dn}"] = run(call, *args, grad=both, g=g)
+            # the full sum and its backward's fill (tensor_reduce.inc's FO_TWICE passes)
+            results[f"sum-{n}-{dn}"] = run(lambda a: a.sum() * 1.5, finite)
+            results[f"mean-{n}-{dn}"] = run(lambda a: a.mean(), finite)
     print(json.dumps({"simd": _loaded_simd(), "digests": results}))
 """)
 
