@@ -241,15 +241,22 @@ extern const fo_tensor_kernels fo_tensor_kernels_f64;
  * array: with m the row's max (NaN if it holds a NaN) and s = sum_k exp(x_k - m) in double,
  * out_k = exp(x_k - m) / s, or x_k - m - log(s).  Backward from the output y (as the forward
  * wrote it: log_softmax's is <= 0) and g = dL/dy: gx = y * (g - sum(g * y)) (softmax) or
- * g - exp(y) * sum(g) (log_softmax).  Writes out / gx. */
+ * g - exp(y) * sum(g) (log_softmax).  Writes out / gx.
+ * saved (or NULL) is fo_softmax_saved_size(outer, n, inner) elements (0: none for this
+ * layout, and saved is ignored): the forward writes the probabilities there, in its own
+ * order, and the backward given them takes p from there instead of from y (which it then
+ * does not read; for softmax p is y's values, for log_softmax it stands for exp(y), equal to
+ * rounding): for short contiguous rows that saves the backward an exp per element and a
+ * transpose. */
+int64_t fo_softmax_saved_size(int64_t outer, int64_t n, int64_t inner);
 void fo_softmax_f32(int64_t outer, int64_t n, int64_t inner, const float *x, int log_,
-                    float *out);
+                    float *out, float *saved);
 void fo_softmax_f64(int64_t outer, int64_t n, int64_t inner, const double *x, int log_,
-                    double *out);
+                    double *out, double *saved);
 void fo_softmax_backward_f32(int64_t outer, int64_t n, int64_t inner, const float *y,
-                             const float *g, int log_, float *gx);
+                             const float *g, int log_, float *gx, const float *saved);
 void fo_softmax_backward_f64(int64_t outer, int64_t n, int64_t inner, const double *y,
-                             const double *g, int log_, double *gx);
+                             const double *g, int log_, double *gx, const double *saved);
 
 /* Negative log-likelihood over log-probabilities lp [outer, C, inner] and class indices
  * target [outer, inner] (each in [0, C) or == ignore_index: the caller checked, see
@@ -379,9 +386,10 @@ void fo_activation_backward_f64(int op, int64_t n, const double *g, const double
 /* The loss and activation kernels by dtype (as fo_tensor_kernels: each entry is the kernel
  * of the same name above with every T * turned into void *). */
 typedef struct fo_loss_kernels {
-    void (*softmax)(int64_t outer, int64_t n, int64_t inner, const void *x, int log_, void *out);
+    void (*softmax)(int64_t outer, int64_t n, int64_t inner, const void *x, int log_, void *out,
+                    void *saved);
     void (*softmax_backward)(int64_t outer, int64_t n, int64_t inner, const void *y,
-                             const void *g, int log_, void *gx);
+                             const void *g, int log_, void *gx, const void *saved);
     double (*nll)(int64_t outer, int64_t C, int64_t inner, const void *lp,
                   const int64_t *target, const void *weight, int64_t ignore_index,
                   double smoothing, void *out, double *wsum);

@@ -9,8 +9,18 @@
 #include "common.h"
 #include "fo_twice.h"
 
+/* the short rows' block layout (tensor_loss.inc): rows of 1 <= n <= FO_COLS_MAX classes go
+ * FO_ROWS at a time, transposed to [n][nbp] with nbp = the block's row count rounded up to 8 */
+#define FO_COLS_MAX 32
+#define FO_NBP(nb) (((nb) + 7) & ~(int64_t)7)
+
 #define FO_TEMPLATE "tensor_loss.inc"
 #include "fo_instantiate.h"
+
+int64_t fo_softmax_saved_size(int64_t outer, int64_t n, int64_t inner)
+{
+    return inner == 1 && n >= 1 && n <= FO_COLS_MAX && outer >= 1 ? n * FO_NBP(outer) : 0;
+}
 
 /* randperm by Fisher-Yates (Durstenfeld) from 53-bit uniforms of the caller's generator:
  * for i = n-1 .. 1, swap out[i] with out[floor(u * (i + 1))]. */

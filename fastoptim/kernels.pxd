@@ -137,11 +137,12 @@ cdef extern from "fastoptim.h" nogil:
     void fo_linspace_f32(int64_t n, float start, float end, float *out)
     void fo_linspace_f64(int64_t n, double start, double end, double *out)
     void fo_linspace_i64(int64_t n, int64_t start, int64_t end, int64_t *out)
+    int64_t fo_softmax_saved_size(int64_t outer, int64_t n, int64_t inner)
     ctypedef struct fo_loss_kernels:
         void (*softmax)(int64_t outer, int64_t n, int64_t inner, const void *x, int log_,
-                        void *out)
+                        void *out, void *saved)
         void (*softmax_backward)(int64_t outer, int64_t n, int64_t inner, const void *y,
-                                 const void *g, int log_, void *gx)
+                                 const void *g, int log_, void *gx, const void *saved)
         double (*nll)(int64_t outer, int64_t C, int64_t inner, const void *lp,
                       const int64_t *target, const void *weight, int64_t ignore_index,
                       double smoothing, void *out, double *wsum)

@@ -105,8 +105,8 @@ def test_softmax_and_ce_short_row_widths(dtype, n):
             yt = (F.log_softmax if log else F.softmax)(a, 1)
             y = yt.detach().numpy()
             _close(y, ref.softmax(x.astype(np.float64), 1, log), dtype)
-            # the backward's short-row path: sums along r, rows in 8/4/2-lane vectors with an
-            # overlapping last chunk, scalar below; every (n, nb) above reaches one of them
+            # the backward's short-row path from the forward's saved probabilities (in the
+            # blocks' transposed layout: a misplaced element breaks the twin match too)
             yt.backward(fo.tensor(g))
             _close(a.grad.numpy(), ref.softmax_backward(y.astype(np.float64),
                                                         g.astype(np.float64), 1, log), dtype)
@@ -115,6 +115,56 @@ def test_softmax_and_ce_short_row_widths(dtype, n):
         want = torch.nn.functional.cross_entropy(torch.tensor(x), torch.tensor(t),
                                                  reduction="none").numpy()
         _close(got, want, dtype)
+
+
+def _c_fn(name, restype, argtypes, dtype=None):
+    """fastoptim.h's fo_<name> (fo_<name>_f32 / _f64 for a dtype) through ctypes: the C API an
+    embedder calls."""
+    import ctypes
+    import os
+
+    import fastoptim._build_info as info
+    lib = ctypes.CDLL(os.path.join(fo.get_library_dir(), info.library))
+    f = getattr(lib, f"fo_{name}" + ("" if dtype is None else
+                                     "_f32" if dtype == np.float32 else "_f64"))
+    f.restype, f.argtypes = restype, argtypes
+    return f
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 3, 4, 7, 8, 10, 17, 32, 33])
+def test_softmax_c_api_with_and_without_saved_probabilities(dtype, n):
+    """fo_softmax / fo_softmax_backward with saved = NULL (an embedder that keeps only y) and
+    with the fo_softmax_saved_size buffer the autograd node keeps: the same outputs; the same
+    softmax gradients bit for bit (p is y); log_softmax's to rounding (p for exp(y)).  The
+    NULL backward is the short rows' row-vector path (8/4/2 lanes, overlapping last chunk,
+    scalar below), which fastoptim's autograd no longer takes."""
+    import ctypes
+    c64, vp = ctypes.c_int64, ctypes.c_void_p
+    fwd = _c_fn("softmax", None, [c64, c64, c64, vp, ctypes.c_int, vp, vp], dtype)
+    bwd = _c_fn("softmax_backward", None, [c64, c64, c64, vp, vp, ctypes.c_int, vp, vp], dtype)
+    size = _c_fn("softmax_saved_size", c64, [c64, c64, c64])
+    rng = np.random.default_rng(n)
+    for nb in (1, 4, 7, 9, 64, 65, 76):
+        assert size(nb, n, 1) == (n * ((nb + 7) // 8 * 8) if n <= 32 else 0)
+        assert size(nb, n, 2) == 0
+        x = (rng.standard_normal((nb, n)) * 3).astype(dtype)
+        g = rng.standard_normal((nb, n)).astype(dtype)
+        for log in (0, 1):
+            y0, y1 = np.empty_like(x), np.empty_like(x)
+            p = np.full(max(size(nb, n, 1), 1), np.nan, dtype)
+            fwd(nb, n, 1, x.ctypes.data, log, y0.ctypes.data, None)
+            fwd(nb, n, 1, x.ctypes.data, log, y1.ctypes.data, p.ctypes.data)
+            assert y0.tobytes() == y1.tobytes()
+            g0, g1 = np.empty_like(x), np.empty_like(x)
+            bwd(nb, n, 1, y0.ctypes.data, g.ctypes.data, log, g0.ctypes.data, None)
+            bwd(nb, n, 1, None if size(nb, n, 1) else y0.ctypes.data, g.ctypes.data, log,
+                g1.ctypes.data, p.ctypes.data)
+            want = ref.softmax_backward(y0.astype(np.float64), g.astype(np.float64), 1, log)
+            _close(g0, want, dtype)
+            _close(g1, want, dtype)
+            if not log:
+                assert g0.tobytes() == g1.tobytes()
 
 
 CE_OPTIONS = [{}, {"label_smoothing": 0.1}, {"weight": True}, {"ignore_index": 0},
@@ -537,25 +587,18 @@ def test_bce_logits_backward_with_and_without_the_saved_exp(dtype, n, with_pw, w
     it itself (a block of 256 at a time) when aux is NULL: the same gradients, bit for bit,
     and the ones fastoptim's autograd gives."""
     import ctypes
-    import os
-    import fastoptim._build_info as info
-    lib = ctypes.CDLL(os.path.join(fo.get_library_dir(), info.library))
-    sfx = "f32" if dtype == np.float32 else "f64"
-    fwd, bwd = (getattr(lib, f"fo_pointwise_loss_{sfx}"),
-                getattr(lib, f"fo_pointwise_loss_backward_{sfx}"))
-    fwd.restype = ctypes.c_double
-    fwd.argtypes = [ctypes.c_int, ctypes.c_int64] + [ctypes.c_void_p] * 4 + [ctypes.c_double] \
-        + [ctypes.c_void_p] * 2
-    bwd.restype = None
-    bwd.argtypes = [ctypes.c_int, ctypes.c_int64] + [ctypes.c_void_p] * 4 + [ctypes.c_double,
-                    ctypes.c_void_p, ctypes.c_double] + [ctypes.c_void_p] * 3
+    head, vp = [ctypes.c_int, ctypes.c_int64] + [ctypes.c_void_p] * 4, ctypes.c_void_p
+    fwd = _c_fn("pointwise_loss", ctypes.c_double, head + [ctypes.c_double, vp, vp], dtype)
+    bwd = _c_fn("pointwise_loss_backward", None,
+                head + [ctypes.c_double, vp, ctypes.c_double, vp, vp, vp], dtype)
     rng = np.random.default_rng(n)
     x = (rng.standard_normal(n) * 4).astype(dtype)
     x[0] = 0.0
     y = rng.random(n).astype(dtype)
     pw = (rng.random(n) * 3).astype(dtype) if with_pw else None
     g = rng.standard_normal(n).astype(dtype) if with_g else None
-    ptr = (lambda a: None if a is None else a.ctypes.data)
+    def ptr(a):
+        return None if a is None else a.ctypes.data
     e = np.empty(n, dtype)
     fwd(4, n, ptr(x), ptr(y), None, ptr(pw), 0.0, None, ptr(e))    # kind 4: BCE_LOGITS
     np.testing.assert_allclose(e, np.exp(-np.abs(x.astype(np.float64))), rtol=4e-7, atol=1e-38)

@@ -1,6 +1,8 @@
 # nn's fused losses and softmax: one autograd node each, forward and backward in C
 # (csrc/tensor_loss.c), as torch's own kernels are:
-#   N_SOFTMAX    softmax / log_softmax along dim d    saved y; _sub = log | d << 1
+#   N_SOFTMAX    softmax / log_softmax along dim d    saved y, or (when the layout has them:
+#                fo_softmax_saved_size) the forward's probabilities p; _sub = log |
+#                (p saved) << 1 | d << 2
 #   N_NLL        nll_loss, and cross_entropy with class indices (log_softmax fused in)
 #                saved (lp, target, weight, ignore_index); _sub = reduction | fused << 2;
 #                fused: lp is softmax(logits), which the backward takes its gradient from
@@ -88,9 +90,11 @@ cdef int _sm_dim(object dim, int ndim) except? -9:
 
 cdef Tensor _softmax(object input, object dim, object dt, bint log_, str fn):
     cdef Tensor a = _loss_tensor_arg(input, fn, "input")
-    cdef cnp.ndarray x, y
+    cdef cnp.ndarray x, y, p = None
     cdef int d
     cdef int64_t lay[3]
+    cdef cnp.npy_intp np_
+    cdef bint grad
     cdef Tensor t
     if dim is None:
         warnings.warn(f"Implicit dimension choice for {fn} has been deprecated. Change the call "
@@ -106,11 +110,16 @@ cdef Tensor _softmax(object input, object dim, object dt, bint log_, str fn):
     x = _contig(a._np)
     _sm_layout(x, d, lay)
     y = _empty_like(x)
-    _lkern(x).softmax(lay[0], lay[1], lay[2], _ptr(x), log_, _ptr(y))
+    grad = _grad_enabled and a._requires_grad
+    if grad:
+        np_ = fo_softmax_saved_size(lay[0], lay[1], lay[2])
+        if np_:
+            p = _empty(1, &np_, cnp.PyArray_TYPE(x))
+    _lkern(x).softmax(lay[0], lay[1], lay[2], _ptr(x), log_, _ptr(y), _optr(p))
     t = _wrap(y)
-    if _grad_enabled and a._requires_grad:
-        _record1(t, N_SOFTMAX, a, y)
-        t._sub = log_ | (d << 1)
+    if grad:
+        _record1(t, N_SOFTMAX, a, y if p is None else p)
+        t._sub = log_ | ((p is not None) << 1) | (d << 2)
     return t
 
 
@@ -132,10 +141,12 @@ cdef void _softmax_backward(Tensor t, cnp.ndarray g, bint gown) except *:
     """gx = y (g - sum(g y)) for softmax, g - exp(y) sum(g) for log_softmax, along the dim."""
     cdef cnp.ndarray y = t._saved, gx
     cdef int64_t lay[3]
-    _sm_layout(y, t._sub >> 1, lay)
-    gx = _empty_like(y)
-    _lkern(y).softmax_backward(lay[0], lay[1], lay[2], _ptr(y), _ptr(_contig(g)), t._sub & 1,
-                               _ptr(gx))
+    cdef bint with_p = (t._sub >> 1) & 1
+    g = _contig(g)
+    _sm_layout(g, t._sub >> 2, lay)
+    gx = _empty_like(g)
+    _lkern(g).softmax_backward(lay[0], lay[1], lay[2], NULL if with_p else _ptr(y), _ptr(g),
+                               t._sub & 1, _ptr(gx), _ptr(y) if with_p else NULL)
     _accumulate(_input(t, 0), gx, True)
 
 
@@ -318,7 +329,7 @@ cdef Tensor _soft_ce(Tensor a, Tensor target, object weight, int red, double smo
         raise RuntimeError(f"weight tensor should be defined either for all {C} classes or no "
                            f"classes but got weight tensor of shape: {list(_shp(w))}")
     lp = _empty_like(x)
-    _lkern(x).softmax(outer, C, inner, _ptr(x), 1, _ptr(lp))
+    _lkern(x).softmax(outer, C, inner, _ptr(x), 1, _ptr(lp), NULL)
     if red == 0:
         out = _empty_shape(_shp(x)[:1] + _shp(x)[2:] if cnp.PyArray_NDIM(x) > 1 else (),
                            cnp.PyArray_TYPE(x))
