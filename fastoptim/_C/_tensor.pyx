@@ -54,7 +54,9 @@ cimport cython
 cimport numpy as cnp
 from libc.stdint cimport int64_t, uint64_t, uintptr_t
 from libc.math cimport INFINITY, NAN, pow as c_pow
-from cpython.tuple cimport PyTuple_CheckExact, PyTuple_GET_ITEM, PyTuple_GET_SIZE
+from cpython.tuple cimport (PyTuple_CheckExact, PyTuple_GET_ITEM, PyTuple_GET_SIZE, PyTuple_New,
+                            PyTuple_SET_ITEM)
+from cpython.long cimport PyLong_FromSsize_t
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
 from libc.string cimport memmove
 
