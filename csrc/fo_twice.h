@@ -11,10 +11,9 @@
 
 /* The element passes (the loss kernels' exp and log polynomials, point-wise formulas and
  * class gradients; the reductions' add chains) are bound by arithmetic, so each is compiled
- * twice: FO_TWICE(name, params,
- * args) makes, from the always-inline body name##body (declared FO_BODY), the function name()
- * that runs it compiled for the baseline target or, when fo_simd_avx2 says so, for AVX2 (eight
- * float lanes, blends, three-operand forms).  No FMA in either (the AVX2 target does not
+ * twice: FO_TWICE(name, params, args) makes, from the always-inline body name##body (declared
+ * FO_BODY), the function name() that runs it compiled for the baseline target or, when
+ * fo_simd_avx2 says so, for AVX2 (eight float lanes, blends, three-operand forms).  No FMA in either (the AVX2 target does not
  * enable it, -std=c99 does not contract): the two give the same bits (fo_simd.c).  Both carry
  * FO_NO_TRAPPING, without which gcc would not if-convert fo_vmath.h's selects (last session's
  * target_clones attempt lost it in the clone, whose exp pass stayed scalar). */
@@ -51,7 +50,6 @@
 #define FO_TWICE(name, params, args) FO_TWICE_(name, params, args, args, args)
 #define FO_TWICE_V(name, params, args)                                                     \
     FO_TWICE_(name, params, args, (0, FO_UNPAREN_ args), (1, FO_UNPAREN_ args))
-
 
 /* a private helper's name for the dtype being instantiated (fo_exp_run_f32_), and its
  * FO_TWICE body's (fo_exp_run_f32_body): FO_TWICE(FO_H(x), ...) takes the body FO_B(x) */
