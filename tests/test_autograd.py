@@ -527,6 +527,27 @@ def test_long_chain_no_recursion_limit():
     del y   # freeing a long chain must not overflow the C stack either
 
 
+def test_wide_graph_with_paths_of_different_lengths():
+    """The sort's stack and result outgrow their first buffers in breadth (300 leaves, 300
+    products) and a shared tensor is reached by paths of 1 and of k + 1 steps: every
+    gradient must still arrive before the tensor it feeds is processed."""
+    xs = [fo.tensor([float(k)], dtype=fo.float64, requires_grad=True) for k in range(300)]
+    s = fo.tensor([2.0], dtype=fo.float64, requires_grad=True)
+    h = s * 1.0
+    terms = []
+    for k, x in enumerate(xs):
+        v = h
+        for _ in range(k % 5):
+            v = v * 1.0
+        terms.append(x * v)
+    total = terms[0]
+    for t in terms[1:]:
+        total = total + t
+    (total + h).sum().backward()
+    np.testing.assert_allclose([x.grad.item() for x in xs], [2.0] * 300)
+    np.testing.assert_allclose(s.grad.numpy(), [sum(range(300)) + 1.0])
+
+
 def test_leaf_grad_is_not_aliased_with_upstream_buffers():
     # a pass-through gradient (add) must be copied before it lands in two leaves' .grad
     a = fo.tensor([1.0, 2.0], requires_grad=True)

@@ -58,7 +58,9 @@ from cpython.tuple cimport (PyTuple_CheckExact, PyTuple_GET_ITEM, PyTuple_GET_SI
                             PyTuple_SET_ITEM)
 from cpython.long cimport PyLong_FromSsize_t
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
-from libc.string cimport memmove
+from libc.string cimport memcpy, memmove
+from libc.stdlib cimport free, malloc
+from cpython.list cimport PyList_New, PyList_SET_ITEM
 
 from fastoptim._C.kernels cimport *
 
