@@ -543,8 +543,9 @@ def _ulps(got, want):
 
 def test_float32_log_and_log1p_polynomials_over_the_range():
     """BCE's float32 logs are fo_vmath.h's polynomials: -max(log x, -100) (target 1) and
-    -max(log1p(-x), -100) (target 0), held to 2 ulp of float64's log over (0, 1] in float32,
-    subnormals and 0 (log 0 = -inf, clamped to 100) included."""
+    -max(log1p(-x), -100) (target 0), held to 2 and 1.5 ulp of float64's over (0, 1] in
+    float32, subnormals and 0 (log 0 = -inf, clamped to 100) included (log1p's exact-error
+    form is within 1.44 ulp over every float of [0, 1]; the division form was 2.02)."""
     x = np.concatenate([np.geomspace(1e-45, 1.0, 200001), np.linspace(0.0, 1.0, 100001),
                         [0.0, 1e-45, 1e-40, 1.1754942e-38, 1.1754944e-38, 0.5, 0.70710677,
                          0.70710683, 1.0 - 2**-24, 1.0]]).astype(np.float32)
@@ -555,7 +556,7 @@ def test_float32_log_and_log1p_polynomials_over_the_range():
     got = F.binary_cross_entropy(_fo(x), _fo(np.ones_like(x)), reduction="none").numpy()
     assert _ulps(got, want_log).max() <= 2.0
     got = F.binary_cross_entropy(_fo(x), _fo(np.zeros_like(x)), reduction="none").numpy()
-    assert _ulps(got, want_log1p).max() <= 2.0
+    assert _ulps(got, want_log1p).max() <= 1.5
 
 
 def test_float32_exp_polynomial_over_the_range():
