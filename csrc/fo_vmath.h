@@ -154,6 +154,16 @@ FO_NO_TRAPPING static inline float fo_vlogf(float x)
     return out;
 }
 
+/* log x for x >= 1 (finite) or NaN only -- the softmax row sums s = sum exp(x - max), each
+ * >= 1 (the max's own term) and < 2^31: fo_vlogf's values bit for bit (no subnormal scaling
+ * to skip past, and of its end selects only NaN's can apply), with a chain ~6 ops shorter
+ * for the short (latency-bound) passes over one sum per row. */
+FO_NO_TRAPPING static inline float fo_vlogf_ge1(float x)
+{
+    const float r = fo_vlogf_normal(x, 0);
+    return x != x ? x : r;
+}
+
 /* log1p(u) for -1 < u <= 1: w = 1 + u rounded, c = u - (w - 1) its rounding error, exact
  * (Fast2Sum: |u| <= 1), and log1p(u) = log(w) + log1p(c / w) = log(w) + c / w to far below
  * an ulp; 1 / w is taken as 2 - w, off by (1 - w)^2 relatively: c is at most half an ulp of
