@@ -13,10 +13,11 @@
  * class gradients; the reductions' add chains) are bound by arithmetic, so each is compiled
  * twice: FO_TWICE(name, params, args) makes, from the always-inline body name##body (declared
  * FO_BODY), the function name() that runs it compiled for the baseline target or, when
- * fo_simd_avx2 says so, for AVX2 (eight float lanes, blends, three-operand forms).  No FMA in either (the AVX2 target does not
- * enable it, -std=c99 does not contract): the two give the same bits (fo_simd.c).  Both carry
- * FO_NO_TRAPPING, without which gcc would not if-convert fo_vmath.h's selects (last session's
- * target_clones attempt lost it in the clone, whose exp pass stayed scalar). */
+ * fo_simd_avx2 says so, for AVX2 (eight float lanes, blends, three-operand forms).  No FMA
+ * in either (the AVX2 target does not enable it, -std=c99 does not contract): the two give
+ * the same bits (fo_simd.c).  Both carry FO_NO_TRAPPING, without which gcc would not
+ * if-convert fo_vmath.h's selects (last session's target_clones attempt lost it in the
+ * clone, whose exp pass stayed scalar). */
 #if defined(__GNUC__) || defined(__clang__)
 #define FO_BODY static inline __attribute__((always_inline)) FO_NO_TRAPPING
 #else
